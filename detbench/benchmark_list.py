@@ -1,0 +1,182 @@
+"""The benchmark list: one seeded sample of validation images that every model shares.
+
+File format (`benchmark_list.txt`): one image path per line, as the user
+specification asks, preceded by `# key: value` header lines that record how the
+list was made, so that a later run can tell whether it still fits. Readers
+that skip lines starting with `#` see exactly one path per line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from detbench.atomic import write_text_atomic
+from detbench.datasets import find_val_images
+from detbench.errors import DetbenchError
+
+MAGIC = "# detbench benchmark list v1"
+LIST_FILENAME = "benchmark_list.txt"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def population_digest(images: list[Path], root: Path) -> str:
+    """Hash of the sorted image names relative to the dataset root (independent of where it lives)."""
+    names = []
+    for image in images:
+        try:
+            names.append(image.relative_to(root).as_posix())
+        except ValueError:
+            names.append(image.as_posix())
+    return sha256_text("\n".join(sorted(names)))
+
+
+@dataclass
+class BenchmarkList:
+    paths: list[str]
+    seed: int
+    requested_size: int
+    population_size: int
+    population_sha256: str
+    data: str
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the list's path lines, in order."""
+        return sha256_text("\n".join(self.paths) + "\n")
+
+    @property
+    def truncated(self) -> bool:
+        return self.population_size < self.requested_size
+
+    def render(self) -> str:
+        header = [
+            MAGIC,
+            f"# seed: {self.seed}",
+            f"# requested_size: {self.requested_size}",
+            f"# population_size: {self.population_size}",
+            f"# population_sha256: {self.population_sha256}",
+            f"# data: {self.data}",
+        ]
+        return "\n".join(header + self.paths) + "\n"
+
+
+def sample_list(data_yaml: str | Path, size: int, seed: int) -> BenchmarkList:
+    """Sort the val images, then draw `size` of them with `random.Random(seed)` (all if fewer)."""
+    population, root = find_val_images(data_yaml)
+    chosen = random.Random(seed).sample(population, min(size, len(population)))
+    return BenchmarkList(
+        paths=[str(p) for p in chosen],
+        seed=seed,
+        requested_size=size,
+        population_size=len(population),
+        population_sha256=population_digest(population, root),
+        data=str(Path(data_yaml).resolve()),
+    )
+
+
+def read_list(path: str | Path) -> BenchmarkList:
+    """Parse a benchmark list file; a plain one-path-per-line file is accepted too."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise DetbenchError(f"benchmark list {path} not found") from exc
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise DetbenchError(f"benchmark list {path} is not a text file; delete it to make a new one") from exc
+    header: dict[str, str] = {}
+    paths: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            key, sep, value = line.lstrip("#").partition(":")
+            if sep:
+                header[key.strip()] = value.strip()
+            continue
+        if "\x00" in line:
+            raise DetbenchError(f"benchmark list {path} holds a line with a NUL byte; delete it to make a new one")
+        paths.append(line)
+    if not paths:
+        raise DetbenchError(f"benchmark list {path} names no images; delete it to make a new one")
+
+    def int_field(key: str, default: int) -> int:
+        try:
+            return int(header.get(key, default))
+        except ValueError as exc:
+            raise DetbenchError(f"benchmark list {path}: header '{key}' is not an integer") from exc
+
+    return BenchmarkList(
+        paths=paths,
+        seed=int_field("seed", -1),
+        requested_size=int_field("requested_size", len(paths)),
+        population_size=int_field("population_size", len(paths)),
+        population_sha256=header.get("population_sha256", ""),
+        data=header.get("data", ""),
+    )
+
+
+def write_list(blist: BenchmarkList, path: str | Path) -> None:
+    write_text_atomic(path, blist.render())
+
+
+@dataclass
+class ListOutcome:
+    blist: BenchmarkList
+    path: Path
+    created: bool
+    note: str = ""
+
+
+def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, seed: int,
+                use_existing: bool, data_from_flag: bool = True) -> ListOutcome:
+    """Create the list on first use, reuse it after; refuse to reuse one made differently.
+
+    `use_existing` (the --use_benchmark_list flag) reuses whatever list is there
+    as is. Without it an existing list is reused only if it was made from the
+    same data, seed and size; otherwise the run stops rather than overwrite it.
+    A file lock makes concurrent first runs agree on one list.
+    """
+    list_path = Path(list_path)
+    list_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(list_path) + ".lock", timeout=600):
+        if list_path.exists():
+            existing = read_list(list_path)
+            if use_existing:
+                return ListOutcome(existing, list_path, created=False)
+            if data_yaml is None:
+                return ListOutcome(existing, list_path, created=False,
+                                   note="no data YAML known: list reused without checking its origin")
+            if not Path(data_yaml).is_file() and not data_from_flag:
+                return ListOutcome(existing, list_path, created=False,
+                                   note=f"checkpoint's data YAML {data_yaml} not found: list reused unchecked")
+            wanted = sample_list(data_yaml, size, seed)
+            if (existing.seed, existing.requested_size, existing.population_sha256) != (
+                    wanted.seed, wanted.requested_size, wanted.population_sha256):
+                raise DetbenchError(
+                    f"{list_path} was made from other data, seed or size (seed {existing.seed}, size "
+                    f"{existing.requested_size}, data {existing.data or '?'}; this run: seed {seed}, size {size}, "
+                    f"data {Path(data_yaml).resolve()}): pass --use_benchmark_list to reuse it as is, or delete it "
+                    f"or choose another --out to make a new one")
+            return ListOutcome(existing, list_path, created=False)
+        if use_existing:
+            raise DetbenchError(f"--use_benchmark_list: no list at {list_path}; run once without the flag to create "
+                                f"it, or point --out at the folder that holds it")
+        if data_yaml is None:
+            raise DetbenchError("no dataset to draw the benchmark list from: pass --data DATA.yaml (the weights carry "
+                                "no train_args['data'])")
+        blist = sample_list(data_yaml, size, seed)
+        write_list(blist, list_path)
+        note = ""
+        if blist.truncated:
+            note = (f"val split has only {blist.population_size} images (< --benchmark_size {size}): "
+                    f"all of them are used")
+        return ListOutcome(blist, list_path, created=True, note=note)

@@ -1,0 +1,45 @@
+"""Parameter and FLOP counts.
+
+`gflops` follows Ultralytics: THOP multiply-accumulates x 2, profiled on a
+stride-sized proxy image and scaled to the run's image size, on the fused
+model (as Ultralytics prints for a model ready to predict). The unfused count
+is reported beside it, and torch's own FlopCounterMode (dispatcher-level,
+2 x MAC) on a real imgsz input is kept as an independent cross-check.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from detbench.errors import DetbenchError
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def ultralytics_gflops(model: nn.Module, imgsz: int) -> float:
+    """GFLOPs at imgsz x imgsz by Ultralytics' own method; a zero count is an error."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    gflops = float(get_flops(copy.deepcopy(model), imgsz))
+    if not gflops > 0:
+        raise DetbenchError(f"FLOPs counting failed for this model at imgsz {imgsz} (Ultralytics returned "
+                            f"{gflops}); the model may contain layers THOP cannot trace")
+    return gflops
+
+
+def torch_gflops(model: nn.Module, imgsz: int) -> float | None:
+    """GFLOPs by torch.utils.flop_counter on one real forward pass; None if it cannot count."""
+    parameter = next(model.parameters())
+    image = torch.zeros(1, 3, imgsz, imgsz, dtype=parameter.dtype, device=parameter.device)
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            model(image)
+    except Exception:
+        return None
+    return counter.get_total_flops() / 1e9

@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Benchmark one YOLO model: `python scripts/benchmark_model.py --weights best.pt --device 0`."""
+
+import sys
+
+from detbench.cli import bench_main
+
+if __name__ == "__main__":
+    sys.exit(bench_main())

@@ -1,0 +1,53 @@
+"""Session fixtures: real images, real checkpoints (saved from YAML and trained by Ultralytics)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import detbench  # noqa: F401  (offline settings before Ultralytics)
+from detbench.testing import make_dataset, save_untrained, train_tiny
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """data.yaml of a synthetic dataset: 16 train and 60 val images of mixed sizes."""
+    return make_dataset(tmp_path_factory.mktemp("data"), n_train=16, n_val=60, seed=1)
+
+
+@pytest.fixture(scope="session")
+def yaml_checkpoint(tmp_path_factory, dataset) -> Path:
+    """YOLOv8n built from yolov8n.yaml, saved with train_args['data'] pointing at `dataset`."""
+    return save_untrained("yolov8n.yaml", tmp_path_factory.mktemp("ckpt") / "yolov8n.pt", dataset)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, dataset) -> Path:
+    """A 1-epoch Ultralytics training at imgsz 64: runs/baseline/seed0/{weights/best.pt,results.csv}."""
+    root = tmp_path_factory.mktemp("runs")
+    return train_tiny("yolov8n.yaml", dataset, root / "runs" / "baseline", "seed0")
+
+
+@pytest.fixture(scope="session")
+def trained_best(trained_run) -> Path:
+    return trained_run / "weights" / "best.pt"
+
+
+def run_cli(*args: str, cwd: Path | str | None = None, timeout: int = 600,
+            script: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m detbench.cli ARGS` (or a scripts/ file) as a user would, capturing output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, str(REPO / "scripts" / script)] if script else [sys.executable, "-m",
+                                                                              "detbench.cli"]
+    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

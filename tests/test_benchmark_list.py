@@ -1,0 +1,113 @@
+"""List creation, seed consistency, loading, file validation and reuse (spec §4 and §5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from detbench.benchmark_list import obtain_list, read_list, sample_list
+from detbench.datasets import find_val_images
+from detbench.errors import DetbenchError
+
+
+def test_population_is_sorted_and_complete(dataset):
+    images, root = find_val_images(dataset)
+    assert len(images) == 60
+    assert images == sorted(images)
+    assert all(p.is_file() and p.suffix == ".jpg" for p in images)
+
+
+def test_same_seed_same_list_other_seed_other_list(dataset):
+    first = sample_list(dataset, 20, seed=42)
+    again = sample_list(dataset, 20, seed=42)
+    other = sample_list(dataset, 20, seed=7)
+    assert first.paths == again.paths and first.sha256 == again.sha256
+    assert first.paths != other.paths and first.sha256 != other.sha256
+    assert len(set(first.paths)) == 20
+
+
+def test_sample_matches_python_random_sample_of_sorted_images(dataset):
+    import random
+
+    images, _ = find_val_images(dataset)
+    random.seed(42)
+    expected = [str(p) for p in random.sample(images, 25)]
+    assert sample_list(dataset, 25, seed=42).paths == expected
+
+
+def test_created_then_reused(tmp_path, dataset):
+    path = tmp_path / "benchmark_list.txt"
+    created = obtain_list(path, dataset, 20, 42, use_existing=False)
+    assert created.created and path.is_file()
+    before = path.read_bytes()
+    reused = obtain_list(path, dataset, 20, 42, use_existing=False)
+    assert not reused.created and reused.blist.paths == created.blist.paths
+    flagged = obtain_list(path, None, 999, 1, use_existing=True)
+    assert flagged.blist.paths == created.blist.paths
+    assert path.read_bytes() == before
+
+
+def test_round_trip_and_plain_reader_sees_one_path_per_line(tmp_path, dataset):
+    path = tmp_path / "benchmark_list.txt"
+    blist = obtain_list(path, dataset, 15, 3, use_existing=False).blist
+    loaded = read_list(path)
+    assert (loaded.paths, loaded.seed, loaded.requested_size) == (blist.paths, 3, 15)
+    assert loaded.sha256 == blist.sha256
+    plain = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    assert plain == blist.paths
+
+
+def test_list_from_other_seed_or_size_is_not_overwritten(tmp_path, dataset):
+    path = tmp_path / "benchmark_list.txt"
+    obtain_list(path, dataset, 20, 42, use_existing=False)
+    before = path.read_bytes()
+    for size, seed in ((20, 1), (30, 42)):
+        with pytest.raises(DetbenchError, match="--use_benchmark_list"):
+            obtain_list(path, dataset, size, seed, use_existing=False)
+    assert path.read_bytes() == before
+
+
+def test_use_benchmark_list_without_a_list_is_an_error(tmp_path, dataset):
+    with pytest.raises(DetbenchError, match="no list at"):
+        obtain_list(tmp_path / "benchmark_list.txt", dataset, 20, 42, use_existing=True)
+    assert not (tmp_path / "benchmark_list.txt").exists()
+
+
+def test_size_larger_than_split_uses_all_and_says_so(tmp_path, dataset):
+    outcome = obtain_list(tmp_path / "l.txt", dataset, 500, 42, use_existing=False)
+    assert len(outcome.blist.paths) == 60 and outcome.blist.truncated
+    assert "only 60 images" in outcome.note
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "names no images"),
+    ("# detbench benchmark list v1\n# seed: 1\n", "names no images"),
+    ("# seed: x\n/a.jpg\n", "not an integer"),
+])
+def test_invalid_list_files_are_rejected(tmp_path, content, message):
+    path = tmp_path / "benchmark_list.txt"
+    path.write_text(content)
+    with pytest.raises(DetbenchError, match=message):
+        read_list(path)
+
+
+def test_binary_list_file_is_rejected(tmp_path):
+    path = tmp_path / "benchmark_list.txt"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DetbenchError, match="not a text file"):
+        read_list(path)
+
+
+def test_data_yaml_forms(tmp_path, dataset):
+    images, root = find_val_images(dataset)
+    listing = tmp_path / "val.txt"
+    listing.write_text("\n".join(str(p) for p in images[:5]) + "\n")
+    yaml_txt = tmp_path / "txt.yaml"
+    yaml_txt.write_text(f"path: {tmp_path}\nval: val.txt\n")
+    assert find_val_images(yaml_txt)[0] == sorted(images[:5])
+    yaml_list = tmp_path / "list.yaml"
+    yaml_list.write_text(f"path: {root}\nval: [images/val, images/train]\n")
+    assert len(find_val_images(yaml_list)[0]) == 76
+    bad = tmp_path / "noval.yaml"
+    bad.write_text("train: images/train\n")
+    with pytest.raises(DetbenchError, match="no 'val' entry"):
+        find_val_images(bad)

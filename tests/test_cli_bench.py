@@ -1,0 +1,93 @@
+"""The runner as a user calls it: scripts/benchmark_model.py and `detbench bench` in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from detbench.report import REQUIRED_LATENCY, load_report
+
+SPEC_FLAGS = ["--weights", "--imgsz", "--device", "--warmup", "--iters", "--batch", "--data", "--seed",
+              "--benchmark_size", "--use_benchmark_list", "--name", "--out", "--threads"]
+QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "6", "--threads", "1"]
+
+
+def test_help_lists_every_flag(cli):
+    result = cli("--help", script="benchmark_model.py")
+    assert result.returncode == 0
+    for flag in SPEC_FLAGS:
+        assert flag in result.stdout
+    assert "--benchmark-size" in result.stdout
+
+
+def test_trained_checkpoint_without_data_then_second_model_reuses_list(cli, tmp_path, trained_best,
+                                                                      yaml_checkpoint):
+    first = cli("--weights", str(trained_best), *QUICK, "--batch", "2", script="benchmark_model.py", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    expected = ["✓ created benchmark list: results/bench/benchmark_list.txt", "✓ model loaded", "✓ params: ",
+                "✓ GFLOPs: ", "✓ latency (mean): ", "✓ saved: results/bench/baseline.json"]
+    ticks = [line for line in lines if line.startswith("✓")]
+    assert len(ticks) == len(expected)
+    for line, start in zip(ticks, expected, strict=True):
+        assert line.startswith(start), (line, start)
+    assert re.search(r"✓ params: [\d,]+$", first.stdout, re.M)
+
+    second = cli("--weights", str(yaml_checkpoint), *QUICK, "--use_benchmark_list", "--name", "other",
+                 script="benchmark_model.py", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "✓ loaded benchmark list" in second.stdout
+
+    a = load_report(tmp_path / "results/bench/baseline.json")
+    b = load_report(tmp_path / "results/bench/other.json")
+    assert a["inputs"]["list_sha256"] == b["inputs"]["list_sha256"]
+    assert a["inputs"]["decoded_sha256"] == b["inputs"]["decoded_sha256"]
+    assert a["metadata"]["benchmark_size"] == 60 and a["inputs"]["truncated"]
+
+    meta = a["metadata"]
+    assert (meta["model_name"], meta["imgsz"], meta["batch"], meta["device"]) == ("baseline", 64, 2, "cpu")
+    assert (meta["warmup"], meta["iters"], meta["benchmark_size_requested"], meta["seed"]) == (2, 6, 200, 42)
+    for key in REQUIRED_LATENCY:
+        assert a["latency"][key] > 0
+    assert len(a["samples"]["latency_ms"]) == 6
+    assert a["throughput"]["fps_mean"] == 2 * 1000 / a["latency"]["mean_ms"]
+    assert a["memory"]["peak_gpu_mem_MB"] is None and a["memory"]["peak_rss_MB"] > 0
+    assert a["model_complexity"]["gflops"] > 0 and a["model_complexity"]["params_M"] > 0
+    assert a["settings"]["threads"] == 1
+    assert a["environment"]["torch"] and a["environment"]["ultralytics"]
+
+
+def test_report_json_round_trips(cli, tmp_path, yaml_checkpoint):
+    result = cli("bench", "--weights", str(yaml_checkpoint), *QUICK, "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "o" / "yolov8n.json"
+    report = json.loads(path.read_text())
+    assert json.loads(json.dumps(report)) == report
+    assert set(report) >= {"metadata", "model_complexity", "latency", "throughput", "memory", "schema_version",
+                           "environment", "inputs", "command", "settings"}
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_imgsz_not_multiple_of_stride_is_rounded_up_and_reported(cli, tmp_path, yaml_checkpoint):
+    result = cli("bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "70", "--warmup", "0",
+                 "--iters", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = load_report(tmp_path / "yolov8n.json")
+    assert (report["metadata"]["imgsz"], report["metadata"]["imgsz_requested"]) == (96, 70)
+    assert "stride" in " ".join(report["notes"])
+
+
+def test_errors_are_one_line_and_write_nothing(cli, tmp_path, yaml_checkpoint):
+    cases = [
+        (["--weights", str(tmp_path / "missing.pt")], "file not found"),
+        (["--weights", str(yaml_checkpoint), "--iters", "0"], "--iters"),
+        (["--weights", str(yaml_checkpoint), "--device", "0"], "--device"),
+        (["--weights", str(yaml_checkpoint), "--use_benchmark_list"], "--use_benchmark_list"),
+    ]
+    for args, needle in cases:
+        result = cli("bench", *args, "--out", str(tmp_path / "out"), "--imgsz", "64")
+        assert result.returncode != 0
+        message = result.stderr.strip()
+        assert message.startswith("error:") and "\n" not in message and needle in message, message
+        assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
