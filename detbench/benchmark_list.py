@@ -18,6 +18,7 @@ from filelock import FileLock
 from detbench.atomic import write_text_atomic
 from detbench.datasets import find_val_images
 from detbench.errors import DetbenchError
+from detbench.inputs import check_images
 
 MAGIC = "# detbench benchmark list v1"
 LIST_FILENAME = "benchmark_list.txt"
@@ -91,6 +92,8 @@ def read_list(path: str | Path) -> BenchmarkList:
         raise DetbenchError(f"benchmark list {path} not found") from exc
     except (UnicodeDecodeError, IsADirectoryError) as exc:
         raise DetbenchError(f"benchmark list {path} is not a text file; delete it to make a new one") from exc
+    except OSError as exc:
+        raise DetbenchError(f"benchmark list {path}: cannot read it ({exc.strerror}); check its permissions") from exc
     header: dict[str, str] = {}
     paths: list[str] = []
     for raw in text.splitlines():
@@ -114,7 +117,7 @@ def read_list(path: str | Path) -> BenchmarkList:
         except ValueError as exc:
             raise DetbenchError(f"benchmark list {path}: header '{key}' is not an integer") from exc
 
-    return BenchmarkList(
+    blist = BenchmarkList(
         paths=paths,
         seed=int_field("seed", -1),
         requested_size=int_field("requested_size", len(paths)),
@@ -122,6 +125,11 @@ def read_list(path: str | Path) -> BenchmarkList:
         population_sha256=header.get("population_sha256", ""),
         data=header.get("data", ""),
     )
+    expected = min(blist.requested_size, blist.population_size)
+    if text.startswith(MAGIC) and len(paths) != expected:
+        raise DetbenchError(f"benchmark list {path} is incomplete or edited: {len(paths)} paths, its header says "
+                            f"{expected}; delete it to make a new one")
+    return blist
 
 
 def write_list(blist: BenchmarkList, path: str | Path) -> None:
@@ -143,40 +151,52 @@ def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, 
     `use_existing` (the --use_benchmark_list flag) reuses whatever list is there
     as is. Without it an existing list is reused only if it was made from the
     same data, seed and size; otherwise the run stops rather than overwrite it.
-    A file lock makes concurrent first runs agree on one list.
+    Nothing is written unless the list is new and its data and images check out;
+    a file lock makes concurrent first runs agree on one list. Lists are written
+    atomically, so reading one needs no lock.
     """
     list_path = Path(list_path)
+    if list_path.exists():
+        return _reuse(list_path, data_yaml, size, seed, use_existing, data_from_flag)
+    if use_existing:
+        raise DetbenchError(f"--use_benchmark_list: no list at {list_path}; run once without the flag to create "
+                            f"it, or point --out at the folder that holds it")
+    if data_yaml is None:
+        raise DetbenchError("no dataset to draw the benchmark list from: pass --data DATA.yaml (the weights carry "
+                            "no train_args['data'])")
+    blist = sample_list(data_yaml, size, seed)
+    check_images(blist.paths)
     list_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(list_path) + ".lock", timeout=600):
-        if list_path.exists():
-            existing = read_list(list_path)
-            if use_existing:
-                return ListOutcome(existing, list_path, created=False)
-            if data_yaml is None:
-                return ListOutcome(existing, list_path, created=False,
-                                   note="no data YAML known: list reused without checking its origin")
-            if not Path(data_yaml).is_file() and not data_from_flag:
-                return ListOutcome(existing, list_path, created=False,
-                                   note=f"checkpoint's data YAML {data_yaml} not found: list reused unchecked")
-            wanted = sample_list(data_yaml, size, seed)
-            if (existing.seed, existing.requested_size, existing.population_sha256) != (
-                    wanted.seed, wanted.requested_size, wanted.population_sha256):
-                raise DetbenchError(
-                    f"{list_path} was made from other data, seed or size (seed {existing.seed}, size "
-                    f"{existing.requested_size}, data {existing.data or '?'}; this run: seed {seed}, size {size}, "
-                    f"data {Path(data_yaml).resolve()}): pass --use_benchmark_list to reuse it as is, or delete it "
-                    f"or choose another --out to make a new one")
-            return ListOutcome(existing, list_path, created=False)
-        if use_existing:
-            raise DetbenchError(f"--use_benchmark_list: no list at {list_path}; run once without the flag to create "
-                                f"it, or point --out at the folder that holds it")
-        if data_yaml is None:
-            raise DetbenchError("no dataset to draw the benchmark list from: pass --data DATA.yaml (the weights carry "
-                                "no train_args['data'])")
-        blist = sample_list(data_yaml, size, seed)
+        if list_path.exists():  # another run made it while this one waited for the lock
+            return _reuse(list_path, data_yaml, size, seed, use_existing, data_from_flag, wanted=blist)
         write_list(blist, list_path)
-        note = ""
-        if blist.truncated:
-            note = (f"val split has only {blist.population_size} images (< --benchmark_size {size}): "
-                    f"all of them are used")
-        return ListOutcome(blist, list_path, created=True, note=note)
+    note = ""
+    if blist.truncated:
+        note = (f"val split has only {blist.population_size} images (< --benchmark_size {size}): "
+                f"all of them are used")
+    return ListOutcome(blist, list_path, created=True, note=note)
+
+
+def _reuse(list_path: Path, data_yaml: str | Path | None, size: int, seed: int, use_existing: bool,
+           data_from_flag: bool, wanted: BenchmarkList | None = None) -> ListOutcome:
+    """The existing list, if it was made the way this run would make it (or --use_benchmark_list)."""
+    existing = read_list(list_path)
+    if use_existing:
+        return ListOutcome(existing, list_path, created=False)
+    if data_yaml is None:
+        return ListOutcome(existing, list_path, created=False,
+                           note="no data YAML known: list reused without checking its origin")
+    if not Path(data_yaml).is_file() and not data_from_flag:
+        return ListOutcome(existing, list_path, created=False,
+                           note=f"checkpoint's data YAML {data_yaml} not found: list reused unchecked")
+    wanted = wanted or sample_list(data_yaml, size, seed)
+    # Same header but other paths: a dataset with the same file names elsewhere (or moved).
+    if (existing.seed, existing.requested_size, existing.population_sha256, existing.paths) != (
+            wanted.seed, wanted.requested_size, wanted.population_sha256, wanted.paths):
+        raise DetbenchError(
+            f"{list_path} was made from other data, seed or size (seed {existing.seed}, size "
+            f"{existing.requested_size}, data {existing.data or '?'}; this run: seed {seed}, size {size}, "
+            f"data {Path(data_yaml).resolve()}): pass --use_benchmark_list to reuse it as is, or delete it "
+            f"or choose another --out to make a new one")
+    return ListOutcome(existing, list_path, created=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 import detbench  # noqa: F401  (offline settings first)
@@ -35,9 +36,38 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "threads", type=int, default=None, help="CPU threads for torch (default: all available cores)")
     _flag(parser, "unsafe_load", action="store_true",
           help="load the checkpoint with a full pickle load (runs code inside it: only for trusted files)")
+    _flag(parser, "half", action="store_true", help="run model and inputs in fp16 (CUDA only)")
+    _flag(parser, "amp", action="store_true", help="autocast an fp32 model (fp16 on CUDA, bf16 on CPU)")
+    _flag(parser, "channels_last", action="store_true", help="channels-last memory format for model and inputs")
+    _flag(parser, "cudnn_benchmark", action=argparse.BooleanOptionalAction, default=True,
+          help="let cuDNN autotune convolutions during the warm-up (default on; recorded)")
+    _flag(parser, "cuda_graph", action="store_true",
+          help="capture the forward once as a CUDA graph and replay it in the timed loop (CUDA only)")
+    _flag(parser, "min_time", type=float, default=0.0,
+          help="time at least this many seconds as well as at least --iters iterations (default 0)")
+    _flag(parser, "target_ci", type=float, default=None,
+          help="then keep timing until the median's 95%% CI half-width is at most this fraction of the median "
+               "(e.g. 0.01), within --max-time")
+    _flag(parser, "max_time", type=float, default=None,
+          help="seconds the timed loop may run to reach --target-ci (default 60; never cuts --iters/--min-time)")
+    _flag(parser, "pipeline", action="store_true",
+          help="also time preprocess, inference and postprocess (NMS) per image, and their sum")
     parser.add_argument(
         "--plugin", dest="plugins", action="append", default=[],
         help="module or .py file with custom layers to allow and register (repeatable)")
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reports", nargs="*", help="report files or folders (default: every *.json in --dir)")
+    parser.add_argument("--dir", default="results/bench", help="folder of reports (default results/bench)")
+    parser.add_argument("--baseline", default=None, help="model the deltas refer to (default: the one named baseline)")
+    parser.add_argument("--output", default=None, help="write the comparison as CSV to this path")
+    parser.add_argument("--format", dest="formats", action="append", default=[], choices=["csv", "md", "latex"],
+                        help="also write csv/md/latex (repeatable): next to --output, else DIR/comparison.*")
+    parser.add_argument("--plots", default=None, help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars)")
+    parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=0.02,
+                        help="smallest relative change of the median called significant (default 0.02 = 2 %%)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate, Holm (default 0.05)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     bench = sub.add_parser("bench", help="benchmark one model", description="Benchmark one model.")
     add_bench_arguments(bench)
+    compare = sub.add_parser("compare", help="compare benchmark reports",
+                             description="Compare benchmark reports against a baseline, with significance.")
+    add_compare_arguments(compare)
+    from detbench import ablation, demo
+
+    ablate = sub.add_parser("ablate", help="benchmark every model of a study, each in a fresh process",
+                            description="Benchmark every results/runs/*/seed*/weights/best.pt (or --models) on one "
+                                        "shared list, each model in a fresh process; resumable.")
+    ablation.add_arguments(ablate)
+    demo_parser = sub.add_parser("demo", help="offline demo: six zoo models on a synthetic dataset, compared",
+                                 description="Build a workspace with a synthetic dataset and the six zoo models, "
+                                             "benchmark them and compare them, offline.")
+    demo.add_arguments(demo_parser)
     return parser
 
 
@@ -55,29 +98,69 @@ def bench_config_from_args(args: argparse.Namespace):
                        iters=args.iters, batch=args.batch, data=args.data, seed=args.seed,
                        benchmark_size=args.benchmark_size, use_benchmark_list=args.use_benchmark_list,
                        name=args.name, out=args.out, list_path=args.list, threads=args.threads,
-                       unsafe_load=args.unsafe_load, plugins=list(args.plugins))
+                       unsafe_load=args.unsafe_load, plugins=list(args.plugins), half=args.half, amp=args.amp,
+                       channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
+                       cuda_graph=args.cuda_graph, min_time=args.min_time, target_ci=args.target_ci,
+                       max_time=args.max_time, pipeline=args.pipeline)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    cfg = bench_config_from_args(args)  # flag errors before the heavy imports
     from detbench.runner import run_bench
 
-    run_bench(bench_config_from_args(args), argv=sys.argv)
+    run_bench(cfg, argv=sys.argv)
     return 0
 
 
-COMMANDS = {"bench": cmd_bench}
+def cmd_compare(args: argparse.Namespace) -> int:
+    from detbench.compare import run_compare
+
+    return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
+                       formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha,
+                       out_dir=args.dir)
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from detbench.ablation import options_from_args, run_ablation
+
+    return run_ablation(options_from_args(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from detbench.demo import options_from_args, run_demo
+
+    return run_demo(options_from_args(args))
+
+
+COMMANDS = {"bench": cmd_bench, "compare": cmd_compare, "ablate": cmd_ablate, "demo": cmd_demo}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs and no partial file is left."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
         return COMMANDS[args.command](args)
     except DetbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + str(exc).replace("\r", " ").replace("\n", " "), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: no report was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{' (SIGTERM)' if isinstance(exc, Terminated) else ''}: no partial report or list was "
+              f"left; results finished before it are kept", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def bench_main(argv: list[str] | None = None) -> int:

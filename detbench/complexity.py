@@ -13,7 +13,6 @@ import copy
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from detbench.errors import DetbenchError
 
@@ -35,6 +34,8 @@ def ultralytics_gflops(model: nn.Module, imgsz: int) -> float:
 
 def torch_gflops(model: nn.Module, imgsz: int) -> float | None:
     """GFLOPs by torch.utils.flop_counter on one real forward pass; None if it cannot count."""
+    from torch.utils.flop_counter import FlopCounterMode  # imported here: it costs ~0.5 s (triton) per process
+
     parameter = next(model.parameters())
     image = torch.zeros(1, 3, imgsz, imgsz, dtype=parameter.dtype, device=parameter.device)
     try:

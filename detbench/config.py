@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,6 +27,24 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def validate_stopping(min_time: float, target_ci: float | None, max_time: float | None) -> None:
+    """--min-time >= 0, 0 < --target-ci < 1, --max-time > 0 and only with --target-ci, not below --min-time."""
+    for flag, value in (("--min-time", min_time), ("--target-ci", target_ci), ("--max-time", max_time)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise DetbenchError(f"{flag} must be a number, got {value!r}")
+    if not 0 <= min_time <= 86_400:
+        raise DetbenchError(f"--min-time must be between 0 and 86400 seconds, got {min_time}")
+    if target_ci is not None and not 0 < target_ci < 1:
+        raise DetbenchError(f"--target-ci is a fraction of the median between 0 and 1 (e.g. 0.01), got {target_ci}")
+    if max_time is not None:
+        if target_ci is None:
+            raise DetbenchError("--max-time bounds the --target-ci extension; give --target-ci too, or drop it")
+        if not 0 < max_time <= 86_400 or max_time < min_time:
+            raise DetbenchError(f"--max-time must be positive, at most 86400 and not below --min-time "
+                                f"({min_time}), got {max_time}")
+
+
 @dataclass
 class BenchConfig:
     """Settings of one `detbench bench` run; defaults are the user specification's."""
@@ -45,6 +64,15 @@ class BenchConfig:
     list_path: str | None = None  # None: {out}/benchmark_list.txt
     threads: int | None = None  # None: all available cores
     unsafe_load: bool = False
+    half: bool = False
+    amp: bool = False
+    channels_last: bool = False
+    cudnn_benchmark: bool = True
+    cuda_graph: bool = False
+    min_time: float = 0.0  # seconds: the timed loop runs at least this long AND at least `iters` iterations
+    target_ci: float | None = None  # then until the median CI half-width / median is at most this
+    max_time: float | None = None  # seconds: bound of the --target-ci extension (default 60)
+    pipeline: bool = False  # also time preprocess + inference + postprocess per image
     plugins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -64,6 +92,10 @@ class BenchConfig:
                 raise DetbenchError(f"--{name} must be between {low} and {high}, got {value}")
         if not str(self.weights).strip():
             raise DetbenchError("--weights is empty: give a .pt checkpoint, a model .yaml or a zoo model name")
+        if self.name is not None and (self.name.strip() in {"", ".", ".."} or any(c in self.name for c in "/\\\0\n\r")):
+            raise DetbenchError(f"--name {self.name!r}: must be a plain file name (the report is OUT/NAME.json); "
+                                f"drop path separators")
+        validate_stopping(self.min_time, self.target_ci, self.max_time)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

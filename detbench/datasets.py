@@ -18,13 +18,17 @@ IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".d
 
 
 def _read_yaml(data_yaml: Path) -> dict:
+    if data_yaml.is_dir():
+        raise DetbenchError(f"--data {data_yaml}: is a folder; pass the dataset's data YAML file inside it")
     if not data_yaml.is_file():
         raise DetbenchError(f"--data {data_yaml}: file not found; pass the dataset's data YAML")
     try:
         data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DetbenchError(f"--data {data_yaml}: not valid YAML ({first_line}); fix the file") from exc
+    except OSError as exc:
+        raise DetbenchError(f"--data {data_yaml}: cannot read it ({exc.strerror}); check its permissions") from exc
     if not isinstance(data, dict):
         raise DetbenchError(f"--data {data_yaml}: expected a mapping with a 'val' entry, got {type(data).__name__}")
     return data
@@ -50,7 +54,7 @@ def _images_from_entry(entry: Path, data_yaml: Path) -> list[Path]:
         images = []
         for line in entry.read_text(encoding="utf-8", errors="replace").splitlines():
             line = line.strip()
-            if not line:
+            if not line or "\x00" in line:
                 continue
             image = Path(line)
             if not image.is_absolute():
@@ -69,12 +73,18 @@ def find_val_images(data_yaml: str | Path) -> tuple[list[Path], Path]:
     val = data.get("val", data.get("validation"))
     if not val:
         raise DetbenchError(f"--data {data_yaml}: no 'val' entry; add the validation split (folder or .txt list)")
-    root = _dataset_root(data, data_yaml)
     entries = val if isinstance(val, list) else [val]
+    if not all(isinstance(raw, str) and raw.strip() and "\x00" not in raw for raw in entries):
+        raise DetbenchError(f"--data {data_yaml}: 'val' must be a folder, a .txt list or a list of them (path "
+                            f"strings); fix the YAML")
+    if data.get("path") is not None and (not isinstance(data["path"], str) or "\x00" in data["path"]):
+        raise DetbenchError(f"--data {data_yaml}: 'path' must be a folder path string; fix the YAML")
+    root = _dataset_root(data, data_yaml)
     images: set[Path] = set()
     for raw in entries:
-        entry = Path(str(raw)).expanduser()
+        entry = Path(raw).expanduser()
         images.update(_images_from_entry(entry if entry.is_absolute() else root / entry, data_yaml))
     if not images:
-        raise DetbenchError(f"--data {data_yaml}: the val split {val} holds no images; check 'path' and 'val'")
+        shown = ", ".join(entries)[:200]
+        raise DetbenchError(f"--data {data_yaml}: the val split ({shown}) holds no images; check 'path' and 'val'")
     return sorted(images), root

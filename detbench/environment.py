@@ -70,14 +70,15 @@ def capture_environment(device: torch.device) -> dict[str, Any]:
     }
 
 
-def capture_settings(device: torch.device, threads: int) -> dict[str, Any]:
+def capture_settings(device: torch.device, threads: int, mode: Any = None) -> dict[str, Any]:
     """Settings that change the numbers; threads are read back from torch, not assumed."""
     return {
         "threads": torch.get_num_threads(),
         "threads_requested": threads,
         "interop_threads": torch.get_num_interop_threads(),
-        "precision": "fp32",
-        "channels_last": False,
+        "precision": mode.precision if mode else "fp32",
+        "channels_last": bool(mode and mode.channels_last),
+        "cuda_graph": bool(mode and mode.cuda_graph),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if device.type == "cuda" else None,
         "fused": True,
         "inference_mode": True,

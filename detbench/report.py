@@ -46,17 +46,51 @@ def validate_report(report: Any, source: str = "report") -> dict[str, Any]:
     if not isinstance(report, dict):
         raise DetbenchError(f"{source}: not a detbench report (top level is {type(report).__name__})")
     version = report.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise DetbenchError(f"{source}: unknown schema_version {version!r} (this detbench reads "
                             f"{SCHEMA_VERSION}); re-run the benchmark with this version")
     missing = [s for s in REQUIRED_SECTIONS if not isinstance(report.get(s), dict)]
     if missing:
         raise DetbenchError(f"{source}: missing section(s) {', '.join(missing)}; re-run the benchmark")
-    if report.get("status", "ok") == "ok":
+    status = report.get("status", "ok")
+    if not isinstance(status, str):
+        raise DetbenchError(f"{source}: 'status' is not a string; re-run the benchmark")
+    if status == "ok":
         absent = [k for k in REQUIRED_LATENCY if k not in report["latency"]]
         if absent:
             raise DetbenchError(f"{source}: latency lacks {', '.join(absent)}; re-run the benchmark")
+        wrong = [k for k in REQUIRED_LATENCY if not _is_number_or_none(report["latency"][k])]
+        samples = report.get("samples")
+        latency_ms = samples.get("latency_ms", []) if isinstance(samples, dict) else []
+        if not isinstance(latency_ms, list) or not all(_is_number_or_none(v) for v in latency_ms):
+            wrong.append("samples.latency_ms")
+        if wrong:
+            raise DetbenchError(f"{source}: {', '.join(wrong)} not numeric; the file was edited or damaged, "
+                                f"re-run the benchmark")
     return report
+
+
+def _is_number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def failure_report(status: str, error: str, metadata: dict[str, Any],
+                   model_complexity: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A report for a run that did not finish timing (e.g. status "oom"): what was run and why it stopped.
+
+    It has every required section, so batch tools and `compare` can read it and skip it by its status.
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "error": error,
+        "metadata": metadata,
+        "model_complexity": model_complexity or {},
+        "latency": {},
+        "throughput": {},
+        "memory": {},
+        **extra,
+    }
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
@@ -67,7 +101,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
         report = json.loads(text)
     except FileNotFoundError as exc:
         raise DetbenchError(f"{path}: report not found") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
         raise DetbenchError(f"{path}: not valid JSON ({type(exc).__name__}); delete it and re-run") from exc
     except OSError as exc:
         raise DetbenchError(f"{path}: cannot read ({exc.strerror})") from exc

@@ -15,7 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
+
+from detbench import stats
+
+DEFAULT_MAX_TIME_S = 60.0
 
 
 @dataclass
@@ -24,20 +29,92 @@ class Timings:
     host_ms: list[float] = field(default_factory=list)
     warmup_ms: list[float] = field(default_factory=list)
     timer: str = "perf_counter_ns"
+    stop_reason: str = "iters"
+    warmup_s: float = 0.0  # wall time of the warm-up
+    timed_s: float = 0.0  # wall time of the timed loop
+    ci_half_width_rel: float | None = None  # at the last check, when a target CI was set
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When the timed loop may stop: floors `iters` and `min_time_s`, then optionally a target CI."""
+
+    iters: int
+    min_time_s: float = 0.0
+    target_ci: float | None = None
+    max_time_s: float | None = None  # only bounds the target-CI extension; default DEFAULT_MAX_TIME_S
+
+    @property
+    def max_time(self) -> float:
+        return DEFAULT_MAX_TIME_S if self.max_time_s is None else self.max_time_s
+
+    def floors_met(self, n: int, elapsed_s: float) -> bool:
+        return n >= self.iters and elapsed_s >= self.min_time_s
+
+    def floor_reason(self, n: int) -> str:
+        """Which floor was met last: 'iters' when the count ran out at exactly --iters, else 'min_time'."""
+        return "iters" if n <= self.iters else "min_time"
+
+    def check_ci(self, samples: list[float]) -> float | None:
+        """Relative half-width of the median's 95 % CI (None if too few samples)."""
+        median = float(np.median(samples)) if samples else 0.0
+        return stats.relative_half_width(stats.median_ci(samples), median)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "iters_min": self.iters,
+            "min_time_s": self.min_time_s,
+            "target_ci": self.target_ci,
+            "max_time_s": self.max_time if self.target_ci is not None else None,
+            "rule": ("at least iters_min iterations and min_time_s seconds"
+                     + ("; then until the median's 95 % CI half-width / median <= target_ci, "
+                        "within max_time_s seconds of timed loop" if self.target_ci is not None else "")),
+        }
+
+
+class Stopper:
+    """Decides after each timed iteration whether the loop is done."""
+
+    def __init__(self, rule: StopRule) -> None:
+        self.rule = rule
+        self.next_check = 0
+        self.reason = ""
+        self.ci_half_width_rel: float | None = None
+
+    def done(self, samples: list[float], elapsed_s: float) -> bool:
+        n, rule = len(samples), self.rule
+        if not rule.floors_met(n, elapsed_s):
+            return False
+        if rule.target_ci is None:
+            self.reason = rule.floor_reason(n)
+            return True
+        if n >= self.next_check:
+            self.next_check = n + max(1, n // 20)
+            self.ci_half_width_rel = rule.check_ci(samples)
+            if self.ci_half_width_rel is not None and self.ci_half_width_rel <= rule.target_ci:
+                self.reason = "target_ci"
+                return True
+        if elapsed_s >= rule.max_time:
+            self.reason = "max_time"
+            return True
+        return False
 
 
 def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int], torch.Tensor],
                    warmup: int, iters: int, device: torch.device, cuda: Any = torch.cuda,
-                   after_warmup: Callable[[], None] | None = None) -> Timings:
+                   after_warmup: Callable[[], None] | None = None, stop: StopRule | None = None) -> Timings:
     """Warm up, call `after_warmup` (e.g. reset the peak-memory counter), then time `iters` forwards.
 
     `next_input(i)` gives iteration i's batch, prepared outside the timed region;
     the timed iterations start again at input 0, so every model sees the same
     sequence. `cuda` is injectable so the CUDA path can be tested without a GPU.
+    `stop` replaces the fixed count by the stopping rule (its `iters` is the floor).
     """
+    stopper = Stopper(stop if stop is not None else StopRule(iters))
     on_cuda = device.type == "cuda"
     timings = Timings(timer="cuda_event" if on_cuda else "perf_counter_ns")
     with torch.inference_mode():
+        warmup_start = time.perf_counter()
         for i in range(warmup):
             x = next_input(i)
             t0 = time.perf_counter_ns()
@@ -45,11 +122,14 @@ def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[
             if on_cuda:
                 cuda.synchronize(device)
             timings.warmup_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        timings.warmup_s = time.perf_counter() - warmup_start
         if after_warmup is not None:
             after_warmup()
         if on_cuda:
             start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
-        for i in range(iters):
+        loop_start = time.perf_counter_ns()
+        i = 0
+        while not stopper.done(timings.latency_ms, (time.perf_counter_ns() - loop_start) / 1e9):
             x = next_input(i)
             if on_cuda:
                 cuda.synchronize(device)
@@ -66,4 +146,20 @@ def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[
                 t1 = time.perf_counter_ns()
                 timings.latency_ms.append((t1 - t0) / 1e6)
             timings.host_ms.append((t1 - t0) / 1e6)
+            i += 1
+        timings.timed_s = (time.perf_counter_ns() - loop_start) / 1e9
+    timings.stop_reason = stopper.reason
+    timings.ci_half_width_rel = stopper.ci_half_width_rel
     return timings
+
+
+def stopping_section(rule: StopRule, timings: Timings) -> dict[str, Any]:
+    """The report's `stopping` section: the rule, why the loop stopped, how many iterations in how long."""
+    return {
+        **rule.describe(),
+        "reason": timings.stop_reason,
+        "iterations": len(timings.latency_ms),
+        "timed_s": timings.timed_s,
+        "warmup_s": timings.warmup_s,
+        "ci_half_width_rel_at_stop": timings.ci_half_width_rel,
+    }

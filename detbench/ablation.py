@@ -1,0 +1,740 @@
+"""`detbench ablate`: benchmark every model of a study on one shared list, each in a fresh process.
+
+Steps:
+1. Models: `--models a,b,…` (run folder names under --runs, checkpoint or YAML
+   paths, or zoo names), else every `RUNS/NAME/seed*/weights/best.pt` (also
+   `RUNS/NAME/weights/best.pt`), sorted by name. A model trained with several
+   seeds is benchmarked once, at its lowest seed (seed0 when present): the
+   seeds share the architecture, and latency depends on the architecture, not
+   on the trained values.
+2. The benchmark list is created (or checked) once, here, before any model
+   runs: from --data, else from the first checkpoint whose `train_args` name
+   its dataset (read with the safe loader).
+3. Each model runs as `python -m detbench.cli bench … --use_benchmark_list
+   --list LIST --name NAME` in its own process, so no model inherits another's
+   allocator, caches, thread pools or warm CPU state. A model that fails
+   (damaged file, out of memory, any non-zero exit) is recorded with its error
+   and the others go on; the exit status is 1 if any failed.
+4. Resume: a model whose report exists, is valid, and was made with the same
+   settings (imgsz, batch, device, warm-up, iterations and every other bench
+   flag, read back from the report's command line), the same weights (not
+   modified since), the same number of rounds and the same list (list_sha256)
+   is skipped unless --force.
+5. `--rounds K`: the models run in interleaved order (A B C A B C …), so that
+   drift of the machine (heat, clocks, background load) hits every model
+   alike; round k writes to OUT/.rounds/rk/ and the rounds of each model are
+   merged into OUT/NAME.json: samples concatenated, statistics recomputed from
+   all samples, per-round medians kept in `rounds`, memory the maximum.
+The summary of the whole run goes to OUT/ablation_summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime as _dt
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detbench.errors import DetbenchError
+
+Echo = Callable[[str], None]
+
+SUMMARY_NAME = "ablation_summary.json"
+ROUNDS_DIR = ".rounds"
+SEED_DIR = re.compile(r"seed(\d+)")
+# bench flags that ablate sets per model itself, so they are not passed through as given
+OWN_DESTS = ("weights", "name", "use_benchmark_list", "out", "list")
+# bench flags whose effect the list's hash already covers, and flags that say how to load, not what to measure
+NOT_COMPARED = ("data", "seed", "benchmark_size", "unsafe_load", "plugins", "device")
+STDERR_TAIL = 20
+
+
+# ---------------------------------------------------------------- flags
+
+def bench_actions() -> dict[str, argparse.Action]:
+    """The `detbench bench` flags, keyed by their destination."""
+    from detbench.cli import add_bench_arguments
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_bench_arguments(parser)
+    return {action.dest: action for action in parser._actions}
+
+
+def pass_through_actions() -> dict[str, argparse.Action]:
+    return {dest: action for dest, action in bench_actions().items() if dest not in OWN_DESTS}
+
+
+def bench_defaults() -> dict[str, Any]:
+    """Default value of every bench flag that ablate passes through."""
+    return {dest: copy.copy(action.default) for dest, action in pass_through_actions().items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`detbench ablate` flags: its own, then every bench flag except --weights and --name."""
+    parser.add_argument("--runs", default="results/runs",
+                        help="folder of training runs: NAME/seed*/weights/best.pt (default results/runs)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated models instead of discovery: run folder names under --runs, "
+                             ".pt/.yaml paths or zoo names")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="interleaved rounds A B C A B C …, each model in a fresh process per round; "
+                             "merged into one report per model (default 1)")
+    parser.add_argument("--force", action="store_true", help="re-run models whose report is up to date")
+    parser.add_argument("--quiet", action="store_true", help="one progress line per model and round only")
+    for dest, action in bench_actions().items():
+        if dest not in ("weights", "name"):
+            parser._add_action(action)
+
+
+def options_from_args(args: argparse.Namespace) -> AblationOptions:
+    bench = {dest: getattr(args, dest) for dest in pass_through_actions()}
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    return AblationOptions(runs=args.runs, models=models, rounds=args.rounds, force=args.force, out=args.out,
+                           list_path=args.list, reuse_list=args.use_benchmark_list, quiet=args.quiet, bench=bench)
+
+
+def bench_argv(values: dict[str, Any]) -> list[str]:
+    """The bench flags for the child process: only those that differ from bench's defaults."""
+    argv: list[str] = []
+    for dest, action in pass_through_actions().items():
+        value = values.get(dest, action.default)
+        if value == action.default:
+            continue
+        positive = next(s for s in action.option_strings if not s.startswith("--no-"))
+        if isinstance(action, argparse.BooleanOptionalAction):
+            argv.append(positive if value else "--no-" + positive[2:])
+        elif action.nargs == 0:  # store_true
+            if value:
+                argv.append(positive)
+        elif isinstance(action, argparse._AppendAction):
+            for item in value:
+                argv += [positive, str(item)]
+        else:
+            argv += [positive, str(value)]
+    return argv
+
+
+def validate_values(values: dict[str, Any], out: str) -> None:
+    """Check the pass-through flags once, here, as bench would (DetbenchError naming the flag)."""
+    from detbench.cli import bench_config_from_args
+
+    namespace = argparse.Namespace(**{**bench_defaults(), **values, "weights": "ablate", "name": None,
+                                      "use_benchmark_list": True, "out": out, "list": None})
+    bench_config_from_args(namespace)
+
+
+# ---------------------------------------------------------------- models
+
+@dataclass(frozen=True)
+class ModelRun:
+    name: str
+    weights: str  # a path as found or given, or a zoo name
+    note: str = ""
+
+
+def _seed_number(run_dir: Path) -> int:
+    match = SEED_DIR.fullmatch(run_dir.name)
+    return int(match.group(1)) if match else sys.maxsize
+
+
+def _pick_seed(name: str, checkpoints: list[Path]) -> ModelRun:
+    """The lowest seed's best.pt; a note when there were several."""
+    ordered = sorted(checkpoints, key=lambda p: (_seed_number(p.parent.parent), str(p)))
+    chosen = ordered[0]
+    note = ""
+    if len(ordered) > 1:
+        seeds = ", ".join(p.parent.parent.name for p in ordered)
+        note = (f"{len(ordered)} seeds ({seeds}): benchmarking {chosen.parent.parent.name} (same architecture, "
+                f"so the same latency); pass its path in --models to choose another")
+    return ModelRun(name, str(chosen), note)
+
+
+def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
+    """Every RUNS/NAME/seed*/weights/best.pt (or RUNS/NAME/weights/best.pt), one per NAME, sorted by NAME."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise DetbenchError(f"--runs {runs_dir}: no such folder; point it at the training runs "
+                            f"(NAME/seed0/weights/best.pt) or pass --models")
+    found: dict[str, list[Path]] = {}
+    for best in runs_dir.glob("*/seed*/weights/best.pt"):
+        if SEED_DIR.fullmatch(best.parent.parent.name) and best.is_file():
+            found.setdefault(best.parent.parent.parent.name, []).append(best)
+    for best in runs_dir.glob("*/weights/best.pt"):
+        if best.is_file() and best.parent.parent.name not in found:
+            found[best.parent.parent.name] = [best]
+    if not found:
+        raise DetbenchError(f"--runs {runs_dir}: no NAME/seed*/weights/best.pt inside; train the models first or "
+                            f"pass --models")
+    return [_pick_seed(name, found[name]) for name in sorted(found)]
+
+
+def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]:
+    """--models entries: a run folder name under RUNS, a .pt/.yaml path, or a zoo model name."""
+    from detbench import zoo
+
+    runs: list[ModelRun] = []
+    for raw in names:
+        path, run_dir = Path(raw), Path(runs_dir) / raw
+        if path.suffix.lower() in {".pt", ".yaml", ".yml"}:
+            if not path.is_file() and path.suffix.lower() == ".pt":
+                raise DetbenchError(f"--models {raw}: file not found")
+            runs.append(ModelRun(_name_for_path(path), raw))
+        elif run_dir.is_dir():
+            checkpoints = [p for p in run_dir.glob("seed*/weights/best.pt") if SEED_DIR.fullmatch(p.parent.parent.name)]
+            if not checkpoints and (run_dir / "weights" / "best.pt").is_file():
+                checkpoints = [run_dir / "weights" / "best.pt"]
+            if not checkpoints:
+                raise DetbenchError(f"--models {raw}: {run_dir} holds no seed*/weights/best.pt")
+            runs.append(_pick_seed(raw, checkpoints))
+        elif raw in zoo.MODELS:
+            runs.append(ModelRun(raw, raw, "zoo YAML: untrained weights (latency only)"))
+        else:
+            raise DetbenchError(f"--models {raw}: no run folder {run_dir}, no such .pt/.yaml file, and not a zoo "
+                                f"model ({', '.join(zoo.MODELS)})")
+    names_seen: set[str] = set()
+    for run in runs:
+        if run.name in names_seen:
+            raise DetbenchError(f"--models: two models would both be named '{run.name}'; list each once")
+        names_seen.add(run.name)
+    if not runs:
+        raise DetbenchError("--models is empty: give comma-separated names, e.g. baseline,ghost")
+    return runs
+
+
+def _name_for_path(path: Path) -> str:
+    parts = path.parts
+    if len(parts) >= 2 and parts[-2] == "weights":
+        run_dir = path.parent.parent
+        if SEED_DIR.fullmatch(run_dir.name) and run_dir.parent.name:
+            return run_dir.parent.name
+        if run_dir.name:
+            return run_dir.name
+    return path.stem
+
+
+# ---------------------------------------------------------------- the shared list
+
+def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, Any], reuse: bool, echo: Echo):
+    """Create or check the shared benchmark list once, before any model runs."""
+    from detbench.benchmark_list import obtain_list
+    from detbench.models import load_checkpoint, load_plugin
+
+    data, source = values.get("data"), None
+    if not data and not (reuse and list_path.exists()):
+        for plugin in values.get("plugins") or []:
+            load_plugin(plugin)
+        for run in runs:
+            path = Path(run.weights)
+            if path.suffix.lower() != ".pt" or not path.is_file():
+                continue
+            try:
+                ckpt = load_checkpoint(path, unsafe=bool(values.get("unsafe_load")))
+            except DetbenchError:
+                continue  # this model's own run reports the problem
+            train_args = ckpt.get("train_args")
+            if isinstance(train_args, dict) and train_args.get("data"):
+                data, source = str(train_args["data"]), path
+                break
+        if data and not Path(data).is_file() and not list_path.exists():
+            raise DetbenchError(f"{source}: its train_args['data'] {data} does not exist here; pass --data DATA.yaml")
+    outcome = obtain_list(list_path, data, values["benchmark_size"], values["seed"], reuse,
+                          data_from_flag=source is None)
+    origin = f" from {data}" if outcome.created and data else ""
+    echo(f"✓ {'created' if outcome.created else 'loaded'} benchmark list: {outcome.path}{origin} "
+         f"({len(outcome.blist.paths)} images, sha256 {outcome.blist.sha256[:12]})")
+    if outcome.note:
+        echo(f"  note: {outcome.note}")
+    return outcome
+
+
+# ---------------------------------------------------------------- resume
+
+def _parse_command(command: Any) -> argparse.Namespace | None:
+    """The bench flags a report was made with, read back from its command line."""
+    if not isinstance(command, list) or not all(isinstance(t, str) for t in command) or len(command) < 2:
+        return None
+    tokens = command[1:]
+    if tokens[0] != "bench":
+        tokens = ["bench", *tokens]
+    from detbench.cli import build_parser
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return build_parser().parse_args(tokens)
+        except SystemExit:
+            return None
+
+
+def _same_weights(reported: Any, report_cwd: Any, wanted: str) -> bool:
+    if not reported:
+        return False
+    reported_path, wanted_path = Path(str(reported)), Path(wanted)
+    if not wanted_path.exists():
+        return str(reported) == wanted
+    if not reported_path.is_absolute() and report_cwd:
+        reported_path = Path(str(report_cwd)) / reported_path
+    return reported_path.resolve() == wanted_path.resolve()
+
+
+def stale_reason(report_path: Path, run: ModelRun, values: dict[str, Any], device: str, list_sha256: str,
+                 rounds: int) -> str | None:
+    """None when the report there is up to date for these settings and inputs; otherwise why not."""
+    from detbench.report import load_report
+
+    if not report_path.is_file():
+        return "no report yet"
+    try:
+        report = load_report(report_path)
+    except DetbenchError as exc:
+        return f"report unreadable ({exc})"
+    if report.get("status", "ok") != "ok":
+        return f"report has status {report.get('status')}"
+    meta = report["metadata"]
+    wanted = {"imgsz": values["imgsz"], "batch": values["batch"], "warmup": values["warmup"], "iters": values["iters"]}
+    have = {"imgsz": meta.get("imgsz_requested", meta.get("imgsz")), "batch": meta.get("batch"),
+            "warmup": meta.get("warmup"), "iters": meta.get("iters")}
+    for key, value in wanted.items():
+        if have[key] != value:
+            return f"report has --{key} {have[key]}, now {value}"
+    if meta.get("device") != device:
+        return f"report ran on {meta.get('device')}, now {device}"
+    if not _same_weights(meta.get("weights"), report.get("cwd"), run.weights):
+        return f"report is of other weights ({meta.get('weights')})"
+    if report.get("inputs", {}).get("list_sha256") != list_sha256:
+        return "report was made on another benchmark list (list_sha256 differs)"
+    done = len(report.get("rounds") or []) or 1
+    if done != rounds:
+        return f"report has {done} round(s), now {rounds}"
+    parsed = _parse_command(report.get("command"))
+    if parsed is None:
+        return "report's command line cannot be read back"
+    for dest in pass_through_actions():
+        if dest in NOT_COMPARED or dest in wanted:
+            continue
+        old, new = getattr(parsed, dest, None), values.get(dest)
+        if old != new:
+            return f"report has --{dest} {old}, now {new}"
+    weights = Path(run.weights)
+    if weights.is_file() and weights.stat().st_mtime > report_path.stat().st_mtime:
+        return "weights modified after the report"
+    return None
+
+
+# ---------------------------------------------------------------- one model in a fresh process
+
+@dataclass
+class JobResult:
+    returncode: int
+    seconds: float
+    error: str = ""
+    stderr_tail: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def _error_line(returncode: int, stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        cause = f"killed by {name}" + (" (out of memory?)" if -returncode == signal.SIGKILL else "")
+        return f"{cause}: {last}" if last else cause
+    return last or f"exit status {returncode} with no error message"
+
+
+def run_child(command: list[str], echo: Echo, quiet: bool) -> JobResult:
+    """Run one bench process; stream its stdout (indented) unless quiet; keep its stderr for the error."""
+    start = time.monotonic()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                                   encoding="utf-8", errors="replace")
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if not quiet:
+                    echo("    " + line.rstrip("\n"))
+            returncode = process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        err.seek(0)
+        stderr = err.read()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    error = "" if returncode == 0 else _error_line(returncode, stderr)
+    return JobResult(returncode, time.monotonic() - start, error, lines[-STDERR_TAIL:])
+
+
+def bench_command(python: str, run: ModelRun, out: Path, list_path: Path, values: dict[str, Any]) -> list[str]:
+    return [python, "-m", "detbench.cli", "bench", "--weights", run.weights, "--name", run.name,
+            "--out", str(out), "--list", str(list_path), "--use_benchmark_list", *bench_argv(values)]
+
+
+# ---------------------------------------------------------------- merging rounds
+
+def _concat(values: list[Any]) -> Any:
+    """Lists concatenated; dicts of lists concatenated per key; anything else: None unless all equal."""
+    if all(isinstance(v, list) for v in values):
+        return [item for v in values for item in v]
+    if all(isinstance(v, dict) for v in values):
+        return {key: _concat([v.get(key) for v in values]) for key in values[0]}
+    return values[0] if all(v == values[0] for v in values) else None
+
+
+def _max_numbers(sections: list[dict[str, Any]]) -> dict[str, Any]:
+    merged = dict(sections[0])
+    for key, value in merged.items():
+        numbers = [s.get(key) for s in sections if isinstance(s.get(key), (int, float))
+                   and not isinstance(s.get(key), bool)]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and numbers:
+            merged[key] = max(numbers)
+    return merged
+
+
+def _dedupe(items: list[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _merge_pipeline(merged: dict[str, Any], reports: list[dict[str, Any]]) -> list[str]:
+    """Recompute the pipeline section from all rounds' pipeline samples; return its warnings."""
+    from detbench import quality, stats
+    from detbench.pipeline import STAGES, pipeline_warnings
+
+    section, samples = merged.get("pipeline"), merged["samples"].get("pipeline_ms")
+    if not isinstance(section, dict) or not isinstance(samples, dict):
+        return []
+    for stage in STAGES:
+        if samples.get(stage):
+            section[stage] = {**stats.summarize(samples[stage]),
+                              "statistics": quality.statistics_section(samples[stage])}
+    section["n_samples"] = len(samples.get("total") or [])
+    section["stop_reason"] = "; ".join(_dedupe([str(r["pipeline"].get("stop_reason")) for r in reports]))
+    if samples.get("total"):
+        section["throughput"] = stats.throughput(merged["metadata"]["batch"], section["total"]["mean_ms"],
+                                                 section["total"]["p50_ms"])
+    return pipeline_warnings(section)
+
+
+def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
+                       host_ms: list[float] | None) -> dict[str, Any]:
+    """Statistics over all rounds' samples; the warm-up check stays per round (each round warmed up on its own)."""
+    import numpy as np
+
+    from detbench import quality
+
+    section = quality.statistics_section(latency_ms, host_ms)
+    warm_checks = [(r.get("statistics") or {}).get("warmup_check") for r in reports]
+    warm_checks = [w if isinstance(w, dict) and "ratio" in w else None for w in warm_checks]
+    section["warmup_check"] = {"per_round": warm_checks}
+    host_median = float(np.median(host_ms)) if host_ms else None
+    warnings = quality.warnings_for(section, section["outliers"], None, float(np.median(latency_ms)), host_median,
+                                    len(latency_ms))
+    neutral_spread, no_outliers = {"cv": 0.0, "iqr_over_median": 0.0}, {"severe_count": 0}
+    for index, warm in enumerate(warm_checks, start=1):
+        if warm is not None:
+            warnings += [f"round {index}: {w}" for w in quality.warnings_for(neutral_spread, no_outliers, warm, 0.0)]
+    section["warnings"] = warnings
+    return section
+
+
+def merge_rounds(reports: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """One report from a model's rounds: samples concatenated, statistics over all of them, per-round medians."""
+    from detbench import stats
+
+    first = reports[0]
+    identity = {
+        "benchmark list": lambda r: r["inputs"]["list_sha256"],
+        "decoded inputs": lambda r: r["inputs"].get("decoded_sha256"),
+        "imgsz": lambda r: r["metadata"]["imgsz"],
+        "batch": lambda r: r["metadata"]["batch"],
+        "device": lambda r: r["metadata"]["device"],
+        "weights": lambda r: r["metadata"]["weights"],
+    }
+    for index, report in enumerate(reports[1:], start=2):
+        for label, read in identity.items():
+            if read(report) != read(first):
+                raise DetbenchError(f"{name}: round {index} differs from round 1 in its {label}; re-run with --force")
+
+    merged = copy.deepcopy(first)
+    per_round = [list(r["samples"]["latency_ms"]) for r in reports]
+    merged["samples"] = {key: _concat([r["samples"].get(key) for r in reports]) for key in first["samples"]}
+    latency_ms = merged["samples"]["latency_ms"]
+    host_ms = merged["samples"].get("host_ms") or None
+    latency = stats.summarize(latency_ms)
+    merged["latency"].update(latency)
+    merged["latency"]["n_samples"] = len(latency_ms)
+    if host_ms:
+        merged["latency"]["host"] = stats.summarize(host_ms)
+    merged["throughput"] = {**first["throughput"],
+                            **stats.throughput(first["metadata"]["batch"], latency["mean_ms"], latency["p50_ms"])}
+    merged["memory"] = _max_numbers([r["memory"] for r in reports])
+
+    own_warnings: list[str] = []
+    for report in reports:
+        derived = set((report.get("statistics") or {}).get("warnings") or [])
+        derived.update(w for w in report.get("warnings") or [] if str(w).startswith("pipeline "))
+        own_warnings += [w for w in report.get("warnings") or [] if w not in derived]
+    new_warnings: list[str] = []
+    if isinstance(first.get("statistics"), dict):
+        merged["statistics"] = _merged_statistics(reports, latency_ms, host_ms)
+        new_warnings += merged["statistics"]["warnings"]
+    new_warnings += _merge_pipeline(merged, reports)
+    if "warnings" in first:
+        merged["warnings"] = _dedupe(own_warnings + new_warnings)
+    if isinstance(first.get("stopping"), dict):
+        stopping = merged["stopping"]
+        stopping["reason"] = "; ".join(_dedupe([str(r["stopping"].get("reason")) for r in reports]))
+        stopping["iterations"] = len(latency_ms)
+        for key in ("timed_s", "warmup_s"):
+            if all(isinstance(r["stopping"].get(key), (int, float)) for r in reports):
+                stopping[key] = sum(r["stopping"][key] for r in reports)
+        stopping["ci_half_width_rel_at_stop"] = [r["stopping"].get("ci_half_width_rel_at_stop") for r in reports]
+    if isinstance(first.get("timing_phases_s"), dict):
+        phases = [r.get("timing_phases_s") or {} for r in reports]
+        merged["timing_phases_s"] = {key: sum(p[key] for p in phases) if all(
+            isinstance(p.get(key), (int, float)) for p in phases) else value
+            for key, value in first["timing_phases_s"].items()}
+
+    merged["rounds"] = []
+    for index, (report, samples) in enumerate(zip(reports, per_round, strict=True), start=1):
+        summary = stats.summarize(samples)
+        entry = {"round": index, "median_ms": summary["median_ms"], "mean_ms": summary["mean_ms"],
+                 "p95_ms": summary["p95_ms"], "n": len(samples), "timestamp": report["metadata"].get("timestamp")}
+        if report.get("gpu"):
+            entry["gpu"] = report["gpu"]
+        merged["rounds"].append(entry)
+    merged["metadata"]["timestamp"] = reports[-1]["metadata"].get("timestamp")
+    merged["metadata"]["benchmark_list"] = first["metadata"]["benchmark_list"]
+    medians = [r["median_ms"] for r in merged["rounds"]]
+    merged["notes"] = _dedupe([n for r in reports for n in r.get("notes") or []]) + [
+        f"merged from {len(reports)} interleaved rounds, each in a fresh process: latency statistics over all "
+        f"{len(latency_ms)} samples; round medians {', '.join(f'{m:.3f}' for m in medians)} ms; memory is the "
+        f"maximum over the rounds" + ("; gpu (NVML) readings are round 1's, each round's in rounds[k].gpu"
+                                      if first.get("gpu") else "")]
+    return merged
+
+
+# ---------------------------------------------------------------- progress
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Progress:
+    """Which job of how many, elapsed time and an ETA from the models' own durations."""
+
+    def __init__(self, jobs: list[tuple[int, str]]) -> None:
+        self.jobs = list(jobs)
+        self.done = 0
+        self.start = time.monotonic()
+        self.durations: dict[str, float] = {}
+
+    def drop_model(self, name: str, after: int) -> None:
+        """A failed model's later rounds will not run."""
+        self.jobs = [job for i, job in enumerate(self.jobs) if i < after or job[1] != name]
+
+    def finished(self, name: str, seconds: float) -> None:
+        self.durations[name] = seconds
+        self.done += 1
+
+    def eta(self) -> str:
+        if not self.durations:
+            return "?"
+        mean = sum(self.durations.values()) / len(self.durations)
+        return _clock(sum(self.durations.get(name, mean) for _, name in self.jobs[self.done:]))
+
+    def line(self, name: str, round_k: int, rounds: int) -> str:
+        return (f"[{self.done + 1}/{len(self.jobs)}] {name} · round {round_k}/{rounds} · elapsed "
+                f"{_clock(time.monotonic() - self.start)} · ETA {self.eta()}")
+
+
+# ---------------------------------------------------------------- the study
+
+@dataclass
+class AblationOptions:
+    runs: str = "results/runs"
+    models: list[str] | None = None
+    rounds: int = 1
+    force: bool = False
+    out: str = "results/bench"
+    list_path: str | None = None
+    reuse_list: bool = False
+    quiet: bool = False
+    bench: dict[str, Any] = field(default_factory=dict)  # pass-through bench flags (dest -> value)
+
+
+@dataclass
+class ModelResult:
+    run: ModelRun
+    status: str = "pending"  # ok | skipped | failed
+    error: str = ""
+    exit_code: int | None = None
+    seconds: float = 0.0
+    round_reports: list[Path] = field(default_factory=list)
+    stderr_tail: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def as_dict(self, report: Path) -> dict[str, Any]:
+        return {"name": self.run.name, "weights": self.run.weights, "status": self.status,
+                "error": self.error or None, "exit_code": self.exit_code, "report": str(report),
+                "rounds_done": len(self.round_reports), "seconds": round(self.seconds, 2),
+                "why_run": self.reason or None, "note": self.run.note or None,
+                "stderr_tail": self.stderr_tail if self.status == "failed" else None}
+
+
+def _median_text(path: Path) -> str:
+    from detbench.report import load_report
+
+    try:
+        latency = load_report(path)["latency"]
+        return f"median {latency['median_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms"
+    except (DetbenchError, KeyError, TypeError):
+        return "report written"
+
+
+def write_summary(path: Path, results: list[ModelResult], opts: AblationOptions, out: Path, device: str,
+                  outcome: Any, started: str, seconds: float, status: str) -> Path:
+    from detbench.atomic import write_text_atomic
+
+    counts = {key: sum(r.status == key for r in results) for key in ("ok", "skipped", "failed", "pending")}
+    summary = {
+        "kind": "detbench ablation summary",
+        "status": status,
+        "started": started,
+        "seconds": round(seconds, 2),
+        "out": str(out),
+        "benchmark_list": str(outcome.path),
+        "list_sha256": outcome.blist.sha256,
+        "rounds": opts.rounds,
+        "device": device,
+        "bench_flags": opts.bench,
+        "command": sys.argv,
+        "counts": counts,
+        "models": [r.as_dict(out / f"{r.run.name}.json") for r in results],
+    }
+    write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
+    return path
+
+
+def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:
+    """Benchmark every model; 0 if all are ok or up to date, 1 if any failed, 130 if interrupted."""
+    from detbench.devices import resolve_device
+    from detbench.report import load_report, write_report
+    from detbench.runner import check_writable
+
+    if not 1 <= opts.rounds <= 1000:
+        raise DetbenchError(f"--rounds must be between 1 and 1000, got {opts.rounds}")
+    values = {**bench_defaults(), **opts.bench}
+    validate_values(values, opts.out)
+    device = str(resolve_device(values.get("device")))
+    out = Path(opts.out)
+    check_writable(out)
+    runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
+    list_path = Path(opts.list_path) if opts.list_path else out / "benchmark_list.txt"
+    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    start = time.monotonic()
+    echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}), {opts.rounds} round(s), "
+         f"device {device}, imgsz {values['imgsz']}, batch {values['batch']}, warmup {values['warmup']}, "
+         f"iters {values['iters']} -> {out}")
+    outcome = prepare_list(runs, list_path, values, opts.reuse_list, echo)
+
+    results = [ModelResult(run) for run in runs]
+    pending: list[ModelResult] = []
+    for result in results:
+        if result.run.note:
+            echo(f"  note: {result.run.name}: {result.run.note}")
+        report_path = out / f"{result.run.name}.json"
+        reason = "--force" if opts.force else stale_reason(report_path, result.run, values, device,
+                                                          outcome.blist.sha256, opts.rounds)
+        if reason is None:
+            result.status = "skipped"
+            echo(f"· {result.run.name}: up to date ({report_path}), skipped; --force re-runs it")
+        else:
+            result.reason = reason
+            pending.append(result)
+            if report_path.exists():
+                echo(f"· {result.run.name}: will re-run: {reason}")
+
+    rounds_root = out / ROUNDS_DIR
+    jobs = [(k, result.run.name) for k in range(1, opts.rounds + 1) for result in pending]
+    progress = Progress(jobs)
+    summary_path = out / SUMMARY_NAME
+    try:
+        if opts.rounds > 1:
+            shutil.rmtree(rounds_root, ignore_errors=True)
+        for round_k in range(1, opts.rounds + 1):
+            for result in pending:
+                if result.status == "failed":
+                    continue
+                target = out if opts.rounds == 1 else rounds_root / f"r{round_k}"
+                echo(progress.line(result.run.name, round_k, opts.rounds))
+                job = run_child(bench_command(python, result.run, target, list_path, values), echo, opts.quiet)
+                progress.finished(result.run.name, job.seconds)
+                result.seconds += job.seconds
+                result.exit_code = job.returncode
+                if job.ok:
+                    result.round_reports.append(target / f"{result.run.name}.json")
+                    echo(f"  ✓ {result.run.name} round {round_k}: {_median_text(result.round_reports[-1])} "
+                         f"({job.seconds:.1f} s)")
+                else:
+                    result.status, result.error, result.stderr_tail = "failed", job.error, job.stderr_tail
+                    progress.drop_model(result.run.name, progress.done)
+                    echo(f"  ✗ {result.run.name} failed: {job.error}")
+        for result in pending:
+            if result.status == "failed":
+                continue
+            if opts.rounds > 1:
+                try:
+                    merged = merge_rounds([load_report(p) for p in result.round_reports], result.run.name)
+                    write_report(merged, out / f"{result.run.name}.json")
+                except DetbenchError as exc:
+                    result.status, result.error = "failed", str(exc)
+                    echo(f"  ✗ {result.run.name} failed: {exc}")
+                    continue
+                rounds_text = ", ".join(f"{r['median_ms']:.2f}" for r in merged["rounds"])
+                echo(f"✓ merged {opts.rounds} rounds of {result.run.name}: "
+                     f"{_median_text(out / f'{result.run.name}.json')} (round medians {rounds_text} ms)")
+            result.status = "ok"
+        if opts.rounds > 1:
+            shutil.rmtree(rounds_root, ignore_errors=True)
+    except KeyboardInterrupt:
+        write_summary(summary_path, results, opts, out, device, outcome, started, time.monotonic() - start,
+                      "interrupted")
+        echo(f"interrupted: reports finished so far are kept; a re-run resumes ({summary_path})")
+        return 130
+
+    failed = [r for r in results if r.status == "failed"]
+    status = "failed" if failed else "ok"
+    write_summary(summary_path, results, opts, out, device, outcome, started, time.monotonic() - start, status)
+    counts = {key: sum(r.status == key for r in results) for key in ("ok", "skipped", "failed")}
+    echo(f"ablation done in {_clock(time.monotonic() - start)}: {counts['ok']} benchmarked, {counts['skipped']} "
+         f"up to date, {counts['failed']} failed; summary: {summary_path}")
+    for result in failed:
+        echo(f"  ✗ {result.run.name} ({result.run.weights}): {result.error}")
+    return 1 if failed else 0

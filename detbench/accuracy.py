@@ -1,0 +1,100 @@
+"""Accuracy of a benchmarked checkpoint, read from its Ultralytics training run.
+
+A checkpoint at ``RUN/weights/best.pt`` comes from a run folder whose
+``RUN/results.csv`` holds one row per epoch. ``best.pt`` is the epoch with the
+highest Ultralytics fitness, so that row's ``metrics/mAP50(B)`` and
+``metrics/mAP50-95(B)`` are the checkpoint's accuracy on the run's val split.
+
+Fitness: Ultralytics releases before 8.4 used ``0.1 * mAP50 + 0.9 *
+mAP50-95``; 8.4 (``Metric.fitness`` in ``ultralytics/utils/metrics.py``) uses
+``mAP50-95`` alone. The weights follow the Ultralytics version recorded in the
+report. On a tie the trainer rewrites ``best.pt`` at the later epoch (it saves
+whenever the epoch's fitness equals the best so far), so the last of the tied
+epochs is taken. Older versions pad the CSV headers with spaces; they are
+stripped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAP50 = "metrics/mAP50(B)"
+MAP50_95 = "metrics/mAP50-95(B)"
+LEGACY_WEIGHTS = (0.1, 0.9)  # (mAP50, mAP50-95), Ultralytics < 8.4
+CURRENT_WEIGHTS = (0.0, 1.0)  # Ultralytics >= 8.4
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    map50: float
+    map50_95: float
+    epoch: int | None
+    source: Path
+    fitness: str  # the formula used to pick the epoch
+
+
+def fitness_weights(ultralytics_version: str | None) -> tuple[float, float]:
+    """(w_mAP50, w_mAP50-95) of the fitness that picked best.pt in that Ultralytics version."""
+    try:
+        major, minor = (int(part) for part in str(ultralytics_version).split(".")[:2])
+    except ValueError:
+        return CURRENT_WEIGHTS
+    return LEGACY_WEIGHTS if (major, minor) < (8, 4) else CURRENT_WEIGHTS
+
+
+def results_csv_for(report: dict[str, Any]) -> Path | None:
+    """RUN/results.csv when the report's weights sit at RUN/weights/*.pt, else None."""
+    meta = report.get("metadata", {})
+    weights = meta.get("weights")
+    if not weights or meta.get("model_source", "checkpoint") != "checkpoint":
+        return None
+    path = Path(weights)
+    if not path.is_absolute() and report.get("cwd"):
+        path = Path(report["cwd"]) / path
+    if path.parent.name != "weights":
+        return None
+    candidate = path.parent.parent / "results.csv"
+    return candidate if candidate.is_file() else None
+
+
+def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_WEIGHTS) -> Accuracy | None:
+    """mAP50 and mAP50-95 of the best epoch by fitness; None when the file has no usable mAP rows."""
+    path = Path(results_csv)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    best: tuple[float, float, float, int | None] | None = None
+    for row in rows:
+        map50, map50_95 = _number(row.get(MAP50)), _number(row.get(MAP50_95))
+        if map50 is None or map50_95 is None:
+            continue
+        fitness = weights[0] * map50 + weights[1] * map50_95
+        epoch = _number(row.get("epoch"))
+        if best is None or fitness >= best[0]:  # ties: the later epoch, as the trainer does
+            best = (fitness, map50, map50_95, int(epoch) if epoch is not None else None)
+    if best is None:
+        return None
+    formula = "mAP50-95" if weights == CURRENT_WEIGHTS else f"{weights[0]:g}*mAP50 + {weights[1]:g}*mAP50-95"
+    return Accuracy(map50=best[1], map50_95=best[2], epoch=best[3], source=path, fitness=formula)
+
+
+def accuracy_for(report: dict[str, Any]) -> Accuracy | None:
+    """The report's checkpoint accuracy from its run folder, if it has one."""
+    source = results_csv_for(report)
+    if source is None:
+        return None
+    return best_epoch(source, fitness_weights(report.get("environment", {}).get("ultralytics")))
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None

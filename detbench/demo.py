@@ -1,0 +1,182 @@
+"""`detbench demo` (= `make demo`): the six-model ablation study, offline, on a synthetic dataset.
+
+The workspace (default `demo/`, git-ignored) holds:
+  data/                       a synthetic detection dataset (data.yaml, >= 200 val images), written once
+  results/runs/{model}/seed0/weights/best.pt   the six zoo models as checkpoints whose train_args['data']
+                              names the dataset (untrained; `--train-epochs N` trains them briefly instead,
+                              which also writes results.csv, so accuracy joins the comparison)
+  results/bench/              one report per model, comparison.csv/.md, plots/*.png, ablation_summary.json
+Everything is reused when present, and the benchmark resumes: a second run only re-prints the comparison.
+Untrained weights have no accuracy, so the comparison has no mAP column unless the models were trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from detbench.errors import DetbenchError
+
+Echo = Callable[[str], None]
+
+N_TRAIN = 16
+DATA_MARKER = ".complete"
+
+
+@dataclass
+class DemoOptions:
+    workspace: str = "demo"
+    imgsz: int = 320
+    warmup: int = 10
+    iters: int = 30
+    rounds: int = 3
+    train_epochs: int = 0
+    threads: int | None = None
+    device: str | None = None
+    val_images: int = 220
+    force: bool = False
+    models: tuple[str, ...] = ()  # default: all six zoo models
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = DemoOptions()
+    parser.add_argument("--workspace", default=defaults.workspace, help="folder to build and run in (default demo)")
+    parser.add_argument("--imgsz", type=int, default=defaults.imgsz, help=f"input size (default {defaults.imgsz})")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup,
+                        help=f"warm-up iterations per round (default {defaults.warmup})")
+    parser.add_argument("--iters", type=int, default=defaults.iters,
+                        help=f"timed iterations per round (default {defaults.iters})")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds,
+                        help=f"interleaved rounds, each model in a fresh process (default {defaults.rounds})")
+    parser.add_argument("--train-epochs", "--train_epochs", dest="train_epochs", type=int,
+                        default=defaults.train_epochs,
+                        help="train each model this many epochs with Ultralytics first, giving mAP (default 0: "
+                             "untrained, latency/params/GFLOPs only)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    parser.add_argument("--device", default=None, help="cpu, 0, cuda:N (default: GPU 0 if present, else cpu)")
+    parser.add_argument("--val-images", "--val_images", dest="val_images", type=int, default=defaults.val_images,
+                        help=f"val images of the synthetic dataset (default {defaults.val_images})")
+    parser.add_argument("--force", action="store_true", help="re-run every benchmark even if up to date")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated subset of the zoo models (default: all six)")
+
+
+def options_from_args(args: argparse.Namespace) -> DemoOptions:
+    return DemoOptions(workspace=args.workspace, imgsz=args.imgsz, warmup=args.warmup, iters=args.iters,
+                       rounds=args.rounds, train_epochs=args.train_epochs, threads=args.threads,
+                       device=args.device, val_images=args.val_images, force=args.force,
+                       models=tuple(m.strip() for m in (args.models or "").split(",") if m.strip()))
+
+
+def ensure_dataset(root: Path, val_images: int, echo: Echo) -> tuple[Path, bool]:
+    """The synthetic dataset's data.yaml, written once (a marker file says it is complete); whether it is new."""
+    from detbench.synthetic import make_dataset
+
+    data_yaml, marker = root / "data.yaml", root / DATA_MARKER
+    wanted = f"train={N_TRAIN} val={val_images}"
+    if data_yaml.is_file() and marker.is_file() and marker.read_text().strip() == wanted:
+        echo(f"✓ dataset: {data_yaml} (reused: {val_images} val images)")
+        return data_yaml, False
+    shutil.rmtree(root, ignore_errors=True)
+    data_yaml = make_dataset(root, n_train=N_TRAIN, n_val=val_images, seed=0)
+    marker.write_text(wanted + "\n")
+    echo(f"✓ dataset: {data_yaml} (written: {N_TRAIN} train, {val_images} val synthetic images)")
+    return data_yaml, True
+
+
+def _epochs_done(results_csv: Path) -> int:
+    try:
+        with results_csv.open(newline="", encoding="utf-8") as handle:
+            return sum(1 for _ in csv.DictReader(handle))
+    except OSError:
+        return 0
+
+
+def ensure_checkpoints(models: tuple[str, ...], runs_dir: Path, data_yaml: Path, train_epochs: int, imgsz: int,
+                       echo: Echo) -> None:
+    """Zoo models at RUNS/{model}/seed0/weights/best.pt: saved untrained, or trained `train_epochs` epochs."""
+    from detbench.testing import save_untrained, train_tiny
+
+    made, reused = [], []
+    for name in models:
+        run_dir = runs_dir / name / "seed0"
+        best = run_dir / "weights" / "best.pt"
+        trained = _epochs_done(run_dir / "results.csv")
+        if train_epochs > 0:
+            if best.is_file() and trained == train_epochs:
+                reused.append(name)
+                continue
+            shutil.rmtree(run_dir, ignore_errors=True)
+            echo(f"  training {name}: {train_epochs} epoch(s) at imgsz {imgsz} on the synthetic data …")
+            train_tiny(name, data_yaml, runs_dir / name, "seed0", epochs=train_epochs, imgsz=imgsz)
+            made.append(name)
+        elif best.is_file() and best.stat().st_size > 0:
+            reused.append(name + (f" (trained {trained} epochs)" if trained else ""))
+        else:
+            save_untrained(name, best, data_yaml)
+            made.append(name)
+    what = f"trained {train_epochs} epoch(s)" if train_epochs > 0 else "saved untrained"
+    if made:
+        echo(f"✓ checkpoints {what}: {', '.join(made)} -> {runs_dir}/MODEL/seed0/weights/best.pt")
+    if reused:
+        echo(f"✓ checkpoints reused: {', '.join(reused)}")
+
+
+def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
+    """Build the workspace, benchmark the six models, print and write the comparison; the exit status."""
+    from detbench import zoo
+    from detbench.ablation import AblationOptions, bench_defaults, run_ablation
+    from detbench.config import available_cores
+    from detbench.devices import resolve_device
+
+    models = opts.models or zoo.MODELS
+    unknown = [m for m in models if m not in zoo.MODELS]
+    if unknown:
+        raise DetbenchError(f"--models {','.join(unknown)}: not a zoo model; choose from {','.join(zoo.MODELS)}")
+    if opts.val_images < 1:
+        raise DetbenchError(f"--val-images must be at least 1, got {opts.val_images}")
+    if opts.train_epochs < 0:
+        raise DetbenchError(f"--train-epochs must be 0 or more, got {opts.train_epochs}")
+    workspace = Path(opts.workspace)
+    bench_dir = workspace / "results" / "bench"
+    runs_dir = workspace / "results" / "runs"
+    threads = opts.threads or available_cores()
+    training = (f"{opts.train_epochs} epoch(s) of Ultralytics training per model (mAP from results.csv)"
+                if opts.train_epochs else "none: untrained weights, so latency, params and GFLOPs only (no mAP)")
+    echo("detbench demo: the six-model ablation study, offline")
+    echo(f"  workspace   {workspace}/  (data/, results/runs/, results/bench/)")
+    echo(f"  models      {' '.join(models)}")
+    echo(f"  settings    imgsz {opts.imgsz}, batch 1, warmup {opts.warmup}, iters {opts.iters} per round, "
+         f"{opts.rounds} round(s), {threads} thread(s), device {resolve_device(opts.device)}")
+    echo("              rounds run interleaved (A B C … A B C …), each model in a fresh process each round;")
+    echo("              with 3+ rounds the comparison tests differences between processes, not only within one.")
+    echo("              Fewer iterations than the specification's 50 warm-up / 300+ timed, to suit a CPU laptop;")
+    echo("              pass --warmup/--iters/--rounds for a longer run.")
+    echo(f"  dataset     synthetic, {opts.val_images} val images")
+    echo(f"  training    {training}")
+
+    data_yaml, new_data = ensure_dataset(workspace / "data", opts.val_images, echo)
+    if new_data:  # a list drawn from an earlier dataset would not fit
+        (bench_dir / "benchmark_list.txt").unlink(missing_ok=True)
+    ensure_checkpoints(models, runs_dir, data_yaml, opts.train_epochs, opts.imgsz, echo)
+
+    bench = {**bench_defaults(), "imgsz": opts.imgsz, "warmup": opts.warmup, "iters": opts.iters,
+             "threads": opts.threads, "device": opts.device}
+    status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), rounds=opts.rounds,
+                                          force=opts.force, out=str(bench_dir), quiet=True, bench=bench), echo)
+
+    from detbench.compare import run_compare
+
+    reports = [bench_dir / f"{name}.json" for name in models if (bench_dir / f"{name}.json").is_file()]
+    if not reports:
+        echo("no report to compare: every model failed (see the errors above)")
+        return status or 1
+    echo("")
+    compared = run_compare([str(p) for p in reports], baseline="baseline" if "baseline" in models else None,
+                           output=bench_dir / "comparison.csv", formats=("md",), plots_dir=bench_dir / "plots",
+                           echo=echo)
+    return status or compared

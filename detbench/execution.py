@@ -1,0 +1,99 @@
+"""Put the model on its device in the requested mode and run the timed loop, with memory and NVML readings.
+
+Order on CUDA: the peak-memory counter is reset before the warm-up, so the
+warm-up's peak (cuDNN autotuning workspaces included) is read on its own;
+then it is reset again, the NVML snapshot is taken, and the timed loop runs,
+so `peak_gpu_mem_MB` is the steady-state peak of the timed loop alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from detbench.acceleration import CudaGraphForward, ExecutionMode, apply_mode, configure_backends, make_forward
+from detbench.inputs import InputCache
+from detbench.memory import MIB, memory_report, reset_cuda_peak
+from detbench.nvml import GpuMonitor, energy_per_image, throttled
+from detbench.timing import Timings, run_timed_loop
+
+
+@dataclass
+class Measurement:
+    timings: Timings
+    memory: dict[str, Any]
+    gpu: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _pci_bus_id(device: torch.device) -> str | None:
+    try:
+        props = torch.cuda.get_device_properties(device)
+        return f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+    except Exception:
+        return None
+
+
+def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.device, mode: ExecutionMode,
+            warmup: int, iters: int, loop: Callable[..., Timings] = run_timed_loop,
+            **loop_options: Any) -> Measurement:
+    """Run warm-up and timed loop; `loop_options` pass through to the loop (e.g. a stopping rule)."""
+    on_cuda = device.type == "cuda"
+    configure_backends(mode, device)
+    model = apply_mode(model.to(device), mode)
+    forward = make_forward(model, mode, device)
+
+    def next_input(i: int) -> torch.Tensor:
+        return inputs.batch(i, batch, device, mode.input_dtype)
+
+    monitor = GpuMonitor(device.index or 0, _pci_bus_id(device)) if on_cuda else None
+    if on_cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    if mode.cuda_graph:
+        graphed = CudaGraphForward(forward, next_input(0))
+        forward = graphed
+
+        def next_input(i: int) -> torch.Tensor:  # noqa: F811 (staged copy into the graph's static input)
+            return graphed.stage(inputs.batch(i, batch, device, mode.input_dtype))
+
+    state: dict[str, Any] = {}
+
+    def after_warmup() -> None:
+        if on_cuda:
+            torch.cuda.synchronize(device)
+            state["warmup_peak"] = torch.cuda.max_memory_allocated(device) / MIB
+            state["baseline"] = reset_cuda_peak(device)
+            state["before"] = monitor.snapshot()
+
+    timings = loop(forward, next_input, warmup, iters, device, after_warmup=after_warmup, **loop_options)
+    memory = memory_report(device, state.get("baseline"))
+    memory["warmup_peak_gpu_mem_MB"] = state.get("warmup_peak")
+    if not on_cuda:
+        return Measurement(timings, memory, None)
+
+    after = monitor.snapshot()
+    images = len(timings.latency_ms) * batch
+    others = monitor.other_processes()
+    gpu = {
+        **monitor.static_info(),
+        "before": state.get("before"),
+        "after": after,
+        "energy_mJ_per_image": energy_per_image(state.get("before") or {}, after, images),
+        "energy_scope": "board energy counter over the timed loop's wall time / images",
+        "other_processes": others,
+    }
+    if memory.get("reserved_MB") is not None and after.get("device_used_MB") is not None:
+        memory["device_used_MB"] = after["device_used_MB"]
+    warnings = []
+    if others:
+        warnings.append(f"GPU busy: {len(others)} other process(es) use this GPU (pids {others[:5]}); "
+                        f"latency may be inflated: benchmark on an idle GPU")
+    slow = sorted(set(throttled(state.get("before") or {}) + throttled(after)))
+    if slow:
+        warnings.append(f"GPU clocks throttled ({', '.join(slow)}): check cooling/power limits or lock clocks")
+    return Measurement(timings, memory, gpu, warnings)

@@ -1,0 +1,114 @@
+"""A prepared end-to-end check of the GPU path (`bash scripts/gpu_check.sh`).
+
+Runs `detbench bench` in fresh processes on YOLOv8n at 640 (batch 1 and 8,
+fp32 and fp16) and on the six zoo models, prints a compact table and one
+PASS/FAIL line per GPU-specific assertion. Without a GPU it runs a short CPU
+pass of the same machinery and reports every GPU-only assertion as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import detbench  # noqa: F401  (offline settings)
+
+
+def _bench(args: list[str], out: Path, name: str, timeout: int) -> dict[str, Any] | None:
+    command = [sys.executable, "-m", "detbench.cli", "bench", *args, "--out", str(out), "--name", name,
+               "--use_benchmark_list", "--list", str(out / "benchmark_list.txt")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        print(f"  {name}: FAILED ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
+        return None
+    return json.loads((out / f"{name}.json").read_text())
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    lat, mem, meta = r["latency"], r["memory"], r["metadata"]
+    host = (lat.get("host") or {}).get("median_ms")
+    peak = mem.get("peak_gpu_mem_MB")
+    return (f"{name:<22}{meta['batch']:>3} {r['settings']['precision']:>5} {lat['median_ms']:>9.3f} "
+            f"{(f'{host:.3f}' if host is not None else '-'):>9} {lat['p95_ms']:>9.3f} "
+            f"{r['throughput']['fps_mean']:>9.1f} {(f'{peak:.1f}' if peak is not None else '-'):>9}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from detbench import zoo
+    from detbench.benchmark_list import obtain_list
+    from detbench.synthetic import make_dataset
+
+    has_gpu = torch.cuda.is_available()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="detbench-gpu-check-"))
+    out = work / "bench"
+    data_yaml = work / "data" / "data.yaml"
+    if not data_yaml.is_file():
+        make_dataset(work / "data", n_train=0, n_val=200, seed=0)
+    obtain_list(out / "benchmark_list.txt", data_yaml, 200, 42, use_existing=False)
+    started = time.perf_counter()
+    device, imgsz = ("0", "640") if has_gpu else ("cpu", "320")
+    iters, warmup = (args.iters, args.warmup) if has_gpu else ("20", "3")
+    common = ["--device", device, "--imgsz", imgsz, "--iters", str(iters), "--warmup", str(warmup)]
+    print(f"detbench gpu_check: {'GPU ' + torch.cuda.get_device_name(0) if has_gpu else 'no GPU: CPU pass only'}"
+          f", imgsz {imgsz}, warmup {warmup}, iters {iters}, workdir {work}")
+
+    runs: dict[str, dict[str, Any] | None] = {}
+    plan = [("v8n-b1-fp32", ["--batch", "1"]), ("v8n-b8-fp32", ["--batch", "8"])]
+    if has_gpu:
+        plan += [("v8n-b1-fp16", ["--batch", "1", "--half"]), ("v8n-b8-fp16", ["--batch", "8", "--half"])]
+    for name, extra in plan:
+        runs[name] = _bench(["--weights", "yolov8n.yaml", *common, *extra], out, name, timeout=300)
+    for model in zoo.MODELS:
+        runs[f"zoo-{model}"] = _bench(["--weights", model, *common, "--batch", "1"], out, f"zoo-{model}", 300)
+
+    print(f"\n{'run':<22}{'b':>3} {'prec':>5} {'p50 ms':>9} {'host p50':>9} {'p95 ms':>9} {'FPS':>9} "
+          f"{'peak MB':>9}")
+    for name, report in runs.items():
+        if report:
+            print(_row(name, report))
+
+    ok = [r for r in runs.values() if r]
+    checks: list[tuple[str, bool | None]] = [("every run finished", len(ok) == len(runs))]
+    if has_gpu:
+        checks += [
+            ("CUDA events used (timer == cuda_event)", all(r["latency"]["timer"] == "cuda_event" for r in ok)),
+            ("peak reset after warm-up (peak >= allocated, activation peak >= 0)",
+             all(r["memory"]["activation_peak_MB"] is not None and r["memory"]["activation_peak_MB"] >= 0
+                 for r in ok)),
+            ("GPU memory fields non-null", all(r["memory"]["peak_gpu_mem_MB"] is not None for r in ok)),
+            ("device time <= host time (medians)",
+             all(r["latency"]["median_ms"] <= r["latency"]["host"]["median_ms"] for r in ok)),
+        ]
+        b8_32, b8_16 = runs.get("v8n-b8-fp32"), runs.get("v8n-b8-fp16")
+        checks.append(("fp16 faster than fp32 at batch 8", bool(b8_32 and b8_16) and
+                       b8_16["latency"]["median_ms"] < b8_32["latency"]["median_ms"]))
+    else:
+        checks += [(label, None) for label in ("CUDA events used", "peak reset after warm-up",
+                                                "GPU memory fields non-null", "device time <= host time",
+                                                "fp16 faster than fp32 at batch 8")]
+    print()
+    failed = 0
+    for label, passed in checks:
+        status = "SKIP (no GPU)" if passed is None else ("PASS" if passed else "FAIL")
+        failed += passed is False
+        print(f"{status:<14}{label}")
+    print(f"\ngpu_check: {len(checks) - failed} of {len(checks)} not failed, {time.perf_counter() - started:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

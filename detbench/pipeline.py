@@ -1,0 +1,193 @@
+"""What an end user of the detector feels: preprocess, inference and postprocess per iteration, and their sum.
+
+Each timed iteration takes the next `batch` original images (decoded BGR uint8,
+kept in memory: decoding is not timed) and runs, with the host timer
+(`perf_counter_ns`) and a device synchronize at every stage boundary:
+
+- preprocess: letterbox each image as Ultralytics' predictor does (LetterBox,
+  centred, pad 114), stack, transfer as uint8 to the device, BHWC -> BCHW,
+  BGR -> RGB, cast and scale to [0, 1] (Ultralytics' `preprocess` order);
+- inference: the model's forward, exactly as in the model-only loop;
+- postprocess: Ultralytics' `non_max_suppression` at the predictor's defaults
+  (conf 0.25, IoU 0.7, max_det 300) and `scale_boxes` back to each original
+  image's size (what `construct_results` does before wrapping Results);
+- total: the three together (end minus start of the iteration).
+
+The originals are decoded again from the listed files; the files' hash must
+equal the one of the letterboxed cache, so both loops see the same images.
+Postprocess time depends on how many boxes pass the confidence threshold:
+untrained weights give almost none, so their NMS time is a lower bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from detbench import quality, stats
+from detbench.errors import DetbenchError
+from detbench.timing import Stopper, StopRule
+
+CONF = 0.25
+IOU = 0.7
+MAX_DET = 300
+STAGES = ("preprocess", "inference", "postprocess", "total")
+
+
+def decode_originals(paths: Sequence[str | Path], files_sha256: str) -> list[np.ndarray]:
+    """Decode the listed images (BGR uint8, original size); they must be the files the cache was built from."""
+    images, digest = [], hashlib.sha256()
+    for raw in paths:
+        try:
+            data = Path(raw).read_bytes()
+        except OSError as exc:
+            raise DetbenchError(f"--pipeline: cannot read {raw} ({exc.strerror}); restore the image") from exc
+        try:
+            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+        except cv2.error:
+            image = None
+        if image is None:
+            raise DetbenchError(f"--pipeline: {raw} is not a decodable image; restore it")
+        digest.update(hashlib.sha256(data).digest())
+        images.append(image)
+    if digest.hexdigest() != files_sha256:
+        raise DetbenchError("--pipeline: the listed image files changed during the run; re-run the benchmark")
+    return images
+
+
+class PipelineStages:
+    """The three stages for one model, device and input dtype."""
+
+    def __init__(self, forward: Callable[[torch.Tensor], Any], imgsz: int, device: torch.device,
+                 dtype: torch.dtype = torch.float32, end2end: bool = False) -> None:
+        from ultralytics.data.augment import LetterBox
+
+        self.forward, self.device, self.dtype, self.end2end = forward, device, dtype, end2end
+        self.letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)
+
+    def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
+        boxed = [self.letterbox(image=image) for image in images]
+        x = torch.from_numpy(boxed[0]).unsqueeze(0) if len(boxed) == 1 else torch.from_numpy(np.stack(boxed))
+        x = x.to(self.device).permute(0, 3, 1, 2).contiguous().flip(1)
+        return x.to(self.dtype).div_(255.0)
+
+    def inference(self, x: torch.Tensor) -> Any:
+        return self.forward(x)
+
+    def postprocess(self, preds: Any, x: torch.Tensor, images: list[np.ndarray]) -> list[torch.Tensor]:
+        from ultralytics.utils import ops
+        from ultralytics.utils.nms import non_max_suppression
+
+        detections = non_max_suppression(preds, CONF, IOU, max_det=MAX_DET, nc=0, end2end=self.end2end)
+        for det, image in zip(detections, images, strict=True):
+            det[:, :4] = ops.scale_boxes(x.shape[2:], det[:, :4], image.shape)
+        return detections
+
+
+@dataclass
+class PipelineTimings:
+    stages_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    warmup_total_ms: list[float] = field(default_factory=list)
+    detections: list[int] = field(default_factory=list)
+    stop_reason: str = ""
+    timed_s: float = 0.0
+
+
+def run_pipeline_loop(stages: Any, next_images: Callable[[int], list[np.ndarray]], warmup: int,
+                      device: torch.device, stop: StopRule, cuda: Any = torch.cuda) -> PipelineTimings:
+    """Warm up, then time the stages per iteration until `stop` says so (its rule applied to the totals)."""
+    on_cuda = device.type == "cuda"
+    out = PipelineTimings()
+
+    def sync() -> int:
+        if on_cuda:
+            cuda.synchronize(device)
+        return time.perf_counter_ns()
+
+    def one(i: int) -> tuple[list[int], int]:
+        images = next_images(i)
+        t0 = sync()
+        x = stages.preprocess(images)
+        t1 = sync()
+        preds = stages.inference(x)
+        t2 = sync()
+        detections = stages.postprocess(preds, x, images)
+        t3 = sync()
+        return [t0, t1, t2, t3], sum(len(d) for d in detections)
+
+    stopper = Stopper(stop)
+    with torch.inference_mode():
+        for i in range(warmup):
+            marks, _ = one(i)
+            out.warmup_total_ms.append((marks[3] - marks[0]) / 1e6)
+        loop_start = time.perf_counter_ns()
+        i = 0
+        while not stopper.done(out.stages_ms["total"], (time.perf_counter_ns() - loop_start) / 1e9):
+            marks, found = one(i)
+            for stage, (a, b) in zip(STAGES, [(0, 1), (1, 2), (2, 3), (0, 3)], strict=True):
+                out.stages_ms[stage].append((marks[b] - marks[a]) / 1e6)
+            out.detections.append(found)
+            i += 1
+        out.timed_s = (time.perf_counter_ns() - loop_start) / 1e9
+    out.stop_reason = stopper.reason
+    return out
+
+
+def pipeline_section(timings: PipelineTimings, batch: int, warmup: int) -> dict[str, Any]:
+    """The report's `pipeline` section: each stage with the same statistics as the model-only latency."""
+    section: dict[str, Any] = {
+        "scope": ("per iteration of `batch` images from the decoded BGR uint8 originals: preprocess (letterbox, "
+                  "stack, uint8 transfer, BCHW, BGR->RGB, cast, /255), inference (forward), postprocess "
+                  "(Ultralytics non_max_suppression + scale_boxes), total (their sum)"),
+        "timer": "perf_counter_ns; device synchronized at every stage boundary on CUDA",
+        "nms": {"function": "ultralytics.utils.nms.non_max_suppression", "conf": CONF, "iou": IOU,
+                "max_det": MAX_DET},
+        "batch": batch,
+        "warmup": warmup,
+        "n_samples": len(timings.stages_ms["total"]),
+        "stop_reason": timings.stop_reason,
+        "detections_per_image_mean": (float(np.mean(timings.detections)) / batch) if timings.detections else 0.0,
+    }
+    for stage in STAGES:
+        samples = timings.stages_ms[stage]
+        section[stage] = {**stats.summarize(samples), "statistics": quality.statistics_section(samples)}
+    section["throughput"] = stats.throughput(batch, section["total"]["mean_ms"], section["total"]["p50_ms"])
+    return section
+
+
+def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, paths: Sequence[str | Path],
+                     files_sha256: str, imgsz: int, batch: int, warmup: int,
+                     stop: StopRule) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Run the pipeline loop for a prepared model in its execution mode; the section and the raw samples."""
+    from detbench.acceleration import apply_mode, make_forward
+
+    originals = decode_originals(paths, files_sha256)
+    model = apply_mode(model.to(device), mode)
+    stages = PipelineStages(make_forward(model, mode, device), imgsz, device, mode.input_dtype,
+                            end2end=bool(getattr(model, "end2end", False)))
+
+    def next_images(i: int) -> list[np.ndarray]:
+        start = i * batch
+        return [originals[(start + k) % len(originals)] for k in range(batch)]
+
+    timings = run_pipeline_loop(stages, next_images, warmup, device, stop)
+    section = pipeline_section(timings, batch, warmup)
+    if getattr(mode, "cuda_graph", False):
+        section["note"] = "inference here is the eager forward; the model-only loop replays a CUDA graph"
+    samples = {stage: timings.stages_ms[stage] for stage in STAGES}
+    samples["warmup_total"] = timings.warmup_total_ms
+    return section, samples
+
+
+def pipeline_warnings(section: dict[str, Any]) -> list[str]:
+    """Each stage's warnings, prefixed with the stage's name."""
+    return [f"pipeline {stage}: {warning}" for stage in STAGES
+            for warning in section[stage]["statistics"]["warnings"]]

@@ -1,0 +1,163 @@
+"""Figures of a comparison (matplotlib, Agg backend, PNG).
+
+Per group of comparable reports:
+- latency_vs_gflops.png: median latency against GFLOPs, the Pareto front
+  (no other model is both faster and cheaper) drawn as a step line;
+- latency_vs_map.png (only when mAP50-95 is known for two or more models):
+  median latency against mAP50-95, Pareto front = faster and more accurate;
+- latency_bars.png: median latency per model, error bars from the 25th to the
+  75th percentile of the raw samples (IQR), the baseline highlighted.
+Groups after the first get a `_group{N}` suffix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from detbench.compare import Comparison, Group
+
+FRONT_COLOR = "#d62728"
+POINT_COLOR = "#1f77b4"
+BASELINE_COLOR = "#ff7f0e"
+
+
+def pareto_front(points: Sequence[tuple[float, float]], maximize_y: bool = False) -> list[int]:
+    """Indices of points not dominated by another: lower x, and lower y (or higher y with maximize_y)."""
+    sign = -1.0 if maximize_y else 1.0
+    front = []
+    for i, (xi, yi) in enumerate(points):
+        dominated = any(
+            xj <= xi and sign * yj <= sign * yi and (xj < xi or sign * yj < sign * yi)
+            for j, (xj, yj) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i])
+
+
+LABEL_SIZE = 9  # points
+# (dx, dy, horizontal alignment) in points from the marker, tried in this order
+LABEL_SPOTS = ((7, 0, "left"), (7, 10, "left"), (7, -10, "left"), (-7, 0, "right"), (-7, 10, "right"),
+               (-7, -10, "right"), (7, 20, "left"), (7, -20, "left"))
+
+
+def _label_spots(anchors_pt: Sequence[tuple[float, float]], names: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Greedy label placement: the first spot whose box overlaps no label placed so far."""
+    placed: list[tuple[float, float, float, float]] = []
+    spots = []
+    for (x, y), name in zip(anchors_pt, names, strict=True):
+        width, height = 0.62 * LABEL_SIZE * len(name), 1.25 * LABEL_SIZE
+        chosen = LABEL_SPOTS[0]
+        for spot in LABEL_SPOTS:
+            dx, dy, ha = spot
+            left = x + dx if ha == "left" else x + dx - width
+            box = (left, y + dy - height / 2, left + width, y + dy + height / 2)
+            if all(box[2] <= o[0] or box[0] >= o[2] or box[3] <= o[1] or box[1] >= o[3] for o in placed):
+                chosen = spot
+                break
+        dx, dy, ha = chosen
+        left = x + dx if ha == "left" else x + dx - width
+        placed.append((left, y + dy - height / 2, left + width, y + dy + height / 2))
+        spots.append(chosen)
+    return spots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, maximize_x: bool) -> Path | None:
+    rows = [r for r in group.rows if r.metrics[x_key] is not None and r.metrics["latency_median_ms"] is not None]
+    if len(rows) < 2:
+        return None
+    plt = _pyplot()
+    # x: the cost or accuracy axis, y: median latency (lower is better)
+    points = [(r.metrics[x_key], r.metrics["latency_median_ms"]) for r in rows]
+    keyed = [(-x if maximize_x else x, y) for x, y in points]
+    front = pareto_front(keyed)
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
+    others = [i for i in range(len(rows)) if i not in front]
+    ax.scatter([points[i][0] for i in others], [points[i][1] for i in others], s=42, color=POINT_COLOR,
+               zorder=3, label="dominated")
+    ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=60, color=FRONT_COLOR,
+               zorder=4, label="Pareto front")
+    order = sorted(front, key=lambda i: points[i][0])
+    ax.plot([points[i][0] for i in order], [points[i][1] for i in order], color=FRONT_COLOR, lw=1.2,
+            ls="--", drawstyle="steps-post" if not maximize_x else "steps-pre", zorder=2)
+    ax.margins(x=0.18, y=0.15)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("median latency (ms), lower is better")
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    fig.text(0.01, 0.01, group.setting(), fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.canvas.draw()  # fixes limits and layout, so data can be mapped to points for label placement
+    anchors = ax.transData.transform(points) * 72.0 / fig.dpi
+    for i, (dx, dy, ha) in enumerate(_label_spots([tuple(a) for a in anchors], [r.name for r in rows])):
+        weight = "bold" if rows[i].is_baseline else "normal"
+        ax.annotate(rows[i].name, points[i], xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_SIZE,
+                    fontweight=weight, va="center", ha=ha, zorder=5,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _bars(group: Group, path: Path) -> Path | None:
+    rows = [r for r in group.rows if r.metrics["latency_median_ms"] is not None]
+    if not rows:
+        return None
+    plt = _pyplot()
+    names = [r.name for r in rows]
+    medians = [r.metrics["latency_median_ms"] for r in rows]
+    low = [max(0.0, m - (r.metrics["latency_q25_ms"] if r.metrics["latency_q25_ms"] is not None else m))
+           for m, r in zip(medians, rows, strict=True)]
+    high = [max(0.0, (r.metrics["latency_q75_ms"] if r.metrics["latency_q75_ms"] is not None else m) - m)
+            for m, r in zip(medians, rows, strict=True)]
+    colors = [BASELINE_COLOR if r.is_baseline else POINT_COLOR for r in rows]
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(rows) + 2.5), 4.6), dpi=120)
+    ax.bar(range(len(rows)), medians, color=colors, yerr=[low, high], capsize=4, ecolor="0.2", zorder=3)
+    for i, row in enumerate(rows):
+        mark = ""
+        if row.verdict is not None and row.verdict.significant is not None:
+            mark = "  *" if row.verdict.significant else "  n.s."
+        ax.annotate(f"{medians[i]:.2f}{mark}", (i, medians[i] + high[i]), xytext=(0, 3),
+                    textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xticks(range(len(rows)), names, rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4
+                  else "center")
+    ax.set_ylabel("median latency (ms), bars: IQR")
+    title = "Median latency per model"
+    if group.baseline is not None:
+        title += f" (orange: {group.baseline.name}; * significant, n.s. not)"
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3, zorder=0)
+    ax.set_ylim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.15)
+    fig.text(0.01, 0.01, group.setting(), fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_plots(comparison: Comparison, folder: str | Path) -> list[Path]:
+    """Write the PNGs of every group into `folder`; return the paths written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for group in comparison.groups:
+        suffix = "" if group.index == 1 else f"_group{group.index}"
+        made = [
+            _scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
+                     "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False),
+            _scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
+                     folder / f"latency_vs_map{suffix}.png", maximize_x=True),
+            _bars(group, folder / f"latency_bars{suffix}.png"),
+        ]
+        written.extend(path for path in made if path is not None)
+    return written

@@ -1,0 +1,294 @@
+"""Render a Comparison: console tables (the user's layout), CSV, Markdown and LaTeX."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+from detbench import significance as sig
+from detbench.atomic import write_text_atomic
+from detbench.compare import Comparison, Group, Row
+
+TITLE = "Model performance benchmark comparison"
+
+
+# ---------------------------------------------------------------- number formats
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
+
+
+def _gflops(value: float | None) -> str:
+    return _fmt(value, 2 if value is None or value >= 1 else 3)
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
+
+
+def _ci(row: Row) -> str:
+    pair = row.verdict.pair if row.verdict else None
+    if pair is None or pair.ci_low is None or pair.ci_high is None:
+        return "-"
+    return f"[{100 * pair.ci_low:.1f}, {100 * pair.ci_high:.1f}]"
+
+
+def _median_delta(row: Row) -> str:
+    if row.is_baseline:
+        return "0.0"
+    pair = row.verdict.pair if row.verdict else None
+    return "-" if pair is None or pair.effect is None else f"{100 * pair.effect:.1f}"
+
+
+def _mark(row: Row) -> str:
+    if row.is_baseline:
+        return "ref"
+    return row.verdict.mark if row.verdict else "-"
+
+
+def _align(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Model column left-aligned, the rest right-aligned, two spaces apart (the user's layout)."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = []
+    for cells in [header, *rows]:
+        parts = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+# ---------------------------------------------------------------- console
+
+def base_table(group: Group) -> list[str]:
+    header = ["Model", "Params (M)", "GFLOPs", "Latency Mean (ms)", "Latency P95 (ms)", "FPS (mean)",
+              group.mem_label]
+    if group.has_accuracy:
+        header += ["mAP50", "mAP50-95"]
+    rows = []
+    for row in group.rows:
+        m = row.metrics
+        cells = [row.name, _fmt(m["params_M"], 2), _gflops(m["gflops"]), _fmt(m["latency_mean_ms"], 2),
+                 _fmt(m["latency_p95_ms"], 2), _fmt(m["fps_mean"], 1), _fmt(m["mem_MB"], 1)]
+        if group.has_accuracy:
+            cells += [_fmt(m["mAP50"], 3), _fmt(m["mAP50_95"], 3)]
+        rows.append(cells)
+    return _align(header, rows)
+
+
+def delta_table(group: Group) -> list[str]:
+    header = ["Model", "Params Δ (%)", "Latency Δ (%)", "FPS Δ (%)", "Mem Δ (%)", "Median Δ (%)", "95% CI (%)",
+              "p (Holm)", "Sig."]
+    mixed = len(group.tests_used) > 1
+    if mixed:
+        header.append("Test")
+    rows = []
+    for row in group.rows:
+        d = row.deltas
+        cells = [row.name, _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1), _fmt(d.get("fps"), 1),
+                 _fmt(d.get("mem"), 1), _median_delta(row), _ci(row),
+                 _p(row.verdict.p_holm) if row.verdict else "-", _mark(row)]
+        if mixed:
+            test = row.verdict.pair.test if row.verdict else None
+            cells.append({sig.TEST_ROUNDS: "rounds", sig.TEST_SAMPLES: "samples"}.get(test, "-"))
+        rows.append(cells)
+    return _align(header, rows)
+
+
+def method_lines(comparison: Comparison, group: Group) -> list[str]:
+    tests = group.tests_used
+    if not tests:
+        return []
+    lines = [f"Sig.: * = Holm-adjusted p < {comparison.alpha:g}, |Median Δ| >= {100 * comparison.min_effect:g} % "
+             f"and a 95% CI without 0; n.s. otherwise; test: {'; '.join(tests)}"]
+    if len(tests) > 1:
+        lines.append(f"  (Test: rounds = {sig.TEST_ROUNDS}, where both reports have >= {sig.MIN_ROUNDS} rounds; "
+                     f"samples = {sig.TEST_SAMPLES})")
+    if sig.TEST_SAMPLES in tests:
+        lines.append("  (95% CI: bootstrap of the ratio of medians. One process per model tests only "
+                     "within-process noise: `detbench ablate --rounds 3` measures the spread between processes)")
+    if sig.TEST_ROUNDS in tests:
+        lines.append("  (95% CI: Welch interval of the ratio of geometric-mean round medians)")
+    untested = [row.name for row in group.rows if row.verdict and row.verdict.significant is None]
+    if untested:
+        lines.append(f"  n/a: too few latency samples to test ({', '.join(untested)})")
+    return lines
+
+
+def console_lines(comparison: Comparison) -> list[str]:
+    lines = [TITLE]
+    many = len(comparison.groups) > 1
+    if many:
+        lines.append(f"{len(comparison.groups)} groups of reports measured under different settings: "
+                     "deltas are computed only within a group")
+    for group in comparison.groups:
+        if many:
+            lines.append("")
+            lines.append(f"Group {group.index} of {len(comparison.groups)}: {group.setting()}")
+            if group.why:
+                lines.append(f"  not comparable with group 1: {group.why}")
+        else:
+            lines.append(f"Setting: {group.setting()}")
+        lines.append("Base metrics:")
+        lines.extend(base_table(group))
+        if group.baseline is None:
+            lines.append(f"No change table: no model named {comparison.baseline_name!r} was measured under this "
+                         "setting")
+            continue
+        lines.append("Change relative to baseline:")
+        lines.extend(delta_table(group))
+        lines.extend(method_lines(comparison, group))
+    return lines
+
+
+# ---------------------------------------------------------------- CSV
+
+CSV_COLUMNS = ["group", "model", "report", "weights", "imgsz", "batch", "device", "precision", "threads",
+               "hardware", "decoded_sha256", "params_M", "gflops", "latency_mean_ms", "latency_median_ms",
+               "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
+ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
+DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",
+                 "median_delta_pct", "median_delta_ci_low_pct", "median_delta_ci_high_pct", "test", "n_baseline",
+                 "n_model", "p_value", "p_holm", "significant"]
+
+
+def csv_text(comparison: Comparison) -> str:
+    columns = CSV_COLUMNS + (ACCURACY_COLUMNS if comparison.has_accuracy else []) + DELTA_COLUMNS
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for group in comparison.groups:
+        imgsz, batch, device, precision, threads, hardware, _, decoded = group.key
+        for row in group.rows:
+            m, d = row.metrics, row.deltas
+            record = {"group": group.index, "model": row.name, "report": str(row.entry.path),
+                      "weights": row.entry.report["metadata"].get("weights"), "imgsz": imgsz, "batch": batch,
+                      "device": device, "precision": precision, "threads": threads, "hardware": hardware,
+                      "decoded_sha256": decoded, "mem_kind": "gpu peak allocated" if group.on_gpu else "peak RSS"}
+            for key in ("params_M", "gflops", "latency_mean_ms", "latency_median_ms", "latency_p95_ms",
+                        "fps_mean", "mem_MB"):
+                record[key] = m[key]
+            if comparison.has_accuracy:
+                acc = row.entry.accuracy
+                record.update({"mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
+                               "map_epoch": acc.epoch if acc else None, "map_source": str(acc.source) if acc else None})
+            if group.baseline is not None:
+                record.update({"baseline": group.baseline.name, "params_delta_pct": d.get("params"),
+                               "latency_delta_pct": d.get("latency"), "fps_delta_pct": d.get("fps"),
+                               "mem_delta_pct": d.get("mem")})
+            if row.is_baseline:
+                record.update({"median_delta_pct": 0.0, "significant": "baseline"})
+            elif row.verdict is not None:
+                pair = row.verdict.pair
+                record.update({
+                    "median_delta_pct": _pct(pair.effect), "median_delta_ci_low_pct": _pct(pair.ci_low),
+                    "median_delta_ci_high_pct": _pct(pair.ci_high), "test": pair.test or pair.reason,
+                    "n_baseline": pair.n_baseline, "n_model": pair.n_model, "p_value": pair.p_value,
+                    "p_holm": row.verdict.p_holm,
+                    "significant": {True: "yes", False: "no", None: "n/a"}[row.verdict.significant]})
+            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+    return buffer.getvalue()
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+# ---------------------------------------------------------------- paper tables (Markdown, LaTeX)
+
+def _paper_rows(group: Group, minus: str, star: str, ns: str) -> tuple[list[str], list[list[str]]]:
+    header = ["Model", "Params (M)", "GFLOPs"]
+    if group.has_accuracy:
+        header += ["mAP50", "mAP50-95"]
+    header += ["Latency mean (ms)", "Latency p95 (ms)", "FPS (mean)", group.mem_label]
+    with_deltas = group.baseline is not None
+    if with_deltas:
+        header += ["Δ Params (%)", "Δ Latency (%)", "Δ FPS (%)", "Δ Mem (%)"]
+
+    def num(value: float | None, digits: int) -> str:
+        text = _fmt(value, digits)
+        return minus + text[1:] if text.startswith("-") and text != "-" else text
+
+    rows = []
+    for row in group.rows:
+        m, d = row.metrics, row.deltas
+        cells = [row.name, num(m["params_M"], 2), _gflops(m["gflops"])]
+        if group.has_accuracy:
+            cells += [num(m["mAP50"], 3), num(m["mAP50_95"], 3)]
+        cells += [num(m["latency_mean_ms"], 2), num(m["latency_p95_ms"], 2), num(m["fps_mean"], 1),
+                  num(m["mem_MB"], 1)]
+        if with_deltas:
+            latency = num(d.get("latency"), 1)
+            if not row.is_baseline and row.verdict is not None:
+                latency += {True: star, False: f" ({ns})", None: ""}[row.verdict.significant]
+            cells += [num(d.get("params"), 1), latency, num(d.get("fps"), 1), num(d.get("mem"), 1)]
+        rows.append(cells)
+    return header, rows
+
+
+def _footnote(comparison: Comparison, group: Group) -> str:
+    text = f"Setting: {group.setting()}."
+    if group.baseline is not None:
+        text += f" Δ relative to {group.baseline.name} (mean latency)."
+        if group.tests_used:
+            text += (f" *: median latency differs from the baseline ({'; '.join(group.tests_used)}, "
+                     f"Holm-adjusted p < {comparison.alpha:g}, |Δ median| ≥ {100 * comparison.min_effect:g} %, "
+                     "95 % CI excluding 0);"
+                     " n.s.: not significant.")
+    return text
+
+
+def markdown_text(comparison: Comparison) -> str:
+    out = [f"## {TITLE}", ""]
+    for group in comparison.groups:
+        if len(comparison.groups) > 1:
+            out += [f"### Group {group.index}" + (f" (differs from group 1: {group.why})" if group.why else ""), ""]
+        header, rows = _paper_rows(group, minus="−", star="*", ns="n.s.")
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "|".join([":--"] + ["--:"] * (len(header) - 1)) + "|")
+        out.extend("| " + " | ".join(cells) + " |" for cells in rows)
+        out += ["", _footnote(comparison, group), ""]
+    return "\n".join(out)
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"$<$", ">": r"$>$", "|": r"$|$"}  # OT1 text fonts print < > | as other glyphs
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def latex_text(comparison: Comparison) -> str:
+    out = ["% Requires \\usepackage{booktabs}"]
+    for group in comparison.groups:
+        header, rows = _paper_rows(group, minus="\x00", star="\x01", ns="n.s.")
+
+        def cell(text: str) -> str:
+            return (latex_escape(text).replace("\x00", "$-$").replace("\x01", r"\textsuperscript{*}")
+                    .replace("Δ", r"$\Delta$"))
+
+        caption = latex_escape(_footnote(comparison, group)).replace("Δ", r"$\Delta$").replace("≥", r"$\geq$")
+        out += [r"\begin{table}[t]", r"\centering", r"\small",
+                r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+                " & ".join(cell(h) for h in header) + r" \\", r"\midrule"]
+        out += [" & ".join(cell(c) for c in cells) + r" \\" for cells in rows]
+        out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def _writer(render: Callable[[Comparison], str]) -> Callable[[Comparison, Path], None]:
+    def write(comparison: Comparison, path: Path) -> None:
+        write_text_atomic(path, render(comparison))
+    return write
+
+
+WRITERS: dict[str, Callable[[Comparison, Path], None]] = {
+    "csv": _writer(csv_text), "md": _writer(markdown_text), "latex": _writer(latex_text)}
+SUFFIXES = {"csv": ".csv", "md": ".md", "latex": ".tex"}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Benchmark every model of the ablation study, each in a fresh process, on one shared benchmark list:
+#   bash scripts/batch_benchmark.sh                    # every results/runs/*/seed*/weights/best.pt
+#   bash scripts/batch_benchmark.sh --device 0 --rounds 3
+#   bash scripts/batch_benchmark.sh --models baseline,ghost,eca
+# All flags are those of `detbench ablate` (see --help). Resumable: up-to-date reports are skipped.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+if [[ -n "${PYTHON:-}" ]]; then
+  python="$PYTHON"
+elif [[ -x "$repo/.venv/bin/python" ]]; then
+  python="$repo/.venv/bin/python"
+else
+  python="$(command -v python3 || command -v python)"
+fi
+exec "$python" -m detbench.cli ablate "$@"

@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Compare benchmark reports: `python scripts/compare_benchmarks.py [--output results/bench/comparison.csv]`."""
+
+import sys
+
+from detbench.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["compare", *sys.argv[1:]]))

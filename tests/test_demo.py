@@ -1,0 +1,66 @@
+"""`detbench demo`: workspace, checkpoints, the study in fresh processes, comparison table and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from detbench.demo import DemoOptions, ensure_checkpoints, ensure_dataset, run_demo
+from detbench.errors import DetbenchError
+from detbench.models import load_checkpoint
+from detbench.report import load_report
+
+TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "4", "--rounds", "1", "--val-images", "24", "--threads", "1",
+        "--device", "cpu"]
+
+
+def test_demo_end_to_end_at_tiny_settings(tmp_path):
+    models = ["baseline", "ghost_eca_p2"]  # two of the six keep the test short; the full study is `make demo`
+    result = run_cli("demo", "--workspace", "ws", "--models", ",".join(models), *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("detbench demo")
+    head = "\n".join(lines[:10])
+    assert "imgsz 64" in head and "warmup 1, iters 4" in head and "no mAP" in head
+
+    ws = tmp_path / "ws"
+    data_yaml = ws / "data" / "data.yaml"
+    assert len(list((ws / "data" / "images" / "val").glob("*.jpg"))) == 24
+    bench = ws / "results" / "bench"
+    for name in models:
+        ckpt = load_checkpoint(ws / "results" / "runs" / name / "seed0" / "weights" / "best.pt")
+        assert Path(ckpt["train_args"]["data"]) == data_yaml.resolve()
+        report = load_report(bench / f"{name}.json")
+        assert (report["metadata"]["imgsz"], report["metadata"]["iters"]) == (64, 4)
+
+    with (bench / "comparison.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["model"] for row in rows) == sorted(models)
+    assert not any("map" in column.lower() for column in rows[0])  # untrained: no accuracy column
+    assert "| baseline |" in (bench / "comparison.md").read_text()
+    plots = sorted((bench / "plots").glob("*.png"))
+    assert plots and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
+    assert "Base metrics" in result.stdout and "Change relative to baseline" in result.stdout
+    summary = json.loads((bench / "ablation_summary.json").read_text())
+    assert summary["counts"]["ok"] == 2
+
+    # a second demo reuses the dataset and the checkpoints (and `detbench ablate` skips up-to-date reports)
+    said: list[str] = []
+    stamp = data_yaml.stat().st_mtime_ns
+    assert ensure_dataset(ws / "data", 24, said.append) == (data_yaml, False)
+    ensure_checkpoints(tuple(models), ws / "results" / "runs", data_yaml, 0, 64, said.append)
+    assert data_yaml.stat().st_mtime_ns == stamp
+    assert said == [f"✓ dataset: {data_yaml} (reused: 24 val images)", "✓ checkpoints reused: baseline, ghost_eca_p2"]
+    assert ensure_dataset(ws / "data", 30, said.append) == (data_yaml, True)  # another size: written anew
+    assert len(list((ws / "data" / "images" / "val").glob("*.jpg"))) == 30
+
+
+def test_demo_refuses_unknown_models_and_bad_counts(tmp_path):
+    with pytest.raises(DetbenchError, match="not a zoo model"):
+        run_demo(DemoOptions(workspace=str(tmp_path), models=("resnet",)), echo=lambda _: None)
+    with pytest.raises(DetbenchError, match="--val-images"):
+        run_demo(DemoOptions(workspace=str(tmp_path), val_images=0), echo=lambda _: None)

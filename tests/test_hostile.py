@@ -1,0 +1,521 @@
+"""Hostile inputs: each gives one line naming the file or flag and the fix, a non-zero exit, and writes nothing.
+
+Checkpoints are real ones (saved from yolov8n.yaml) with payloads added; a payload
+only ever makes a marker folder, so a failing test does no harm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from detbench.benchmark_list import read_list
+from detbench.config import BenchConfig
+from detbench.devices import resolve_device
+from detbench.errors import DetbenchError
+from detbench.models import load_model, scan_pickle
+from detbench.report import load_report
+from detbench.runner import run_bench
+from detbench.synthetic import make_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+QUICK = {"device": "cpu", "imgsz": 64, "warmup": 1, "iters": 2, "threads": 1, "benchmark_size": 10}
+CLI_QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "2", "--threads", "1",
+             "--benchmark_size", "10"]
+
+
+# ---------------------------------------------------------------- helpers
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]] | None:
+    """Every file and folder under `folder` with its mtime and size; None if it does not exist."""
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*"))}
+
+
+def bench(out: Path, **settings):
+    cfg = BenchConfig(**{**QUICK, "out": str(out), **settings})
+    return run_bench(cfg, echo=lambda line: None, argv=["detbench", "bench"])
+
+
+def fails_cleanly(out: Path, pattern: str, **settings) -> str:
+    """Run a benchmark in-process that must fail: one-line DetbenchError matching `pattern`, `out` untouched."""
+    before = snapshot(out)
+    with pytest.raises(DetbenchError) as info:
+        bench(out, **settings)
+    message = str(info.value)
+    assert "\n" not in message and re.search(pattern, message), message
+    assert snapshot(out) == before
+    return message
+
+
+def spawn(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "detbench.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(process: subprocess.Popen, timeout: int = 300) -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+def error_line(stderr: str) -> str:
+    """The CLI's error: exactly one line on stderr that starts with `error: `."""
+    lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+class MakeMarker:
+    """Unpickling this calls os.mkdir(path): stands for any code a checkpoint could run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+class CallClass:
+    """Unpickling this calls `cls(*args)` (REDUCE), which a saved model never needs."""
+
+    def __init__(self, cls, *args) -> None:
+        self.cls, self.args = cls, args
+
+    def __reduce__(self):
+        return self.cls, self.args
+
+
+def save_with(base: Path, path: Path, **extra) -> Path:
+    ckpt = torch.load(base, map_location="cpu", weights_only=False)
+    ckpt.update(extra)
+    torch.save(ckpt, path)
+    return path
+
+
+def onnx_like_bytes() -> bytes:
+    """A minimal ONNX ModelProto (protobuf) as torch.onnx.export begins one; the onnx package is not installed."""
+
+    def field(number: int, payload: bytes | int) -> bytes:
+        if isinstance(payload, int):
+            return bytes([number << 3 | 0, payload])
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    node = field(1, b"images") + field(2, b"/model.0/conv/Conv_output_0") + field(3, b"/model.0/conv/Conv") \
+        + field(4, b"Conv")
+    graph = field(1, node) + field(2, b"main_graph")
+    return field(1, 8) + field(2, b"pytorch") + field(3, b"2.14.1") + field(7, graph) + field(8, field(2, 17))
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    """A dataset of 6 val images this module may damage (copies are made per test)."""
+    return make_dataset(tmp_path_factory.mktemp("small"), n_train=0, n_val=6, seed=3)
+
+
+def fresh_dataset(tmp_path: Path, n_val: int = 6, seed: int = 3) -> Path:
+    return make_dataset(tmp_path / "data", n_train=0, n_val=n_val, seed=seed)
+
+
+# ---------------------------------------------------------------- safe loading
+
+def test_crafted_checkpoint_runs_no_code_by_default_and_loads_with_unsafe_load(tmp_path, yaml_checkpoint,
+                                                                              dataset):
+    refused_marker, trusted_marker = tmp_path / "marker-refused", tmp_path / "marker-trusted"
+    evil = save_with(yaml_checkpoint, tmp_path / "evil.pt", payload=MakeMarker(refused_marker))
+    trusted = save_with(yaml_checkpoint, tmp_path / "trusted.pt", payload=MakeMarker(trusted_marker))
+    refused_out, trusted_out = tmp_path / "refused", tmp_path / "trusted"
+    runs = [spawn("bench", "--weights", str(evil), *CLI_QUICK, "--out", str(refused_out), cwd=tmp_path),
+            spawn("bench", "--weights", str(trusted), *CLI_QUICK, "--out", str(trusted_out), "--unsafe-load",
+                  cwd=tmp_path)]
+    (code, _, stderr), (trusted_code, trusted_stdout, trusted_stderr) = (finish(run) for run in runs)
+
+    assert code == 2
+    line = error_line(stderr)
+    assert line == (f"error: --weights {evil}: refused to load: it needs posix.mkdir, not on detbench's allow-list; "
+                    f"pass --plugin MODULE for your own layers, or --unsafe-load if you trust the file (runs its code)")
+    assert not refused_marker.exists() and not refused_out.exists()
+
+    assert trusted_code == 0, trusted_stderr
+    assert trusted_marker.is_dir()  # the full pickle load ran the payload, as the flag says it will
+    report = load_report(trusted_out / "trusted.json")
+    assert report["status"] == "ok" and report["metadata"]["unsafe_load"] is True
+    assert any("--unsafe-load" in note for note in report["notes"])
+    assert "warning: checkpoint loaded with --unsafe-load" in trusted_stdout
+
+
+def test_allowed_classes_cannot_be_called_while_loading(tmp_path, yaml_checkpoint):
+    """An allowed layer class is restored with __new__ + state; calling it (REDUCE) is refused."""
+    from ultralytics.nn.autobackend import AutoBackend
+    from ultralytics.nn.modules.conv import Conv
+
+    marker = tmp_path / "marker"
+    inner = save_with(yaml_checkpoint, tmp_path / "inner.pt", payload=MakeMarker(marker))
+    # AutoBackend(path) would load `inner.pt` with a full pickle load: refused by name before any unpickling
+    chained = save_with(yaml_checkpoint, tmp_path / "chained.pt", payload=CallClass(AutoBackend, str(inner)))
+    with pytest.raises(DetbenchError, match=r"refused to load: it needs ultralytics\.nn\.autobackend\.AutoBackend"):
+        load_model(str(chained))
+    assert not marker.exists()
+    for cls, args in ((Conv, (3, 16)), (nn.Linear, (100_000, 100_000))):  # the latter: a 40 GB allocation
+        called = save_with(yaml_checkpoint, tmp_path / f"{cls.__name__}.pt", payload=CallClass(cls, *args))
+        with pytest.raises(DetbenchError, match=rf"would call {re.escape(cls.__module__)}\.{cls.__name__}, "
+                                                r".*--unsafe-load"):
+            load_model(str(called))
+    hooked = save_with(yaml_checkpoint, tmp_path / "getattr.pt", payload=CallClass(getattr, nn.Module, "__init__"))
+    with pytest.raises(DetbenchError, match=r"restricted unpickler stopped it \(getattr\(type, '__init__'\) is not"):
+        load_model(str(hooked))
+
+
+def test_checkpoint_data_that_ultralytics_saves_still_loads(tmp_path, yaml_checkpoint):
+    base = torch.load(yaml_checkpoint, map_location="cpu", weights_only=False)
+    detect = base["model"].model[-1]
+    saved = save_with(yaml_checkpoint, tmp_path / "extra.pt", bound_forward=detect.forward,
+                      save_dir=Path("/runs/detect/train"), pure=Path("C:/runs"))
+    loaded = load_model(str(saved))
+    assert loaded.kind == "checkpoint" and not loaded.unsafe_load
+
+
+def test_model_yaml_cannot_run_code(tmp_path):
+    """Ultralytics eval()s `activation:` and calls whatever a layer name finds in its module; both are refused."""
+    baseline = (REPO / "detbench" / "zoo" / "baseline.yaml").read_text()
+    marker = tmp_path / "marker"
+    evil_act = tmp_path / "act.yaml"
+    evil_act.write_text(baseline + f"activation: __import__('os').mkdir('{marker}')\n")
+    with pytest.raises(DetbenchError, match=r"refused: 'activation: __import__.*' is not of the form nn\.Name\("
+                                            r"literal arguments\), and Ultralytics would eval\(\) it"):
+        load_model(str(evil_act))
+    assert not marker.exists()
+    evil_layer = tmp_path / "layer.yaml"
+    evil_layer.write_text(baseline.replace("[-1, 1, SPPF, [1024, 5]]", "[-1, 1, torch_safe_load, [evil.pt]]"))
+    with pytest.raises(DetbenchError, match=r"refused: layer 9 names 'torch_safe_load', which is not a layer class"):
+        load_model(str(evil_layer))
+    fine = tmp_path / "relu.yaml"
+    fine.write_text(baseline + "activation: nn.ReLU(inplace=True)\n")
+    assert isinstance(load_model(str(fine)).model, nn.Module)
+
+
+def test_own_layers_are_refused_by_name_and_allowed_with_plugin(tmp_path, yaml_checkpoint):
+    import importlib
+
+    plugin = tmp_path / "my_layers_x1.py"
+    plugin.write_text("from torch import nn\n\n\nclass Gate(nn.Module):\n    def forward(self, x):\n"
+                      "        return x\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        gate = importlib.import_module("my_layers_x1").Gate()
+        weights = save_with(yaml_checkpoint, tmp_path / "custom.pt", extra_layer=gate)
+    finally:
+        sys.path.remove(str(tmp_path))
+        del sys.modules["my_layers_x1"]
+    with pytest.raises(DetbenchError, match=r"refused to load: it needs my_layers_x1\.Gate, not on detbench's "
+                                            r"allow-list; pass --plugin MODULE for your own layers"):
+        load_model(str(weights))
+    loaded = load_model(str(weights), plugins=[str(plugin)])
+    assert loaded.kind == "checkpoint" and not loaded.unsafe_load
+
+
+def test_pickle_scan_follows_memo_and_names_calls():
+    import pickle
+    import pickletools
+
+    payload = pickle.dumps([CallClass(nn.Linear, 1, 1), CallClass(nn.Linear, 2, 2)], protocol=2)
+    ops = [op.name for op, _, _ in pickletools.genops(payload)]
+    assert ops.count("GLOBAL") == 1 and ops.count("REDUCE") == 2  # the second call reaches Linear via the memo
+    named, called = scan_pickle(payload)
+    assert named == called == {"torch.nn.modules.linear.Linear"}
+    with pytest.raises(ValueError):
+        scan_pickle(payload[: len(payload) // 2])
+
+
+def test_plugin_that_fails_to_import_is_one_line(tmp_path):
+    plugin = tmp_path / "broken_layers.py"
+    plugin.write_text("raise RuntimeError('boom\\nsecond line')\n")
+    with pytest.raises(DetbenchError, match=r"^--plugin .*broken_layers\.py: importing it failed \(RuntimeError: "
+                                            r"boom\); fix the file$"):
+        load_model("yolov8n.yaml", plugins=[str(plugin)])
+
+
+def _torchscript(path: Path, traced: bool) -> Path:
+    module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    scripted = torch.jit.trace(module, torch.zeros(1, 3, 8, 8)) if traced else torch.jit.script(module)
+    torch.jit.save(scripted, str(path))
+    return path
+
+
+def _legacy(path: Path, base: Path) -> Path:
+    torch.save(torch.load(base, map_location="cpu", weights_only=False), path, _use_new_zipfile_serialization=False)
+    return path
+
+
+WEIGHT_CASES = {
+    "missing": r"file not found; check the path",
+    "folder": r"is a folder; pass the \.pt file inside it",
+    "empty": r"the file is empty",
+    "truncated_half": r"zip archive is truncated or damaged",
+    "truncated_head": r"zip archive is truncated or damaged",
+    "zip_not_torch": r"a zip archive but not a PyTorch checkpoint",
+    "random_bytes": r"truncated, damaged or not a PyTorch checkpoint",
+    "torchscript_scripted": r"TorchScript archive \(torch\.jit\.save\), not an Ultralytics \.pt checkpoint; pass the",
+    "torchscript_traced": r"TorchScript archive",
+    "onnx_as_pt": r"looks like an ONNX model",
+    "legacy_format": r"legacy \(pre-1\.6, non-zip\) torch\.save format.*--unsafe-load",
+    "state_dict_only": r"no model inside \(keys: w\)",
+    "tensor": r"holds a Tensor, not an Ultralytics checkpoint",
+    "onnx_suffix": r"expected a \.pt checkpoint or a model \.yaml, got '\.onnx'",
+    "device_file": r"not a regular file \(a device or pipe\)",
+}
+
+
+def make_weights(case: str, folder: Path, base: Path) -> Path:
+    """The file for one WEIGHT_CASES entry, made from the real checkpoint `base` where it needs one."""
+    path = folder / f"{case}.pt"
+    data = base.read_bytes()
+    if case == "folder":
+        path.mkdir()
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "truncated_half":
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "truncated_head":
+        path.write_bytes(data[:100])
+    elif case == "zip_not_torch":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("readme.txt", "not a model")
+    elif case == "random_bytes":
+        path.write_bytes(os.urandom(4096))
+    elif case.startswith("torchscript"):
+        _torchscript(path, traced=case.endswith("traced"))
+    elif case == "onnx_as_pt":
+        path.write_bytes(onnx_like_bytes())
+    elif case == "onnx_suffix":
+        path = path.with_suffix(".onnx")
+        path.write_bytes(onnx_like_bytes())
+    elif case == "legacy_format":
+        _legacy(path, base)
+    elif case == "state_dict_only":
+        torch.save({"w": torch.zeros(2)}, path)
+    elif case == "tensor":
+        torch.save(torch.zeros(2), path)
+    elif case == "device_file":
+        path.symlink_to("/dev/zero")  # endless: reading it whole would never finish
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(WEIGHT_CASES))
+def test_unusable_weights_fail_cleanly(case, tmp_path, yaml_checkpoint, dataset):
+    weights = make_weights(case, tmp_path, yaml_checkpoint)
+    message = fails_cleanly(tmp_path / "results", WEIGHT_CASES[case], weights=str(weights), data=str(dataset))
+    assert message.startswith(f"--weights {weights}")
+
+
+def test_image_renamed_pt_fails_cleanly_in_the_cli(tmp_path, dataset):
+    image = next((dataset.parent / "images" / "val").glob("*.jpg"))
+    renamed = tmp_path / "model.pt"
+    renamed.write_bytes(image.read_bytes())
+    code, _, stderr = finish(spawn("bench", "--weights", str(renamed), *CLI_QUICK, "--data", str(dataset),
+                                   cwd=tmp_path))
+    assert code == 2
+    assert error_line(stderr) == (f"error: --weights {renamed}: cannot load: it is an image, not a checkpoint; "
+                                  f"pass the model's .pt checkpoint")
+    assert not (tmp_path / "results").exists()
+
+
+# ---------------------------------------------------------------- data YAML and images
+
+def test_data_yaml_problems_fail_cleanly(tmp_path, yaml_checkpoint):
+    out = tmp_path / "results"
+    run = {"weights": str(yaml_checkpoint)}
+    (tmp_path / "empty_val").mkdir()
+    cases = {
+        "missing.yaml": (None, r"--data .*missing\.yaml: file not found"),
+        "broken.yaml": ("path: [unclosed\nval: : :\n", r"--data .*broken\.yaml: not valid YAML \(.*\); fix the file"),
+        "list.yaml": ("- a\n- b\n", r"expected a mapping with a 'val' entry, got list"),
+        "noval.yaml": ("train: images/train\n", r"no 'val' entry; add the validation split"),
+        "emptyval.yaml": (f"path: {tmp_path}\nval: empty_val\n", r"the val split \(empty_val\) holds no images"),
+        "goneval.yaml": (f"path: {tmp_path}\nval: gone\n", r"val entry .*gone does not exist"),
+        "numval.yaml": ("val: 3\n", r"'val' must be a folder, a \.txt list or a list of them"),
+        "bomb.yaml": ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nval: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+                      r"'val' must be a folder, a \.txt list or a list of them"),
+        "binary.yaml": (b"\xff\xfe\x00\x01", r"not valid YAML"),
+    }
+    for name, (content, pattern) in cases.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+        message = fails_cleanly(out, pattern, data=str(path), **run)
+        assert message.startswith(f"--data {path}")
+
+
+def test_undecodable_image_in_val_split_writes_no_list(tmp_path, yaml_checkpoint):
+    data = fresh_dataset(tmp_path)
+    images = sorted((data.parent / "images" / "val").glob("*.jpg"))
+    images[2].write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    images[4].write_bytes(b"")
+    fails_cleanly(tmp_path / "results", r"benchmark list: 2 not decodable of 6 images \(first: .*\); restore them",
+                  weights=str(yaml_checkpoint), data=str(data))
+
+
+def test_listed_images_missing_are_named_and_counted(tmp_path, yaml_checkpoint):
+    data = fresh_dataset(tmp_path)
+    out = tmp_path / "results"
+    bench(out, weights=str(yaml_checkpoint), data=str(data), name="first")
+    listed = read_list(out / "benchmark_list.txt").paths
+    Path(listed[1]).unlink()
+    Path(listed[3]).unlink()
+    message = fails_cleanly(out, r"benchmark list: 2 missing of 6 images \(first: .*\); restore them, or delete "
+                                 r"the list", weights=str(yaml_checkpoint), data=str(data), use_benchmark_list=True)
+    assert listed[1] in message
+
+
+def test_existing_list_from_other_data_seed_or_size_is_kept(tmp_path, yaml_checkpoint, dataset):
+    data = fresh_dataset(tmp_path)
+    other = make_dataset(tmp_path / "other", n_train=0, n_val=7, seed=4)
+    same_names = fresh_dataset(tmp_path / "copy")  # the same file names, in another folder
+    out = tmp_path / "results"
+    bench(out, weights=str(yaml_checkpoint), data=str(data), name="first")
+    for change in ({"seed": 7}, {"benchmark_size": 5}, {"data": str(other)}, {"data": str(same_names)}):
+        settings = {"weights": str(yaml_checkpoint), "data": str(data), **change}
+        fails_cleanly(out, r"benchmark_list\.txt was made from other data, seed or size .*--use_benchmark_list",
+                      **settings)
+
+
+def test_incomplete_list_file_is_refused(tmp_path, dataset):
+    from detbench.benchmark_list import obtain_list
+
+    path = tmp_path / "benchmark_list.txt"
+    obtain_list(path, dataset, 20, 42, use_existing=False)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-5]) + "\n" + lines[-5][: len(lines[-5]) // 2])  # a half-written tail
+    with pytest.raises(DetbenchError, match=r"incomplete or edited: 16 paths, its header says 20; delete it"):
+        read_list(path)
+
+
+# ---------------------------------------------------------------- flags
+
+@pytest.mark.parametrize("flag, value, pattern", [
+    ("benchmark_size", 0, r"--benchmark_size must be between 1 and"),
+    ("benchmark_size", -5, r"--benchmark_size must be between 1 and"),
+    ("iters", 0, r"--iters must be between 1 and"),
+    ("warmup", -1, r"--warmup must be between 0 and"),
+    ("batch", 0, r"--batch must be between 1 and 1024"),
+    ("batch", 4096, r"--batch must be between 1 and 1024"),
+    ("imgsz", 16, r"--imgsz must be between 32 and 8192"),
+    ("imgsz", 100_000, r"--imgsz must be between 32 and 8192"),
+    ("threads", 0, r"--threads must be between 1 and"),
+    ("name", "../elsewhere", r"--name '\.\./elsewhere': must be a plain file name"),
+])
+def test_flags_out_of_range(flag, value, pattern):
+    with pytest.raises(DetbenchError, match=pattern):
+        BenchConfig(weights="yolov8n.yaml", **{flag: value})
+
+
+def test_flag_errors_from_the_cli_write_nothing(tmp_path, capsys):
+    from detbench.cli import main
+
+    runs = [spawn("bench", "--weights", "yolov8n.yaml", *args, "--out", str(tmp_path / "results"), cwd=tmp_path)
+            for args in (["--benchmark_size", "0"], ["--iters", "-3"])]
+    lines = [error_line(finish(run)[2]) for run in runs]
+    assert [run.returncode for run in runs] == [2, 2]
+    assert lines == ["error: --benchmark_size must be between 1 and 1000000, got 0",
+                     "error: --iters must be between 1 and 1000000, got -3"]
+    device = "cuda:99" if torch.cuda.is_available() else "0"
+    assert main(["bench", "--weights", "yolov8n.yaml", "--device", device, "--out", str(tmp_path / "results")]) == 2
+    assert error_line(capsys.readouterr().err).startswith(f"error: --device {device}")
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda():
+    for spec in ("0", "cuda", "cuda:1"):
+        with pytest.raises(DetbenchError, match=rf"--device {spec} asks for a CUDA GPU, but none is available here: "
+                                                r"use --device cpu"):
+            resolve_device(spec)
+    with pytest.raises(DetbenchError, match=r"--device 'gpu' is not understood"):
+        resolve_device("gpu")
+
+
+# ---------------------------------------------------------------- reports when comparing
+
+@pytest.mark.parametrize("content, pattern", [
+    (b"{\"schema_version\": 1, ", r"not valid JSON \(JSONDecodeError\); delete it and re-run"),
+    (b"\xff\xfe{}", r"not valid JSON \(UnicodeDecodeError\)"),
+    (b"[" * 100_000 + b"]" * 100_000, r"not valid JSON \(RecursionError\)"),
+    (b"{\"schema_version\": " + b"9" * 5000 + b"}", r"not valid JSON \(ValueError\)"),
+    (b"[1, 2]", r"not a detbench report \(top level is list\)"),
+    (b"{\"schema_version\": 2}", r"unknown schema_version 2 \(this detbench reads 1\); re-run the benchmark"),
+    (b"{\"schema_version\": true}", r"unknown schema_version True"),
+    (b"{\"schema_version\": 1}", r"missing section\(s\) metadata, model_complexity, latency, throughput, memory"),
+])
+def test_bad_report_files_are_named(tmp_path, content, pattern):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(DetbenchError, match=rf"^{re.escape(str(path))}: {pattern}"):
+        load_report(path)
+
+
+@pytest.fixture(scope="module")
+def real_reports(tmp_path_factory, yaml_checkpoint) -> Path:
+    """Two real reports (baseline, other) in a folder of their own."""
+    out = tmp_path_factory.mktemp("reports") / "bench"
+    for name in ("baseline", "other"):
+        bench(out, weights=str(yaml_checkpoint), name=name)
+    return out
+
+
+def test_report_with_edited_latency_is_refused(tmp_path, real_reports):
+    report = json.loads((real_reports / "baseline.json").read_text())
+    report["latency"]["median_ms"] = "fast"
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(DetbenchError, match=r"median_ms not numeric; the file was edited or damaged"):
+        load_report(path)
+
+
+def test_compare_skips_bad_reports_with_a_warning_naming_them(tmp_path, real_reports, capsys):
+    import shutil
+
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    for name in ("baseline", "other"):
+        shutil.copy(real_reports / f"{name}.json", folder)
+    (folder / "broken.json").write_text("{not json")
+    (folder / "future.json").write_text(json.dumps({"schema_version": 99}))
+    code, stdout, stderr = finish(spawn("compare", str(folder), cwd=tmp_path))
+    assert code == 0, stderr
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning: ")]
+    assert any(str(folder / "broken.json") in line and "not valid JSON" in line for line in warnings), stderr
+    assert any(str(folder / "future.json") in line and "unknown schema_version 99" in line for line in warnings)
+    assert "other" in stdout
+
+    from detbench.cli import main
+
+    (folder / "baseline.json").unlink()
+    (folder / "other.json").unlink()
+    assert main(["compare", str(folder)]) == 2  # none remain
+    assert error_line(capsys.readouterr().err).startswith("error: no readable benchmark report to compare")
+
+
+def test_scan_of_a_real_checkpoint_finds_only_allowed_calls(yaml_checkpoint):
+    from torch._weights_only_unpickler import _get_allowed_globals
+
+    from detbench.models import SAFE_EXTRA_GLOBALS
+
+    with zipfile.ZipFile(yaml_checkpoint) as archive:
+        pickled = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    named, called = scan_pickle(pickled)
+    assert "ultralytics.nn.tasks.DetectionModel" in named
+    assert called and called <= set(_get_allowed_globals()) | SAFE_EXTRA_GLOBALS, called

@@ -1,0 +1,122 @@
+"""The --pipeline breakdown: stages equal to Ultralytics' predictor steps, sync order on CUDA, a real CLI run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from detbench.benchmark_list import sample_list
+from detbench.errors import DetbenchError
+from detbench.inputs import decode_images
+from detbench.pipeline import STAGES, PipelineStages, decode_originals, run_pipeline_loop
+from detbench.report import load_report
+from detbench.timing import StopRule
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def val_paths(dataset) -> list[str]:
+    return [str(p) for p in sample_list(dataset, 6, 42).paths]
+
+
+def test_preprocess_gives_the_model_exactly_the_cached_input(val_paths):
+    cache = decode_images(val_paths, 64)
+    originals = decode_originals(val_paths, cache.files_sha256)
+    stages = PipelineStages(lambda x: x, 64, CPU)
+    for i in range(3):
+        expected = cache.batch(i, 2, CPU, torch.float32)
+        got = stages.preprocess([originals[j] for j in cache.batch_indices(i, 2)])
+        assert got.shape == expected.shape == (2, 3, 64, 64) and got.dtype == torch.float32
+        assert torch.equal(got, expected)
+
+
+def test_originals_must_be_the_cached_files(val_paths, tmp_path):
+    copies = []
+    for path in val_paths[:2]:
+        copy = tmp_path / Path(path).name
+        copy.write_bytes(Path(path).read_bytes())
+        copies.append(str(copy))
+    digest = decode_images(copies, 64).files_sha256
+    assert len(decode_originals(copies, digest)) == 2
+    image = cv2.imread(copies[0])
+    image[0, 0] = 255 - image[0, 0]
+    cv2.imwrite(copies[0], image)
+    with pytest.raises(DetbenchError, match="changed during the run"):
+        decode_originals(copies, digest)
+
+
+def test_postprocess_is_ultralytics_nms_at_conf_025_iou_07_scaled_to_the_original():
+    original = np.zeros((64, 128, 3), dtype=np.uint8)  # h 64, w 128: letterboxed to 64 with gain 0.5, pad 16
+    stages = PipelineStages(lambda x: x, 64, CPU)
+    x = stages.preprocess([original])
+    boxes = torch.tensor([[32.0, 32.0, 10.0, 10.0],  # kept
+                          [32.5, 32.0, 10.0, 10.0],  # IoU ~0.9 with the first, lower score: suppressed
+                          [10.0, 20.0, 6.0, 6.0],  # score 0.2: below conf 0.25
+                          [50.0, 40.0, 4.0, 4.0]])  # kept, other place
+    scores = torch.tensor([[0.9, 0.0], [0.8, 0.0], [0.2, 0.0], [0.0, 0.6]])
+    preds = torch.cat([boxes, scores], dim=1).T.unsqueeze(0)  # [1, 4 + nc, anchors] as Detect returns
+    detections = stages.postprocess((preds, None), x, [original])
+    assert len(detections) == 1 and detections[0].shape[0] == 2
+    first, second = detections[0]
+    assert first[:4].tolist() == pytest.approx([54.0, 22.0, 74.0, 42.0])  # (32 -/+ 5) / 0.5, (32 -/+ 5 - 16) / 0.5
+    assert first[4].item() == pytest.approx(0.9) and first[5].item() == 0
+    assert second[5].item() == 1
+
+
+class FakeCuda:
+    def __init__(self, log):
+        self.log = log
+
+    def synchronize(self, device=None):
+        self.log.append("sync")
+
+
+class LoggedStages:
+    def __init__(self, log):
+        self.log = log
+
+    def preprocess(self, images):
+        self.log.append("pre")
+        return torch.zeros(1)
+
+    def inference(self, x):
+        self.log.append("infer")
+        return x
+
+    def postprocess(self, preds, x, images):
+        self.log.append("post")
+        return [torch.zeros(3, 6)]
+
+
+def test_cuda_synchronizes_at_every_stage_boundary():
+    log = []
+    timings = run_pipeline_loop(LoggedStages(log), lambda i: [i], 1, torch.device("cuda:0"), StopRule(2),
+                                cuda=FakeCuda(log))
+    one = ["sync", "pre", "sync", "infer", "sync", "post", "sync"]
+    assert log == one * 3
+    assert {s: len(v) for s, v in timings.stages_ms.items()} == {s: 2 for s in STAGES}
+    assert timings.detections == [3, 3] and len(timings.warmup_total_ms) == 1
+
+
+def test_cli_pipeline_section_has_each_stage_with_statistics(cli, tmp_path, yaml_checkpoint, dataset):
+    result = cli("bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "64", "--warmup", "2",
+                 "--iters", "6", "--threads", "1", "--data", str(dataset), "--pipeline", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "✓ pipeline (median): preprocess " in result.stdout
+    report = load_report(tmp_path / "results/bench/yolov8n.json")
+    section, raw = report["pipeline"], report["samples"]["pipeline_ms"]
+    assert section["nms"]["conf"] == 0.25 and section["nms"]["iou"] == 0.7
+    assert section["n_samples"] == 6 and section["stop_reason"] == "iters"
+    for stage in STAGES:
+        assert len(raw[stage]) == 6
+        assert section[stage]["median_ms"] == pytest.approx(float(np.median(raw[stage])))
+        assert section[stage]["statistics"]["n_samples"] == 6
+        assert section[stage]["statistics"]["median_ci95_ms"] != "insufficient samples"
+    parts = np.add(np.add(raw["preprocess"], raw["inference"]), raw["postprocess"])
+    assert np.allclose(parts, raw["total"], atol=1e-6)
+    assert report["timing_phases_s"]["pipeline"] > 0
