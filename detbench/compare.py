@@ -60,6 +60,10 @@ class Entry:
         rounds = self.report.get("rounds") or []
         return [float(r["median_ms"]) for r in rounds if isinstance(r, dict) and r.get("median_ms")]
 
+    def round_times(self) -> list[str | None]:
+        rounds = self.report.get("rounds") or []
+        return [r.get("timestamp") for r in rounds if isinstance(r, dict) and r.get("median_ms")]
+
 
 @dataclass
 class Row:
@@ -242,6 +246,8 @@ def percent_delta(value: float | None, reference: float | None) -> float | None:
 def pair_test(baseline: Entry, model: Entry) -> sig.PairTest:
     base_rounds, model_rounds = baseline.round_medians(), model.round_medians()
     if min(len(base_rounds), len(model_rounds)) >= sig.MIN_ROUNDS:
+        if sig.interleaved(baseline.round_times(), model.round_times()):
+            return sig.paired_rounds(base_rounds, model_rounds)
         return sig.rounds_pair(base_rounds, model_rounds)
     return sig.samples_pair(baseline.samples(), model.samples())
 

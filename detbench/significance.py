@@ -14,6 +14,11 @@ Method (what `detbench compare` does for every model against the baseline):
      spread *between* processes is the honest noise. The effect is then the
      ratio of the geometric means of the round medians, and its 95 %
      confidence interval is Welch's interval on the log scale, exponentiated.
+     When the two reports' rounds were interleaved (round k of both ran
+     before round k+1 of either, as `detbench ablate --rounds K` runs them),
+     round k of each shared the machine's state at that time, so the rounds
+     are paired: a paired t-test on the per-round log ratios, which cancels
+     drift common to both models (e.g. a slow first round for everyone).
    * Otherwise: the Mann-Whitney U test (two-sided) on the raw per-iteration
      samples, and a percentile bootstrap 95 % confidence interval of the
      ratio of medians (``BOOTSTRAP_RESAMPLES`` resamples, fixed seed). This
@@ -44,6 +49,7 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 
 TEST_ROUNDS = "Welch t-test on log round medians"
+TEST_PAIRED = "paired t-test on log ratios of interleaved rounds"
 TEST_SAMPLES = "Mann-Whitney U on raw samples"
 
 
@@ -140,6 +146,41 @@ def rounds_pair(baseline_medians: Sequence[float], model_medians: Sequence[float
         low, high = diff - half, diff + half
     return PairTest(TEST_ROUNDS, p_value, math.expm1(diff), math.expm1(low), math.expm1(high),
                     int(a.size), int(b.size))
+
+
+def paired_rounds(baseline_medians: Sequence[float], model_medians: Sequence[float],
+                  confidence: float = CONFIDENCE) -> PairTest:
+    """Paired t-test on log(model / baseline) per round; effect and CI as the geometric mean ratio."""
+    from scipy import stats
+
+    ratios = np.log(np.asarray(model_medians, dtype=np.float64)) - np.log(
+        np.asarray(baseline_medians, dtype=np.float64))
+    diff = float(ratios.mean())
+    se = float(ratios.std(ddof=1) / math.sqrt(ratios.size))
+    if se == 0.0:
+        p_value = 1.0 if diff == 0.0 else 0.0
+        low = high = diff
+    else:
+        dof = ratios.size - 1
+        p_value = float(2.0 * stats.t.sf(abs(diff) / se, dof))
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, dof)) * se
+        low, high = diff - half, diff + half
+    return PairTest(TEST_PAIRED, p_value, math.expm1(diff), math.expm1(low), math.expm1(high),
+                    int(ratios.size), int(ratios.size))
+
+
+def interleaved(baseline_times: Sequence[str | None], model_times: Sequence[str | None]) -> bool:
+    """True when both series of round timestamps (ISO 8601) have the same length and alternate round by round."""
+    from datetime import datetime
+
+    if len(baseline_times) != len(model_times) or any(t is None for t in [*baseline_times, *model_times]):
+        return False
+    try:
+        a = [datetime.fromisoformat(str(t)) for t in baseline_times]
+        b = [datetime.fromisoformat(str(t)) for t in model_times]
+        return all(max(a[k], b[k]) <= min(a[k + 1], b[k + 1]) for k in range(len(a) - 1))
+    except (TypeError, ValueError):
+        return False
 
 
 def decide(pairs: Sequence[PairTest], alpha: float, min_effect: float) -> list[Verdict]:

@@ -95,7 +95,8 @@ def delta_table(group: Group) -> list[str]:
                  _p(row.verdict.p_holm) if row.verdict else "-", _mark(row)]
         if mixed:
             test = row.verdict.pair.test if row.verdict else None
-            cells.append({sig.TEST_ROUNDS: "rounds", sig.TEST_SAMPLES: "samples"}.get(test, "-"))
+            cells.append({sig.TEST_ROUNDS: "rounds", sig.TEST_PAIRED: "paired",
+                          sig.TEST_SAMPLES: "samples"}.get(test, "-"))
         rows.append(cells)
     return _align(header, rows)
 
@@ -107,13 +108,15 @@ def method_lines(comparison: Comparison, group: Group) -> list[str]:
     lines = [f"Sig.: * = Holm-adjusted p < {comparison.alpha:g}, |Median Δ| >= {100 * comparison.min_effect:g} % "
              f"and a 95% CI without 0; n.s. otherwise; test: {'; '.join(tests)}"]
     if len(tests) > 1:
-        lines.append(f"  (Test: rounds = {sig.TEST_ROUNDS}, where both reports have >= {sig.MIN_ROUNDS} rounds; "
-                     f"samples = {sig.TEST_SAMPLES})")
+        lines.append(f"  (Test: paired = {sig.TEST_PAIRED}; rounds = {sig.TEST_ROUNDS}, where both reports have "
+                     f">= {sig.MIN_ROUNDS} rounds; samples = {sig.TEST_SAMPLES})")
     if sig.TEST_SAMPLES in tests:
         lines.append("  (95% CI: bootstrap of the ratio of medians. One process per model tests only "
                      "within-process noise: `detbench ablate --rounds 3` measures the spread between processes)")
     if sig.TEST_ROUNDS in tests:
         lines.append("  (95% CI: Welch interval of the ratio of geometric-mean round medians)")
+    if sig.TEST_PAIRED in tests:
+        lines.append("  (95% CI: t interval of the geometric-mean ratio over rounds run side by side)")
     untested = [row.name for row in group.rows if row.verdict and row.verdict.significant is None]
     if untested:
         lines.append(f"  n/a: too few latency samples to test ({', '.join(untested)})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 from pathlib import Path
@@ -15,7 +14,7 @@ from detbench.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_epoch, fitne
 from detbench.compare import build_comparison, load_entries, report_files, run_compare
 from detbench.plots import pareto_front, write_plots
 from detbench.report import load_report, write_report
-from detbench.stats import summarize, throughput
+from detbench.stats import summarize
 from detbench.testing import save_untrained
 
 BENCH = ["--device", "cpu", "--imgsz", "128", "--warmup", "3", "--iters", "25", "--threads", "1"]
@@ -104,6 +103,21 @@ def test_rounds_test_uses_spread_between_rounds():
     slower = sig.rounds_pair([10.0, 10.4, 9.8], [15.0, 15.3, 14.8])
     assert slower.p_value < 0.001 and slower.effect == pytest.approx(0.5, abs=0.02)
     assert slower.ci_low < slower.effect < slower.ci_high
+
+
+def test_interleaved_rounds_are_paired_so_common_drift_cancels():
+    base, model = [22.3, 14.8, 15.3], [45.1, 33.1, 33.6]  # round 1 slow for both models
+    paired = sig.paired_rounds(base, model)
+    assert paired.test == sig.TEST_PAIRED and paired.p_value < 0.01
+    assert paired.effect == pytest.approx(1.15, abs=0.05) and paired.ci_low > 0
+    same = sig.paired_rounds(base, [22.0, 15.1, 15.0])
+    assert same.p_value > 0.3 and same.ci_low < 0 < same.ci_high
+    times = ["2026-01-01T10:00:00", "2026-01-01T10:01:00", "2026-01-01T10:02:00"]
+    shifted = ["2026-01-01T10:00:30", "2026-01-01T10:01:30", "2026-01-01T10:02:30"]
+    assert sig.interleaved(times, shifted)
+    later = ["2026-01-01T11:00:00", "2026-01-01T11:01:00", "2026-01-01T11:02:00"]
+    assert not sig.interleaved(times, later)  # one model re-run an hour later: not paired
+    assert not sig.interleaved(times, shifted[:2]) and not sig.interleaved(times, [None, None, None])
 
 
 def test_samples_test_bootstraps_ratio_of_medians():
@@ -313,20 +327,10 @@ def test_plots_are_written_as_png(tmp_path):
 # ---------------------------------------------------------------- real measurements on this machine
 
 def merge_rounds(paths: list[Path], name: str) -> dict:
-    """What an interleaved multi-round run keeps: per-round medians and all samples concatenated."""
-    reports = [load_report(p) for p in paths]
-    merged = copy.deepcopy(reports[0])
-    chunks = [r["samples"]["latency_ms"] for r in reports]
-    samples = [x for chunk in chunks for x in chunk]
-    merged["metadata"]["model_name"] = name
-    merged["latency"].update(summarize(samples), n_samples=len(samples))
-    batch = merged["metadata"]["batch"]
-    merged["throughput"] = throughput(batch, merged["latency"]["mean_ms"], merged["latency"]["p50_ms"])
-    merged["samples"]["latency_ms"] = samples
-    merged["rounds"] = [{"round": k + 1, "median_ms": r["latency"]["median_ms"], "mean_ms": r["latency"]["mean_ms"],
-                         "p95_ms": r["latency"]["p95_ms"], "n": len(r["samples"]["latency_ms"])}
-                        for k, r in enumerate(reports)]
-    return merged
+    """What `detbench ablate --rounds K` keeps: per-round medians (with their times) and all samples."""
+    from detbench.ablation import merge_rounds as merge
+
+    return merge([load_report(p) for p in paths], name)
 
 
 @pytest.fixture(scope="module")
@@ -354,28 +358,27 @@ def test_same_checkpoint_under_two_names_is_not_significant(measured, tmp_path):
     _, lines, _ = captured(report_paths_or_dir=tmp_path, baseline="a", output=tmp_path / "c.csv")
     b = table_row(lines, "Params Δ", "b")
     assert b[-1] == "n.s.", "\n".join(lines)
-    assert any(sig.TEST_ROUNDS in line for line in lines)
+    assert any(sig.TEST_PAIRED in line for line in lines)  # the rounds were interleaved
     with open(tmp_path / "c.csv", newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if r["model"] == "b")
-    assert row["test"] == sig.TEST_ROUNDS and row["significant"] == "no"
+    assert row["test"] == sig.TEST_PAIRED and row["significant"] == "no"
 
 
 NOISE_LIMIT = 0.15  # between-process spread (SD of log medians) above which no latency claim is testable
 
 
 def process_noise(measured: Path) -> tuple[float, dict[str, list[float]]]:
-    """Pooled SD of the log median over each model's 3 processes: how busy the machine was meanwhile."""
+    """SD over the rounds of log(s / a): the noise that drift common to both models (a slow round) does not explain."""
     medians = {n: [load_report(measured / f"r{k}" / f"{n}.json")["latency"]["median_ms"] for k in (1, 2, 3)]
                for n in "abs"}
-    pooled = float(np.sqrt(np.mean([np.var(np.log(m), ddof=1) for m in medians.values()])))
-    return pooled, medians
+    return float(np.std(np.log(medians["s"]) - np.log(medians["a"]), ddof=1)), medians
 
 
 def skip_if_busy(measured: Path) -> None:
     noise, medians = process_noise(measured)
     if noise > NOISE_LIMIT:  # another workload owns the CPU: 3 processes per model cannot resolve 2x now
         shown = "; ".join(f"{n}: {', '.join(f'{x:.1f}' for x in m)}" for n, m in medians.items())
-        pytest.skip(f"machine too busy: process medians vary by {100 * noise:.0f} % (limit "
+        pytest.skip(f"machine too busy: the v8s/v8n ratio varies by {100 * noise:.0f} % across rounds (limit "
                     f"{100 * NOISE_LIMIT:.0f} %; {shown} ms)")
 
 
@@ -397,4 +400,4 @@ def test_yolov8n_against_yolov8s_is_significant_across_rounds(measured, tmp_path
     _, lines, _ = captured(report_paths_or_dir=tmp_path, baseline="a")
     s = table_row(lines, "Params Δ", "s")
     assert s[-1] == "*" and float(s[5]) > 20, "\n".join(lines)
-    assert any(sig.TEST_ROUNDS in line for line in lines)
+    assert any(sig.TEST_PAIRED in line for line in lines)
