@@ -18,6 +18,7 @@ from detbench.stats import summarize
 from detbench.testing import save_untrained
 
 BENCH = ["--device", "cpu", "--imgsz", "128", "--warmup", "3", "--iters", "25", "--threads", "1"]
+ROUNDS = (1, 2, 3, 4, 5)
 
 
 # ---------------------------------------------------------------- synthetic reports
@@ -335,14 +336,15 @@ def merge_rounds(paths: list[Path], name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory, yaml_checkpoint, dataset):
-    """YOLOv8n under two names (a, b) and YOLOv8s (s), 3 rounds of fresh processes in rotating order."""
+    """YOLOv8n under two names (a, b) and YOLOv8s (s), 5 rounds of fresh processes in rotating order."""
     from conftest import run_cli
 
     root = tmp_path_factory.mktemp("measured")
     v8s = save_untrained("yolov8s.yaml", root / "yolov8s.pt", dataset)
     weights = {"a": yaml_checkpoint, "b": yaml_checkpoint, "s": v8s}
     shared_list = root / "benchmark_list.txt"
-    for k, order in enumerate([["a", "s", "b"], ["s", "b", "a"], ["b", "a", "s"]], start=1):
+    orders = [["a", "s", "b"], ["s", "b", "a"], ["b", "a", "s"], ["a", "b", "s"], ["s", "a", "b"]]
+    for k, order in enumerate(orders, start=1):
         for name in order:
             reuse = ["--use_benchmark_list"] if shared_list.exists() else []
             result = run_cli("bench", "--weights", str(weights[name]), "--name", name, "--out", str(root / f"r{k}"),
@@ -353,7 +355,7 @@ def measured(tmp_path_factory, yaml_checkpoint, dataset):
 
 def test_same_checkpoint_under_two_names_is_not_significant(measured, tmp_path):
     for name in ("a", "b"):
-        merged = merge_rounds([measured / f"r{k}" / f"{name}.json" for k in (1, 2, 3)], name)
+        merged = merge_rounds([measured / f"r{k}" / f"{name}.json" for k in ROUNDS], name)
         write_report(merged, tmp_path / f"{name}.json")
     _, lines, _ = captured(report_paths_or_dir=tmp_path, baseline="a", output=tmp_path / "c.csv")
     b = table_row(lines, "Params Δ", "b")
@@ -364,26 +366,25 @@ def test_same_checkpoint_under_two_names_is_not_significant(measured, tmp_path):
     assert row["test"] == sig.TEST_PAIRED and row["significant"] == "no"
 
 
-NOISE_LIMIT = 0.15  # between-process spread (SD of log medians) above which no latency claim is testable
+NOISE_LIMIT = 0.5  # SD over rounds of log(v8s / v8n) above which 5 rounds cannot resolve a ~2x difference
 
 
 def process_noise(measured: Path) -> tuple[float, dict[str, list[float]]]:
     """SD over the rounds of log(s / a): the noise that drift common to both models (a slow round) does not explain."""
-    medians = {n: [load_report(measured / f"r{k}" / f"{n}.json")["latency"]["median_ms"] for k in (1, 2, 3)]
+    medians = {n: [load_report(measured / f"r{k}" / f"{n}.json")["latency"]["median_ms"] for k in ROUNDS]
                for n in "abs"}
     return float(np.std(np.log(medians["s"]) - np.log(medians["a"]), ddof=1)), medians
 
 
 def skip_if_busy(measured: Path) -> None:
     noise, medians = process_noise(measured)
-    if noise > NOISE_LIMIT:  # another workload owns the CPU: 3 processes per model cannot resolve 2x now
+    if noise > NOISE_LIMIT:  # another workload owns the CPU: 5 processes per model cannot resolve 2x now
         shown = "; ".join(f"{n}: {', '.join(f'{x:.1f}' for x in m)}" for n, m in medians.items())
         pytest.skip(f"machine too busy: the v8s/v8n ratio varies by {100 * noise:.0f} % across rounds (limit "
                     f"{100 * NOISE_LIMIT:.0f} %; {shown} ms)")
 
 
 def test_yolov8n_against_yolov8s_is_significant_from_one_process_each(measured, cli):
-    skip_if_busy(measured)
     result = cli("compare", str(measured / "r1" / "a.json"), str(measured / "r1" / "s.json"), "--baseline", "a")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -395,7 +396,7 @@ def test_yolov8n_against_yolov8s_is_significant_from_one_process_each(measured, 
 def test_yolov8n_against_yolov8s_is_significant_across_rounds(measured, tmp_path):
     skip_if_busy(measured)
     for name in ("a", "s"):
-        write_report(merge_rounds([measured / f"r{k}" / f"{name}.json" for k in (1, 2, 3)], name),
+        write_report(merge_rounds([measured / f"r{k}" / f"{name}.json" for k in ROUNDS], name),
                      tmp_path / f"{name}.json")
     _, lines, _ = captured(report_paths_or_dir=tmp_path, baseline="a")
     s = table_row(lines, "Params Δ", "s")
