@@ -453,10 +453,10 @@ def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
     host_median = float(np.median(host_ms)) if host_ms else None
     warnings = quality.warnings_for(section, section["outliers"], None, float(np.median(latency_ms)), host_median,
                                     len(latency_ms))
-    neutral_spread, no_outliers = {"cv": 0.0, "iqr_over_median": 0.0}, {"severe_count": 0}
     for index, warm in enumerate(warm_checks, start=1):
-        if warm is not None:
-            warnings += [f"round {index}: {w}" for w in quality.warnings_for(neutral_spread, no_outliers, warm, 0.0)]
+        warm_up = quality.warmup_warning(warm)
+        if warm_up:
+            warnings.append(f"round {index}: {warm_up}")
     section["warnings"] = warnings
     return section
 

@@ -52,8 +52,7 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
 
     monitor = GpuMonitor(device.index or 0, _pci_bus_id(device)) if on_cuda else None
     if on_cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        reset_cuda_peak(device)  # so the warm-up's own peak (cuDNN autotuning) can be read apart
     if mode.cuda_graph:
         graphed = CudaGraphForward(forward, next_input(0))
         forward = graphed

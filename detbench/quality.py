@@ -82,6 +82,15 @@ def warmup_check(samples: Sequence[float]) -> dict[str, Any] | None:
     }
 
 
+def warmup_warning(warm: dict[str, Any] | None) -> str | None:
+    """The warm-up-too-short sentence when the first timed iterations were clearly slower, else None."""
+    if warm is None or warm["ratio"] <= WARMUP_SLOW_RATIO:
+        return None
+    return (f"the first {warm['head_iterations']} timed iterations are {warm['ratio'] - 1:.0%} slower "
+            f"than the rest (median {warm['head_median_ms']:.3f} vs {warm['rest_median_ms']:.3f} ms): "
+            f"warm-up too short; raise --warmup")
+
+
 def warnings_for(spread: dict[str, float], flags: dict[str, Any], warm: dict[str, Any] | None,
                  median_ms: float, host_median_ms: float | None = None, n: int = 0) -> list[str]:
     """One sentence per problem found, each naming its likely cause and what to do."""
@@ -94,10 +103,9 @@ def warnings_for(spread: dict[str, float], flags: dict[str, Any], warm: dict[str
         first = flags["severe_indices"][0]
         found.append(f"{flags['severe_count']} severe outlier(s) (|modified z| > {SEVERE_Z:g}, first at timed "
                      f"iteration {first}), kept in the samples: interruptions by other programs; {NOISY}")
-    if warm is not None and warm["ratio"] > WARMUP_SLOW_RATIO:
-        found.append(f"the first {warm['head_iterations']} timed iterations are {warm['ratio'] - 1:.0%} slower "
-                     f"than the rest (median {warm['head_median_ms']:.3f} vs {warm['rest_median_ms']:.3f} ms): "
-                     f"warm-up too short; raise --warmup")
+    warm_up = warmup_warning(warm)
+    if warm_up:
+        found.append(warm_up)
     if host_median_ms is not None and median_ms > 0 and host_median_ms > LAUNCH_BOUND_RATIO * median_ms:
         found.append(f"host time {host_median_ms:.3f} ms is {host_median_ms / median_ms:.1f}x the device time "
                      f"{median_ms:.3f} ms: launch-bound (the GPU waits for the CPU): consider CUDA graphs / "
