@@ -1,0 +1,100 @@
+"""Reading files that may be hostile: regular files only, never blocking, never more than a bound.
+
+Every file detbench reads (checkpoints, YAMLs, lists, images, reports, cache
+entries) goes through `read_regular_file`. A path that names a device
+(`/dev/zero`), a FIFO, a socket or a folder, directly or through a symlink, is
+refused before it is opened; the file is then opened non-blocking and checked
+again (the same inode, still a regular file), so swapping it for a FIFO in
+between cannot make a run hang. At most `max_bytes` are read: a larger file is
+refused, not truncated.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from detbench.errors import DetbenchError
+
+_CHUNK = 1 << 20
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size} bytes"
+
+
+def _fail(what: str, problem: str, fix: str) -> DetbenchError:
+    return DetbenchError(f"{what}: {problem}" + (f"; {fix}" if fix else ""))
+
+
+def regular_file_status(path: str | Path) -> os.stat_result | None:
+    """`os.stat` of a path that is (or links to) a regular file; None for anything else or nothing."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def read_regular_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -> bytes:
+    """The whole content of a regular file of at most `max_bytes`; else a one-line DetbenchError.
+
+    `what` names the file for the message (e.g. "--weights runs/x.pt"), `fix` says what to do.
+    """
+    try:
+        before = os.stat(path)
+    except FileNotFoundError as exc:
+        raise _fail(what, "file not found", fix) from exc
+    except (OSError, ValueError) as exc:
+        raise _fail(what, f"cannot read it ({getattr(exc, 'strerror', None) or exc})", fix) from exc
+    if not stat.S_ISREG(before.st_mode):
+        raise _fail(what, f"is {_kind(before.st_mode)}, not a regular file", fix)
+    if before.st_size > max_bytes:
+        raise _fail(what, f"is {_size_text(before.st_size)}, above detbench's limit of {_size_text(max_bytes)} for "
+                          f"this kind of file", fix)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        problem = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
+        raise _fail(what, f"cannot read it ({problem})", fix) from exc
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino):
+            raise _fail(what, "changed while it was being opened (no longer the same regular file)", fix)
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise _fail(what, f"grew above detbench's limit of {_size_text(max_bytes)} while it was read", fix)
+    except OSError as exc:
+        raise _fail(what, f"cannot read it ({exc.strerror})", fix) from exc
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def read_text_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -> str:
+    """`read_regular_file` decoded as UTF-8 (a one-line error if it is not)."""
+    data = read_regular_file(path, what, max_bytes, fix)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(what, f"is not UTF-8 text (byte {exc.start})", fix) from exc
