@@ -3,21 +3,32 @@
 Sections `metadata`, `model_complexity`, `latency`, `throughput` and `memory`
 follow the specification; `schema_version`, `settings`, `environment`,
 `inputs`, `command`, `notes` and `samples` (every raw measurement) are added.
+
+A report is untrusted input when it is read: it must be a regular file of at
+most `MAX_REPORT_BYTES`, strict JSON (no NaN or Infinity), and every field
+detbench uses must have its type and a sensible value (`FIELDS`), so that one
+damaged or crafted file is refused with one line instead of breaking a tool.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from detbench.atomic import write_text_atomic
 from detbench.errors import DetbenchError
+from detbench.limits import MAX_PATH_CHARS, MAX_REPORT_BYTES
+from detbench.safe_io import read_regular_file
 
 SCHEMA_VERSION = 1
 REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "memory")
 REQUIRED_LATENCY = ("mean_ms", "median_ms", "p50_ms", "p95_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
+MAX_MEASURE = 1e12  # ms, MB, parameters, GFLOPs: far above any real value, far below overflow when summed
+DAMAGED = "the file was edited or damaged, re-run the benchmark"
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -42,7 +53,109 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+# ---------------------------------------------------------------- what each field may hold
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _measure(positive: bool, nullable: bool = True) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        if value is None:
+            return nullable
+        if not _is_number(value) or abs(value) > MAX_MEASURE:
+            return False
+        return math.isfinite(value) and (value > 0 if positive else value >= 0)
+    return test
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a field must hold: `what` for the message, `test` the check."""
+
+    what: str
+    test: Callable[[Any], bool]
+    numeric: bool = False
+
+
+TEXT = Kind(f"text of at most {MAX_PATH_CHARS} characters or null",
+            lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_PATH_CHARS))
+ANY_TEXT = Kind("text or null", lambda v: v is None or isinstance(v, str))
+COUNT = Kind("an integer >= 1 or null", lambda v: v is None or (type(v) is int and v >= 1))
+COUNT0 = Kind("an integer >= 0 or null", lambda v: v is None or (type(v) is int and v >= 0))
+POSITIVE = Kind(f"a finite number > 0 and <= {MAX_MEASURE:g}, or null", _measure(positive=True), numeric=True)
+NONNEGATIVE = Kind(f"a finite number >= 0 and <= {MAX_MEASURE:g}, or null", _measure(positive=False), numeric=True)
+SAMPLE = Kind(f"a finite number > 0 and <= {MAX_MEASURE:g}", _measure(positive=True, nullable=False), numeric=True)
+OBJECT = Kind("an object", lambda v: isinstance(v, dict))
+OBJECT_OR_NULL = Kind("an object or null", lambda v: v is None or isinstance(v, dict))
+OBJECTS = Kind("a list of objects", lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))
+TEXTS = Kind("a list of text", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+SAMPLES = Kind("a list of numbers", lambda v: isinstance(v, list))
+
+# top-level sections besides the required ones, when present
+SECTIONS: dict[str, Kind] = {
+    "inputs": OBJECT, "settings": OBJECT, "environment": OBJECT, "samples": OBJECT, "statistics": OBJECT_OR_NULL,
+    "pipeline": OBJECT_OR_NULL, "gpu": OBJECT_OR_NULL, "rounds": OBJECTS, "warnings": TEXTS, "notes": TEXTS,
+    "command": TEXTS, "cwd": TEXT, "error": ANY_TEXT}
+# fields inside sections, when present
+FIELDS: dict[str, dict[str, Kind]] = {
+    "metadata": {"model_name": TEXT, "weights": TEXT, "model_source": TEXT, "device": TEXT, "timestamp": TEXT,
+                 "imgsz": COUNT, "batch": COUNT},
+    "settings": {"precision": TEXT, "threads": COUNT},
+    "environment": {"cpu": TEXT, "gpu_name": TEXT, "ultralytics": TEXT},
+    "inputs": {"list_sha256": TEXT, "decoded_sha256": TEXT, "n_images": COUNT0},
+    "model_complexity": dict.fromkeys(("params", "params_M", "params_fused", "gflops", "gflops_unfused"),
+                                      NONNEGATIVE),
+    "throughput": {"fps_mean": POSITIVE, "fps_p50": POSITIVE},
+    "latency": {**dict.fromkeys(REQUIRED_LATENCY, POSITIVE), "std_ms": NONNEGATIVE},
+    "samples": {"latency_ms": SAMPLES},
+}
+ROUND_FIELDS: dict[str, Kind] = {"median_ms": POSITIVE, "timestamp": TEXT}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return f"a {'list' if isinstance(value, list) else 'object'}"
+    if _is_number(value):
+        return f"{value:g}" if isinstance(value, float) or abs(value) < 10**15 else "a huge number"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _problem(name: str, value: Any, kind: Kind) -> str | None:
+    if kind.test(value):
+        return None
+    if kind.numeric and not _is_number(value):
+        return f"{name} not numeric"
+    return f"{name} is {_shown(value)}, not {kind.what}"
+
+
+def _field_problems(report: dict[str, Any]) -> list[str]:
+    """Every field of a wrong type or value, named by its place (e.g. "metadata.imgsz")."""
+    problems = [_problem(name, report[name], kind) for name, kind in SECTIONS.items() if name in report]
+    for section, fields in FIELDS.items():
+        values = report.get(section)
+        if isinstance(values, dict):
+            problems += [_problem(f"{section}.{key}", values[key], kind) for key, kind in fields.items()
+                         if key in values]
+    memory = report["memory"]
+    problems += [_problem(f"memory.{key}", value, NONNEGATIVE) for key, value in memory.items()
+                 if key.endswith("_MB")]
+    samples = report.get("samples")
+    latency_ms = samples.get("latency_ms") if isinstance(samples, dict) else None
+    if isinstance(latency_ms, list):
+        first_bad = next((i for i, value in enumerate(latency_ms) if not SAMPLE.test(value)), None)
+        if first_bad is not None:
+            problems.append(_problem(f"samples.latency_ms[{first_bad}]", latency_ms[first_bad], SAMPLE))
+    rounds = report.get("rounds")
+    if OBJECTS.test(rounds):
+        problems += [_problem(f"rounds[{i}].{key}", one[key], kind) for i, one in enumerate(rounds)
+                     for key, kind in ROUND_FIELDS.items() if key in one]
+    return [problem for problem in problems if problem]
+
+
 def validate_report(report: Any, source: str = "report") -> dict[str, Any]:
+    """Return `report` if it is a detbench report every tool can read; else a one-line DetbenchError."""
     if not isinstance(report, dict):
         raise DetbenchError(f"{source}: not a detbench report (top level is {type(report).__name__})")
     version = report.get("schema_version")
@@ -59,19 +172,11 @@ def validate_report(report: Any, source: str = "report") -> dict[str, Any]:
         absent = [k for k in REQUIRED_LATENCY if k not in report["latency"]]
         if absent:
             raise DetbenchError(f"{source}: latency lacks {', '.join(absent)}; re-run the benchmark")
-        wrong = [k for k in REQUIRED_LATENCY if not _is_number_or_none(report["latency"][k])]
-        samples = report.get("samples")
-        latency_ms = samples.get("latency_ms", []) if isinstance(samples, dict) else []
-        if not isinstance(latency_ms, list) or not all(_is_number_or_none(v) for v in latency_ms):
-            wrong.append("samples.latency_ms")
-        if wrong:
-            raise DetbenchError(f"{source}: {', '.join(wrong)} not numeric; the file was edited or damaged, "
-                                f"re-run the benchmark")
+    problems = _field_problems(report)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise DetbenchError(f"{source}: {', '.join(problems[:3])}{more}; {DAMAGED}")
     return report
-
-
-def _is_number_or_none(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def failure_report(status: str, error: str, metadata: dict[str, Any],
@@ -93,16 +198,19 @@ def failure_report(status: str, error: str, metadata: dict[str, Any],
     }
 
 
-def load_report(path: str | Path) -> dict[str, Any]:
-    """Read and validate a report; any problem is a DetbenchError naming the file."""
-    path = Path(path)
+def parse_report(path: str | Path) -> Any:
+    """The JSON value in a report file, not yet validated; any problem is a DetbenchError naming the file."""
+    data = read_regular_file(path, str(path), MAX_REPORT_BYTES, "pass a report written by `detbench bench`")
+
+    def refuse(constant: str) -> None:
+        raise DetbenchError(f"{path}: holds {constant}, which JSON does not allow; {DAMAGED}")
+
     try:
-        text = path.read_bytes().decode("utf-8")
-        report = json.loads(text)
-    except FileNotFoundError as exc:
-        raise DetbenchError(f"{path}: report not found") from exc
+        return json.loads(data.decode("utf-8"), parse_constant=refuse)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
         raise DetbenchError(f"{path}: not valid JSON ({type(exc).__name__}); delete it and re-run") from exc
-    except OSError as exc:
-        raise DetbenchError(f"{path}: cannot read ({exc.strerror})") from exc
-    return validate_report(report, str(path))
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read and validate a report; any problem is a DetbenchError naming the file."""
+    return validate_report(parse_report(path), str(path))
