@@ -61,9 +61,10 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reports", nargs="*", help="report files or folders (default: every *.json in --dir)")
     parser.add_argument("--dir", default="results/bench", help="folder of reports (default results/bench)")
     parser.add_argument("--baseline", default=None, help="model the deltas refer to (default: the one named baseline)")
-    parser.add_argument("--output", default=None, help="write the comparison as CSV to this path")
+    parser.add_argument("--output", default=None, help="write the comparison as CSV to this file")
     parser.add_argument("--format", dest="formats", action="append", default=[], choices=["csv", "md", "latex"],
-                        help="also write csv/md/latex (repeatable): next to --output, else DIR/comparison.*")
+                        help="also write csv/md/latex (repeatable): next to --output, else comparison.* next to "
+                             "the reports (the folder given, or the common folder of the files given)")
     parser.add_argument("--plots", default=None, help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars)")
     parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=0.02,
                         help="smallest relative change of the median called significant (default 0.02 = 2 %%)")
@@ -116,8 +117,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from detbench.compare import run_compare
 
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
-                       formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha,
-                       out_dir=args.dir)
+                       formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ described in `detbench.significance`; accuracy joining in `detbench.accuracy`.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from detbench import significance as sig
+from detbench import text
 from detbench.accuracy import Accuracy, accuracy_for
 from detbench.errors import DetbenchError
-from detbench.report import load_report
+from detbench.names import is_reserved_stem
+from detbench.report import parse_report, validate_report
 
 DEFAULT_BASELINE = "baseline"
-NOT_REPORTS = ("benchmark_list", "comparison", "ablation")  # JSON in the results folder, not model reports
+OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
 
 # (label, how to read it from a report); hashes are shortened when shown
 COMPARABILITY: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
@@ -141,45 +144,83 @@ class Comparison:
 
 # ---------------------------------------------------------------- loading
 
-def report_files(sources: Iterable[str | Path]) -> list[Path]:
-    """Expand folders into their *.json reports (sorted), keep files as given."""
+def stderr_warning(message: str) -> None:
+    """The default sink of warnings: one terminal-safe line on stderr."""
+    print(f"warning: {text.terminal(message)}", file=sys.stderr)
+
+
+def report_files(sources: Iterable[str | Path], warn: Callable[[str], None] = stderr_warning) -> list[Path]:
+    """Expand folders into their *.json reports (sorted), keep files as given.
+
+    In a folder, detbench's own files (names.RESERVED_STEMS, e.g. ablation_summary.json) are left out
+    silently, hidden files with a warning naming them.
+    """
     files: list[Path] = []
     for source in sources:
         path = Path(source)
-        if not path.exists() and path.suffix.lower() != ".json":
-            raise DetbenchError(f"{path}: no such folder of reports; run `detbench bench` first or pass --dir")
-        if path.is_dir():
-            files.extend(p for p in sorted(path.glob("*.json"))
-                         if not p.name.startswith(".") and not p.stem.startswith(NOT_REPORTS))
+        if os.path.isdir(path):
+            files.extend(_folder_reports(path, warn))
+        elif not os.path.lexists(path) and path.suffix.lower() != ".json":
+            raise DetbenchError(f"{text.terminal(path)}: no such folder of reports; run `detbench bench` first or "
+                                "pass --dir")
         else:
             files.append(path)
     return files
 
 
-def load_entries(files: Sequence[Path], warn: Callable[[str], None]) -> list[Entry]:
+def _folder_reports(folder: Path, warn: Callable[[str], None]) -> list[Path]:
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".json"))
+    except OSError as exc:
+        raise DetbenchError(f"{text.terminal(folder)}: cannot list the folder ({exc.strerror}); check its "
+                            "permissions or pass report files") from exc
+    reports = []
+    for name in names:
+        if name.startswith("."):
+            warn(f"skipped {folder / name}: a hidden file; rename it without the leading '.' to compare it")
+        elif not is_reserved_stem(Path(name).stem):
+            reports.append(folder / name)
+    return reports
+
+
+def is_own_other_file(data: Any) -> bool:
+    """JSON that detbench writes besides reports (it names its "kind"), e.g. an ablation summary."""
+    return isinstance(data, dict) and isinstance(data.get("kind"), str) and data["kind"].startswith(OWN_KIND_PREFIX)
+
+
+def read_entry(path: Path, warn: Callable[[str], None]) -> Entry | None:
+    """The report at `path`, or None (with a warning naming the file, unless it is detbench's own other file)."""
+    try:
+        data = parse_report(path)
+        if is_own_other_file(data):
+            return None
+        report = validate_report(data, str(path))
+    except DetbenchError as exc:
+        warn(f"skipped {exc}")
+        return None
+    if report.get("status", "ok") != "ok":
+        error = report.get("error") or "no error recorded"
+        warn(f"skipped {path}: the benchmark of {report['metadata'].get('model_name') or path.stem} "
+             f"{report.get('status')} ({error})")
+        return None
+    return Entry(path=path, report=report, name="")
+
+
+def load_entries(files: Sequence[Path], warn: Callable[[str], None] = stderr_warning) -> list[Entry]:
     """Load every report; skip (with a warning naming the file) unreadable, invalid or failed ones."""
-    entries: list[Entry] = []
-    for path in files:
-        try:
-            report = load_report(path)
-        except DetbenchError as exc:
-            warn(f"skipped {exc}")
-            continue
-        if report.get("status", "ok") != "ok":
-            error = report.get("error") or "no error recorded"
-            warn(f"skipped {path}: the benchmark of {report['metadata'].get('model_name', path.stem)} "
-                 f"{report.get('status')} ({error})")
-            continue
-        entries.append(Entry(path=path, report=report, name=""))
+    entries = [entry for entry in (read_entry(path, warn) for path in files) if entry is not None]
     if not entries:
-        tried = ", ".join(str(p) for p in files) or "nothing"
-        raise DetbenchError(f"no readable benchmark report to compare (looked at: {tried}); run `detbench bench` "
-                            "first or pass report files")
+        shown = [text.terminal(p) for p in files[:5]] + ([f"{len(files) - 5} more"] if len(files) > 5 else [])
+        raise DetbenchError(f"no readable benchmark report to compare (looked at: {', '.join(shown) or 'nothing'}); "
+                            "run `detbench bench` first or pass report files")
     by_name: dict[str, list[Entry]] = {}
     for entry in entries:
         by_name.setdefault(entry.model_name, []).append(entry)
         entry.name = entry.model_name
-        entry.accuracy = accuracy_for(entry.report)
+        try:
+            entry.accuracy = accuracy_for(entry.report)
+        except DetbenchError as exc:
+            warn(f"no mAP for {entry.model_name}: {exc}")
     for same in (group for group in by_name.values() if len(group) > 1):
         for entry, suffix in zip(same, _distinct_suffixes([e.path for e in same]), strict=True):
             entry.name = f"{entry.model_name} [{suffix}]"
@@ -279,7 +320,8 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
     names = sorted({entry.model_name for entry in entries})
     if baseline_name not in names:
         hint = "pass --baseline NAME" if baseline is None else "pass one of them to --baseline"
-        raise DetbenchError(f"no report of a model named {baseline_name!r} (models: {', '.join(names)}); {hint}")
+        shown = text.terminal(", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else ""))
+        raise DetbenchError(f"no report of a model named {baseline_name!r} (models: {shown}); {hint}")
 
     by_key: dict[tuple[Any, ...], list[Entry]] = {}
     for entry in entries:
@@ -299,58 +341,108 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
     return Comparison(groups=groups, baseline_name=baseline_name, alpha=alpha, min_effect=min_effect)
 
 
+# ---------------------------------------------------------------- output places
+
+def check_file_target(path: Path, label: str, fix: str) -> None:
+    """Fail, creating nothing, unless a file can be written at `path` (its folder may still have to be made)."""
+    if os.path.isdir(path):
+        raise DetbenchError(f"{label}: is a folder, not a file; {fix}")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise DetbenchError(f"{label}: exists and is not a regular file; {fix}")
+    check_folder_target(path.parent, label, fix)
+
+
+def check_folder_target(folder: Path, label: str, fix: str) -> None:
+    """Fail, creating nothing, unless `folder` is a writable folder or can be made as one."""
+    probe = Path(os.path.abspath(folder))
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if not os.path.isdir(probe):
+        raise DetbenchError(f"{label}: {text.terminal(probe)} is a file, not a folder; {fix}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise DetbenchError(f"{label}: cannot write in {text.terminal(probe)} (no permission or a read-only file "
+                            f"system); {fix}")
+
+
+def table_targets(output: str | Path | None, formats: Sequence[str], folder: Callable[[], Path]) -> dict[str, Path]:
+    """Where each table goes: CSV at `output`, other formats beside it; without `output`, FOLDER/comparison.*."""
+    from detbench.tables import SUFFIXES
+
+    targets: dict[str, Path] = {}
+    if output is not None:
+        targets["csv"] = Path(output)
+    stem = Path(output).with_suffix("") if output is not None else folder() / "comparison"
+    for fmt in formats:
+        targets.setdefault(fmt, stem.with_suffix(SUFFIXES[fmt]))
+    return targets
+
+
+def check_targets(targets: dict[str, Path], output: str | Path | None, plots_dir: str | Path | None) -> None:
+    """Every table and the plots folder can be written: else one line naming the flag (or path) and the fix."""
+    for path in targets.values():
+        if output is None:
+            label, fix = text.terminal(path), "pass --output FILE in a writable folder"
+        else:
+            label = f"--output {text.terminal(output)}"
+            if path != Path(output):
+                label += f" ({text.terminal(path)})"
+            fix = "give a file path in a writable folder, e.g. --output results/comparison.csv"
+        check_file_target(path, label, fix)
+    if plots_dir is not None:
+        check_folder_target(Path(plots_dir), f"--plots {text.terminal(plots_dir)}",
+                            "give a folder for the PNGs, e.g. --plots results/plots")
+
+
 # ---------------------------------------------------------------- entry point
 
 def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline: str | None = None,
                 output: str | Path | None = None, formats: Sequence[str] = (),
                 plots_dir: str | Path | None = None, min_effect: float = 0.02, alpha: float = 0.05,
-                echo: Callable[[str], None] = print, warn: Callable[[str], None] | None = None,
+                echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning,
                 out_dir: str | Path | None = None) -> int:
     """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
 
     `formats` holds "csv", "md" and/or "latex"; they are written next to `output`
-    (same stem) or, without `output`, into `out_dir` (default: the first folder
-    among the sources) as comparison.{csv,md,tex}. Warnings about skipped
-    files go to `warn` (default: stderr). Returns 0.
+    (same stem) or, without `output`, into `out_dir` (default: next to the
+    reports: the folder given, or the common folder of what was given) as
+    comparison.{csv,md,tex}. Every output place is checked before anything is
+    loaded. Warnings about skipped files go to `warn` (default: stderr). Every
+    line passed to `echo` or `warn` is terminal-safe (`text.terminal`). Returns 0.
     """
     from detbench import tables
 
-    if warn is None:
-        def warn(message: str) -> None:
-            print(f"warning: {message}", file=sys.stderr)
+    def safe_warn(message: str) -> None:
+        warn(text.terminal(message))
 
     sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
-    unknown = sorted(set(formats) - set(tables.WRITERS))
+    unknown = sorted(set(formats) - set(tables.RENDERERS))
     if unknown:
         raise DetbenchError(f"--format {', '.join(unknown)} is not known: use csv, md or latex")
-    entries = load_entries(report_files(sources), warn)
+    targets = table_targets(output, formats, lambda: Path(out_dir) if out_dir is not None else
+                            default_folder(sources))
+    check_targets(targets, output, plots_dir)
+    entries = load_entries(report_files(sources, safe_warn), safe_warn)
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
     for line in tables.console_lines(comparison):
-        echo(line)
-
-    targets: dict[str, Path] = {}
-    if output is not None:
-        targets["csv"] = Path(output)
-    stem = Path(output).with_suffix("") if output is not None else \
-        Path(out_dir if out_dir is not None else _default_folder(sources)) / "comparison"
-    for fmt in formats:
-        targets.setdefault(fmt, stem.with_suffix(tables.SUFFIXES[fmt]))
-    for fmt, path in targets.items():
-        tables.WRITERS[fmt](comparison, path)
-        echo(f"✓ saved: {path}")
+        echo(text.terminal(line))
+    rendered = {path: tables.RENDERERS[fmt](comparison) for fmt, path in targets.items()}
+    for path, content in rendered.items():
+        tables.write_table(path, content)
+        echo(f"✓ saved: {text.terminal(path)}")
     if plots_dir is not None:
         from detbench.plots import write_plots
 
         for path in write_plots(comparison, plots_dir):
-            echo(f"✓ saved: {path}")
+            echo(f"✓ saved: {text.terminal(path)}")
     return 0
 
 
-def _default_folder(sources: Sequence[str | Path]) -> Path:
-    for source in sources:
-        if Path(source).is_dir():
-            return Path(source)
-    return Path(sources[0]).parent if sources else Path(".")
+def default_folder(sources: Sequence[str | Path]) -> Path:
+    """Where tables go without --output: the folder given, else the common folder of the reports given."""
+    folders = [Path(source) if os.path.isdir(source) else Path(source).parent for source in sources]
+    if len(set(folders)) <= 1:
+        return folders[0] if folders else Path(".")
+    return Path(os.path.commonpath([os.path.abspath(folder) for folder in folders]))
 
 
 def _hardware(report: dict[str, Any]) -> str | None:

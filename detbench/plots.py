@@ -7,15 +7,21 @@ Per group of comparable reports:
   median latency against mAP50-95, Pareto front = faster and more accurate;
 - latency_bars.png: median latency per model, error bars from the 25th to the
   75th percentile of the raw samples (IQR), the baseline highlighted.
-Groups after the first get a `_group{N}` suffix.
+Groups after the first get a `_group{N}` suffix. Names and settings come
+from reports: they are drawn through `text.plot_label` (no mathtext, no
+control characters).
 """
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from detbench import text
 from detbench.compare import Comparison, Group
+from detbench.errors import DetbenchError
 
 FRONT_COLOR = "#d62728"
 POINT_COLOR = "#1f77b4"
@@ -95,17 +101,17 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8, frameon=False)
-    fig.text(0.01, 0.01, group.setting(), fontsize=7, color="0.35")
+    fig.text(0.01, 0.01, text.plot_label(group.setting()), fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.canvas.draw()  # fixes limits and layout, so data can be mapped to points for label placement
     anchors = ax.transData.transform(points) * 72.0 / fig.dpi
-    for i, (dx, dy, ha) in enumerate(_label_spots([tuple(a) for a in anchors], [r.name for r in rows])):
+    names = [text.plot_label(r.name) for r in rows]
+    for i, (dx, dy, ha) in enumerate(_label_spots([tuple(a) for a in anchors], names)):
         weight = "bold" if rows[i].is_baseline else "normal"
-        ax.annotate(rows[i].name, points[i], xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_SIZE,
+        ax.annotate(names[i], points[i], xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_SIZE,
                     fontweight=weight, va="center", ha=ha, zorder=5,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
     return path
 
 
@@ -114,7 +120,7 @@ def _bars(group: Group, path: Path) -> Path | None:
     if not rows:
         return None
     plt = _pyplot()
-    names = [r.name for r in rows]
+    names = [text.plot_label(r.name) for r in rows]
     medians = [r.metrics["latency_median_ms"] for r in rows]
     low = [max(0.0, m - (r.metrics["latency_q25_ms"] if r.metrics["latency_q25_ms"] is not None else m))
            for m, r in zip(medians, rows, strict=True)]
@@ -134,30 +140,53 @@ def _bars(group: Group, path: Path) -> Path | None:
     ax.set_ylabel("median latency (ms), bars: IQR")
     title = "Median latency per model"
     if group.baseline is not None:
-        title += f" (orange: {group.baseline.name}; * significant, n.s. not)"
+        title += f" (orange: {text.plot_label(group.baseline.name)}; * significant, n.s. not)"
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3, zorder=0)
     ax.set_ylim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.15)
-    fig.text(0.01, 0.01, group.setting(), fontsize=7, color="0.35")
+    fig.text(0.01, 0.01, text.plot_label(group.setting()), fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
     return path
+
+
+def _save(plt, fig, path: Path) -> None:
+    """Render the figure in memory, then write it; a write failure is one line naming the file."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    try:
+        path.write_bytes(buffer.getvalue())
+    except OSError as exc:
+        raise DetbenchError(f"{text.terminal(path)}: cannot write the plot ({exc.strerror or exc}); free some "
+                            "space or choose another folder with --plots") from exc
 
 
 def write_plots(comparison: Comparison, folder: str | Path) -> list[Path]:
     """Write the PNGs of every group into `folder`; return the paths written."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DetbenchError(f"--plots {text.terminal(folder)}: cannot make the folder ({exc.strerror}); choose "
+                            "another folder") from exc
     written: list[Path] = []
-    for group in comparison.groups:
-        suffix = "" if group.index == 1 else f"_group{group.index}"
-        made = [
-            _scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
-                     "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False),
-            _scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
-                     folder / f"latency_vs_map{suffix}.png", maximize_x=True),
-            _bars(group, folder / f"latency_bars{suffix}.png"),
-        ]
-        written.extend(path for path in made if path is not None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # e.g. a glyph a name uses is missing from the font
+        for group in comparison.groups:
+            written.extend(_group_plots(group, folder))
     return written
+
+
+def _group_plots(group: Group, folder: Path) -> list[Path]:
+    suffix = "" if group.index == 1 else f"_group{group.index}"
+    made = [
+        _scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
+                 "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False),
+        _scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
+                 folder / f"latency_vs_map{suffix}.png", maximize_x=True),
+        _bars(group, folder / f"latency_bars{suffix}.png"),
+    ]
+    return [path for path in made if path is not None]

@@ -1,4 +1,10 @@
-"""Render a Comparison: console tables (the user's layout), CSV, Markdown and LaTeX."""
+"""Render a Comparison: console tables (the user's layout), CSV, Markdown and LaTeX.
+
+Text that comes from reports (model names, paths, hardware) passes through
+`detbench.text` for the format at hand: console table cells before they are
+aligned (and `compare.run_compare` makes every printed line terminal-safe),
+CSV cells, Markdown cells and notes, LaTeX cells and captions.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detbench import significance as sig
+from detbench import text
 from detbench.atomic import write_text_atomic
 from detbench.compare import Comparison, Group, Row
+from detbench.errors import DetbenchError
 
 TITLE = "Model performance benchmark comparison"
 
@@ -19,8 +27,8 @@ TITLE = "Model performance benchmark comparison"
 def _fmt(value: float | None, digits: int) -> str:
     if value is None:
         return "-"
-    text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
+    shown = f"{value:.{digits}f}"
+    return shown[1:] if shown.startswith("-") and float(shown) == 0 else shown  # no "-0.0"
 
 
 def _gflops(value: float | None) -> str:
@@ -73,7 +81,7 @@ def base_table(group: Group) -> list[str]:
     rows = []
     for row in group.rows:
         m = row.metrics
-        cells = [row.name, _fmt(m["params_M"], 2), _gflops(m["gflops"]), _fmt(m["latency_mean_ms"], 2),
+        cells = [text.terminal(row.name), _fmt(m["params_M"], 2), _gflops(m["gflops"]), _fmt(m["latency_mean_ms"], 2),
                  _fmt(m["latency_p95_ms"], 2), _fmt(m["fps_mean"], 1), _fmt(m["mem_MB"], 1)]
         if group.has_accuracy:
             cells += [_fmt(m["mAP50"], 3), _fmt(m["mAP50_95"], 3)]
@@ -90,7 +98,7 @@ def delta_table(group: Group) -> list[str]:
     rows = []
     for row in group.rows:
         d = row.deltas
-        cells = [row.name, _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1), _fmt(d.get("fps"), 1),
+        cells = [text.terminal(row.name), _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1), _fmt(d.get("fps"), 1),
                  _fmt(d.get("mem"), 1), _median_delta(row), _ci(row),
                  _p(row.verdict.p_holm) if row.verdict else "-", _mark(row)]
         if mixed:
@@ -194,7 +202,7 @@ def csv_text(comparison: Comparison) -> str:
                     "n_baseline": pair.n_baseline, "n_model": pair.n_model, "p_value": pair.p_value,
                     "p_holm": row.verdict.p_holm,
                     "significant": {True: "yes", False: "no", None: "n/a"}[row.verdict.significant]})
-            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+            writer.writerow({k: ("" if v is None else text.csv_cell(v)) for k, v in record.items()})
     return buffer.getvalue()
 
 
@@ -204,7 +212,9 @@ def _pct(value: float | None) -> float | None:
 
 # ---------------------------------------------------------------- paper tables (Markdown, LaTeX)
 
-def _paper_rows(group: Group, minus: str, star: str, ns: str) -> tuple[list[str], list[list[str]]]:
+def _paper_rows(group: Group, minus: str, star: str, ns: str,
+                name: Callable[[str], str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a paper table; model names through `name`, the format's own escaping."""
     header = ["Model", "Params (M)", "GFLOPs"]
     if group.has_accuracy:
         header += ["mAP50", "mAP50-95"]
@@ -214,13 +224,13 @@ def _paper_rows(group: Group, minus: str, star: str, ns: str) -> tuple[list[str]
         header += ["Δ Params (%)", "Δ Latency (%)", "Δ FPS (%)", "Δ Mem (%)"]
 
     def num(value: float | None, digits: int) -> str:
-        text = _fmt(value, digits)
-        return minus + text[1:] if text.startswith("-") and text != "-" else text
+        shown = _fmt(value, digits)
+        return minus + shown[1:] if shown.startswith("-") and shown != "-" else shown
 
     rows = []
     for row in group.rows:
         m, d = row.metrics, row.deltas
-        cells = [row.name, num(m["params_M"], 2), _gflops(m["gflops"])]
+        cells = [name(row.name), num(m["params_M"], 2), _gflops(m["gflops"])]
         if group.has_accuracy:
             cells += [num(m["mAP50"], 3), num(m["mAP50_95"], 3)]
         cells += [num(m["latency_mean_ms"], 2), num(m["latency_p95_ms"], 2), num(m["fps_mean"], 1),
@@ -234,64 +244,59 @@ def _paper_rows(group: Group, minus: str, star: str, ns: str) -> tuple[list[str]
     return header, rows
 
 
-def _footnote(comparison: Comparison, group: Group) -> str:
-    text = f"Setting: {group.setting()}."
+def _footnote(comparison: Comparison, group: Group, escape: Callable[[str], str]) -> str:
+    """The note under a paper table; text from reports passes through `escape`."""
+    note = f"Setting: {escape(group.setting())}."
     if group.baseline is not None:
-        text += f" Δ relative to {group.baseline.name} (mean latency)."
+        note += f" Δ relative to {escape(group.baseline.name)} (mean latency)."
         if group.tests_used:
-            text += (f" *: median latency differs from the baseline ({'; '.join(group.tests_used)}, "
+            note += (f" *: median latency differs from the baseline ({'; '.join(group.tests_used)}, "
                      f"Holm-adjusted p < {comparison.alpha:g}, |Δ median| ≥ {100 * comparison.min_effect:g} %, "
                      "95 % CI excluding 0);"
                      " n.s.: not significant.")
-    return text
+    return note
 
 
 def markdown_text(comparison: Comparison) -> str:
     out = [f"## {TITLE}", ""]
     for group in comparison.groups:
         if len(comparison.groups) > 1:
-            out += [f"### Group {group.index}" + (f" (differs from group 1: {group.why})" if group.why else ""), ""]
-        header, rows = _paper_rows(group, minus="−", star="*", ns="n.s.")
+            why = f" (differs from group 1: {text.markdown(group.why)})" if group.why else ""
+            out += [f"### Group {group.index}{why}", ""]
+        header, rows = _paper_rows(group, minus="−", star="*", ns="n.s.", name=text.markdown)
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join([":--"] + ["--:"] * (len(header) - 1)) + "|")
         out.extend("| " + " | ".join(cells) + " |" for cells in rows)
-        out += ["", _footnote(comparison, group), ""]
+        out += ["", _footnote(comparison, group, text.markdown), ""]
     return "\n".join(out)
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "<": r"$<$", ">": r"$>$", "|": r"$|$"}  # OT1 text fonts print < > | as other glyphs
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+def _latex_ours(label: str) -> str:
+    """A header or the note under a table in LaTeX: all of it escaped, then detbench's own symbols typeset."""
+    return text.latex(label).replace("Δ", r"$\Delta$").replace("≥", r"$\geq$")
 
 
 def latex_text(comparison: Comparison) -> str:
     out = ["% Requires \\usepackage{booktabs}"]
     for group in comparison.groups:
-        header, rows = _paper_rows(group, minus="\x00", star="\x01", ns="n.s.")
-
-        def cell(text: str) -> str:
-            return (latex_escape(text).replace("\x00", "$-$").replace("\x01", r"\textsuperscript{*}")
-                    .replace("Δ", r"$\Delta$"))
-
-        caption = latex_escape(_footnote(comparison, group)).replace("Δ", r"$\Delta$").replace("≥", r"$\geq$")
+        header, rows = _paper_rows(group, minus="$-$", star=r"\textsuperscript{*}", ns="n.s.", name=text.latex_cell)
+        caption = _latex_ours(_footnote(comparison, group, str))
         out += [r"\begin{table}[t]", r"\centering", r"\small",
                 r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
-                " & ".join(cell(h) for h in header) + r" \\", r"\midrule"]
-        out += [" & ".join(cell(c) for c in cells) + r" \\" for cells in rows]
+                " & ".join(_latex_ours(h) for h in header) + r" \\", r"\midrule"]
+        out += [" & ".join(cells) + r" \\" for cells in rows]
         out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}", ""]
     return "\n".join(out)
 
 
-def _writer(render: Callable[[Comparison], str]) -> Callable[[Comparison, Path], None]:
-    def write(comparison: Comparison, path: Path) -> None:
-        write_text_atomic(path, render(comparison))
-    return write
-
-
-WRITERS: dict[str, Callable[[Comparison, Path], None]] = {
-    "csv": _writer(csv_text), "md": _writer(markdown_text), "latex": _writer(latex_text)}
+RENDERERS: dict[str, Callable[[Comparison], str]] = {"csv": csv_text, "md": markdown_text, "latex": latex_text}
 SUFFIXES = {"csv": ".csv", "md": ".md", "latex": ".tex"}
+
+
+def write_table(path: Path, content: str) -> None:
+    """Write one table atomically; a failure (no space, read-only, no permission) is one line naming the path."""
+    try:
+        write_text_atomic(path, content)
+    except OSError as exc:
+        raise DetbenchError(f"{text.terminal(path)}: cannot write the table ({exc.strerror or exc}); free some "
+                            "space or choose another place with --output") from exc

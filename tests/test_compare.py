@@ -204,8 +204,10 @@ def test_each_setting_with_its_own_baseline_gets_its_own_deltas(tmp_path):
 def test_bad_files_are_skipped_with_a_warning_and_none_left_is_an_error(tmp_path, cli):
     save(tmp_path, make_report("baseline", spread(5.0)))
     save(tmp_path, make_report("ghost", spread(4.0)))
+    save(tmp_path, make_report("ablation_v2", spread(4.5)))  # a model's report, whatever its name starts with
     (tmp_path / "broken.json").write_text("{not json")
-    (tmp_path / "benchmark_list.json").write_text("[]")  # not a report: never read
+    (tmp_path / "benchmark_list.json").write_text("[]")  # detbench's own names: not reports, never read
+    (tmp_path / "ablation_summary.json").write_text(json.dumps({"kind": "detbench ablation summary"}))
     failed = make_report("p2", spread(5.0))
     failed.update(status="failed", error="CUDA out of memory")
     (tmp_path / "p2.json").write_text(json.dumps(failed))
@@ -213,7 +215,7 @@ def test_bad_files_are_skipped_with_a_warning_and_none_left_is_an_error(tmp_path
     assert len(warnings) == 2
     assert "broken.json" in warnings[0] and "not valid JSON" in warnings[0]
     assert "p2" in warnings[1] and "CUDA out of memory" in warnings[1]
-    assert "ghost" in "\n".join(lines)
+    assert "ghost" in "\n".join(lines) and table_row(lines, "Params Δ", "ablation_v2")[2] == "-10.0"
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -264,6 +266,24 @@ def test_formats_without_output_go_into_dir(tmp_path, cli):
     assert (bench / "comparison.csv").is_file() and (bench / "comparison.md").is_file()
     again = cli(cwd=tmp_path, script="compare_benchmarks.py")  # its own outputs are not reports
     assert again.returncode == 0 and again.stderr == ""
+
+
+def test_tables_go_next_to_the_reports_compared(tmp_path, cli):
+    """Without --output: into the folder compared (not the --dir default), or the common folder of the files."""
+    default = tmp_path / "results" / "bench"
+    save(default, make_report("baseline", spread(5.0)))
+    study = tmp_path / "study"
+    for imgsz, scale in ((640, 1.0), (1280, 4.0)):
+        save(study / f"s{imgsz}", make_report("baseline", spread(5.0 * scale), imgsz=imgsz))
+        save(study / f"s{imgsz}", make_report("ghost", spread(4.0 * scale), imgsz=imgsz))
+    result = cli("compare", str(study / "s640"), "--format", "md", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"✓ saved: {study / 's640' / 'comparison.md'}"
+    assert sorted(p.name for p in default.iterdir()) == ["baseline.json"]
+    result = cli("compare", str(study / "s640" / "baseline.json"), str(study / "s1280" / "ghost.json"),
+                 "--format", "latex", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"✓ saved: {study / 'comparison.tex'}"
 
 
 # ---------------------------------------------------------------- accuracy
