@@ -12,15 +12,26 @@ report. On a tie the trainer rewrites ``best.pt`` at the later epoch (it saves
 whenever the epoch's fitness equals the best so far), so the last of the tied
 epochs is taken. Older versions pad the CSV headers with spaces; they are
 stripped.
+
+The report says where its checkpoint is, and the report may be crafted: the
+run folder's ``results.csv`` is read only as a regular file of at most
+``MAX_SMALL_FILE_BYTES`` (never a device or FIFO), and a file that is there
+but cannot be used is a one-line DetbenchError naming it.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from detbench.errors import DetbenchError
+from detbench.limits import MAX_SMALL_FILE_BYTES
+from detbench.safe_io import read_text_file
 
 MAP50 = "metrics/mAP50(B)"
 MAP50_95 = "metrics/mAP50-95(B)"
@@ -47,28 +58,36 @@ def fitness_weights(ultralytics_version: str | None) -> tuple[float, float]:
 
 
 def results_csv_for(report: dict[str, Any]) -> Path | None:
-    """RUN/results.csv when the report's weights sit at RUN/weights/*.pt, else None."""
+    """RUN/results.csv when the report's weights sit at RUN/weights/*.pt and that file exists, else None."""
     meta = report.get("metadata", {})
     weights = meta.get("weights")
-    if not weights or meta.get("model_source", "checkpoint") != "checkpoint":
+    if not isinstance(weights, str) or not weights or meta.get("model_source", "checkpoint") != "checkpoint":
         return None
     path = Path(weights)
-    if not path.is_absolute() and report.get("cwd"):
-        path = Path(report["cwd"]) / path
+    cwd = report.get("cwd")
+    if not path.is_absolute() and isinstance(cwd, str) and cwd:
+        path = Path(cwd) / path
     if path.parent.name != "weights":
         return None
     candidate = path.parent.parent / "results.csv"
-    return candidate if candidate.is_file() else None
+    return candidate if os.path.lexists(candidate) else None
+
+
+def read_results(results_csv: str | Path) -> list[dict[str, str]]:
+    """The rows of a results.csv, headers and cells stripped; a file that cannot be read is a DetbenchError."""
+    path = Path(results_csv)
+    content = read_text_file(path, f"{path}", MAX_SMALL_FILE_BYTES, "remove it or move it out of the run folder")
+    try:
+        return [{key.strip(): value.strip() for key, value in row.items() if isinstance(key, str) and
+                 isinstance(value, str)} for row in csv.DictReader(io.StringIO(content, newline=""))]
+    except csv.Error as exc:
+        raise DetbenchError(f"{path}: not a CSV file ({exc}); remove it or move it out of the run folder") from exc
 
 
 def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_WEIGHTS) -> Accuracy | None:
     """mAP50 and mAP50-95 of the best epoch by fitness; None when the file has no usable mAP rows."""
     path = Path(results_csv)
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
+    rows = read_results(path)
     best: tuple[float, float, float, int | None] | None = None
     for row in rows:
         map50, map50_95 = _number(row.get(MAP50)), _number(row.get(MAP50_95))
@@ -85,11 +104,13 @@ def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_W
 
 
 def accuracy_for(report: dict[str, Any]) -> Accuracy | None:
-    """The report's checkpoint accuracy from its run folder, if it has one."""
+    """The report's checkpoint accuracy from its run folder, if it has one (DetbenchError if it is unusable)."""
     source = results_csv_for(report)
     if source is None:
         return None
-    return best_epoch(source, fitness_weights(report.get("environment", {}).get("ultralytics")))
+    environment = report.get("environment")
+    version = environment.get("ultralytics") if isinstance(environment, dict) else None
+    return best_epoch(source, fitness_weights(version))
 
 
 def _number(text: str | None) -> float | None:
