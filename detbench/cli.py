@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
 import detbench  # noqa: F401  (offline settings first)
+from detbench import limits
 from detbench.errors import DetbenchError
+from detbench.proc import die_with_parent
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
+def _flag(parser: argparse.ArgumentParser, name: str, dest_name: str | None = None, **kwargs) -> None:
     """Accept both spellings of a flag: --benchmark_size and --benchmark-size."""
     spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
-    parser.add_argument(*sorted(spellings, reverse=True), dest=name, **kwargs)
+    parser.add_argument(*sorted(spellings, reverse=True), dest=dest_name or name, **kwargs)
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +58,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plugin", dest="plugins", action="append", default=[],
         help="module or .py file with custom layers to allow and register (repeatable)")
+    _flag(parser, "load_timeout", type=float, default=limits.LOAD_TIMEOUT_S,
+          help=f"seconds the bounded check of the model (load, count, one forward pass) may take "
+               f"(default {limits.LOAD_TIMEOUT_S:g})")
+    _flag(parser, "load_memory", dest_name="load_memory_mb", type=float, default=limits.LOAD_MEMORY_BYTES / 2**20,
+          help=f"MiB of memory that check may use beyond the interpreter (default {limits.LOAD_MEMORY_BYTES // 2**20})")
+    _flag(parser, "max_image_pixels", type=int, default=limits.MAX_IMAGE_PIXELS,
+          help=f"refuse images with more pixels than this, read from their header before decoding "
+               f"(default {limits.MAX_IMAGE_PIXELS:,})")
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +113,8 @@ def bench_config_from_args(args: argparse.Namespace):
                        unsafe_load=args.unsafe_load, plugins=list(args.plugins), half=args.half, amp=args.amp,
                        channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                        cuda_graph=args.cuda_graph, min_time=args.min_time, target_ci=args.target_ci,
-                       max_time=args.max_time, pipeline=args.pipeline)
+                       max_time=args.max_time, pipeline=args.pipeline, load_timeout=args.load_timeout,
+                       load_memory_mb=args.load_memory_mb, max_image_pixels=args.max_image_pixels)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -144,6 +156,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()  # a bench started by a study ends with it
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # Ultralytics' own loads restricted, read at its import
     args = build_parser().parse_args(argv)
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)

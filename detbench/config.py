@@ -7,7 +7,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from detbench import limits
 from detbench.errors import DetbenchError
+from detbench.names import check_model_name
 
 LIMITS = {
     "imgsz": (32, 8192),
@@ -16,6 +18,7 @@ LIMITS = {
     "warmup": (0, 1_000_000),
     "benchmark_size": (1, 1_000_000),
     "threads": (1, 4096),
+    "max_image_pixels": (1, 2**36),
 }
 
 
@@ -74,6 +77,9 @@ class BenchConfig:
     max_time: float | None = None  # seconds: bound of the --target-ci extension (default 60)
     pipeline: bool = False  # also time preprocess + inference + postprocess per image
     plugins: list[str] = field(default_factory=list)
+    load_timeout: float = limits.LOAD_TIMEOUT_S  # seconds the bounded model check may take
+    load_memory_mb: float = limits.LOAD_MEMORY_BYTES / 2**20  # memory it may use beyond the interpreter
+    max_image_pixels: int = limits.MAX_IMAGE_PIXELS  # larger images are refused before decoding
 
     def __post_init__(self) -> None:
         self.validate()
@@ -92,10 +98,14 @@ class BenchConfig:
                 raise DetbenchError(f"--{name} must be between {low} and {high}, got {value}")
         if not str(self.weights).strip():
             raise DetbenchError("--weights is empty: give a .pt checkpoint, a model .yaml or a zoo model name")
-        if self.name is not None and (self.name.strip() in {"", ".", ".."} or any(c in self.name for c in "/\\\0\n\r")):
-            raise DetbenchError(f"--name {self.name!r}: must be a plain file name (the report is OUT/NAME.json); "
-                                f"drop path separators")
+        if self.name is not None:
+            check_model_name(self.name, f"--name {self.name[:80]!r}", "the report is OUT/NAME.json: choose a plain "
+                             "file name")
         validate_stopping(self.min_time, self.target_ci, self.max_time)
+        for flag, value, high in (("--load-timeout", self.load_timeout, 86_400),
+                                  ("--load-memory", self.load_memory_mb, 2**30)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high:
+                raise DetbenchError(f"{flag} must be a positive number up to {high}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

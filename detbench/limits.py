@@ -25,9 +25,9 @@ MAX_IMAGE_PIXELS = 8192 * 8192  # 67 megapixels, 192 MiB as 8-bit RGB; raise wit
 # checkpoints: the zip archive and its pickle (YOLOv8x: 605 entries, pickle 147 KB, 60,371 opcodes)
 MAX_ZIP_ENTRIES = 100_000
 MAX_PICKLE_BYTES = 16 * MiB
-MAX_PICKLE_OPCODES = 2_000_000
+MAX_PICKLE_OPCODES = 1_000_000
 MAX_PICKLE_DEPTH = 200  # nesting of containers and objects in the pickle
-MAX_EXPANDED_OBJECTS = 20_000_000  # objects when every shared reference is counted as often as it is used
+MAX_EXPANDED_OBJECTS = 5_000_000  # objects when each shared reference counts every time it is used (YOLOv8x: 50,114)
 MAX_TENSOR_DIMS = 16
 ZIP_SLACK_BYTES = 64 * MiB  # inflated entries may exceed the file's size by at most this much
 MAX_MODULES = 100_000

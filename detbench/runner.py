@@ -1,18 +1,29 @@
-"""One model's benchmark, end to end: the steps of `detbench bench`."""
+"""One model's benchmark, end to end: the steps of `detbench bench`.
+
+1. Check the flags, the device and the output folder; hash the weights file
+   and start its bounded inspection (`detbench.sandbox`) in a child process.
+2. Meanwhile import Ultralytics and set the threads; take the child's answer
+   (params, GFLOPs, stride, the checkpoint's data YAML), then load and fuse
+   the same bytes in this process.
+3. Create or reuse the benchmark list; decode the inputs (cached).
+4. Warm up and time; write the report atomically.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from detbench import complexity, quality, setup_cache, stats
+from detbench import quality, setup_cache, stats
 from detbench.acceleration import ExecutionMode
 from detbench.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.config import BenchConfig
@@ -20,19 +31,22 @@ from detbench.devices import resolve_device
 from detbench.environment import capture_environment, capture_settings
 from detbench.errors import DetbenchError
 from detbench.execution import measure
-from detbench.models import load_model, model_name_for
+from detbench.models import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
+from detbench.names import check_model_name
 from detbench.phases import PhaseClock, first_run_of_process
 from detbench.report import SCHEMA_VERSION, failure_report, write_report
+from detbench.sandbox import Inspection, PendingInspection, Request, count_and_fuse, start_inspection
 from detbench.timing import StopRule, stopping_section
 
 Echo = Callable[[str], None]
+MIN_FREE_BYTES = 64 * 2**20
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path, needed: int = MIN_FREE_BYTES) -> None:
     """Fail before any work if results cannot be written there; create nothing.
 
-    The folder, or its nearest existing parent, is probed with a temporary file (removed at once); the
-    folder itself is made only when the first result is written.
+    The folder, or its nearest existing parent, is probed with a temporary file (removed at once) and for
+    free space; the folder itself is made only when the first result is written.
     """
     try:
         probe = folder
@@ -42,13 +56,18 @@ def check_writable(folder: Path) -> None:
             raise DetbenchError(f"--out {folder}: {probe} is a file, not a folder; choose another --out")
         with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-test-"):
             pass
+        free = shutil.disk_usage(probe).free
     except OSError as exc:
         raise DetbenchError(f"--out {folder}: cannot write there ({exc.strerror}); choose a writable folder") from exc
+    if free < needed:
+        raise DetbenchError(f"--out {folder}: only {free / 2**20:.0f} MiB free there, the results need about "
+                            f"{needed / 2**20:.0f} MiB; free some space or choose another --out")
 
 
-def effective_imgsz(imgsz: int, stride: int) -> int:
-    """Round up to a multiple of the model's largest stride, as Ultralytics' check_imgsz does."""
-    return max(stride, -(-imgsz // stride) * stride)
+def report_bytes_needed(cfg: BenchConfig) -> int:
+    """A generous estimate of the report's size: every sample (and pipeline stage) at ~25 bytes, plus headroom."""
+    samples = (cfg.iters + cfg.warmup) * (5 if cfg.pipeline else 2)
+    return MIN_FREE_BYTES + 25 * samples
 
 
 def resolve_data(cfg: BenchConfig, train_args: dict[str, Any]) -> tuple[str | None, bool]:
@@ -65,113 +84,206 @@ def is_out_of_memory(exc: BaseException) -> bool:
         isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
-def record_oom(cfg: BenchConfig, name: str, device: torch.device, imgsz: int, unsafe_load: bool,
-               model_complexity: dict[str, Any], exc: BaseException, out_dir: Path,
-               argv: list[str] | None) -> DetbenchError:
+@dataclass
+class _Run:
+    """One run's settings and the facts established along the way."""
+
+    cfg: BenchConfig
+    echo: Echo
+    argv: list[str] | None
+    device: torch.device
+    mode: ExecutionMode
+    out_dir: Path
+    name: str
+    clock: PhaseClock
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def command(self) -> list[str]:
+        return self.argv if self.argv is not None else sys.argv
+
+    def note(self, text: str, kind: str = "note") -> None:
+        self.notes.append(text)
+        self.echo(f"  {kind}: {text}")
+
+
+@dataclass
+class _Model:
+    loaded: LoadedModel
+    model: torch.nn.Module  # fused, eval, no gradients
+    numbers: Inspection
+
+
+def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: dict[str, Any],
+               exc: BaseException) -> DetbenchError:
     """Write `{out}/{name}.json` with status "oom" (and the batch and imgsz); return the error to stop with."""
-    what = f"out of memory at --batch {cfg.batch}, imgsz {imgsz} on {device}"
+    cfg = run.cfg
+    what = f"out of memory at --batch {cfg.batch}, imgsz {imgsz} on {run.device}"
     detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    metadata = {"model_name": name, "weights": cfg.weights, "imgsz": imgsz, "imgsz_requested": cfg.imgsz,
-                "batch": cfg.batch, "device": str(device), "warmup": cfg.warmup, "iters": cfg.iters,
+    metadata = {"model_name": run.name, "weights": cfg.weights, "imgsz": imgsz, "imgsz_requested": cfg.imgsz,
+                "batch": cfg.batch, "device": str(run.device), "warmup": cfg.warmup, "iters": cfg.iters,
                 "timestamp": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "unsafe_load": unsafe_load}
-    report = failure_report("oom", f"{what}: {detail}", metadata, model_complexity,
-                            command=argv if argv is not None else sys.argv, cwd=os.getcwd())
-    path = write_report(report, out_dir / f"{name}.json")
+    report = failure_report("oom", f"{what}: {detail}", metadata, model_complexity, command=run.command,
+                            cwd=os.getcwd())
+    path = write_report(report, run.out_dir / f"{run.name}.json")
     return DetbenchError(f"{what}; wrote {path} with status \"oom\"; try a smaller --batch or --imgsz")
 
 
-def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """Benchmark one model; write `{out}/{name}.json`; return the report and its path."""
+def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None) -> tuple[_Run, PendingInspection | None, str | None]:
+    """Flags, device, output folder and name checked; the weights hashed and their inspection started."""
     clock, first_run = PhaseClock(), first_run_of_process()
     device = resolve_device(cfg.device)
     mode = ExecutionMode(half=cfg.half, amp=cfg.amp, channels_last=cfg.channels_last,
                          cudnn_benchmark=cfg.cudnn_benchmark, cuda_graph=cfg.cuda_graph)
     mode.check(device)
+    name = check_model_name(cfg.name, f"--name {cfg.name}") if cfg.name else check_model_name(
+        model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
     out_dir = Path(cfg.out)
-    check_writable(out_dir)
-    import ultralytics  # noqa: F401  (importing it changes the thread settings, so set ours after)
-
+    check_writable(out_dir, report_bytes_needed(cfg))
+    sha256 = precheck_model(cfg.weights, cfg.plugins, cfg.unsafe_load)
+    pending = None if cfg.unsafe_load else start_inspection(Request(
+        weights=cfg.weights, imgsz=cfg.imgsz, sha256=sha256, plugins=list(cfg.plugins),
+        timeout_s=cfg.load_timeout, memory_bytes=int(cfg.load_memory_mb * 2**20)))
+    try:
+        import ultralytics  # noqa: F401  (importing it changes the thread settings, so set ours after)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
     clock.mark("import", since_process_start=first_run)
-
     torch.set_num_threads(cfg.threads)
-    name = cfg.name or model_name_for(cfg.weights)
     echo(f"detbench bench: {name} on {device} ({torch.get_num_threads()} CPU threads), imgsz {cfg.imgsz}, "
          f"batch {cfg.batch}, warmup {cfg.warmup}, iters {cfg.iters}")
+    return _Run(cfg, echo, argv, device, mode, out_dir, name, clock), pending, sha256
 
-    loaded = load_model(cfg.weights, unsafe_load=cfg.unsafe_load, plugins=cfg.plugins)
-    clock.mark("load")
-    data_yaml, data_from_flag = resolve_data(cfg, loaded.train_args)
-    list_path = Path(cfg.list_path) if cfg.list_path else out_dir / LIST_FILENAME
-    outcome = obtain_list(list_path, data_yaml, cfg.benchmark_size, cfg.seed, cfg.use_benchmark_list, data_from_flag)
-    clock.mark("list")
-    notes = [outcome.note] if outcome.note else []
-    echo(f"✓ {'created' if outcome.created else 'loaded'} benchmark list: {outcome.path} "
-         f"({len(outcome.blist.paths)} images)")
-    if outcome.note:
-        echo(f"  note: {outcome.note}")
-    echo(f"✓ model loaded ({loaded.kind}: {loaded.path})")
-    if loaded.unsafe_load:
-        notes.append("checkpoint loaded with --unsafe-load: a full pickle load, which runs any code inside it")
-        echo(f"  warning: {notes[-1]}")
 
-    imgsz = effective_imgsz(cfg.imgsz, loaded.stride)
-    if imgsz != cfg.imgsz:
-        notes.append(f"imgsz {cfg.imgsz} is not a multiple of stride {loaded.stride}: using {imgsz}")
-        echo(f"  note: {notes[-1]}")
-    model = loaded.model
-    params = complexity.count_params(model)
-    cache_dir = setup_cache.cache_dir_for(list_path)
-    model, flops, flops_cached = setup_cache.fuse_and_count(
-        model, imgsz, cache_dir, setup_cache.source_digest(cfg.weights, loaded.path))
-    gflops_unfused, gflops = flops["gflops_unfused"], flops["gflops"]
-    params_fused = complexity.count_params(model)
-    clock.mark("flops")
-    echo(f"✓ params: {params:,}")
-    echo(f"✓ GFLOPs: {gflops:.2f}")
-
-    inputs, inputs_cached = setup_cache.cached_inputs(cache_dir, outcome.blist.paths, imgsz)
-    clock.mark("decode")
-    stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
+def _prepare_model(run: _Run, pending: PendingInspection | None, sha256: str | None) -> _Model:
+    """The child's measurements, then the same bytes loaded and fused here (in-process for --unsafe-load)."""
+    cfg = run.cfg
     try:
-        measurement = measure(model, inputs, cfg.batch, device, mode, cfg.warmup, cfg.iters, stop=stop)
+        if pending is None:
+            loaded = load_model(cfg.weights, unsafe_load=True, plugins=cfg.plugins)
+            fused, numbers = count_and_fuse(loaded, cfg.imgsz)
+        else:
+            numbers = pending.result()
+            loaded = load_model(cfg.weights, plugins=cfg.plugins, expected_sha256=sha256)
+            fused = prepare_for_inference(loaded.model)
+    finally:
+        if pending is not None:
+            pending.cancel()
+    run.clock.mark("load")
+    for note in loaded.notes:
+        run.note(note)
+    if loaded.unsafe_load:
+        run.note("checkpoint loaded with --unsafe-load: a full pickle load, which runs any code inside it",
+                 "warning")
+    return _Model(loaded, fused, numbers)
+
+
+def _prepare_inputs(run: _Run, model: _Model):
+    """The shared benchmark list (created or checked) and its decoded, letterboxed images."""
+    cfg = run.cfg
+    data_yaml, data_from_flag = resolve_data(cfg, model.loaded.train_args)
+    list_path = Path(cfg.list_path) if cfg.list_path else run.out_dir / LIST_FILENAME
+    outcome = obtain_list(list_path, data_yaml, cfg.benchmark_size, cfg.seed, cfg.use_benchmark_list, data_from_flag)
+    run.clock.mark("list")
+    run.echo(f"✓ {'created' if outcome.created else 'loaded'} benchmark list: {outcome.path} "
+             f"({len(outcome.blist.paths)} images)")
+    if outcome.note:
+        run.note(outcome.note)
+    loaded, numbers = model.loaded, model.numbers
+    run.echo(f"✓ model loaded ({loaded.kind}: {loaded.path})")
+    if numbers.imgsz != cfg.imgsz:
+        run.note(f"imgsz {cfg.imgsz} is not a multiple of stride {numbers.stride}: using {numbers.imgsz}")
+    run.echo(f"✓ params: {numbers.params:,}")
+    run.echo(f"✓ GFLOPs: {numbers.gflops:.2f}")
+    cache_dir = setup_cache.cache_dir_for(list_path)
+    inputs, inputs_cached = setup_cache.cached_inputs(cache_dir, outcome.blist.paths, numbers.imgsz)
+    run.clock.mark("decode")
+    return outcome, inputs, {"dir": str(cache_dir), "inputs_reused": inputs_cached}
+
+
+def _measure(run: _Run, model: _Model, inputs, stop: StopRule):
+    cfg, numbers = run.cfg, model.numbers
+    try:
+        measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters, stop=stop)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        sizes = {"params": params, "params_fused": params_fused, "gflops": gflops}
-        raise record_oom(cfg, name, device, imgsz, loaded.unsafe_load, sizes, exc, out_dir, argv) from exc
+        sizes = {"params": numbers.params, "params_fused": numbers.params_fused, "gflops": numbers.gflops}
+        raise record_oom(run, numbers.imgsz, model.loaded.unsafe_load, sizes, exc) from exc
     timings = measurement.timings
-    clock.mark_parts({"warmup": timings.warmup_s, "timed": timings.timed_s}, rest="device_setup")
+    run.clock.mark_parts({"warmup": timings.warmup_s, "timed": timings.timed_s}, rest="device_setup")
     for warning in measurement.warnings:
-        echo(f"  warning: {warning}")
+        run.echo(f"  warning: {warning}")
     latency = stats.summarize(timings.latency_ms)
-    echo(f"✓ latency (mean): {latency['mean_ms']:.2f} ms")
-    statistics = quality.statistics_section(timings.latency_ms, timings.host_ms if device.type == "cuda" else None)
-    echo(f"  median {latency['median_ms']:.2f} ms, 95% CI {quality.format_ci(statistics['median_ci95_ms'])}; "
-         f"{len(timings.latency_ms)} samples, stopped by {timings.stop_reason}")
+    run.echo(f"✓ latency (mean): {latency['mean_ms']:.2f} ms")
+    on_cuda = run.device.type == "cuda"
+    statistics = quality.statistics_section(timings.latency_ms, timings.host_ms if on_cuda else None)
+    run.echo(f"  median {latency['median_ms']:.2f} ms, 95% CI {quality.format_ci(statistics['median_ci95_ms'])}; "
+             f"{len(timings.latency_ms)} samples, stopped by {timings.stop_reason}")
     for warning in statistics["warnings"]:
-        echo(f"  warning: {warning}")
-    pipeline, pipeline_samples, pipeline_warned = None, None, []
-    if cfg.pipeline:
-        from detbench.pipeline import measure_pipeline, pipeline_warnings
+        run.echo(f"  warning: {warning}")
+    return measurement, latency, statistics
 
-        pipeline, pipeline_samples = measure_pipeline(model, mode, device, outcome.blist.paths, inputs.files_sha256,
-                                                      imgsz, cfg.batch, cfg.warmup, stop)
-        echo(f"✓ pipeline (median): preprocess {pipeline['preprocess']['median_ms']:.2f} + inference "
-             f"{pipeline['inference']['median_ms']:.2f} + postprocess {pipeline['postprocess']['median_ms']:.2f}"
-             f" ms; total {pipeline['total']['median_ms']:.2f} ms")
-        pipeline_warned = pipeline_warnings(pipeline)
-        for warning in pipeline_warned:
-            echo(f"  warning: {warning}")
-        clock.mark("pipeline")
 
-    report = {
+def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
+    if not run.cfg.pipeline:
+        return None, None, []
+    from detbench.pipeline import measure_pipeline, pipeline_warnings
+
+    section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths, inputs.files_sha256,
+                                        model.numbers.imgsz, run.cfg.batch, run.cfg.warmup, stop)
+    run.echo(f"✓ pipeline (median): preprocess {section['preprocess']['median_ms']:.2f} + inference "
+             f"{section['inference']['median_ms']:.2f} + postprocess {section['postprocess']['median_ms']:.2f}"
+             f" ms; total {section['total']['median_ms']:.2f} ms")
+    warned = pipeline_warnings(section)
+    for warning in warned:
+        run.echo(f"  warning: {warning}")
+    run.clock.mark("pipeline")
+    return section, samples, warned
+
+
+def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None) -> tuple[dict[str, Any], Path]:
+    """Benchmark one model; write `{out}/{name}.json`; return the report and its path."""
+    run, pending, sha256 = _start(cfg, echo, argv)
+    model = _prepare_model(run, pending, sha256)
+    outcome, inputs, cache = _prepare_inputs(run, model)
+    stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
+    measurement, latency, statistics = _measure(run, model, inputs, stop)
+    pipeline, pipeline_samples, pipeline_warned = _pipeline(run, model, outcome, inputs, stop)
+    report = _report(run, model, outcome, inputs, cache, stop, measurement, latency, statistics,
+                     (pipeline, pipeline_samples, pipeline_warned))
+    run.clock.mark("report")
+    report["timing_phases_s"] = run.clock.report()
+    path = _write(report, run.out_dir / f"{run.name}.json")
+    echo(f"✓ saved: {path}")
+    return report, path
+
+
+def _write(report: dict[str, Any], path: Path) -> Path:
+    try:
+        return write_report(report, path)
+    except OSError as exc:
+        raise DetbenchError(f"--out {path.parent}: writing {path.name} failed ({exc.strerror}); nothing was written; "
+                            f"free space or choose another --out, then run again") from exc
+
+
+def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], stop: StopRule, measurement,
+            latency: dict[str, Any], statistics: dict[str, Any], pipeline_parts) -> dict[str, Any]:
+    cfg, numbers, loaded, device = run.cfg, model.numbers, model.loaded, run.device
+    timings, on_cuda = measurement.timings, run.device.type == "cuda"
+    pipeline, pipeline_samples, pipeline_warned = pipeline_parts
+    data_yaml, _ = resolve_data(cfg, loaded.train_args)
+    return {
         "schema_version": SCHEMA_VERSION,
         "status": "ok",
         "metadata": {
-            "model_name": name,
+            "model_name": run.name,
             "weights": cfg.weights,
+            "weights_sha256": loaded.sha256,
             "model_source": loaded.kind,
-            "imgsz": imgsz,
+            "imgsz": numbers.imgsz,
             "imgsz_requested": cfg.imgsz,
             "batch": cfg.batch,
             "device": str(device),
@@ -186,11 +298,11 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
             "unsafe_load": loaded.unsafe_load,
         },
         "model_complexity": {
-            "params": params,
-            "params_M": round(params / 1e6, 3),
-            "params_fused": params_fused,
-            "gflops": gflops,
-            "gflops_unfused": gflops_unfused,
+            "params": numbers.params,
+            "params_M": round(numbers.params / 1e6, 3),
+            "params_fused": numbers.params_fused,
+            "gflops": numbers.gflops,
+            "gflops_unfused": numbers.gflops_unfused,
             "gflops_method": "ultralytics (thop MACs x 2), fused model, at imgsz",
         },
         "latency": {
@@ -200,7 +312,7 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
             "scope": "model forward only; batch already on the device and normalised",
             "percentile_method": f"numpy {stats.PERCENTILE_METHOD}",
             "std_ddof": 1,
-            "host": stats.summarize(timings.host_ms) if device.type == "cuda" else None,
+            "host": stats.summarize(timings.host_ms) if on_cuda else None,
         },
         "throughput": stats.throughput(cfg.batch, latency["mean_ms"], latency["p50_ms"]),
         "memory": measurement.memory,
@@ -209,7 +321,9 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
         "statistics": statistics,
         "stopping": stopping_section(stop, timings),
         "pipeline": pipeline,
-        "setup_cache": {"dir": str(cache_dir), "gflops_reused": flops_cached, "inputs_reused": inputs_cached},
+        "setup_cache": cache,
+        "model_check": {"bounded_child": not loaded.unsafe_load, "seconds": numbers.seconds,
+                        "peak_rss_MB": numbers.peak_rss_MB, "modules": numbers.modules},
         "inputs": {
             "list_sha256": outcome.blist.sha256,
             "files_sha256": inputs.files_sha256,
@@ -218,22 +332,17 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
             "population_size": outcome.blist.population_size,
             "population_sha256": outcome.blist.population_sha256,
             "truncated": outcome.blist.truncated,
-            "letterbox": f"{imgsz}x{imgsz}, centred, pad 114, RGB",
+            "letterbox": f"{numbers.imgsz}x{numbers.imgsz}, centred, pad 114, RGB",
         },
-        "settings": capture_settings(device, cfg.threads, mode),
+        "settings": capture_settings(device, cfg.threads, run.mode),
         "environment": capture_environment(device),
-        "command": argv if argv is not None else sys.argv,
+        "command": run.command,
         "cwd": os.getcwd(),
-        "notes": notes,
+        "notes": run.notes,
         "samples": {
             "latency_ms": timings.latency_ms,
-            "host_ms": timings.host_ms if device.type == "cuda" else None,
+            "host_ms": timings.host_ms if on_cuda else None,
             "warmup_ms": timings.warmup_ms,
             "pipeline_ms": pipeline_samples,
         },
     }
-    clock.mark("report")
-    report["timing_phases_s"] = clock.report()
-    path = write_report(report, out_dir / f"{name}.json")
-    echo(f"✓ saved: {path}")
-    return report, path

@@ -1,0 +1,58 @@
+"""Child processes that end with their parent, and are killed whole when they overrun.
+
+detbench runs work in child processes (the bounded model check, one model per
+process in a study). A child started by `spawn_child` gets the parent's pid in
+`DETBENCH_PARENT_PID` and its own process group; at start-up it calls
+`die_with_parent`, which asks Linux to SIGKILL it the moment its parent exits
+(PR_SET_PDEATHSIG), so `kill -9` of a study leaves no orphan computing on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+PARENT_ENV = "DETBENCH_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> bool:
+    """If started by `spawn_child`: die with the parent (exit at once if it is already gone). True if armed."""
+    expected = os.environ.get(PARENT_ENV)
+    if not expected or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if os.getppid() != int(expected):  # the parent died before the request took effect
+        os._exit(137)
+    return armed
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus the parent pid a child needs for `die_with_parent`."""
+    return {**os.environ, **(extra or {}), PARENT_ENV: str(os.getpid())}
+
+
+def spawn_child(argv: Sequence[str], extra_env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
+    """Start `argv` in its own process group (so `kill_tree` reaches its children too), tied to this process."""
+    return subprocess.Popen(list(argv), env=child_env(extra_env), start_new_session=True, **popen)  # type: ignore[arg-type]
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.kill()
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -1,0 +1,248 @@
+"""Load, check and measure an untrusted model in a child process bounded in time and memory.
+
+Static checks refuse the hostile files detbench knows of; this is the bound
+for the ones it does not. Before a run loads a checkpoint or a model YAML in
+its own process, a child process (`python -m detbench.sandbox`) does the same
+work first: it reads the file (and checks it is byte for byte the one the run
+hashed), loads and checks it exactly as the run will, converts it to fp32,
+counts params and GFLOPs (unfused and fused, so the run need not count them
+again), fuses it and runs one forward pass at the run's image size. The child
+runs with one thread, an address-space limit (`LOAD_MEMORY_BYTES` above what
+the interpreter holds after its imports) and a wall-clock limit
+(`LOAD_TIMEOUT_S`); it dies with its parent. A child that overruns either
+limit is killed, and the run stops with a one-line error naming the file and
+the limit. The run itself then repeats only the load and the fuse: the same
+deterministic work on the same bytes, now known to end within bounds.
+`--unsafe-load` skips the child: that file is trusted, and a full pickle load
+would run its code in both processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from detbench import limits
+from detbench.errors import DetbenchError
+from detbench.proc import die_with_parent, kill_tree, spawn_child
+
+CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "YOLO_OFFLINE": "1",
+             "YOLO_VERBOSE": "False", "ULTRALYTICS_SAFE_LOAD": "1", "PYTHONUNBUFFERED": "1"}
+_STDERR_TAIL = 4096
+
+
+@dataclass
+class Request:
+    weights: str
+    imgsz: int
+    sha256: str | None = None  # of the file, as the parent read it; None for a zoo or shipped name
+    plugins: list[str] = field(default_factory=list)
+    timeout_s: float = limits.LOAD_TIMEOUT_S
+    memory_bytes: int = limits.LOAD_MEMORY_BYTES
+
+
+@dataclass
+class Inspection:
+    """What the child measured: the run uses these numbers instead of counting again."""
+
+    params: int
+    params_fused: int
+    gflops: float
+    gflops_unfused: float
+    stride: int
+    imgsz: int
+    modules: int
+    seconds: float
+    peak_rss_MB: float
+    train_args: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- the parent's side
+
+class PendingInspection:
+    """A running child; `result()` waits for it within the time limit."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.started = time.monotonic()
+        self.stderr = tempfile.TemporaryFile()
+        self.process = spawn_child([sys.executable, "-m", "detbench.sandbox"], CHILD_ENV, stdin=-1, stdout=-1,
+                                   stderr=self.stderr)
+        self.process.stdin.write(json.dumps(asdict(request)).encode())
+        self.process.stdin.close()
+
+    def result(self) -> Inspection:
+        what = f"--weights {self.request.weights}"
+        left = max(self.request.timeout_s - (time.monotonic() - self.started), 0.1)
+        try:
+            try:
+                output = self.process.stdout.read() if self._wait(left) else None
+            finally:
+                if self.process.poll() is None:
+                    kill_tree(self.process)
+            if output is None:
+                raise DetbenchError(f"{what}: loading and checking the model took more than "
+                                    f"{self.request.timeout_s:g} s, detbench's limit; if the file is genuine and "
+                                    f"large, raise --load-timeout")
+            return self._parse(output, what)
+        finally:
+            self.process.stdout.close()
+            self.stderr.close()
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            kill_tree(self.process)
+
+    def _wait(self, seconds: float) -> bool:
+        import subprocess
+
+        try:
+            self.process.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def _parse(self, output: bytes, what: str) -> Inspection:
+        try:
+            answer = json.loads(output.decode("utf-8").strip().splitlines()[-1])
+        except (UnicodeDecodeError, ValueError, IndexError):
+            answer = None
+        if isinstance(answer, dict) and answer.get("ok") is True:
+            return Inspection(**answer["inspection"])
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            raise DetbenchError(answer["error"])
+        code = self.process.returncode
+        cause = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
+        raise DetbenchError(f"{what}: the bounded process that checks the model {cause} ({self._tail()}); the file "
+                            f"may be hostile, or raise --load-memory if it is genuine and large")
+
+    def _tail(self) -> str:
+        self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(self.stderr.tell() - _STDERR_TAIL, 0))
+        lines = [line for line in self.stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        return (lines[-1][:200] if lines else "no message").replace("\n", " ")
+
+
+def start_inspection(request: Request) -> PendingInspection:
+    return PendingInspection(request)
+
+
+# ---------------------------------------------------------------- the child's side
+
+def _vm_size() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _limit(budget: int, seconds: float) -> None:
+    """Address space: what the interpreter holds now plus `budget`; CPU time: a backstop to the parent's clock.
+
+    Hard limits equal the soft ones, so nothing the model does can raise them again.
+    """
+    for kind, wanted in ((resource.RLIMIT_AS, _vm_size() + budget),
+                         (resource.RLIMIT_CPU, int(resource.getrusage(resource.RUSAGE_SELF).ru_utime + seconds) + 5)):
+        _soft, hard = resource.getrlimit(kind)
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)  # never above an inherited limit
+        resource.setrlimit(kind, (ceiling, ceiling))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
+    """Params and GFLOPs (unfused, then fused) at the run's image size; the fused model and the numbers."""
+    from detbench.complexity import count_params, ultralytics_gflops
+    from detbench.models import effective_imgsz, prepare_for_inference
+
+    start = time.monotonic()
+    imgsz = effective_imgsz(requested_imgsz, loaded.stride)
+    params = count_params(loaded.model)
+    gflops_unfused = ultralytics_gflops(loaded.model, imgsz)
+    fused = prepare_for_inference(loaded.model)
+    data = loaded.train_args.get("data")
+    return fused, Inspection(
+        params=params, params_fused=count_params(fused), gflops=ultralytics_gflops(fused, imgsz),
+        gflops_unfused=gflops_unfused, stride=loaded.stride, imgsz=imgsz, modules=sum(1 for _ in fused.modules()),
+        seconds=round(time.monotonic() - start, 3), peak_rss_MB=round(_peak_rss_mb(), 1),
+        train_args={"data": data} if data is not None else {}, notes=list(loaded.notes))
+
+
+def inspect_here(request: Request) -> Inspection:
+    """The child's work: load and check as the run will, count, fuse, one forward pass at imgsz."""
+    import torch
+
+    from detbench.models import load_model
+
+    start = time.monotonic()
+    loaded = load_model(request.weights, plugins=request.plugins, expected_sha256=request.sha256)
+    fused, inspection = count_and_fuse(loaded, request.imgsz)
+    with torch.inference_mode():
+        fused(torch.zeros(1, 3, inspection.imgsz, inspection.imgsz))
+    inspection.seconds = round(time.monotonic() - start, 3)
+    inspection.peak_rss_MB = round(_peak_rss_mb(), 1)
+    return inspection
+
+
+_answers = sys.stdout
+
+
+def _answer(payload: dict[str, Any]) -> None:
+    _answers.write(json.dumps(payload, default=str) + "\n")
+    _answers.flush()
+
+
+def _keep_stdout_for_the_answer() -> None:
+    """Anything the model's code prints goes to stderr; stdout carries only the one-line answer."""
+    global _answers
+    _answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+
+def child_main() -> int:
+    die_with_parent()
+    _keep_stdout_for_the_answer()
+    request = Request(**json.loads(sys.stdin.read(1 << 20)))
+    import torch
+    import ultralytics  # noqa: F401  (imported before the limit, which then covers only the model's work)
+
+    from detbench import zoo
+
+    torch.set_num_threads(1)
+    zoo.register()
+    _limit(request.memory_bytes, request.timeout_s)
+    try:
+        inspection = inspect_here(request)
+    except DetbenchError as exc:
+        _answer({"ok": False, "error": str(exc)})
+        return 2
+    except (MemoryError, RecursionError) as exc:
+        _answer({"ok": False, "error": f"--weights {request.weights}: refused: the model needs more than "
+                                       f"detbench's limit of {request.memory_bytes / 2**30:.1f} GiB (or recursion) "
+                                       f"to load and run once ({type(exc).__name__}); if it is genuine, raise "
+                                       f"--load-memory"})
+        return 2
+    except Exception as exc:  # any failure of a model that passed the checks: name it, do not trace back
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        hint = "raise --load-memory if it is genuine" if "alloc" in text.lower() else "check the model"
+        _answer({"ok": False, "error": f"--weights {request.weights}: the model fails to load and run once "
+                                       f"({type(exc).__name__}: {text}); {hint}"})
+        return 2
+    _answer({"ok": True, "inspection": asdict(inspection)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())
