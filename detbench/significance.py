@@ -144,7 +144,7 @@ def rounds_pair(baseline_medians: Sequence[float], model_medians: Sequence[float
         p_value = float(2.0 * stats.t.sf(abs(diff) / se, dof))
         half = float(stats.t.ppf(0.5 + confidence / 2.0, dof)) * se
         low, high = diff - half, diff + half
-    return PairTest(TEST_ROUNDS, p_value, math.expm1(diff), math.expm1(low), math.expm1(high),
+    return PairTest(TEST_ROUNDS, p_value, _change(diff), _change(low), _change(high),
                     int(a.size), int(b.size))
 
 
@@ -165,7 +165,7 @@ def paired_rounds(baseline_medians: Sequence[float], model_medians: Sequence[flo
         p_value = float(2.0 * stats.t.sf(abs(diff) / se, dof))
         half = float(stats.t.ppf(0.5 + confidence / 2.0, dof)) * se
         low, high = diff - half, diff + half
-    return PairTest(TEST_PAIRED, p_value, math.expm1(diff), math.expm1(low), math.expm1(high),
+    return PairTest(TEST_PAIRED, p_value, _change(diff), _change(low), _change(high),
                     int(ratios.size), int(ratios.size))
 
 
@@ -196,6 +196,14 @@ def decide(pairs: Sequence[PairTest], alpha: float, min_effect: float) -> list[V
         excludes_zero = pair.ci_low is None or pair.ci_high is None or pair.ci_low > 0 or pair.ci_high < 0
         verdicts.append(Verdict(pair, adjusted[i], bool(adjusted[i] < alpha and big_enough and excludes_zero)))
     return verdicts
+
+
+def _change(log_ratio: float) -> float:
+    """The relative change exp(log_ratio) - 1; infinite beyond the range of a float, never an error."""
+    try:
+        return math.expm1(log_ratio)
+    except OverflowError:
+        return math.inf
 
 
 def _ratio(model: np.ndarray, baseline: np.ndarray) -> float | None:

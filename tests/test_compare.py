@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,12 @@ def test_interleaved_rounds_are_paired_so_common_drift_cancels():
     later = ["2026-01-01T11:00:00", "2026-01-01T11:01:00", "2026-01-01T11:02:00"]
     assert not sig.interleaved(times, later)  # one model re-run an hour later: not paired
     assert not sig.interleaved(times, shifted[:2]) and not sig.interleaved(times, [None, None, None])
+
+
+def test_round_tests_report_an_infinite_change_instead_of_overflowing():
+    for test in (sig.rounds_pair, sig.paired_rounds):
+        pair = test([1e-300, 1e-300, 2e-300], [1e12, 1e12, 1.1e12])
+        assert pair.effect == math.inf and pair.ci_high == math.inf and pair.p_value < 0.01
 
 
 def test_samples_test_bootstraps_ratio_of_medians():
