@@ -364,14 +364,14 @@ def check_folder_target(folder: Path, label: str, fix: str) -> None:
                             f"system); {fix}")
 
 
-def table_targets(output: str | Path | None, formats: Sequence[str], folder: Callable[[], Path]) -> dict[str, Path]:
+def table_targets(output: str | Path | None, formats: Sequence[str], folder: Path) -> dict[str, Path]:
     """Where each table goes: CSV at `output`, other formats beside it; without `output`, FOLDER/comparison.*."""
     from detbench.tables import SUFFIXES
 
     targets: dict[str, Path] = {}
     if output is not None:
         targets["csv"] = Path(output)
-    stem = Path(output).with_suffix("") if output is not None else folder() / "comparison"
+    stem = Path(output).with_suffix("") if output is not None else folder / "comparison"
     for fmt in formats:
         targets.setdefault(fmt, stem.with_suffix(SUFFIXES[fmt]))
     return targets
@@ -398,16 +398,15 @@ def check_targets(targets: dict[str, Path], output: str | Path | None, plots_dir
 def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline: str | None = None,
                 output: str | Path | None = None, formats: Sequence[str] = (),
                 plots_dir: str | Path | None = None, min_effect: float = 0.02, alpha: float = 0.05,
-                echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning,
-                out_dir: str | Path | None = None) -> int:
+                echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning) -> int:
     """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
 
-    `formats` holds "csv", "md" and/or "latex"; they are written next to `output`
-    (same stem) or, without `output`, into `out_dir` (default: next to the
-    reports: the folder given, or the common folder of what was given) as
-    comparison.{csv,md,tex}. Every output place is checked before anything is
-    loaded. Warnings about skipped files go to `warn` (default: stderr). Every
-    line passed to `echo` or `warn` is terminal-safe (`text.terminal`). Returns 0.
+    `formats` holds "csv", "md" and/or "latex"; they are written next to
+    `output` (same stem) or, without `output`, next to the reports (the folder
+    given, or the common folder of what was given) as comparison.{csv,md,tex}.
+    Every output place is checked before anything is loaded. Warnings about
+    skipped files go to `warn` (default: stderr). Every line passed to `echo`
+    or `warn` is terminal-safe (`text.terminal`). Returns 0.
     """
     from detbench import tables
 
@@ -418,8 +417,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     unknown = sorted(set(formats) - set(tables.RENDERERS))
     if unknown:
         raise DetbenchError(f"--format {', '.join(unknown)} is not known: use csv, md or latex")
-    targets = table_targets(output, formats, lambda: Path(out_dir) if out_dir is not None else
-                            default_folder(sources))
+    targets = table_targets(output, formats, default_folder(sources))
     check_targets(targets, output, plots_dir)
     entries = load_entries(report_files(sources, safe_warn), safe_warn)
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)

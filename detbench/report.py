@@ -28,6 +28,7 @@ SCHEMA_VERSION = 1
 REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "memory")
 REQUIRED_LATENCY = ("mean_ms", "median_ms", "p50_ms", "p95_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
 MAX_MEASURE = 1e12  # ms, MB, parameters, GFLOPs: far above any real value, far below overflow when summed
+MIN_LATENCY_MS = 1e-6  # 1 ns, the timer's resolution: ratios of latencies stay within 1e18
 DAMAGED = "the file was edited or damaged, re-run the benchmark"
 
 
@@ -59,13 +60,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _measure(positive: bool, nullable: bool = True) -> Callable[[Any], bool]:
+def _measure(low: float, strict: bool = False, nullable: bool = True) -> Callable[[Any], bool]:
+    """A test for a finite number from `low` (excluded if `strict`) to MAX_MEASURE, or None if `nullable`."""
     def test(value: Any) -> bool:
         if value is None:
             return nullable
         if not _is_number(value) or abs(value) > MAX_MEASURE:
             return False
-        return math.isfinite(value) and (value > 0 if positive else value >= 0)
+        return math.isfinite(value) and (value > low if strict else value >= low)
     return test
 
 
@@ -83,9 +85,12 @@ TEXT = Kind(f"text of at most {MAX_PATH_CHARS} characters or null",
 ANY_TEXT = Kind("text or null", lambda v: v is None or isinstance(v, str))
 COUNT = Kind("an integer >= 1 or null", lambda v: v is None or (type(v) is int and v >= 1))
 COUNT0 = Kind("an integer >= 0 or null", lambda v: v is None or (type(v) is int and v >= 0))
-POSITIVE = Kind(f"a finite number > 0 and <= {MAX_MEASURE:g}, or null", _measure(positive=True), numeric=True)
-NONNEGATIVE = Kind(f"a finite number >= 0 and <= {MAX_MEASURE:g}, or null", _measure(positive=False), numeric=True)
-SAMPLE = Kind(f"a finite number > 0 and <= {MAX_MEASURE:g}", _measure(positive=True, nullable=False), numeric=True)
+POSITIVE = Kind(f"a number > 0 and <= {MAX_MEASURE:g}, or null", _measure(0.0, strict=True), numeric=True)
+NONNEGATIVE = Kind(f"a number >= 0 and <= {MAX_MEASURE:g}, or null", _measure(0.0), numeric=True)
+LATENCY = Kind(f"a number of ms from {MIN_LATENCY_MS:g} to {MAX_MEASURE:g}, or null", _measure(MIN_LATENCY_MS),
+               numeric=True)
+SAMPLE = Kind(f"a number of ms from {MIN_LATENCY_MS:g} to {MAX_MEASURE:g}", _measure(MIN_LATENCY_MS, nullable=False),
+              numeric=True)
 OBJECT = Kind("an object", lambda v: isinstance(v, dict))
 OBJECT_OR_NULL = Kind("an object or null", lambda v: v is None or isinstance(v, dict))
 OBJECTS = Kind("a list of objects", lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))
@@ -107,10 +112,10 @@ FIELDS: dict[str, dict[str, Kind]] = {
     "model_complexity": dict.fromkeys(("params", "params_M", "params_fused", "gflops", "gflops_unfused"),
                                       NONNEGATIVE),
     "throughput": {"fps_mean": POSITIVE, "fps_p50": POSITIVE},
-    "latency": {**dict.fromkeys(REQUIRED_LATENCY, POSITIVE), "std_ms": NONNEGATIVE},
+    "latency": {**dict.fromkeys(REQUIRED_LATENCY, LATENCY), "std_ms": NONNEGATIVE},
     "samples": {"latency_ms": SAMPLES},
 }
-ROUND_FIELDS: dict[str, Kind] = {"median_ms": POSITIVE, "timestamp": TEXT}
+ROUND_FIELDS: dict[str, Kind] = {"median_ms": LATENCY, "timestamp": TEXT}
 
 
 def _shown(value: Any) -> str:
@@ -118,8 +123,9 @@ def _shown(value: Any) -> str:
         return f"a {'list' if isinstance(value, list) else 'object'}"
     if _is_number(value):
         return f"{value:g}" if isinstance(value, float) or abs(value) < 10**15 else "a huge number"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(value, str) and len(value) > 40:
+        return repr(value[:37]) + "..."
+    return repr(value)
 
 
 def _problem(name: str, value: Any, kind: Kind) -> str | None:

@@ -25,7 +25,7 @@ from detbench.ablation import merge_rounds
 from detbench.compare import report_files, run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
-from detbench.report import load_report
+from detbench.report import MAX_MEASURE, MIN_LATENCY_MS, load_report
 
 HOSTILE_NAMES = ['=HYPERLINK("http://x")', "a|b", "<img src=x onerror=alert(1)>", "x\ny", "[evil]", "\x1b[31mred",
                  r"$\frac{1}{0}$", "u\u2028v", "n\x85m", "+1", "@SUM(A1)", "-2", "\tz", "\rw", "*star", "a\\b&c%_{}~^#"]
@@ -210,7 +210,7 @@ def wrong_values(original: Any) -> list[Any]:
     if isinstance(original, bool):
         return ["yes", 2]
     if isinstance(original, (int, float)):
-        return ["1", None, -1.0, 0, 1e300, 10**30, [], True]
+        return ["1", None, -1.0, 0, 1e-300, 1e300, 10**30, [], True]
     if isinstance(original, str):
         return [1, None, [], "\x1b[31m=1|<b>\n"]
     if isinstance(original, list):
@@ -293,6 +293,29 @@ def test_representative_bad_reports_in_one_folder_from_the_command_line(tmp_path
     lines = result.stdout.splitlines()
     table = lines[lines.index("Base metrics:") + 2:lines.index("Change relative to baseline:")]
     assert sorted(line.split()[0] for line in table) == ["baseline", "fine"]
+
+
+def test_extreme_values_within_the_limits_are_compared_and_plotted(tmp_path, real_report):
+    """Latencies of 1 ns against 1e12 ms (with rounds), zero memory and GFLOPs: no overflow, warning or error."""
+    folder = tmp_path / "bench"
+    for name, value in (("baseline", MIN_LATENCY_MS), ("other", MAX_MEASURE)):
+        report = variant(real_report, name)
+        report["latency"].update(dict.fromkeys(("mean_ms", "median_ms", "p50_ms", "p95_ms", "p99_ms", "min_ms",
+                                                "max_ms"), value), std_ms=0.0)
+        report["samples"]["latency_ms"] = [value] * 5
+        report["rounds"] = [{"median_ms": value, "timestamp": f"2026-01-01T10:0{k}:00"} for k in range(3)]
+        report["throughput"] = {"fps_mean": 1e-300 if name == "baseline" else MAX_MEASURE, "fps_p50": None}
+        report["memory"]["peak_rss_MB"] = 0.0 if name == "baseline" else MAX_MEASURE
+        report["model_complexity"].update(gflops=0.0 if name == "baseline" else MAX_MEASURE, params_M=MAX_MEASURE)
+        put(folder, f"{name}.json", report)
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_compare(folder, output=tmp_path / "c.csv", formats=("md", "latex"), plots_dir=tmp_path / "plots",
+                    echo=lines.append, warn=pytest.fail)
+    with open(tmp_path / "c.csv", newline="") as handle:
+        other = next(row for row in csv.DictReader(handle) if row["model"] == "other")
+    assert other["test"].startswith("paired") and float(other["latency_delta_pct"]) == pytest.approx(1e20)
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
