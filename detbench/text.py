@@ -8,6 +8,7 @@ in a plot. One function per output format; numbers never pass through them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from detbench.names import bad_characters
@@ -20,7 +21,7 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "<": r"$<$", ">": r"$>$", "|": r"$|$"}  # OT1 text fonts print < > | as other glyphs
 
 
-def _replace_bad(text: str, replacement: Any) -> str:
+def _replace_bad(text: str, replacement: Callable[[str], str]) -> str:
     """`text` with every control, format or line-separator character replaced by `replacement(ch)`."""
     bad = set(bad_characters(text))
     return "".join(replacement(ch) if ch in bad else ch for ch in text) if bad else text
