@@ -5,11 +5,34 @@ Ultralytics' predictor does (aspect kept, centred, padded with 114), converted
 to RGB CHW and kept as uint8 on the host. A batch is the next `batch` images,
 cycling through the list, moved to the device and scaled to [0, 1] outside
 the timed region.
+
+Every image goes through `read_image` before it is decoded (checking the
+list, decoding it here, hashing it for the cache, decoding the originals for
+--pipeline):
+
+- the file is read with `safe_io`: a FIFO, device, socket or folder (also
+  behind a symlink) is refused before it is opened, and so is a file above
+  MAX_IMAGE_BYTES; a missing file is counted and named with the others;
+- its width and height are read from its header by Pillow (no pixel data is
+  decoded) and an image above `max_pixels` (MAX_IMAGE_PIXELS, raised with
+  --max-image-pixels) is refused, naming the image, its size and the limit: a
+  30000x30000 PNG of 875 KiB would otherwise take gigabytes to decode;
+- a file whose header Pillow cannot read, or that Pillow reads as a format
+  OpenCV does not decode (CV_FORMATS), is counted as not decodable, even
+  where OpenCV could decode it (e.g. PFM, Radiance HDR): its size cannot be
+  known before decoding, and OpenCV's reduced modes bound memory only for
+  JPEG. Convert such images to PNG or JPEG.
+
+The cache is filled in place (no list of arrays and no `np.stack` copy) and
+hashed through a memoryview (no `tobytes` copy); the hash is the same as
+`sha256(array.tobytes())`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +42,13 @@ import numpy as np
 import torch
 
 from detbench.errors import DetbenchError
+from detbench.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from detbench.safe_io import read_regular_file
+
+# Pillow's names of the formats OpenCV decodes, which both tell by the file's first bytes
+CV_FORMATS = frozenset({"AVIF", "BMP", "GIF", "JPEG", "JPEG2000", "MPO", "PNG", "PPM", "SUN", "TIFF", "WEBP"})
+_IMAGE_FIX = "replace it with a regular image file, or take it out of the val split"
+_FORMATS_HINT = "images are decoded only in a format whose size Pillow can read, e.g. JPEG, PNG, BMP, TIFF, WebP"
 
 
 def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
@@ -26,6 +56,11 @@ def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
     from ultralytics.data.augment import LetterBox
 
     return LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)(image=image)
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """sha256 of a C-contiguous array's bytes, read in place (equal to sha256(array.tobytes()))."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest()
 
 
 @dataclass
@@ -51,77 +86,150 @@ def _unreadable_error(missing: list[str], broken: list[str], total: int) -> Detb
     problems = [f"{len(missing)} missing"] if missing else []
     problems += [f"{len(broken)} not decodable"] if broken else []
     first = (missing + broken)[0]
-    return DetbenchError(f"benchmark list: {', '.join(problems)} of {total} images (first: {first}); "
+    hint = f"; {_FORMATS_HINT}" if broken else ""
+    return DetbenchError(f"benchmark list: {', '.join(problems)} of {total} images (first: {first}{hint}); "
                          f"restore them, or delete the list to draw a new one")
 
 
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
+def read_image_file(path: Path) -> bytes | None:
+    """The file's bytes (a regular file of at most MAX_IMAGE_BYTES); None if there is no such file."""
+    if not os.path.exists(path):  # a stat: a missing file (or dangling link) is counted, not an error
         return None
+    return read_regular_file(path, f"image {path}", MAX_IMAGE_BYTES, _IMAGE_FIX)
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image's header, read by Pillow without decoding pixels; None if it cannot.
+
+    Pillow's openers are tried in `Image.open`'s order; the first that takes the file decides. Only formats
+    that OpenCV recognises by the same leading signature count (CV_FORMATS): a file Pillow takes as another
+    format (a polyglot, e.g. an HDR image with a PCD marker) could be decoded by OpenCV at any size. Pillow's
+    own decompression-bomb check is not applied: detbench's limit, which may be raised above it, is.
+    """
+    from PIL import Image
+
+    Image.init()
+    stream, prefix = io.BytesIO(data), data[:16]
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        try:
+            accepted = accept(prefix) if accept else True
+            if not accepted or isinstance(accepted, str):
+                continue
+            stream.seek(0)
+            opened = factory(stream, "")
+        except Exception:  # a damaged header raises anything from SyntaxError to struct.error: not this format
+            continue
+        width, height = opened.size
+        if opened.format in CV_FORMATS and width > 0 and height > 0:
+            return int(width), int(height)
+        return None
+    return None
+
+
+def check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    """Refuse an image of more than `max_pixels` pixels, before it is decoded."""
+    width, height = size
+    if width * height > max_pixels:
+        raise DetbenchError(f"image {path}: {width}x{height} pixels ({width * height / 1e6:.1f} megapixels) is "
+                            f"above the limit of {max_pixels:,} pixels; raise the limit with --max-image-pixels "
+                            f"if you trust the image, or take it out of the val split")
 
 
 def _decode(data: bytes, flags: int) -> np.ndarray | None:
     """OpenCV's decode, None for anything it cannot decode (it raises for some damaged files)."""
-    if not data:
-        return None
     try:
         return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error:
         return None
 
 
-def check_images(paths: Sequence[str | Path]) -> None:
+def read_image_header(path: Path, max_pixels: int) -> tuple[bytes | None, tuple[int, int] | None]:
+    """(file bytes, (width, height) from the header): (None, None) if missing, (bytes, None) if unreadable.
+
+    Raises a one-line DetbenchError for a file that is not a regular file, too large, or above `max_pixels`.
+    """
+    data = read_image_file(path)
+    if data is None:
+        return None, None
+    size = header_size(data) if data else None
+    if size is not None:
+        check_pixels(path, size, max_pixels)
+    return data, size
+
+
+def read_image(path: Path, flags: int, max_pixels: int) -> tuple[bytes | None, np.ndarray | None]:
+    """(file bytes, decoded image): (None, None) if missing, (bytes, None) if not decodable.
+
+    The size is checked from the header (`read_image_header`) before OpenCV decodes anything.
+    """
+    data, size = read_image_header(path, max_pixels)
+    if data is None or size is None:
+        return data, None
+    return data, _decode(data, flags)
+
+
+def check_images(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """Fail, naming the first and counting all, if any image is missing or cannot be decoded.
 
     Decodes at 1/8 scale: fast enough to run before a new list is written.
     """
     missing, broken = [], []
     for raw in paths:
-        data = _read(Path(raw))
+        data, image = read_image(Path(raw), cv2.IMREAD_REDUCED_COLOR_8, max_pixels)
         if data is None:
             missing.append(str(raw))
-        elif _decode(data, cv2.IMREAD_REDUCED_COLOR_8) is None:
+        elif image is None:
             broken.append(str(raw))
     if missing or broken:
         raise _unreadable_error(missing, broken, len(paths))
 
 
-def check_host_memory(n_images: int, imgsz: int) -> None:
-    """Refuse a cache that cannot fit in the memory available now (it is held for the whole run)."""
+def host_memory_fits(needed: int) -> bool:
+    """Whether `needed` bytes fit in 80% of the host memory available now."""
     import psutil
 
-    needed = n_images * 3 * imgsz * imgsz
-    available = psutil.virtual_memory().available
-    if needed > 0.8 * available:
-        raise DetbenchError(f"--imgsz {imgsz}: {n_images} letterboxed images need {needed / 2**30:.1f} GiB of host "
-                            f"memory, {available / 2**30:.1f} GiB is available; lower --imgsz or --benchmark_size")
+    return needed <= 0.8 * psutil.virtual_memory().available
 
 
-def decode_images(paths: Sequence[str | Path], imgsz: int) -> InputCache:
+def check_host_memory(n_images: int, imgsz: int, original_pixels: int = 0) -> None:
+    """Refuse to hold what cannot fit in the memory available now (it is held for the whole run).
+
+    That is the letterboxed cache (`n_images` of 3 x imgsz x imgsz bytes) and, with --pipeline, the decoded
+    originals (3 bytes for each of their `original_pixels`).
+    """
+    import psutil
+
+    needed = n_images * 3 * imgsz * imgsz + 3 * original_pixels
+    if host_memory_fits(needed):
+        return
+    available = psutil.virtual_memory().available / 2**30
+    if original_pixels:
+        raise DetbenchError(f"--pipeline: the decoded original images need {needed / 2**30:.1f} GiB of host "
+                            f"memory, {available:.1f} GiB is available; lower --benchmark_size or drop --pipeline")
+    raise DetbenchError(f"--imgsz {imgsz}: {n_images} letterboxed images need {needed / 2**30:.1f} GiB of host "
+                        f"memory, {available:.1f} GiB is available; lower --imgsz or --benchmark_size")
+
+
+def decode_images(paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX_IMAGE_PIXELS) -> InputCache:
     """Read, letterbox and stack every image; fail naming the unreadable ones."""
     check_host_memory(len(paths), imgsz)
-    arrays, missing, broken = [], [], []
+    stacked = np.empty((len(paths), 3, imgsz, imgsz), dtype=np.uint8)
+    missing, broken = [], []
     files_hash = hashlib.sha256()
-    for raw in paths:
-        path = Path(raw)
-        data = _read(path)
+    for index, raw in enumerate(paths):
+        data, image = read_image(Path(raw), cv2.IMREAD_COLOR, max_pixels)
         if data is None:
-            missing.append(str(path))
-            continue
-        image = _decode(data, cv2.IMREAD_COLOR)
-        if image is None:
-            broken.append(str(path))
-            continue
-        files_hash.update(hashlib.sha256(data).digest())
-        boxed = letterbox(image, imgsz)
-        arrays.append(np.ascontiguousarray(boxed[:, :, ::-1].transpose(2, 0, 1)))
+            missing.append(str(raw))
+        elif image is None:
+            broken.append(str(raw))
+        else:
+            files_hash.update(hashlib.sha256(data).digest())
+            stacked[index] = letterbox(image, imgsz)[:, :, ::-1].transpose(2, 0, 1)
     if missing or broken:
         raise _unreadable_error(missing, broken, len(paths))
-    stacked = np.stack(arrays)
     return InputCache(
         images=torch.from_numpy(stacked),
         files_sha256=files_hash.hexdigest(),
-        decoded_sha256=hashlib.sha256(stacked.tobytes()).hexdigest(),
+        decoded_sha256=array_sha256(stacked),
     )

@@ -13,8 +13,11 @@ kept in memory: decoding is not timed) and runs, with the host timer
   image's size (what `construct_results` does before wrapping Results);
 - total: the three together (end minus start of the iteration).
 
-The originals are decoded again from the listed files; the files' hash must
-equal the one of the letterboxed cache, so both loops see the same images.
+The originals are decoded again from the listed files, read and size-checked
+as the cache's images are (`inputs.read_image`: regular files only, at most
+--max-image-pixels each), after their headers show that keeping them all
+fits in host memory; the files' hash must equal the one of the letterboxed
+cache, so both loops see the same images.
 Postprocess time depends on how many boxes pass the confidence threshold:
 untrained weights give almost none, so their NMS time is a lower bound.
 """
@@ -34,6 +37,8 @@ import torch
 
 from detbench import quality, stats
 from detbench.errors import DetbenchError
+from detbench.inputs import check_host_memory, read_image, read_image_header
+from detbench.limits import MAX_IMAGE_PIXELS
 from detbench.timing import Stopper, StopRule
 
 CONF = 0.25
@@ -42,20 +47,31 @@ MAX_DET = 300
 STAGES = ("preprocess", "inference", "postprocess", "total")
 
 
-def decode_originals(paths: Sequence[str | Path], files_sha256: str) -> list[np.ndarray]:
-    """Decode the listed images (BGR uint8, original size); they must be the files the cache was built from."""
+def _unreadable(raw: str | Path, data: bytes | None) -> DetbenchError:
+    if data is None:
+        return DetbenchError(f"--pipeline: cannot read {raw} (file not found); restore the image")
+    return DetbenchError(f"--pipeline: {raw} is not a decodable image; restore it")
+
+
+def decode_originals(paths: Sequence[str | Path], files_sha256: str,
+                     max_pixels: int = MAX_IMAGE_PIXELS) -> list[np.ndarray]:
+    """Decode the listed images (BGR uint8, original size); they must be the files the cache was built from.
+
+    First every header is read: an image above `max_pixels` is refused, and the decoded originals, kept for
+    the whole loop (3 bytes a pixel), must fit in the host memory available; only then is anything decoded.
+    """
+    pixels = 0
+    for raw in paths:
+        data, size = read_image_header(Path(raw), max_pixels)
+        if size is None:
+            raise _unreadable(raw, data)
+        pixels += size[0] * size[1]
+    check_host_memory(0, 0, original_pixels=pixels)
     images, digest = [], hashlib.sha256()
     for raw in paths:
-        try:
-            data = Path(raw).read_bytes()
-        except OSError as exc:
-            raise DetbenchError(f"--pipeline: cannot read {raw} ({exc.strerror}); restore the image") from exc
-        try:
-            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
-        except cv2.error:
-            image = None
-        if image is None:
-            raise DetbenchError(f"--pipeline: {raw} is not a decodable image; restore it")
+        data, image = read_image(Path(raw), cv2.IMREAD_COLOR, max_pixels)
+        if data is None or image is None:
+            raise _unreadable(raw, data)
         digest.update(hashlib.sha256(data).digest())
         images.append(image)
     if digest.hexdigest() != files_sha256:
@@ -164,12 +180,12 @@ def pipeline_section(timings: PipelineTimings, batch: int, warmup: int) -> dict[
 
 
 def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, paths: Sequence[str | Path],
-                     files_sha256: str, imgsz: int, batch: int, warmup: int,
-                     stop: StopRule) -> tuple[dict[str, Any], dict[str, list[float]]]:
+                     files_sha256: str, imgsz: int, batch: int, warmup: int, stop: StopRule,
+                     max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """Run the pipeline loop for a prepared model in its execution mode; the section and the raw samples."""
     from detbench.acceleration import apply_mode, make_forward
 
-    originals = decode_originals(paths, files_sha256)
+    originals = decode_originals(paths, files_sha256, max_pixels)
     model = apply_mode(model.to(device), mode)
     stages = PipelineStages(make_forward(model, mode, device), imgsz, device, mode.input_dtype,
                             end2end=bool(getattr(model, "end2end", False)))

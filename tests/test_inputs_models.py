@@ -24,6 +24,23 @@ def test_images_are_letterboxed_once_and_batches_cycle(dataset):
     assert decode_images(paths, 96).files_sha256 == cache.files_sha256
 
 
+def test_decoded_cache_is_bit_identical_to_stacking_each_letterboxed_image(dataset):
+    import hashlib
+
+    import cv2
+    import numpy as np
+
+    from detbench.inputs import array_sha256, letterbox
+
+    paths = sample_list(dataset, 6, 42).paths
+    cache = decode_images(paths, 96)
+    stacked = np.stack([np.ascontiguousarray(letterbox(cv2.imread(p), 96)[:, :, ::-1].transpose(2, 0, 1))
+                        for p in paths])
+    assert np.array_equal(cache.images.numpy(), stacked)
+    assert cache.decoded_sha256 == hashlib.sha256(stacked.tobytes()).hexdigest() == array_sha256(stacked)
+    assert cache.images.numpy().flags.c_contiguous and cache.images.numpy().flags.writeable
+
+
 def test_missing_and_undecodable_images_are_named(tmp_path, dataset):
     paths = sample_list(dataset, 3, 42).paths
     broken = tmp_path / "broken.jpg"

@@ -120,3 +120,34 @@ def test_cli_pipeline_section_has_each_stage_with_statistics(cli, tmp_path, yaml
     parts = np.add(np.add(raw["preprocess"], raw["inference"]), raw["postprocess"])
     assert np.allclose(parts, raw["total"], atol=1e-6)
     assert report["timing_phases_s"]["pipeline"] > 0
+
+
+def test_host_memory_check_counts_the_originals_before_decoding_them(val_paths, monkeypatch):
+    import psutil
+
+    digest = decode_images(val_paths, 64).files_sha256
+    pixels = sum(cv2.imread(p).shape[0] * cv2.imread(p).shape[1] for p in val_paths)
+
+    class Scarce:
+        available = int(3 * pixels / 0.8) - 1  # one byte short of what the decoded originals need
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded before the memory check")
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Scarce())
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    with pytest.raises(DetbenchError, match=r"^--pipeline: the decoded original images need 0\.0 GiB of host "
+                                            r"memory, 0\.0 GiB is available; lower --benchmark_size or drop "
+                                            r"--pipeline$"):
+        decode_originals(val_paths, digest)
+    monkeypatch.undo()
+    assert len(decode_originals(val_paths, digest)) == len(val_paths)
+
+
+def test_originals_above_the_pixel_limit_are_refused(val_paths):
+    digest = decode_images(val_paths, 64).files_sha256
+    largest = max(cv2.imread(p).shape[0] * cv2.imread(p).shape[1] for p in val_paths)
+    with pytest.raises(DetbenchError, match=rf"pixels .* is above the limit of {largest - 1:,} pixels; raise the "
+                                            rf"limit with --max-image-pixels"):
+        decode_originals(val_paths, digest, max_pixels=largest - 1)
+    assert len(decode_originals(val_paths, digest, max_pixels=largest)) == len(val_paths)
