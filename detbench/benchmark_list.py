@@ -4,21 +4,32 @@ File format (`benchmark_list.txt`): one image path per line, as the user
 specification asks, preceded by `# key: value` header lines that record how the
 list was made, so that a later run can tell whether it still fits. Readers
 that skip lines starting with `#` see exactly one path per line.
+
+Lines are split on "\n" only and lose only a trailing "\r"; a path is never
+stripped. No path may hold a control, line- or paragraph-separator character
+or be longer than MAX_PATH_CHARS: drawing a list refuses such a val image
+(see `datasets`), and reading a list refuses such a line, so every reader,
+`str.splitlines` included, sees the same paths. The list is read with
+`safe_io` (regular file, at most MAX_LIST_BYTES).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
 from detbench.atomic import write_text_atomic
-from detbench.datasets import find_val_images
+from detbench.datasets import check_path, find_val_images, split_lines
 from detbench.errors import DetbenchError
 from detbench.inputs import check_images
+from detbench.limits import MAX_IMAGE_PIXELS, MAX_LIST_BYTES
+from detbench.safe_io import read_text_file
 
 MAGIC = "# detbench benchmark list v1"
 LIST_FILENAME = "benchmark_list.txt"
@@ -72,6 +83,8 @@ class BenchmarkList:
 def sample_list(data_yaml: str | Path, size: int, seed: int) -> BenchmarkList:
     """Sort the val images, then draw `size` of them with `random.Random(seed)` (all if fewer)."""
     population, root = find_val_images(data_yaml)
+    data = str(Path(data_yaml).resolve())
+    check_path(data, f"--data {data_yaml}: its full path")  # it goes into the list's header
     chosen = random.Random(seed).sample(population, min(size, len(population)))
     return BenchmarkList(
         paths=[str(p) for p in chosen],
@@ -79,43 +92,44 @@ def sample_list(data_yaml: str | Path, size: int, seed: int) -> BenchmarkList:
         requested_size=size,
         population_size=len(population),
         population_sha256=population_digest(population, root),
-        data=str(Path(data_yaml).resolve()),
+        data=data,
     )
 
 
-def read_list(path: str | Path) -> BenchmarkList:
-    """Parse a benchmark list file; a plain one-path-per-line file is accepted too."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError as exc:
-        raise DetbenchError(f"benchmark list {path} not found") from exc
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise DetbenchError(f"benchmark list {path} is not a text file; delete it to make a new one") from exc
-    except OSError as exc:
-        raise DetbenchError(f"benchmark list {path}: cannot read it ({exc.strerror}); check its permissions") from exc
+def _parse(text: str, where: str) -> tuple[dict[str, str], list[str]]:
+    """The `# key: value` header and the path lines; blank lines are skipped, paths are kept as written."""
     header: dict[str, str] = {}
     paths: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
+    for number, line in enumerate(split_lines(text), start=1):
+        if not line.strip():
             continue
         if line.startswith("#"):
             key, sep, value = line.lstrip("#").partition(":")
             if sep:
                 header[key.strip()] = value.strip()
             continue
-        if "\x00" in line:
-            raise DetbenchError(f"benchmark list {path} holds a line with a NUL byte; delete it to make a new one")
+        check_path(line, f"{where} line {number}:")
         paths.append(line)
+    return header, paths
+
+
+def read_list(path: str | Path) -> BenchmarkList:
+    """Parse a benchmark list file; a plain one-path-per-line file is accepted too."""
+    path = Path(path)
+    where = f"benchmark list {path}"
+    text = read_text_file(path, where, MAX_LIST_BYTES, fix="delete it to make a new one, or choose another --list")
+    try:
+        header, paths = _parse(text, where)
+    except DetbenchError as exc:
+        raise DetbenchError(f"{exc}, or delete the list to make a new one") from None
     if not paths:
-        raise DetbenchError(f"benchmark list {path} names no images; delete it to make a new one")
+        raise DetbenchError(f"{where} names no images; delete it to make a new one")
 
     def int_field(key: str, default: int) -> int:
         try:
             return int(header.get(key, default))
         except ValueError as exc:
-            raise DetbenchError(f"benchmark list {path}: header '{key}' is not an integer") from exc
+            raise DetbenchError(f"{where}: header '{key}' is not an integer; delete it to make a new one") from exc
 
     blist = BenchmarkList(
         paths=paths,
@@ -127,7 +141,7 @@ def read_list(path: str | Path) -> BenchmarkList:
     )
     expected = min(blist.requested_size, blist.population_size)
     if text.startswith(MAGIC) and len(paths) != expected:
-        raise DetbenchError(f"benchmark list {path} is incomplete or edited: {len(paths)} paths, its header says "
+        raise DetbenchError(f"{where} is incomplete or edited: {len(paths)} paths, its header says "
                             f"{expected}; delete it to make a new one")
     return blist
 
@@ -144,8 +158,24 @@ class ListOutcome:
     note: str = ""
 
 
+def _lock_file(list_path: Path) -> str:
+    """The lock file beside the list; refused if it is a symlink or not a regular file (it is opened for writing)."""
+    lock = Path(str(list_path) + ".lock")
+    try:
+        info = os.lstat(lock)
+    except FileNotFoundError:
+        return str(lock)
+    except OSError as exc:
+        raise DetbenchError(f"{lock}: cannot use it as the list's lock ({exc.strerror}); delete it") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise DetbenchError(f"{lock}: is a symlink or not a regular file, so detbench will not open it as the "
+                            f"list's lock; delete it")
+    return str(lock)
+
+
 def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, seed: int,
-                use_existing: bool, data_from_flag: bool = True) -> ListOutcome:
+                use_existing: bool, data_from_flag: bool = True,
+                max_pixels: int = MAX_IMAGE_PIXELS) -> ListOutcome:
     """Create the list on first use, reuse it after; refuse to reuse one made differently.
 
     `use_existing` (the --use_benchmark_list flag) reuses whatever list is there
@@ -153,7 +183,8 @@ def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, 
     same data, seed and size; otherwise the run stops rather than overwrite it.
     Nothing is written unless the list is new and its data and images check out;
     a file lock makes concurrent first runs agree on one list. Lists are written
-    atomically, so reading one needs no lock.
+    atomically, so reading one needs no lock. Images above `max_pixels`
+    (--max-image-pixels) are refused before they are decoded.
     """
     list_path = Path(list_path)
     if list_path.exists():
@@ -165,9 +196,9 @@ def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, 
         raise DetbenchError("no dataset to draw the benchmark list from: pass --data DATA.yaml (the weights carry "
                             "no train_args['data'])")
     blist = sample_list(data_yaml, size, seed)
-    check_images(blist.paths)
+    check_images(blist.paths, max_pixels)
     list_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(list_path) + ".lock", timeout=600):
+    with FileLock(_lock_file(list_path), timeout=600):
         if list_path.exists():  # another run made it while this one waited for the lock
             return _reuse(list_path, data_yaml, size, seed, use_existing, data_from_flag, wanted=blist)
         write_list(blist, list_path)

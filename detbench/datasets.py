@@ -4,33 +4,80 @@
 list of either; relative entries are relative to the YAML's `path` (itself
 relative to the working directory, else to the YAML's folder), as Ultralytics
 resolves them.
+
+Hostile files end the search with a one-line error, never a hang: the YAML
+and .txt lists are read with `safe_io` (regular files only, bounded size); a
+folder walk looks at each entry's type without opening it, keeps regular
+files (or links to them) with an image suffix, skips FIFOs, devices and
+sockets, does not enter symlinked folders (so a link loop cannot make it
+endless) and stops above MAX_VAL_ENTRIES entries.
+
+Names: a val image whose path holds a control, line- or paragraph-separator
+character (`names.bad_characters`: "\\n", "\\r", U+2028, U+2029, U+0085, ...),
+is not UTF-8 or is longer than MAX_PATH_CHARS is refused with an error that
+names it (repr) and says to rename it. Refused, not left out: the draw and
+the population hash depend on every name in the split, so leaving one out
+would silently benchmark another sample than the split the user gave, and a
+note is seen only by the run that creates the list. Renaming is a one-time
+fix; after it every model draws the same list.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
 from detbench.errors import DetbenchError
+from detbench.limits import MAX_LIST_BYTES, MAX_PATH_CHARS, MAX_YAML_BYTES
+from detbench.names import bad_characters
+from detbench.safe_io import read_regular_file, read_text_file
 
 IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm", ".heic"}
+MAX_VAL_ENTRIES = 5_000_000  # folder entries walked, or lines of the .txt lists (COCO val: 5,000 images)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of a list file: split on "\\n" only (not `str.splitlines`, which also splits on U+2028, U+0085,
+    "\\x1c".., characters a file name may hold), each without one trailing "\\r"."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def path_problem(path: str) -> tuple[str, str] | None:
+    """(why `path` cannot be a line of the benchmark list, the fix), or None if it can."""
+    if len(path) > MAX_PATH_CHARS:
+        return f"is {len(path):,} characters long, above {MAX_PATH_CHARS:,}", "move it to a shorter path"
+    bad = bad_characters(path)
+    if bad:
+        return (f"holds the character {bad[0]!r}, which would break the one-path-per-line benchmark list",
+                "rename it")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8", "rename it"
+    return None
+
+
+def check_path(path: str, where: str) -> None:
+    """Raise a one-line DetbenchError: `where` (e.g. "--data x.yaml: val image"), the path (repr, shortened),
+    the problem and the fix; nothing if the path can be a line of a list."""
+    problem = path_problem(path)
+    if problem:
+        shown = repr(path) if len(path) <= 200 else repr(path[:200]) + "..."
+        raise DetbenchError(f"{where} {shown} {problem[0]}; {problem[1]}")
 
 
 def _read_yaml(data_yaml: Path) -> dict:
-    if data_yaml.is_dir():
-        raise DetbenchError(f"--data {data_yaml}: is a folder; pass the dataset's data YAML file inside it")
-    if not data_yaml.is_file():
-        raise DetbenchError(f"--data {data_yaml}: file not found; pass the dataset's data YAML")
+    what = f"--data {data_yaml}"
+    raw = read_regular_file(data_yaml, what, MAX_YAML_BYTES, fix="pass the dataset's data YAML file")
     try:
-        data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+        data = yaml.safe_load(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DetbenchError(f"--data {data_yaml}: not valid YAML ({first_line}); fix the file") from exc
-    except OSError as exc:
-        raise DetbenchError(f"--data {data_yaml}: cannot read it ({exc.strerror}); check its permissions") from exc
+        raise DetbenchError(f"{what}: not valid YAML ({first_line}); fix the file") from exc
     if not isinstance(data, dict):
-        raise DetbenchError(f"--data {data_yaml}: expected a mapping with a 'val' entry, got {type(data).__name__}")
+        raise DetbenchError(f"{what}: expected a mapping with a 'val' entry, got {type(data).__name__}")
     return data
 
 
@@ -47,22 +94,76 @@ def _dataset_root(data: dict, data_yaml: Path) -> Path:
     return (data_yaml.parent / root).resolve()
 
 
+def _absolute(path: Path) -> Path:
+    """`path.resolve()`, or the plain absolute path where links loop or the path is not valid."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Path(os.path.abspath(path))
+
+
+def _too_many(data_yaml: Path, source: Path) -> DetbenchError:
+    return DetbenchError(f"--data {data_yaml}: {source} holds more than {MAX_VAL_ENTRIES:,} entries; point 'val' "
+                         f"at the validation images only")
+
+
+def _entry_kind(entry: os.DirEntry) -> str:
+    """"folder" (a real one, not a link), "image" (a regular file or a link to one, with an image suffix) or ""."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return "folder"
+        if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+            return "image"  # is_file() is a stat: a FIFO or device is never opened
+    except OSError:  # a link loop, a vanished entry
+        pass
+    return ""
+
+
+def _walk_images(folder: Path, data_yaml: Path) -> list[Path]:
+    """Image files under `folder`; entries are classified without being opened, symlinked folders not entered."""
+    images: list[Path] = []
+    pending, seen = [folder], 0
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > MAX_VAL_ENTRIES:
+                        raise _too_many(data_yaml, folder)
+                    kind = _entry_kind(entry)
+                    if kind == "folder":
+                        pending.append(Path(entry.path))
+                    elif kind == "image":
+                        images.append(_absolute(Path(entry.path)))
+        except OSError:
+            continue  # an unreadable sub-folder is skipped, as Path.rglob does
+    return images
+
+
+def _images_from_list(listing: Path, data_yaml: Path) -> list[Path]:
+    """The images a .txt list names, one per line; relative lines are relative to the list's folder."""
+    where = f"val list {listing} (from --data {data_yaml})"
+    text = read_text_file(listing, where, MAX_LIST_BYTES, fix="fix 'val' in the YAML or the list")
+    images = []
+    for number, line in enumerate(split_lines(text), start=1):
+        if not line.strip():
+            continue
+        if len(images) >= MAX_VAL_ENTRIES:
+            raise _too_many(data_yaml, listing)
+        line = line.strip(" \t")
+        check_path(line, f"{where} line {number}:")
+        image = Path(line)
+        images.append(_absolute(image if image.is_absolute() else listing.parent / image))
+    return images
+
+
 def _images_from_entry(entry: Path, data_yaml: Path) -> list[Path]:
     if entry.is_dir():
-        return [p.resolve() for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    if entry.is_file() and entry.suffix.lower() == ".txt":
-        images = []
-        for line in entry.read_text(encoding="utf-8", errors="replace").splitlines():
-            line = line.strip()
-            if not line or "\x00" in line:
-                continue
-            image = Path(line)
-            if not image.is_absolute():
-                image = entry.parent / image
-            images.append(image.resolve())
-        return images
-    if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
-        return [entry.resolve()]
+        return _walk_images(entry, data_yaml)
+    if entry.suffix.lower() == ".txt" and os.path.lexists(entry):
+        return _images_from_list(entry, data_yaml)  # a FIFO or device is refused there, without opening it
+    if entry.suffix.lower() in IMAGE_SUFFIXES and os.path.lexists(entry):
+        return [_absolute(entry)]  # checked as an image (regular file, size) before use
     raise DetbenchError(f"--data {data_yaml}: val entry {entry} does not exist; fix 'path'/'val' in the YAML")
 
 
@@ -87,4 +188,7 @@ def find_val_images(data_yaml: str | Path) -> tuple[list[Path], Path]:
     if not images:
         shown = ", ".join(entries)[:200]
         raise DetbenchError(f"--data {data_yaml}: the val split ({shown}) holds no images; check 'path' and 'val'")
-    return sorted(images), root
+    population = sorted(images)
+    for image in population:
+        check_path(str(image), f"--data {data_yaml}: val image")
+    return population, root

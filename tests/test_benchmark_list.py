@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 
+from detbench.atomic import write_text_atomic
 from detbench.benchmark_list import obtain_list, read_list, sample_list
 from detbench.datasets import find_val_images
 from detbench.errors import DetbenchError
@@ -93,7 +98,7 @@ def test_invalid_list_files_are_rejected(tmp_path, content, message):
 def test_binary_list_file_is_rejected(tmp_path):
     path = tmp_path / "benchmark_list.txt"
     path.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(DetbenchError, match="not a text file"):
+    with pytest.raises(DetbenchError, match="is not UTF-8 text"):
         read_list(path)
 
 
@@ -111,3 +116,55 @@ def test_data_yaml_forms(tmp_path, dataset):
     bad.write_text("train: images/train\n")
     with pytest.raises(DetbenchError, match="no 'val' entry"):
         find_val_images(bad)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_lists_and_atomic_writes_get_the_mode_open_would_give(tmp_path, dataset, umask, mode):
+    old = os.umask(umask)
+    try:
+        obtain_list(tmp_path / "benchmark_list.txt", dataset, 5, 42, use_existing=False)
+        write_text_atomic(tmp_path / "report.json", "{}\n")
+        with open(tmp_path / "plain.txt", "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(old)
+    for name in ("benchmark_list.txt", "report.json", "plain.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark_list.txt", "benchmark_list.txt.lock",
+                                                          "plain.txt", "report.json"]  # no temporary left
+
+
+def test_atomic_write_replaces_a_symlink_and_can_refuse_a_symlinked_folder(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "target.txt").write_text("keep")
+    link = tmp_path / "list.txt"
+    link.symlink_to(outside / "target.txt")
+    write_text_atomic(link, "new\n")
+    assert not link.is_symlink() and link.read_text() == "new\n" and (outside / "target.txt").read_text() == "keep"
+    linked_folder = tmp_path / "linked"
+    linked_folder.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(OSError):
+        write_text_atomic(linked_folder / "x.json", "{}", follow_folder_link=False)
+    assert sorted(p.name for p in outside.iterdir()) == ["target.txt"]
+
+
+def test_symlinked_lock_file_is_refused_and_its_target_kept(tmp_path, dataset):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = tmp_path / "out" / "benchmark_list.txt"
+    path.parent.mkdir()
+    Path(str(path) + ".lock").symlink_to(victim)
+    with pytest.raises(DetbenchError, match=r"benchmark_list\.txt\.lock: is a symlink or not a regular file, so "
+                                            r"detbench will not open it as the list's lock; delete it$"):
+        obtain_list(path, dataset, 5, 42, use_existing=False)
+    assert victim.read_text() == "precious" and not path.exists()
+
+
+def test_data_yaml_whose_path_breaks_the_header_is_refused(tmp_path, dataset):
+    folder = tmp_path / "a\nb"
+    folder.mkdir()
+    odd = folder / "data.yaml"
+    odd.write_text(dataset.read_text())
+    with pytest.raises(DetbenchError, match=r"its full path '.*a\\nb/data\.yaml' holds the character '\\n'"):
+        sample_list(odd, 5, 42)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detbench.benchmark_list import MAGIC, BenchmarkList, read_list
+from detbench.datasets import path_problem
 from detbench.errors import DetbenchError
 from detbench.report import REQUIRED_LATENCY, REQUIRED_SECTIONS, load_report
 
@@ -29,7 +30,8 @@ def read_list_bytes(scratch: Path, data: bytes) -> BenchmarkList | None:
     except DetbenchError as exc:
         assert "\n" not in str(exc) and str(path) in str(exc)
         return None
-    assert blist.paths and all(line and line == line.strip() and not line.startswith("#") for line in blist.paths)
+    assert blist.paths and all(line.strip() and not line.startswith("#") and path_problem(line) is None
+                               for line in blist.paths)
     return blist
 
 
@@ -68,6 +70,30 @@ def test_list_reader_on_list_like_text(scratch, text):
     blist = read_list_bytes(scratch, text.encode("utf-8"))
     if blist is not None and text.startswith(MAGIC):
         assert len(blist.paths) == min(blist.requested_size, blist.population_size)
+
+
+listable_path = st.text(st.characters(blacklist_categories=["Cs", "Cc", "Cf", "Zl", "Zp"],
+                                      blacklist_characters="\x85"), min_size=1, max_size=40).filter(
+    lambda p: p.strip() and not p.startswith("#"))
+
+
+@SETTINGS
+@given(paths=st.lists(listable_path, min_size=1, max_size=8), seed=st.integers(0, 2**32))
+def test_list_round_trip_keeps_every_listable_path(scratch, paths, seed):
+    """Any path the drawing accepts comes back unchanged, one per line, for `read_list` and `str.splitlines`."""
+    blist = BenchmarkList(paths, seed, len(paths), len(paths), "0" * 64, "/data.yaml")
+    text = blist.render()
+    loaded = read_list_bytes(scratch, text.encode("utf-8"))
+    assert loaded.paths == paths and loaded.seed == seed and loaded.sha256 == blist.sha256
+    assert [line for line in text.splitlines() if not line.startswith("#")] == paths
+
+
+@SETTINGS
+@given(path=st.text(min_size=1, max_size=20), char=st.sampled_from(["\n", "\r", "\u2028", "\u2029", "\x85",
+                                                                    "\x0b", "\x1c", "\x00"]))
+def test_list_reader_never_returns_a_path_with_a_line_breaking_character(scratch, path, char):
+    blist = read_list_bytes(scratch, f"/a.jpg\n/{path}{char}{path}.jpg\n".encode("utf-8", "surrogatepass"))
+    assert blist is None or all(char not in line for line in blist.paths)
 
 
 json_value = st.recursive(
