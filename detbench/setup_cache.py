@@ -15,31 +15,109 @@ stale entry is never used:
   only up to MAX_INPUT_BYTES.
 
 Deleting the folder is always safe; the report says what came from it.
+
+The cache never leads outside the folder that holds the list: if
+`.detbench-cache` is a symlink or not a folder, it is not used at all (set-up
+work is done again, nothing is stored; `cache_problem` gives the note to
+show), and an entry that is a symlink or not a regular file is not read.
+Entries are read with `safe_io` (bounded: MAX_SMALL_FILE_BYTES for JSON, the
+expected array size for .npy) and written atomically into the folder opened
+without following links, so a write replaces a symlinked entry instead of
+writing through it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 import os
-import tempfile
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from torch import nn
 
-from detbench.atomic import write_text_atomic
-from detbench.inputs import InputCache, check_host_memory, decode_images
+from detbench.atomic import write_atomic
+from detbench.errors import DetbenchError
+from detbench.inputs import (
+    InputCache,
+    array_sha256,
+    check_host_memory,
+    decode_images,
+    host_memory_fits,
+    read_image_file,
+)
+from detbench.limits import MAX_CHECKPOINT_BYTES, MAX_IMAGE_PIXELS, MAX_SMALL_FILE_BYTES
+from detbench.safe_io import read_regular_file
 
 CACHE_DIRNAME = ".detbench-cache"
 MAX_INPUT_BYTES = 1 << 30
+NPY_HEADER_BYTES = 4096  # an .npy header of a 4-d uint8 array is about 128 bytes
 
 
 def cache_dir_for(list_path: str | Path) -> Path:
     return Path(list_path).resolve().parent / CACHE_DIRNAME
+
+
+def cache_problem(cache_dir: str | Path) -> str | None:
+    """Why the cache folder is not used (a note for the run to show), or None if it is usable or absent."""
+    try:
+        info = os.lstat(cache_dir)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"set-up cache {cache_dir} not used: cannot look at it ({exc.strerror})"
+    if stat.S_ISLNK(info.st_mode):
+        return (f"set-up cache {cache_dir} not used: it is a symlink, and detbench never reads or writes the cache "
+                f"through one; delete it to let detbench make the folder")
+    if not stat.S_ISDIR(info.st_mode):
+        return f"set-up cache {cache_dir} not used: it is not a folder; delete it to let detbench make the folder"
+    return None
+
+
+def _cache_ready(cache_dir: Path, create: bool = False) -> bool:
+    """Whether `cache_dir` is a real folder (not a symlink), made first (without following a link) if asked."""
+    if cache_problem(cache_dir) is not None:
+        return False
+    if create and not os.path.lexists(cache_dir):
+        try:
+            cache_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(cache_dir)
+        except FileExistsError:
+            pass
+        except OSError:
+            return False
+    return os.path.lexists(cache_dir) and cache_problem(cache_dir) is None
+
+
+def _entry_bytes(cache_dir: Path, name: str, max_bytes: int) -> bytes | None:
+    """A cache entry's bytes; None if the folder or the entry is a symlink, not regular, too large or unreadable."""
+    path = cache_dir / name
+    try:
+        regular = _cache_ready(cache_dir) and stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return None
+    if not regular:
+        return None
+    try:
+        return read_regular_file(path, f"cache entry {path}", max_bytes)
+    except DetbenchError:
+        return None
+
+
+def _write_entry(cache_dir: Path, name: str, fill: Callable[[BinaryIO], object]) -> None:
+    """Store an entry atomically, never through a symlinked folder; a cache that cannot be written only costs time."""
+    if not _cache_ready(cache_dir, create=True):
+        return
+    try:
+        write_atomic(cache_dir / name, fill, follow_folder_link=False)
+    except OSError:
+        pass
 
 
 def _versions() -> str:
@@ -59,11 +137,8 @@ def source_digest(weights: str, loaded_path: str) -> str:
     """sha256 of the checkpoint or YAML file the model came from (its name if there is no such file)."""
     for candidate in (Path(loaded_path), Path(weights)):
         if candidate.is_file():
-            digest = hashlib.sha256()
-            with candidate.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            return digest.hexdigest()
+            data = read_regular_file(candidate, f"--weights {candidate}", MAX_CHECKPOINT_BYTES)
+            return hashlib.sha256(data).hexdigest()
     return hashlib.sha256(f"name:{weights}".encode()).hexdigest()
 
 
@@ -72,74 +147,91 @@ def gflops_key(source_sha256: str, model: nn.Module, imgsz: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(cache_dir: Path, name: str) -> dict[str, Any]:
+    data = _entry_bytes(cache_dir, name, MAX_SMALL_FILE_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        entries = json.loads(data.decode("utf-8")) if data else {}
+    except (ValueError, RecursionError):
         return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_json(cache_dir: Path, name: str, value: dict[str, Any]) -> None:
+    data = (json.dumps(value, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    _write_entry(cache_dir, name, lambda handle: handle.write(data))
+
+
+def _positive(value: Any) -> bool:
+    """A finite positive number (JSON also allows 1e999 and integers too large for a float)."""
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < float(value) < math.inf
+    except OverflowError:
+        return False
 
 
 def cached_gflops(cache_dir: Path, key: str, count: Callable[[], dict[str, float]]) -> tuple[dict[str, float], bool]:
     """The stored counts for `key`, or `count()` stored for next time; and whether it was a hit."""
-    path = cache_dir / "gflops.json"
-    entries = _read_json(path)
-    hit = entries.get(key)
-    if isinstance(hit, dict) and all(isinstance(v, (int, float)) and v > 0 for v in hit.values()) and hit:
+    hit = _read_json(cache_dir, "gflops.json").get(key)
+    if isinstance(hit, dict) and hit and all(_positive(v) for v in hit.values()):
         return {k: float(v) for k, v in hit.items()}, True
     counts = count()
-    try:
-        entries = _read_json(path)  # another process may have added entries meanwhile
-        entries[key] = counts
-        write_text_atomic(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    entries = _read_json(cache_dir, "gflops.json")  # another process may have added entries meanwhile
+    entries[key] = counts
+    _write_json(cache_dir, "gflops.json", entries)
     return counts, False
 
 
 def files_digest(paths: Sequence[str | Path]) -> str | None:
-    """The hash decode_images records as files_sha256 (sha256 of each file's sha256); None if a file is unreadable."""
+    """The hash decode_images records as files_sha256 (sha256 of each file's sha256); None if a file is missing
+    or empty (decode_images then names it). A file that is not a regular image file is refused (DetbenchError)."""
     digest = hashlib.sha256()
     for raw in paths:
-        try:
-            data = Path(raw).read_bytes()
-        except OSError:
-            return None
+        data = read_image_file(Path(raw))
         if not data:
             return None
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
-def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int) -> tuple[InputCache, bool]:
+def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int, int, int, int]) -> InputCache | None:
+    """The stored array for `key` if it has the expected shape and hash; None otherwise."""
+    meta = _read_json(cache_dir, f"inputs-{key}.json")
+    decoded_sha256 = meta.get("decoded_sha256")
+    if meta.get("files_sha256") != files_sha256 or not isinstance(decoded_sha256, str):
+        return None
+    nbytes = int(np.prod(shape))
+    check_host_memory(shape[0], shape[2])
+    if not host_memory_fits(2 * nbytes):  # the file's bytes and the array at once: decoding needs less
+        return None
+    data = _entry_bytes(cache_dir, f"inputs-{key}.npy", nbytes + NPY_HEADER_BYTES)
+    if data is None:
+        return None
+    try:
+        stacked = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    del data
+    if stacked.dtype != np.uint8 or stacked.shape != shape or array_sha256(stacked) != decoded_sha256:
+        return None
+    return InputCache(torch.from_numpy(stacked), files_sha256, decoded_sha256)
+
+
+def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int,
+                  max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[InputCache, bool]:
     """Decoded inputs from the cache when the files, imgsz and versions match; else decoded and stored."""
     files_sha256 = files_digest(paths)
     if files_sha256 is None:
-        return decode_images(paths, imgsz), False  # it names the unreadable files
+        return decode_images(paths, imgsz, max_pixels), False  # it names the unreadable files
     key = hashlib.sha256(f"{files_sha256}|{imgsz}|{_versions()}".encode()).hexdigest()[:32]
-    array_path, meta_path = cache_dir / f"inputs-{key}.npy", cache_dir / f"inputs-{key}.json"
-    meta = _read_json(meta_path)
-    if array_path.is_file() and meta.get("files_sha256") == files_sha256:
-        check_host_memory(len(paths), imgsz)
-        try:
-            stacked = np.load(array_path, allow_pickle=False)
-        except (OSError, ValueError):
-            stacked = None
-        if stacked is not None and hashlib.sha256(stacked.tobytes()).hexdigest() == meta.get("decoded_sha256"):
-            return InputCache(torch.from_numpy(stacked), files_sha256, meta["decoded_sha256"]), True
-    inputs = decode_images(paths, imgsz)
+    stored = _load_inputs(cache_dir, key, files_sha256, (len(paths), 3, imgsz, imgsz))
+    if stored is not None:
+        return stored, True
+    inputs = decode_images(paths, imgsz, max_pixels)
     array = inputs.images.numpy()
     if array.nbytes <= MAX_INPUT_BYTES and inputs.files_sha256 == files_sha256:
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=f".{array_path.name}.", suffix=".tmp",
-                                             delete=False) as handle:
-                np.save(handle, array, allow_pickle=False)
-            os.replace(handle.name, array_path)
-            write_text_atomic(meta_path, json.dumps({"files_sha256": files_sha256, "imgsz": imgsz,
-                                                     "decoded_sha256": inputs.decoded_sha256}) + "\n")
-        except OSError:
-            pass
+        _write_entry(cache_dir, f"inputs-{key}.npy", lambda handle: np.save(handle, array, allow_pickle=False))
+        _write_json(cache_dir, f"inputs-{key}.json", {"files_sha256": files_sha256, "imgsz": imgsz,
+                                                     "decoded_sha256": inputs.decoded_sha256})
     return inputs, False
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -58,7 +60,73 @@ def test_second_cli_run_reuses_set_up_with_identical_results(cli, tmp_path, yaml
         assert result.returncode == 0, result.stderr
         reports.append(json.loads((tmp_path / f"results/bench/{name}.json").read_text()))
     first, second = reports
-    assert first["setup_cache"]["gflops_reused"] is False and first["setup_cache"]["inputs_reused"] is False
-    assert second["setup_cache"]["gflops_reused"] is True and second["setup_cache"]["inputs_reused"] is True
+    assert first["setup_cache"]["inputs_reused"] is False and second["setup_cache"]["inputs_reused"] is True
     assert second["model_complexity"] == first["model_complexity"]
     assert second["inputs"] == first["inputs"]
+
+
+def test_symlinked_cache_folder_is_never_used_or_written_through(tmp_path, paths, yaml_checkpoint):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    cache = tmp_path / "out" / setup_cache.CACHE_DIRNAME
+    cache.parent.mkdir()
+    cache.symlink_to(outside, target_is_directory=True)
+    assert "is a symlink" in setup_cache.cache_problem(cache)
+    fresh = decode_images(paths, 64)
+    for _ in range(2):
+        inputs, reused = setup_cache.cached_inputs(cache, paths, 64)
+        assert not reused and inputs.decoded_sha256 == fresh.decoded_sha256
+        counts, hit = setup_cache.cached_gflops(cache, "key", lambda: {"gflops": 1.0})
+        assert not hit and counts == {"gflops": 1.0}
+    assert list(outside.iterdir()) == [] and cache.is_symlink()
+
+    setup_cache.cached_inputs(outside, paths, 64)  # a real cache, then linked: still not read through the link
+    assert not setup_cache.cached_inputs(cache, paths, 64)[1]
+    not_a_folder = tmp_path / "file-cache"
+    not_a_folder.write_text("x")
+    assert "not a folder" in setup_cache.cache_problem(not_a_folder)
+    assert not setup_cache.cached_inputs(not_a_folder, paths, 64)[1] and not_a_folder.read_text() == "x"
+    assert setup_cache.cache_problem(tmp_path / "absent") is None
+
+
+def test_symlinked_cache_entries_are_not_read_and_are_replaced_not_written_through(tmp_path, paths):
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    cache.mkdir()
+    outside.mkdir()
+    planted = outside / "gflops.json"
+    planted.write_text(json.dumps({"key": {"gflops": 123.0}}))  # what a link would feed the cache
+    (cache / "gflops.json").symlink_to(planted)
+    counts, hit = setup_cache.cached_gflops(cache, "key", lambda: {"gflops": 1.0})
+    assert (counts, hit) == ({"gflops": 1.0}, False)
+    assert json.loads(planted.read_text()) == {"key": {"gflops": 123.0}}
+    assert not (cache / "gflops.json").is_symlink() and json.loads((cache / "gflops.json").read_text()) == {
+        "key": {"gflops": 1.0}}
+
+    setup_cache.cached_inputs(cache, paths, 64)
+    for entry in list(cache.glob("inputs-*")):  # each stored entry swapped for a link to a copy outside
+        copy = outside / entry.name
+        copy.write_bytes(entry.read_bytes())
+        entry.unlink()
+        entry.symlink_to(copy)
+    inputs, reused = setup_cache.cached_inputs(cache, paths, 64)
+    assert not reused
+    assert all(not entry.is_symlink() for entry in cache.glob("inputs-*"))
+    assert setup_cache.cached_inputs(cache, paths, 64)[1]
+
+
+@pytest.mark.parametrize("value", [1e999, 10**400, True, "1", -1.0, 0])
+def test_damaged_gflops_entries_are_recounted(tmp_path, value):
+    (tmp_path / "gflops.json").write_text(json.dumps({"key": {"gflops": value}}))
+    assert setup_cache.cached_gflops(tmp_path, "key", lambda: {"gflops": 2.0}) == ({"gflops": 2.0}, False)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_cache_entries_get_the_mode_open_would_give(tmp_path, paths, umask, mode):
+    old = os.umask(umask)
+    try:
+        setup_cache.cached_inputs(tmp_path / "cache", paths, 64)
+        setup_cache.cached_gflops(tmp_path / "cache", "key", lambda: {"gflops": 1.0})
+    finally:
+        os.umask(old)
+    entries = sorted((tmp_path / "cache").iterdir())
+    assert len(entries) == 3 and {stat.S_IMODE(e.stat().st_mode) for e in entries} == {mode}
