@@ -1,0 +1,319 @@
+"""Hostile dataset files: each ends in seconds with one line naming the file and the fix, within bounded memory.
+
+Every case that could hang (a FIFO), read forever (/dev/zero) or take gigabytes
+(a decompression bomb) if detbench regressed runs in a child process under a
+wall-clock timeout and an address-space limit (what importing detbench takes
+plus 3 GiB), so a regression fails the test instead of the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detbench.benchmark_list import obtain_list, read_list
+from detbench.datasets import find_val_images
+from detbench.errors import DetbenchError
+from detbench.inputs import check_images, decode_images, header_size
+from detbench.limits import MAX_IMAGE_PIXELS
+from detbench.synthetic import make_dataset
+
+HEADROOM = 3 * 2**30
+TIMEOUT_S = 120
+FAST_S = 60  # importing torch and Ultralytics takes a few seconds; the hostile file itself must take none
+DRIVER = """
+import sys
+from detbench.errors import DetbenchError
+try:
+    exec(sys.argv[1])
+except DetbenchError as exc:
+    sys.stderr.write(f"error: {exc}\\n")
+    sys.exit(2)
+"""
+IMPORTS = ("import detbench.benchmark_list, detbench.inputs, detbench.pipeline, detbench.setup_cache, "
+           "ultralytics.data.augment")
+
+
+# ---------------------------------------------------------------- bounded child processes
+
+@pytest.fixture(scope="module")
+def memory_limit() -> int:
+    """Bytes of address space for a child: the peak of one that imports what the cases use, plus HEADROOM."""
+    code = IMPORTS + "\nprint(open('/proc/self/status').read())"
+    status = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S,
+                            check=True).stdout
+    return int(re.search(r"VmPeak:\s+(\d+) kB", status).group(1)) * 1024 + HEADROOM
+
+
+def bounded(code: str, *args: str | Path, limit: int, cwd: Path) -> tuple[int, str, str, float]:
+    """Run `code` (with sys.argv[2:] = args) in a child under `limit` bytes of address space and TIMEOUT_S."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", DRIVER, f"{IMPORTS}\n{code}", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, preexec_fn=cap,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return done.returncode, done.stdout, done.stderr, time.monotonic() - start
+
+
+def refused(result: tuple[int, str, str, float], *fragments: str) -> str:
+    """The child ended fast with exactly one `error:` line (no traceback) holding every fragment."""
+    code, _, stderr, seconds = result
+    assert code == 2, stderr
+    assert "Traceback" not in stderr and stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+    assert seconds < FAST_S, seconds
+    for fragment in fragments:
+        assert fragment in stderr, (fragment, stderr)
+    return stderr.strip()
+
+
+# ---------------------------------------------------------------- hostile files
+
+def png_bomb(path: Path, width: int = 30000, height: int = 30000) -> Path:
+    """A valid 1-bit PNG of width x height zeros: about 110 KB that OpenCV would decode to 3 * width * height bytes."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    deflate, row = zlib.compressobj(9), bytes(1 + (width + 7) // 8)
+    idat = b"".join([deflate.compress(row) for _ in range(height)] + [deflate.flush()])
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def hostile(kind: str, path: Path) -> Path:
+    """A FIFO, a symlink to /dev/zero, or a symlink to a FIFO at `path`."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev_zero":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path.with_name(path.name + ".target"))
+        path.symlink_to(path.with_name(path.name + ".target"))
+    return path
+
+
+KINDS = {"fifo": "is a FIFO (named pipe), not a regular file", "dev_zero": "is a device, not a regular file",
+         "link_to_fifo": "is a FIFO (named pipe), not a regular file"}
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return make_dataset(tmp_path / "data", n_train=0, n_val=6, seed=5)
+
+
+def val_folder(data: Path) -> Path:
+    return data.parent / "images" / "val"
+
+
+def with_val(data: Path, val: str) -> Path:
+    """A copy of the data YAML whose val entry is `val`."""
+    path = data.with_name("custom.yaml")
+    path.write_text(f"path: {data.parent}\nval: {val}\n")
+    return path
+
+
+DRAW = "from detbench.benchmark_list import obtain_list\nobtain_list(sys.argv[2], sys.argv[3], 10, 42, False)"
+
+
+# ---------------------------------------------------------------- files that never end
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_val_txt_naming_an_endless_file_is_refused(kind, data, tmp_path, memory_limit):
+    target = hostile(kind, tmp_path / "bad.jpg")
+    good = sorted(val_folder(data).glob("*.jpg"))
+    (data.parent / "val.txt").write_text("".join(f"{p}\n" for p in good) + f"{target}\n")
+    out = tmp_path / "out"
+    message = refused(bounded(DRAW, out / "benchmark_list.txt", with_val(data, "val.txt"), limit=memory_limit,
+                              cwd=tmp_path), f"image {os.path.realpath(target)}:", KINDS[kind])
+    assert message.endswith("replace it with a regular image file, or take it out of the val split")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_val_txt_naming_dev_zero_itself_is_refused(data, tmp_path, memory_limit):
+    (data.parent / "val.txt").write_text(f"{next(val_folder(data).glob('*.jpg'))}\n/dev/zero\n")
+    refused(bounded(DRAW, tmp_path / "l.txt", with_val(data, "val.txt"), limit=memory_limit, cwd=tmp_path),
+            "image /dev/zero: is a device, not a regular file")
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_endless_val_list_data_yaml_or_benchmark_list_is_refused(kind, data, tmp_path, memory_limit):
+    listing = hostile(kind, data.parent / "val.txt")
+    refused(bounded(DRAW, tmp_path / "l.txt", with_val(data, "val.txt"), limit=memory_limit, cwd=tmp_path),
+            f"val list {listing} (from --data ", KINDS[kind], "; fix 'val' in the YAML or the list")
+    yaml_file = hostile(kind, tmp_path / "data.yaml")
+    refused(bounded(DRAW, tmp_path / "l.txt", yaml_file, limit=memory_limit, cwd=tmp_path),
+            f"--data {yaml_file}: {KINDS[kind]}; pass the dataset's data YAML file")
+    list_file = hostile(kind, tmp_path / "benchmark_list.txt")  # as --list would name it
+    refused(bounded(DRAW, list_file, data, limit=memory_limit, cwd=tmp_path),
+            f"benchmark list {list_file}: {KINDS[kind]}; delete it to make a new one, or choose another --list")
+
+
+def test_val_folder_walk_skips_special_files_and_link_loops(data, tmp_path, memory_limit):
+    folder = val_folder(data)
+    hostile("fifo", folder / "pipe.jpg")
+    hostile("dev_zero", folder / "zero.png")
+    hostile("link_to_fifo", folder / "linked.jpg")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)  # images/val/loop/loop/... never ends
+    (folder / "self.jpg").symlink_to(folder / "self.jpg")  # a link to itself
+    code = ("from detbench.datasets import find_val_images\n"
+            "print(*[p.name for p in find_val_images(sys.argv[2])[0]])")
+    returncode, stdout, stderr, seconds = bounded(code, data, limit=memory_limit, cwd=tmp_path)
+    assert returncode == 0 and seconds < FAST_S, stderr
+    assert stdout.split() == [f"val_{i:05d}.jpg" for i in range(6)]
+
+
+# ---------------------------------------------------------------- decompression bombs
+
+BOMB_CASES = {
+    "check": "from detbench.inputs import check_images\ncheck_images([sys.argv[2]])",
+    "decode": "from detbench.inputs import decode_images\ndecode_images([sys.argv[2]], 64)",
+    "cache": ("from pathlib import Path\nfrom detbench.setup_cache import cached_inputs\n"
+              "cached_inputs(Path(sys.argv[3]), [sys.argv[2]], 64)"),
+    "pipeline": "from detbench.pipeline import decode_originals\ndecode_originals([sys.argv[2]], 'x' * 64)",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOMB_CASES))
+def test_decompression_bomb_is_refused_from_its_header(case, tmp_path, memory_limit):
+    bomb = png_bomb(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 200_000
+    message = refused(bounded(BOMB_CASES[case], bomb, tmp_path / "cache", limit=memory_limit, cwd=tmp_path))
+    assert message == (f"error: image {bomb}: 30000x30000 pixels (900.0 megapixels) is above the limit of "
+                       f"{MAX_IMAGE_PIXELS:,} pixels; raise the limit with --max-image-pixels if you trust the "
+                       f"image, or take it out of the val split")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_bomb_in_the_val_split_writes_no_list(data, tmp_path, memory_limit):
+    png_bomb(val_folder(data) / "val_99999.png")
+    out = tmp_path / "out"
+    refused(bounded(DRAW.replace("10, 42", "100, 42"), out / "benchmark_list.txt", data, limit=memory_limit,
+                    cwd=tmp_path), "val_99999.png: 30000x30000 pixels", "--max-image-pixels")
+    assert not (out / "benchmark_list.txt").exists()
+
+
+def test_pixel_limit_is_a_parameter(data):
+    image = str(next(val_folder(data).glob("*.jpg")))
+    height, width = cv2.imread(image).shape[:2]
+    for call in (lambda limit: check_images([image], limit), lambda limit: decode_images([image], 64, limit)):
+        with pytest.raises(DetbenchError, match=rf"^image {re.escape(image)}: {width}x{height} pixels .* above the "
+                                                rf"limit of {width * height - 1:,} pixels; raise the limit with "
+                                                rf"--max-image-pixels"):
+            call(width * height - 1)
+        call(width * height)
+
+
+def test_formats_whose_size_pillow_cannot_read_are_not_decoded(tmp_path):
+    float_image = np.random.default_rng(0).random((8, 12, 3), dtype=np.float32)
+    hdr = cv2.imencode(".hdr", float_image)[1].tobytes()  # Radiance HDR: OpenCV decodes it, Pillow cannot size it
+    # An HDR image that Pillow takes for a Kodak PhotoCD (its marker at byte 2048) of 768x512: OpenCV would
+    # still decode it as HDR, at whatever size its own header says.
+    polyglot = hdr.ljust(2048, b"\0") + b"PCD_IPI" + bytes(2000)
+    assert cv2.imdecode(np.frombuffer(polyglot, np.uint8), cv2.IMREAD_COLOR) is not None
+    assert header_size(hdr) is None and header_size(polyglot) is None
+    paths = []
+    for name, content in (("radiance.jpg", hdr), ("polyglot.jpg", polyglot)):
+        (tmp_path / name).write_bytes(content)
+        paths.append(str(tmp_path / name))
+    with pytest.raises(DetbenchError, match=r"2 not decodable of 2 images \(first: .*radiance\.jpg; images are "
+                                            r"decoded only in a format whose size Pillow can read, e\.g\. JPEG, "
+                                            r"PNG, BMP, TIFF, WebP\); restore them"):
+        check_images(paths)
+
+
+# ---------------------------------------------------------------- awkward names
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\u2028", "\u2029", "\x85", "\x1c", "\t"])
+def test_val_image_with_a_line_breaking_name_is_refused_naming_it(char, data, tmp_path):
+    folder = val_folder(data)
+    awkward = folder / f"val{char}evil.jpg"
+    shutil.copy(folder / "val_00000.jpg", awkward)
+    with pytest.raises(DetbenchError) as info:
+        obtain_list(tmp_path / "benchmark_list.txt", data, 3, 42, use_existing=False)
+    message = str(info.value)
+    assert "\n" not in message and "\r" not in message and char not in message
+    assert message == (f"--data {data}: val image {str(awkward)!r} holds the character {char!r}, which would "
+                       f"break the one-path-per-line benchmark list; rename it")
+    assert not (tmp_path / "benchmark_list.txt").exists()
+    awkward.rename(folder / "val_renamed.jpg")
+    assert len(obtain_list(tmp_path / "benchmark_list.txt", data, 7, 42, use_existing=False).blist.paths) == 7
+
+
+def test_val_txt_lines_are_split_on_newline_only(data, tmp_path):
+    images = sorted(val_folder(data).glob("*.jpg"))
+    odd = val_folder(data) / "a\u2028b.jpg"
+    shutil.copy(images[0], odd)
+    (data.parent / "val.txt").write_text(f"{images[1]}\r\n{images[2]}\n  \n{odd}\n")
+    with pytest.raises(DetbenchError, match=r"val list .*val\.txt \(from --data .*\) line 4: '.*a\\u2028b\.jpg' "
+                                            r"holds the character '\\u2028'.*; rename it$"):
+        find_val_images(with_val(data, "val.txt"))
+    (data.parent / "val.txt").write_text(f"{images[1]}\r\n{images[2]}\n  \n")
+    assert find_val_images(with_val(data, "val.txt"))[0] == images[1:3]
+    (data.parent / "val.txt").write_text("x" * 5000 + "\n")
+    with pytest.raises(DetbenchError, match=r"line 1: 'x{200}'\.\.\. is 5,000 characters long, above 4,096; move "
+                                            r"it to a shorter path$"):
+        find_val_images(with_val(data, "val.txt"))
+
+
+def test_list_lines_keep_their_characters_and_lose_only_a_trailing_cr(tmp_path):
+    path = tmp_path / "benchmark_list.txt"
+    path.write_bytes(b"# seed: 3\r\n/a b.jpg\r\n /lead.jpg \n\n/c.jpg")
+    blist = read_list(path)
+    assert (blist.seed, blist.paths) == (3, ["/a b.jpg", " /lead.jpg ", "/c.jpg"])
+    for line, char in (("/b\u2028c.jpg", "\\u2028"), ("/b\x1cc.jpg", "\\x1c"), ("/b\x85c.jpg", "\\x85"),
+                       ("/c.jpg\r\r", "\\r")):
+        path.write_bytes(f"/a.jpg\r\n{line}\n".encode())
+        with pytest.raises(DetbenchError, match=rf"^benchmark list {re.escape(str(path))} line 2: '.*' holds the "
+                                                rf"character '{re.escape(char)}'.*; rename it, or delete the list "
+                                                rf"to make a new one$"):
+            read_list(path)
+    path.write_text("/" + "x" * 4096 + "\n")
+    with pytest.raises(DetbenchError, match=r"line 1: .* is 4,097 characters long, above 4,096"):
+        read_list(path)
+
+
+# ---------------------------------------------------------------- the whole command
+
+CLI = ("from detbench.cli import main\nsys.exit(main(['bench', '--weights', 'yolov8n.yaml', '--device', 'cpu', "
+       "'--imgsz', '64', '--warmup', '1', '--iters', '2', '--threads', '1', '--data', sys.argv[2], '--out', "
+       "sys.argv[3]]))")
+
+
+def test_cli_refuses_a_bomb_in_the_val_split_in_seconds(data, tmp_path, memory_limit):
+    bomb = png_bomb(val_folder(data) / "val_00002.png")
+    out = tmp_path / "out"
+    code, _, stderr, seconds = bounded(CLI, data, out, limit=memory_limit, cwd=tmp_path)
+    assert code == 2 and seconds < FAST_S and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines() == [f"error: image {bomb}: 30000x30000 pixels (900.0 megapixels) is above the "
+                                           f"limit of {MAX_IMAGE_PIXELS:,} pixels; raise the limit with "
+                                           f"--max-image-pixels if you trust the image, or take it out of the val "
+                                           f"split"]
+    assert not (out / "benchmark_list.txt").exists()
+
+
+def test_cli_never_writes_through_a_symlinked_cache(data, tmp_path, memory_limit):
+    outside, out = tmp_path / "outside", tmp_path / "out"
+    outside.mkdir()
+    out.mkdir()
+    (out / ".detbench-cache").symlink_to(outside, target_is_directory=True)
+    for _ in range(2):
+        code, _, stderr, _ = bounded(CLI, data, out, limit=memory_limit, cwd=tmp_path)
+        assert code == 0, stderr
+    assert list(outside.iterdir()) == [] and (out / ".detbench-cache").is_symlink()
+    assert (out / "yolov8n.json").is_file()
