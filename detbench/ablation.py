@@ -36,7 +36,6 @@ import copy
 import datetime as _dt
 import io
 import json
-import os
 import re
 import shutil
 import signal
@@ -61,6 +60,7 @@ OWN_DESTS = ("weights", "name", "use_benchmark_list", "out", "list")
 # bench flags whose effect the list's hash already covers, and flags that say how to load, not what to measure
 NOT_COMPARED = ("data", "seed", "benchmark_size", "unsafe_load", "plugins", "device")
 STDERR_TAIL = 20
+DEFAULT_MODEL_TIMEOUT_S = 3600.0
 
 
 # ---------------------------------------------------------------- flags
@@ -95,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "merged into one report per model (default 1)")
     parser.add_argument("--force", action="store_true", help="re-run models whose report is up to date")
     parser.add_argument("--quiet", action="store_true", help="one progress line per model and round only")
+    parser.add_argument("--model-timeout", "--model_timeout", dest="model_timeout", type=float,
+                        default=DEFAULT_MODEL_TIMEOUT_S,
+                        help=f"seconds one model's run may take before it is stopped and recorded as failed "
+                             f"(default {DEFAULT_MODEL_TIMEOUT_S:g})")
     for dest, action in bench_actions().items():
         if dest not in ("weights", "name"):
             parser._add_action(action)
@@ -104,7 +108,8 @@ def options_from_args(args: argparse.Namespace) -> AblationOptions:
     bench = {dest: getattr(args, dest) for dest in pass_through_actions()}
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     return AblationOptions(runs=args.runs, models=models, rounds=args.rounds, force=args.force, out=args.out,
-                           list_path=args.list, reuse_list=args.use_benchmark_list, quiet=args.quiet, bench=bench)
+                           list_path=args.list, reuse_list=args.use_benchmark_list, quiet=args.quiet, bench=bench,
+                           model_timeout=args.model_timeout)
 
 
 def bench_argv(values: dict[str, Any]) -> list[str]:
@@ -121,10 +126,9 @@ def bench_argv(values: dict[str, Any]) -> list[str]:
             if value:
                 argv.append(positive)
         elif isinstance(action, argparse._AppendAction):
-            for item in value:
-                argv += [positive, str(item)]
+            argv += [f"{positive}={item}" for item in value]
         else:
-            argv += [positive, str(value)]
+            argv.append(f"{positive}={value}")
     return argv
 
 
@@ -179,7 +183,18 @@ def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
     if not found:
         raise DetbenchError(f"--runs {runs_dir}: no NAME/seed*/weights/best.pt inside; train the models first or "
                             f"pass --models")
-    return [_pick_seed(name, found[name]) for name in sorted(found)]
+    runs = [_pick_seed(name, found[name]) for name in sorted(found)]
+    check_names(runs, f"--runs {runs_dir}")
+    return runs
+
+
+def check_names(runs: Sequence[ModelRun], source: str) -> None:
+    """Every model name must make a safe report file name (OUT/NAME.json), checked before any model runs."""
+    from detbench.names import check_model_name
+
+    for run in runs:
+        check_model_name(run.name, f"{source}: model {run.weights}", "rename its run folder (the report is "
+                                                                      "OUT/NAME.json)")
 
 
 def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]:
@@ -205,6 +220,7 @@ def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]
         else:
             raise DetbenchError(f"--models {raw}: no run folder {run_dir}, no such .pt/.yaml file, and not a zoo "
                                 f"model ({', '.join(zoo.MODELS)})")
+    check_names(runs, "--models")
     names_seen: set[str] = set()
     for run in runs:
         if run.name in names_seen:
@@ -231,23 +247,19 @@ def _name_for_path(path: Path) -> str:
 def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, Any], reuse: bool, echo: Echo):
     """Create or check the shared benchmark list once, before any model runs."""
     from detbench.benchmark_list import obtain_list
-    from detbench.models import load_checkpoint, load_plugin
 
     data, source = values.get("data"), None
     if not data and not (reuse and list_path.exists()):
-        for plugin in values.get("plugins") or []:
-            load_plugin(plugin)
         for run in runs:
             path = Path(run.weights)
             if path.suffix.lower() != ".pt" or not path.is_file():
                 continue
             try:
-                ckpt = load_checkpoint(path, unsafe=bool(values.get("unsafe_load")))
+                found = checkpoint_data(path, values)
             except DetbenchError:
                 continue  # this model's own run reports the problem
-            train_args = ckpt.get("train_args")
-            if isinstance(train_args, dict) and train_args.get("data"):
-                data, source = str(train_args["data"]), path
+            if found:
+                data, source = found, path
                 break
         if data and not Path(data).is_file() and not list_path.exists():
             raise DetbenchError(f"{source}: its train_args['data'] {data} does not exist here; pass --data DATA.yaml")
@@ -259,6 +271,21 @@ def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, An
     if outcome.note:
         echo(f"  note: {outcome.note}")
     return outcome
+
+
+def checkpoint_data(path: Path, values: dict[str, Any]) -> str | None:
+    """The checkpoint's train_args['data'], read by the same bounded check a run does (in-process if unsafe)."""
+    from detbench.models import load_model, precheck_model
+    from detbench.sandbox import Request, start_inspection
+
+    plugins = list(values.get("plugins") or [])
+    if values.get("unsafe_load"):
+        return load_model(str(path), unsafe_load=True, plugins=plugins).train_args.get("data")
+    sha256 = precheck_model(str(path), plugins)
+    inspection = start_inspection(Request(weights=str(path), imgsz=values["imgsz"], sha256=sha256, plugins=plugins,
+                                          timeout_s=values["load_timeout"],
+                                          memory_bytes=int(values["load_memory_mb"] * 2**20))).result()
+    return inspection.train_args.get("data")
 
 
 # ---------------------------------------------------------------- resume
@@ -328,9 +355,15 @@ def stale_reason(report_path: Path, run: ModelRun, values: dict[str, Any], devic
         old, new = getattr(parsed, dest, None), values.get(dest)
         if old != new:
             return f"report has --{dest} {old}, now {new}"
-    weights = Path(run.weights)
-    if weights.is_file() and weights.stat().st_mtime > report_path.stat().st_mtime:
-        return "weights modified after the report"
+    if Path(run.weights).is_file():
+        from detbench.models import file_sha256
+
+        try:
+            digest = file_sha256(run.weights)
+        except DetbenchError as exc:
+            return f"weights unreadable ({exc})"
+        if meta.get("weights_sha256") != digest:
+            return "the weights file's content differs from the report's (weights_sha256)"
     return None
 
 
@@ -361,33 +394,52 @@ def _error_line(returncode: int, stderr: str) -> str:
     return last or f"exit status {returncode} with no error message"
 
 
-def run_child(command: list[str], echo: Echo, quiet: bool) -> JobResult:
-    """Run one bench process; stream its stdout (indented) unless quiet; keep its stderr for the error."""
+def run_child(command: list[str], echo: Echo, quiet: bool, timeout: float = DEFAULT_MODEL_TIMEOUT_S) -> JobResult:
+    """Run one bench process; stream its stdout (indented) unless quiet; keep its stderr for the error.
+
+    The child dies with this process (PR_SET_PDEATHSIG) and is killed, with its own children, when it runs
+    longer than `timeout` seconds or when this process is interrupted.
+    """
+    import threading
+
+    from detbench.proc import kill_tree, spawn_child
+
     start = time.monotonic()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
-                                   encoding="utf-8", errors="replace")
-        try:
-            assert process.stdout is not None
+        process = spawn_child(command, {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=err, text=True,
+                              encoding="utf-8", errors="replace")
+
+        def stream() -> None:
             for line in process.stdout:
                 if not quiet:
                     echo("    " + line.rstrip("\n"))
-            returncode = process.wait()
+
+        reader = threading.Thread(target=stream, daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
         finally:
             if process.poll() is None:
-                process.kill()
-                process.wait()
+                kill_tree(process)
+            reader.join(timeout=5)
+            returncode = process.returncode
         err.seek(0)
         stderr = err.read()
     lines = [line for line in stderr.splitlines() if line.strip()]
-    error = "" if returncode == 0 else _error_line(returncode, stderr)
+    if timed_out:
+        error = f"stopped after --model-timeout {timeout:g} s (the model's run did not finish in time)"
+    else:
+        error = "" if returncode == 0 else _error_line(returncode, stderr)
     return JobResult(returncode, time.monotonic() - start, error, lines[-STDERR_TAIL:])
 
 
 def bench_command(python: str, run: ModelRun, out: Path, list_path: Path, values: dict[str, Any]) -> list[str]:
-    return [python, "-m", "detbench.cli", "bench", "--weights", run.weights, "--name", run.name,
-            "--out", str(out), "--list", str(list_path), "--use_benchmark_list", *bench_argv(values)]
+    """The child's command line; every value joined to its flag, so a value starting with "-" stays a value."""
+    return [python, "-m", "detbench.cli", "bench", f"--weights={run.weights}", f"--name={run.name}",
+            f"--out={out}", f"--list={list_path}", "--use_benchmark_list", *bench_argv(values)]
 
 
 # ---------------------------------------------------------------- merging rounds
@@ -587,6 +639,7 @@ class AblationOptions:
     reuse_list: bool = False
     quiet: bool = False
     bench: dict[str, Any] = field(default_factory=dict)  # pass-through bench flags (dest -> value)
+    model_timeout: float = DEFAULT_MODEL_TIMEOUT_S
 
 
 @dataclass
@@ -645,23 +698,37 @@ def write_summary(path: Path, results: list[ModelResult], opts: AblationOptions,
 def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:
     """Benchmark every model; 0 if all are ok or up to date, 1 if any failed, 130 if interrupted."""
     from detbench.devices import resolve_device
-    from detbench.report import load_report, write_report
-    from detbench.runner import check_writable
+    from detbench.runner import MIN_FREE_BYTES, check_writable
+    from detbench.study_lock import study_lock
 
     if not 1 <= opts.rounds <= 1000:
         raise DetbenchError(f"--rounds must be between 1 and 1000, got {opts.rounds}")
+    if not 0 < opts.model_timeout <= 7 * 86_400:
+        raise DetbenchError(f"--model-timeout must be a positive number of seconds (at most a week), got "
+                            f"{opts.model_timeout}")
     values = {**bench_defaults(), **opts.bench}
     validate_values(values, opts.out)
     device = str(resolve_device(values.get("device")))
     out = Path(opts.out)
-    check_writable(out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
+    check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.rounds)
+    if (out / ROUNDS_DIR).is_symlink():
+        raise DetbenchError(f"--out {out}: {ROUNDS_DIR} is a symlink; delete it (detbench writes only inside OUT)")
     list_path = Path(opts.list_path) if opts.list_path else out / "benchmark_list.txt"
-    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    start = time.monotonic()
     echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}), {opts.rounds} round(s), "
          f"device {device}, imgsz {values['imgsz']}, batch {values['batch']}, warmup {values['warmup']}, "
          f"iters {values['iters']} -> {out}")
+    with study_lock(out):
+        return _study(opts, echo, python, values, device, out, runs, list_path)
+
+
+def _study(opts: AblationOptions, echo: Echo, python: str, values: dict[str, Any], device: str, out: Path,
+           runs: list[ModelRun], list_path: Path) -> int:
+    """The study itself, under the folder's lock: the list, resume decisions, the runs, the summary."""
+    from detbench.report import load_report, write_report
+
+    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    start = time.monotonic()
     outcome = prepare_list(runs, list_path, values, opts.reuse_list, echo)
 
     results = [ModelResult(run) for run in runs]
@@ -694,7 +761,8 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
                     continue
                 target = out if opts.rounds == 1 else rounds_root / f"r{round_k}"
                 echo(progress.line(result.run.name, round_k, opts.rounds))
-                job = run_child(bench_command(python, result.run, target, list_path, values), echo, opts.quiet)
+                job = run_child(bench_command(python, result.run, target, list_path, values), echo, opts.quiet,
+                                opts.model_timeout)
                 progress.finished(result.run.name, job.seconds)
                 result.seconds += job.seconds
                 result.exit_code = job.returncode

@@ -416,6 +416,15 @@ def load_model(weights: str, unsafe_load: bool = False, plugins: list[str] | tup
                         f"model YAML")
 
 
+def file_sha256(weights: str) -> str | None:
+    """sha256 of the checkpoint or YAML file `weights` names; None for a zoo or shipped name (no such file)."""
+    path = Path(weights)
+    if not path.exists():
+        return None
+    limit = limits.MAX_YAML_BYTES if path.suffix.lower() in {".yaml", ".yml"} else limits.MAX_CHECKPOINT_BYTES
+    return hashlib.sha256(read_regular_file(path, f"--weights {weights}", limit)).hexdigest()
+
+
 def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsafe: bool = False) -> str | None:
     """The static checks of a model file, before anything is loaded; its sha256 (None for a name, not a file).
 

@@ -1,0 +1,45 @@
+"""One study at a time per output folder.
+
+Two `detbench ablate` runs writing into one folder would time their models
+side by side (each slowing the other) and overwrite each other's round
+reports. A study holds an exclusive `flock` on OUT/.detbench-study.lock for
+its whole run; a second study in that folder stops at once with one line
+naming the holder. The lock is released by the kernel when the holder exits,
+however it exits, so a killed study never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from detbench.errors import DetbenchError
+
+LOCK_NAME = ".detbench-study.lock"
+
+
+@contextlib.contextmanager
+def study_lock(out: Path) -> Iterator[None]:
+    """Hold the folder's study lock for the block; DetbenchError if another study holds it."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    if path.is_symlink():
+        raise DetbenchError(f"--out {out}: {LOCK_NAME} is a symlink; delete it (detbench writes only inside OUT)")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise DetbenchError(f"--out {out}: another study is running in this folder ({holder}); wait for it to "
+                                f"finish, or choose another --out") from exc
+        started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,148 @@
+"""`detbench ablate` against awkward folders, stale files, concurrent and killed studies, and models that overrun."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from detbench.ablation import bench_command, discover_runs, run_child
+from detbench.errors import DetbenchError
+from detbench.report import load_report
+from detbench.testing import save_untrained
+
+QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "3", "--threads", "1", "--quiet"]
+
+
+def _run_folder(runs: Path, name: str, checkpoint: Path) -> Path:
+    best = runs / name / "seed0" / "weights" / "best.pt"
+    best.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(checkpoint, best)
+    return best
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("-x", r"starts with '-' \(it would be read as a flag\)"),
+    ("ablation_summary", r"is reserved for detbench's own files"),
+    ("Benchmark_List", r"is reserved for detbench's own files"),
+    ("m" * 250, r"is 250 bytes long, above 200"),
+    ("bad\u2028name", r"holds the control or line-separator character"),
+])
+def test_run_folder_names_that_cannot_name_a_report_are_refused_up_front(tmp_path, name, problem):
+    best = tmp_path / "runs" / name / "seed0" / "weights" / "best.pt"
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"x")
+    with pytest.raises(DetbenchError, match=problem) as info:
+        discover_runs(tmp_path / "runs")
+    assert "rename its run folder" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_values_starting_with_a_dash_stay_values_in_the_child_command(tmp_path):
+    from detbench.ablation import ModelRun, bench_defaults
+
+    command = bench_command(sys.executable, ModelRun("m", "-weird/best.pt"), tmp_path / "-out", tmp_path / "l.txt",
+                            {**bench_defaults(), "data": "-data.yaml"})
+    assert "--weights=-weird/best.pt" in command and f"--out={tmp_path / '-out'}" in command
+    assert "--data=-data.yaml" in command
+
+
+def test_weights_replaced_with_an_older_timestamp_are_benchmarked_again(tmp_path, yaml_checkpoint, dataset):
+    """`cp -p` of another model keeps an old mtime; the weights' sha256 in the report tells them apart."""
+    runs, out = tmp_path / "runs", tmp_path / "bench"
+    best = _run_folder(runs, "baseline", yaml_checkpoint)
+    first = run_cli("ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    digest = load_report(out / "baseline.json")["metadata"]["weights_sha256"]
+    ghost = save_untrained("ghost", tmp_path / "ghost.pt", dataset)
+    os.utime(ghost, (1, 1))  # as `cp -p` of an old file would leave it
+    shutil.copy2(ghost, best)
+    second = run_cli("ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "will re-run: the weights file's content differs from the report's (weights_sha256)" in second.stdout
+    assert load_report(out / "baseline.json")["metadata"]["weights_sha256"] != digest
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_for(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _slow_ablate(tmp_path: Path, dataset: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline", "--out", str(out),
+                             "--data", str(dataset), "--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters",
+                             "1000000", "--threads", "1", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_second_study_in_one_folder_is_refused_and_killed_studies_leave_no_orphans(tmp_path, dataset):
+    out = tmp_path / "bench"
+    study = _slow_ablate(tmp_path, dataset, out)
+    try:
+        assert _wait_for(lambda: _children_of(study.pid), 60), "the study never started its model"
+        second = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK,
+                         cwd=tmp_path)
+        assert second.returncode == 2
+        assert "error: --out" in second.stderr and "another study is running in this folder (pid " \
+            f"{study.pid}" in second.stderr
+        children = _children_of(study.pid)
+        os.kill(study.pid, signal.SIGKILL)
+        study.wait(timeout=30)
+        assert _wait_for(lambda: not any(_alive(child) for child in children), 15), "a model outlived its study"
+    finally:
+        if study.poll() is None:
+            study.kill()
+        study.communicate(timeout=30)
+    third = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr  # the kernel released the lock with the killed process
+
+
+def test_a_model_that_overruns_its_time_is_stopped_recorded_and_the_rest_go_on(tmp_path, dataset):
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "detbench.cli", "bench", "--weights=baseline", "--name=slow", f"--out={out}",
+               f"--data={dataset}", "--device=cpu", "--imgsz=64", "--warmup=1", "--iters=1000000", "--threads=1"]
+    start = time.monotonic()
+    job = run_child(command, echo=lambda line: None, quiet=True, timeout=15)
+    assert time.monotonic() - start < 40
+    assert not job.ok and job.error == "stopped after --model-timeout 15 s (the model's run did not finish in time)"
+    assert not (out / "slow.json").exists()
+
+
+def test_rounds_folder_that_is_a_symlink_is_refused(tmp_path, dataset):
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / ".rounds").symlink_to(tmp_path)
+    result = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), "--rounds", "2",
+                     *QUICK, cwd=tmp_path)
+    assert result.returncode == 2 and ".rounds is a symlink" in result.stderr
