@@ -53,6 +53,17 @@ def _unreadable(raw: str | Path, data: bytes | None) -> DetbenchError:
     return DetbenchError(f"--pipeline: {raw} is not a decodable image; restore it")
 
 
+def original_pixels(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS) -> int:
+    """The pixels of all listed originals, read from their headers (an image above `max_pixels` is refused)."""
+    pixels = 0
+    for raw in paths:
+        data, size = read_image_header(Path(raw), max_pixels)
+        if size is None:
+            raise _unreadable(raw, data)
+        pixels += size[0] * size[1]
+    return pixels
+
+
 def decode_originals(paths: Sequence[str | Path], files_sha256: str,
                      max_pixels: int = MAX_IMAGE_PIXELS) -> list[np.ndarray]:
     """Decode the listed images (BGR uint8, original size); they must be the files the cache was built from.
@@ -60,13 +71,7 @@ def decode_originals(paths: Sequence[str | Path], files_sha256: str,
     First every header is read: an image above `max_pixels` is refused, and the decoded originals, kept for
     the whole loop (3 bytes a pixel), must fit in the host memory available; only then is anything decoded.
     """
-    pixels = 0
-    for raw in paths:
-        data, size = read_image_header(Path(raw), max_pixels)
-        if size is None:
-            raise _unreadable(raw, data)
-        pixels += size[0] * size[1]
-    check_host_memory(0, 0, original_pixels=pixels)
+    check_host_memory(0, 0, original_pixels=original_pixels(paths, max_pixels))
     images, digest = [], hashlib.sha256()
     for raw in paths:
         data, image = read_image(Path(raw), cv2.IMREAD_COLOR, max_pixels)

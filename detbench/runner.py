@@ -185,7 +185,8 @@ def _prepare_inputs(run: _Run, model: _Model):
     cfg = run.cfg
     data_yaml, data_from_flag = resolve_data(cfg, model.loaded.train_args)
     list_path = Path(cfg.list_path) if cfg.list_path else run.out_dir / LIST_FILENAME
-    outcome = obtain_list(list_path, data_yaml, cfg.benchmark_size, cfg.seed, cfg.use_benchmark_list, data_from_flag)
+    outcome = obtain_list(list_path, data_yaml, cfg.benchmark_size, cfg.seed, cfg.use_benchmark_list, data_from_flag,
+                          max_pixels=cfg.max_image_pixels)
     run.clock.mark("list")
     run.echo(f"✓ {'created' if outcome.created else 'loaded'} benchmark list: {outcome.path} "
              f"({len(outcome.blist.paths)} images)")
@@ -198,7 +199,17 @@ def _prepare_inputs(run: _Run, model: _Model):
     run.echo(f"✓ params: {numbers.params:,}")
     run.echo(f"✓ GFLOPs: {numbers.gflops:.2f}")
     cache_dir = setup_cache.cache_dir_for(list_path)
-    inputs, inputs_cached = setup_cache.cached_inputs(cache_dir, outcome.blist.paths, numbers.imgsz)
+    cache_note = setup_cache.cache_problem(cache_dir)
+    if cache_note:
+        run.note(cache_note)
+    if cfg.pipeline:  # the decoded originals the pipeline keeps count too: refuse before any timing
+        from detbench.inputs import check_host_memory
+        from detbench.pipeline import original_pixels
+
+        check_host_memory(len(outcome.blist.paths), numbers.imgsz,
+                          original_pixels(outcome.blist.paths, cfg.max_image_pixels))
+    inputs, inputs_cached = setup_cache.cached_inputs(cache_dir, outcome.blist.paths, numbers.imgsz,
+                                                      max_pixels=cfg.max_image_pixels)
     run.clock.mark("decode")
     return outcome, inputs, {"dir": str(cache_dir), "inputs_reused": inputs_cached}
 
@@ -233,7 +244,8 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     from detbench.pipeline import measure_pipeline, pipeline_warnings
 
     section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths, inputs.files_sha256,
-                                        model.numbers.imgsz, run.cfg.batch, run.cfg.warmup, stop)
+                                        model.numbers.imgsz, run.cfg.batch, run.cfg.warmup, stop,
+                                        max_pixels=run.cfg.max_image_pixels)
     run.echo(f"✓ pipeline (median): preprocess {section['preprocess']['median_ms']:.2f} + inference "
              f"{section['inference']['median_ms']:.2f} + postprocess {section['postprocess']['median_ms']:.2f}"
              f" ms; total {section['total']['median_ms']:.2f} ms")

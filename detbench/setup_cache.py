@@ -1,18 +1,13 @@
-"""Set-up work shared by the processes of one study: FLOPs counts and the decoded input cache.
+"""Set-up work shared by the processes of one study: the decoded input cache.
 
-An ablation benchmarks every model in a fresh process, once per round, on the
-same benchmark list; without a cache each process decodes and letterboxes the
-same images again, and counts FLOPs (twice: unfused and fused) of a model it
-already counted in the previous round. Both results are stored beside the
-benchmark list, in `.detbench-cache/`, under keys made of content hashes, so a
-stale entry is never used:
-
-- GFLOPs: the checkpoint file's bytes (or the model YAML's text), the model's
-  structure (`repr`), imgsz and the torch / Ultralytics / THOP versions;
-- decoded inputs: the hash of the listed files' bytes (the report's
-  `files_sha256`), imgsz and the OpenCV / Ultralytics versions. A cached array
-  is used only if its hash still equals the one stored with it; it is saved
-  only up to MAX_INPUT_BYTES.
+A study benchmarks every model in its own process on the same benchmark list;
+without a cache each process decodes and letterboxes the same images again.
+The decoded array is stored beside the benchmark list, in `.detbench-cache/`,
+under a key made of content hashes, so a stale entry is never used: the hash
+of the listed files' bytes (the report's `files_sha256`), imgsz and the
+OpenCV / Ultralytics versions. A cached array is used only if its hash still
+equals the one stored with it; it is saved only up to MAX_INPUT_BYTES.
+(FLOPs are not cached: the bounded check of each model counts them anyway.)
 
 Deleting the folder is always safe; the report says what came from it.
 
@@ -31,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -40,7 +34,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-from torch import nn
 
 from detbench.atomic import write_atomic
 from detbench.errors import DetbenchError
@@ -52,7 +45,7 @@ from detbench.inputs import (
     host_memory_fits,
     read_image_file,
 )
-from detbench.limits import MAX_CHECKPOINT_BYTES, MAX_IMAGE_PIXELS, MAX_SMALL_FILE_BYTES
+from detbench.limits import MAX_IMAGE_PIXELS, MAX_SMALL_FILE_BYTES
 from detbench.safe_io import read_regular_file
 
 CACHE_DIRNAME = ".detbench-cache"
@@ -133,20 +126,6 @@ def _versions() -> str:
     return f"torch={torch.__version__};ultralytics={ultralytics.__version__};thop={thop};cv2={cv2.__version__}"
 
 
-def source_digest(weights: str, loaded_path: str) -> str:
-    """sha256 of the checkpoint or YAML file the model came from (its name if there is no such file)."""
-    for candidate in (Path(loaded_path), Path(weights)):
-        if candidate.is_file():
-            data = read_regular_file(candidate, f"--weights {candidate}", MAX_CHECKPOINT_BYTES)
-            return hashlib.sha256(data).hexdigest()
-    return hashlib.sha256(f"name:{weights}".encode()).hexdigest()
-
-
-def gflops_key(source_sha256: str, model: nn.Module, imgsz: int) -> str:
-    text = f"{source_sha256}|{imgsz}|{_versions()}|{repr(model)}"
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _read_json(cache_dir: Path, name: str) -> dict[str, Any]:
     data = _entry_bytes(cache_dir, name, MAX_SMALL_FILE_BYTES)
     try:
@@ -159,26 +138,6 @@ def _read_json(cache_dir: Path, name: str) -> dict[str, Any]:
 def _write_json(cache_dir: Path, name: str, value: dict[str, Any]) -> None:
     data = (json.dumps(value, indent=1, sort_keys=True) + "\n").encode("utf-8")
     _write_entry(cache_dir, name, lambda handle: handle.write(data))
-
-
-def _positive(value: Any) -> bool:
-    """A finite positive number (JSON also allows 1e999 and integers too large for a float)."""
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < float(value) < math.inf
-    except OverflowError:
-        return False
-
-
-def cached_gflops(cache_dir: Path, key: str, count: Callable[[], dict[str, float]]) -> tuple[dict[str, float], bool]:
-    """The stored counts for `key`, or `count()` stored for next time; and whether it was a hit."""
-    hit = _read_json(cache_dir, "gflops.json").get(key)
-    if isinstance(hit, dict) and hit and all(_positive(v) for v in hit.values()):
-        return {k: float(v) for k, v in hit.items()}, True
-    counts = count()
-    entries = _read_json(cache_dir, "gflops.json")  # another process may have added entries meanwhile
-    entries[key] = counts
-    _write_json(cache_dir, "gflops.json", entries)
-    return counts, False
 
 
 def files_digest(paths: Sequence[str | Path]) -> str | None:
@@ -235,21 +194,3 @@ def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int,
     return inputs, False
 
 
-def fuse_and_count(model: nn.Module, imgsz: int, cache_dir: Path,
-                   source_sha256: str) -> tuple[nn.Module, dict[str, float], bool]:
-    """Fuse the model for inference; its GFLOPs unfused and fused, counted once per model and imgsz."""
-    from detbench import complexity
-    from detbench.models import prepare_for_inference
-
-    fused: nn.Module | None = None
-
-    def count() -> dict[str, float]:
-        nonlocal fused
-        unfused = complexity.ultralytics_gflops(model, imgsz)
-        fused = prepare_for_inference(model)
-        return {"gflops_unfused": unfused, "gflops": complexity.ultralytics_gflops(fused, imgsz)}
-
-    counts, hit = cached_gflops(cache_dir, gflops_key(source_sha256, model, imgsz), count)
-    if fused is None:
-        fused = prepare_for_inference(model)
-    return fused, counts, hit

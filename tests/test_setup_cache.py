@@ -13,7 +13,6 @@ import torch
 from detbench import setup_cache
 from detbench.benchmark_list import sample_list
 from detbench.inputs import decode_images
-from detbench.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +35,6 @@ def test_inputs_are_reused_only_while_files_and_array_are_unchanged(tmp_path, pa
         np.save(path, data)
     third, reused = setup_cache.cached_inputs(tmp_path, paths, 64)
     assert not reused and third.decoded_sha256 == fresh.decoded_sha256
-
-
-def test_gflops_are_counted_once_per_model_and_imgsz(tmp_path, yaml_checkpoint):
-    source = setup_cache.source_digest(str(yaml_checkpoint), str(yaml_checkpoint))
-    model, counts, hit = setup_cache.fuse_and_count(load_model(str(yaml_checkpoint)).model, 64, tmp_path, source)
-    assert not hit and counts["gflops_unfused"] > counts["gflops"] > 0
-    assert model.is_fused()
-    again, counts_again, hit = setup_cache.fuse_and_count(load_model(str(yaml_checkpoint)).model, 64, tmp_path,
-                                                          source)
-    assert hit and counts_again == counts and again.is_fused()
-    other = setup_cache.fuse_and_count(load_model(str(yaml_checkpoint)).model, 128, tmp_path, source)
-    assert not other[2] and other[1]["gflops"] > counts["gflops"]
-    assert len(json.loads((tmp_path / "gflops.json").read_text())) == 2
 
 
 def test_second_cli_run_reuses_set_up_with_identical_results(cli, tmp_path, yaml_checkpoint, dataset):
@@ -76,8 +62,6 @@ def test_symlinked_cache_folder_is_never_used_or_written_through(tmp_path, paths
     for _ in range(2):
         inputs, reused = setup_cache.cached_inputs(cache, paths, 64)
         assert not reused and inputs.decoded_sha256 == fresh.decoded_sha256
-        counts, hit = setup_cache.cached_gflops(cache, "key", lambda: {"gflops": 1.0})
-        assert not hit and counts == {"gflops": 1.0}
     assert list(outside.iterdir()) == [] and cache.is_symlink()
 
     setup_cache.cached_inputs(outside, paths, 64)  # a real cache, then linked: still not read through the link
@@ -93,15 +77,6 @@ def test_symlinked_cache_entries_are_not_read_and_are_replaced_not_written_throu
     cache, outside = tmp_path / "cache", tmp_path / "outside"
     cache.mkdir()
     outside.mkdir()
-    planted = outside / "gflops.json"
-    planted.write_text(json.dumps({"key": {"gflops": 123.0}}))  # what a link would feed the cache
-    (cache / "gflops.json").symlink_to(planted)
-    counts, hit = setup_cache.cached_gflops(cache, "key", lambda: {"gflops": 1.0})
-    assert (counts, hit) == ({"gflops": 1.0}, False)
-    assert json.loads(planted.read_text()) == {"key": {"gflops": 123.0}}
-    assert not (cache / "gflops.json").is_symlink() and json.loads((cache / "gflops.json").read_text()) == {
-        "key": {"gflops": 1.0}}
-
     setup_cache.cached_inputs(cache, paths, 64)
     for entry in list(cache.glob("inputs-*")):  # each stored entry swapped for a link to a copy outside
         copy = outside / entry.name
@@ -114,19 +89,12 @@ def test_symlinked_cache_entries_are_not_read_and_are_replaced_not_written_throu
     assert setup_cache.cached_inputs(cache, paths, 64)[1]
 
 
-@pytest.mark.parametrize("value", [1e999, 10**400, True, "1", -1.0, 0])
-def test_damaged_gflops_entries_are_recounted(tmp_path, value):
-    (tmp_path / "gflops.json").write_text(json.dumps({"key": {"gflops": value}}))
-    assert setup_cache.cached_gflops(tmp_path, "key", lambda: {"gflops": 2.0}) == ({"gflops": 2.0}, False)
-
-
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_cache_entries_get_the_mode_open_would_give(tmp_path, paths, umask, mode):
     old = os.umask(umask)
     try:
         setup_cache.cached_inputs(tmp_path / "cache", paths, 64)
-        setup_cache.cached_gflops(tmp_path / "cache", "key", lambda: {"gflops": 1.0})
     finally:
         os.umask(old)
     entries = sorted((tmp_path / "cache").iterdir())
-    assert len(entries) == 3 and {stat.S_IMODE(e.stat().st_mode) for e in entries} == {mode}
+    assert len(entries) == 2 and {stat.S_IMODE(e.stat().st_mode) for e in entries} == {mode}
