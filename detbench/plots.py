@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detbench import text
+from detbench.atomic import write_atomic
 from detbench.compare import Comparison, Group
 from detbench.errors import DetbenchError
 
@@ -151,14 +152,14 @@ def _bars(group: Group, path: Path) -> Path | None:
 
 
 def _save(plt, fig, path: Path) -> None:
-    """Render the figure in memory, then write it; a write failure is one line naming the file."""
+    """Render the figure in memory, then write it atomically; a write failure is one line naming the file."""
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png")
     finally:
         plt.close(fig)
     try:
-        path.write_bytes(buffer.getvalue())
+        write_atomic(path, lambda handle: handle.write(buffer.getvalue()))
     except OSError as exc:
         raise DetbenchError(f"{text.terminal(path)}: cannot write the plot ({exc.strerror or exc}); free some "
                             "space or choose another folder with --plots") from exc

@@ -481,3 +481,4 @@ def test_plot_that_cannot_be_written_is_one_line(tmp_path, two_reports):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr == (f"error: {plots / 'latency_bars.png'}: cannot write the plot (Is a directory); free "
                              "some space or choose another folder with --plots\n")
+    assert not list(plots.glob(".*.tmp"))  # the PNG was written beside it and removed, never half-written in place
