@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except DetbenchError as exc:
-        print("error: " + str(exc).replace("\r", " ").replace("\n", " "), file=sys.stderr)
+        from detbench.text import terminal
+
+        print("error: " + terminal(str(exc).replace("\r", " ").replace("\n", " ")), file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"interrupted{' (SIGTERM)' if isinstance(exc, Terminated) else ''}: no partial report or list was "

@@ -419,7 +419,9 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         raise DetbenchError(f"--format {', '.join(unknown)} is not known: use csv, md or latex")
     targets = table_targets(output, formats, default_folder(sources))
     check_targets(targets, output, plots_dir)
-    entries = load_entries(report_files(sources, safe_warn), safe_warn)
+    files = report_files(sources, safe_warn)
+    refuse_overwriting_inputs(targets, files)
+    entries = load_entries(files, safe_warn)
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
     for line in tables.console_lines(comparison):
         echo(text.terminal(line))
@@ -433,6 +435,15 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         for path in write_plots(comparison, plots_dir):
             echo(f"✓ saved: {text.terminal(path)}")
     return 0
+
+
+def refuse_overwriting_inputs(targets: dict[str, Path], files: Sequence[Path]) -> None:
+    """A table may not replace one of the reports it is computed from."""
+    inputs = {os.path.realpath(path) for path in files}
+    for path in targets.values():
+        if os.path.realpath(path) in inputs:
+            raise DetbenchError(f"--output {text.terminal(path)}: is one of the reports being compared and would be "
+                                f"overwritten; choose another file (e.g. results/bench/comparison.csv)")
 
 
 def default_folder(sources: Sequence[str | Path]) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,9 +205,25 @@ def failure_report(status: str, error: str, metadata: dict[str, Any],
     }
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+MAX_JSON_CONTAINERS = 200_000  # a report has a few hundred lists and objects
+MAX_JSON_VALUES = 16_000_000  # 1,000,000 iterations of every sample kind, with room to spare
+
+
+def check_json_shape(data: bytes, source: str) -> None:
+    """Refuse JSON whose parse would cost far more memory than its size suggests (a list of a million empty lists)."""
+    bare = _JSON_STRING.sub(b'""', data)
+    containers = bare.count(b"[") + bare.count(b"{")
+    values = bare.count(b",") + containers
+    if containers > MAX_JSON_CONTAINERS or values > MAX_JSON_VALUES:
+        raise DetbenchError(f"{source}: holds {containers:,} lists and objects and {values:,} values, far more than "
+                            f"a report; {DAMAGED}")
+
+
 def parse_report(path: str | Path) -> Any:
     """The JSON value in a report file, not yet validated; any problem is a DetbenchError naming the file."""
     data = read_regular_file(path, str(path), MAX_REPORT_BYTES, "pass a report written by `detbench bench`")
+    check_json_shape(data, str(path))
 
     def refuse(constant: str) -> None:
         raise DetbenchError(f"{path}: holds {constant}, which JSON does not allow; {DAMAGED}")

@@ -359,6 +359,16 @@ def test_huge_report_is_refused_by_size(tmp_path, real_report, monkeypatch):
         load_report(path)
 
 
+@pytest.mark.parametrize("body", [b"[" + b"[]," * 300_000 + b"[]]", b"[" + b"0," * 17_000_000 + b"0]"])
+def test_report_whose_parse_would_cost_far_more_than_its_size_is_refused(tmp_path, body):
+    """A list of a million empty lists is 3 MB on disk and about 60 MB parsed: refused before parsing."""
+    path = tmp_path / "many.json"
+    path.write_bytes(body)
+    with pytest.raises(DetbenchError, match=r"many\.json: holds [\d,]+ lists and objects and [\d,]+ values, far more "
+                                            r"than a report"):
+        load_report(path)
+
+
 def test_own_files_are_left_out_and_other_skipped_files_are_named(tmp_path, real_report):
     folder = tmp_path / "bench"
     for name in ("baseline", "ablation_v2", "comparison_fast", "benchmark_list_old"):
@@ -429,6 +439,7 @@ def two_reports(tmp_path, real_report) -> Path:
     (["--output", "{tmp}/c.csv", "--format", "md", "--format", "latex", "--plots", "{bench}/other.json"],
      "error: --plots {bench}/other.json: {bench}/other.json is a file, not a folder; give a folder"),
     (["--format", "md", "--output", "{tmp}/folder.csv"], "error: --output {tmp}/folder.csv: is a folder"),
+    (["--output", "{bench}/other.json"], "error: --output {bench}/other.json: is one of the reports being compared"),
 ])
 def test_output_places_are_checked_before_anything_is_written(tmp_path, two_reports, flags, message):
     (tmp_path / "folder.csv").mkdir()

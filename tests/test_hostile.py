@@ -524,3 +524,14 @@ def test_scan_of_a_real_checkpoint_finds_only_allowed_calls(yaml_checkpoint):
     assert called and called <= set(SCHEMAS), called
     verdict = judge(scan, archive)
     assert verdict.view_bytes == verdict.storage_bytes > 6_000_000 and verdict.tensors > 300
+
+
+def test_error_lines_never_carry_terminal_escape_sequences(tmp_path):
+    result = run_cli_plain("bench", "--weights", "evil\x1b[2J\x1b[31m.pt", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 2 and "\x1b" not in result.stderr
+    assert error_line(result.stderr).startswith("error: --weights evil\\x1b[2J\\x1b[31m.pt: ")
+
+
+def run_cli_plain(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "detbench.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
