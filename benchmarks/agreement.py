@@ -22,7 +22,7 @@ import torch
 from torch.utils.benchmark import Timer
 
 from detbench.config import available_cores
-from detbench.timing import run_timed_loop
+from detbench.measure.timing import run_timed_loop
 
 
 def timer_block_times_ms(model, x: torch.Tensor, threads: int, min_run_time: float) -> list[float]:

@@ -54,7 +54,7 @@ def print_header(title: str) -> None:
 
 def dataset(folder: Path | None = None, n_val: int = 200) -> Path:
     """A synthetic dataset (data.yaml) with `n_val` val images, in `folder` or a fresh temporary one."""
-    from detbench.synthetic import make_dataset
+    from detbench.data.synthetic import make_dataset
 
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="detbench-bench-"))
     return make_dataset(root / "data", n_train=2, n_val=n_val, seed=7)
@@ -65,9 +65,9 @@ def yolov8n_and_inputs(imgsz: int, threads: int, n_images: int = 200):
     import torch
     import ultralytics  # noqa: F401  (it changes thread settings: set ours after)
 
-    from detbench.benchmark_list import sample_list
-    from detbench.inputs import decode_images
-    from detbench.models import load_model, prepare_for_inference
+    from detbench.data.benchmark_list import sample_list
+    from detbench.data.inputs import decode_images
+    from detbench.models.loading import load_model, prepare_for_inference
 
     torch.set_num_threads(threads)
     model = prepare_for_inference(load_model("yolov8n.yaml").model)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detbench.config import available_cores
-from detbench.timing import run_timed_loop
+from detbench.measure.timing import run_timed_loop
 
 CPU = torch.device("cpu")
 

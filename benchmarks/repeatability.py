@@ -20,7 +20,7 @@ from pathlib import Path
 import common
 import numpy as np
 
-from detbench.report import load_report
+from detbench.report.schema import load_report
 
 
 def main() -> int:

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare benchmark reports",
                              description="Compare benchmark reports against a baseline, with significance.")
     add_compare_arguments(compare)
-    from detbench import ablation, demo
+    from detbench.study import ablation
+    from detbench.workflows import demo
 
     ablate = sub.add_parser("ablate", help="benchmark every model of a study, each in a fresh process",
                             description="Benchmark every results/runs/*/seed*/weights/best.pt (or --models) on one "
@@ -119,27 +120,27 @@ def bench_config_from_args(args: argparse.Namespace):
 
 def cmd_bench(args: argparse.Namespace) -> int:
     cfg = bench_config_from_args(args)  # flag errors before the heavy imports
-    from detbench.runner import run_bench
+    from detbench.workflows.bench import run_bench
 
     run_bench(cfg, argv=sys.argv)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from detbench.compare import run_compare
+    from detbench.compare.analysis import run_compare
 
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
                        formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from detbench.ablation import options_from_args, run_ablation
+    from detbench.study.ablation import options_from_args, run_ablation
 
     return run_ablation(options_from_args(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from detbench.demo import options_from_args, run_demo
+    from detbench.workflows.demo import options_from_args, run_demo
 
     return run_demo(options_from_args(args))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import detbench  # noqa: F401  (offline settings before Ultralytics)
-from detbench.testing import make_dataset, save_untrained, train_tiny
+from detbench.workflows.artifacts import make_dataset, save_untrained, train_tiny
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from detbench import stats
-from detbench.ablation import (
+from detbench.cli import build_parser
+from detbench.errors import DetbenchError
+from detbench.report.schema import load_report
+from detbench.stats import summary as stats
+from detbench.study.ablation import (
     ModelRun,
     Progress,
     bench_argv,
@@ -24,10 +27,7 @@ from detbench.ablation import (
     run_child,
     stale_reason,
 )
-from detbench.cli import build_parser
-from detbench.errors import DetbenchError
-from detbench.report import load_report
-from detbench.testing import save_untrained
+from detbench.workflows.artifacts import save_untrained
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "4", "--threads", "1", "--quiet"]
 

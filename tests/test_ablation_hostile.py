@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from detbench.ablation import bench_command, discover_runs, run_child
 from detbench.errors import DetbenchError
-from detbench.report import load_report
-from detbench.testing import save_untrained
+from detbench.report.schema import load_report
+from detbench.study.ablation import bench_command, discover_runs, run_child
+from detbench.workflows.artifacts import save_untrained
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "3", "--threads", "1", "--quiet"]
 
@@ -45,7 +45,7 @@ def test_run_folder_names_that_cannot_name_a_report_are_refused_up_front(tmp_pat
 
 
 def test_values_starting_with_a_dash_stay_values_in_the_child_command(tmp_path):
-    from detbench.ablation import ModelRun, bench_defaults
+    from detbench.study.ablation import ModelRun, bench_defaults
 
     command = bench_command(sys.executable, ModelRun("m", "-weird/best.pt"), tmp_path / "-out", tmp_path / "l.txt",
                             {**bench_defaults(), "data": "-data.yaml"})

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from detbench.atomic import write_text_atomic
-from detbench.benchmark_list import obtain_list, read_list, sample_list
-from detbench.datasets import find_val_images
+from detbench.data.benchmark_list import obtain_list, read_list, sample_list
+from detbench.data.datasets import find_val_images
 from detbench.errors import DetbenchError
+from detbench.files.atomic import write_text_atomic
 
 
 def test_population_is_sorted_and_complete(dataset):

@@ -37,7 +37,7 @@ from hostile_checkpoints import (
 from torch import nn
 
 from detbench.errors import DetbenchError
-from detbench.models import load_model, precheck_model
+from detbench.models.loading import load_model, precheck_model
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "2", "--threads", "1",

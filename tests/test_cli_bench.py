@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from detbench.report import REQUIRED_LATENCY, load_report
+from detbench.report.schema import REQUIRED_LATENCY, load_report
 
 SPEC_FLAGS = ["--weights", "--imgsz", "--device", "--warmup", "--iters", "--batch", "--data", "--seed",
               "--benchmark_size", "--use_benchmark_list", "--name", "--out", "--threads"]

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detbench import significance as sig
-from detbench.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_epoch, fitness_weights
-from detbench.compare import build_comparison, load_entries, report_files, run_compare
-from detbench.plots import pareto_front, write_plots
-from detbench.report import load_report, write_report
-from detbench.stats import summarize
-from detbench.testing import save_untrained
+from detbench.compare.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_epoch, fitness_weights
+from detbench.compare.analysis import build_comparison, load_entries, report_files, run_compare
+from detbench.compare.plots import pareto_front, write_plots
+from detbench.report.schema import load_report, write_report
+from detbench.stats import significance as sig
+from detbench.stats.summary import summarize
+from detbench.workflows.artifacts import save_untrained
 
 BENCH = ["--device", "cpu", "--imgsz", "128", "--warmup", "3", "--iters", "25", "--threads", "1"]
 ROUNDS = (1, 2, 3, 4, 5)
@@ -356,7 +356,7 @@ def test_plots_are_written_as_png(tmp_path):
 
 def merge_rounds(paths: list[Path], name: str) -> dict:
     """What `detbench ablate --rounds K` keeps: per-round medians (with their times) and all samples."""
-    from detbench.ablation import merge_rounds as merge
+    from detbench.study.ablation import merge_rounds as merge
 
     return merge([load_report(p) for p in paths], name)
 

@@ -21,11 +21,11 @@ import pytest
 from conftest import run_cli
 
 from detbench import text
-from detbench.ablation import merge_rounds
-from detbench.compare import report_files, run_compare
+from detbench.compare.analysis import report_files, run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
-from detbench.report import MAX_MEASURE, MIN_LATENCY_MS, load_report
+from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report
+from detbench.study.ablation import merge_rounds
 
 HOSTILE_NAMES = ['=HYPERLINK("http://x")', "a|b", "<img src=x onerror=alert(1)>", "x\ny", "[evil]", "\x1b[31mred",
                  r"$\frac{1}{0}$", "u\u2028v", "n\x85m", "+1", "@SUM(A1)", "-2", "\tz", "\rw", "*star", "a\\b&c%_{}~^#"]
@@ -351,7 +351,7 @@ def test_devices_fifos_and_folders_named_json_are_skipped_without_hanging(tmp_pa
 
 
 def test_huge_report_is_refused_by_size(tmp_path, real_report, monkeypatch):
-    from detbench import report
+    from detbench.report import schema as report
 
     monkeypatch.setattr(report, "MAX_REPORT_BYTES", 1000)
     path = put(tmp_path, "big.json", real_report)
@@ -469,7 +469,7 @@ def test_write_errors_are_one_line_naming_the_table(tmp_path, two_reports, monke
     def failing(fd: int) -> None:
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr("detbench.atomic.os.fsync", failing)
+    monkeypatch.setattr("detbench.files.atomic.os.fsync", failing)
     target = tmp_path / "out" / "c.csv"
     with pytest.raises(DetbenchError) as info:
         run_compare(two_reports, output=target, echo=lambda line: None)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from detbench.demo import DemoOptions, ensure_checkpoints, ensure_dataset, run_demo
 from detbench.errors import DetbenchError
-from detbench.models import load_checkpoint
-from detbench.report import load_report
+from detbench.models.loading import load_checkpoint
+from detbench.report.schema import load_report
+from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_dataset, run_demo
 
 TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "4", "--rounds", "1", "--val-images", "24", "--threads", "1",
         "--device", "cpu"]

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from detbench import runner
-from detbench.atomic import write_text_atomic
-from detbench.benchmark_list import obtain_list, read_list, sample_list
 from detbench.cli import main
-from detbench.compare import load_entries, report_files
+from detbench.compare.analysis import load_entries, report_files
 from detbench.config import BenchConfig
+from detbench.data.benchmark_list import obtain_list, read_list, sample_list
 from detbench.errors import DetbenchError
-from detbench.report import load_report
+from detbench.files.atomic import write_text_atomic
+from detbench.report.schema import load_report
+from detbench.workflows import bench as runner
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--threads", "1", "--benchmark_size", "10"]
 
@@ -97,7 +97,7 @@ def test_interrupted_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeyp
     def interrupted(fd: int) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("detbench.atomic.os.fsync", interrupted)
+    monkeypatch.setattr("detbench.files.atomic.os.fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_text_atomic(target, "new " * 10_000)
     assert target.read_text() == "old"
@@ -141,7 +141,7 @@ def test_many_threads_creating_the_list_at_once_make_one(tmp_path, dataset):
 
 def _oom_above(batch: int, monkeypatch) -> None:
     """Make the timed loop's forward raise CUDA's out-of-memory error for batches of `batch` or more."""
-    from detbench import execution
+    from detbench.measure import measure as execution
 
     real = execution.make_forward
 
@@ -193,7 +193,7 @@ def test_host_allocation_failures_count_as_out_of_memory():
 def test_input_cache_too_large_for_host_memory_is_refused_before_decoding(monkeypatch, dataset):
     import psutil
 
-    from detbench.inputs import decode_images
+    from detbench.data.inputs import decode_images
 
     class Scarce:
         available = 100 * 2**20

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from detbench.acceleration import CudaGraphForward, ExecutionMode, apply_mode, make_forward
 from detbench.errors import DetbenchError
-from detbench.nvml import GpuMonitor, decode_reasons, energy_per_image, throttled
+from detbench.measure.modes import CudaGraphForward, ExecutionMode, apply_mode, make_forward
+from detbench.measure.nvml import GpuMonitor, decode_reasons, energy_per_image, throttled
 
 
 class FakeNvml:
@@ -97,7 +97,7 @@ def test_fp16_flag_reaches_model_and_inputs():
     model = apply_mode(torch.nn.Conv2d(3, 4, 3), mode)
     assert next(model.parameters()).dtype == torch.float16
     assert mode.input_dtype == torch.float16 and mode.precision == "fp16"
-    from detbench.inputs import InputCache
+    from detbench.data.inputs import InputCache
 
     cache = InputCache(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), "", "")
     assert cache.batch(0, 1, torch.device("cpu"), mode.input_dtype).dtype == torch.float16
@@ -170,9 +170,9 @@ def test_cuda_graph_stages_outside_and_replays_inside():
 
 def test_measure_on_fake_cuda_resets_peak_after_warmup_and_reads_nvml(monkeypatch):
     """The whole CUDA measurement sequence, with torch.cuda and NVML replaced by fakes."""
-    import detbench.execution as execution
-    from detbench.inputs import InputCache
-    from detbench.memory import MIB
+    import detbench.measure.measure as execution
+    from detbench.data.inputs import InputCache
+    from detbench.measure.memory import MIB
 
     log = []
     allocator = {"allocated": 50 * MIB, "peak": 0}

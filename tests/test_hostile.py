@@ -18,15 +18,15 @@ import pytest
 import torch
 from torch import nn
 
-from detbench.benchmark_list import read_list
 from detbench.config import BenchConfig
-from detbench.devices import resolve_device
+from detbench.data.benchmark_list import read_list
+from detbench.data.synthetic import make_dataset
 from detbench.errors import DetbenchError
-from detbench.models import load_model
-from detbench.pickle_scan import scan_pickle
-from detbench.report import load_report
-from detbench.runner import run_bench
-from detbench.synthetic import make_dataset
+from detbench.measure.devices import resolve_device
+from detbench.models.loading import load_model
+from detbench.models.pickle_scan import scan_pickle
+from detbench.report.schema import load_report
+from detbench.workflows.bench import run_bench
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = {"device": "cpu", "imgsz": 64, "warmup": 1, "iters": 2, "threads": 1, "benchmark_size": 10}
@@ -230,7 +230,7 @@ def test_pickle_scan_follows_memo_and_names_calls():
     import pickle
     import pickletools
 
-    from detbench.pickle_scan import ScanError
+    from detbench.models.pickle_scan import ScanError
 
     payload = pickle.dumps([CallClass(nn.Linear, 1, 1), CallClass(nn.Linear, 2, 2)], protocol=2)
     ops = [op.name for op, _, _ in pickletools.genops(payload)]
@@ -399,7 +399,7 @@ def test_existing_list_from_other_data_seed_or_size_is_kept(tmp_path, yaml_check
 
 
 def test_incomplete_list_file_is_refused(tmp_path, dataset):
-    from detbench.benchmark_list import obtain_list
+    from detbench.data.benchmark_list import obtain_list
 
     path = tmp_path / "benchmark_list.txt"
     obtain_list(path, dataset, 20, 42, use_existing=False)
@@ -515,8 +515,8 @@ def test_compare_skips_bad_reports_with_a_warning_naming_them(tmp_path, real_rep
 
 
 def test_scan_of_a_real_checkpoint_finds_only_allowed_calls(yaml_checkpoint):
-    from detbench.checkpoint_archive import read_archive
-    from detbench.checkpoint_policy import SCHEMAS, judge
+    from detbench.models.archive import read_archive
+    from detbench.models.policy import SCHEMAS, judge
 
     archive = read_archive(yaml_checkpoint.read_bytes())
     scan = scan_pickle(archive.pickle)

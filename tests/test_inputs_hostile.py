@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import pytest
 
-from detbench.benchmark_list import obtain_list, read_list
-from detbench.datasets import find_val_images
+from detbench.data.benchmark_list import obtain_list, read_list
+from detbench.data.datasets import find_val_images
+from detbench.data.inputs import check_images, decode_images, header_size
+from detbench.data.synthetic import make_dataset
 from detbench.errors import DetbenchError
-from detbench.inputs import check_images, decode_images, header_size
 from detbench.limits import MAX_IMAGE_PIXELS
-from detbench.synthetic import make_dataset
 
 HEADROOM = 3 * 2**30
 TIMEOUT_S = 120
@@ -42,7 +42,7 @@ except DetbenchError as exc:
     sys.stderr.write(f"error: {exc}\\n")
     sys.exit(2)
 """
-IMPORTS = ("import detbench.benchmark_list, detbench.inputs, detbench.pipeline, detbench.setup_cache, "
+IMPORTS = ("import detbench.data.benchmark_list, detbench.data.inputs, detbench.measure.pipeline, detbench.data.cache, "
            "ultralytics.data.augment")
 
 
@@ -128,7 +128,7 @@ def with_val(data: Path, val: str) -> Path:
     return path
 
 
-DRAW = "from detbench.benchmark_list import obtain_list\nobtain_list(sys.argv[2], sys.argv[3], 10, 42, False)"
+DRAW = "from detbench.data.benchmark_list import obtain_list\nobtain_list(sys.argv[2], sys.argv[3], 10, 42, False)"
 
 
 # ---------------------------------------------------------------- files that never end
@@ -171,7 +171,7 @@ def test_val_folder_walk_skips_special_files_and_link_loops(data, tmp_path, memo
     hostile("link_to_fifo", folder / "linked.jpg")
     (folder / "loop").symlink_to(folder, target_is_directory=True)  # images/val/loop/loop/... never ends
     (folder / "self.jpg").symlink_to(folder / "self.jpg")  # a link to itself
-    code = ("from detbench.datasets import find_val_images\n"
+    code = ("from detbench.data.datasets import find_val_images\n"
             "print(*[p.name for p in find_val_images(sys.argv[2])[0]])")
     returncode, stdout, stderr, seconds = bounded(code, data, limit=memory_limit, cwd=tmp_path)
     assert returncode == 0 and seconds < FAST_S, stderr
@@ -181,11 +181,11 @@ def test_val_folder_walk_skips_special_files_and_link_loops(data, tmp_path, memo
 # ---------------------------------------------------------------- decompression bombs
 
 BOMB_CASES = {
-    "check": "from detbench.inputs import check_images\ncheck_images([sys.argv[2]])",
-    "decode": "from detbench.inputs import decode_images\ndecode_images([sys.argv[2]], 64)",
-    "cache": ("from pathlib import Path\nfrom detbench.setup_cache import cached_inputs\n"
+    "check": "from detbench.data.inputs import check_images\ncheck_images([sys.argv[2]])",
+    "decode": "from detbench.data.inputs import decode_images\ndecode_images([sys.argv[2]], 64)",
+    "cache": ("from pathlib import Path\nfrom detbench.data.cache import cached_inputs\n"
               "cached_inputs(Path(sys.argv[3]), [sys.argv[2]], 64)"),
-    "pipeline": "from detbench.pipeline import decode_originals\ndecode_originals([sys.argv[2]], 'x' * 64)",
+    "pipeline": "from detbench.measure.pipeline import decode_originals\ndecode_originals([sys.argv[2]], 'x' * 64)",
 }
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detbench import complexity
-from detbench.benchmark_list import sample_list
+from detbench.data.benchmark_list import sample_list
+from detbench.data.inputs import decode_images
 from detbench.errors import DetbenchError
-from detbench.inputs import decode_images
-from detbench.models import load_model, model_name_for, prepare_for_inference
+from detbench.models import complexity
+from detbench.models.loading import load_model, model_name_for, prepare_for_inference
 
 
 def test_images_are_letterboxed_once_and_batches_cycle(dataset):
@@ -30,7 +30,7 @@ def test_decoded_cache_is_bit_identical_to_stacking_each_letterboxed_image(datas
     import cv2
     import numpy as np
 
-    from detbench.inputs import array_sha256, letterbox
+    from detbench.data.inputs import array_sha256, letterbox
 
     paths = sample_list(dataset, 6, 42).paths
     cache = decode_images(paths, 96)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from detbench.memory import MIB, memory_report, reset_cuda_peak
+from detbench.measure.memory import MIB, memory_report, reset_cuda_peak
 
 
 class FakeAllocator:

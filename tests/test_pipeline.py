@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from detbench.benchmark_list import sample_list
+from detbench.data.benchmark_list import sample_list
+from detbench.data.inputs import decode_images
 from detbench.errors import DetbenchError
-from detbench.inputs import decode_images
-from detbench.pipeline import STAGES, PipelineStages, decode_originals, run_pipeline_loop
-from detbench.report import load_report
-from detbench.timing import StopRule
+from detbench.measure.pipeline import STAGES, PipelineStages, decode_originals, run_pipeline_loop
+from detbench.measure.timing import StopRule
+from detbench.report.schema import load_report
 
 CPU = torch.device("cpu")
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detbench.benchmark_list import MAGIC, BenchmarkList, read_list
-from detbench.datasets import path_problem
+from detbench.data.benchmark_list import MAGIC, BenchmarkList, read_list
+from detbench.data.datasets import path_problem
 from detbench.errors import DetbenchError
-from detbench.report import REQUIRED_LATENCY, REQUIRED_SECTIONS, load_report
+from detbench.report.schema import REQUIRED_LATENCY, REQUIRED_SECTIONS, load_report
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from detbench import setup_cache
-from detbench.benchmark_list import sample_list
-from detbench.inputs import decode_images
+from detbench.data import cache as setup_cache
+from detbench.data.benchmark_list import sample_list
+from detbench.data.inputs import decode_images
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ import pytest
 import torch
 from scipy.stats import binom
 
-from detbench import quality, stats
 from detbench.config import BenchConfig
 from detbench.errors import DetbenchError
-from detbench.report import load_report
-from detbench.timing import StopRule, run_timed_loop
+from detbench.measure.timing import StopRule, run_timed_loop
+from detbench.report.schema import load_report
+from detbench.stats import diagnostics as quality
+from detbench.stats import summary as stats
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--threads", "1"]
 

@@ -6,8 +6,8 @@ import time
 
 import torch
 
-from detbench.stats import summarize, throughput
-from detbench.timing import run_timed_loop
+from detbench.measure.timing import run_timed_loop
+from detbench.stats.summary import summarize, throughput
 
 
 def test_cpu_loop_times_each_iteration_after_warmup():

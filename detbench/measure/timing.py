@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detbench import stats
+from detbench.stats import summary as stats
 
 DEFAULT_MAX_TIME_S = 60.0
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from detbench import stats
+from detbench.stats import summary as stats
 
 OUTLIER_Z = 3.5
 SEVERE_Z = 14.0

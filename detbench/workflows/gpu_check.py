@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from detbench import zoo
-    from detbench.benchmark_list import obtain_list
-    from detbench.synthetic import make_dataset
+    from detbench.data.benchmark_list import obtain_list
+    from detbench.data.synthetic import make_dataset
 
     has_gpu = torch.cuda.is_available()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="detbench-gpu-check-"))

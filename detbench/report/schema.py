@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detbench.atomic import write_text_atomic
 from detbench.errors import DetbenchError
+from detbench.files.atomic import write_text_atomic
+from detbench.files.safe_io import read_regular_file
 from detbench.limits import MAX_PATH_CHARS, MAX_REPORT_BYTES
-from detbench.safe_io import read_regular_file
 
 SCHEMA_VERSION = 1
 REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "memory")

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from detbench.errors import DetbenchError
+from detbench.files.safe_io import read_text_file
 from detbench.limits import MAX_SMALL_FILE_BYTES
-from detbench.safe_io import read_text_file
 
 MAP50 = "metrics/mAP50(B)"
 MAP50_95 = "metrics/mAP50-95(B)"

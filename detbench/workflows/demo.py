@@ -74,7 +74,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
 
 def ensure_dataset(root: Path, val_images: int, echo: Echo) -> tuple[Path, bool]:
     """The synthetic dataset's data.yaml, written once (a marker file says it is complete); whether it is new."""
-    from detbench.synthetic import make_dataset
+    from detbench.data.synthetic import make_dataset
 
     data_yaml, marker = root / "data.yaml", root / DATA_MARKER
     wanted = f"train={N_TRAIN} val={val_images}"
@@ -99,7 +99,7 @@ def _epochs_done(results_csv: Path) -> int:
 def ensure_checkpoints(models: tuple[str, ...], runs_dir: Path, data_yaml: Path, train_epochs: int, imgsz: int,
                        echo: Echo) -> None:
     """Zoo models at RUNS/{model}/seed0/weights/best.pt: saved untrained, or trained `train_epochs` epochs."""
-    from detbench.testing import save_untrained, train_tiny
+    from detbench.workflows.artifacts import save_untrained, train_tiny
 
     made, reused = [], []
     for name in models:
@@ -129,9 +129,9 @@ def ensure_checkpoints(models: tuple[str, ...], runs_dir: Path, data_yaml: Path,
 def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     """Build the workspace, benchmark the six models, print and write the comparison; the exit status."""
     from detbench import zoo
-    from detbench.ablation import AblationOptions, bench_defaults, run_ablation
     from detbench.config import available_cores
-    from detbench.devices import resolve_device
+    from detbench.measure.devices import resolve_device
+    from detbench.study.ablation import AblationOptions, bench_defaults, run_ablation
 
     models = opts.models or zoo.MODELS
     unknown = [m for m in models if m not in zoo.MODELS]
@@ -169,7 +169,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), rounds=opts.rounds,
                                           force=opts.force, out=str(bench_dir), quiet=True, bench=bench), echo)
 
-    from detbench.compare import run_compare
+    from detbench.compare.analysis import run_compare
 
     reports = [bench_dir / f"{name}.json" for name in models if (bench_dir / f"{name}.json").is_file()]
     if not reports:

@@ -30,9 +30,9 @@ from pathlib import Path
 import yaml
 
 from detbench.errors import DetbenchError
+from detbench.files.safe_io import read_regular_file, read_text_file
 from detbench.limits import MAX_LIST_BYTES, MAX_PATH_CHARS, MAX_YAML_BYTES
 from detbench.names import bad_characters
-from detbench.safe_io import read_regular_file, read_text_file
 
 IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm", ".heic"}
 MAX_VAL_ENTRIES = 5_000_000  # folder entries walked, or lines of the .txt lists (COCO val: 5,000 images)

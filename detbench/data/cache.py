@@ -35,9 +35,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from detbench.atomic import write_atomic
-from detbench.errors import DetbenchError
-from detbench.inputs import (
+from detbench.data.inputs import (
     InputCache,
     array_sha256,
     check_host_memory,
@@ -45,8 +43,10 @@ from detbench.inputs import (
     host_memory_fits,
     read_image_file,
 )
+from detbench.errors import DetbenchError
+from detbench.files.atomic import write_atomic
+from detbench.files.safe_io import read_regular_file
 from detbench.limits import MAX_IMAGE_PIXELS, MAX_SMALL_FILE_BYTES
-from detbench.safe_io import read_regular_file
 
 CACHE_DIRNAME = ".detbench-cache"
 MAX_INPUT_BYTES = 1 << 30

@@ -1,7 +1,7 @@
 """One model's benchmark, end to end: the steps of `detbench bench`.
 
 1. Check the flags, the device and the output folder; hash the weights file
-   and start its bounded inspection (`detbench.sandbox`) in a child process.
+   and start its bounded inspection (`detbench.models.sandbox`) in a child process.
 2. Meanwhile import Ultralytics and set the threads; take the child's answer
    (params, GFLOPs, stride, the checkpoint's data YAML), then load and fuse
    the same bytes in this process.
@@ -23,20 +23,22 @@ from typing import Any
 
 import torch
 
-from detbench import quality, setup_cache, stats
-from detbench.acceleration import ExecutionMode
-from detbench.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.config import BenchConfig
-from detbench.devices import resolve_device
-from detbench.environment import capture_environment, capture_settings
+from detbench.data import cache as setup_cache
+from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
-from detbench.execution import measure
-from detbench.models import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
+from detbench.measure.devices import resolve_device
+from detbench.measure.measure import measure
+from detbench.measure.modes import ExecutionMode
+from detbench.measure.phases import PhaseClock, first_run_of_process
+from detbench.measure.timing import StopRule, stopping_section
+from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
+from detbench.models.sandbox import Inspection, PendingInspection, Request, count_and_fuse, start_inspection
 from detbench.names import check_model_name
-from detbench.phases import PhaseClock, first_run_of_process
-from detbench.report import SCHEMA_VERSION, failure_report, write_report
-from detbench.sandbox import Inspection, PendingInspection, Request, count_and_fuse, start_inspection
-from detbench.timing import StopRule, stopping_section
+from detbench.report.provenance import capture_environment, capture_settings
+from detbench.report.schema import SCHEMA_VERSION, failure_report, write_report
+from detbench.stats import diagnostics as quality
+from detbench.stats import summary as stats
 
 Echo = Callable[[str], None]
 MIN_FREE_BYTES = 64 * 2**20
@@ -203,8 +205,8 @@ def _prepare_inputs(run: _Run, model: _Model):
     if cache_note:
         run.note(cache_note)
     if cfg.pipeline:  # the decoded originals the pipeline keeps count too: refuse before any timing
-        from detbench.inputs import check_host_memory
-        from detbench.pipeline import original_pixels
+        from detbench.data.inputs import check_host_memory
+        from detbench.measure.pipeline import original_pixels
 
         check_host_memory(len(outcome.blist.paths), numbers.imgsz,
                           original_pixels(outcome.blist.paths, cfg.max_image_pixels))
@@ -241,7 +243,7 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule):
 def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     if not run.cfg.pipeline:
         return None, None, []
-    from detbench.pipeline import measure_pipeline, pipeline_warnings
+    from detbench.measure.pipeline import measure_pipeline, pipeline_warnings
 
     section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths, inputs.files_sha256,
                                         model.numbers.imgsz, run.cfg.batch, run.cfg.warmup, stop,

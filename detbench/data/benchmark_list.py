@@ -24,12 +24,12 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from detbench.atomic import write_text_atomic
-from detbench.datasets import check_path, find_val_images, split_lines
+from detbench.data.datasets import check_path, find_val_images, split_lines
+from detbench.data.inputs import check_images
 from detbench.errors import DetbenchError
-from detbench.inputs import check_images
+from detbench.files.atomic import write_text_atomic
+from detbench.files.safe_io import read_text_file
 from detbench.limits import MAX_IMAGE_PIXELS, MAX_LIST_BYTES
-from detbench.safe_io import read_text_file
 
 MAGIC = "# detbench benchmark list v1"
 LIST_FILENAME = "benchmark_list.txt"

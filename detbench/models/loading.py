@@ -10,7 +10,7 @@ shapes torch writes, tensor views inside their storages. Only then does
 and the model it returns is checked again as a structure (`model_checks`).
 `--unsafe-load` is the only way to a full pickle load. Loading an untrusted
 model for the first time also runs in a bounded child process: see
-`detbench.sandbox`.
+`detbench.models.sandbox`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import torch
 from torch import nn
 
 from detbench import limits
-from detbench.checkpoint_archive import ArchiveError, DamagedArchive, read_archive
-from detbench.checkpoint_policy import NotACheckpoint, Refused, judge
 from detbench.errors import DetbenchError
-from detbench.model_checks import StructureError, check_model, model_stride
-from detbench.pickle_scan import ScanError, scan_pickle
-from detbench.safe_io import read_regular_file
+from detbench.files.safe_io import read_regular_file
+from detbench.models.archive import ArchiveError, DamagedArchive, read_archive
+from detbench.models.pickle_scan import ScanError, scan_pickle
+from detbench.models.policy import NotACheckpoint, Refused, judge
+from detbench.models.structure import StructureError, check_model, model_stride
 
 _LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"  # torch.save before torch 1.6 (not a zip)
 _TORCHSCRIPT = ("it is a TorchScript archive (torch.jit.save), not an Ultralytics .pt checkpoint",
@@ -330,7 +330,7 @@ def build_from_yaml(cfg: str | Path, spec: dict[str, Any] | None = None) -> nn.M
     """Build an untrained detection model from a YAML path or a YAML shipped with Ultralytics."""
     from ultralytics.nn.tasks import DetectionModel, guess_model_task
 
-    from detbench.ultralytics_env import restricted_building
+    from detbench.models.ultralytics_env import restricted_building
 
     if spec is None:
         spec, _digest = _read_model_yaml(cfg)

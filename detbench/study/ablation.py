@@ -246,7 +246,7 @@ def _name_for_path(path: Path) -> str:
 
 def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, Any], reuse: bool, echo: Echo):
     """Create or check the shared benchmark list once, before any model runs."""
-    from detbench.benchmark_list import obtain_list
+    from detbench.data.benchmark_list import obtain_list
 
     data, source = values.get("data"), None
     if not data and not (reuse and list_path.exists()):
@@ -275,8 +275,8 @@ def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, An
 
 def checkpoint_data(path: Path, values: dict[str, Any]) -> str | None:
     """The checkpoint's train_args['data'], read by the same bounded check a run does (in-process if unsafe)."""
-    from detbench.models import load_model, precheck_model
-    from detbench.sandbox import Request, start_inspection
+    from detbench.models.loading import load_model, precheck_model
+    from detbench.models.sandbox import Request, start_inspection
 
     plugins = list(values.get("plugins") or [])
     if values.get("unsafe_load"):
@@ -320,7 +320,7 @@ def _same_weights(reported: Any, report_cwd: Any, wanted: str) -> bool:
 def stale_reason(report_path: Path, run: ModelRun, values: dict[str, Any], device: str, list_sha256: str,
                  rounds: int) -> str | None:
     """None when the report there is up to date for these settings and inputs; otherwise why not."""
-    from detbench.report import load_report
+    from detbench.report.schema import load_report
 
     if not report_path.is_file():
         return "no report yet"
@@ -356,7 +356,7 @@ def stale_reason(report_path: Path, run: ModelRun, values: dict[str, Any], devic
         if old != new:
             return f"report has --{dest} {old}, now {new}"
     if Path(run.weights).is_file():
-        from detbench.models import file_sha256
+        from detbench.models.loading import file_sha256
 
         try:
             digest = file_sha256(run.weights)
@@ -473,8 +473,9 @@ def _dedupe(items: list[Any]) -> list[Any]:
 
 def _merge_pipeline(merged: dict[str, Any], reports: list[dict[str, Any]]) -> list[str]:
     """Recompute the pipeline section from all rounds' pipeline samples; return its warnings."""
-    from detbench import quality, stats
-    from detbench.pipeline import STAGES, pipeline_warnings
+    from detbench.measure.pipeline import STAGES, pipeline_warnings
+    from detbench.stats import diagnostics as quality
+    from detbench.stats import summary as stats
 
     section, samples = merged.get("pipeline"), merged["samples"].get("pipeline_ms")
     if not isinstance(section, dict) or not isinstance(samples, dict):
@@ -496,7 +497,7 @@ def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
     """Statistics over all rounds' samples; the warm-up check stays per round (each round warmed up on its own)."""
     import numpy as np
 
-    from detbench import quality
+    from detbench.stats import diagnostics as quality
 
     section = quality.statistics_section(latency_ms, host_ms)
     warm_checks = [(r.get("statistics") or {}).get("warmup_check") for r in reports]
@@ -515,7 +516,7 @@ def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
 
 def merge_rounds(reports: list[dict[str, Any]], name: str) -> dict[str, Any]:
     """One report from a model's rounds: samples concatenated, statistics over all of them, per-round medians."""
-    from detbench import stats
+    from detbench.stats import summary as stats
 
     first = reports[0]
     identity = {
@@ -662,7 +663,7 @@ class ModelResult:
 
 
 def _median_text(path: Path) -> str:
-    from detbench.report import load_report
+    from detbench.report.schema import load_report
 
     try:
         latency = load_report(path)["latency"]
@@ -673,7 +674,7 @@ def _median_text(path: Path) -> str:
 
 def write_summary(path: Path, results: list[ModelResult], opts: AblationOptions, out: Path, device: str,
                   outcome: Any, started: str, seconds: float, status: str) -> Path:
-    from detbench.atomic import write_text_atomic
+    from detbench.files.atomic import write_text_atomic
 
     counts = {key: sum(r.status == key for r in results) for key in ("ok", "skipped", "failed", "pending")}
     summary = {
@@ -697,9 +698,9 @@ def write_summary(path: Path, results: list[ModelResult], opts: AblationOptions,
 
 def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:
     """Benchmark every model; 0 if all are ok or up to date, 1 if any failed, 130 if interrupted."""
-    from detbench.devices import resolve_device
-    from detbench.runner import MIN_FREE_BYTES, check_writable
-    from detbench.study_lock import study_lock
+    from detbench.measure.devices import resolve_device
+    from detbench.study.lock import study_lock
+    from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
 
     if not 1 <= opts.rounds <= 1000:
         raise DetbenchError(f"--rounds must be between 1 and 1000, got {opts.rounds}")
@@ -725,7 +726,7 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
 def _study(opts: AblationOptions, echo: Echo, python: str, values: dict[str, Any], device: str, out: Path,
            runs: list[ModelRun], list_path: Path) -> int:
     """The study itself, under the folder's lock: the list, resume decisions, the runs, the summary."""
-    from detbench.report import load_report, write_report
+    from detbench.report.schema import load_report, write_report
 
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     start = time.monotonic()

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from detbench.errors import DetbenchError
+from detbench.files.safe_io import read_regular_file
 from detbench.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
-from detbench.safe_io import read_regular_file
 
 # Pillow's names of the formats OpenCV decodes, which both tell by the file's first bytes
 CV_FORMATS = frozenset({"AVIF", "BMP", "GIF", "JPEG", "JPEG2000", "MPO", "PNG", "PPM", "SUN", "TIFF", "WEBP"})

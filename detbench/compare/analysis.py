@@ -6,7 +6,7 @@ model on CPU), and the same inputs (SHA-256 of the benchmark list and of the
 decoded, letterboxed images). Reports that differ are put in separate groups,
 each with its own tables, and the output says which field differs. Deltas are
 computed only inside a group that holds the baseline model. Significance is
-described in `detbench.significance`; accuracy joining in `detbench.accuracy`.
+described in `detbench.stats.significance`; accuracy joining in `detbench.compare.accuracy`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from detbench import significance as sig
 from detbench import text
-from detbench.accuracy import Accuracy, accuracy_for
+from detbench.compare.accuracy import Accuracy, accuracy_for
 from detbench.errors import DetbenchError
 from detbench.names import is_reserved_stem
-from detbench.report import parse_report, validate_report
+from detbench.report.schema import parse_report, validate_report
+from detbench.stats import significance as sig
 
 DEFAULT_BASELINE = "baseline"
 OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
@@ -366,7 +366,7 @@ def check_folder_target(folder: Path, label: str, fix: str) -> None:
 
 def table_targets(output: str | Path | None, formats: Sequence[str], folder: Path) -> dict[str, Path]:
     """Where each table goes: CSV at `output`, other formats beside it; without `output`, FOLDER/comparison.*."""
-    from detbench.tables import SUFFIXES
+    from detbench.compare.tables import SUFFIXES
 
     targets: dict[str, Path] = {}
     if output is not None:
@@ -408,7 +408,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     skipped files go to `warn` (default: stderr). Every line passed to `echo`
     or `warn` is terminal-safe (`text.terminal`). Returns 0.
     """
-    from detbench import tables
+    from detbench.compare import tables
 
     def safe_warn(message: str) -> None:
         warn(text.terminal(message))
@@ -430,7 +430,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         tables.write_table(path, content)
         echo(f"✓ saved: {text.terminal(path)}")
     if plots_dir is not None:
-        from detbench.plots import write_plots
+        from detbench.compare.plots import write_plots
 
         for path in write_plots(comparison, plots_dir):
             echo(f"✓ saved: {text.terminal(path)}")

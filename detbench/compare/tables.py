@@ -13,11 +13,11 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from detbench import significance as sig
 from detbench import text
-from detbench.atomic import write_text_atomic
-from detbench.compare import Comparison, Group, Row
+from detbench.compare.analysis import Comparison, Group, Row
 from detbench.errors import DetbenchError
+from detbench.files.atomic import write_text_atomic
+from detbench.stats import significance as sig
 
 TITLE = "Model performance benchmark comparison"
 

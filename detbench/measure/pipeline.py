@@ -35,11 +35,12 @@ import cv2
 import numpy as np
 import torch
 
-from detbench import quality, stats
+from detbench.data.inputs import check_host_memory, read_image, read_image_header
 from detbench.errors import DetbenchError
-from detbench.inputs import check_host_memory, read_image, read_image_header
 from detbench.limits import MAX_IMAGE_PIXELS
-from detbench.timing import Stopper, StopRule
+from detbench.measure.timing import Stopper, StopRule
+from detbench.stats import diagnostics as quality
+from detbench.stats import summary as stats
 
 CONF = 0.25
 IOU = 0.7
@@ -188,7 +189,7 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
                      files_sha256: str, imgsz: int, batch: int, warmup: int, stop: StopRule,
                      max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """Run the pipeline loop for a prepared model in its execution mode; the section and the raw samples."""
-    from detbench.acceleration import apply_mode, make_forward
+    from detbench.measure.modes import apply_mode, make_forward
 
     originals = decode_originals(paths, files_sha256, max_pixels)
     model = apply_mode(model.to(device), mode)

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detbench import text
-from detbench.atomic import write_atomic
-from detbench.compare import Comparison, Group
+from detbench.compare.analysis import Comparison, Group
 from detbench.errors import DetbenchError
+from detbench.files.atomic import write_atomic
 
 FRONT_COLOR = "#d62728"
 POINT_COLOR = "#1f77b4"

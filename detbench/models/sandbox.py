@@ -2,7 +2,7 @@
 
 Static checks refuse the hostile files detbench knows of; this is the bound
 for the ones it does not. Before a run loads a checkpoint or a model YAML in
-its own process, a child process (`python -m detbench.sandbox`) does the same
+its own process, a child process (`python -m detbench.models.sandbox`) does the same
 work first: it reads the file (and checks it is byte for byte the one the run
 hashed), loads and checks it exactly as the run will, converts it to fp32,
 counts params and GFLOPs (unfused and fused, so the run need not count them
@@ -73,7 +73,7 @@ class PendingInspection:
         self.request = request
         self.started = time.monotonic()
         self.stderr = tempfile.TemporaryFile()
-        self.process = spawn_child([sys.executable, "-m", "detbench.sandbox"], CHILD_ENV, stdin=-1, stdout=-1,
+        self.process = spawn_child([sys.executable, "-m", "detbench.models.sandbox"], CHILD_ENV, stdin=-1, stdout=-1,
                                    stderr=self.stderr)
         self.process.stdin.write(json.dumps(asdict(request)).encode())
         self.process.stdin.close()
@@ -163,8 +163,8 @@ def _peak_rss_mb() -> float:
 
 def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
     """Params and GFLOPs (unfused, then fused) at the run's image size; the fused model and the numbers."""
-    from detbench.complexity import count_params, ultralytics_gflops
-    from detbench.models import effective_imgsz, prepare_for_inference
+    from detbench.models.complexity import count_params, ultralytics_gflops
+    from detbench.models.loading import effective_imgsz, prepare_for_inference
 
     start = time.monotonic()
     imgsz = effective_imgsz(requested_imgsz, loaded.stride)
@@ -183,7 +183,7 @@ def inspect_here(request: Request) -> Inspection:
     """The child's work: load and check as the run will, count, fuse, one forward pass at imgsz."""
     import torch
 
-    from detbench.models import load_model
+    from detbench.models.loading import load_model
 
     start = time.monotonic()
     loaded = load_model(request.weights, plugins=request.plugins, expected_sha256=request.sha256)

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from detbench.acceleration import CudaGraphForward, ExecutionMode, apply_mode, configure_backends, make_forward
-from detbench.inputs import InputCache
-from detbench.memory import MIB, memory_report, reset_cuda_peak
-from detbench.nvml import GpuMonitor, energy_per_image, throttled
-from detbench.timing import Timings, run_timed_loop
+from detbench.data.inputs import InputCache
+from detbench.measure.memory import MIB, memory_report, reset_cuda_peak
+from detbench.measure.modes import CudaGraphForward, ExecutionMode, apply_mode, configure_backends, make_forward
+from detbench.measure.nvml import GpuMonitor, energy_per_image, throttled
+from detbench.measure.timing import Timings, run_timed_loop
 
 
 @dataclass

@@ -6,7 +6,7 @@ import contextlib
 import io
 from pathlib import Path
 
-from detbench.synthetic import make_dataset
+from detbench.data.synthetic import make_dataset
 
 
 def save_untrained(model_cfg: str, path: str | Path, data_yaml: str | Path | None = None) -> Path:

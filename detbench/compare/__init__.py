@@ -1,0 +1,1 @@
+"""Reports to tables: loading, grouping, deltas and verdicts, accuracy, tables and plots."""

@@ -1,0 +1,1 @@
+"""Files from outside: bounded, regular-file-only reading and atomic writing."""

@@ -1,0 +1,1 @@
+"""Models: loading checkpoints and YAMLs safely, checking them, counting params and FLOPs."""

@@ -1,0 +1,1 @@
+"""Statistics of samples: summaries, diagnostics (CIs, outliers, warnings), significance."""

@@ -1,0 +1,1 @@
+"""Many models on one list: the ablation study, one study per folder."""

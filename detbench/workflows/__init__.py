@@ -1,0 +1,1 @@
+"""What the commands do, end to end: bench, the demo, the GPU check."""
