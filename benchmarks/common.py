@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import detbench  # noqa: E402,F401  (offline settings before Ultralytics)
+from detbench.models.ultralytics_env import configure_process  # noqa: E402
+
+configure_process()  # offline, quiet, restricted: before Ultralytics is imported
 
 
 def cpu_model() -> str:

@@ -1,13 +1,18 @@
 """detbench: defensible benchmarks for YOLO ablation studies.
 
-Importing the package makes Ultralytics run offline: it must never probe the
-network or download weights, fonts or datasets while benchmarking.
+The Python API (see `detbench.api`):
+
+    import detbench
+    report = detbench.bench("yolov8n.yaml", imgsz=320, device="cpu")
+    report.latency.median_ms
+    table = detbench.compare([baseline, report], baseline="baseline")
+
+Importing the package changes nothing in the process: no environment
+variables, no thread settings, no heavy imports until a function is called.
 """
 
-import os
-
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_VERBOSE", "False")
-os.environ.setdefault("MPLBACKEND", "Agg")
+from detbench.api import BenchReport, Comparison, bench, compare
+from detbench.errors import DetbenchError
 
 __version__ = "0.1.0"
+__all__ = ["BenchReport", "Comparison", "DetbenchError", "__version__", "bench", "compare"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 
-import detbench  # noqa: F401  (offline settings first)
-from detbench import limits
+from detbench import __version__, limits
 from detbench.errors import DetbenchError
+from detbench.models.ultralytics_env import configure_process
 from detbench.proc import die_with_parent
 
 
@@ -82,15 +81,34 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate, Holm (default 0.05)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="detbench", description="Benchmarks for YOLO ablation studies.")
-    sub = parser.add_subparsers(dest="command", required=True)
+class Parser(argparse.ArgumentParser):
+    """argparse without prefix matching (`--imgs` is not taken for `--imgsz`), suggesting the flag meant."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def flag_error(self, unknown: list[str]) -> None:
+        """Exit with this (sub)command's usage and one line naming the unknown flag and the closest known one."""
+        import difflib
+
+        known = [option for action in self._actions for option in action.option_strings]
+        first = unknown[0].split("=", 1)[0]
+        close = difflib.get_close_matches(first, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; see {self.prog} --help"
+        self.error(f"unrecognized argument{'s' if len(unknown) > 1 else ''}: {' '.join(unknown)}{hint}")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="detbench", description="Benchmarks for YOLO ablation studies.")
+    parser.add_argument("--version", action="version", version=f"detbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     bench = sub.add_parser("bench", help="benchmark one model", description="Benchmark one model.")
     add_bench_arguments(bench)
     compare = sub.add_parser("compare", help="compare benchmark reports",
                              description="Compare benchmark reports against a baseline, with significance.")
     add_compare_arguments(compare)
-    from detbench.study import ablation
+    from detbench.study import ablation  # it reads bench's flags from this module: imported once they exist
     from detbench.workflows import demo
 
     ablate = sub.add_parser("ablate", help="benchmark every model of a study, each in a fresh process",
@@ -101,7 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Build a workspace with a synthetic dataset and the six zoo models, "
                                              "benchmark them and compare them, offline.")
     demo.add_arguments(demo_parser)
+    parser.commands = {"bench": bench, "compare": compare, "ablate": ablate, "demo": demo_parser}
     return parser
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; an unknown flag is reported by its subcommand, with a suggestion."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.commands.get(args.command, parser).flag_error(unknown)
+    return args
 
 
 def bench_config_from_args(args: argparse.Namespace):
@@ -127,7 +155,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from detbench.compare.analysis import run_compare
+    from detbench.comparison.analysis import run_compare
 
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
                        formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha)
@@ -158,8 +186,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()  # a bench started by a study ends with it
-    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # Ultralytics' own loads restricted, read at its import
-    args = build_parser().parse_args(argv)
+    configure_process()  # Ultralytics offline, quiet and restricted: read when it is imported, so first
+    args = parse(argv)
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread: leave signals alone

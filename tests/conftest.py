@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import detbench  # noqa: F401  (offline settings before Ultralytics)
+from detbench.models.ultralytics_env import configure_process
 from detbench.workflows.artifacts import make_dataset, save_untrained, train_tiny
+
+configure_process()  # offline, quiet, restricted: before any test imports Ultralytics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,3 +53,13 @@ def run_cli(*args: str, cwd: Path | str | None = None, timeout: int = 600,
 @pytest.fixture
 def cli():
     return run_cli
+
+
+SLOW_FIXTURES = {"cli", "trained_run", "trained_best", "real_reports", "real_report", "rounds_report", "two_reports"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that run the CLI, train, or build reports through the CLI are `slow` (marked in the module or here)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

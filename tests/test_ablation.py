@@ -29,6 +29,8 @@ from detbench.study.ablation import (
 )
 from detbench.workflows.artifacts import save_untrained
 
+pytestmark = pytest.mark.slow  # subprocesses and whole runs
+
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "4", "--threads", "1", "--quiet"]
 
 

@@ -18,6 +18,8 @@ from detbench.report.schema import load_report
 from detbench.study.ablation import bench_command, discover_runs, run_child
 from detbench.workflows.artifacts import save_untrained
 
+pytestmark = pytest.mark.slow  # subprocesses and whole runs
+
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "3", "--threads", "1", "--quiet"]
 
 

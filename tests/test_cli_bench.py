@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import torch
+
 from detbench.report.schema import REQUIRED_LATENCY, load_report
 
 SPEC_FLAGS = ["--weights", "--imgsz", "--device", "--warmup", "--iters", "--batch", "--data", "--seed",
@@ -81,7 +83,8 @@ def test_errors_are_one_line_and_write_nothing(cli, tmp_path, yaml_checkpoint):
     cases = [
         (["--weights", str(tmp_path / "missing.pt")], "file not found"),
         (["--weights", str(yaml_checkpoint), "--iters", "0"], "--iters"),
-        (["--weights", str(yaml_checkpoint), "--device", "0"], "--device"),
+        (["--weights", str(yaml_checkpoint), "--device", "cuda:99" if torch.cuda.is_available() else "0"],
+         "--device"),
         (["--weights", str(yaml_checkpoint), "--use_benchmark_list"], "--use_benchmark_list"),
     ]
     for args, needle in cases:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detbench.compare.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_epoch, fitness_weights
-from detbench.compare.analysis import build_comparison, load_entries, report_files, run_compare
-from detbench.compare.plots import pareto_front, write_plots
+from detbench.comparison.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_epoch, fitness_weights
+from detbench.comparison.analysis import build_comparison, load_entries, report_files, run_compare
+from detbench.comparison.plots import pareto_front, write_plots
 from detbench.report.schema import load_report, write_report
 from detbench.stats import significance as sig
 from detbench.stats.summary import summarize

@@ -21,7 +21,7 @@ import pytest
 from conftest import run_cli
 
 from detbench import text
-from detbench.compare.analysis import report_files, run_compare
+from detbench.comparison.analysis import report_files, run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
 from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report

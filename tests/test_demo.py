@@ -14,6 +14,8 @@ from detbench.models.loading import load_checkpoint
 from detbench.report.schema import load_report
 from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_dataset, run_demo
 
+pytestmark = pytest.mark.slow  # subprocesses and whole runs
+
 TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "4", "--rounds", "1", "--val-images", "24", "--threads", "1",
         "--device", "cpu"]
 

@@ -15,13 +15,15 @@ import pytest
 import torch
 
 from detbench.cli import main
-from detbench.compare.analysis import load_entries, report_files
+from detbench.comparison.analysis import load_entries, report_files
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import obtain_list, read_list, sample_list
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.report.schema import load_report
 from detbench.workflows import bench as runner
+
+pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--threads", "1", "--benchmark_size", "10"]
 

@@ -30,6 +30,8 @@ from detbench.data.synthetic import make_dataset
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_IMAGE_PIXELS
 
+pytestmark = pytest.mark.slow  # subprocesses and whole runs
+
 HEADROOM = 3 * 2**30
 TIMEOUT_S = 120
 FAST_S = 60  # importing torch and Ultralytics takes a few seconds; the hostile file itself must take none

@@ -10,7 +10,32 @@ turns it on for the duration of a build however Ultralytics was imported.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+
+# Ultralytics reads these when it is imported: no network probes, no chatter, restricted checkpoint loading
+ULTRALYTICS_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False", "ULTRALYTICS_SAFE_LOAD": "1"}
+
+
+def configure_process() -> None:
+    """For a process that is detbench's own (the CLI, its children): Ultralytics' settings, unless already set."""
+    for key, value in ULTRALYTICS_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def ultralytics_environment() -> Iterator[None]:
+    """For a call into detbench from someone else's process: the settings while it runs, the old ones after."""
+    saved = {key: os.environ.get(key) for key in ULTRALYTICS_ENV}
+    configure_process()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager

@@ -187,6 +187,10 @@ def _prepare_inputs(run: _Run, model: _Model):
     cfg = run.cfg
     data_yaml, data_from_flag = resolve_data(cfg, model.loaded.train_args)
     list_path = Path(cfg.list_path) if cfg.list_path else run.out_dir / LIST_FILENAME
+    if data_yaml and not data_from_flag and not Path(data_yaml).is_file() and not list_path.exists():
+        raise DetbenchError(f"--weights {cfg.weights}: the checkpoint's training data {data_yaml} "
+                            f"(train_args['data']), resolved against {Path.cwd()}, is not a file here; pass "
+                            f"--data DATA.yaml")
     outcome = obtain_list(list_path, data_yaml, cfg.benchmark_size, cfg.seed, cfg.use_benchmark_list, data_from_flag,
                           max_pixels=cfg.max_image_pixels)
     run.clock.mark("list")
@@ -258,8 +262,9 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     return section, samples, warned
 
 
-def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """Benchmark one model; write `{out}/{name}.json`; return the report and its path."""
+def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None,
+              write: bool = True) -> tuple[dict[str, Any], Path | None]:
+    """Benchmark one model; write `{out}/{name}.json` (unless not `write`); return the report and its path."""
     run, pending, sha256 = _start(cfg, echo, argv)
     model = _prepare_model(run, pending, sha256)
     outcome, inputs, cache = _prepare_inputs(run, model)
@@ -270,6 +275,8 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
                      (pipeline, pipeline_samples, pipeline_warned))
     run.clock.mark("report")
     report["timing_phases_s"] = run.clock.report()
+    if not write:
+        return report, None
     path = _write(report, run.out_dir / f"{run.name}.json")
     echo(f"✓ saved: {path}")
     return report, path

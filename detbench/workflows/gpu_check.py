@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import detbench  # noqa: F401  (offline settings)
+from detbench.models.ultralytics_env import configure_process
+
+configure_process()  # offline, quiet, restricted: before Ultralytics is imported
 
 
 def _bench(args: list[str], out: Path, name: str, timeout: int) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detbench import text
-from detbench.compare.analysis import Comparison, Group, Row
+from detbench.comparison.analysis import Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.stats import significance as sig

@@ -1,4 +1,4 @@
-"""Figures of a comparison (matplotlib, Agg backend, PNG).
+"""Figures of a comparison (matplotlib figures drawn by the Agg canvas, PNG; pyplot is never imported).
 
 Per group of comparable reports:
 - latency_vs_gflops.png: median latency against GFLOPs, the Pareto front
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detbench import text
-from detbench.compare.analysis import Comparison, Group
+from detbench.comparison.analysis import Comparison, Group
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_atomic
 
@@ -69,25 +69,25 @@ def _label_spots(anchors_pt: Sequence[tuple[float, float]], names: Sequence[str]
     return spots
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A figure drawn by the Agg canvas directly: no pyplot, so the caller's matplotlib backend is left alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize, dpi=120)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
 
 
 def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, maximize_x: bool) -> Path | None:
     rows = [r for r in group.rows if r.metrics[x_key] is not None and r.metrics["latency_median_ms"] is not None]
     if len(rows) < 2:
         return None
-    plt = _pyplot()
     # x: the cost or accuracy axis, y: median latency (lower is better)
     points = [(r.metrics[x_key], r.metrics["latency_median_ms"]) for r in rows]
     keyed = [(-x if maximize_x else x, y) for x, y in points]
     front = pareto_front(keyed)
-    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
+    fig, ax = _figure((7.0, 4.8))
     others = [i for i in range(len(rows)) if i not in front]
     ax.scatter([points[i][0] for i in others], [points[i][1] for i in others], s=42, color=POINT_COLOR,
                zorder=3, label="dominated")
@@ -112,7 +112,7 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
         ax.annotate(names[i], points[i], xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_SIZE,
                     fontweight=weight, va="center", ha=ha, zorder=5,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
-    _save(plt, fig, path)
+    _save(fig, path)
     return path
 
 
@@ -120,7 +120,6 @@ def _bars(group: Group, path: Path) -> Path | None:
     rows = [r for r in group.rows if r.metrics["latency_median_ms"] is not None]
     if not rows:
         return None
-    plt = _pyplot()
     names = [text.plot_label(r.name) for r in rows]
     medians = [r.metrics["latency_median_ms"] for r in rows]
     low = [max(0.0, m - (r.metrics["latency_q25_ms"] if r.metrics["latency_q25_ms"] is not None else m))
@@ -128,7 +127,7 @@ def _bars(group: Group, path: Path) -> Path | None:
     high = [max(0.0, (r.metrics["latency_q75_ms"] if r.metrics["latency_q75_ms"] is not None else m) - m)
             for m, r in zip(medians, rows, strict=True)]
     colors = [BASELINE_COLOR if r.is_baseline else POINT_COLOR for r in rows]
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(rows) + 2.5), 4.6), dpi=120)
+    fig, ax = _figure((max(5.5, 1.1 * len(rows) + 2.5), 4.6))
     ax.bar(range(len(rows)), medians, color=colors, yerr=[low, high], capsize=4, ecolor="0.2", zorder=3)
     for i, row in enumerate(rows):
         mark = ""
@@ -147,17 +146,14 @@ def _bars(group: Group, path: Path) -> Path | None:
     ax.set_ylim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.15)
     fig.text(0.01, 0.01, text.plot_label(group.setting()), fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _save(plt, fig, path)
+    _save(fig, path)
     return path
 
 
-def _save(plt, fig, path: Path) -> None:
+def _save(fig, path: Path) -> None:
     """Render the figure in memory, then write it atomically; a write failure is one line naming the file."""
     buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
+    fig.savefig(buffer, format="png")
     try:
         write_atomic(path, lambda handle: handle.write(buffer.getvalue()))
     except OSError as exc:

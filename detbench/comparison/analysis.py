@@ -6,7 +6,7 @@ model on CPU), and the same inputs (SHA-256 of the benchmark list and of the
 decoded, letterboxed images). Reports that differ are put in separate groups,
 each with its own tables, and the output says which field differs. Deltas are
 computed only inside a group that holds the baseline model. Significance is
-described in `detbench.stats.significance`; accuracy joining in `detbench.compare.accuracy`.
+described in `detbench.stats.significance`; accuracy joining in `detbench.comparison.accuracy`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from detbench import text
-from detbench.compare.accuracy import Accuracy, accuracy_for
+from detbench.comparison.accuracy import Accuracy, accuracy_for
 from detbench.errors import DetbenchError
 from detbench.names import is_reserved_stem
 from detbench.report.schema import parse_report, validate_report
@@ -213,6 +213,11 @@ def load_entries(files: Sequence[Path], warn: Callable[[str], None] = stderr_war
         shown = [text.terminal(p) for p in files[:5]] + ([f"{len(files) - 5} more"] if len(files) > 5 else [])
         raise DetbenchError(f"no readable benchmark report to compare (looked at: {', '.join(shown) or 'nothing'}); "
                             "run `detbench bench` first or pass report files")
+    return name_entries(entries, warn)
+
+
+def name_entries(entries: list[Entry], warn: Callable[[str], None] = stderr_warning) -> list[Entry]:
+    """Give each entry its display name (paths added where two share a model name) and its accuracy."""
     by_name: dict[str, list[Entry]] = {}
     for entry in entries:
         by_name.setdefault(entry.model_name, []).append(entry)
@@ -366,7 +371,7 @@ def check_folder_target(folder: Path, label: str, fix: str) -> None:
 
 def table_targets(output: str | Path | None, formats: Sequence[str], folder: Path) -> dict[str, Path]:
     """Where each table goes: CSV at `output`, other formats beside it; without `output`, FOLDER/comparison.*."""
-    from detbench.compare.tables import SUFFIXES
+    from detbench.comparison.tables import SUFFIXES
 
     targets: dict[str, Path] = {}
     if output is not None:
@@ -408,7 +413,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     skipped files go to `warn` (default: stderr). Every line passed to `echo`
     or `warn` is terminal-safe (`text.terminal`). Returns 0.
     """
-    from detbench.compare import tables
+    from detbench.comparison import tables
 
     def safe_warn(message: str) -> None:
         warn(text.terminal(message))
@@ -430,7 +435,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         tables.write_table(path, content)
         echo(f"✓ saved: {text.terminal(path)}")
     if plots_dir is not None:
-        from detbench.compare.plots import write_plots
+        from detbench.comparison.plots import write_plots
 
         for path in write_plots(comparison, plots_dir):
             echo(f"✓ saved: {text.terminal(path)}")
