@@ -85,6 +85,7 @@ def refused(weights: Path, pattern: str, plugins: tuple[str, ...] = ()) -> str:
 
 # ---------------------------------------------------------------- classes are restored, never called
 
+@pytest.mark.slow
 def test_allowed_class_passed_to_a_rebuild_helper_runs_nothing(tmp_path, yaml_checkpoint):
     """`_rebuild_from_type_v2(DetectionModel, ...)` calls DetectionModel(cfg), which eval()s the cfg."""
     marker = tmp_path / "marker"
@@ -96,6 +97,7 @@ def test_allowed_class_passed_to_a_rebuild_helper_runs_nothing(tmp_path, yaml_ch
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_the_payload_is_live_without_detbench_refusing_it(tmp_path, yaml_checkpoint):
     """Fault injection: torch's restricted loader with a class allow-list, or --unsafe-load, runs the payload."""
     marker_torch, marker_cli = tmp_path / "marker-torch", tmp_path / "marker-cli"
@@ -243,6 +245,7 @@ def test_genuine_fused_checkpoint_with_shared_activations_loads(tmp_path, yaml_c
 
 # ---------------------------------------------------------------- bounded in time and memory
 
+@pytest.mark.slow
 @pytest.mark.parametrize("build, pattern", [
     (lambda base, path: mark_list_bomb(base, path),
      r"refused to load: (more than 1,000,000 pickle opcodes|opcode LIST)"),
@@ -262,6 +265,7 @@ def test_hostile_checkpoints_end_in_seconds(tmp_path, yaml_checkpoint, build, pa
     refused_by_cli(weights, tmp_path, pattern, seconds=30)
 
 
+@pytest.mark.slow
 def test_huge_pickle_is_refused_before_inflating(tmp_path, yaml_checkpoint):
     """A 600 KiB deflated pickle that inflates to 600 MB is refused from the declared size."""
     weights = checkpoint_archive(yaml_checkpoint, b"\x80\x02]" + b"]a" * (300 * 2**20) + b".",
@@ -270,6 +274,7 @@ def test_huge_pickle_is_refused_before_inflating(tmp_path, yaml_checkpoint):
     refused(weights, r"(its entries inflate to 600 MiB from a 0\.6 MiB file|its pickle is 600\.0 MiB)")
 
 
+@pytest.mark.slow
 def test_model_that_explodes_when_run_is_stopped_by_the_memory_bound(tmp_path, yaml_checkpoint, dataset):
     """Passes every static check, then needs gigabytes in one forward pass: the bounded child stops it."""
     bomb = save_model_edit(yaml_checkpoint, tmp_path / "upsample.pt", upsampling_bomb)
@@ -278,6 +283,7 @@ def test_model_that_explodes_when_run_is_stopped_by_the_memory_bound(tmp_path, y
                    "--data", str(dataset), "--imgsz", "320", "--load-memory", "1024", seconds=60)
 
 
+@pytest.mark.slow
 def test_model_that_takes_forever_to_build_is_stopped_by_the_time_bound(tmp_path, dataset):
     spec = (REPO / "detbench" / "zoo" / "baseline.yaml").read_text()
     slow = tmp_path / "slow.yaml"

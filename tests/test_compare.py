@@ -380,6 +380,7 @@ def measured(tmp_path_factory, yaml_checkpoint, dataset):
     return root
 
 
+@pytest.mark.slow
 def test_same_checkpoint_under_two_names_is_not_significant(measured, tmp_path):
     for name in ("a", "b"):
         merged = merge_rounds([measured / f"r{k}" / f"{name}.json" for k in ROUNDS], name)

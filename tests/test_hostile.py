@@ -131,6 +131,7 @@ def fresh_dataset(tmp_path: Path, n_val: int = 6, seed: int = 3) -> Path:
 
 # ---------------------------------------------------------------- safe loading
 
+@pytest.mark.slow
 def test_crafted_checkpoint_runs_no_code_by_default_and_loads_with_unsafe_load(tmp_path, yaml_checkpoint,
                                                                               dataset):
     refused_marker, trusted_marker = tmp_path / "marker-refused", tmp_path / "marker-trusted"
@@ -317,6 +318,7 @@ def make_weights(case: str, folder: Path, base: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(WEIGHT_CASES))
 def test_unusable_weights_fail_cleanly(case, tmp_path, yaml_checkpoint, dataset):
     weights = make_weights(case, tmp_path, yaml_checkpoint)
@@ -324,6 +326,7 @@ def test_unusable_weights_fail_cleanly(case, tmp_path, yaml_checkpoint, dataset)
     assert message.startswith(f"--weights {weights}")
 
 
+@pytest.mark.slow
 def test_image_renamed_pt_fails_cleanly_in_the_cli(tmp_path, dataset):
     image = next((dataset.parent / "images" / "val").glob("*.jpg"))
     renamed = tmp_path / "model.pt"
@@ -338,6 +341,7 @@ def test_image_renamed_pt_fails_cleanly_in_the_cli(tmp_path, dataset):
 
 # ---------------------------------------------------------------- data YAML and images
 
+@pytest.mark.slow
 def test_data_yaml_problems_fail_cleanly(tmp_path, yaml_checkpoint):
     out = tmp_path / "results"
     run = {"weights": str(yaml_checkpoint)}
@@ -365,6 +369,7 @@ def test_data_yaml_problems_fail_cleanly(tmp_path, yaml_checkpoint):
         assert message.startswith(f"--data {path}")
 
 
+@pytest.mark.slow
 def test_undecodable_image_in_val_split_writes_no_list(tmp_path, yaml_checkpoint):
     data = fresh_dataset(tmp_path)
     images = sorted((data.parent / "images" / "val").glob("*.jpg"))
@@ -374,6 +379,7 @@ def test_undecodable_image_in_val_split_writes_no_list(tmp_path, yaml_checkpoint
                   weights=str(yaml_checkpoint), data=str(data))
 
 
+@pytest.mark.slow
 def test_listed_images_missing_are_named_and_counted(tmp_path, yaml_checkpoint):
     data = fresh_dataset(tmp_path)
     out = tmp_path / "results"
@@ -386,6 +392,7 @@ def test_listed_images_missing_are_named_and_counted(tmp_path, yaml_checkpoint):
     assert listed[1] in message
 
 
+@pytest.mark.slow
 def test_existing_list_from_other_data_seed_or_size_is_kept(tmp_path, yaml_checkpoint, dataset):
     data = fresh_dataset(tmp_path)
     other = make_dataset(tmp_path / "other", n_train=0, n_val=7, seed=4)
@@ -398,6 +405,7 @@ def test_existing_list_from_other_data_seed_or_size_is_kept(tmp_path, yaml_check
                       **settings)
 
 
+@pytest.mark.slow
 def test_incomplete_list_file_is_refused(tmp_path, dataset):
     from detbench.data.benchmark_list import obtain_list
 
@@ -428,6 +436,7 @@ def test_flags_out_of_range(flag, value, pattern):
         BenchConfig(weights="yolov8n.yaml", **{flag: value})
 
 
+@pytest.mark.slow
 def test_flag_errors_from_the_cli_write_nothing(tmp_path, capsys):
     from detbench.cli import main
 
@@ -526,6 +535,7 @@ def test_scan_of_a_real_checkpoint_finds_only_allowed_calls(yaml_checkpoint):
     assert verdict.view_bytes == verdict.storage_bytes > 6_000_000 and verdict.tensors > 300
 
 
+@pytest.mark.slow
 def test_error_lines_never_carry_terminal_escape_sequences(tmp_path):
     result = run_cli_plain("bench", "--weights", "evil\x1b[2J\x1b[31m.pt", "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 2 and "\x1b" not in result.stderr
