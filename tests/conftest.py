@@ -55,7 +55,8 @@ def cli():
     return run_cli
 
 
-SLOW_FIXTURES = {"cli", "trained_run", "trained_best", "real_reports", "real_report", "rounds_report", "two_reports"}
+SLOW_FIXTURES = {"cli", "trained_run", "trained_best", "real_reports", "real_report", "rounds_report", "two_reports",
+                 "measured"}
 
 
 def pytest_collection_modifyitems(items) -> None:
