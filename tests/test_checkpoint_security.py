@@ -290,3 +290,23 @@ def test_model_that_takes_forever_to_build_is_stopped_by_the_time_bound(tmp_path
     slow.write_text(spec.replace("[-1, 1, SPPF, [1024, 5]]", "[-1, 200000, Conv, [1024, 3, 1]]", 1))
     refused_by_cli(slow, tmp_path, r"loading and checking the model took more than 8 s, detbench's limit; .*"
                                    r"--load-timeout", "--data", str(dataset), "--load-timeout", "8", seconds=40)
+
+
+BILLION_LAUGHS = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.join(['x'] * 9)}]\n"
+                         for i in range(9))
+
+
+def test_yaml_alias_bombs_are_refused_before_anything_walks_them(tmp_path):
+    """9 levels of 9 aliases: 387 million values once expanded (e.g. by str() in an error message)."""
+    from detbench.data.datasets import find_val_images
+
+    model = tmp_path / "bomb.yaml"
+    model.write_text(BILLION_LAUGHS + "activation: *l8\nnc: 1\nbackbone: [[-1, 1, Conv, [16, 3, 2]]]\n"
+                                      "head: [[-1, 1, Detect, [nc]]]\n")
+    start = time.monotonic()
+    refused(model, r"its aliases expand it beyond 100,000 values \(a YAML bomb\)")
+    data = tmp_path / "data.yaml"
+    data.write_text(BILLION_LAUGHS + "val: *l8\n")
+    with pytest.raises(DetbenchError, match=r"--data .*data\.yaml: its aliases expand it beyond 100,000 values"):
+        find_val_images(data)
+    assert time.monotonic() - start < 20

@@ -27,10 +27,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from detbench.errors import DetbenchError
-from detbench.files.safe_io import read_regular_file, read_text_file
+from detbench.files.safe_io import load_yaml, read_regular_file, read_text_file
 from detbench.limits import MAX_LIST_BYTES, MAX_PATH_CHARS, MAX_YAML_BYTES
 from detbench.names import bad_characters
 
@@ -71,11 +69,7 @@ def check_path(path: str, where: str) -> None:
 def _read_yaml(data_yaml: Path) -> dict:
     what = f"--data {data_yaml}"
     raw = read_regular_file(data_yaml, what, MAX_YAML_BYTES, fix="pass the dataset's data YAML file")
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DetbenchError(f"{what}: not valid YAML ({first_line}); fix the file") from exc
+    data = load_yaml(raw, what)
     if not isinstance(data, dict):
         raise DetbenchError(f"{what}: expected a mapping with a 'val' entry, got {type(data).__name__}")
     return data

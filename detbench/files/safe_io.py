@@ -98,3 +98,38 @@ def read_text_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(what, f"is not UTF-8 text (byte {exc.start})", fix) from exc
+
+
+MAX_YAML_NODES = 100_000  # a data or model YAML has a few hundred
+
+
+def _yaml_expansion(value: object, limit: int) -> int:
+    """Nodes of a parsed YAML value with every alias counted where it is used (aliases share objects)."""
+    sizes: dict[int, int] = {}
+    todo: list[tuple[object, bool]] = [(value, False)]
+    while todo:
+        node, done = todo.pop()
+        children = list(node.values()) + list(node.keys()) if isinstance(node, dict) else \
+            list(node) if isinstance(node, (list, tuple, set)) else []
+        if done:
+            sizes[id(node)] = min(1 + sum(sizes.get(id(child), 1) for child in children), limit + 1)
+        elif id(node) not in sizes:
+            sizes[id(node)] = limit + 1  # a cycle counts as unbounded until sized
+            todo.append((node, True))
+            todo.extend((child, False) for child in children if isinstance(child, (dict, list, tuple, set)))
+    return sizes.get(id(value), 1)
+
+
+def load_yaml(data: bytes, what: str, fix: str = "fix the file", max_nodes: int = MAX_YAML_NODES) -> object:
+    """YAML bytes parsed safely (no tags that build objects) and bounded: aliases may not multiply the document
+    beyond `max_nodes` (a 'billion laughs' file is refused before anything walks it)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(data.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise _fail(what, f"not valid YAML ({first_line})", fix) from exc
+    if _yaml_expansion(value, max_nodes) > max_nodes:
+        raise _fail(what, f"its aliases expand it beyond {max_nodes:,} values (a YAML bomb)", fix)
+    return value

@@ -32,7 +32,7 @@ from torch import nn
 
 from detbench import limits
 from detbench.errors import DetbenchError
-from detbench.files.safe_io import read_regular_file
+from detbench.files.safe_io import load_yaml, read_regular_file
 from detbench.models.archive import ArchiveError, DamagedArchive, read_archive
 from detbench.models.pickle_scan import ScanError, scan_pickle
 from detbench.models.policy import NotACheckpoint, Refused, judge
@@ -287,7 +287,8 @@ def check_model_spec(spec: Any, cfg: str | Path) -> None:
         raise DetbenchError(f"--weights {cfg}: not a model YAML (needs 'backbone' and 'head' lists)")
     act = spec.get("activation")
     if act and not (isinstance(act, str) and _literal_activation(act)):
-        raise DetbenchError(f"--weights {cfg}: refused: 'activation: {str(act)[:80]}' is not of the form "
+        shown = act[:80] if isinstance(act, str) else f"a {type(act).__name__}"
+        raise DetbenchError(f"--weights {cfg}: refused: 'activation: {shown}' is not of the form "
                             f"nn.Name(literal arguments), and Ultralytics would eval() it; fix the YAML")
     for index, layer in enumerate(spec["backbone"] + spec["head"]):
         name = layer[2] if isinstance(layer, list) and len(layer) == 4 else None
@@ -306,7 +307,6 @@ def check_model_spec(spec: Any, cfg: str | Path) -> None:
 
 def _read_model_yaml(cfg: str | Path) -> tuple[dict[str, Any], str | None]:
     """The model YAML as a dict, and the file's sha256 (None for a YAML shipped with Ultralytics)."""
-    import yaml
     from ultralytics.nn.tasks import guess_model_scale, yaml_model_load
 
     path = Path(cfg)
@@ -316,10 +316,7 @@ def _read_model_yaml(cfg: str | Path) -> tuple[dict[str, Any], str | None]:
         except Exception as exc:
             raise DetbenchError(f"--weights {cfg}: not a model YAML that can be read ({_one_line(exc)})") from exc
     data = read_regular_file(path, f"--weights {cfg}", limits.MAX_YAML_BYTES, "pass the model's .yaml file")
-    try:
-        spec = yaml.safe_load(data.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
-        raise DetbenchError(f"--weights {cfg}: not valid YAML ({_one_line(exc)[:120]}); fix the file") from exc
+    spec = load_yaml(data, f"--weights {cfg}")
     if isinstance(spec, dict):
         spec.setdefault("scale", guess_model_scale(path))
         spec["yaml_file"] = str(path)
