@@ -148,3 +148,11 @@ def test_rounds_folder_that_is_a_symlink_is_refused(tmp_path, dataset):
     result = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), "--rounds", "2",
                      *QUICK, cwd=tmp_path)
     assert result.returncode == 2 and ".rounds is a symlink" in result.stderr
+
+
+def test_a_folder_where_a_result_file_goes_is_refused_up_front(tmp_path, dataset):
+    out = tmp_path / "bench"
+    (out / "ablation_summary.json").mkdir(parents=True)
+    result = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ablation_summary.json exists and is not a regular file" in result.stderr

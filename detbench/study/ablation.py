@@ -36,6 +36,7 @@ import copy
 import datetime as _dt
 import io
 import json
+import os
 import re
 import shutil
 import signal
@@ -692,8 +693,20 @@ def write_summary(path: Path, results: list[ModelResult], opts: AblationOptions,
         "counts": counts,
         "models": [r.as_dict(out / f"{r.run.name}.json") for r in results],
     }
-    write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
+    try:
+        write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise DetbenchError(f"--out {out}: writing {path.name} failed ({exc.strerror}); the model reports written "
+                            f"so far are kept") from exc
     return path
+
+
+def check_targets(out: Path, runs: Sequence[ModelRun]) -> None:
+    """Every file the study will write must be writable as a file: refuse a folder or a special file up front."""
+    for path in [out / SUMMARY_NAME, *(out / f"{run.name}.json" for run in runs)]:
+        if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
+            raise DetbenchError(f"--out {out}: {path.name} exists and is not a regular file; move it away or choose "
+                                f"another --out")
 
 
 def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:
@@ -713,6 +726,7 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
     out = Path(opts.out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
     check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.rounds)
+    check_targets(out, runs)
     if (out / ROUNDS_DIR).is_symlink():
         raise DetbenchError(f"--out {out}: {ROUNDS_DIR} is a symlink; delete it (detbench writes only inside OUT)")
     list_path = Path(opts.list_path) if opts.list_path else out / "benchmark_list.txt"
