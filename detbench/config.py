@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from detbench import limits
 from detbench.errors import DetbenchError
@@ -107,5 +106,3 @@ class BenchConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high:
                 raise DetbenchError(f"{flag} must be a positive number up to {high}, got {value!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -67,3 +67,6 @@ def latex_cell(text: Any) -> str:
 def plot_label(text: Any) -> str:
     """Text for a matplotlib label: "$" escaped (no mathtext), control and line-separator characters dropped."""
     return _replace_bad(str(text), lambda ch: "").replace("$", r"\$")
+
+
+Echo = Callable[[str], None]  # where a command's progress lines go (print, a list's append, a silent sink)

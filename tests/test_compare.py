@@ -333,7 +333,7 @@ def test_accuracy_joined_from_a_real_ultralytics_run(tmp_path, trained_run):
 def test_pareto_front():
     points = [(1.0, 5.0), (2.0, 4.0), (3.0, 4.5), (0.5, 9.0), (2.0, 4.0)]
     assert pareto_front(points) == [3, 0, 1, 4]
-    assert pareto_front([(0.3, 5.0), (0.4, 6.0), (0.2, 7.0)], maximize_y=False) == [2, 0]
+    assert pareto_front([(0.3, 5.0), (0.4, 6.0), (0.2, 7.0)]) == [2, 0]
 
 
 def test_plots_are_written_as_png(tmp_path):

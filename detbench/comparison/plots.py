@@ -29,13 +29,12 @@ POINT_COLOR = "#1f77b4"
 BASELINE_COLOR = "#ff7f0e"
 
 
-def pareto_front(points: Sequence[tuple[float, float]], maximize_y: bool = False) -> list[int]:
-    """Indices of points not dominated by another: lower x, and lower y (or higher y with maximize_y)."""
-    sign = -1.0 if maximize_y else 1.0
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated by another: lower x and lower y."""
     front = []
     for i, (xi, yi) in enumerate(points):
         dominated = any(
-            xj <= xi and sign * yj <= sign * yi and (xj < xi or sign * yj < sign * yi)
+            xj <= xi and yj <= yi and (xj < xi or yj < yi)
             for j, (xj, yj) in enumerate(points) if j != i)
         if not dominated:
             front.append(i)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from detbench.data.inputs import (
+    FilesHash,
     InputCache,
     array_sha256,
     check_host_memory,
@@ -143,12 +144,12 @@ def _write_json(cache_dir: Path, name: str, value: dict[str, Any]) -> None:
 def files_digest(paths: Sequence[str | Path]) -> str | None:
     """The hash decode_images records as files_sha256 (sha256 of each file's sha256); None if a file is missing
     or empty (decode_images then names it). A file that is not a regular image file is refused (DetbenchError)."""
-    digest = hashlib.sha256()
+    digest = FilesHash()
     for raw in paths:
         data = read_image_file(Path(raw))
         if not data:
             return None
-        digest.update(hashlib.sha256(data).digest())
+        digest.add(data)
     return digest.hexdigest()
 
 

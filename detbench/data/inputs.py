@@ -53,9 +53,27 @@ _FORMATS_HINT = "images are decoded only in a format whose size Pillow can read,
 
 def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
     """Resize keeping the aspect ratio, then pad to imgsz x imgsz (centred, value 114)."""
+    return letterboxer(imgsz)(image=image)
+
+
+def letterboxer(imgsz: int):
+    """Ultralytics' LetterBox as its predictor would letterbox to a square: aspect kept, centred, pad 114."""
     from ultralytics.data.augment import LetterBox
 
-    return LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)(image=image)
+    return LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)
+
+
+class FilesHash:
+    """The hash of a list of files as reports record it (`files_sha256`): sha256 of each file's sha256, in order."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, data: bytes) -> None:
+        self._digest.update(hashlib.sha256(data).digest())
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def array_sha256(array: np.ndarray) -> str:
@@ -216,7 +234,7 @@ def decode_images(paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX
     check_host_memory(len(paths), imgsz)
     stacked = np.empty((len(paths), 3, imgsz, imgsz), dtype=np.uint8)
     missing, broken = [], []
-    files_hash = hashlib.sha256()
+    files_hash = FilesHash()
     for index, raw in enumerate(paths):
         data, image = read_image(Path(raw), cv2.IMREAD_COLOR, max_pixels)
         if data is None:
@@ -224,7 +242,7 @@ def decode_images(paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX
         elif image is None:
             broken.append(str(raw))
         else:
-            files_hash.update(hashlib.sha256(data).digest())
+            files_hash.add(data)
             stacked[index] = letterbox(image, imgsz)[:, :, ::-1].transpose(2, 0, 1)
     if missing or broken:
         raise _unreadable_error(missing, broken, len(paths))

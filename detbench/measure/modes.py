@@ -39,11 +39,6 @@ class ExecutionMode:
                 if on:
                     raise DetbenchError(f"{flag} needs a CUDA device (got {device}); drop it or use --device 0")
 
-    def describe(self) -> dict[str, Any]:
-        return {"precision": self.precision, "channels_last": self.channels_last,
-                "cuda_graph": self.cuda_graph}
-
-
 def configure_backends(mode: ExecutionMode, device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = mode.cudnn_benchmark

@@ -24,7 +24,6 @@ untrained weights give almost none, so their NMS time is a lower bound.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from detbench.data.inputs import check_host_memory, read_image, read_image_header
+from detbench.data.inputs import FilesHash, check_host_memory, letterboxer, read_image, read_image_header
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_IMAGE_PIXELS
 from detbench.measure.timing import Stopper, StopRule
@@ -73,12 +72,12 @@ def decode_originals(paths: Sequence[str | Path], files_sha256: str,
     the whole loop (3 bytes a pixel), must fit in the host memory available; only then is anything decoded.
     """
     check_host_memory(0, 0, original_pixels=original_pixels(paths, max_pixels))
-    images, digest = [], hashlib.sha256()
+    images, digest = [], FilesHash()
     for raw in paths:
         data, image = read_image(Path(raw), cv2.IMREAD_COLOR, max_pixels)
         if data is None or image is None:
             raise _unreadable(raw, data)
-        digest.update(hashlib.sha256(data).digest())
+        digest.add(data)
         images.append(image)
     if digest.hexdigest() != files_sha256:
         raise DetbenchError("--pipeline: the listed image files changed during the run; re-run the benchmark")
@@ -90,10 +89,8 @@ class PipelineStages:
 
     def __init__(self, forward: Callable[[torch.Tensor], Any], imgsz: int, device: torch.device,
                  dtype: torch.dtype = torch.float32, end2end: bool = False) -> None:
-        from ultralytics.data.augment import LetterBox
-
         self.forward, self.device, self.dtype, self.end2end = forward, device, dtype, end2end
-        self.letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)
+        self.letterbox = letterboxer(imgsz)
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
         boxed = [self.letterbox(image=image) for image in images]

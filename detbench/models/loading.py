@@ -474,7 +474,7 @@ def model_name_for(weights: str) -> str:
     parts = path.parts
     if len(parts) >= 2 and parts[-2] == "weights":
         run_dir = path.parent.parent
-        if run_dir.name.startswith("seed") and run_dir.parent.name:
+        if re.fullmatch(r"seed\d+", run_dir.name) and run_dir.parent.name:
             return run_dir.parent.name
         if run_dir.name:
             return run_dir.name

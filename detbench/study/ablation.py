@@ -44,14 +44,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
-
-Echo = Callable[[str], None]
+from detbench.models.loading import model_name_for
+from detbench.text import Echo
 
 SUMMARY_NAME = "ablation_summary.json"
 ROUNDS_DIR = ".rounds"
@@ -208,7 +209,7 @@ def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]
         if path.suffix.lower() in {".pt", ".yaml", ".yml"}:
             if not path.is_file() and path.suffix.lower() == ".pt":
                 raise DetbenchError(f"--models {raw}: file not found")
-            runs.append(ModelRun(_name_for_path(path), raw))
+            runs.append(ModelRun(model_name_for(str(path)), raw))
         elif run_dir.is_dir():
             checkpoints = [p for p in run_dir.glob("seed*/weights/best.pt") if SEED_DIR.fullmatch(p.parent.parent.name)]
             if not checkpoints and (run_dir / "weights" / "best.pt").is_file():
@@ -230,17 +231,6 @@ def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]
     if not runs:
         raise DetbenchError("--models is empty: give comma-separated names, e.g. baseline,ghost")
     return runs
-
-
-def _name_for_path(path: Path) -> str:
-    parts = path.parts
-    if len(parts) >= 2 and parts[-2] == "weights":
-        run_dir = path.parent.parent
-        if SEED_DIR.fullmatch(run_dir.name) and run_dir.parent.name:
-            return run_dir.parent.name
-        if run_dir.name:
-            return run_dir.name
-    return path.stem
 
 
 # ---------------------------------------------------------------- the shared list
@@ -729,7 +719,7 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
     check_targets(out, runs)
     if (out / ROUNDS_DIR).is_symlink():
         raise DetbenchError(f"--out {out}: {ROUNDS_DIR} is a symlink; delete it (detbench writes only inside OUT)")
-    list_path = Path(opts.list_path) if opts.list_path else out / "benchmark_list.txt"
+    list_path = Path(opts.list_path) if opts.list_path else out / LIST_FILENAME
     echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}), {opts.rounds} round(s), "
          f"device {device}, imgsz {values['imgsz']}, batch {values['batch']}, warmup {values['warmup']}, "
          f"iters {values['iters']} -> {out}")

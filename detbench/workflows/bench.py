@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,8 @@ from detbench.report.provenance import capture_environment, capture_settings
 from detbench.report.schema import SCHEMA_VERSION, failure_report, write_report
 from detbench.stats import diagnostics as quality
 from detbench.stats import summary as stats
+from detbench.text import Echo
 
-Echo = Callable[[str], None]
 MIN_FREE_BYTES = 64 * 2**20
 
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
-
-Echo = Callable[[str], None]
+from detbench.text import Echo
 
 N_TRAIN = 16
 DATA_MARKER = ".complete"
@@ -161,7 +160,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
 
     data_yaml, new_data = ensure_dataset(workspace / "data", opts.val_images, echo)
     if new_data:  # a list drawn from an earlier dataset would not fit
-        (bench_dir / "benchmark_list.txt").unlink(missing_ok=True)
+        (bench_dir / LIST_FILENAME).unlink(missing_ok=True)
     ensure_checkpoints(models, runs_dir, data_yaml, opts.train_epochs, opts.imgsz, echo)
 
     bench = {**bench_defaults(), "imgsz": opts.imgsz, "warmup": opts.warmup, "iters": opts.iters,

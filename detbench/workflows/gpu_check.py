@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.models.ultralytics_env import configure_process
 
 configure_process()  # offline, quiet, restricted: before Ultralytics is imported
@@ -24,7 +25,7 @@ configure_process()  # offline, quiet, restricted: before Ultralytics is importe
 
 def _bench(args: list[str], out: Path, name: str, timeout: int) -> dict[str, Any] | None:
     command = [sys.executable, "-m", "detbench.cli", "bench", *args, "--out", str(out), "--name", name,
-               "--use_benchmark_list", "--list", str(out / "benchmark_list.txt")]
+               "--use_benchmark_list", "--list", str(out / LIST_FILENAME)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         print(f"  {name}: FAILED ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     data_yaml = work / "data" / "data.yaml"
     if not data_yaml.is_file():
         make_dataset(work / "data", n_train=0, n_val=200, seed=0)
-    obtain_list(out / "benchmark_list.txt", data_yaml, 200, 42, use_existing=False)
+    obtain_list(out / LIST_FILENAME, data_yaml, 200, 42, use_existing=False)
     started = time.perf_counter()
     device, imgsz = ("0", "640") if has_gpu else ("cpu", "320")
     iters, warmup = (args.iters, args.warmup) if has_gpu else ("20", "3")
