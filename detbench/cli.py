@@ -62,6 +62,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                f"(default {limits.LOAD_TIMEOUT_S:g})")
     _flag(parser, "load_memory", dest_name="load_memory_mb", type=float, default=limits.LOAD_MEMORY_BYTES / 2**20,
           help=f"MiB of memory that check may use beyond the interpreter (default {limits.LOAD_MEMORY_BYTES // 2**20})")
+    _flag(parser, "time_budget", type=float, default=limits.RUN_TIME_BUDGET_S,
+          help=f"seconds the warm-up and timed loop may be expected to take, judged from the bounded check's forward "
+               f"pass before they start (default {limits.RUN_TIME_BUDGET_S:g})")
     _flag(parser, "max_image_pixels", type=int, default=limits.MAX_IMAGE_PIXELS,
           help=f"refuse images with more pixels than this, read from their header before decoding "
                f"(default {limits.MAX_IMAGE_PIXELS:,})")
@@ -143,7 +146,8 @@ def bench_config_from_args(args: argparse.Namespace):
                        channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                        cuda_graph=args.cuda_graph, min_time=args.min_time, target_ci=args.target_ci,
                        max_time=args.max_time, pipeline=args.pipeline, load_timeout=args.load_timeout,
-                       load_memory_mb=args.load_memory_mb, max_image_pixels=args.max_image_pixels)
+                       load_memory_mb=args.load_memory_mb, max_image_pixels=args.max_image_pixels,
+                       time_budget=args.time_budget)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -79,6 +79,7 @@ class BenchConfig:
     load_timeout: float = limits.LOAD_TIMEOUT_S  # seconds the bounded model check may take
     load_memory_mb: float = limits.LOAD_MEMORY_BYTES / 2**20  # memory it may use beyond the interpreter
     max_image_pixels: int = limits.MAX_IMAGE_PIXELS  # larger images are refused before decoding
+    time_budget: float = limits.RUN_TIME_BUDGET_S  # runs estimated to take longer are refused before they start
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,7 +103,8 @@ class BenchConfig:
                              "file name")
         validate_stopping(self.min_time, self.target_ci, self.max_time)
         for flag, value, high in (("--load-timeout", self.load_timeout, 86_400),
-                                  ("--load-memory", self.load_memory_mb, 2**30)):
+                                  ("--load-memory", self.load_memory_mb, 2**30),
+                                  ("--time-budget", self.time_budget, 30 * 86_400)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high:
                 raise DetbenchError(f"{flag} must be a positive number up to {high}, got {value!r}")
 

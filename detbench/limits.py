@@ -26,6 +26,7 @@ MAX_IMAGE_PIXELS = 8192 * 8192  # 67 megapixels, 192 MiB as 8-bit RGB; raise wit
 MAX_ZIP_ENTRIES = 100_000
 MAX_PICKLE_BYTES = 16 * MiB
 MAX_PICKLE_OPCODES = 1_000_000
+MAX_PICKLE_GLOBALS = 2_000  # distinct classes and functions a pickle names (YOLOv10: 29)
 MAX_PICKLE_DEPTH = 200  # nesting of containers and objects in the pickle
 MAX_EXPANDED_OBJECTS = 5_000_000  # objects when each shared reference counts every time it is used (YOLOv8x: 50,114)
 MAX_TENSOR_DIMS = 16
@@ -35,3 +36,5 @@ MAX_MODULES = 100_000
 # the bounded child process that loads, checks and measures an untrusted model before detbench uses it
 LOAD_TIMEOUT_S = 60.0
 LOAD_MEMORY_BYTES = 4 * GiB  # on top of the interpreter with torch and Ultralytics imported
+# a run whose warm-up and timed loop would take longer, judged from the bounded check's forward pass, is refused
+RUN_TIME_BUDGET_S = 3600.0

@@ -70,3 +70,8 @@ def plot_label(text: Any) -> str:
 
 
 Echo = Callable[[str], None]  # where a command's progress lines go (print, a list's append, a silent sink)
+
+
+def terminal_echo(echo: Echo) -> Echo:
+    """`echo` that shows control characters (escape sequences from names or checkpoints) instead of sending them."""
+    return lambda line: echo(terminal(line))

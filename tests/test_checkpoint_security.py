@@ -310,3 +310,54 @@ def test_yaml_alias_bombs_are_refused_before_anything_walks_them(tmp_path):
     with pytest.raises(DetbenchError, match=r"--data .*data\.yaml: its aliases expand it beyond 100,000 values"):
         find_val_images(data)
     assert time.monotonic() - start < 20
+
+
+def _hide_a_bigger_network(model: nn.Module) -> None:
+    """A plain list of layers under the name the forward pass iterates, shadowing the registered Sequential."""
+    layers = list(model.model)
+    layers[9] = nn.Sequential(layers[9], *(nn.Conv2d(256, 256, 3, padding=1) for _ in range(2)))
+    model.__dict__["model"] = layers
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (_hide_a_bigger_network, r"attribute 'model' hides the registered layer or tensor of that name"),
+    (lambda m: m.model[2].__dict__.__setitem__("extra", [nn.Identity()] * 3),
+     r"attribute 'extra' holds layers or functions outside the module tree"),
+])
+def test_layers_hidden_from_the_checks_and_the_counts_are_refused(tmp_path, yaml_checkpoint, edit, pattern):
+    weights = save_model_edit(yaml_checkpoint, tmp_path / "hidden.pt", edit)
+    with pytest.raises(DetbenchError, match=pattern):
+        load_model(str(weights))
+
+
+def test_yaml_layer_that_downloads_weights_is_refused(tmp_path):
+    spec = tmp_path / "tv.yaml"
+    spec.write_text("nc: 1\nbackbone:\n  - [-1, 1, TorchVision, [576, mobilenet_v3_small, DEFAULT, True, 1, False]]\n"
+                    "head:\n  - [-1, 1, Detect, [nc]]\n")
+    refused(spec, r"layer 0 is TorchVision, which downloads weights from the network")
+
+
+def test_numpy_dtype_state_must_be_a_plain_one(tmp_path, yaml_checkpoint):
+    import numpy as np
+
+    class OddDtype:
+        def __reduce__(self):
+            return np.dtype, ("f8", False, True), (3, "<", None, None, None, -1, -1, 4)
+
+    weights = save_with(yaml_checkpoint, tmp_path / "dtype.pt", payload=OddDtype())
+    refused(weights, r"gives numpy\.dtype a state other than a plain numeric dtype's")
+
+
+@pytest.mark.slow
+def test_a_run_that_would_outlast_its_time_budget_is_refused_before_it_starts(tmp_path, yaml_checkpoint, dataset):
+    refused_by_cli(yaml_checkpoint, tmp_path, r"one forward pass took [\d.e-]+ s, so 1000001 of them at --batch 1 need "
+                                              r"at least \d+ min, beyond --time-budget 1 s",
+                   "--data", str(dataset), "--iters", "1000000", "--time-budget", "1")
+
+
+def test_checkpoint_archive_declaring_millions_of_entries_is_refused_from_its_end_record(tmp_path):
+    from detbench.models.archive import ArchiveError, check_central_directory
+
+    end = b"PK\x05\x06" + bytes(6) + (65535).to_bytes(2, "little") + (470 * 2**20).to_bytes(4, "little") + bytes(6)
+    with pytest.raises(ArchiveError, match=r"declares 65,535 entries in a 470\.0 MiB directory"):
+        check_central_directory(b"x" * 100 + end)

@@ -39,7 +39,30 @@ class Archive:
         return self.sizes.get(name)
 
 
+_EOCD = b"PK\x05\x06"
+_ZIP64_EOCD = b"PK\x06\x06"
+MAX_CENTRAL_DIRECTORY_BYTES = limits.MAX_ZIP_ENTRIES * (46 + 300)  # a record with a name of up to 300 bytes
+
+
+def check_central_directory(data: bytes) -> None:
+    """Read the zip's end record before Python's zipfile does: a central directory larger than
+    MAX_ZIP_ENTRIES records could need is refused before millions of entries are parsed."""
+    at = data.rfind(_EOCD, max(0, len(data) - 65_557))
+    if at < 0 or len(data) < at + 22:
+        return  # zipfile reports the damage
+    entries = int.from_bytes(data[at + 10:at + 12], "little")
+    size = int.from_bytes(data[at + 12:at + 16], "little")
+    zip64 = data.rfind(_ZIP64_EOCD, max(0, at - 4096), at)
+    if zip64 >= 0 and len(data) >= zip64 + 56:
+        entries = max(entries, int.from_bytes(data[zip64 + 32:zip64 + 40], "little"))
+        size = max(size, int.from_bytes(data[zip64 + 40:zip64 + 48], "little"))
+    if entries > limits.MAX_ZIP_ENTRIES or size > MAX_CENTRAL_DIRECTORY_BYTES:
+        raise ArchiveError(f"the archive declares {entries:,} entries in a {size / 2**20:.1f} MiB directory (a "
+                           f"checkpoint holds one per tensor, at most {limits.MAX_ZIP_ENTRIES:,})")
+
+
 def _entries(data: bytes) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo], str]:
+    check_central_directory(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()

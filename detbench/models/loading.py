@@ -37,11 +37,13 @@ from detbench.models.archive import ArchiveError, DamagedArchive, read_archive
 from detbench.models.pickle_scan import ScanError, scan_pickle
 from detbench.models.policy import NotACheckpoint, Refused, judge
 from detbench.models.structure import StructureError, check_model, model_stride
+from detbench.names import bad_characters
 
 _LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"  # torch.save before torch 1.6 (not a zip)
 _TORCHSCRIPT = ("it is a TorchScript archive (torch.jit.save), not an Ultralytics .pt checkpoint",
                 "pass the training checkpoint (weights/best.pt) or the model .yaml")
 _UNSAFE_HINT = "pass --unsafe-load only if you trust the file (runs its code)"
+DOWNLOADING_LAYERS = frozenset({"TorchVision"})  # Ultralytics layers that fetch pretrained weights when built
 _plugin_prefixes: list[str] = []
 
 
@@ -223,7 +225,7 @@ def safe_train_args(raw: Any) -> tuple[dict[str, Any], list[str]]:
         if isinstance(value, Path):
             value = str(value)
         if value is None or isinstance(value, (bool, int, float)) or (
-                isinstance(value, str) and len(value) <= limits.MAX_PATH_CHARS and "\x00" not in value):
+                isinstance(value, str) and len(value) <= limits.MAX_PATH_CHARS and not bad_characters(value)):
             kept[key] = value
         elif key == "data":
             dropped.append(f"train_args['data'] is a {type(value).__name__}, not a path to a data YAML: ignored")
@@ -303,6 +305,10 @@ def check_model_spec(spec: Any, cfg: str | Path) -> None:
         if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
             raise DetbenchError(f"--weights {cfg}: refused: layer {index} names '{name[:80]}', which is not a layer "
                                 f"class; pass --plugin MODULE if it is one of yours")
+        if name in DOWNLOADING_LAYERS:
+            raise DetbenchError(f"--weights {cfg}: refused: layer {index} is {name}, which downloads weights from "
+                                f"the network and stores them outside the output folder; use a layer defined in "
+                                f"the YAML or a --plugin")
 
 
 def _read_model_yaml(cfg: str | Path) -> tuple[dict[str, Any], str | None]:

@@ -167,6 +167,8 @@ class _Replay:
             module = IMPORT_MAPPING[module]
         name = f"{module}.{attr}"
         self.scan.globals_named.add(name)
+        if len(self.scan.globals_named) > limits.MAX_PICKLE_GLOBALS:
+            raise ScanError(f"it names more than {limits.MAX_PICKLE_GLOBALS:,} distinct globals (YOLOv10: 29)")
         return Node("global", name)
 
     def reduce(self, arg: Any) -> None:

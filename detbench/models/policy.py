@@ -475,12 +475,19 @@ def _check_builds(scan: Scan, plugins: tuple[str, ...]) -> None:
             if state.kind != wanted or wanted == "dict" and not all(
                     _leaf(key, str) for key in state.items[0::2]):
                 raise Refused(f"it gives {name} a state that is not a {wanted} of named values")
-            if wanted == "tuple" and not all(item.kind == "leaf" for item in state.items):
-                raise Refused(f"it gives {name} a state that is not plain data")
+            if wanted == "tuple" and not _canonical_dtype_state(state):
+                raise Refused(f"it gives {name} a state other than a plain numeric dtype's")
             for key in INTEGER_STATE.get(CLASS_ALIASES.get(name, name), ()):
                 values = [v for k, v in zip(state.items[0::2], state.items[1::2], strict=True) if k.value == key]
                 if any(_int(value, minimum=-(2**63)) is None for value in values):
                     raise Refused(f"it gives {name} a non-integer {key!r}, which its __setstate__ computes with")
+
+
+def _canonical_dtype_state(state: Node) -> bool:
+    """numpy's state of a plain numeric dtype: (3, byte order, None, None, None, -1, -1, 0); no other flags."""
+    values = [item.value if item.kind == "leaf" else item for item in state.items]
+    return len(values) == 8 and values[0] == 3 and values[1] in ("<", ">", "|", "=") and values[2:5] == [None] * 3 \
+        and values[5:] == [-1, -1, 0]
 
 
 def _check_values(scan: Scan, ctx: _Context) -> None:

@@ -60,6 +60,7 @@ class Inspection:
     modules: int
     seconds: float
     peak_rss_MB: float
+    forward_s: float | None = None  # one forward pass at imgsz, batch 1, one thread (None: not run here)
     train_args: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -189,7 +190,9 @@ def inspect_here(request: Request) -> Inspection:
     loaded = load_model(request.weights, plugins=request.plugins, expected_sha256=request.sha256)
     fused, inspection = count_and_fuse(loaded, request.imgsz)
     with torch.inference_mode():
+        started = time.perf_counter()
         fused(torch.zeros(1, 3, inspection.imgsz, inspection.imgsz))
+        inspection.forward_s = round(time.perf_counter() - started, 4)
     inspection.seconds = round(time.monotonic() - start, 3)
     inspection.peak_rss_MB = round(_peak_rss_mb(), 1)
     return inspection

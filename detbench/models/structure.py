@@ -81,10 +81,30 @@ def _is_own_forward(module: nn.Module, value: Any) -> bool:
         value.__func__ is getattr(cls, name, None) for name in ("forward", "forward_fuse"))
 
 
+def _hidden_callable(value: Any, budget: int = 10_000) -> bool:
+    """Whether a container attribute holds a layer, function or method anywhere inside (a bounded walk)."""
+    todo = [value]
+    while todo and budget > 0:
+        budget -= 1
+        item = todo.pop()
+        if isinstance(item, (nn.Module, types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+            return True
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            todo.extend(item)
+    return budget <= 0
+
+
 def attribute_problem(module: nn.Module, key: str, value: Any) -> str | None:
     """Why an instance attribute of `module` would change what it computes, or None."""
+    state = vars(module)
+    if any(key in (state.get(table) or {}) for table in ("_modules", "_parameters", "_buffers")):
+        return f"attribute {key!r} hides the registered layer or tensor of that name"
     if isinstance(value, nn.Module):
         return f"holds the layer {key!r} outside the module tree"
+    if isinstance(value, (list, tuple, dict, set, frozenset)) and _hidden_callable(value):
+        return f"attribute {key!r} holds layers or functions outside the module tree"
     if isinstance(value, types.MethodType) and value.__self__ is not module:
         return f"attribute {key!r} is a method of another object"
     if not callable(value) or isinstance(value, torch.Tensor):

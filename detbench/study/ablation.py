@@ -52,7 +52,7 @@ from typing import Any
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
 from detbench.models.loading import model_name_for
-from detbench.text import Echo
+from detbench.text import Echo, terminal_echo
 
 SUMMARY_NAME = "ablation_summary.json"
 ROUNDS_DIR = ".rounds"
@@ -704,6 +704,8 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
     from detbench.measure.devices import resolve_device
     from detbench.study.lock import study_lock
     from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
+
+    echo = terminal_echo(echo)
 
     if not 1 <= opts.rounds <= 1000:
         raise DetbenchError(f"--rounds must be between 1 and 1000, got {opts.rounds}")

@@ -27,8 +27,9 @@ def study_lock(out: Path) -> Iterator[None]:
     """Hold the folder's study lock for the block; DetbenchError if another study holds it."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_NAME
-    if path.is_symlink():
-        raise DetbenchError(f"--out {out}: {LOCK_NAME} is a symlink; delete it (detbench writes only inside OUT)")
+    if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
+        raise DetbenchError(f"--out {out}: {LOCK_NAME} exists and is not a regular file; delete it (detbench "
+                            f"writes only regular files inside OUT)")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, 0o644)
     try:
         try:

@@ -38,7 +38,7 @@ from detbench.report.provenance import capture_environment, capture_settings
 from detbench.report.schema import SCHEMA_VERSION, failure_report, write_report
 from detbench.stats import diagnostics as quality
 from detbench.stats import summary as stats
-from detbench.text import Echo
+from detbench.text import Echo, terminal_echo
 
 MIN_FREE_BYTES = 64 * 2**20
 
@@ -178,7 +178,24 @@ def _prepare_model(run: _Run, pending: PendingInspection | None, sha256: str | N
     if loaded.unsafe_load:
         run.note("checkpoint loaded with --unsafe-load: a full pickle load, which runs any code inside it",
                  "warning")
+    check_time_budget(cfg, numbers)
     return _Model(loaded, fused, numbers)
+
+
+def check_time_budget(cfg: BenchConfig, numbers: Inspection) -> None:
+    """Refuse a run whose warm-up and timed loop would outlast --time-budget, judged before they start.
+
+    The bounded check times one forward pass at batch 1 on one thread; the run's threads may make it faster,
+    so the estimate divides by them (a lower bound: the refusal never stops a run that would fit).
+    """
+    if numbers.forward_s is None:
+        return
+    forwards = (cfg.warmup + cfg.iters) * (2 if cfg.pipeline else 1)
+    estimate = numbers.forward_s * cfg.batch * forwards / max(cfg.threads, 1) + cfg.min_time
+    if estimate > cfg.time_budget:
+        raise DetbenchError(f"--weights {cfg.weights}: one forward pass took {numbers.forward_s:.3g} s, so "
+                            f"{forwards} of them at --batch {cfg.batch} need at least {estimate / 60:.0f} min, beyond "
+                            f"--time-budget {cfg.time_budget:g} s; lower --iters/--warmup or raise --time-budget")
 
 
 def _prepare_inputs(run: _Run, model: _Model):
@@ -225,7 +242,7 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule):
         measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters, stop=stop)
     except Exception as exc:
         if not is_out_of_memory(exc):
-            raise
+            raise _failed_run(cfg, "the timed loop", exc) from exc
         sizes = {"params": numbers.params, "params_fused": numbers.params_fused, "gflops": numbers.gflops}
         raise record_oom(run, numbers.imgsz, model.loaded.unsafe_load, sizes, exc) from exc
     timings = measurement.timings
@@ -243,14 +260,26 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule):
     return measurement, latency, statistics
 
 
+def _failed_run(cfg: BenchConfig, where: str, exc: BaseException) -> DetbenchError:
+    """A model that loaded and ran once but fails in the run itself: one line, nothing written."""
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return DetbenchError(f"--weights {cfg.weights}: the model fails in {where} at --batch {cfg.batch} "
+                         f"({type(exc).__name__}: {detail}); nothing was written; check the model or try --batch 1")
+
+
 def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     if not run.cfg.pipeline:
         return None, None, []
     from detbench.measure.pipeline import measure_pipeline, pipeline_warnings
 
-    section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths, inputs.files_sha256,
-                                        model.numbers.imgsz, run.cfg.batch, run.cfg.warmup, stop,
-                                        max_pixels=run.cfg.max_image_pixels)
+    try:
+        section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths,
+                                            inputs.files_sha256, model.numbers.imgsz, run.cfg.batch, run.cfg.warmup,
+                                            stop, max_pixels=run.cfg.max_image_pixels)
+    except DetbenchError:
+        raise
+    except Exception as exc:
+        raise _failed_run(run.cfg, "the pipeline (preprocess, inference, NMS)", exc) from exc
     run.echo(f"✓ pipeline (median): preprocess {section['preprocess']['median_ms']:.2f} + inference "
              f"{section['inference']['median_ms']:.2f} + postprocess {section['postprocess']['median_ms']:.2f}"
              f" ms; total {section['total']['median_ms']:.2f} ms")
@@ -264,7 +293,7 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
 def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None,
               write: bool = True) -> tuple[dict[str, Any], Path | None]:
     """Benchmark one model; write `{out}/{name}.json` (unless not `write`); return the report and its path."""
-    run, pending, sha256 = _start(cfg, echo, argv)
+    run, pending, sha256 = _start(cfg, terminal_echo(echo), argv)
     model = _prepare_model(run, pending, sha256)
     outcome, inputs, cache = _prepare_inputs(run, model)
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
