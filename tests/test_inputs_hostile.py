@@ -319,3 +319,90 @@ def test_cli_never_writes_through_a_symlinked_cache(data, tmp_path, memory_limit
         assert code == 0, stderr
     assert list(outside.iterdir()) == [] and (out / ".detbench-cache").is_symlink()
     assert (out / "yolov8n.json").is_file()
+
+
+# ---------------------------------------------------------------- headers padded to be slow to read
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def jpeg_with_markers(path: Path, markers: int) -> Path:
+    """A valid 64x64 JPEG with `markers` empty COM segments (4 bytes each) after its SOI, written in chunks."""
+    jpeg = cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes()
+    block = b"\xff\xfe\x00\x02" * 2**20
+    with path.open("wb") as out:
+        out.write(jpeg[:2])
+        for start in range(0, markers, 2**20):
+            out.write(block[:4 * min(2**20, markers - start)])
+        out.write(jpeg[2:])
+    return path
+
+
+def test_jpeg_with_millions_of_empty_markers_is_refused_fast(tmp_path, memory_limit):
+    padded = jpeg_with_markers(tmp_path / "padded.jpg", 5_000_000)
+    message = refused(bounded(BOMB_CASES["check"], padded, limit=memory_limit, cwd=tmp_path))
+    assert message == (f"error: image {padded}: more than 1,000 markers or 16 MiB come before its frame header "
+                       f"(SOF); re-save it without the extra markers, or take it out of the val split")
+    few = jpeg_with_markers(tmp_path / "few.jpg", 900)
+    assert header_size(few.read_bytes()) == (64, 64)
+    check_images([few])
+
+
+def test_png_with_a_million_empty_chunks_is_sized_from_ihdr(tmp_path, memory_limit):
+    bomb = png_bomb(tmp_path / "bomb.png").read_bytes()
+    padded = tmp_path / "padded.png"
+    padded.write_bytes(bomb[:33] + png_chunk(b"abCd", b"") * 1_000_000 + bomb[33:])  # after IHDR, before IDAT
+    refused(bounded(BOMB_CASES["check"], padded, limit=memory_limit, cwd=tmp_path),
+            f"image {padded}: 30000x30000 pixels (900.0 megapixels) is above the limit")
+    assert header_size(bomb[:8] + png_chunk(b"abCd", b"") + bomb[8:]) is None  # IHDR must come first
+
+
+def tiff_tile_bomb(path: Path, tile_width: int = 16384, tile_length: int = 16368) -> Path:
+    """A deflated 8-bit grey TIFF that declares 1x1 pixels but holds one tile_width x tile_length tile."""
+    tile = zlib.compress(bytes(tile_width * tile_length), 9)
+    tags = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 8), (262, 3, 1), (277, 3, 1), (322, 4, tile_width),
+            (323, 4, tile_length), (324, 4, 8), (325, 4, len(tile))]
+    ifd_offset = 8 + len(tile)
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+        for tag, kind, value in tags) + struct.pack("<I", 0)
+    path.write_bytes(b"II*\x00" + struct.pack("<I", ifd_offset) + tile + ifd)
+    return path
+
+
+def test_tiff_declaring_one_pixel_with_a_huge_tile_is_refused(tmp_path, memory_limit):
+    bomb = tiff_tile_bomb(tmp_path / "tile.tif")
+    assert bomb.stat().st_size < 1_000_000 and header_size(bomb.read_bytes()) == (1, 1)
+    message = refused(bounded(BOMB_CASES["decode"], bomb, limit=memory_limit, cwd=tmp_path))
+    assert message == (f"error: image {bomb}: a TIFF tile of 16384x16368 pixels (268.2 megapixels) is above the "
+                       f"limit of {MAX_IMAGE_PIXELS:,} pixels; raise the limit with --max-image-pixels if you "
+                       f"trust the image, or take it out of the val split")
+    plain = tmp_path / "plain.tif"  # strips of at most the image's height
+    cv2.imwrite(str(plain), np.zeros((40, 30, 3), np.uint8))
+    check_images([plain])
+    assert len(decode_images([plain], 64)) == 1
+
+
+# ---------------------------------------------------------------- repeated val entries
+
+def test_val_listing_many_entries_is_refused_naming_the_count(data, tmp_path, memory_limit):
+    aliases = with_val(data, "[&v /usr/share" + ", *v" * 1999 + "]")
+    code = "from detbench.data.datasets import find_val_images\nfind_val_images(sys.argv[2])"
+    refused(bounded(code, aliases, limit=memory_limit, cwd=tmp_path),
+            f"--data {aliases}: 'val' lists 2,000 entries, above 64; name the validation folders")
+
+
+def test_repeated_val_entries_are_searched_once_within_one_budget(data, monkeypatch):
+    folder = val_folder(data)
+    repeated = with_val(data, f"[&v images/val, *v, ./images/val, {folder}, *v]")
+    assert [p.name for p in find_val_images(repeated)[0]] == [f"val_{i:05d}.jpg" for i in range(6)]
+    monkeypatch.setattr("detbench.data.datasets.MAX_VAL_ENTRIES", 10)
+    (data.parent / "val.txt").write_text("".join(f"{p}\n" for p in sorted(folder.glob("*.jpg"))))
+    with pytest.raises(DetbenchError, match=r"the val split holds more than 10 entries \(stopped in .*val\.txt\)"):
+        find_val_images(with_val(data, "[images/val, val.txt]"))
+    empty = data.parent.joinpath(*["e" * 200] * 15)  # about 3,000 characters
+    empty.mkdir(parents=True)
+    with pytest.raises(DetbenchError) as info:
+        find_val_images(with_val(data, f"[{empty}, {empty}/., {empty}/./, {empty}/./.]"))
+    assert len(str(info.value)) < 500 and str(info.value).endswith("holds no images; check 'path' and 'val'")

@@ -10,7 +10,9 @@ and .txt lists are read with `safe_io` (regular files only, bounded size); a
 folder walk looks at each entry's type without opening it, keeps regular
 files (or links to them) with an image suffix, skips FIFOs, devices and
 sockets, does not enter symlinked folders (so a link loop cannot make it
-endless) and stops above MAX_VAL_ENTRIES entries.
+endless) and stops above MAX_VAL_ENTRIES entries. `val` may list at most
+MAX_VAL_LIST entries; repeated ones (YAML aliases) are searched once, and
+all of them share one budget of MAX_VAL_ENTRIES folder entries and lines.
 
 Names: a val image whose path holds a control, line- or paragraph-separator
 character (`names.bad_characters`: "\\n", "\\r", U+2028, U+2029, U+0085, ...),
@@ -34,6 +36,7 @@ from detbench.names import bad_characters
 
 IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm", ".heic"}
 MAX_VAL_ENTRIES = 5_000_000  # folder entries walked, or lines of the .txt lists (COCO val: 5,000 images)
+MAX_VAL_LIST = 64  # folders or lists named by 'val'
 
 
 def split_lines(text: str) -> list[str]:
@@ -96,9 +99,17 @@ def _absolute(path: Path) -> Path:
         return Path(os.path.abspath(path))
 
 
-def _too_many(data_yaml: Path, source: Path) -> DetbenchError:
-    return DetbenchError(f"--data {data_yaml}: {source} holds more than {MAX_VAL_ENTRIES:,} entries; point 'val' "
-                         f"at the validation images only")
+class _Budget:
+    """Folder entries and list lines left to look at, shared by all of 'val''s entries."""
+
+    def __init__(self, data_yaml: Path) -> None:
+        self.data_yaml, self.left = data_yaml, MAX_VAL_ENTRIES
+
+    def take(self, source: Path) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise DetbenchError(f"--data {self.data_yaml}: the val split holds more than {MAX_VAL_ENTRIES:,} "
+                                f"entries (stopped in {source}); point 'val' at the validation images only")
 
 
 def _entry_kind(entry: os.DirEntry) -> str:
@@ -113,17 +124,15 @@ def _entry_kind(entry: os.DirEntry) -> str:
     return ""
 
 
-def _walk_images(folder: Path, data_yaml: Path) -> list[Path]:
+def _walk_images(folder: Path, budget: _Budget) -> list[Path]:
     """Image files under `folder`; entries are classified without being opened, symlinked folders not entered."""
     images: list[Path] = []
-    pending, seen = [folder], 0
+    pending = [folder]
     while pending:
         try:
             with os.scandir(pending.pop()) as entries:
                 for entry in entries:
-                    seen += 1
-                    if seen > MAX_VAL_ENTRIES:
-                        raise _too_many(data_yaml, folder)
+                    budget.take(folder)
                     kind = _entry_kind(entry)
                     if kind == "folder":
                         pending.append(Path(entry.path))
@@ -134,16 +143,15 @@ def _walk_images(folder: Path, data_yaml: Path) -> list[Path]:
     return images
 
 
-def _images_from_list(listing: Path, data_yaml: Path) -> list[Path]:
+def _images_from_list(listing: Path, budget: _Budget) -> list[Path]:
     """The images a .txt list names, one per line; relative lines are relative to the list's folder."""
-    where = f"val list {listing} (from --data {data_yaml})"
+    where = f"val list {listing} (from --data {budget.data_yaml})"
     text = read_text_file(listing, where, MAX_LIST_BYTES, fix="fix 'val' in the YAML or the list")
     images = []
     for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
-        if len(images) >= MAX_VAL_ENTRIES:
-            raise _too_many(data_yaml, listing)
+        budget.take(listing)
         line = line.strip(" \t")
         check_path(line, f"{where} line {number}:")
         image = Path(line)
@@ -151,11 +159,12 @@ def _images_from_list(listing: Path, data_yaml: Path) -> list[Path]:
     return images
 
 
-def _images_from_entry(entry: Path, data_yaml: Path) -> list[Path]:
+def _images_from_entry(entry: Path, budget: _Budget) -> list[Path]:
+    data_yaml = budget.data_yaml
     if entry.is_dir():
-        return _walk_images(entry, data_yaml)
+        return _walk_images(entry, budget)
     if entry.suffix.lower() == ".txt" and os.path.lexists(entry):
-        return _images_from_list(entry, data_yaml)  # a FIFO or device is refused there, without opening it
+        return _images_from_list(entry, budget)  # a FIFO or device is refused there, without opening it
     if entry.suffix.lower() in IMAGE_SUFFIXES and os.path.lexists(entry):
         return [_absolute(entry)]  # checked as an image (regular file, size) before use
     raise DetbenchError(f"--data {data_yaml}: val entry {entry} does not exist; fix 'path'/'val' in the YAML")
@@ -169,18 +178,26 @@ def find_val_images(data_yaml: str | Path) -> tuple[list[Path], Path]:
     if not val:
         raise DetbenchError(f"--data {data_yaml}: no 'val' entry; add the validation split (folder or .txt list)")
     entries = val if isinstance(val, list) else [val]
+    if len(entries) > MAX_VAL_LIST:
+        raise DetbenchError(f"--data {data_yaml}: 'val' lists {len(entries):,} entries, above {MAX_VAL_LIST}; name "
+                            f"the validation folders or .txt lists once each")
     if not all(isinstance(raw, str) and raw.strip() and "\x00" not in raw for raw in entries):
         raise DetbenchError(f"--data {data_yaml}: 'val' must be a folder, a .txt list or a list of them (path "
                             f"strings); fix the YAML")
     if data.get("path") is not None and (not isinstance(data["path"], str) or "\x00" in data["path"]):
         raise DetbenchError(f"--data {data_yaml}: 'path' must be a folder path string; fix the YAML")
     root = _dataset_root(data, data_yaml)
-    images: set[Path] = set()
+    resolved = {}  # one search per folder or list however often it is named
     for raw in entries:
         entry = Path(raw).expanduser()
-        images.update(_images_from_entry(entry if entry.is_absolute() else root / entry, data_yaml))
+        entry = entry if entry.is_absolute() else root / entry
+        resolved.setdefault(_absolute(entry), entry)
+    images: set[Path] = set()
+    budget = _Budget(data_yaml)
+    for entry in resolved.values():
+        images.update(_images_from_entry(entry, budget))
     if not images:
-        shown = ", ".join(entries)[:200]
+        shown = ", ".join(raw[:200] for raw in entries[:3])[:200] + (", ..." if len(entries) > 3 else "")
         raise DetbenchError(f"--data {data_yaml}: the val split ({shown}) holds no images; check 'path' and 'val'")
     population = sorted(images)
     for image in population:

@@ -13,10 +13,17 @@ list, decoding it here, hashing it for the cache, decoding the originals for
 - the file is read with `safe_io`: a FIFO, device, socket or folder (also
   behind a symlink) is refused before it is opened, and so is a file above
   MAX_IMAGE_BYTES; a missing file is counted and named with the others;
-- its width and height are read from its header by Pillow (no pixel data is
-  decoded) and an image above `max_pixels` (MAX_IMAGE_PIXELS, raised with
+- its width and height are read from its header (no pixel data is decoded)
+  and an image above `max_pixels` (MAX_IMAGE_PIXELS, raised with
   --max-image-pixels) is refused, naming the image, its size and the limit: a
-  30000x30000 PNG of 875 KiB would otherwise take gigabytes to decode;
+  30000x30000 PNG of 875 KiB would otherwise take gigabytes to decode. JPEG
+  and PNG headers are read by a small parser (PNG: IHDR must be the first
+  chunk; JPEG: the first SOFn within MAX_JPEG_SEGMENTS segments), since
+  Pillow walks every marker or chunk before them in Python: millions of
+  empty ones would take minutes and gigabytes. Other formats are read by
+  Pillow. A TIFF whose tiles or strips are larger than its declared size
+  (a 1x1 image holding one 16384x16368 tile) is checked by its tile size,
+  which is what OpenCV allocates;
 - a file whose header Pillow cannot read, or that Pillow reads as a format
   OpenCV does not decode (CV_FORMATS), is counted as not decodable, even
   where OpenCV could decode it (e.g. PFM, Radiance HDR): its size cannot be
@@ -33,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +55,8 @@ from detbench.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 # Pillow's names of the formats OpenCV decodes, which both tell by the file's first bytes
 CV_FORMATS = frozenset({"AVIF", "BMP", "GIF", "JPEG", "JPEG2000", "MPO", "PNG", "PPM", "SUN", "TIFF", "WEBP"})
+MAX_JPEG_SEGMENTS = 1_000  # markers before the frame header (a camera JPEG has about 10)
+MAX_JPEG_HEADER_BYTES = 16 * 2**20  # bytes before it (EXIF, ICC and XMP segments are 64 KiB at most each)
 _IMAGE_FIX = "replace it with a regular image file, or take it out of the val split"
 _FORMATS_HINT = "images are decoded only in a format whose size Pillow can read, e.g. JPEG, PNG, BMP, TIFF, WebP"
 
@@ -116,14 +126,79 @@ def read_image_file(path: Path) -> bytes | None:
     return read_regular_file(path, f"image {path}", MAX_IMAGE_BYTES, _IMAGE_FIX)
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the image's header, read by Pillow without decoding pixels; None if it cannot.
+class HeaderError(Exception):
+    """A header that cannot be read in bounded time: (problem, fix) as the exception's arguments."""
 
-    Pillow's openers are tried in `Image.open`'s order; the first that takes the file decides. Only formats
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the IHDR chunk, which must come first (as libpng requires); None otherwise."""
+    if data[8:16] != b"\x00\x00\x00\x0dIHDR" or len(data) < 24:
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first SOFn segment; None if there is none. Raises HeaderError where it lies
+    beyond MAX_JPEG_SEGMENTS segments or MAX_JPEG_HEADER_BYTES bytes."""
+    offset, segments = 2, 0
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker == 0xFF:  # a fill byte
+            offset += 1
+            continue
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS or offset > MAX_JPEG_HEADER_BYTES:
+            raise HeaderError(f"more than {MAX_JPEG_SEGMENTS:,} markers or {MAX_JPEG_HEADER_BYTES // 2**20} MiB "
+                              f"come before its frame header (SOF)",
+                              "re-save it without the extra markers, or take it out of the val split")
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
+            offset += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before
+            return None
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if offset + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[offset + 5:offset + 9])
+            return (width, height) if width > 0 and height > 0 else None
+        offset += 2 + struct.unpack(">H", data[offset + 2:offset + 4])[0]
+    return None
+
+
+def tiff_tile_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of one tile (or strip) of a TIFF, which OpenCV allocates per decode; None if not a TIFF."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return None
+    from PIL import TiffImagePlugin
+
+    try:
+        opened = TiffImagePlugin.TiffImageFile(io.BytesIO(data))
+        tags, (width, height) = opened.tag_v2, opened.size
+        if 322 in tags or 323 in tags:  # TileWidth, TileLength
+            return int(tags.get(322, width)), int(tags.get(323, height))
+        return int(width), min(int(tags.get(278, height)), int(height))  # RowsPerStrip
+    except Exception:  # a damaged header: header_size decides
+        return None
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image's header, read without decoding pixels; None if it cannot.
+
+    JPEG and PNG (told by the leading signature that OpenCV also uses) are read by `_jpeg_size`/`_png_size`,
+    which may raise HeaderError. Other formats are read by Pillow:
+
+    its openers are tried in `Image.open`'s order; the first that takes the file decides. Only formats
     that OpenCV recognises by the same leading signature count (CV_FORMATS): a file Pillow takes as another
     format (a polyglot, e.g. an HDR image with a PCD marker) could be decoded by OpenCV at any size. Pillow's
     own decompression-bomb check is not applied: detbench's limit, which may be raised above it, is.
     """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _png_size(data)
+    if data.startswith(b"\xff\xd8\xff"):
+        return _jpeg_size(data)
     from PIL import Image
 
     Image.init()
@@ -145,11 +220,11 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
-    """Refuse an image of more than `max_pixels` pixels, before it is decoded."""
+def check_pixels(path: Path, size: tuple[int, int], max_pixels: int, what: str = "") -> None:
+    """Refuse an image (or, with `what`, a part of one) of more than `max_pixels` pixels, before it is decoded."""
     width, height = size
     if width * height > max_pixels:
-        raise DetbenchError(f"image {path}: {width}x{height} pixels ({width * height / 1e6:.1f} megapixels) is "
+        raise DetbenchError(f"image {path}: {what}{width}x{height} pixels ({width * height / 1e6:.1f} megapixels) is "
                             f"above the limit of {max_pixels:,} pixels; raise the limit with --max-image-pixels "
                             f"if you trust the image, or take it out of the val split")
 
@@ -170,9 +245,16 @@ def read_image_header(path: Path, max_pixels: int) -> tuple[bytes | None, tuple[
     data = read_image_file(path)
     if data is None:
         return None, None
-    size = header_size(data) if data else None
+    try:
+        size = header_size(data) if data else None
+    except HeaderError as exc:
+        problem, fix = exc.args
+        raise DetbenchError(f"image {path}: {problem}; {fix}") from None
     if size is not None:
         check_pixels(path, size, max_pixels)
+        tile = tiff_tile_size(data)
+        if tile is not None and tile[0] * tile[1] > size[0] * size[1]:
+            check_pixels(path, tile, max_pixels, "a TIFF tile of ")
     return data, size
 
 
