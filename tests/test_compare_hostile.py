@@ -13,18 +13,22 @@ import errno
 import json
 import os
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import run_cli
+from test_compare import make_report, save
 
 from detbench import text
 from detbench.comparison.analysis import report_files, run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
-from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report
+from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report, validate_report
+from detbench.stats import significance as sig
 from detbench.study.ablation import merge_rounds
 
 HOSTILE_NAMES = ['=HYPERLINK("http://x")', "a|b", "<img src=x onerror=alert(1)>", "x\ny", "[evil]", "\x1b[31mred",
@@ -493,3 +497,55 @@ def test_plot_that_cannot_be_written_is_one_line(tmp_path, two_reports):
     assert result.stderr == (f"error: {plots / 'latency_bars.png'}: cannot write the plot (Is a directory); free "
                              "some space or choose another folder with --plots\n")
     assert not list(plots.glob(".*.tmp"))  # the PNG was written beside it and removed, never half-written in place
+
+
+def test_unterminated_string_of_escaped_quotes_is_checked_in_linear_time(tmp_path):
+    """1 MB of `"` then `\\"` repeated: a backtracking scan for strings took minutes; the check is linear."""
+    path = tmp_path / "quotes.json"
+    path.write_bytes(b'"' + b'\\"' * 500_000)
+    start = time.perf_counter()
+    with pytest.raises(DetbenchError, match=r"quotes\.json: not valid JSON"):
+        load_report(path)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_brackets_and_commas_inside_strings_are_not_counted(tmp_path):
+    path = tmp_path / "text.json"
+    path.write_bytes(b'{"x": "\\\\\\"' + b"[{," * 300_000 + b'", "y": "\\\\"}')
+    with pytest.raises(DetbenchError, match=r"text\.json: unknown schema_version"):
+        load_report(path)
+
+
+def test_summary_that_disagrees_with_the_samples_is_skipped(tmp_path):
+    """An edited median (or min, max) is refused, naming the file; a float's last digits are not an edit."""
+    folder = tmp_path / "bench"
+    samples = [10.0 + 0.1 * k for k in range(31)]
+    save(folder, make_report("baseline", samples))
+    save(folder, make_report("fine", [x * 1.5 for x in samples]))
+    for key, value in (("median_ms", 5.0), ("min_ms", 9.0), ("max_ms", 20.0)):
+        edited = make_report("edited", [x * 2.0 for x in samples])
+        edited["latency"][key] = value
+        target = put(folder, "edited.json", edited)
+        lines: list[str] = []
+        found: list[str] = []
+        assert run_compare(folder, echo=lines.append, warn=found.append) == 0
+        assert len(found) == 1 and str(target) in found[0], found
+        assert f"latency.{key} does not match samples.latency_ms; the file was edited or damaged" in found[0]
+        assert not any(line.startswith("edited") for line in lines)
+    close = make_report("close", samples)
+    close["latency"]["median_ms"] *= 1.0 + 1e-9
+    assert validate_report(close)["latency"]["median_ms"] == close["latency"]["median_ms"]
+
+
+def test_samples_test_of_a_huge_run_has_a_bounded_cost():
+    """Millions of samples per side: the test and the bootstrap use a fixed subsample; the effect uses all."""
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(0.0, 0.05, 2_000_000)
+    other = base * 1.05
+    start = time.perf_counter()
+    pair = sig.samples_pair(base, other)
+    assert time.perf_counter() - start < 30
+    assert pair.test == sig.TEST_SAMPLES and f"{sig.MAX_TEST_SAMPLES:,}" in pair.test
+    assert pair.n_baseline == pair.n_model == 2_000_000
+    assert pair.effect == pytest.approx(0.05) and pair.ci_low < 0.05 < pair.ci_high and pair.p_value < 1e-6
+    assert sig.thin(base).size == sig.MAX_TEST_SAMPLES and np.array_equal(sig.thin(base), sig.thin(base.copy()))

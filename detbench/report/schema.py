@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
@@ -30,6 +31,7 @@ REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "m
 REQUIRED_LATENCY = ("mean_ms", "median_ms", "p50_ms", "p95_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
 MAX_MEASURE = 1e12  # ms, MB, parameters, GFLOPs: far above any real value, far below overflow when summed
 MIN_LATENCY_MS = 1e-6  # 1 ns, the timer's resolution: ratios of latencies stay within 1e18
+SUMMARY_TOLERANCE = 1e-6  # relative: latency.median_ms, min_ms and max_ms against the samples
 DAMAGED = "the file was edited or damaged, re-run the benchmark"
 
 
@@ -179,11 +181,24 @@ def validate_report(report: Any, source: str = "report") -> dict[str, Any]:
         absent = [k for k in REQUIRED_LATENCY if k not in report["latency"]]
         if absent:
             raise DetbenchError(f"{source}: latency lacks {', '.join(absent)}; re-run the benchmark")
-    problems = _field_problems(report)
+    problems = _field_problems(report) or _summary_problems(report)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise DetbenchError(f"{source}: {', '.join(problems[:3])}{more}; {DAMAGED}")
     return report
+
+
+def _summary_problems(report: dict[str, Any]) -> list[str]:
+    """The latency statistics that disagree with the raw samples they were computed from (an edited file)."""
+    samples = report.get("samples")
+    latency_ms = samples.get("latency_ms") if isinstance(samples, dict) else None
+    if not latency_ms:
+        return []
+    values = np.asarray(latency_ms, dtype=np.float64)
+    expected = {"median_ms": float(np.median(values)), "min_ms": float(values.min()), "max_ms": float(values.max())}
+    latency = report["latency"]
+    return [f"latency.{key} does not match samples.latency_ms" for key, value in expected.items()
+            if latency.get(key) is not None and not math.isclose(latency[key], value, rel_tol=SUMMARY_TOLERANCE)]
 
 
 def failure_report(status: str, error: str, metadata: dict[str, Any],
@@ -205,16 +220,17 @@ def failure_report(status: str, error: str, metadata: dict[str, Any],
     }
 
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 MAX_JSON_CONTAINERS = 200_000  # a report has a few hundred lists and objects
 MAX_JSON_VALUES = 16_000_000  # 1,000,000 iterations of every sample kind, with room to spare
 
 
 def check_json_shape(data: bytes, source: str) -> None:
     """Refuse JSON whose parse would cost far more memory than its size suggests (a list of a million empty lists)."""
-    bare = _JSON_STRING.sub(b'""', data)
-    containers = bare.count(b"[") + bare.count(b"{")
-    values = bare.count(b",") + containers
+    # outside strings only, in linear time: drop escaped backslashes, then escaped quotes; what remains
+    # between quotes is string text (the odd-numbered pieces of a split on '"')
+    bare = data.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2]
+    containers = sum(part.count(b"[") + part.count(b"{") for part in bare)
+    values = sum(part.count(b",") for part in bare) + containers
     if containers > MAX_JSON_CONTAINERS or values > MAX_JSON_VALUES:
         raise DetbenchError(f"{source}: holds {containers:,} lists and objects and {values:,} values, far more than "
                             f"a report; {DAMAGED}")

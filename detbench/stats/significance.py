@@ -21,7 +21,10 @@ Method (what `detbench compare` does for every model against the baseline):
      drift common to both models (e.g. a slow first round for everyone).
    * Otherwise: the Mann-Whitney U test (two-sided) on the raw per-iteration
      samples, and a percentile bootstrap 95 % confidence interval of the
-     ratio of medians (``BOOTSTRAP_RESAMPLES`` resamples, fixed seed). This
+     ratio of medians (``BOOTSTRAP_RESAMPLES`` resamples, fixed seed). A side
+     with more than ``MAX_TEST_SAMPLES`` samples is tested on that many of
+     them, evenly spaced over the run (the same ones every time), so the cost
+     is bounded however long the run; the effect still uses every sample. This
      only sees within-process noise, so it can call a difference between two
      processes' luck significant; the minimum effect size below guards
      against that, and rounds remove the problem.
@@ -48,9 +51,11 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 
+MAX_TEST_SAMPLES = 20_000  # per side: a bootstrap of 2000 resamples then takes seconds, not hours
+
 TEST_ROUNDS = "Welch t-test on log round medians"
 TEST_PAIRED = "paired t-test on log ratios of interleaved rounds"
-TEST_SAMPLES = "Mann-Whitney U on raw samples"
+TEST_SAMPLES = f"Mann-Whitney U on raw samples (at most {MAX_TEST_SAMPLES:,} per side, evenly spaced)"
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,18 @@ def ratio_of_medians_ci(baseline: Sequence[float], model: Sequence[float],
     return float(low), float(high)
 
 
+def thin(samples: np.ndarray, limit: int = MAX_TEST_SAMPLES) -> np.ndarray:
+    """At most `limit` of `samples`, evenly spaced from first to last (deterministic); all of them if fewer."""
+    if samples.size <= limit:
+        return samples
+    return samples[np.linspace(0, samples.size - 1, limit).round().astype(np.intp)]
+
+
 def samples_pair(baseline: Sequence[float], model: Sequence[float]) -> PairTest:
-    """Mann-Whitney U (two-sided) on raw samples, with a bootstrap CI of the ratio of medians."""
+    """Mann-Whitney U (two-sided) on raw samples, with a bootstrap CI of the ratio of medians.
+
+    Both run on at most MAX_TEST_SAMPLES per side (`thin`); the effect and the counts use every sample.
+    """
     from scipy.stats import mannwhitneyu
 
     a = np.asarray(baseline, dtype=np.float64)
@@ -121,8 +136,9 @@ def samples_pair(baseline: Sequence[float], model: Sequence[float]) -> PairTest:
     if min(a.size, b.size) < MIN_SAMPLES:
         return PairTest(None, None, _ratio(b, a), None, None, int(a.size), int(b.size),
                         reason=f"fewer than {MIN_SAMPLES} latency samples")
-    p_value = float(mannwhitneyu(b, a, alternative="two-sided").pvalue)
-    low, high = ratio_of_medians_ci(a, b)
+    a_test, b_test = thin(a), thin(b)
+    p_value = float(mannwhitneyu(b_test, a_test, alternative="two-sided").pvalue)
+    low, high = ratio_of_medians_ci(a_test, b_test)
     return PairTest(TEST_SAMPLES, p_value, _ratio(b, a), low - 1.0, high - 1.0, int(a.size), int(b.size))
 
 
