@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from detbench.comparison.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_epoch, fitness_weights
-from detbench.comparison.analysis import build_comparison, load_entries, report_files, run_compare
+from detbench.comparison.analysis import build_comparison, load_entries, report_files
 from detbench.comparison.plots import pareto_front, write_plots
+from detbench.comparison.run import run_compare
 from detbench.report.schema import load_report, write_report
 from detbench.stats import significance as sig
 from detbench.stats.summary import summarize

@@ -24,7 +24,8 @@ from conftest import run_cli
 from test_compare import make_report, save
 
 from detbench import text
-from detbench.comparison.analysis import report_files, run_compare
+from detbench.comparison.analysis import report_files
+from detbench.comparison.run import run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
 from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report, validate_report

@@ -2,7 +2,7 @@
 
 Text that comes from reports (model names, paths, hardware) passes through
 `detbench.text` for the format at hand: console table cells before they are
-aligned (and `compare.run_compare` makes every printed line terminal-safe),
+aligned (and `comparison.run.run_compare` makes every printed line terminal-safe),
 CSV cells, Markdown cells and notes, LaTeX cells and captions.
 """
 

@@ -51,6 +51,7 @@ from typing import Any
 
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
+from detbench.flags import add_bench_arguments, bench_config_from_args, bench_parser
 from detbench.models.loading import model_name_for
 from detbench.text import Echo, terminal_echo
 
@@ -69,8 +70,6 @@ DEFAULT_MODEL_TIMEOUT_S = 3600.0
 
 def bench_actions() -> dict[str, argparse.Action]:
     """The `detbench bench` flags, keyed by their destination."""
-    from detbench.cli import add_bench_arguments
-
     parser = argparse.ArgumentParser(add_help=False)
     add_bench_arguments(parser)
     return {action.dest: action for action in parser._actions}
@@ -136,8 +135,6 @@ def bench_argv(values: dict[str, Any]) -> list[str]:
 
 def validate_values(values: dict[str, Any], out: str) -> None:
     """Check the pass-through flags once, here, as bench would (DetbenchError naming the flag)."""
-    from detbench.cli import bench_config_from_args
-
     namespace = argparse.Namespace(**{**bench_defaults(), **values, "weights": "ablate", "name": None,
                                       "use_benchmark_list": True, "out": out, "list": None})
     bench_config_from_args(namespace)
@@ -286,13 +283,11 @@ def _parse_command(command: Any) -> argparse.Namespace | None:
     if not isinstance(command, list) or not all(isinstance(t, str) for t in command) or len(command) < 2:
         return None
     tokens = command[1:]
-    if tokens[0] != "bench":
-        tokens = ["bench", *tokens]
-    from detbench.cli import build_parser
-
+    if tokens[0] == "bench":
+        tokens = tokens[1:]
     with contextlib.redirect_stderr(io.StringIO()):
         try:
-            return build_parser().parse_args(tokens)
+            return bench_parser().parse_args(tokens)
         except SystemExit:
             return None
 

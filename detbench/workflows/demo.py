@@ -168,7 +168,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), rounds=opts.rounds,
                                           force=opts.force, out=str(bench_dir), quiet=True, bench=bench), echo)
 
-    from detbench.comparison.analysis import run_compare
+    from detbench.comparison.run import run_compare
 
     reports = [bench_dir / f"{name}.json" for name in models if (bench_dir / f"{name}.json").is_file()]
     if not reports:

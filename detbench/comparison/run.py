@@ -1,0 +1,127 @@
+"""`detbench compare` end to end: check where the tables go, load the reports, analyse, print, write.
+
+The analysis itself is `comparison.analysis`; the renderers are `comparison.tables` and
+`comparison.plots`. This module sits on top of all three, so none of them imports another's caller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from detbench import text
+from detbench.comparison import tables
+from detbench.comparison.analysis import build_comparison, load_entries, report_files, stderr_warning
+from detbench.errors import DetbenchError
+
+# ---------------------------------------------------------------- output places
+
+def check_file_target(path: Path, label: str, fix: str) -> None:
+    """Fail, creating nothing, unless a file can be written at `path` (its folder may still have to be made)."""
+    if os.path.isdir(path):
+        raise DetbenchError(f"{label}: is a folder, not a file; {fix}")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise DetbenchError(f"{label}: exists and is not a regular file; {fix}")
+    check_folder_target(path.parent, label, fix)
+
+
+def check_folder_target(folder: Path, label: str, fix: str) -> None:
+    """Fail, creating nothing, unless `folder` is a writable folder or can be made as one."""
+    probe = Path(os.path.abspath(folder))
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if not os.path.isdir(probe):
+        raise DetbenchError(f"{label}: {text.terminal(probe)} is a file, not a folder; {fix}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise DetbenchError(f"{label}: cannot write in {text.terminal(probe)} (no permission or a read-only file "
+                            f"system); {fix}")
+
+
+def table_targets(output: str | Path | None, formats: Sequence[str], folder: Path) -> dict[str, Path]:
+    """Where each table goes: CSV at `output`, other formats beside it; without `output`, FOLDER/comparison.*."""
+
+    targets: dict[str, Path] = {}
+    if output is not None:
+        targets["csv"] = Path(output)
+    stem = Path(output).with_suffix("") if output is not None else folder / "comparison"
+    for fmt in formats:
+        targets.setdefault(fmt, stem.with_suffix(tables.SUFFIXES[fmt]))
+    return targets
+
+
+def check_targets(targets: dict[str, Path], output: str | Path | None, plots_dir: str | Path | None) -> None:
+    """Every table and the plots folder can be written: else one line naming the flag (or path) and the fix."""
+    for path in targets.values():
+        if output is None:
+            label, fix = text.terminal(path), "pass --output FILE in a writable folder"
+        else:
+            label = f"--output {text.terminal(output)}"
+            if path != Path(output):
+                label += f" ({text.terminal(path)})"
+            fix = "give a file path in a writable folder, e.g. --output results/comparison.csv"
+        check_file_target(path, label, fix)
+    if plots_dir is not None:
+        check_folder_target(Path(plots_dir), f"--plots {text.terminal(plots_dir)}",
+                            "give a folder for the PNGs, e.g. --plots results/plots")
+
+
+# ---------------------------------------------------------------- entry point
+
+def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline: str | None = None,
+                output: str | Path | None = None, formats: Sequence[str] = (),
+                plots_dir: str | Path | None = None, min_effect: float = 0.02, alpha: float = 0.05,
+                echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning) -> int:
+    """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
+
+    `formats` holds "csv", "md" and/or "latex"; they are written next to
+    `output` (same stem) or, without `output`, next to the reports (the folder
+    given, or the common folder of what was given) as comparison.{csv,md,tex}.
+    Every output place is checked before anything is loaded. Warnings about
+    skipped files go to `warn` (default: stderr). Every line passed to `echo`
+    or `warn` is terminal-safe (`text.terminal`). Returns 0.
+    """
+    def safe_warn(message: str) -> None:
+        warn(text.terminal(message))
+
+    sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
+    unknown = sorted(set(formats) - set(tables.RENDERERS))
+    if unknown:
+        raise DetbenchError(f"--format {', '.join(unknown)} is not known: use csv, md or latex")
+    targets = table_targets(output, formats, default_folder(sources))
+    check_targets(targets, output, plots_dir)
+    files = report_files(sources, safe_warn)
+    refuse_overwriting_inputs(targets, files)
+    entries = load_entries(files, safe_warn)
+    comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
+    for line in tables.console_lines(comparison):
+        echo(text.terminal(line))
+    rendered = {path: tables.RENDERERS[fmt](comparison) for fmt, path in targets.items()}
+    for path, content in rendered.items():
+        tables.write_table(path, content)
+        echo(f"✓ saved: {text.terminal(path)}")
+    if plots_dir is not None:
+        from detbench.comparison.plots import write_plots
+
+        for path in write_plots(comparison, plots_dir):
+            echo(f"✓ saved: {text.terminal(path)}")
+    return 0
+
+
+def refuse_overwriting_inputs(targets: dict[str, Path], files: Sequence[Path]) -> None:
+    """A table may not replace one of the reports it is computed from."""
+    inputs = {os.path.realpath(path) for path in files}
+    for path in targets.values():
+        if os.path.realpath(path) in inputs:
+            raise DetbenchError(f"--output {text.terminal(path)}: is one of the reports being compared and would be "
+                                f"overwritten; choose another file (e.g. results/bench/comparison.csv)")
+
+
+def default_folder(sources: Sequence[str | Path]) -> Path:
+    """Where tables go without --output: the folder given, else the common folder of the reports given."""
+    folders = [Path(source) if os.path.isdir(source) else Path(source).parent for source in sources]
+    if len(set(folders)) <= 1:
+        return folders[0] if folders else Path(".")
+    return Path(os.path.commonpath([os.path.abspath(folder) for folder in folders]))
+
+
