@@ -724,84 +724,109 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
         return _study(opts, echo, python, values, device, out, runs, list_path)
 
 
-def _study(opts: AblationOptions, echo: Echo, python: str, values: dict[str, Any], device: str, out: Path,
-           runs: list[ModelRun], list_path: Path) -> int:
-    """The study itself, under the folder's lock: the list, resume decisions, the runs, the summary."""
-    from detbench.report.schema import load_report, write_report
+@dataclass
+class _Study:
+    """One study's settings, shared by its steps."""
 
-    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    start = time.monotonic()
-    outcome = prepare_list(runs, list_path, values, opts.reuse_list, echo)
+    opts: AblationOptions
+    echo: Echo
+    python: str
+    values: dict[str, Any]
+    device: str
+    out: Path
+    list_path: Path
 
+
+def _plan(study: _Study, runs: list[ModelRun], list_sha256: str) -> tuple[list[ModelResult], list[ModelResult]]:
+    """Every model's result, and those to run (not up to date, or --force)."""
     results = [ModelResult(run) for run in runs]
     pending: list[ModelResult] = []
     for result in results:
         if result.run.note:
-            echo(f"  note: {result.run.name}: {result.run.note}")
-        report_path = out / f"{result.run.name}.json"
-        reason = "--force" if opts.force else stale_reason(report_path, result.run, values, device,
-                                                          outcome.blist.sha256, opts.rounds)
+            study.echo(f"  note: {result.run.name}: {result.run.note}")
+        report_path = study.out / f"{result.run.name}.json"
+        reason = "--force" if study.opts.force else stale_reason(report_path, result.run, study.values,
+                                                                study.device, list_sha256, study.opts.rounds)
         if reason is None:
             result.status = "skipped"
-            echo(f"· {result.run.name}: up to date ({report_path}), skipped; --force re-runs it")
+            study.echo(f"· {result.run.name}: up to date ({report_path}), skipped; --force re-runs it")
         else:
             result.reason = reason
             pending.append(result)
             if report_path.exists():
-                echo(f"· {result.run.name}: will re-run: {reason}")
+                study.echo(f"· {result.run.name}: will re-run: {reason}")
+    return results, pending
 
-    rounds_root = out / ROUNDS_DIR
-    jobs = [(k, result.run.name) for k in range(1, opts.rounds + 1) for result in pending]
-    progress = Progress(jobs)
+
+def _run_round(study: _Study, pending: list[ModelResult], round_k: int, progress: Progress) -> None:
+    """Each pending model once, in a fresh process; a failure is recorded and its later rounds are dropped."""
+    rounds = study.opts.rounds
+    for result in pending:
+        if result.status == "failed":
+            continue
+        target = study.out if rounds == 1 else study.out / ROUNDS_DIR / f"r{round_k}"
+        study.echo(progress.line(result.run.name, round_k, rounds))
+        job = run_child(bench_command(study.python, result.run, target, study.list_path, study.values), study.echo,
+                        study.opts.quiet, study.opts.model_timeout)
+        progress.finished(result.run.name, job.seconds)
+        result.seconds += job.seconds
+        result.exit_code = job.returncode
+        if job.ok:
+            result.round_reports.append(target / f"{result.run.name}.json")
+            study.echo(f"  ✓ {result.run.name} round {round_k}: {_median_text(result.round_reports[-1])} "
+                       f"({job.seconds:.1f} s)")
+        else:
+            result.status, result.error, result.stderr_tail = "failed", job.error, job.stderr_tail
+            progress.drop_model(result.run.name, progress.done)
+            study.echo(f"  ✗ {result.run.name} failed: {job.error}")
+
+
+def _finish(study: _Study, result: ModelResult) -> None:
+    """A model that ran every round: its rounds merged into OUT/NAME.json (with several rounds), marked ok."""
+    from detbench.report.schema import load_report, write_report
+
+    if study.opts.rounds > 1:
+        try:
+            merged = merge_rounds([load_report(p) for p in result.round_reports], result.run.name)
+            write_report(merged, study.out / f"{result.run.name}.json")
+        except DetbenchError as exc:
+            result.status, result.error = "failed", str(exc)
+            study.echo(f"  ✗ {result.run.name} failed: {exc}")
+            return
+        rounds_text = ", ".join(f"{r['median_ms']:.2f}" for r in merged["rounds"])
+        study.echo(f"✓ merged {study.opts.rounds} rounds of {result.run.name}: "
+                   f"{_median_text(study.out / f'{result.run.name}.json')} (round medians {rounds_text} ms)")
+    result.status = "ok"
+
+
+def _study(opts: AblationOptions, echo: Echo, python: str, values: dict[str, Any], device: str, out: Path,
+           runs: list[ModelRun], list_path: Path) -> int:
+    """The study itself, under the folder's lock: the list, resume decisions, the runs, the summary."""
+    study = _Study(opts, echo, python, values, device, out, list_path)
+    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    start = time.monotonic()
+    outcome = prepare_list(runs, list_path, values, opts.reuse_list, echo)
+    results, pending = _plan(study, runs, outcome.blist.sha256)
+    progress = Progress([(k, result.run.name) for k in range(1, opts.rounds + 1) for result in pending])
     summary_path = out / SUMMARY_NAME
     try:
         if opts.rounds > 1:
-            shutil.rmtree(rounds_root, ignore_errors=True)
+            shutil.rmtree(out / ROUNDS_DIR, ignore_errors=True)
         for round_k in range(1, opts.rounds + 1):
-            for result in pending:
-                if result.status == "failed":
-                    continue
-                target = out if opts.rounds == 1 else rounds_root / f"r{round_k}"
-                echo(progress.line(result.run.name, round_k, opts.rounds))
-                job = run_child(bench_command(python, result.run, target, list_path, values), echo, opts.quiet,
-                                opts.model_timeout)
-                progress.finished(result.run.name, job.seconds)
-                result.seconds += job.seconds
-                result.exit_code = job.returncode
-                if job.ok:
-                    result.round_reports.append(target / f"{result.run.name}.json")
-                    echo(f"  ✓ {result.run.name} round {round_k}: {_median_text(result.round_reports[-1])} "
-                         f"({job.seconds:.1f} s)")
-                else:
-                    result.status, result.error, result.stderr_tail = "failed", job.error, job.stderr_tail
-                    progress.drop_model(result.run.name, progress.done)
-                    echo(f"  ✗ {result.run.name} failed: {job.error}")
+            _run_round(study, pending, round_k, progress)
         for result in pending:
-            if result.status == "failed":
-                continue
-            if opts.rounds > 1:
-                try:
-                    merged = merge_rounds([load_report(p) for p in result.round_reports], result.run.name)
-                    write_report(merged, out / f"{result.run.name}.json")
-                except DetbenchError as exc:
-                    result.status, result.error = "failed", str(exc)
-                    echo(f"  ✗ {result.run.name} failed: {exc}")
-                    continue
-                rounds_text = ", ".join(f"{r['median_ms']:.2f}" for r in merged["rounds"])
-                echo(f"✓ merged {opts.rounds} rounds of {result.run.name}: "
-                     f"{_median_text(out / f'{result.run.name}.json')} (round medians {rounds_text} ms)")
-            result.status = "ok"
+            if result.status != "failed":
+                _finish(study, result)
         if opts.rounds > 1:
-            shutil.rmtree(rounds_root, ignore_errors=True)
+            shutil.rmtree(out / ROUNDS_DIR, ignore_errors=True)
     except KeyboardInterrupt:
         write_summary(summary_path, results, opts, out, device, outcome, started, time.monotonic() - start,
                       "interrupted")
         echo(f"interrupted: reports finished so far are kept; a re-run resumes ({summary_path})")
         return 130
-
     failed = [r for r in results if r.status == "failed"]
-    status = "failed" if failed else "ok"
-    write_summary(summary_path, results, opts, out, device, outcome, started, time.monotonic() - start, status)
+    write_summary(summary_path, results, opts, out, device, outcome, started, time.monotonic() - start,
+                  "failed" if failed else "ok")
     counts = {key: sum(r.status == key for r in results) for key in ("ok", "skipped", "failed")}
     echo(f"ablation done in {_clock(time.monotonic() - start)}: {counts['ok']} benchmarked, {counts['skipped']} "
          f"up to date, {counts['failed']} failed; summary: {summary_path}")
