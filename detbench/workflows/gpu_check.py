@@ -42,6 +42,41 @@ def _row(name: str, r: dict[str, Any]) -> str:
             f"{r['throughput']['fps_mean']:>9.1f} {(f'{peak:.1f}' if peak is not None else '-'):>9}")
 
 
+def _checks(runs: dict[str, dict[str, Any] | None], has_gpu: bool) -> list[tuple[str, bool | None]]:
+    """What must hold of the runs: (label, passed), passed None where it needs a GPU that is not there."""
+    ok = [r for r in runs.values() if r]
+    checks: list[tuple[str, bool | None]] = [("every run finished", len(ok) == len(runs))]
+    if has_gpu:
+        checks += [
+            ("CUDA events used (timer == cuda_event)", all(r["latency"]["timer"] == "cuda_event" for r in ok)),
+            ("peak reset after warm-up (peak >= allocated, activation peak >= 0)",
+             all(r["memory"]["activation_peak_MB"] is not None and r["memory"]["activation_peak_MB"] >= 0
+                 for r in ok)),
+            ("GPU memory fields non-null", all(r["memory"]["peak_gpu_mem_MB"] is not None for r in ok)),
+            ("device time <= host time (medians)",
+             all(r["latency"]["median_ms"] <= r["latency"]["host"]["median_ms"] for r in ok)),
+        ]
+        b8_32, b8_16 = runs.get("v8n-b8-fp32"), runs.get("v8n-b8-fp16")
+        checks.append(("fp16 faster than fp32 at batch 8", bool(b8_32 and b8_16) and
+                       b8_16["latency"]["median_ms"] < b8_32["latency"]["median_ms"]))
+    else:
+        checks += [(label, None) for label in ("CUDA events used", "peak reset after warm-up",
+                                                "GPU memory fields non-null", "device time <= host time",
+                                                "fp16 faster than fp32 at batch 8")]
+    return checks
+
+
+def _print_checks(checks: list[tuple[str, bool | None]]) -> int:
+    """One PASS/FAIL/SKIP line per check; the number that failed."""
+    print()
+    failed = 0
+    for label, passed in checks:
+        status = "SKIP (no GPU)" if passed is None else ("PASS" if passed else "FAIL")
+        failed += passed is False
+        print(f"{status:<14}{label}")
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iters", type=int, default=300)
@@ -84,31 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         if report:
             print(_row(name, report))
 
-    ok = [r for r in runs.values() if r]
-    checks: list[tuple[str, bool | None]] = [("every run finished", len(ok) == len(runs))]
-    if has_gpu:
-        checks += [
-            ("CUDA events used (timer == cuda_event)", all(r["latency"]["timer"] == "cuda_event" for r in ok)),
-            ("peak reset after warm-up (peak >= allocated, activation peak >= 0)",
-             all(r["memory"]["activation_peak_MB"] is not None and r["memory"]["activation_peak_MB"] >= 0
-                 for r in ok)),
-            ("GPU memory fields non-null", all(r["memory"]["peak_gpu_mem_MB"] is not None for r in ok)),
-            ("device time <= host time (medians)",
-             all(r["latency"]["median_ms"] <= r["latency"]["host"]["median_ms"] for r in ok)),
-        ]
-        b8_32, b8_16 = runs.get("v8n-b8-fp32"), runs.get("v8n-b8-fp16")
-        checks.append(("fp16 faster than fp32 at batch 8", bool(b8_32 and b8_16) and
-                       b8_16["latency"]["median_ms"] < b8_32["latency"]["median_ms"]))
-    else:
-        checks += [(label, None) for label in ("CUDA events used", "peak reset after warm-up",
-                                                "GPU memory fields non-null", "device time <= host time",
-                                                "fp16 faster than fp32 at batch 8")]
-    print()
-    failed = 0
-    for label, passed in checks:
-        status = "SKIP (no GPU)" if passed is None else ("PASS" if passed else "FAIL")
-        failed += passed is False
-        print(f"{status:<14}{label}")
+    checks = _checks(runs, has_gpu)
+    failed = _print_checks(checks)
     print(f"\ngpu_check: {len(checks) - failed} of {len(checks)} not failed, {time.perf_counter() - started:.0f} s")
     return 1 if failed else 0
 
