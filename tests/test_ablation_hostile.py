@@ -104,7 +104,8 @@ def _wait_for(predicate, seconds: float) -> bool:
 def _slow_ablate(tmp_path: Path, dataset: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline", "--out", str(out),
                              "--data", str(dataset), "--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters",
-                             "1000000", "--threads", "1", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             "1000000", "--time-budget", "86400", "--threads", "1", "--quiet"], cwd=tmp_path,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -133,7 +134,8 @@ def test_a_second_study_in_one_folder_is_refused_and_killed_studies_leave_no_orp
 def test_a_model_that_overruns_its_time_is_stopped_recorded_and_the_rest_go_on(tmp_path, dataset):
     out = tmp_path / "bench"
     command = [sys.executable, "-m", "detbench.cli", "bench", "--weights=baseline", "--name=slow", f"--out={out}",
-               f"--data={dataset}", "--device=cpu", "--imgsz=64", "--warmup=1", "--iters=1000000", "--threads=1"]
+               f"--data={dataset}", "--device=cpu", "--imgsz=64", "--warmup=1", "--iters=1000000", "--threads=1",
+               "--time-budget=86400"]
     start = time.monotonic()
     job = run_child(command, echo=lambda line: None, quiet=True, timeout=15)
     assert time.monotonic() - start < 40

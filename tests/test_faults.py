@@ -57,7 +57,8 @@ def test_signal_mid_loop_leaves_no_partial_report_and_the_next_run_is_clean(tmp_
                                                                             capsys):
     """Ctrl-C, SIGTERM and SIGKILL during a timed loop of 10^6 iterations, three runs side by side."""
     signals = {"int": signal.SIGINT, "term": signal.SIGTERM, "kill": signal.SIGKILL}
-    runs = {key: spawn("bench", "--weights", str(yaml_checkpoint), *QUICK, "--iters", "1000000", "--name", "m",
+    runs = {key: spawn("bench", "--weights", str(yaml_checkpoint), *QUICK, "--iters", "1000000", "--time-budget",
+                       "86400", "--name", "m",
                        "--out", str(tmp_path / key), cwd=tmp_path) for key in signals}
     for process in runs.values():
         wait_for_line(process, "✓ GFLOPs")  # inputs are decoded next, then the warm-up and the timed loop
