@@ -23,52 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from detbench.errors import DetbenchError
+from detbench.report.model import Report
 
-
-class Section:
-    """One section of a report, read by attribute (`report.latency.median_ms`); nested sections alike."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            value = self._values[name]
-        except KeyError:
-            raise AttributeError(f"no field {name!r} (fields: {', '.join(self._values)})") from None
-        return Section(value) if isinstance(value, dict) else value
-
-    def __dir__(self) -> list[str]:
-        return list(self._values)
-
-    def __repr__(self) -> str:
-        return f"Section({self._values!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self._values)
-
-
-class BenchReport(Section):
-    """One model's report, as `detbench bench` writes it; sections by attribute, the JSON by `to_dict`."""
-
-    @property
-    def name(self) -> str:
-        return str(self._values["metadata"]["model_name"])
-
-    def save(self, folder: str | Path) -> Path:
-        """Write the report as FOLDER/NAME.json (atomically); return the path."""
-        from detbench.report.schema import write_report
-
-        return write_report(self._values, Path(folder) / f"{self.name}.json")
-
-    def __repr__(self) -> str:
-        latency = self._values.get("latency") or {}
-        return f"BenchReport({self.name!r}, median {latency.get('median_ms')} ms)"
+BenchReport = Report  # one model's report: typed sections (`r.latency.median_ms`), `r.save(folder)`, `r.to_dict()`
 
 
 @contextlib.contextmanager
 def _detbench_settings() -> Iterator[None]:
     """Ultralytics' environment while detbench works; torch's threads and backend flags as they were after."""
+    # imported here, not at the top: loads torch, which only this path needs
     import torch
 
     from detbench.models.ultralytics_env import ultralytics_environment
@@ -90,6 +53,7 @@ def bench(weights: str | Path, *, out: str | Path | None = None, verbose: bool =
     With `out`, the benchmark list is created in (or reused from) that folder, as for the CLI; the report is
     still written only by `.save()`.
     """
+    # imported here, not at the top: loads torch, OpenCV, NVML, psutil, numpy, which only this path needs
     from detbench.config import BenchConfig
     from detbench.workflows.bench import run_bench
 
@@ -99,7 +63,7 @@ def bench(weights: str | Path, *, out: str | Path | None = None, verbose: bool =
         cfg = BenchConfig(weights=str(weights), out=str(folder), **settings)
         with _detbench_settings():
             report, _path = run_bench(cfg, echo=print if verbose else _silent, argv=command, write=False)
-    return BenchReport(report)
+    return report
 
 
 def _silent(line: str) -> None:
@@ -117,16 +81,19 @@ class Comparison:
         return self.result.groups
 
     def to_csv(self) -> str:
+        # imported here, not at the top: loads numpy, kept out of light commands
         from detbench.comparison.tables import csv_text
 
         return csv_text(self.result)
 
     def to_markdown(self) -> str:
+        # imported here, not at the top: loads numpy, kept out of light commands
         from detbench.comparison.tables import markdown_text
 
         return markdown_text(self.result)
 
     def to_latex(self) -> str:
+        # imported here, not at the top: loads numpy, kept out of light commands
         from detbench.comparison.tables import latex_text
 
         return latex_text(self.result)
@@ -134,6 +101,7 @@ class Comparison:
     def to_pandas(self):
         """The CSV's rows as a pandas DataFrame (pandas: `pip install -e '.[api]'`)."""
         try:
+            # imported here, not at the top: loads pandas, which only this path needs
             import pandas
         except ImportError as exc:
             raise DetbenchError("Comparison.to_pandas needs pandas; install it with pip install pandas (or "
@@ -141,14 +109,16 @@ class Comparison:
         return pandas.read_csv(io.StringIO(self.to_csv()))
 
     def __str__(self) -> str:
+        # imported here, not at the top: loads numpy, kept out of light commands
         from detbench.comparison.tables import console_lines
 
         return "\n".join(console_lines(self.result))
 
 
-def compare(reports: Sequence[BenchReport | dict[str, Any] | str | Path], baseline: str | None = None,
+def compare(reports: Sequence[Report | dict[str, Any] | str | Path], baseline: str | None = None,
             alpha: float = 0.05, min_effect: float = 0.02) -> Comparison:
     """Compare reports (BenchReports, report dicts, report files or folders of them) against `baseline`."""
+    # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison import analysis
     from detbench.report.schema import validate_report
 
@@ -157,9 +127,10 @@ def compare(reports: Sequence[BenchReport | dict[str, Any] | str | Path], baseli
         if isinstance(item, (str, Path)):
             files.append(Path(item))
             continue
-        report = item.to_dict() if isinstance(item, Section) else item
+        report = item.to_dict() if isinstance(item, Report) else item
         source = f"report {index + 1}"
-        entries.append(analysis.Entry(path=Path(f"<{source}>"), report=validate_report(report, source), name=""))
+        typed = Report.from_dict(validate_report(report, source))
+        entries.append(analysis.Entry(path=Path(f"<{source}>"), report=typed, name=""))
     if files:
         entries += analysis.load_entries(analysis.report_files(files))
     if not entries:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import signal
 import sys
 
@@ -11,6 +12,7 @@ from detbench.errors import DetbenchError
 from detbench.flags import add_bench_arguments, bench_config_from_args
 from detbench.models.ultralytics_env import configure_process
 from detbench.proc import die_with_parent
+from detbench.text import terminal
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +38,6 @@ class Parser(argparse.ArgumentParser):
 
     def flag_error(self, unknown: list[str]) -> None:
         """Exit with this (sub)command's usage and one line naming the unknown flag and the closest known one."""
-        import difflib
 
         known = [option for action in self._actions for option in action.option_strings]
         first = unknown[0].split("=", 1)[0]
@@ -54,7 +55,7 @@ def build_parser() -> Parser:
     compare = sub.add_parser("compare", help="compare benchmark reports",
                              description="Compare benchmark reports against a baseline, with significance.")
     add_compare_arguments(compare)
-    from detbench.study import ablation  # it reads bench's flags from this module: imported once they exist
+    from detbench.study import ablation  # their flags; imported here: they load torch
     from detbench.workflows import demo
 
     ablate = sub.add_parser("ablate", help="benchmark every model of a study, each in a fresh process",
@@ -80,6 +81,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     cfg = bench_config_from_args(args)  # flag errors before the heavy imports
+    # imported here, not at the top: loads torch, OpenCV, NVML, psutil, numpy, which only this path needs
     from detbench.workflows.bench import run_bench
 
     run_bench(cfg, argv=sys.argv)
@@ -87,6 +89,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare
 
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
@@ -94,12 +97,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
+    # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
     from detbench.study.ablation import options_from_args, run_ablation
 
     return run_ablation(options_from_args(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
     from detbench.workflows.demo import options_from_args, run_demo
 
     return run_demo(options_from_args(args))
@@ -127,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except DetbenchError as exc:
-        from detbench.text import terminal
 
         print("error: " + terminal(str(exc).replace("\r", " ").replace("\n", " ")), file=sys.stderr)
         return 2

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from detbench import limits
 from detbench.errors import DetbenchError
@@ -47,39 +48,78 @@ def validate_stopping(min_time: float, target_ci: float | None, max_time: float 
                                 f"({min_time}), got {max_time}")
 
 
+def setting(default: Any = None, help: str = "", *, flag: str | None = None, per_model: bool = False,
+            compared: bool = True, default_factory: Any = None) -> Any:
+    """A BenchConfig field with what its flag needs: the help text, the flag's name if not the field's, and
+    how a study treats it (`per_model`: set by the study for each model, not passed through; `compared`: a
+    resumed study re-runs a model whose report was made with another value)."""
+    metadata = {"help": help, "flag": flag, "per_model": per_model, "compared": compared}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class BenchConfig:
-    """Settings of one `detbench bench` run; defaults are the user specification's."""
+    """Settings of one `detbench bench` run; defaults are the user specification's.
 
-    weights: str
-    imgsz: int = 640
-    device: str | None = None  # None: first CUDA GPU if there is one, else cpu
-    warmup: int = 50
-    iters: int = 300
-    batch: int = 1
-    data: str | None = None
-    seed: int = 42
-    benchmark_size: int = 200
-    use_benchmark_list: bool = False
-    name: str | None = None
-    out: str = "results/bench"
-    list_path: str | None = None  # None: {out}/benchmark_list.txt
-    threads: int | None = None  # None: all available cores
-    unsafe_load: bool = False
-    half: bool = False
-    amp: bool = False
-    channels_last: bool = False
-    cudnn_benchmark: bool = True
-    cuda_graph: bool = False
-    min_time: float = 0.0  # seconds: the timed loop runs at least this long AND at least `iters` iterations
-    target_ci: float | None = None  # then until the median CI half-width / median is at most this
-    max_time: float | None = None  # seconds: bound of the --target-ci extension (default 60)
-    pipeline: bool = False  # also time preprocess + inference + postprocess per image
-    plugins: list[str] = field(default_factory=list)
-    load_timeout: float = limits.LOAD_TIMEOUT_S  # seconds the bounded model check may take
-    load_memory_mb: float = limits.LOAD_MEMORY_BYTES / 2**20  # memory it may use beyond the interpreter
-    max_image_pixels: int = limits.MAX_IMAGE_PIXELS  # larger images are refused before decoding
-    time_budget: float = limits.RUN_TIME_BUDGET_S  # runs estimated to take longer are refused before they start
+    Each field is one flag of `detbench bench` (`detbench.flags` builds them from this metadata), one entry of
+    a report's `config` section, and what a study's workers are given.
+    """
+
+    weights: str = setting(help="Ultralytics .pt checkpoint, model .yaml, zoo name or shipped YAML name "
+                                "(e.g. yolov8n.yaml)", per_model=True)
+    imgsz: int = setting(640, "square input size (default 640)")
+    device: str | None = setting(None, "0, 1, cuda:N or cpu (default: GPU 0 if present, else cpu)",
+                                 compared=False)  # compared as resolved (cuda:0), not as typed
+    warmup: int = setting(50, "warm-up iterations (default 50)")
+    iters: int = setting(300, "timed iterations (default 300)")
+    batch: int = setting(1, "batch size (default 1)")
+    # the list's hash covers data, seed and size
+    data: str | None = setting(None, "dataset YAML (default: the checkpoint's train_args['data'])", compared=False)
+    seed: int = setting(42, "seed of the benchmark list (default 42)", compared=False)
+    benchmark_size: int = setting(200, "images in the benchmark list (default 200)", compared=False)
+    use_benchmark_list: bool = setting(False, "reuse the existing benchmark list as is (error if there is none)",
+                                       per_model=True)
+    name: str | None = setting(None, "model name in the report (default: run folder, else file stem)",
+                               per_model=True)
+    out: str = setting("results/bench", "output folder (default results/bench)", per_model=True)
+    list_path: str | None = setting(None, "benchmark list file (default: OUT/benchmark_list.txt)", flag="list",
+                                    per_model=True)
+    threads: int | None = setting(None, "CPU threads for torch (default: all available cores)")
+    # how to load, not what to measure
+    unsafe_load: bool = setting(False, "load the checkpoint with a full pickle load (runs code inside it: only for "
+                                       "trusted files)", compared=False)
+    half: bool = setting(False, "run model and inputs in fp16 (CUDA only)")
+    amp: bool = setting(False, "autocast an fp32 model (fp16 on CUDA, bf16 on CPU)")
+    channels_last: bool = setting(False, "channels-last memory format for model and inputs")
+    cudnn_benchmark: bool = setting(True, "let cuDNN autotune convolutions during the warm-up (default on; "
+                                          "recorded)")
+    cuda_graph: bool = setting(False, "capture the forward once as a CUDA graph and replay it in the timed loop "
+                                      "(CUDA only)")
+    min_time: float = setting(0.0, "time at least this many seconds as well as at least --iters iterations "
+                                   "(default 0)")
+    target_ci: float | None = setting(None, "then keep timing until the median's 95%% CI half-width is at most "
+                                            "this fraction of the median (e.g. 0.01), within --max-time")
+    max_time: float | None = setting(None, "seconds the timed loop may run to reach --target-ci (default 60; "
+                                           "never cuts --iters/--min-time)")
+    pipeline: bool = setting(False, "also time preprocess, inference and postprocess (NMS) per image, and their "
+                                    "sum")
+    plugins: list[str] = setting(help="module or .py file with custom layers to allow and register (repeatable)",
+                                 flag="plugin", compared=False, default_factory=list)
+    load_timeout: float = setting(limits.LOAD_TIMEOUT_S,
+                                  f"seconds the bounded check of the model (load, count, one forward pass) may "
+                                  f"take (default {limits.LOAD_TIMEOUT_S:g})", compared=False)
+    load_memory_mb: float = setting(limits.LOAD_MEMORY_BYTES / 2**20,
+                                    f"MiB of memory that check may use beyond the interpreter (default "
+                                    f"{limits.LOAD_MEMORY_BYTES // 2**20})", flag="load_memory", compared=False)
+    time_budget: float = setting(limits.RUN_TIME_BUDGET_S,
+                                 f"seconds the warm-up and timed loop may be expected to take, judged from the "
+                                 f"bounded check's forward pass before they start (default "
+                                 f"{limits.RUN_TIME_BUDGET_S:g})", compared=False)
+    max_image_pixels: int = setting(limits.MAX_IMAGE_PIXELS,
+                                    f"refuse images with more pixels than this, read from their header before "
+                                    f"decoding (default {limits.MAX_IMAGE_PIXELS:,})")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -96,7 +136,7 @@ class BenchConfig:
                 raise DetbenchError(f"--{name} must be an integer, got {value!r}")
             if not low <= value <= high:
                 raise DetbenchError(f"--{name} must be between {low} and {high}, got {value}")
-        if not str(self.weights).strip():
+        if self.weights is None or not str(self.weights).strip():
             raise DetbenchError("--weights is empty: give a .pt checkpoint, a model .yaml or a zoo model name")
         if self.name is not None:
             check_model_name(self.name, f"--name {self.name[:80]!r}", "the report is OUT/NAME.json: choose a plain "
@@ -108,3 +148,16 @@ class BenchConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high:
                 raise DetbenchError(f"{flag} must be a positive number up to {high}, got {value!r}")
 
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting by field name: a report's `config` section, and what a study's worker is given."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BenchConfig:
+        """The config a `to_dict` (or a report's `config` section) describes; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DetbenchError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)

@@ -14,12 +14,13 @@ from conftest import run_cli
 
 from detbench.cli import build_parser
 from detbench.errors import DetbenchError
+from detbench.flags import config_argv
+from detbench.report.model import Report
 from detbench.report.schema import load_report
 from detbench.stats import summary as stats
 from detbench.study.ablation import (
     ModelRun,
     Progress,
-    bench_argv,
     bench_defaults,
     discover_runs,
     merge_rounds,
@@ -82,7 +83,7 @@ def test_models_flag_takes_run_names_paths_and_zoo_names(tmp_path):
 def test_child_gets_only_the_flags_that_differ_and_they_parse_back():
     values = {**bench_defaults(), "imgsz": 64, "device": "cpu", "cudnn_benchmark": False, "pipeline": True,
               "plugins": ["a.py", "b.py"], "min_time": 0.5}
-    argv = bench_argv(values)
+    argv = config_argv(values)
     assert "--batch" not in argv and "--warmup" not in argv  # defaults stay implicit
     parsed = build_parser().parse_args(["bench", "--weights", "w.pt", *argv])
     for dest in ("imgsz", "device", "cudnn_benchmark", "pipeline", "plugins", "min_time", "iters"):
@@ -120,7 +121,7 @@ def test_failure_is_isolated_recorded_and_makes_the_exit_non_zero(study):
     # the list was made once, up front, and every report used it
     out = first.stdout
     assert out.count("✓ created benchmark list") == 1 and out.index("✓ created") < out.index("[1/")
-    digests = {load_report(bench / f"{name}.json")["inputs"]["list_sha256"] for name in ("baseline", "ghost")}
+    digests = {load_report(bench / f"{name}.json").inputs.list_sha256 for name in ("baseline", "ghost")}
     assert digests == {summary["list_sha256"]}
 
 
@@ -134,7 +135,7 @@ def test_rounds_run_interleaved_and_merge_into_one_report(study):
     bench = root / "results" / "bench"
     assert not (bench / ".rounds").exists()
     for name in ("baseline", "ghost"):
-        report = load_report(bench / f"{name}.json")
+        report = load_report(bench / f"{name}.json").to_dict()
         samples = report["samples"]["latency_ms"]
         assert len(samples) == 8 and report["latency"]["n_samples"] == 8
         assert [r["round"] for r in report["rounds"]] == [1, 2]
@@ -154,19 +155,19 @@ def test_rounds_run_interleaved_and_merge_into_one_report(study):
 
 def test_merge_takes_the_peak_memory_and_refuses_rounds_on_other_inputs(study):
     root, _ = study
-    report = load_report(root / "results" / "bench" / "baseline.json")
+    report = load_report(root / "results" / "bench" / "baseline.json").to_dict()
     one = {**report, "samples": {**report["samples"], "latency_ms": [1.0, 2.0, 3.0]},
            "memory": {**report["memory"], "peak_rss_MB": 100.0}}
     two = {**report, "samples": {**report["samples"], "latency_ms": [4.0, 5.0]},
            "memory": {**report["memory"], "peak_rss_MB": 250.0}}
-    merged = merge_rounds([one, two], "baseline")
+    merged = merge_rounds([Report.from_dict(one), Report.from_dict(two)], "baseline").to_dict()
     assert merged["samples"]["latency_ms"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert merged["memory"]["peak_rss_MB"] == 250.0
     assert [r["median_ms"] for r in merged["rounds"]] == [2.0, 4.5]
     assert merged["latency"]["median_ms"] == 3.0 and merged["latency"]["max_ms"] == 5.0
     other = {**two, "inputs": {**two["inputs"], "list_sha256": "0" * 64}}
     with pytest.raises(DetbenchError, match="round 2 differs from round 1 in its benchmark list"):
-        merge_rounds([one, other], "baseline")
+        merge_rounds([Report.from_dict(one), Report.from_dict(other)], "baseline")
 
 
 def test_resume_skips_up_to_date_reports_and_force_reruns(study):
@@ -190,7 +191,7 @@ def test_resume_skips_up_to_date_reports_and_force_reruns(study):
 def test_a_report_made_differently_is_not_up_to_date(study):
     root, _ = study
     report_path = root / "results" / "bench" / "baseline.json"
-    report = load_report(report_path)
+    report = load_report(report_path).to_dict()
     run = ModelRun("baseline", str(root / "results/runs/baseline/seed0/weights/best.pt"))
     values = {**bench_defaults(), "imgsz": 64, "warmup": 1, "iters": 4, "threads": 1, "device": "cpu"}
     sha = report["inputs"]["list_sha256"]

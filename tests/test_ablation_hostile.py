@@ -61,14 +61,14 @@ def test_weights_replaced_with_an_older_timestamp_are_benchmarked_again(tmp_path
     best = _run_folder(runs, "baseline", yaml_checkpoint)
     first = run_cli("ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    digest = load_report(out / "baseline.json")["metadata"]["weights_sha256"]
+    digest = load_report(out / "baseline.json").metadata.weights_sha256
     ghost = save_untrained("ghost", tmp_path / "ghost.pt", dataset)
     os.utime(ghost, (1, 1))  # as `cp -p` of an old file would leave it
     shutil.copy2(ghost, best)
     second = run_cli("ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "will re-run: the weights file's content differs from the report's (weights_sha256)" in second.stdout
-    assert load_report(out / "baseline.json")["metadata"]["weights_sha256"] != digest
+    assert load_report(out / "baseline.json").metadata.weights_sha256 != digest
 
 
 def _children_of(pid: int) -> list[int]:

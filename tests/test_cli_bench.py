@@ -7,6 +7,7 @@ import re
 
 import torch
 
+from detbench.config import BenchConfig
 from detbench.report.schema import REQUIRED_LATENCY, load_report
 
 SPEC_FLAGS = ["--weights", "--imgsz", "--device", "--warmup", "--iters", "--batch", "--data", "--seed",
@@ -40,8 +41,8 @@ def test_trained_checkpoint_without_data_then_second_model_reuses_list(cli, tmp_
     assert second.returncode == 0, second.stderr
     assert "✓ loaded benchmark list" in second.stdout
 
-    a = load_report(tmp_path / "results/bench/baseline.json")
-    b = load_report(tmp_path / "results/bench/other.json")
+    a = load_report(tmp_path / "results/bench/baseline.json").to_dict()
+    b = load_report(tmp_path / "results/bench/other.json").to_dict()
     assert a["inputs"]["list_sha256"] == b["inputs"]["list_sha256"]
     assert a["inputs"]["decoded_sha256"] == b["inputs"]["decoded_sha256"]
     assert a["metadata"]["benchmark_size"] == 60 and a["inputs"]["truncated"]
@@ -66,15 +67,18 @@ def test_report_json_round_trips(cli, tmp_path, yaml_checkpoint):
     report = json.loads(path.read_text())
     assert json.loads(json.dumps(report)) == report
     assert set(report) >= {"metadata", "model_complexity", "latency", "throughput", "memory", "schema_version",
-                           "environment", "inputs", "command", "settings"}
+                           "environment", "inputs", "command", "settings", "config"}
     assert not list(path.parent.glob(".*.tmp"))
+    # the config section is every setting, and describes the same run again
+    assert BenchConfig.from_dict(report["config"]) == BenchConfig(
+        weights=str(yaml_checkpoint), out=str(tmp_path / "o"), device="cpu", imgsz=64, warmup=2, iters=6, threads=1)
 
 
 def test_imgsz_not_multiple_of_stride_is_rounded_up_and_reported(cli, tmp_path, yaml_checkpoint):
     result = cli("bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "70", "--warmup", "0",
                  "--iters", "2", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    report = load_report(tmp_path / "yolov8n.json")
+    report = load_report(tmp_path / "yolov8n.json").to_dict()
     assert (report["metadata"]["imgsz"], report["metadata"]["imgsz_requested"]) == (96, 70)
     assert "stride" in " ".join(report["notes"])
 

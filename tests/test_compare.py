@@ -14,6 +14,7 @@ from detbench.comparison.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_e
 from detbench.comparison.analysis import build_comparison, load_entries, report_files
 from detbench.comparison.plots import pareto_front, write_plots
 from detbench.comparison.run import run_compare
+from detbench.report.model import Report
 from detbench.report.schema import load_report, write_report
 from detbench.stats import significance as sig
 from detbench.stats.summary import summarize
@@ -355,7 +356,7 @@ def test_plots_are_written_as_png(tmp_path):
 
 # ---------------------------------------------------------------- real measurements on this machine
 
-def merge_rounds(paths: list[Path], name: str) -> dict:
+def merge_rounds(paths: list[Path], name: str) -> Report:
     """What `detbench ablate --rounds K` keeps: per-round medians (with their times) and all samples."""
     from detbench.study.ablation import merge_rounds as merge
 
@@ -400,7 +401,7 @@ NOISE_LIMIT = 0.5  # SD over rounds of log(v8s / v8n) above which 5 rounds canno
 
 def process_noise(measured: Path) -> tuple[float, dict[str, list[float]]]:
     """SD over the rounds of log(s / a): the noise that drift common to both models (a slow round) does not explain."""
-    medians = {n: [load_report(measured / f"r{k}" / f"{n}.json")["latency"]["median_ms"] for k in ROUNDS]
+    medians = {n: [load_report(measured / f"r{k}" / f"{n}.json").latency.median_ms for k in ROUNDS]
                for n in "abs"}
     return float(np.std(np.log(medians["s"]) - np.log(medians["a"]), ddof=1)), medians
 

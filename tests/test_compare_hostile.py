@@ -28,6 +28,7 @@ from detbench.comparison.analysis import report_files
 from detbench.comparison.run import run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
+from detbench.report.model import Report
 from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report, validate_report
 from detbench.stats import significance as sig
 from detbench.study.ablation import merge_rounds
@@ -47,7 +48,7 @@ def real_report(tmp_path_factory, dataset) -> dict[str, Any]:
                      "--iters", "5", "--threads", "1", "--benchmark_size", "10", "--data", str(dataset),
                      "--name", "baseline", "--out", str(out), cwd=out)
     assert result.returncode == 0, result.stderr
-    return load_report(out / "baseline.json")
+    return load_report(out / "baseline.json").to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def rounds_report(real_report) -> dict[str, Any]:
         one = variant(real_report, "baseline", 1.0 + 0.01 * k)
         one["metadata"]["timestamp"] = f"2026-01-01T10:0{k}:00+00:00"
         rounds.append(one)
-    return merge_rounds(rounds, "baseline")
+    return merge_rounds([Report.from_dict(r) for r in rounds], "baseline").to_dict()
 
 
 def variant(report: dict[str, Any], name: str, scale: float = 1.0) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def test_demo_end_to_end_at_tiny_settings(tmp_path):
     for name in models:
         ckpt = load_checkpoint(ws / "results" / "runs" / name / "seed0" / "weights" / "best.pt")
         assert Path(ckpt["train_args"]["data"]) == data_yaml.resolve()
-        report = load_report(bench / f"{name}.json")
+        report = load_report(bench / f"{name}.json").to_dict()
         assert (report["metadata"]["imgsz"], report["metadata"]["iters"]) == (64, 4)
 
     with (bench / "comparison.csv").open(newline="") as handle:

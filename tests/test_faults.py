@@ -88,7 +88,7 @@ def test_signal_mid_loop_leaves_no_partial_report_and_the_next_run_is_clean(tmp_
     assert main(["bench", "--weights", str(yaml_checkpoint), *QUICK, "--iters", "3", "--name", "m",
                  "--out", str(out)]) == 0
     assert "✓ loaded benchmark list" in capsys.readouterr().out
-    report = load_report(out / "m.json")
+    report = load_report(out / "m.json").to_dict()
     assert report["inputs"]["list_sha256"] == expected.sha256
     assert report_files([out]) == [out / "m.json"]
 
@@ -117,7 +117,7 @@ def test_two_runs_at_once_agree_on_one_list_and_both_finish(tmp_path, yaml_check
     assert [process.returncode for process in runs] == [0, 0], [err for _, err in outputs]
     verbs = sorted("created" if "✓ created benchmark list" in stdout else "loaded" for stdout, _ in outputs)
     assert verbs == ["created", "loaded"]
-    a, b = load_report(out / "a.json"), load_report(out / "b.json")
+    a, b = load_report(out / "a.json").to_dict(), load_report(out / "b.json").to_dict()
     assert a["inputs"]["list_sha256"] == b["inputs"]["list_sha256"] == read_list(out / "benchmark_list.txt").sha256
     assert leftovers(out) == []
 
@@ -170,7 +170,7 @@ def test_out_of_memory_writes_an_oom_report_and_exits_non_zero(tmp_path, yaml_ch
     err = capsys.readouterr().err.strip()
     assert err == (f'error: out of memory at --batch 8, imgsz 64 on cpu; wrote {out / "big.json"} with status "oom"; '
                    f"try a smaller --batch or --imgsz")
-    report = load_report(out / "big.json")
+    report = load_report(out / "big.json").to_dict()
     assert report["status"] == "oom"
     assert (report["metadata"]["batch"], report["metadata"]["imgsz"], report["metadata"]["model_name"]) == \
            (8, 64, "big")
@@ -183,7 +183,7 @@ def test_out_of_memory_writes_an_oom_report_and_exits_non_zero(tmp_path, yaml_ch
     assert len(warnings) == 1 and "big" in warnings[0] and "oom" in warnings[0]
 
     assert main([*args, "--batch", "2"]) == 0  # a smaller batch fits, and replaces the oom report
-    assert load_report(out / "big.json")["status"] == "ok"
+    assert load_report(out / "big.json").status == "ok"
 
 
 def test_host_allocation_failures_count_as_out_of_memory():

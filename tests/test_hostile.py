@@ -151,7 +151,7 @@ def test_crafted_checkpoint_runs_no_code_by_default_and_loads_with_unsafe_load(t
 
     assert trusted_code == 0, trusted_stderr
     assert trusted_marker.is_dir()  # the full pickle load ran the payload, as the flag says it will
-    report = load_report(trusted_out / "trusted.json")
+    report = load_report(trusted_out / "trusted.json").to_dict()
     assert report["status"] == "ok" and report["metadata"]["unsafe_load"] is True
     assert any("--unsafe-load" in note for note in report["notes"])
     assert "warning: checkpoint loaded with --unsafe-load" in trusted_stdout
@@ -470,7 +470,7 @@ def test_cuda_device_without_cuda():
     (b"[" * 100_000 + b"]" * 100_000, r"not valid JSON \(RecursionError\)"),
     (b"{\"schema_version\": " + b"9" * 5000 + b"}", r"not valid JSON \(ValueError\)"),
     (b"[1, 2]", r"not a detbench report \(top level is list\)"),
-    (b"{\"schema_version\": 2}", r"unknown schema_version 2 \(this detbench reads 1\); re-run the benchmark"),
+    (b"{\"schema_version\": 3}", r"unknown schema_version 3 \(this detbench reads 1 and 2\); re-run the benchmark"),
     (b"{\"schema_version\": true}", r"unknown schema_version True"),
     (b"{\"schema_version\": 1}", r"missing section\(s\) metadata, model_complexity, latency, throughput, memory"),
 ])

@@ -108,7 +108,7 @@ def test_cli_pipeline_section_has_each_stage_with_statistics(cli, tmp_path, yaml
                  "--iters", "6", "--threads", "1", "--data", str(dataset), "--pipeline", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "✓ pipeline (median): preprocess " in result.stdout
-    report = load_report(tmp_path / "results/bench/yolov8n.json")
+    report = load_report(tmp_path / "results/bench/yolov8n.json").to_dict()
     section, raw = report["pipeline"], report["samples"]["pipeline_ms"]
     assert section["nms"]["conf"] == 0.25 and section["nms"]["iou"] == 0.7
     assert section["n_samples"] == 6 and section["stop_reason"] == "iters"
@@ -116,7 +116,7 @@ def test_cli_pipeline_section_has_each_stage_with_statistics(cli, tmp_path, yaml
         assert len(raw[stage]) == 6
         assert section[stage]["median_ms"] == pytest.approx(float(np.median(raw[stage])))
         assert section[stage]["statistics"]["n_samples"] == 6
-        assert section[stage]["statistics"]["median_ci95_ms"] != "insufficient samples"
+        assert section[stage]["statistics"]["median_ci95_ms"] is not None
     parts = np.add(np.add(raw["preprocess"], raw["inference"]), raw["postprocess"])
     assert np.allclose(parts, raw["total"], atol=1e-6)
     assert report["timing_phases_s"]["pipeline"] > 0

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from detbench.data.benchmark_list import MAGIC, BenchmarkList, read_list
 from detbench.data.datasets import path_problem
 from detbench.errors import DetbenchError
+from detbench.report.model import SCHEMA_VERSION, Report, Section
 from detbench.report.schema import REQUIRED_LATENCY, REQUIRED_SECTIONS, load_report
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -35,7 +36,7 @@ def read_list_bytes(scratch: Path, data: bytes) -> BenchmarkList | None:
     return blist
 
 
-def load_report_bytes(scratch: Path, data: bytes) -> dict | None:
+def load_report_bytes(scratch: Path, data: bytes) -> Report | None:
     path = scratch / "report.json"
     path.write_bytes(data)
     try:
@@ -43,7 +44,9 @@ def load_report_bytes(scratch: Path, data: bytes) -> dict | None:
     except DetbenchError as exc:
         assert "\n" not in str(exc) and str(path) in str(exc)
         return None
-    assert report["schema_version"] == 1 and all(isinstance(report[s], dict) for s in REQUIRED_SECTIONS)
+    assert report.schema_version == SCHEMA_VERSION and all(isinstance(getattr(report, s), Section)
+                                                           for s in REQUIRED_SECTIONS)
+    assert Report.from_dict(report.to_dict()) == report  # what is read is written back unchanged
     return report
 
 
@@ -137,8 +140,8 @@ def test_report_loader_on_damaged_reports(scratch, key, value, truncate):
         report[section] = value
     text = json.dumps(report)
     loaded = load_report_bytes(scratch, text.encode())
-    if loaded is not None and loaded.get("status", "ok") == "ok":
-        assert all(isinstance(loaded["latency"][k], (int, float)) or loaded["latency"][k] is None
+    if loaded is not None and loaded.ok:
+        assert all(isinstance(getattr(loaded.latency, k), (int, float)) or getattr(loaded.latency, k) is None
                    for k in REQUIRED_LATENCY)
     load_report_bytes(scratch, text.encode()[:truncate])
 

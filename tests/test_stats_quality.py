@@ -41,13 +41,15 @@ def test_binomial_cdf_matches_scipy_and_ranks_cover_at_least_95_percent(n, q):
 
 def test_tail_bounds_need_59_samples_for_p95_and_299_for_p99():
     assert stats.min_samples_for_upper_bound(0.95) == 59 and stats.min_samples_for_upper_bound(0.99) == 299
-    assert stats.confidence_intervals(np.arange(58.0))["p95_upper95_ms"] == stats.INSUFFICIENT
+    too_few = stats.confidence_intervals(np.arange(58.0))
+    assert too_few["p95_upper95_ms"] is None and too_few["unavailable"]["p95_upper95_ms"].startswith(stats.INSUFFICIENT)
     assert stats.confidence_intervals(np.arange(59.0))["p95_upper95_ms"] == 58.0  # the maximum
     at_298 = stats.confidence_intervals(np.arange(298.0))
     at_299 = stats.confidence_intervals(np.arange(299.0))
-    assert at_298["p99_upper95_ms"] == "insufficient samples" and at_299["p99_upper95_ms"] == 298.0
-    assert at_299["p99_ci95_ms"] == "insufficient samples"  # two-sided needs more
-    assert stats.confidence_intervals(np.arange(5.0))["median_ci95_ms"] == "insufficient samples"
+    assert at_298["p99_upper95_ms"] is None and at_299["p99_upper95_ms"] == 298.0
+    assert at_299["p99_ci95_ms"] is None and "p99_ci95_ms" in at_299["unavailable"]  # two-sided needs more
+    five = stats.confidence_intervals(np.arange(5.0))
+    assert five["median_ci95_ms"] is None and five["unavailable"]["median_ci95_ms"] == "insufficient samples (5 taken)"
     assert stats.confidence_intervals(np.arange(6.0))["median_ci95_ms"] == [0.0, 5.0]
 
 
@@ -134,7 +136,7 @@ def test_report_carries_statistics_stopping_and_phases(cli, tmp_path, yaml_check
     result = cli("bench", "--weights", str(yaml_checkpoint), *QUICK, "--iters", "8", "--min-time", "0.3",
                  "--data", str(dataset), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    report = load_report(tmp_path / "results/bench/yolov8n.json")
+    report = load_report(tmp_path / "results/bench/yolov8n.json").to_dict()
     samples = report["samples"]["latency_ms"]
     section = report["statistics"]
     assert section["n_samples"] == len(samples) == report["latency"]["n_samples"] >= 8

@@ -27,11 +27,11 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_text_file
 from detbench.limits import MAX_SMALL_FILE_BYTES
+from detbench.report.model import Report
 
 MAP50 = "metrics/mAP50(B)"
 MAP50_95 = "metrics/mAP50-95(B)"
@@ -57,14 +57,13 @@ def fitness_weights(ultralytics_version: str | None) -> tuple[float, float]:
     return LEGACY_WEIGHTS if (major, minor) < (8, 4) else CURRENT_WEIGHTS
 
 
-def results_csv_for(report: dict[str, Any]) -> Path | None:
+def results_csv_for(report: Report) -> Path | None:
     """RUN/results.csv when the report's weights sit at RUN/weights/*.pt and that file exists, else None."""
-    meta = report.get("metadata", {})
-    weights = meta.get("weights")
-    if not isinstance(weights, str) or not weights or meta.get("model_source", "checkpoint") != "checkpoint":
+    weights = report.metadata.weights
+    if not isinstance(weights, str) or not weights or (report.metadata.model_source or "checkpoint") != "checkpoint":
         return None
     path = Path(weights)
-    cwd = report.get("cwd")
+    cwd = report.cwd
     if not path.is_absolute() and isinstance(cwd, str) and cwd:
         path = Path(cwd) / path
     if path.parent.name != "weights":
@@ -103,12 +102,12 @@ def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_W
     return Accuracy(map50=best[1], map50_95=best[2], epoch=best[3], source=path, fitness=formula)
 
 
-def accuracy_for(report: dict[str, Any]) -> Accuracy | None:
+def accuracy_for(report: Report) -> Accuracy | None:
     """The report's checkpoint accuracy from its run folder, if it has one (DetbenchError if it is unusable)."""
     source = results_csv_for(report)
     if source is None:
         return None
-    environment = report.get("environment")
+    environment = report.environment
     version = environment.get("ultralytics") if isinstance(environment, dict) else None
     return best_epoch(source, fitness_weights(version))
 

@@ -24,6 +24,7 @@ from detbench import text
 from detbench.comparison.accuracy import Accuracy, accuracy_for
 from detbench.errors import DetbenchError
 from detbench.names import is_reserved_stem
+from detbench.report.model import Report
 from detbench.report.schema import parse_report, validate_report
 from detbench.stats import significance as sig
 
@@ -31,15 +32,15 @@ DEFAULT_BASELINE = "baseline"
 OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
 
 # (label, how to read it from a report); hashes are shortened when shown
-COMPARABILITY: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
-    ("imgsz", lambda r: r["metadata"].get("imgsz")),
-    ("batch", lambda r: r["metadata"].get("batch")),
-    ("device", lambda r: r["metadata"].get("device")),
-    ("precision", lambda r: r.get("settings", {}).get("precision")),
-    ("threads", lambda r: r.get("settings", {}).get("threads")),
+COMPARABILITY: tuple[tuple[str, Callable[[Report], Any]], ...] = (
+    ("imgsz", lambda r: r.metadata.imgsz),
+    ("batch", lambda r: r.metadata.batch),
+    ("device", lambda r: r.metadata.device),
+    ("precision", lambda r: r.settings.precision),
+    ("threads", lambda r: r.settings.threads),
     ("hardware", lambda r: _hardware(r)),
-    ("input list", lambda r: r.get("inputs", {}).get("list_sha256")),
-    ("decoded inputs", lambda r: r.get("inputs", {}).get("decoded_sha256")),
+    ("input list", lambda r: r.inputs.list_sha256),
+    ("decoded inputs", lambda r: r.inputs.decoded_sha256),
 )
 
 
@@ -48,24 +49,22 @@ class Entry:
     """One loaded report."""
 
     path: Path
-    report: dict[str, Any]
+    report: Report
     name: str
     accuracy: Accuracy | None = None
 
     @property
     def model_name(self) -> str:
-        return str(self.report["metadata"].get("model_name") or self.path.stem)
+        return str(self.report.metadata.model_name or self.path.stem)
 
     def samples(self) -> np.ndarray:
-        return np.asarray(self.report.get("samples", {}).get("latency_ms") or [], dtype=np.float64)
+        return np.asarray(self.report.latency_samples(), dtype=np.float64)
 
     def round_medians(self) -> list[float]:
-        rounds = self.report.get("rounds") or []
-        return [float(r["median_ms"]) for r in rounds if isinstance(r, dict) and r.get("median_ms")]
+        return self.report.round_medians()
 
     def round_times(self) -> list[str | None]:
-        rounds = self.report.get("rounds") or []
-        return [r.get("timestamp") for r in rounds if isinstance(r, dict) and r.get("median_ms")]
+        return self.report.round_times()
 
 
 @dataclass
@@ -116,8 +115,7 @@ class Group:
     def setting(self) -> str:
         values = dict(zip([label for label, _ in COMPARABILITY], self.key, strict=True))
         threads = values["threads"]
-        first = self.rows[0].entry.report
-        n_images = first.get("inputs", {}).get("n_images")
+        n_images = self.rows[0].entry.report.inputs.n_images
         parts = [f"imgsz {values['imgsz']}", f"batch {values['batch']}", f"device {values['device']}",
                  f"{values['precision']}"]
         if threads is not None:
@@ -194,14 +192,14 @@ def read_entry(path: Path, warn: Callable[[str], None]) -> Entry | None:
         data = parse_report(path)
         if is_own_other_file(data):
             return None
-        report = validate_report(data, str(path))
+        report = Report.from_dict(validate_report(data, str(path)))
     except DetbenchError as exc:
         warn(f"skipped {exc}")
         return None
-    if report.get("status", "ok") != "ok":
-        error = report.get("error") or "no error recorded"
-        warn(f"skipped {path}: the benchmark of {report['metadata'].get('model_name') or path.stem} "
-             f"{report.get('status')} ({error})")
+    if not report.ok:
+        error = report.error or "no error recorded"
+        warn(f"skipped {path}: the benchmark of {report.metadata.model_name or path.stem} "
+             f"{report.status} ({error})")
         return None
     return Entry(path=path, report=report, name="")
 
@@ -244,7 +242,7 @@ def _distinct_suffixes(paths: Sequence[Path]) -> list[str]:
 
 # ---------------------------------------------------------------- analysis
 
-def comparability_key(report: dict[str, Any]) -> tuple[Any, ...]:
+def comparability_key(report: Report) -> tuple[Any, ...]:
     return tuple(read(report) for _, read in COMPARABILITY)
 
 
@@ -260,19 +258,19 @@ def describe_difference(key: tuple[Any, ...], reference: tuple[Any, ...]) -> str
 
 def base_metrics(entry: Entry, on_gpu: bool) -> dict[str, float | None]:
     report = entry.report
-    latency, memory = report["latency"], report["memory"]
-    mem = memory.get("peak_gpu_mem_MB") if on_gpu else memory.get("peak_rss_MB")
+    latency, memory = report.latency, report.memory
+    mem = memory.peak_gpu_mem_MB if on_gpu else memory.peak_rss_MB
     samples = entry.samples()
     q25, q75 = (np.percentile(samples, [25, 75]) if samples.size else (None, None))
     return {
-        "params_M": _num(report["model_complexity"].get("params_M")),
-        "gflops": _num(report["model_complexity"].get("gflops")),
-        "latency_mean_ms": _num(latency.get("mean_ms")),
-        "latency_median_ms": _num(latency.get("median_ms")),
-        "latency_p95_ms": _num(latency.get("p95_ms")),
+        "params_M": _num(report.model_complexity.params_M),
+        "gflops": _num(report.model_complexity.gflops),
+        "latency_mean_ms": _num(latency.mean_ms),
+        "latency_median_ms": _num(latency.median_ms),
+        "latency_p95_ms": _num(latency.p95_ms),
         "latency_q25_ms": _num(q25),
         "latency_q75_ms": _num(q75),
-        "fps_mean": _num(report["throughput"].get("fps_mean")),
+        "fps_mean": _num(report.throughput.fps_mean),
         "mem_MB": _num(mem),
         "mAP50": entry.accuracy.map50 if entry.accuracy else None,
         "mAP50_95": entry.accuracy.map50_95 if entry.accuracy else None,
@@ -346,9 +344,9 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
     return Comparison(groups=groups, baseline_name=baseline_name, alpha=alpha, min_effect=min_effect)
 
 
-def _hardware(report: dict[str, Any]) -> str | None:
-    env = report.get("environment", {})
-    if str(report["metadata"].get("device", "")).startswith("cuda"):
+def _hardware(report: Report) -> str | None:
+    env = report.environment or {}
+    if str(report.metadata.device or "").startswith("cuda"):
         return env.get("gpu_name")
     return env.get("cpu")
 

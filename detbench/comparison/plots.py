@@ -70,6 +70,7 @@ def _label_spots(anchors_pt: Sequence[tuple[float, float]], names: Sequence[str]
 
 def _figure(figsize: tuple[float, float]):
     """A figure drawn by the Agg canvas directly: no pyplot, so the caller's matplotlib backend is left alone."""
+    # imported here, not at the top: loads matplotlib, which only this path needs
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

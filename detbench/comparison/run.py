@@ -101,6 +101,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         tables.write_table(path, content)
         echo(f"✓ saved: {text.terminal(path)}")
     if plots_dir is not None:
+        # imported here, not at the top: loads numpy, kept out of light commands
         from detbench.comparison.plots import write_plots
 
         for path in write_plots(comparison, plots_dir):

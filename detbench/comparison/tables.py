@@ -178,7 +178,7 @@ def csv_text(comparison: Comparison) -> str:
         for row in group.rows:
             m, d = row.metrics, row.deltas
             record = {"group": group.index, "model": row.name, "report": str(row.entry.path),
-                      "weights": row.entry.report["metadata"].get("weights"), "imgsz": imgsz, "batch": batch,
+                      "weights": row.entry.report.metadata.weights, "imgsz": imgsz, "batch": batch,
                       "device": device, "precision": precision, "threads": threads, "hardware": hardware,
                       "decoded_sha256": decoded, "mem_kind": "gpu peak allocated" if group.on_gpu else "peak RSS"}
             for key in ("params_M", "gflops", "latency_mean_ms", "latency_median_ms", "latency_p95_ms",

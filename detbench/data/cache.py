@@ -29,6 +29,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -115,11 +116,11 @@ def _write_entry(cache_dir: Path, name: str, fill: Callable[[BinaryIO], object])
 
 
 def _versions() -> str:
+    # imported here, not at the top: loads Ultralytics, OpenCV, which only this path needs
     import cv2
     import ultralytics
 
     try:
-        from importlib.metadata import version
 
         thop = version("ultralytics-thop")
     except Exception:

@@ -68,6 +68,7 @@ def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
 
 def letterboxer(imgsz: int):
     """Ultralytics' LetterBox as its predictor would letterbox to a square: aspect kept, centred, pad 114."""
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     from ultralytics.data.augment import LetterBox
 
     return LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)
@@ -172,6 +173,7 @@ def tiff_tile_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of one tile (or strip) of a TIFF, which OpenCV allocates per decode; None if not a TIFF."""
     if data[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return None
+    # imported here, not at the top: loads Pillow, which only this path needs
     from PIL import TiffImagePlugin
 
     try:
@@ -199,6 +201,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         return _png_size(data)
     if data.startswith(b"\xff\xd8\xff"):
         return _jpeg_size(data)
+    # imported here, not at the top: loads Pillow, which only this path needs
     from PIL import Image
 
     Image.init()
@@ -287,6 +290,7 @@ def check_images(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS
 
 def host_memory_fits(needed: int) -> bool:
     """Whether `needed` bytes fit in 80% of the host memory available now."""
+    # imported here, not at the top: loads psutil, which only this path needs
     import psutil
 
     return needed <= 0.8 * psutil.virtual_memory().available
@@ -298,6 +302,7 @@ def check_host_memory(n_images: int, imgsz: int, original_pixels: int = 0) -> No
     That is the letterboxed cache (`n_images` of 3 x imgsz x imgsz bytes) and, with --pipeline, the decoded
     originals (3 bytes for each of their `original_pixels`).
     """
+    # imported here, not at the top: loads psutil, which only this path needs
     import psutil
 
     needed = n_images * 3 * imgsz * imgsz + 3 * original_pixels

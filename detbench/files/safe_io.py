@@ -123,6 +123,7 @@ def _yaml_expansion(value: object, limit: int) -> int:
 def load_yaml(data: bytes, what: str, fix: str = "fix the file", max_nodes: int = MAX_YAML_NODES) -> object:
     """YAML bytes parsed safely (no tags that build objects) and bounded: aliases may not multiply the document
     beyond `max_nodes` (a 'billion laughs' file is refused before anything walks it)."""
+    # imported here, not at the top: loads PyYAML, which only this path needs
     import yaml
 
     try:

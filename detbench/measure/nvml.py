@@ -38,6 +38,7 @@ class GpuMonitor:
         self.available, self.note, self.handle = False, None, None
         try:
             if nvml is None:
+                # imported here, not at the top: loads NVML, which only this path needs
                 import pynvml as nvml
             self.nvml = nvml
             nvml.nvmlInit()

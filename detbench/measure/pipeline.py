@@ -102,6 +102,7 @@ class PipelineStages:
         return self.forward(x)
 
     def postprocess(self, preds: Any, x: torch.Tensor, images: list[np.ndarray]) -> list[torch.Tensor]:
+        # imported here, not at the top: loads Ultralytics, which only this path needs
         from ultralytics.utils import ops
         from ultralytics.utils.nms import non_max_suppression
 
@@ -186,6 +187,7 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
                      files_sha256: str, imgsz: int, batch: int, warmup: int, stop: StopRule,
                      max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """Run the pipeline loop for a prepared model in its execution mode; the section and the raw samples."""
+    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     from detbench.measure.modes import apply_mode, make_forward
 
     originals = decode_originals(paths, files_sha256, max_pixels)

@@ -100,6 +100,51 @@ class Stopper:
         return False
 
 
+class ForwardTimer:
+    """Times one forward pass: CUDA events around it on CUDA (input ready, device idle), perf_counter_ns on CPU.
+
+    Returns (latency_ms, host_ms): the device time on CUDA (the host's wall time on CPU) and the host's wall
+    time of the same region.
+    """
+
+    def __init__(self, device: torch.device, cuda: Any = torch.cuda) -> None:
+        self.device, self.cuda = device, cuda
+        self.on_cuda = device.type == "cuda"
+        self.name = "cuda_event" if self.on_cuda else "perf_counter_ns"
+        if self.on_cuda:
+            self.start, self.end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+
+    def __call__(self, forward: Callable[[torch.Tensor], Any], x: torch.Tensor) -> tuple[float, float]:
+        if not self.on_cuda:
+            t0 = time.perf_counter_ns()
+            forward(x)
+            host = (time.perf_counter_ns() - t0) / 1e6
+            return host, host
+        self.cuda.synchronize(self.device)
+        t0 = time.perf_counter_ns()
+        self.start.record()
+        forward(x)
+        self.end.record()
+        self.cuda.synchronize(self.device)
+        host = (time.perf_counter_ns() - t0) / 1e6
+        return float(self.start.elapsed_time(self.end)), host
+
+
+def run_warmup(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int], torch.Tensor], warmup: int,
+               device: torch.device, cuda: Any, timings: Timings) -> None:
+    """`warmup` untimed-for-the-statistics forwards; their wall times go to `timings.warmup_ms`."""
+    on_cuda = device.type == "cuda"
+    warmup_start = time.perf_counter()
+    for i in range(warmup):
+        x = next_input(i)
+        t0 = time.perf_counter_ns()
+        forward(x)
+        if on_cuda:
+            cuda.synchronize(device)
+        timings.warmup_ms.append((time.perf_counter_ns() - t0) / 1e6)
+    timings.warmup_s = time.perf_counter() - warmup_start
+
+
 def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int], torch.Tensor],
                    warmup: int, iters: int, device: torch.device, cuda: Any = torch.cuda,
                    after_warmup: Callable[[], None] | None = None, stop: StopRule | None = None) -> Timings:
@@ -111,41 +156,18 @@ def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[
     `stop` replaces the fixed count by the stopping rule (its `iters` is the floor).
     """
     stopper = Stopper(stop if stop is not None else StopRule(iters))
-    on_cuda = device.type == "cuda"
-    timings = Timings(timer="cuda_event" if on_cuda else "perf_counter_ns")
+    timer = ForwardTimer(device, cuda)
+    timings = Timings(timer=timer.name)
     with torch.inference_mode():
-        warmup_start = time.perf_counter()
-        for i in range(warmup):
-            x = next_input(i)
-            t0 = time.perf_counter_ns()
-            forward(x)
-            if on_cuda:
-                cuda.synchronize(device)
-            timings.warmup_ms.append((time.perf_counter_ns() - t0) / 1e6)
-        timings.warmup_s = time.perf_counter() - warmup_start
+        run_warmup(forward, next_input, warmup, device, cuda, timings)
         if after_warmup is not None:
             after_warmup()
-        if on_cuda:
-            start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
         loop_start = time.perf_counter_ns()
         i = 0
         while not stopper.done(timings.latency_ms, (time.perf_counter_ns() - loop_start) / 1e9):
-            x = next_input(i)
-            if on_cuda:
-                cuda.synchronize(device)
-                t0 = time.perf_counter_ns()
-                start.record()
-                forward(x)
-                end.record()
-                cuda.synchronize(device)
-                t1 = time.perf_counter_ns()
-                timings.latency_ms.append(float(start.elapsed_time(end)))
-            else:
-                t0 = time.perf_counter_ns()
-                forward(x)
-                t1 = time.perf_counter_ns()
-                timings.latency_ms.append((t1 - t0) / 1e6)
-            timings.host_ms.append((t1 - t0) / 1e6)
+            latency, host = timer(forward, next_input(i))
+            timings.latency_ms.append(latency)
+            timings.host_ms.append(host)
             i += 1
         timings.timed_s = (time.perf_counter_ns() - loop_start) / 1e9
     timings.stop_reason = stopper.reason

@@ -22,6 +22,7 @@ def count_params(model: nn.Module) -> int:
 
 def ultralytics_gflops(model: nn.Module, imgsz: int) -> float:
     """GFLOPs at imgsz x imgsz by Ultralytics' own method; a zero count is an error."""
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     from ultralytics.utils.torch_utils import get_flops
 
     gflops = float(get_flops(copy.deepcopy(model), imgsz))

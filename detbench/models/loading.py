@@ -64,6 +64,7 @@ class LoadedModel:
 
 def register_modules(module: Any) -> list[str]:
     """Make a module's nn.Module classes visible to Ultralytics' YAML parser; return their names."""
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     import ultralytics.nn.tasks as tasks
 
     names = []
@@ -282,6 +283,7 @@ def check_model_spec(spec: Any, cfg: str | Path) -> None:
     module's globals, which also hold functions (e.g. a full pickle loader); only an
     `nn.Name(literal args)` activation and layer classes are let through.
     """
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     import ultralytics.nn.tasks as tasks
 
     if not isinstance(spec, dict) or not isinstance(spec.get("backbone"), list) or \
@@ -313,6 +315,7 @@ def check_model_spec(spec: Any, cfg: str | Path) -> None:
 
 def _read_model_yaml(cfg: str | Path) -> tuple[dict[str, Any], str | None]:
     """The model YAML as a dict, and the file's sha256 (None for a YAML shipped with Ultralytics)."""
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     from ultralytics.nn.tasks import guess_model_scale, yaml_model_load
 
     path = Path(cfg)
@@ -331,6 +334,7 @@ def _read_model_yaml(cfg: str | Path) -> tuple[dict[str, Any], str | None]:
 
 def build_from_yaml(cfg: str | Path, spec: dict[str, Any] | None = None) -> nn.Module:
     """Build an untrained detection model from a YAML path or a YAML shipped with Ultralytics."""
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     from ultralytics.nn.tasks import DetectionModel, guess_model_task
 
     from detbench.models.ultralytics_env import restricted_building
@@ -357,6 +361,7 @@ def build_from_yaml(cfg: str | Path, spec: dict[str, Any] | None = None) -> nn.M
 
 
 def _shipped_yaml_exists(name: str) -> bool:
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     from ultralytics.utils.checks import check_yaml
 
     try:
@@ -394,6 +399,7 @@ def load_model(weights: str, unsafe_load: bool = False, plugins: list[str] | tup
 
     `expected_sha256`: the file must still hash to this (the bytes that were checked are the bytes loaded).
     """
+    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     from detbench import zoo
 
     zoo.register()
@@ -434,6 +440,7 @@ def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsa
     A checkpoint's archive and pickle, or a model YAML's layers, are judged here in a fraction of a second,
     so a hostile file is refused at once; loading and running it is then left to the bounded child.
     """
+    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     from detbench import zoo
 
     zoo.register()

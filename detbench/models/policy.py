@@ -107,6 +107,7 @@ def _restricted_getattr(obj: Any, name: Any) -> Any:
 
 @lru_cache(maxsize=1)
 def torch_allowed() -> dict[str, Any]:
+    # imported here, not at the top: loads torch, which only this path needs
     from torch._weights_only_unpickler import _get_allowed_globals
 
     return dict(_get_allowed_globals())
@@ -163,14 +164,17 @@ PLAIN_CALLABLES = {  # name -> object to allow it under (None: torch allows it a
 def _plain_callable(name: str) -> Any:
     obj = PLAIN_CALLABLES.get(name)
     if obj == "numpy.dtype":
+        # imported here, not at the top: loads numpy, kept out of light commands
         import numpy as np
 
         return np.dtype
     if obj == "numpy scalar":
+        # imported here, not at the top: loads numpy, kept out of light commands
         import numpy as np
 
         return type(np.float64(0)).__reduce__(np.float64(0))[0]
     if name in {"ultralytics.utils.IterableSimpleNamespace", "ultralytics.yolo.utils.IterableSimpleNamespace"}:
+        # imported here, not at the top: loads Ultralytics, which only this path needs
         from ultralytics.utils import IterableSimpleNamespace
 
         return IterableSimpleNamespace
@@ -434,6 +438,7 @@ def _allow_entries(scan: Scan, plugins: tuple[str, ...]) -> list[Any]:
     if bad_classes:
         raise Refused(f"restoring it would run code: {bad_classes[0]}")
     if "numpy.dtype" in scan.globals_named:
+        # imported here, not at the top: loads numpy, kept out of light commands
         import numpy as np
 
         entries += sorted({type(np.dtype(code)) for code in NUMPY_DTYPES}, key=str)  # dtype classes BUILD needs

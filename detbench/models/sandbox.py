@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,7 +103,6 @@ class PendingInspection:
             kill_tree(self.process)
 
     def _wait(self, seconds: float) -> bool:
-        import subprocess
 
         try:
             self.process.wait(timeout=seconds)
@@ -164,6 +164,7 @@ def _peak_rss_mb() -> float:
 
 def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
     """Params and GFLOPs (unfused, then fused) at the run's image size; the fused model and the numbers."""
+    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     from detbench.models.complexity import count_params, ultralytics_gflops
     from detbench.models.loading import effective_imgsz, prepare_for_inference
 
@@ -182,6 +183,7 @@ def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
 
 def inspect_here(request: Request) -> Inspection:
     """The child's work: load and check as the run will, count, fuse, one forward pass at imgsz."""
+    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     import torch
 
     from detbench.models.loading import load_model
@@ -218,6 +220,7 @@ def child_main() -> int:
     die_with_parent()
     _keep_stdout_for_the_answer()
     request = Request(**json.loads(sys.stdin.read(1 << 20)))
+    # imported here, not at the top: loads torch, Ultralytics, NVML, numpy, which only this path needs
     import torch
     import ultralytics  # noqa: F401  (imported before the limit, which then covers only the model's work)
 

@@ -41,6 +41,7 @@ def ultralytics_environment() -> Iterator[None]:
 @contextlib.contextmanager
 def restricted_building() -> Iterator[None]:
     """Ultralytics builds models from YAML without eval() and with layer classes only, inside this block."""
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     import ultralytics.nn.tasks as tasks
 
     previous = getattr(tasks, "SAFE_LOAD", False)

@@ -52,6 +52,7 @@ def gpu_info(device: torch.device) -> dict[str, Any]:
 
 
 def capture_environment(device: torch.device) -> dict[str, Any]:
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     import ultralytics
 
     return {

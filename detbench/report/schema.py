@@ -25,8 +25,8 @@ from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_regular_file
 from detbench.limits import MAX_PATH_CHARS, MAX_REPORT_BYTES
+from detbench.report.model import READABLE_VERSIONS, Report, upgrade_v1
 
-SCHEMA_VERSION = 1
 REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "memory")
 REQUIRED_LATENCY = ("mean_ms", "median_ms", "p50_ms", "p95_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
 MAX_MEASURE = 1e12  # ms, MB, parameters, GFLOPs: far above any real value, far below overflow when summed
@@ -49,8 +49,10 @@ def dumps(report: dict[str, Any]) -> str:
     return json.dumps(_finite_or_none(report), indent=2, allow_nan=False) + "\n"
 
 
-def write_report(report: dict[str, Any], path: str | Path) -> Path:
+def write_report(report: Report | dict[str, Any], path: str | Path) -> Path:
     """Validate, then write atomically (a crash leaves the old file or none, never half of one)."""
+    if isinstance(report, Report):
+        report = report.to_dict()
     validate_report(report, str(path))
     path = Path(path)
     write_text_atomic(path, dumps(report))
@@ -117,6 +119,9 @@ FIELDS: dict[str, dict[str, Kind]] = {
     "throughput": {"fps_mean": POSITIVE, "fps_p50": POSITIVE},
     "latency": {**dict.fromkeys(REQUIRED_LATENCY, LATENCY), "std_ms": NONNEGATIVE},
     "samples": {"latency_ms": SAMPLES},
+    "statistics": {"n_samples": COUNT0, "median_ci_half_width_rel": NONNEGATIVE, "cv": NONNEGATIVE,
+                   "iqr_over_median": NONNEGATIVE, "p95_upper95_ms": LATENCY, "p99_upper95_ms": LATENCY,
+                   "host_over_device": NONNEGATIVE},
 }
 ROUND_FIELDS: dict[str, Kind] = {"median_ms": LATENCY, "timestamp": TEXT}
 
@@ -164,13 +169,16 @@ def _field_problems(report: dict[str, Any]) -> list[str]:
 
 
 def validate_report(report: Any, source: str = "report") -> dict[str, Any]:
-    """Return `report` if it is a detbench report every tool can read; else a one-line DetbenchError."""
+    """`report` (a version-1 one upgraded) if it is a detbench report every tool can read; else a one-line
+    DetbenchError."""
     if not isinstance(report, dict):
         raise DetbenchError(f"{source}: not a detbench report (top level is {type(report).__name__})")
     version = report.get("schema_version")
-    if type(version) is not int or version != SCHEMA_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise DetbenchError(f"{source}: unknown schema_version {version!r} (this detbench reads "
-                            f"{SCHEMA_VERSION}); re-run the benchmark with this version")
+                            f"{' and '.join(map(str, READABLE_VERSIONS))}); re-run the benchmark with this version")
+    if version == 1:
+        report = upgrade_v1(report)
     missing = [s for s in REQUIRED_SECTIONS if not isinstance(report.get(s), dict)]
     if missing:
         raise DetbenchError(f"{source}: missing section(s) {', '.join(missing)}; re-run the benchmark")
@@ -201,23 +209,6 @@ def _summary_problems(report: dict[str, Any]) -> list[str]:
             if latency.get(key) is not None and not math.isclose(latency[key], value, rel_tol=SUMMARY_TOLERANCE)]
 
 
-def failure_report(status: str, error: str, metadata: dict[str, Any],
-                   model_complexity: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    """A report for a run that did not finish timing (e.g. status "oom"): what was run and why it stopped.
-
-    It has every required section, so batch tools and `compare` can read it and skip it by its status.
-    """
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": status,
-        "error": error,
-        "metadata": metadata,
-        "model_complexity": model_complexity or {},
-        "latency": {},
-        "throughput": {},
-        "memory": {},
-        **extra,
-    }
 
 
 MAX_JSON_CONTAINERS = 200_000  # a report has a few hundred lists and objects
@@ -250,6 +241,6 @@ def parse_report(path: str | Path) -> Any:
         raise DetbenchError(f"{path}: not valid JSON ({type(exc).__name__}); delete it and re-run") from exc
 
 
-def load_report(path: str | Path) -> dict[str, Any]:
+def load_report(path: str | Path) -> Report:
     """Read and validate a report; any problem is a DetbenchError naming the file."""
-    return validate_report(parse_report(path), str(path))
+    return Report.from_dict(validate_report(parse_report(path), str(path)))

@@ -135,7 +135,7 @@ def statistics_section(samples: Sequence[float], host_samples: Sequence[float] |
 
 
 def format_ci(ci: Any, digits: int = 2) -> str:
-    """`[a, b] ms` for an interval, or the "insufficient samples" string as is."""
+    """`[a, b] ms` for an interval; "n/a (insufficient samples)" for none."""
     if isinstance(ci, (list, tuple)) and len(ci) == 2:
         return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}] ms"
-    return str(ci)
+    return f"n/a ({stats.INSUFFICIENT})"

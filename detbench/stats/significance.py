@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -129,6 +130,7 @@ def samples_pair(baseline: Sequence[float], model: Sequence[float]) -> PairTest:
 
     Both run on at most MAX_TEST_SAMPLES per side (`thin`); the effect and the counts use every sample.
     """
+    # imported here, not at the top: loads scipy, which only this path needs
     from scipy.stats import mannwhitneyu
 
     a = np.asarray(baseline, dtype=np.float64)
@@ -145,6 +147,7 @@ def samples_pair(baseline: Sequence[float], model: Sequence[float]) -> PairTest:
 def rounds_pair(baseline_medians: Sequence[float], model_medians: Sequence[float],
                 confidence: float = CONFIDENCE) -> PairTest:
     """Welch's t-test on log round medians; effect and CI as a ratio of geometric means."""
+    # imported here, not at the top: loads scipy, which only this path needs
     from scipy import stats
 
     a = np.log(np.asarray(baseline_medians, dtype=np.float64))
@@ -167,6 +170,7 @@ def rounds_pair(baseline_medians: Sequence[float], model_medians: Sequence[float
 def paired_rounds(baseline_medians: Sequence[float], model_medians: Sequence[float],
                   confidence: float = CONFIDENCE) -> PairTest:
     """Paired t-test on log(model / baseline) per round; effect and CI as the geometric mean ratio."""
+    # imported here, not at the top: loads scipy, which only this path needs
     from scipy import stats
 
     ratios = np.log(np.asarray(model_medians, dtype=np.float64)) - np.log(
@@ -187,7 +191,6 @@ def paired_rounds(baseline_medians: Sequence[float], model_medians: Sequence[flo
 
 def interleaved(baseline_times: Sequence[str | None], model_times: Sequence[str | None]) -> bool:
     """True when both series of round timestamps (ISO 8601) have the same length and alternate round by round."""
-    from datetime import datetime
 
     if len(baseline_times) != len(model_times) or any(t is None for t in [*baseline_times, *model_times]):
         return False

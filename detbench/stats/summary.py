@@ -9,8 +9,8 @@ samples below the true q-quantile is Binomial(n, q) whatever the distribution,
 so the sorted samples at ranks l and u (1-based) bracket it with probability
 P(l <= B <= u - 1). Ranks are chosen with at most (1 - confidence) / 2 in each
 tail; at n = 1000 the 95 % interval of the median is samples [469, 532]. Where
-no such ranks exist among n samples the interval is the string
-"insufficient samples", never a number. Tail percentiles also get a one-sided
+no such ranks exist among n samples the interval is null, and the
+section's `unavailable` says why. Tail percentiles also get a one-sided
 upper bound (the rank u with P(B <= u - 1) >= confidence): p95 needs n >= 59,
 p99 n >= 299.
 """
@@ -113,25 +113,34 @@ def relative_half_width(ci: tuple[float, float] | None, median: float) -> float 
 
 
 def confidence_intervals(samples_ms: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """CIs of the median, p95 and p99 (two-sided), and one-sided upper bounds of p95 and p99."""
+    """CIs of the median, p95 and p99 (two-sided), and one-sided upper bounds of p95 and p99.
+
+    What needs more samples than were taken is null, and `unavailable` maps its key to the reason.
+    """
     ordered = np.sort(np.asarray(samples_ms, dtype=np.float64))
     n = int(ordered.size)
     label = f"{round(confidence * 100)}"
     out: dict[str, Any] = {"confidence": confidence, "method": CI_METHOD}
+    unavailable: dict[str, str] = {}
+
+    def put(key: str, value: Any) -> None:
+        out[key] = value
+        if value is None:
+            unavailable[key] = f"{INSUFFICIENT} ({n} taken)"
+
     for name, q in (("median", 0.5), ("p95", 0.95), ("p99", 0.99)):
         ranks = quantile_ci_ranks(n, q, confidence)
-        out[f"{name}_ci{label}_ms"] = (
-            [float(ordered[ranks[0] - 1]), float(ordered[ranks[1] - 1])] if ranks else INSUFFICIENT)
-        out[f"{name}_ci{label}_ranks"] = list(ranks) if ranks else INSUFFICIENT
+        put(f"{name}_ci{label}_ms", [float(ordered[ranks[0] - 1]), float(ordered[ranks[1] - 1])] if ranks else None)
+        put(f"{name}_ci{label}_ranks", list(ranks) if ranks else None)
     for name, q in (("p95", 0.95), ("p99", 0.99)):
         rank = quantile_upper_rank(n, q, confidence)
-        out[f"{name}_upper{label}_ms"] = float(ordered[rank - 1]) if rank else INSUFFICIENT
-        out[f"{name}_upper{label}_rank"] = rank if rank else INSUFFICIENT
+        put(f"{name}_upper{label}_ms", float(ordered[rank - 1]) if rank else None)
+        put(f"{name}_upper{label}_rank", rank)
         out[f"{name}_upper{label}_min_samples"] = min_samples_for_upper_bound(q, confidence)
     median = float(np.median(ordered)) if n else float("nan")
     ci = out[f"median_ci{label}_ms"]
-    half = relative_half_width(tuple(ci), median) if ci != INSUFFICIENT else None
-    out["median_ci_half_width_rel"] = half if half is not None else INSUFFICIENT
+    put("median_ci_half_width_rel", relative_half_width(tuple(ci), median) if ci is not None else None)
+    out["unavailable"] = unavailable
     return out
 
 

@@ -31,10 +31,8 @@ The summary of the whole run goes to OUT/ablation_summary.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime as _dt
-import io
 import json
 import os
 import re
@@ -43,45 +41,47 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detbench.data.benchmark_list import LIST_FILENAME
+import numpy as np
+
+from detbench import zoo
+from detbench.config import BenchConfig
+from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
-from detbench.flags import add_bench_arguments, bench_config_from_args, bench_parser
-from detbench.models.loading import model_name_for
+from detbench.files.atomic import write_text_atomic
+from detbench.flags import add_bench_arguments, bench_fields, config_argv, default_of, flag_name
+from detbench.measure.devices import resolve_device
+from detbench.measure.pipeline import STAGES, pipeline_warnings
+from detbench.models.loading import file_sha256, load_model, model_name_for, precheck_model
+from detbench.models.sandbox import Request, start_inspection
+from detbench.names import check_model_name
+from detbench.proc import kill_tree, spawn_child
+from detbench.report.model import Report
+from detbench.report.schema import load_report, write_report
+from detbench.stats import diagnostics as quality
+from detbench.stats import summary as stats
+from detbench.study.lock import study_lock
 from detbench.text import Echo, terminal_echo
+from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
 
 SUMMARY_NAME = "ablation_summary.json"
 ROUNDS_DIR = ".rounds"
 SEED_DIR = re.compile(r"seed(\d+)")
-# bench flags that ablate sets per model itself, so they are not passed through as given
-OWN_DESTS = ("weights", "name", "use_benchmark_list", "out", "list")
-# bench flags whose effect the list's hash already covers, and flags that say how to load, not what to measure
-NOT_COMPARED = ("data", "seed", "benchmark_size", "unsafe_load", "plugins", "device")
 STDERR_TAIL = 20
 DEFAULT_MODEL_TIMEOUT_S = 3600.0
 
 
 # ---------------------------------------------------------------- flags
 
-def bench_actions() -> dict[str, argparse.Action]:
-    """The `detbench bench` flags, keyed by their destination."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_bench_arguments(parser)
-    return {action.dest: action for action in parser._actions}
-
-
-def pass_through_actions() -> dict[str, argparse.Action]:
-    return {dest: action for dest, action in bench_actions().items() if dest not in OWN_DESTS}
-
-
 def bench_defaults() -> dict[str, Any]:
-    """Default value of every bench flag that ablate passes through."""
-    return {dest: copy.copy(action.default) for dest, action in pass_through_actions().items()}
+    """Default value of every bench setting that ablate passes through."""
+    return {item.name: default_of(item) for item in bench_fields(pass_through=True)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,44 +100,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULT_MODEL_TIMEOUT_S,
                         help=f"seconds one model's run may take before it is stopped and recorded as failed "
                              f"(default {DEFAULT_MODEL_TIMEOUT_S:g})")
-    for dest, action in bench_actions().items():
-        if dest not in ("weights", "name"):
-            parser._add_action(action)
+    add_bench_arguments(parser, skip=("weights", "name"))
 
 
 def options_from_args(args: argparse.Namespace) -> AblationOptions:
-    bench = {dest: getattr(args, dest) for dest in pass_through_actions()}
+    bench = {item.name: getattr(args, item.name) for item in bench_fields(pass_through=True)}
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     return AblationOptions(runs=args.runs, models=models, rounds=args.rounds, force=args.force, out=args.out,
-                           list_path=args.list, reuse_list=args.use_benchmark_list, quiet=args.quiet, bench=bench,
-                           model_timeout=args.model_timeout)
+                           list_path=args.list_path, reuse_list=args.use_benchmark_list, quiet=args.quiet,
+                           bench=bench, model_timeout=args.model_timeout)
 
 
-def bench_argv(values: dict[str, Any]) -> list[str]:
-    """The bench flags for the child process: only those that differ from bench's defaults."""
-    argv: list[str] = []
-    for dest, action in pass_through_actions().items():
-        value = values.get(dest, action.default)
-        if value == action.default:
-            continue
-        positive = next(s for s in action.option_strings if not s.startswith("--no-"))
-        if isinstance(action, argparse.BooleanOptionalAction):
-            argv.append(positive if value else "--no-" + positive[2:])
-        elif action.nargs == 0:  # store_true
-            if value:
-                argv.append(positive)
-        elif isinstance(action, argparse._AppendAction):
-            argv += [f"{positive}={item}" for item in value]
-        else:
-            argv.append(f"{positive}={value}")
-    return argv
-
-
-def validate_values(values: dict[str, Any], out: str) -> None:
-    """Check the pass-through flags once, here, as bench would (DetbenchError naming the flag)."""
-    namespace = argparse.Namespace(**{**bench_defaults(), **values, "weights": "ablate", "name": None,
-                                      "use_benchmark_list": True, "out": out, "list": None})
-    bench_config_from_args(namespace)
+def study_config(values: dict[str, Any], out: str) -> BenchConfig:
+    """The pass-through settings checked once, here, as bench would (DetbenchError naming the flag)."""
+    return BenchConfig(**{**bench_defaults(), **values, "weights": "ablate", "out": out})
 
 
 # ---------------------------------------------------------------- models
@@ -189,7 +165,6 @@ def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
 
 def check_names(runs: Sequence[ModelRun], source: str) -> None:
     """Every model name must make a safe report file name (OUT/NAME.json), checked before any model runs."""
-    from detbench.names import check_model_name
 
     for run in runs:
         check_model_name(run.name, f"{source}: model {run.weights}", "rename its run folder (the report is "
@@ -198,7 +173,6 @@ def check_names(runs: Sequence[ModelRun], source: str) -> None:
 
 def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]:
     """--models entries: a run folder name under RUNS, a .pt/.yaml path, or a zoo model name."""
-    from detbench import zoo
 
     runs: list[ModelRun] = []
     for raw in names:
@@ -234,7 +208,6 @@ def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]
 
 def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, Any], reuse: bool, echo: Echo):
     """Create or check the shared benchmark list once, before any model runs."""
-    from detbench.data.benchmark_list import obtain_list
 
     data, source = values.get("data"), None
     if not data and not (reuse and list_path.exists()):
@@ -263,8 +236,6 @@ def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, An
 
 def checkpoint_data(path: Path, values: dict[str, Any]) -> str | None:
     """The checkpoint's train_args['data'], read by the same bounded check a run does (in-process if unsafe)."""
-    from detbench.models.loading import load_model, precheck_model
-    from detbench.models.sandbox import Request, start_inspection
 
     plugins = list(values.get("plugins") or [])
     if values.get("unsafe_load"):
@@ -277,20 +248,6 @@ def checkpoint_data(path: Path, values: dict[str, Any]) -> str | None:
 
 
 # ---------------------------------------------------------------- resume
-
-def _parse_command(command: Any) -> argparse.Namespace | None:
-    """The bench flags a report was made with, read back from its command line."""
-    if not isinstance(command, list) or not all(isinstance(t, str) for t in command) or len(command) < 2:
-        return None
-    tokens = command[1:]
-    if tokens[0] == "bench":
-        tokens = tokens[1:]
-    with contextlib.redirect_stderr(io.StringIO()):
-        try:
-            return bench_parser().parse_args(tokens)
-        except SystemExit:
-            return None
-
 
 def _same_weights(reported: Any, report_cwd: Any, wanted: str) -> bool:
     if not reported:
@@ -306,49 +263,47 @@ def _same_weights(reported: Any, report_cwd: Any, wanted: str) -> bool:
 def stale_reason(report_path: Path, run: ModelRun, values: dict[str, Any], device: str, list_sha256: str,
                  rounds: int) -> str | None:
     """None when the report there is up to date for these settings and inputs; otherwise why not."""
-    from detbench.report.schema import load_report
-
     if not report_path.is_file():
         return "no report yet"
     try:
         report = load_report(report_path)
     except DetbenchError as exc:
         return f"report unreadable ({exc})"
-    if report.get("status", "ok") != "ok":
-        return f"report has status {report.get('status')}"
-    meta = report["metadata"]
+    if not report.ok:
+        return f"report has status {report.status}"
+    meta = report.metadata
     wanted = {"imgsz": values["imgsz"], "batch": values["batch"], "warmup": values["warmup"], "iters": values["iters"]}
-    have = {"imgsz": meta.get("imgsz_requested", meta.get("imgsz")), "batch": meta.get("batch"),
-            "warmup": meta.get("warmup"), "iters": meta.get("iters")}
+    have = {"imgsz": meta.imgsz_requested if meta.imgsz_requested is not None else meta.imgsz, "batch": meta.batch,
+            "warmup": meta.warmup, "iters": meta.iters}
     for key, value in wanted.items():
         if have[key] != value:
             return f"report has --{key} {have[key]}, now {value}"
-    if meta.get("device") != device:
-        return f"report ran on {meta.get('device')}, now {device}"
-    if not _same_weights(meta.get("weights"), report.get("cwd"), run.weights):
-        return f"report is of other weights ({meta.get('weights')})"
-    if report.get("inputs", {}).get("list_sha256") != list_sha256:
+    if meta.device != device:
+        return f"report ran on {meta.device}, now {device}"
+    if not _same_weights(meta.weights, report.cwd, run.weights):
+        return f"report is of other weights ({meta.weights})"
+    if report.inputs.list_sha256 != list_sha256:
         return "report was made on another benchmark list (list_sha256 differs)"
-    done = len(report.get("rounds") or []) or 1
+    done = len(report.rounds or []) or 1
     if done != rounds:
         return f"report has {done} round(s), now {rounds}"
-    parsed = _parse_command(report.get("command"))
-    if parsed is None:
-        return "report's command line cannot be read back"
-    for dest in pass_through_actions():
-        if dest in NOT_COMPARED or dest in wanted:
+    recorded = report.config
+    if not isinstance(recorded, dict):
+        return "report has no config section (made by an older detbench)"
+    wanted_config = study_config(values, "-").to_dict()
+    for item in bench_fields(pass_through=True):
+        if not item.metadata["compared"] or item.name in wanted:
             continue
-        old, new = getattr(parsed, dest, None), values.get(dest)
+        old, new = recorded.get(item.name), wanted_config[item.name]
         if old != new:
-            return f"report has --{dest} {old}, now {new}"
+            return f"report has --{flag_name(item)} {old}, now {new}"
     if Path(run.weights).is_file():
-        from detbench.models.loading import file_sha256
 
         try:
             digest = file_sha256(run.weights)
         except DetbenchError as exc:
             return f"weights unreadable ({exc})"
-        if meta.get("weights_sha256") != digest:
+        if meta.weights_sha256 != digest:
             return "the weights file's content differs from the report's (weights_sha256)"
     return None
 
@@ -386,9 +341,7 @@ def run_child(command: list[str], echo: Echo, quiet: bool, timeout: float = DEFA
     The child dies with this process (PR_SET_PDEATHSIG) and is killed, with its own children, when it runs
     longer than `timeout` seconds or when this process is interrupted.
     """
-    import threading
 
-    from detbench.proc import kill_tree, spawn_child
 
     start = time.monotonic()
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
@@ -425,7 +378,7 @@ def run_child(command: list[str], echo: Echo, quiet: bool, timeout: float = DEFA
 def bench_command(python: str, run: ModelRun, out: Path, list_path: Path, values: dict[str, Any]) -> list[str]:
     """The child's command line; every value joined to its flag, so a value starting with "-" stays a value."""
     return [python, "-m", "detbench.cli", "bench", f"--weights={run.weights}", f"--name={run.name}",
-            f"--out={out}", f"--list={list_path}", "--use_benchmark_list", *bench_argv(values)]
+            f"--out={out}", f"--list={list_path}", "--use_benchmark_list", *config_argv(values)]
 
 
 # ---------------------------------------------------------------- merging rounds
@@ -459,9 +412,6 @@ def _dedupe(items: list[Any]) -> list[Any]:
 
 def _merge_pipeline(merged: dict[str, Any], reports: list[dict[str, Any]]) -> list[str]:
     """Recompute the pipeline section from all rounds' pipeline samples; return its warnings."""
-    from detbench.measure.pipeline import STAGES, pipeline_warnings
-    from detbench.stats import diagnostics as quality
-    from detbench.stats import summary as stats
 
     section, samples = merged.get("pipeline"), merged["samples"].get("pipeline_ms")
     if not isinstance(section, dict) or not isinstance(samples, dict):
@@ -481,9 +431,7 @@ def _merge_pipeline(merged: dict[str, Any], reports: list[dict[str, Any]]) -> li
 def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
                        host_ms: list[float] | None) -> dict[str, Any]:
     """Statistics over all rounds' samples; the warm-up check stays per round (each round warmed up on its own)."""
-    import numpy as np
 
-    from detbench.stats import diagnostics as quality
 
     section = quality.statistics_section(latency_ms, host_ms)
     warm_checks = [(r.get("statistics") or {}).get("warmup_check") for r in reports]
@@ -500,54 +448,47 @@ def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
     return section
 
 
-def merge_rounds(reports: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """One report from a model's rounds: samples concatenated, statistics over all of them, per-round medians."""
-    from detbench.stats import summary as stats
+ROUND_IDENTITY = {
+    "benchmark list": lambda r: r["inputs"]["list_sha256"],
+    "decoded inputs": lambda r: r["inputs"].get("decoded_sha256"),
+    "imgsz": lambda r: r["metadata"]["imgsz"],
+    "batch": lambda r: r["metadata"]["batch"],
+    "device": lambda r: r["metadata"]["device"],
+    "weights": lambda r: r["metadata"]["weights"],
+}
 
+
+def _check_same_setting(reports: list[dict[str, Any]], name: str) -> None:
     first = reports[0]
-    identity = {
-        "benchmark list": lambda r: r["inputs"]["list_sha256"],
-        "decoded inputs": lambda r: r["inputs"].get("decoded_sha256"),
-        "imgsz": lambda r: r["metadata"]["imgsz"],
-        "batch": lambda r: r["metadata"]["batch"],
-        "device": lambda r: r["metadata"]["device"],
-        "weights": lambda r: r["metadata"]["weights"],
-    }
     for index, report in enumerate(reports[1:], start=2):
-        for label, read in identity.items():
+        for label, read in ROUND_IDENTITY.items():
             if read(report) != read(first):
                 raise DetbenchError(f"{name}: round {index} differs from round 1 in its {label}; re-run with --force")
 
-    merged = copy.deepcopy(first)
-    per_round = [list(r["samples"]["latency_ms"]) for r in reports]
-    merged["samples"] = {key: _concat([r["samples"].get(key) for r in reports]) for key in first["samples"]}
-    latency_ms = merged["samples"]["latency_ms"]
-    host_ms = merged["samples"].get("host_ms") or None
-    latency = stats.summarize(latency_ms)
-    merged["latency"].update(latency)
-    merged["latency"]["n_samples"] = len(latency_ms)
-    if host_ms:
-        merged["latency"]["host"] = stats.summarize(host_ms)
-    merged["throughput"] = {**first["throughput"],
-                            **stats.throughput(first["metadata"]["batch"], latency["mean_ms"], latency["p50_ms"])}
-    merged["memory"] = _max_numbers([r["memory"] for r in reports])
 
+def _merged_warnings(merged: dict[str, Any], reports: list[dict[str, Any]], latency_ms: list[float],
+                     host_ms: list[float] | None) -> None:
+    """Each round's own warnings (not those derived from its samples), then those of the merged samples."""
     own_warnings: list[str] = []
     for report in reports:
         derived = set((report.get("statistics") or {}).get("warnings") or [])
         derived.update(w for w in report.get("warnings") or [] if str(w).startswith("pipeline "))
         own_warnings += [w for w in report.get("warnings") or [] if w not in derived]
     new_warnings: list[str] = []
-    if isinstance(first.get("statistics"), dict):
+    if isinstance(reports[0].get("statistics"), dict):
         merged["statistics"] = _merged_statistics(reports, latency_ms, host_ms)
         new_warnings += merged["statistics"]["warnings"]
     new_warnings += _merge_pipeline(merged, reports)
-    if "warnings" in first:
-        merged["warnings"] = _dedupe(own_warnings + new_warnings)
+    merged["warnings"] = _dedupe(own_warnings + new_warnings)
+
+
+def _merged_bookkeeping(merged: dict[str, Any], reports: list[dict[str, Any]], n_samples: int) -> None:
+    """The stopping section and the phase times summed over the rounds."""
+    first = reports[0]
     if isinstance(first.get("stopping"), dict):
         stopping = merged["stopping"]
         stopping["reason"] = "; ".join(_dedupe([str(r["stopping"].get("reason")) for r in reports]))
-        stopping["iterations"] = len(latency_ms)
+        stopping["iterations"] = n_samples
         for key in ("timed_s", "warmup_s"):
             if all(isinstance(r["stopping"].get(key), (int, float)) for r in reports):
                 stopping[key] = sum(r["stopping"][key] for r in reports)
@@ -558,23 +499,49 @@ def merge_rounds(reports: list[dict[str, Any]], name: str) -> dict[str, Any]:
             isinstance(p.get(key), (int, float)) for p in phases) else value
             for key, value in first["timing_phases_s"].items()}
 
-    merged["rounds"] = []
-    for index, (report, samples) in enumerate(zip(reports, per_round, strict=True), start=1):
+
+def _round_entries(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+
+    entries = []
+    for index, report in enumerate(reports, start=1):
+        samples = report["samples"]["latency_ms"]
         summary = stats.summarize(samples)
         entry = {"round": index, "median_ms": summary["median_ms"], "mean_ms": summary["mean_ms"],
                  "p95_ms": summary["p95_ms"], "n": len(samples), "timestamp": report["metadata"].get("timestamp")}
         if report.get("gpu"):
             entry["gpu"] = report["gpu"]
-        merged["rounds"].append(entry)
+        entries.append(entry)
+    return entries
+
+
+def merge_rounds(rounds: list[Report], name: str) -> Report:
+    """One report from a model's rounds: samples concatenated, statistics over all of them, per-round medians."""
+
+    reports = [r.to_dict() for r in rounds]
+    _check_same_setting(reports, name)
+    first = reports[0]
+    merged = copy.deepcopy(first)
+    merged["samples"] = {key: _concat([r["samples"].get(key) for r in reports]) for key in first["samples"]}
+    latency_ms = merged["samples"]["latency_ms"]
+    host_ms = merged["samples"].get("host_ms") or None
+    latency = stats.summarize(latency_ms)
+    merged["latency"].update(latency, n_samples=len(latency_ms))
+    if host_ms:
+        merged["latency"]["host"] = stats.summarize(host_ms)
+    merged["throughput"] = {**first["throughput"],
+                            **stats.throughput(first["metadata"]["batch"], latency["mean_ms"], latency["p50_ms"])}
+    merged["memory"] = _max_numbers([r["memory"] for r in reports])
+    _merged_warnings(merged, reports, latency_ms, host_ms)
+    _merged_bookkeeping(merged, reports, len(latency_ms))
+    merged["rounds"] = _round_entries(reports)
     merged["metadata"]["timestamp"] = reports[-1]["metadata"].get("timestamp")
-    merged["metadata"]["benchmark_list"] = first["metadata"]["benchmark_list"]
     medians = [r["median_ms"] for r in merged["rounds"]]
     merged["notes"] = _dedupe([n for r in reports for n in r.get("notes") or []]) + [
         f"merged from {len(reports)} interleaved rounds, each in a fresh process: latency statistics over all "
         f"{len(latency_ms)} samples; round medians {', '.join(f'{m:.3f}' for m in medians)} ms; memory is the "
         f"maximum over the rounds" + ("; gpu (NVML) readings are round 1's, each round's in rounds[k].gpu"
                                       if first.get("gpu") else "")]
-    return merged
+    return Report.from_dict(merged)
 
 
 # ---------------------------------------------------------------- progress
@@ -649,18 +616,15 @@ class ModelResult:
 
 
 def _median_text(path: Path) -> str:
-    from detbench.report.schema import load_report
-
     try:
-        latency = load_report(path)["latency"]
-        return f"median {latency['median_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms"
+        latency = load_report(path).latency
+        return f"median {latency.median_ms:.2f} ms, p95 {latency.p95_ms:.2f} ms"
     except (DetbenchError, KeyError, TypeError):
         return "report written"
 
 
 def write_summary(path: Path, results: list[ModelResult], opts: AblationOptions, out: Path, device: str,
                   outcome: Any, started: str, seconds: float, status: str) -> Path:
-    from detbench.files.atomic import write_text_atomic
 
     counts = {key: sum(r.status == key for r in results) for key in ("ok", "skipped", "failed", "pending")}
     summary = {
@@ -696,9 +660,6 @@ def check_targets(out: Path, runs: Sequence[ModelRun]) -> None:
 
 def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:
     """Benchmark every model; 0 if all are ok or up to date, 1 if any failed, 130 if interrupted."""
-    from detbench.measure.devices import resolve_device
-    from detbench.study.lock import study_lock
-    from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
 
     echo = terminal_echo(echo)
 
@@ -708,7 +669,7 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
         raise DetbenchError(f"--model-timeout must be a positive number of seconds (at most a week), got "
                             f"{opts.model_timeout}")
     values = {**bench_defaults(), **opts.bench}
-    validate_values(values, opts.out)
+    study_config(values, opts.out)
     device = str(resolve_device(values.get("device")))
     out = Path(opts.out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
@@ -783,8 +744,6 @@ def _run_round(study: _Study, pending: list[ModelResult], round_k: int, progress
 
 def _finish(study: _Study, result: ModelResult) -> None:
     """A model that ran every round: its rounds merged into OUT/NAME.json (with several rounds), marked ok."""
-    from detbench.report.schema import load_report, write_report
-
     if study.opts.rounds > 1:
         try:
             merged = merge_rounds([load_report(p) for p in result.round_reports], result.run.name)
@@ -793,7 +752,7 @@ def _finish(study: _Study, result: ModelResult) -> None:
             result.status, result.error = "failed", str(exc)
             study.echo(f"  ✗ {result.run.name} failed: {exc}")
             return
-        rounds_text = ", ".join(f"{r['median_ms']:.2f}" for r in merged["rounds"])
+        rounds_text = ", ".join(f"{r['median_ms']:.2f}" for r in merged.rounds or [])
         study.echo(f"✓ merged {study.opts.rounds} rounds of {result.run.name}: "
                    f"{_median_text(study.out / f'{result.run.name}.json')} (round medians {rounds_text} ms)")
     result.status = "ok"

@@ -14,6 +14,7 @@ def save_untrained(model_cfg: str, path: str | Path, data_yaml: str | Path | Non
 
     With `data_yaml`, the checkpoint carries `train_args['data']` as a trained one would.
     """
+    # imported here, not at the top: loads torch, Ultralytics, NVML, numpy, which only this path needs
     import torch
     from ultralytics import YOLO
 
@@ -34,6 +35,7 @@ def save_untrained(model_cfg: str, path: str | Path, data_yaml: str | Path | Non
 def train_tiny(model_cfg: str, data_yaml: str | Path, project: str | Path, name: str, epochs: int = 1,
                imgsz: int = 64) -> Path:
     """A genuine Ultralytics training run on CPU; returns the run folder (weights/best.pt, results.csv)."""
+    # imported here, not at the top: loads torch, Ultralytics, NVML, numpy, which only this path needs
     from ultralytics import YOLO
 
     from detbench import zoo

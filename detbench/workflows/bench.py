@@ -34,13 +34,28 @@ from detbench.measure.timing import StopRule, stopping_section
 from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
 from detbench.models.sandbox import Inspection, PendingInspection, Request, count_and_fuse, start_inspection
 from detbench.names import check_model_name
+from detbench.report.model import (
+    Complexity,
+    Inputs,
+    Latency,
+    LatencySummary,
+    Memory,
+    Metadata,
+    Report,
+    Samples,
+    Settings,
+    Statistics,
+    Throughput,
+)
 from detbench.report.provenance import capture_environment, capture_settings
-from detbench.report.schema import SCHEMA_VERSION, failure_report, write_report
+from detbench.report.schema import write_report
 from detbench.stats import diagnostics as quality
 from detbench.stats import summary as stats
 from detbench.text import Echo, terminal_echo
 
 MIN_FREE_BYTES = 64 * 2**20
+GFLOPS_METHOD = "ultralytics (thop MACs x 2), fused model, at imgsz"
+LATENCY_SCOPE = "model forward only; batch already on the device and normalised"
 
 
 def check_writable(folder: Path, needed: int = MIN_FREE_BYTES) -> None:
@@ -115,17 +130,17 @@ class _Model:
     numbers: Inspection
 
 
-def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: dict[str, Any],
+def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Complexity,
                exc: BaseException) -> DetbenchError:
     """Write `{out}/{name}.json` with status "oom" (and the batch and imgsz); return the error to stop with."""
     cfg = run.cfg
     what = f"out of memory at --batch {cfg.batch}, imgsz {imgsz} on {run.device}"
     detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    metadata = {"model_name": run.name, "weights": cfg.weights, "imgsz": imgsz, "imgsz_requested": cfg.imgsz,
-                "batch": cfg.batch, "device": str(run.device), "warmup": cfg.warmup, "iters": cfg.iters,
-                "timestamp": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "unsafe_load": unsafe_load}
-    report = failure_report("oom", f"{what}: {detail}", metadata, model_complexity, command=run.command,
-                            cwd=os.getcwd())
+    metadata = Metadata(model_name=run.name, weights=cfg.weights, imgsz=imgsz, imgsz_requested=cfg.imgsz,
+                        batch=cfg.batch, device=str(run.device), warmup=cfg.warmup, iters=cfg.iters,
+                        timestamp=_now(), unsafe_load=unsafe_load)
+    report = Report(status="oom", error=f"{what}: {detail}", metadata=metadata, model_complexity=model_complexity,
+                    config=cfg.to_dict(), command=run.command, cwd=os.getcwd())
     path = write_report(report, run.out_dir / f"{run.name}.json")
     return DetbenchError(f"{what}; wrote {path} with status \"oom\"; try a smaller --batch or --imgsz")
 
@@ -225,6 +240,7 @@ def _prepare_inputs(run: _Run, model: _Model):
     if cache_note:
         run.note(cache_note)
     if cfg.pipeline:  # the decoded originals the pipeline keeps count too: refuse before any timing
+        # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
         from detbench.data.inputs import check_host_memory
         from detbench.measure.pipeline import original_pixels
 
@@ -243,8 +259,7 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule):
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise _failed_run(cfg, "the timed loop", exc) from exc
-        sizes = {"params": numbers.params, "params_fused": numbers.params_fused, "gflops": numbers.gflops}
-        raise record_oom(run, numbers.imgsz, model.loaded.unsafe_load, sizes, exc) from exc
+        raise record_oom(run, numbers.imgsz, model.loaded.unsafe_load, _complexity(numbers), exc) from exc
     timings = measurement.timings
     run.clock.mark_parts({"warmup": timings.warmup_s, "timed": timings.timed_s}, rest="device_setup")
     for warning in measurement.warnings:
@@ -270,6 +285,7 @@ def _failed_run(cfg: BenchConfig, where: str, exc: BaseException) -> DetbenchErr
 def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     if not run.cfg.pipeline:
         return None, None, []
+    # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
     from detbench.measure.pipeline import measure_pipeline, pipeline_warnings
 
     try:
@@ -291,7 +307,7 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
 
 
 def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None,
-              write: bool = True) -> tuple[dict[str, Any], Path | None]:
+              write: bool = True) -> tuple[Report, Path | None]:
     """Benchmark one model; write `{out}/{name}.json` (unless not `write`); return the report and its path."""
     run, pending, sha256 = _start(cfg, terminal_echo(echo), argv)
     model = _prepare_model(run, pending, sha256)
@@ -302,7 +318,7 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
     report = _report(run, model, outcome, inputs, cache, stop, measurement, latency, statistics,
                      (pipeline, pipeline_samples, pipeline_warned))
     run.clock.mark("report")
-    report["timing_phases_s"] = run.clock.report()
+    report.timing_phases_s = run.clock.report()
     if not write:
         return report, None
     path = _write(report, run.out_dir / f"{run.name}.json")
@@ -310,7 +326,7 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
     return report, path
 
 
-def _write(report: dict[str, Any], path: Path) -> Path:
+def _write(report: Report, path: Path) -> Path:
     try:
         return write_report(report, path)
     except OSError as exc:
@@ -318,80 +334,66 @@ def _write(report: dict[str, Any], path: Path) -> Path:
                             f"free space or choose another --out, then run again") from exc
 
 
+def _metadata(run: _Run, model: _Model, outcome) -> Metadata:
+    cfg, numbers, loaded = run.cfg, model.numbers, model.loaded
+    return Metadata(
+        model_name=run.name, weights=cfg.weights, weights_sha256=loaded.sha256, model_source=loaded.kind,
+        imgsz=numbers.imgsz, imgsz_requested=cfg.imgsz, batch=cfg.batch, device=str(run.device),
+        warmup=cfg.warmup, iters=cfg.iters, timestamp=_now(), benchmark_list=str(outcome.path),
+        benchmark_size=len(outcome.blist.paths), benchmark_size_requested=cfg.benchmark_size,
+        seed=outcome.blist.seed, data=resolve_data(cfg, loaded.train_args)[0], unsafe_load=loaded.unsafe_load)
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _complexity(numbers: Inspection) -> Complexity:
+    return Complexity(params=numbers.params, params_M=round(numbers.params / 1e6, 3),
+                      params_fused=numbers.params_fused, gflops=numbers.gflops, gflops_unfused=numbers.gflops_unfused,
+                      gflops_method=GFLOPS_METHOD)
+
+
+def _latency(timings, latency: dict[str, Any], on_cuda: bool) -> Latency:
+    return Latency(**latency, n_samples=len(timings.latency_ms), timer=timings.timer, scope=LATENCY_SCOPE,
+                   percentile_method=f"numpy {stats.PERCENTILE_METHOD}", std_ddof=1,
+                   host=LatencySummary(**stats.summarize(timings.host_ms)) if on_cuda else None)
+
+
+def _inputs(outcome, inputs, imgsz: int) -> Inputs:
+    blist = outcome.blist
+    return Inputs(list_sha256=blist.sha256, files_sha256=inputs.files_sha256, decoded_sha256=inputs.decoded_sha256,
+                  n_images=len(inputs), population_size=blist.population_size,
+                  population_sha256=blist.population_sha256, truncated=blist.truncated,
+                  letterbox=f"{imgsz}x{imgsz}, centred, pad 114, RGB")
+
+
 def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], stop: StopRule, measurement,
-            latency: dict[str, Any], statistics: dict[str, Any], pipeline_parts) -> dict[str, Any]:
-    cfg, numbers, loaded, device = run.cfg, model.numbers, model.loaded, run.device
+            latency: dict[str, Any], statistics: dict[str, Any], pipeline_parts) -> Report:
+    cfg, numbers, loaded = run.cfg, model.numbers, model.loaded
     timings, on_cuda = measurement.timings, run.device.type == "cuda"
     pipeline, pipeline_samples, pipeline_warned = pipeline_parts
-    data_yaml, _ = resolve_data(cfg, loaded.train_args)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "ok",
-        "metadata": {
-            "model_name": run.name,
-            "weights": cfg.weights,
-            "weights_sha256": loaded.sha256,
-            "model_source": loaded.kind,
-            "imgsz": numbers.imgsz,
-            "imgsz_requested": cfg.imgsz,
-            "batch": cfg.batch,
-            "device": str(device),
-            "warmup": cfg.warmup,
-            "iters": cfg.iters,
-            "timestamp": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "benchmark_list": str(outcome.path),
-            "benchmark_size": len(outcome.blist.paths),
-            "benchmark_size_requested": cfg.benchmark_size,
-            "seed": outcome.blist.seed,
-            "data": data_yaml,
-            "unsafe_load": loaded.unsafe_load,
-        },
-        "model_complexity": {
-            "params": numbers.params,
-            "params_M": round(numbers.params / 1e6, 3),
-            "params_fused": numbers.params_fused,
-            "gflops": numbers.gflops,
-            "gflops_unfused": numbers.gflops_unfused,
-            "gflops_method": "ultralytics (thop MACs x 2), fused model, at imgsz",
-        },
-        "latency": {
-            **latency,
-            "n_samples": len(timings.latency_ms),
-            "timer": timings.timer,
-            "scope": "model forward only; batch already on the device and normalised",
-            "percentile_method": f"numpy {stats.PERCENTILE_METHOD}",
-            "std_ddof": 1,
-            "host": stats.summarize(timings.host_ms) if on_cuda else None,
-        },
-        "throughput": stats.throughput(cfg.batch, latency["mean_ms"], latency["p50_ms"]),
-        "memory": measurement.memory,
-        "gpu": measurement.gpu,
-        "warnings": measurement.warnings + statistics["warnings"] + pipeline_warned,
-        "statistics": statistics,
-        "stopping": stopping_section(stop, timings),
-        "pipeline": pipeline,
-        "setup_cache": cache,
-        "model_check": {"bounded_child": not loaded.unsafe_load, "seconds": numbers.seconds,
-                        "peak_rss_MB": numbers.peak_rss_MB, "modules": numbers.modules},
-        "inputs": {
-            "list_sha256": outcome.blist.sha256,
-            "files_sha256": inputs.files_sha256,
-            "decoded_sha256": inputs.decoded_sha256,
-            "n_images": len(inputs),
-            "population_size": outcome.blist.population_size,
-            "population_sha256": outcome.blist.population_sha256,
-            "truncated": outcome.blist.truncated,
-            "letterbox": f"{numbers.imgsz}x{numbers.imgsz}, centred, pad 114, RGB",
-        },
-        "settings": capture_settings(device, cfg.threads, run.mode),
-        "environment": capture_environment(device),
-        "command": run.command,
-        "cwd": os.getcwd(),
-        "notes": run.notes,
-        "samples": {
-            "latency_ms": timings.latency_ms,
-            "host_ms": timings.host_ms if on_cuda else None,
-            "warmup_ms": timings.warmup_ms,
-            "pipeline_ms": pipeline_samples,
-        },
-    }
+    return Report(
+        metadata=_metadata(run, model, outcome),
+        model_complexity=_complexity(numbers),
+        latency=_latency(timings, latency, on_cuda),
+        throughput=Throughput(**stats.throughput(cfg.batch, latency["mean_ms"], latency["p50_ms"])),
+        memory=Memory.from_dict(measurement.memory),
+        gpu=measurement.gpu,
+        warnings=measurement.warnings + statistics["warnings"] + pipeline_warned,
+        statistics=Statistics.from_dict(statistics),
+        stopping=stopping_section(stop, timings),
+        pipeline=pipeline,
+        setup_cache=cache,
+        model_check={"bounded_child": not loaded.unsafe_load, "seconds": numbers.seconds,
+                     "peak_rss_MB": numbers.peak_rss_MB, "modules": numbers.modules},
+        inputs=_inputs(outcome, inputs, numbers.imgsz),
+        settings=Settings.from_dict(capture_settings(run.device, cfg.threads, run.mode)),
+        config=cfg.to_dict(),
+        environment=capture_environment(run.device),
+        command=run.command,
+        cwd=os.getcwd(),
+        notes=run.notes,
+        samples=Samples(latency_ms=timings.latency_ms, host_ms=timings.host_ms if on_cuda else None,
+                        warmup_ms=timings.warmup_ms, pipeline_ms=pipeline_samples),
+    )

@@ -73,6 +73,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
 
 def ensure_dataset(root: Path, val_images: int, echo: Echo) -> tuple[Path, bool]:
     """The synthetic dataset's data.yaml, written once (a marker file says it is complete); whether it is new."""
+    # imported here, not at the top: loads OpenCV, PyYAML, numpy, which only this path needs
     from detbench.data.synthetic import make_dataset
 
     data_yaml, marker = root / "data.yaml", root / DATA_MARKER
@@ -98,6 +99,7 @@ def _epochs_done(results_csv: Path) -> int:
 def ensure_checkpoints(models: tuple[str, ...], runs_dir: Path, data_yaml: Path, train_epochs: int, imgsz: int,
                        echo: Echo) -> None:
     """Zoo models at RUNS/{model}/seed0/weights/best.pt: saved untrained, or trained `train_epochs` epochs."""
+    # imported here, not at the top: loads OpenCV, PyYAML, numpy, which only this path needs
     from detbench.workflows.artifacts import save_untrained, train_tiny
 
     made, reused = [], []
@@ -127,6 +129,7 @@ def ensure_checkpoints(models: tuple[str, ...], runs_dir: Path, data_yaml: Path,
 
 def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     """Build the workspace, benchmark the six models, print and write the comparison; the exit status."""
+    # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
     from detbench import zoo
     from detbench.config import available_cores
     from detbench.measure.devices import resolve_device
@@ -168,6 +171,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), rounds=opts.rounds,
                                           force=opts.force, out=str(bench_dir), quiet=True, bench=bench), echo)
 
+    # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare
 
     reports = [bench_dir / f"{name}.json" for name in models if (bench_dir / f"{name}.json").is_file()]

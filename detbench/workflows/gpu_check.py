@@ -9,56 +9,55 @@ pass of the same machinery and reports every GPU-only assertion as skipped.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.models.ultralytics_env import configure_process
+from detbench.report.model import Report
+from detbench.report.schema import load_report
 
 configure_process()  # offline, quiet, restricted: before Ultralytics is imported
 
 
-def _bench(args: list[str], out: Path, name: str, timeout: int) -> dict[str, Any] | None:
+def _bench(args: list[str], out: Path, name: str, timeout: int) -> Report | None:
     command = [sys.executable, "-m", "detbench.cli", "bench", *args, "--out", str(out), "--name", name,
                "--use_benchmark_list", "--list", str(out / LIST_FILENAME)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         print(f"  {name}: FAILED ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
         return None
-    return json.loads((out / f"{name}.json").read_text())
+    return load_report(out / f"{name}.json")
 
 
-def _row(name: str, r: dict[str, Any]) -> str:
-    lat, mem, meta = r["latency"], r["memory"], r["metadata"]
-    host = (lat.get("host") or {}).get("median_ms")
-    peak = mem.get("peak_gpu_mem_MB")
-    return (f"{name:<22}{meta['batch']:>3} {r['settings']['precision']:>5} {lat['median_ms']:>9.3f} "
-            f"{(f'{host:.3f}' if host is not None else '-'):>9} {lat['p95_ms']:>9.3f} "
-            f"{r['throughput']['fps_mean']:>9.1f} {(f'{peak:.1f}' if peak is not None else '-'):>9}")
+def _row(name: str, r: Report) -> str:
+    lat = r.latency
+    host = lat.host.median_ms if lat.host else None
+    peak = r.memory.peak_gpu_mem_MB
+    return (f"{name:<22}{r.metadata.batch:>3} {r.settings.precision:>5} {lat.median_ms:>9.3f} "
+            f"{(f'{host:.3f}' if host is not None else '-'):>9} {lat.p95_ms:>9.3f} "
+            f"{r.throughput.fps_mean:>9.1f} {(f'{peak:.1f}' if peak is not None else '-'):>9}")
 
 
-def _checks(runs: dict[str, dict[str, Any] | None], has_gpu: bool) -> list[tuple[str, bool | None]]:
+def _checks(runs: dict[str, Report | None], has_gpu: bool) -> list[tuple[str, bool | None]]:
     """What must hold of the runs: (label, passed), passed None where it needs a GPU that is not there."""
     ok = [r for r in runs.values() if r]
     checks: list[tuple[str, bool | None]] = [("every run finished", len(ok) == len(runs))]
     if has_gpu:
         checks += [
-            ("CUDA events used (timer == cuda_event)", all(r["latency"]["timer"] == "cuda_event" for r in ok)),
+            ("CUDA events used (timer == cuda_event)", all(r.latency.timer == "cuda_event" for r in ok)),
             ("peak reset after warm-up (peak >= allocated, activation peak >= 0)",
-             all(r["memory"]["activation_peak_MB"] is not None and r["memory"]["activation_peak_MB"] >= 0
-                 for r in ok)),
-            ("GPU memory fields non-null", all(r["memory"]["peak_gpu_mem_MB"] is not None for r in ok)),
+             all(r.memory.activation_peak_MB is not None and r.memory.activation_peak_MB >= 0 for r in ok)),
+            ("GPU memory fields non-null", all(r.memory.peak_gpu_mem_MB is not None for r in ok)),
             ("device time <= host time (medians)",
-             all(r["latency"]["median_ms"] <= r["latency"]["host"]["median_ms"] for r in ok)),
+             all(r.latency.host is not None and r.latency.median_ms <= r.latency.host.median_ms for r in ok)),
         ]
         b8_32, b8_16 = runs.get("v8n-b8-fp32"), runs.get("v8n-b8-fp16")
         checks.append(("fp16 faster than fp32 at batch 8", bool(b8_32 and b8_16) and
-                       b8_16["latency"]["median_ms"] < b8_32["latency"]["median_ms"]))
+                       b8_16.latency.median_ms < b8_32.latency.median_ms))
     else:
         checks += [(label, None) for label in ("CUDA events used", "peak reset after warm-up",
                                                 "GPU memory fields non-null", "device time <= host time",
@@ -84,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
 
+    # imported here, not at the top: loads torch, OpenCV, NVML, PyYAML, numpy, which only this path needs
     import torch
 
     from detbench import zoo
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"detbench gpu_check: {'GPU ' + torch.cuda.get_device_name(0) if has_gpu else 'no GPU: CPU pass only'}"
           f", imgsz {imgsz}, warmup {warmup}, iters {iters}, workdir {work}")
 
-    runs: dict[str, dict[str, Any] | None] = {}
+    runs: dict[str, Report | None] = {}
     plan = [("v8n-b1-fp32", ["--batch", "1"]), ("v8n-b8-fp32", ["--batch", "8"])]
     if has_gpu:
         plan += [("v8n-b1-fp16", ["--batch", "1", "--half"]), ("v8n-b8-fp16", ["--batch", "8", "--half"])]

@@ -23,6 +23,7 @@ def yaml_path(name: str) -> Path:
 
 def register() -> None:
     """Make ECA known to Ultralytics' YAML parser (it resolves layer names in its own globals)."""
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     import ultralytics.nn.tasks as tasks
 
     tasks.ECA = ECA
