@@ -24,10 +24,10 @@ writing through it.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import stat
+import warnings
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -42,7 +42,6 @@ from detbench.data.inputs import (
     array_sha256,
     check_host_memory,
     decode_images,
-    host_memory_fits,
     read_image_file,
 )
 from detbench.errors import DetbenchError
@@ -121,7 +120,6 @@ def _versions() -> str:
     import ultralytics
 
     try:
-
         thop = version("ultralytics-thop")
     except Exception:
         thop = "?"
@@ -154,27 +152,47 @@ def files_digest(paths: Sequence[str | Path]) -> str | None:
     return digest.hexdigest()
 
 
+def _map_entry(cache_dir: Path, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A stored uint8 .npy of exactly `shape`, memory-mapped read-only (the processes of a study share its pages);
+    None if the folder or the entry is a symlink, not a regular file, or not that array."""
+    path = cache_dir / name
+    if not _cache_ready(cache_dir):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            stored_shape, fortran, dtype = read_header(handle, max_header_size=NPY_HEADER_BYTES)
+            offset = handle.tell()
+        except (OSError, ValueError):
+            return None
+        if (stored_shape != shape or fortran or dtype != np.uint8 or offset > NPY_HEADER_BYTES
+                or info.st_size != offset + int(np.prod(shape))):
+            return None
+        return np.memmap(handle, dtype=np.uint8, mode="r", offset=offset, shape=shape)
+
+
 def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int, int, int, int]) -> InputCache | None:
     """The stored array for `key` if it has the expected shape and hash; None otherwise."""
     meta = _read_json(cache_dir, f"inputs-{key}.json")
     decoded_sha256 = meta.get("decoded_sha256")
     if meta.get("files_sha256") != files_sha256 or not isinstance(decoded_sha256, str):
         return None
-    nbytes = int(np.prod(shape))
     check_host_memory(shape[0], shape[2])
-    if not host_memory_fits(2 * nbytes):  # the file's bytes and the array at once: decoding needs less
+    stacked = _map_entry(cache_dir, f"inputs-{key}.npy", shape)
+    if stacked is None or array_sha256(stacked) != decoded_sha256:
         return None
-    data = _entry_bytes(cache_dir, f"inputs-{key}.npy", nbytes + NPY_HEADER_BYTES)
-    if data is None:
-        return None
-    try:
-        stacked = np.load(io.BytesIO(data), allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    del data
-    if stacked.dtype != np.uint8 or stacked.shape != shape or array_sha256(stacked) != decoded_sha256:
-        return None
-    return InputCache(torch.from_numpy(stacked), files_sha256, decoded_sha256)
+    with warnings.catch_warnings():  # read-only memory: batches are copies, the mapping is never written
+        warnings.simplefilter("ignore", UserWarning)
+        images = torch.from_numpy(stacked)
+    return InputCache(images, files_sha256, decoded_sha256)
 
 
 def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int,
