@@ -195,6 +195,9 @@ class Samples(Section):
     host_ms: list[float] | None = None
     warmup_ms: list[float] | None = None
     pipeline_ms: dict[str, list[float]] | None = None
+    round: list[int] | None = None  # in a study: the round of each latency sample
+    worker: list[int] | None = None  # in a study: the worker process that took it
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("round", "worker")
 
 
 @dataclass(kw_only=True)
@@ -225,12 +228,13 @@ class Report(Section):
     notes: list[str] = field(default_factory=list)
     samples: Samples = field(default_factory=Samples)
     rounds: list[dict[str, Any]] | None = None
+    study: dict[str, Any] | None = None  # made by an interleaved study: its id, design and this model's workers
     timing_phases_s: dict[str, Any] | None = None
 
     NESTED: ClassVar[dict[str, type[Section]]] = {
         "metadata": Metadata, "model_complexity": Complexity, "latency": Latency, "throughput": Throughput,
         "memory": Memory, "statistics": Statistics, "inputs": Inputs, "settings": Settings, "samples": Samples}
-    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("error", "config", "rounds", "timing_phases_s")
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("error", "config", "rounds", "study", "timing_phases_s")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Report:

@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from detbench.measure.devices import resolve_device
 from detbench.measure.measure import measure
 from detbench.measure.modes import ExecutionMode
 from detbench.measure.phases import PhaseClock, first_run_of_process
-from detbench.measure.timing import StopRule, stopping_section
+from detbench.measure.timing import StopRule, Timings, run_timed_loop, stopping_section
 from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
 from detbench.models.sandbox import Inspection, PendingInspection, Request, count_and_fuse, start_inspection
 from detbench.names import check_model_name
@@ -252,10 +253,11 @@ def _prepare_inputs(run: _Run, model: _Model):
     return outcome, inputs, {"dir": str(cache_dir), "inputs_reused": inputs_cached}
 
 
-def _measure(run: _Run, model: _Model, inputs, stop: StopRule):
+def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..., Timings] | None):
     cfg, numbers = run.cfg, model.numbers
     try:
-        measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters, stop=stop)
+        measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters,
+                              loop=loop or run_timed_loop, stop=stop)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise _failed_run(cfg, "the timed loop", exc) from exc
@@ -306,14 +308,17 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     return section, samples, warned
 
 
-def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None,
-              write: bool = True) -> tuple[Report, Path | None]:
-    """Benchmark one model; write `{out}/{name}.json` (unless not `write`); return the report and its path."""
+def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None, write: bool = True,
+              loop: Callable[..., Timings] | None = None) -> tuple[Report, Path | None]:
+    """Benchmark one model; write `{out}/{name}.json` (unless not `write`); return the report and its path.
+
+    `loop` replaces the timed loop (`measure.timing.run_timed_loop`): a study's worker serves turns with it.
+    """
     run, pending, sha256 = _start(cfg, terminal_echo(echo), argv)
     model = _prepare_model(run, pending, sha256)
     outcome, inputs, cache = _prepare_inputs(run, model)
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
-    measurement, latency, statistics = _measure(run, model, inputs, stop)
+    measurement, latency, statistics = _measure(run, model, inputs, stop, loop)
     pipeline, pipeline_samples, pipeline_warned = _pipeline(run, model, outcome, inputs, stop)
     report = _report(run, model, outcome, inputs, cache, stop, measurement, latency, statistics,
                      (pipeline, pipeline_samples, pipeline_warned))

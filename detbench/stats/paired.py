@@ -1,0 +1,275 @@
+"""Paired analysis of an interleaved study: each model against the baseline, with a three-way verdict.
+
+The design (`detbench.study`): every model runs in W worker processes; a
+round gives every worker one turn, in a seeded random order, and a turn times
+one batch. So within a round all models see the same state of the machine.
+
+**Statistic.** For model m and round r, L_m(r) is the mean over m's workers
+of log(latency). The pair's statistic is the mean over rounds of
+d(r) = L_m(r) - L_base(r): the log of the geometric mean of per-round ratios.
+It is shown as a percentage, 100 * (exp(mean d) - 1).
+
+**Interval.** d(r) is not independent from round to round (bursts of noise
+last several rounds), so its standard error comes from batch means: the
+rounds are cut into B consecutive batches (B = 20, fewer when there are fewer
+than 5 rounds per batch), and se = sd(batch means) / sqrt(B), with B - 1
+degrees of freedom (Student t). Batches a few rounds long absorb correlation
+that lasts a few rounds; the known-answer tests check coverage on AR(1) and
+burst noise.
+
+**Processes.** A process can be lucky (memory layout, thread placement) for
+its whole life. Each worker's offset from its model's round mean is measured;
+the spread of these offsets beyond what their own noise explains is a variance
+component s_p^2 (method of moments, pooled over the study's models), and the
+pair's variance gains s_p^2 (1/W_m + 1/W_base). With no process effect it is 0.
+
+**Verdicts.** With a minimum effect e (fraction) and m = log(1 + e):
+- slower: the interval's lower end is above +m;
+- faster: its upper end is below -m;
+- equivalent: the interval lies inside (-m, +m) (two one-sided tests);
+- undecided: none of these.
+Each claim has a p-value (the smallest alpha at which its interval would make
+it). Holm's step-down runs over all comparisons of the study at each look;
+a comparison's interval is shown at the confidence Holm used for it. A study
+that looks K times (`--until-decided`) splits alpha evenly over its K planned
+looks (Bonferroni), so the chance of any false claim over the whole study is
+at most alpha; a verdict is final at the first look that makes it.
+Zero variance cannot make a claim: the p-value is undefined and the verdict
+undecided, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_BATCHES = 20
+MIN_ROUNDS_PER_BATCH = 5
+MIN_BATCHES = 4
+FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
+DESIGN = ("interleaved rounds, one turn per worker per round in seeded random order; geometric mean of per-round "
+          "ratios; batch-means t interval with a process variance component; Holm over comparisons, alpha split "
+          "over planned looks")
+
+# per worker: round index -> latency (ms) of its turn in that round
+WorkerSeries = Mapping[int, float]
+
+
+@dataclass(frozen=True)
+class BatchMeans:
+    mean: float
+    se: float
+    df: int
+    batches: int
+
+
+def batch_means(values: Sequence[float]) -> BatchMeans | None:
+    """Mean and its batch-means standard error; None when there are too few values for MIN_BATCHES batches."""
+    x = np.asarray(values, dtype=np.float64)
+    batches = min(MAX_BATCHES, x.size // MIN_ROUNDS_PER_BATCH)
+    if batches < MIN_BATCHES:
+        return None
+    # the first (size % batches) batches get one value more; every value is used
+    means = np.array([chunk.mean() for chunk in np.array_split(x, batches)])
+    return BatchMeans(float(x.mean()), float(means.std(ddof=1) / math.sqrt(batches)), batches - 1, batches)
+
+
+def round_means(workers: Sequence[WorkerSeries]) -> dict[int, float]:
+    """L(r): the mean log latency over the workers with a turn in round r."""
+    by_round: dict[int, list[float]] = {}
+    for series in workers:
+        for round_index, latency in series.items():
+            by_round.setdefault(round_index, []).append(math.log(latency))
+    return {r: float(np.mean(logs)) for r, logs in by_round.items()}
+
+
+@dataclass(frozen=True)
+class ProcessSpread:
+    """How much worker processes of one model differ beyond their noise (log scale)."""
+
+    offsets: dict[str, list[float]]  # per model: each worker's mean offset from the model's round means
+    variance: float  # s_p^2, pooled over models, >= 0
+    excess_ratio: float | None  # observed offset variance / the part their noise explains (1 = no process effect)
+    df: int = 0  # sum over models of (workers - 1)
+
+    @property
+    def sd_pct(self) -> float:
+        return 100.0 * (math.exp(math.sqrt(self.variance)) - 1.0)
+
+
+def process_spread(models: Mapping[str, Sequence[WorkerSeries]]) -> ProcessSpread:
+    """The between-process variance component, by the method of moments, pooled over models with W >= 2."""
+    offsets: dict[str, list[float]] = {}
+    observed, explained = [], []
+    for name, workers in models.items():
+        if len(workers) < 2:
+            continue
+        means = round_means(workers)
+        worker_offsets, noise = [], []
+        for series in workers:
+            deviations = [math.log(latency) - means[r] for r, latency in sorted(series.items())]
+            estimate = batch_means(deviations)
+            if estimate is None:
+                break
+            worker_offsets.append(estimate.mean)
+            noise.append(estimate.se ** 2)
+        else:
+            offsets[name] = worker_offsets
+            observed.append(float(np.sum(np.square(worker_offsets)) / (len(workers) - 1)))
+            explained.append(float(np.mean(noise)))
+    if not observed:
+        return ProcessSpread(offsets, 0.0, None)
+    seen, noise_part = float(np.mean(observed)), float(np.mean(explained))
+    ratio = seen / noise_part if noise_part > 0 else None
+    df = sum(len(found) - 1 for found in offsets.values())
+    return ProcessSpread(offsets, max(0.0, seen - noise_part), ratio, df)
+
+
+@dataclass
+class PairResult:
+    """One model against the baseline."""
+
+    model: str
+    baseline: str
+    n_rounds: int
+    estimate_log: float | None = None
+    se_log: float | None = None
+    df: float | None = None
+    claim: str = UNDECIDED  # the claim the data favour (what Holm tests)
+    p_value: float | None = None  # of that claim
+    verdict: str = UNDECIDED
+    confidence: float | None = None  # of the interval shown
+    ci_log: tuple[float, float] | None = None
+    decided_at_round: int | None = None
+    reason: str = ""
+
+    @property
+    def delta_pct(self) -> float | None:
+        return None if self.estimate_log is None else 100.0 * math.expm1(self.estimate_log)
+
+    @property
+    def ci_pct(self) -> tuple[float, float] | None:
+        return None if self.ci_log is None else (100.0 * math.expm1(self.ci_log[0]), 100.0 * math.expm1(self.ci_log[1]))
+
+    def as_dict(self) -> dict[str, object]:
+        return {"model": self.model, "baseline": self.baseline, "verdict": self.verdict,
+                "delta_pct": self.delta_pct, "ci_pct": list(self.ci_pct) if self.ci_pct else None,
+                "confidence": self.confidence, "p_value": self.p_value, "claim": self.claim,
+                "n_rounds": self.n_rounds, "se_log": self.se_log, "df": self.df,
+                "decided_at_round": self.decided_at_round, "reason": self.reason or None}
+
+
+def _t_sf(x: float, df: float) -> float:
+    """P(T > x) for Student's t with df degrees of freedom."""
+    from scipy.stats import t  # imported here, not at the top: scipy is slow to import and only analysis needs it
+
+    return float(t.sf(x, df))
+
+
+def _t_quantile(q: float, df: float) -> float:
+    from scipy.stats import t  # imported here, not at the top: scipy is slow to import and only analysis needs it
+
+    return float(t.ppf(q, df))
+
+
+def claim_p_values(estimate: float, se: float, df: float, margin: float) -> dict[str, float]:
+    """Two-sided p-value of each claim: the smallest alpha whose (1 - alpha) interval makes it."""
+    return {
+        SLOWER: 2.0 * _t_sf((estimate - margin) / se, df),
+        FASTER: 2.0 * _t_sf((-margin - estimate) / se, df),
+        EQUIVALENT: 2.0 * _t_sf(min(margin - estimate, estimate + margin) / se, df),
+    }
+
+
+def pair_statistic(model: Sequence[WorkerSeries], baseline: Sequence[WorkerSeries],
+                   process: ProcessSpread) -> tuple[float, float, float, int] | None:
+    """(mean d, se, df, rounds) over the rounds both ran; None when there are too few rounds.
+
+    With a process variance component the degrees of freedom are Satterthwaite's, so an imprecise
+    component (few workers) widens the interval instead of being taken as exact.
+    """
+    ours, theirs = round_means(model), round_means(baseline)
+    shared = sorted(set(ours) & set(theirs))
+    estimate = batch_means([ours[r] - theirs[r] for r in shared])
+    if estimate is None:
+        return None
+    within = estimate.se ** 2
+    between = process.variance * (1.0 / len(model) + 1.0 / len(baseline))
+    df: float = estimate.df
+    if between > 0 and process.df > 0:
+        df = (within + between) ** 2 / (within ** 2 / estimate.df + between ** 2 / process.df)
+    return estimate.mean, math.sqrt(within + between), df, len(shared)
+
+
+@dataclass
+class Look:
+    """The analysis at one look: every comparison's estimate, claim and Holm decision."""
+
+    round_count: int
+    alpha: float  # this look's share of the study's alpha
+    results: list[PairResult] = field(default_factory=list)
+    process: ProcessSpread | None = None
+
+
+def analyse_look(models: Mapping[str, Sequence[WorkerSeries]], baseline: str, alpha_look: float,
+                 min_effect: float, round_count: int) -> Look:
+    """Estimates, claims and Holm's step-down over all comparisons against `baseline` at this look."""
+    margin = math.log1p(min_effect)
+    spread = process_spread(models)
+    look = Look(round_count, alpha_look, process=spread)
+    for name, workers in models.items():
+        if name == baseline:
+            continue
+        stat = pair_statistic(workers, models[baseline], spread)
+        result = PairResult(name, baseline, 0 if stat is None else stat[3])
+        if stat is None:
+            result.reason = (f"too few shared rounds for an interval (needs {MIN_BATCHES * MIN_ROUNDS_PER_BATCH})")
+        elif stat[1] <= 0.0:
+            result.estimate_log, result.se_log, result.df = stat[0], 0.0, stat[2]
+            result.reason = "zero variance: the timings do not vary, no interval can be formed"
+        else:
+            result.estimate_log, result.se_log, result.df = stat[0], stat[1], stat[2]
+            claims = claim_p_values(stat[0], stat[1], stat[2], margin)
+            result.claim = min(claims, key=claims.get)
+            result.p_value = claims[result.claim]
+        look.results.append(result)
+    _holm(look.results, alpha_look, margin)
+    return look
+
+
+def _holm(results: list[PairResult], alpha: float, margin: float) -> None:
+    """Holm's step-down over the claims: rank k (from 0) is tested at alpha / (M - k); stop at the first failure."""
+    testable = sorted((r for r in results if r.p_value is not None), key=lambda r: r.p_value)
+    total, blocked = len(results), False
+    for rank, result in enumerate(testable):
+        level = alpha / (total - rank)
+        result.confidence = 1.0 - level
+        half = _t_quantile(1.0 - level / 2.0, result.df) * result.se_log
+        result.ci_log = (result.estimate_log - half, result.estimate_log + half)
+        if not blocked and result.p_value <= level:
+            result.verdict = result.claim
+        else:
+            blocked = True
+            result.verdict = UNDECIDED
+
+
+def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[PairResult]:
+    """Verdicts are final at the first look that makes them; undecided ones take the current look's result."""
+    if not previous:
+        for result in current.results:
+            if result.verdict != UNDECIDED:
+                result.decided_at_round = current.round_count
+        return current.results
+    kept = {r.model: r for r in previous if r.verdict != UNDECIDED}
+    merged = []
+    for result in current.results:
+        if result.model in kept:
+            merged.append(kept[result.model])
+        else:
+            if result.verdict != UNDECIDED:
+                result.decided_at_round = current.round_count
+            merged.append(result)
+    return merged

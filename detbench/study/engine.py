@@ -1,0 +1,344 @@
+"""The interleaved study: persistent worker processes, turns in seeded random order, looks and verdicts.
+
+Every model runs in `workers_per_model` worker processes (`detbench.study.worker`),
+each with its own model, threads and allocator. The coordinator:
+
+1. starts the first worker alone (it decodes the inputs into the shared,
+   memory-mapped cache), then the others;
+2. warms them up one at a time, so that no warm-up competes with another;
+3. runs rounds: in each, every worker takes one turn (one timed batch), in an
+   order drawn from a seeded generator and recorded; only one worker computes
+   at a time, the others wait on their pipe;
+4. looks at planned round counts (`detbench.stats.paired`) and, with
+   `until_decided`, stops once every comparison is decided, at the last
+   planned look, or when `max_time` seconds of turns have run;
+5. stops the workers one at a time; each writes its report.
+
+A worker that dies, hangs past its deadline or fails is recorded with its
+reason, its model's other workers are stopped, and the study goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detbench.config import BenchConfig
+from detbench.proc import kill_tree, spawn_child
+from detbench.stats import paired
+from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
+
+MIN_FIRST_LOOK = 40  # rounds: batch means need 4 batches of 5, and the first look should not waste alpha
+LOOK_GROWTH = 1.6
+MAX_LOOKS = 6
+LOG_TAIL = 20
+MIN_TURN_TIMEOUT_S = 60.0
+
+
+def planned_looks(min_rounds: int, until_decided: bool) -> list[int]:
+    """Round counts at which the analysis looks: once at `min_rounds`, or MAX_LOOKS times growing from there."""
+    if not until_decided:
+        return [min_rounds]
+    first = max(min_rounds, MIN_FIRST_LOOK)
+    return [int(round(first * LOOK_GROWTH ** k)) for k in range(MAX_LOOKS)]
+
+
+@dataclass
+class StudyModel:
+    name: str
+    config: BenchConfig  # this model's run: weights, name, the shared list
+
+
+@dataclass
+class StudyPlan:
+    models: list[StudyModel]
+    baseline: str
+    work_dir: Path  # worker reports and logs
+    workers_per_model: int = 2
+    turn_warmup: int = 1
+    seed: int = 0
+    until_decided: bool = True
+    min_rounds: int = 150
+    max_time: float = 600.0  # seconds of turns
+    alpha: float = 0.05
+    min_effect: float = 0.02
+    setup_timeout: float = 3600.0  # seconds for one worker to load and warm up
+    python: str = "python"
+    study_id: str = ""
+
+    @property
+    def looks(self) -> list[int]:
+        return planned_looks(self.min_rounds, self.until_decided)
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.study_id, "baseline": self.baseline, "models": [m.name for m in self.models],
+                "workers_per_model": self.workers_per_model, "turn_warmup": self.turn_warmup,
+                "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
+                "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
+                "planned_looks": self.looks, "alpha_per_look": self.alpha / len(self.looks),
+                "design": paired.DESIGN}
+
+
+class WorkerFailed(Exception):
+    def __init__(self, worker: Worker, reason: str) -> None:
+        super().__init__(reason)
+        self.worker, self.reason = worker, reason
+
+
+@dataclass
+class Worker:
+    model: str
+    index: int
+    process: subprocess.Popen
+    reader: LineReader
+    log_path: Path
+    turns: dict[int, float] = field(default_factory=dict)  # round -> latency ms
+    report_path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}#{self.index}"
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.process.stdin.write(encode(message))
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerFailed(self, self._death("its pipe closed")) from exc
+
+    def receive(self, key: str, timeout: float) -> Any:
+        try:
+            message = self.reader.read(timeout)
+        except ChannelTimeout as exc:
+            raise WorkerFailed(self, f"no answer within {timeout:g} s") from exc
+        except ChannelClosed as exc:
+            raise WorkerFailed(self, self._death(str(exc))) from exc
+        if "error" in message:
+            raise WorkerFailed(self, str(message["error"]))
+        if key not in message:
+            raise WorkerFailed(self, f"study protocol: expected {key!r}, got {sorted(message)}")
+        return message[key]
+
+    def _death(self, what: str) -> str:
+        """Why the worker went away: its exit status or signal, and the last line of its log."""
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        cause = what if code is None else (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
+        last = self.log_tail()[-1:] or [""]
+        return f"{cause}: {last[0]}" if last[0] else cause
+
+    def log_tail(self) -> list[str]:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return [line for line in lines if line.strip()][-LOG_TAIL:]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            kill_tree(self.process)
+
+
+@dataclass
+class StudyOutcome:
+    plan: StudyPlan
+    workers: list[Worker]
+    failed: dict[str, str]  # model -> reason
+    order: list[list[str]]  # per round, the workers in turn order
+    looks: list[dict[str, Any]]
+    results: list[paired.PairResult]
+    process: paired.ProcessSpread | None
+    rounds_done: int
+    turn_seconds: float
+    stop_reason: str
+
+    def reports(self, model: str) -> list[Path]:
+        return [w.report_path for w in self.workers if w.model == model and w.report_path is not None]
+
+
+Echo = Callable[[str], None]
+
+
+class Coordinator:
+    def __init__(self, plan: StudyPlan, echo: Echo) -> None:
+        self.plan, self.echo = plan, echo
+        self.workers: list[Worker] = []
+        self.failed: dict[str, str] = {}
+        self.order: list[list[str]] = []
+        self.looks: list[dict[str, Any]] = []
+        self.results: list[paired.PairResult] | None = None
+        self.process: paired.ProcessSpread | None = None
+        self.turn_seconds = 0.0
+        self.typical_turn_s: dict[str, float] = {}
+
+    # ------------------------------------------------------------ workers
+
+    def _spawn(self, model: StudyModel, index: int) -> Worker:
+        plan = self.plan
+        log_path = plan.work_dir / f"{model.name}.w{index}.log"
+        report_path = plan.work_dir / f"{model.name}.w{index}.json"
+        read_fd, write_fd = os.pipe()
+        with open(log_path, "wb") as log:
+            process = spawn_child([plan.python, "-m", "detbench.study.worker"],
+                                  {"PYTHONUNBUFFERED": "1", REPLY_FD_ENV: str(write_fd)},
+                                  stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,))
+        os.close(write_fd)
+        worker = Worker(model.name, index, process, LineReader(read_fd), log_path)
+        worker.send({"start": {"config": model.config.to_dict(), "worker": index, "turn_warmup": plan.turn_warmup,
+                               "report_path": str(report_path), "study": plan.describe(),
+                               "command": ["detbench", "study-worker", model.name, str(index)]}})
+        self.workers.append(worker)
+        return worker
+
+    def active(self) -> list[Worker]:
+        return [w for w in self.workers if w.model not in self.failed]
+
+    def fail(self, failure: WorkerFailed) -> None:
+        model = failure.worker.model
+        if model in self.failed:
+            return
+        self.failed[model] = f"worker {failure.worker.index}: {failure.reason}"
+        self.echo(f"  ✗ {model} failed (worker {failure.worker.index}): {failure.reason}; the others go on")
+        for worker in self.workers:
+            if worker.model == model:
+                worker.kill()
+
+    def start(self) -> None:
+        """The first worker alone (it fills the input cache), then all others; each must answer ready."""
+        plan = self.plan
+        specs = [(m, k) for m in plan.models for k in range(plan.workers_per_model)]
+        first, rest = specs[:1], specs[1:]
+        for group in (first, rest):
+            started = []
+            for model, index in group:
+                if model.name not in self.failed:
+                    started.append(self._spawn(model, index))
+            for worker in started:
+                self._call(worker, None, "ready", plan.setup_timeout)
+        for worker in self.active():
+            self._call(worker, {"warmup": True}, "warm", plan.setup_timeout)
+        self.echo(f"✓ {len(self.active())} workers ready and warm ({plan.workers_per_model} per model)")
+
+    def _call(self, worker: Worker, message: dict[str, Any] | None, key: str, timeout: float) -> Any:
+        if worker.model in self.failed:
+            return None
+        try:
+            if message is not None:
+                worker.send(message)
+            return worker.receive(key, timeout)
+        except WorkerFailed as failure:
+            self.fail(failure)
+            return None
+
+    # ------------------------------------------------------------ rounds
+
+    def _turn_timeout(self, worker: Worker) -> float:
+        typical = self.typical_turn_s.get(worker.model)
+        return MIN_TURN_TIMEOUT_S if typical is None else max(MIN_TURN_TIMEOUT_S, 50.0 * typical)
+
+    def run_round(self, round_index: int, rng: np.random.Generator) -> None:
+        active = self.active()
+        order = [active[i] for i in rng.permutation(len(active))]
+        self.order.append([w.label for w in order])
+        for worker in order:
+            if worker.model in self.failed:
+                continue
+            began = time.perf_counter()
+            answer = self._call(worker, {"turn": round_index}, "ms", self._turn_timeout(worker))
+            elapsed = time.perf_counter() - began
+            self.turn_seconds += elapsed
+            if answer is None:
+                continue
+            worker.turns[round_index] = float(answer)
+            self.typical_turn_s.setdefault(worker.model, elapsed)
+
+    def look(self, rounds_done: int) -> bool:
+        """Analyse; True when every comparison is decided (or nothing is left to compare)."""
+        plan = self.plan
+        series = {m.name: [w.turns for w in self.workers if w.model == m.name] for m in plan.models
+                  if m.name not in self.failed}
+        if plan.baseline not in series:
+            return True
+        alpha_look = plan.alpha / len(plan.looks)
+        current = paired.analyse_look(series, plan.baseline, alpha_look, plan.min_effect, rounds_done)
+        self.results = paired.merge_looks(self.results, current)
+        self.process = current.process
+        decided = sum(r.verdict != paired.UNDECIDED for r in self.results)
+        self.looks.append({"rounds": rounds_done, "turn_seconds": round(self.turn_seconds, 3),
+                           "alpha": alpha_look, "decided": decided, "comparisons": len(self.results)})
+        self.echo(f"  look {len(self.looks)} at round {rounds_done}: {decided}/{len(self.results)} decided "
+                  f"({self.turn_seconds:.0f} s of turns)")
+        return decided == len(self.results)
+
+    def run(self) -> tuple[int, str]:
+        """The rounds and looks; (rounds done, why they stopped)."""
+        plan = self.plan
+        rng = np.random.default_rng(plan.seed)
+        looks = plan.looks
+        rounds_done, next_look = 0, 0
+        while self.active():
+            self.run_round(rounds_done, rng)
+            rounds_done += 1
+            out_of_time = plan.until_decided and self.turn_seconds >= plan.max_time
+            if rounds_done == looks[next_look] or out_of_time:
+                all_decided = self.look(rounds_done)
+                next_look += 1
+                if next_look == len(looks):
+                    return rounds_done, "last planned look" if plan.until_decided else "rounds done"
+                if plan.until_decided and all_decided:
+                    return rounds_done, "every comparison decided"
+                if out_of_time:
+                    return rounds_done, f"--max-time {plan.max_time:g} s of turns reached"
+        return rounds_done, "no model left"
+
+    def finish(self, reason: str) -> None:
+        """Stop the workers one at a time (each may still run --pipeline alone); collect their reports."""
+        for worker in self.active():
+            path = self._call(worker, {"stop": reason}, "done", self.plan.setup_timeout)
+            if path is not None:
+                worker.report_path = Path(path)
+                try:
+                    worker.process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+
+    def kill_all(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+
+def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
+    """Run the study; on any exception (Ctrl-C included) every worker is killed before it propagates."""
+    plan.work_dir.mkdir(parents=True, exist_ok=True)
+    coordinator = Coordinator(plan, echo)
+    try:
+        coordinator.start()
+        rounds_done, reason = coordinator.run()
+        if coordinator.results is None and rounds_done:
+            coordinator.look(rounds_done)
+        coordinator.finish(reason)
+    finally:
+        coordinator.kill_all()
+    return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,
+                        coordinator.results or [], coordinator.process, rounds_done, coordinator.turn_seconds,
+                        reason)
+
+
+def default_turn_warmup(threads: int, device: str) -> int:
+    """Untimed forwards at the start of a turn: none at one CPU thread (no pool to wake), else one."""
+    return 0 if threads == 1 and not device.startswith("cuda") else 1
+
+
+def rounds_for(iters: int, workers_per_model: int) -> int:
+    """Rounds that give each model at least `iters` timed samples."""
+    return max(1, math.ceil(iters / workers_per_model))

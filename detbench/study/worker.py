@@ -1,0 +1,138 @@
+"""One worker process of an interleaved study (`python -m detbench.study.worker`, started by the coordinator).
+
+A worker runs the steps of `detbench bench` for one model: the bounded check,
+load and fuse, the shared benchmark list and the memory-mapped inputs, threads
+and device. Then, in place of a timed loop of its own, it serves turns:
+
+    coordinator                       worker
+    {"start": {...}}            ->    (loads the model, decodes or maps the inputs)
+                                <-    {"ready": {"imgsz": ..., "pid": ...}}
+    {"warmup": true}            ->    --warmup forwards, then the peak-memory reset
+                                <-    {"warm": {"warmup_s": ...}}
+    {"turn": R}                 ->    `turn_warmup` untimed forwards, then one timed forward
+                                <-    {"ms": latency, "host_ms": host}
+    {"stop": "why"}             ->    the rest of the run (--pipeline if asked), the report written
+                                <-    {"done": "path of the report"}
+
+Any failure is answered {"error": "one line"} and the worker exits with status 2.
+The worker dies with the coordinator (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from detbench.errors import DetbenchError
+from detbench.models.ultralytics_env import configure_process
+from detbench.proc import die_with_parent
+from detbench.study.channel import WorkerEnd
+
+
+class TurnServer:
+    """The worker's timed loop: warm-up and turns on the coordinator's command (a `measure` loop)."""
+
+    def __init__(self, channel: WorkerEnd, turn_warmup: int) -> None:
+        self.channel = channel
+        self.turn_warmup = turn_warmup
+        self.rounds: list[int] = []
+        self.stop_reason = ""
+
+    def loop(self, forward: Callable[[Any], Any], next_input: Callable[[int], Any], warmup: int, iters: int,
+             device: Any, cuda: Any = None, after_warmup: Callable[[], None] | None = None, stop: Any = None):
+        # imported here, not at the top: torch is needed only once the model is loaded
+        import torch
+
+        from detbench.measure.timing import ForwardTimer, Timings, run_warmup
+
+        cuda = cuda if cuda is not None else torch.cuda
+        timer = ForwardTimer(device, cuda)
+        timings = Timings(timer=timer.name, stop_reason="study")
+        self.channel.send({"ready": {"pid": os.getpid()}})
+        self._expect("warmup")
+        with torch.inference_mode():
+            run_warmup(forward, next_input, warmup, device, cuda, timings)
+            if after_warmup is not None:
+                after_warmup()
+            self.channel.send({"warm": {"warmup_s": timings.warmup_s}})
+            self._serve(forward, next_input, timer, timings)
+        return timings
+
+    def _serve(self, forward, next_input, timer, timings) -> None:
+        iteration, busy_ns = 0, 0
+        on_cuda = timer.on_cuda
+        while True:
+            command = self.channel.receive()
+            if "stop" in command:
+                self.stop_reason = str(command["stop"])
+                break
+            start = time.perf_counter_ns()
+            x = next_input(iteration)
+            for _ in range(self.turn_warmup):  # the thread pool wakes and the caches refill, untimed
+                forward(x)
+                if on_cuda:
+                    timer.cuda.synchronize(timer.device)
+            latency, host = timer(forward, x)
+            busy_ns += time.perf_counter_ns() - start
+            timings.latency_ms.append(latency)
+            timings.host_ms.append(host)
+            self.rounds.append(int(command["turn"]))
+            iteration += 1
+            self.channel.send({"ms": latency, "host_ms": host})
+        timings.timed_s = busy_ns / 1e9
+        timings.stop_reason = f"study: {self.stop_reason}"
+
+    def _expect(self, key: str) -> dict[str, Any]:
+        command = self.channel.receive()
+        if key not in command:
+            raise DetbenchError(f"study protocol: expected {key!r}, got {sorted(command)}")
+        return command
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def serve(channel: WorkerEnd) -> int:
+    """One model's run with its turns served; the report written where the coordinator asked."""
+    # imported here, not at the top: these load torch and Ultralytics, after configure_process has run
+    from detbench.config import BenchConfig
+    from detbench.report.schema import write_report
+    from detbench.workflows.bench import run_bench
+
+    start = channel.receive()["start"]
+    cfg = BenchConfig.from_dict(start["config"])
+    server = TurnServer(channel, int(start["turn_warmup"]))
+    report, _ = run_bench(cfg, echo=_stderr, argv=list(start["command"]), write=False, loop=server.loop)
+    report.samples.round = server.rounds
+    report.stopping = {"rule": "interleaved study: the coordinator gives each worker one turn per round",
+                       "reason": server.stop_reason, "iterations": len(server.rounds),
+                       "turn_warmup": server.turn_warmup, "timed_s": (report.stopping or {}).get("timed_s"),
+                       "warmup_s": (report.stopping or {}).get("warmup_s")}
+    report.study = dict(start.get("study") or {}, worker=int(start["worker"]), pid=os.getpid())
+    path = write_report(report, Path(start["report_path"]))
+    channel.send({"done": str(path)})
+    return 0
+
+
+def main() -> int:
+    die_with_parent()
+    configure_process()
+    channel = WorkerEnd(sys.stdin.buffer)
+    try:
+        return serve(channel)
+    except DetbenchError as exc:
+        channel.send({"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+        return 2
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        channel.send({"error": f"{type(exc).__name__}: {detail}"})
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
