@@ -25,8 +25,11 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                              "the reports (the folder given, or the common folder of the files given)")
     parser.add_argument("--plots", default=None, help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars)")
     parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=0.02,
-                        help="smallest relative change of the median called significant (default 0.02 = 2 %%)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate, Holm (default 0.05)")
+                        help="smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
+                             "equivalent the CI inside it (default 0.02 = 2 %%)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="chance of any false verdict in a study: Holm over the models, split over the "
+                             "study's looks (default 0.05)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,7 +56,7 @@ def build_parser() -> Parser:
     bench = sub.add_parser("bench", help="benchmark one model", description="Benchmark one model.")
     add_bench_arguments(bench)
     compare = sub.add_parser("compare", help="compare benchmark reports",
-                             description="Compare benchmark reports against a baseline, with significance.")
+                             description="Compare benchmark reports against a baseline; verdicts for studies.")
     add_compare_arguments(compare)
     from detbench.study import ablation  # their flags; imported here: they load torch
     from detbench.workflows import demo

@@ -49,11 +49,12 @@ def validate_stopping(min_time: float, target_ci: float | None, max_time: float 
 
 
 def setting(default: Any = None, help: str = "", *, flag: str | None = None, per_model: bool = False,
-            compared: bool = True, default_factory: Any = None) -> Any:
+            compared: bool = True, in_study: bool = True, default_factory: Any = None) -> Any:
     """A BenchConfig field with what its flag needs: the help text, the flag's name if not the field's, and
     how a study treats it (`per_model`: set by the study for each model, not passed through; `compared`: a
-    resumed study re-runs a model whose report was made with another value)."""
-    metadata = {"help": help, "flag": flag, "per_model": per_model, "compared": compared}
+    finished study is re-run when its value changes; `in_study`: False for the timed loop's own stopping
+    rule, which a study replaces by its turns)."""
+    metadata = {"help": help, "flag": flag, "per_model": per_model, "compared": compared, "in_study": in_study}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -98,11 +99,12 @@ class BenchConfig:
     cuda_graph: bool = setting(False, "capture the forward once as a CUDA graph and replay it in the timed loop "
                                       "(CUDA only)")
     min_time: float = setting(0.0, "time at least this many seconds as well as at least --iters iterations "
-                                   "(default 0)")
+                                   "(default 0)", in_study=False)
     target_ci: float | None = setting(None, "then keep timing until the median's 95%% CI half-width is at most "
-                                            "this fraction of the median (e.g. 0.01), within --max-time")
+                                            "this fraction of the median (e.g. 0.01), within --max-time",
+                                      in_study=False)
     max_time: float | None = setting(None, "seconds the timed loop may run to reach --target-ci (default 60; "
-                                           "never cuts --iters/--min-time)")
+                                           "never cuts --iters/--min-time)", in_study=False)
     pipeline: bool = setting(False, "also time preprocess, inference and postprocess (NMS) per image, and their "
                                     "sum")
     plugins: list[str] = setting(help="module or .py file with custom layers to allow and register (repeatable)",

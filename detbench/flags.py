@@ -19,9 +19,10 @@ _TYPES = {"int": int, "float": float, "str": str}
 
 
 def bench_fields(pass_through: bool = False) -> Iterator[Field]:
-    """BenchConfig's fields; with `pass_through`, only those a study passes on as given (not set per model)."""
+    """BenchConfig's fields; with `pass_through`, only those a study passes on to every model as given (not set
+    per model, not the timed loop's stopping rule)."""
     for item in fields(BenchConfig):
-        if not (pass_through and item.metadata["per_model"]):
+        if not (pass_through and (item.metadata["per_model"] or not item.metadata["in_study"])):
             yield item
 
 

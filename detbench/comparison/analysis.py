@@ -1,12 +1,18 @@
-"""Compare benchmark reports: load, group comparable ones, deltas against a baseline, significance.
+"""Compare benchmark reports: load, group comparable ones, deltas against a baseline, verdicts.
 
 Reports are comparable only when they share the measurement setting: image
 size, batch, device, precision, CPU threads, hardware (GPU name on CUDA, CPU
 model on CPU), and the same inputs (SHA-256 of the benchmark list and of the
 decoded, letterboxed images). Reports that differ are put in separate groups,
 each with its own tables, and the output says which field differs. Deltas are
-computed only inside a group that holds the baseline model. Significance is
-described in `detbench.stats.significance`; accuracy joining in `detbench.comparison.accuracy`.
+computed only inside a group that holds the baseline model.
+
+Verdicts (`detbench.stats.paired`): when every report of a group comes from
+one interleaved study (`detbench ablate`), the study's looks are replayed from
+the samples' round and worker indices, giving each model faster / slower /
+equivalent / undecided against the baseline. Reports of separate runs get the
+ratio of medians and the verdict "untested": their noise cannot be compared.
+Accuracy joining is in `detbench.comparison.accuracy`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from detbench.errors import DetbenchError
 from detbench.names import is_reserved_stem
 from detbench.report.model import Report
 from detbench.report.schema import parse_report, validate_report
-from detbench.stats import significance as sig
+from detbench.stats import paired
 
 DEFAULT_BASELINE = "baseline"
 OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
@@ -60,21 +66,19 @@ class Entry:
     def samples(self) -> np.ndarray:
         return np.asarray(self.report.latency_samples(), dtype=np.float64)
 
-    def round_medians(self) -> list[float]:
-        return self.report.round_medians()
-
-    def round_times(self) -> list[str | None]:
-        return self.report.round_times()
+    def caveats(self) -> list[str]:
+        """The report's own warnings (noise, outliers, warm-up, busy or throttled device), each once."""
+        return list(dict.fromkeys(str(w) for w in self.report.warnings or []))
 
 
 @dataclass
 class Row:
-    """One model's line in a group: base metrics, deltas (%) and the significance verdict."""
+    """One model's line in a group: base metrics, deltas (%) and the verdict against the baseline."""
 
     entry: Entry
     metrics: dict[str, float | None]
     deltas: dict[str, float | None] = field(default_factory=dict)
-    verdict: sig.Verdict | None = None
+    verdict: paired.PairResult | None = None
     is_baseline: bool = False
 
     @property
@@ -109,8 +113,12 @@ class Group:
         return any(row.entry.accuracy is not None for row in self.rows)
 
     @property
-    def tests_used(self) -> list[str]:
-        return sorted({row.verdict.pair.test for row in self.rows if row.verdict and row.verdict.pair.test})
+    def study_id(self) -> str | None:
+        """The interleaved study every report of the group comes from, or None (separate runs)."""
+        ids = {(row.entry.report.study or {}).get("id") for row in self.rows}
+        paired_samples = all(row.entry.report.samples.round is not None and row.entry.report.samples.worker
+                             is not None for row in self.rows)
+        return ids.pop() if len(ids) == 1 and None not in ids and paired_samples else None
 
     def setting(self) -> str:
         values = dict(zip([label for label, _ in COMPARABILITY], self.key, strict=True))
@@ -287,26 +295,36 @@ def percent_delta(value: float | None, reference: float | None) -> float | None:
     return 100.0 * (value / reference - 1.0)
 
 
-def pair_test(baseline: Entry, model: Entry) -> sig.PairTest:
-    base_rounds, model_rounds = baseline.round_medians(), model.round_medians()
-    if min(len(base_rounds), len(model_rounds)) >= sig.MIN_ROUNDS:
-        if sig.interleaved(baseline.round_times(), model.round_times()):
-            return sig.paired_rounds(base_rounds, model_rounds)
-        return sig.rounds_pair(base_rounds, model_rounds)
-    return sig.samples_pair(baseline.samples(), model.samples())
+def study_verdicts(group: Group, baseline: Row, alpha: float, min_effect: float) -> list[paired.PairResult]:
+    """The study's looks replayed from the samples: every model of the group against the baseline."""
+    series = {}
+    for row in group.rows:
+        samples = row.entry.report.samples
+        series[row.entry.model_name] = paired.worker_series(samples.latency_ms, samples.round, samples.worker)
+    study = baseline.entry.report.study or {}
+    planned = study.get("planned_looks") or []
+    looks_at = study.get("looks_at_rounds") or [max((max(s, default=-1) for w in series.values() for s in w),
+                                                    default=-1) + 1]
+    return paired.replay(series, baseline.entry.model_name, alpha, min_effect, looks_at, max(len(planned), 1))
 
 
 def analyse_group(group: Group, baseline_name: str, alpha: float, min_effect: float) -> None:
-    """Fill in deltas and significance when the group holds the baseline."""
+    """Fill in deltas and verdicts when the group holds the baseline."""
     matches = [row for row in group.rows if row.entry.model_name == baseline_name]
     if not matches:
         return
     group.baseline = matches[0]
     group.baseline.is_baseline = True
     others = [row for row in group.rows if not row.is_baseline]
-    verdicts = sig.decide([pair_test(group.baseline.entry, row.entry) for row in others], alpha, min_effect)
-    for row, verdict in zip(others, verdicts, strict=True):
-        row.verdict = verdict
+    if group.study_id is not None and len({row.entry.model_name for row in group.rows}) == len(group.rows):
+        by_model = {result.model: result for result in study_verdicts(group, group.baseline, alpha, min_effect)}
+        for row in others:
+            row.verdict = by_model.get(row.entry.model_name)
+    else:
+        base_median = group.baseline.metrics["latency_median_ms"]
+        for row in others:
+            row.verdict = paired.untested(row.name, group.baseline.name, row.metrics["latency_median_ms"],
+                                          base_median)
     for row in group.rows:
         row.deltas = {name: percent_delta(row.metrics[key], group.baseline.metrics[key])
                       for name, key in DELTA_KEYS.items()}

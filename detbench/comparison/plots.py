@@ -130,9 +130,7 @@ def _bars(group: Group, path: Path) -> Path | None:
     fig, ax = _figure((max(5.5, 1.1 * len(rows) + 2.5), 4.6))
     ax.bar(range(len(rows)), medians, color=colors, yerr=[low, high], capsize=4, ecolor="0.2", zorder=3)
     for i, row in enumerate(rows):
-        mark = ""
-        if row.verdict is not None and row.verdict.significant is not None:
-            mark = "  *" if row.verdict.significant else "  n.s."
+        mark = f"\n{row.verdict.verdict}" if row.verdict is not None else ""
         ax.annotate(f"{medians[i]:.2f}{mark}", (i, medians[i] + high[i]), xytext=(0, 3),
                     textcoords="offset points", ha="center", fontsize=8)
     ax.set_xticks(range(len(rows)), names, rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4
@@ -140,7 +138,8 @@ def _bars(group: Group, path: Path) -> Path | None:
     ax.set_ylabel("median latency (ms), bars: IQR")
     title = "Median latency per model"
     if group.baseline is not None:
-        title += f" (orange: {text.plot_label(group.baseline.name)}; * significant, n.s. not)"
+        title += (f" (orange: {text.plot_label(group.baseline.name)}; verdicts "
+                  f"{'from the interleaved study' if group.study_id else 'untested: separate runs'})")
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3, zorder=0)
     ax.set_ylim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.15)

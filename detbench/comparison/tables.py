@@ -17,7 +17,7 @@ from detbench import text
 from detbench.comparison.analysis import Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
-from detbench.stats import significance as sig
+from detbench.stats import paired
 
 TITLE = "Model performance benchmark comparison"
 
@@ -42,23 +42,21 @@ def _p(value: float | None) -> str:
 
 
 def _ci(row: Row) -> str:
-    pair = row.verdict.pair if row.verdict else None
-    if pair is None or pair.ci_low is None or pair.ci_high is None:
-        return "-"
-    return f"[{100 * pair.ci_low:.1f}, {100 * pair.ci_high:.1f}]"
+    ci = row.verdict.ci_pct if row.verdict else None
+    return "-" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
-def _median_delta(row: Row) -> str:
+def _tested_delta(row: Row) -> str:
     if row.is_baseline:
         return "0.0"
-    pair = row.verdict.pair if row.verdict else None
-    return "-" if pair is None or pair.effect is None else f"{100 * pair.effect:.1f}"
+    delta = row.verdict.delta_pct if row.verdict else None
+    return _fmt(delta, 1)
 
 
-def _mark(row: Row) -> str:
+def _verdict(row: Row) -> str:
     if row.is_baseline:
-        return "ref"
-    return row.verdict.mark if row.verdict else "-"
+        return "baseline"
+    return row.verdict.verdict if row.verdict else "-"
 
 
 def _align(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -90,44 +88,39 @@ def base_table(group: Group) -> list[str]:
 
 
 def delta_table(group: Group) -> list[str]:
-    header = ["Model", "Params Δ (%)", "Latency Δ (%)", "FPS Δ (%)", "Mem Δ (%)", "Median Δ (%)", "95% CI (%)",
-              "p (Holm)", "Sig."]
-    mixed = len(group.tests_used) > 1
-    if mixed:
-        header.append("Test")
+    header = ["Model", "Params Δ (%)", "Latency Δ (%)", "FPS Δ (%)", "Mem Δ (%)", "Tested Δ (%)", "CI (%)",
+              "Conf.", "Verdict"]
     rows = []
     for row in group.rows:
-        d = row.deltas
-        cells = [text.terminal(row.name), _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1), _fmt(d.get("fps"), 1),
-                 _fmt(d.get("mem"), 1), _median_delta(row), _ci(row),
-                 _p(row.verdict.p_holm) if row.verdict else "-", _mark(row)]
-        if mixed:
-            test = row.verdict.pair.test if row.verdict else None
-            cells.append({sig.TEST_ROUNDS: "rounds", sig.TEST_PAIRED: "paired",
-                          sig.TEST_SAMPLES: "samples"}.get(test, "-"))
-        rows.append(cells)
+        d, verdict = row.deltas, row.verdict
+        confidence = f"{100 * verdict.confidence:.2f}%" if verdict and verdict.confidence else "-"
+        rows.append([text.terminal(row.name), _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1),
+                     _fmt(d.get("fps"), 1), _fmt(d.get("mem"), 1), _tested_delta(row), _ci(row), confidence,
+                     _verdict(row)])
     return _align(header, rows)
 
 
+def design_note(comparison: Comparison, group: Group) -> str:
+    """What the tested Δ, its interval and the verdict mean in this group (the footnote of every output)."""
+    effect = f"{100 * comparison.min_effect:g} %"
+    if group.study_id is None:
+        return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs, "
+                "whose noise cannot be compared; run them together with `detbench ablate` for verdicts.")
+    return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
+            f"({paired.DESIGN}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
+            f"{comparison.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI inside "
+            f"±{effect}; undecided: neither.")
+
+
 def method_lines(comparison: Comparison, group: Group) -> list[str]:
-    tests = group.tests_used
-    if not tests:
-        return []
-    lines = [f"Sig.: * = Holm-adjusted p < {comparison.alpha:g}, |Median Δ| >= {100 * comparison.min_effect:g} % "
-             f"and a 95% CI without 0; n.s. otherwise; test: {'; '.join(tests)}"]
-    if len(tests) > 1:
-        lines.append(f"  (Test: paired = {sig.TEST_PAIRED}; rounds = {sig.TEST_ROUNDS}, where both reports have "
-                     f">= {sig.MIN_ROUNDS} rounds; samples = {sig.TEST_SAMPLES})")
-    if sig.TEST_SAMPLES in tests:
-        lines.append("  (95% CI: bootstrap of the ratio of medians. One process per model tests only "
-                     "within-process noise: `detbench ablate --rounds 3` measures the spread between processes)")
-    if sig.TEST_ROUNDS in tests:
-        lines.append("  (95% CI: Welch interval of the ratio of geometric-mean round medians)")
-    if sig.TEST_PAIRED in tests:
-        lines.append("  (95% CI: t interval of the geometric-mean ratio over rounds run side by side)")
-    untested = [row.name for row in group.rows if row.verdict and row.verdict.significant is None]
-    if untested:
-        lines.append(f"  n/a: too few latency samples to test ({', '.join(untested)})")
+    lines = [design_note(comparison, group)]
+    reasons = [f"{row.name}: {row.verdict.reason}" for row in group.rows
+               if row.verdict and row.verdict.reason and row.verdict.verdict != paired.UNTESTED]
+    lines += [f"  {text.terminal(reason)}" for reason in reasons]
+    caveats = [(row.name, caveat) for row in group.rows for caveat in row.entry.caveats()]
+    if caveats:
+        lines.append("Caveats recorded in the reports:")
+        lines += [f"  {text.terminal(name)}: {text.terminal(caveat)}" for name, caveat in caveats]
     return lines
 
 
@@ -164,8 +157,8 @@ CSV_COLUMNS = ["group", "model", "report", "weights", "imgsz", "batch", "device"
                "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
 ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
 DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",
-                 "median_delta_pct", "median_delta_ci_low_pct", "median_delta_ci_high_pct", "test", "n_baseline",
-                 "n_model", "p_value", "p_holm", "significant"]
+                 "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict", "p_value", "n_rounds",
+                 "decided_at_round", "statistic", "study", "reason"]
 
 
 def csv_text(comparison: Comparison) -> str:
@@ -193,27 +186,23 @@ def csv_text(comparison: Comparison) -> str:
                                "latency_delta_pct": d.get("latency"), "fps_delta_pct": d.get("fps"),
                                "mem_delta_pct": d.get("mem")})
             if row.is_baseline:
-                record.update({"median_delta_pct": 0.0, "significant": "baseline"})
+                record.update({"tested_delta_pct": 0.0, "verdict": "baseline", "study": group.study_id})
             elif row.verdict is not None:
-                pair = row.verdict.pair
+                verdict, ci = row.verdict, row.verdict.ci_pct
                 record.update({
-                    "median_delta_pct": _pct(pair.effect), "median_delta_ci_low_pct": _pct(pair.ci_low),
-                    "median_delta_ci_high_pct": _pct(pair.ci_high), "test": pair.test or pair.reason,
-                    "n_baseline": pair.n_baseline, "n_model": pair.n_model, "p_value": pair.p_value,
-                    "p_holm": row.verdict.p_holm,
-                    "significant": {True: "yes", False: "no", None: "n/a"}[row.verdict.significant]})
+                    "tested_delta_pct": verdict.delta_pct, "ci_low_pct": ci[0] if ci else None,
+                    "ci_high_pct": ci[1] if ci else None, "confidence": verdict.confidence,
+                    "verdict": verdict.verdict, "p_value": verdict.p_value, "n_rounds": verdict.n_rounds or None,
+                    "decided_at_round": verdict.decided_at_round, "study": group.study_id,
+                    "statistic": ("geometric mean of per-round ratios" if group.study_id else "ratio of medians"),
+                    "reason": verdict.reason or None})
             writer.writerow({k: ("" if v is None else text.csv_cell(v)) for k, v in record.items()})
     return buffer.getvalue()
 
 
-def _pct(value: float | None) -> float | None:
-    return None if value is None else 100.0 * value
-
-
 # ---------------------------------------------------------------- paper tables (Markdown, LaTeX)
 
-def _paper_rows(group: Group, minus: str, star: str, ns: str,
-                name: Callable[[str], str]) -> tuple[list[str], list[list[str]]]:
+def _paper_rows(group: Group, minus: str, name: Callable[[str], str]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a paper table; model names through `name`, the format's own escaping."""
     header = ["Model", "Params (M)", "GFLOPs"]
     if group.has_accuracy:
@@ -221,7 +210,7 @@ def _paper_rows(group: Group, minus: str, star: str, ns: str,
     header += ["Latency mean (ms)", "Latency p95 (ms)", "FPS (mean)", group.mem_label]
     with_deltas = group.baseline is not None
     if with_deltas:
-        header += ["Δ Params (%)", "Δ Latency (%)", "Δ FPS (%)", "Δ Mem (%)"]
+        header += ["Δ Params (%)", "Δ FPS (%)", "Δ Mem (%)", "Tested Δ latency (%)", "CI (%)", "Verdict"]
 
     def num(value: float | None, digits: int) -> str:
         shown = _fmt(value, digits)
@@ -236,10 +225,11 @@ def _paper_rows(group: Group, minus: str, star: str, ns: str,
         cells += [num(m["latency_mean_ms"], 2), num(m["latency_p95_ms"], 2), num(m["fps_mean"], 1),
                   num(m["mem_MB"], 1)]
         if with_deltas:
-            latency = num(d.get("latency"), 1)
-            if not row.is_baseline and row.verdict is not None:
-                latency += {True: star, False: f" ({ns})", None: ""}[row.verdict.significant]
-            cells += [num(d.get("params"), 1), latency, num(d.get("fps"), 1), num(d.get("mem"), 1)]
+            ci = row.verdict.ci_pct if row.verdict else None
+            interval = "-" if ci is None else f"[{num(ci[0], 1)}, {num(ci[1], 1)}]"
+            cells += [num(d.get("params"), 1), num(d.get("fps"), 1), num(d.get("mem"), 1),
+                      num(row.verdict.delta_pct, 1) if row.verdict else ("0.0" if row.is_baseline else "-"),
+                      interval, _verdict(row)]
         rows.append(cells)
     return header, rows
 
@@ -248,12 +238,7 @@ def _footnote(comparison: Comparison, group: Group, escape: Callable[[str], str]
     """The note under a paper table; text from reports passes through `escape`."""
     note = f"Setting: {escape(group.setting())}."
     if group.baseline is not None:
-        note += f" Δ relative to {escape(group.baseline.name)} (mean latency)."
-        if group.tests_used:
-            note += (f" *: median latency differs from the baseline ({'; '.join(group.tests_used)}, "
-                     f"Holm-adjusted p < {comparison.alpha:g}, |Δ median| ≥ {100 * comparison.min_effect:g} %, "
-                     "95 % CI excluding 0);"
-                     " n.s.: not significant.")
+        note += f" Δ relative to {escape(group.baseline.name)}. {escape(design_note(comparison, group))}"
     return note
 
 
@@ -263,7 +248,7 @@ def markdown_text(comparison: Comparison) -> str:
         if len(comparison.groups) > 1:
             why = f" (differs from group 1: {text.markdown(group.why)})" if group.why else ""
             out += [f"### Group {group.index}{why}", ""]
-        header, rows = _paper_rows(group, minus="−", star="*", ns="n.s.", name=text.markdown)
+        header, rows = _paper_rows(group, minus="−", name=text.markdown)
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join([":--"] + ["--:"] * (len(header) - 1)) + "|")
         out.extend("| " + " | ".join(cells) + " |" for cells in rows)
@@ -279,7 +264,7 @@ def _latex_ours(label: str) -> str:
 def latex_text(comparison: Comparison) -> str:
     out = ["% Requires \\usepackage{booktabs}"]
     for group in comparison.groups:
-        header, rows = _paper_rows(group, minus="$-$", star=r"\textsuperscript{*}", ns="n.s.", name=text.latex_cell)
+        header, rows = _paper_rows(group, minus="$-$", name=text.latex_cell)
         caption = _latex_ours(_footnote(comparison, group, str))
         out += [r"\begin{table}[t]", r"\centering", r"\small",
                 r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",

@@ -254,12 +254,6 @@ class Report(Section):
     def latency_samples(self) -> list[float]:
         return list(self.samples.latency_ms or [])
 
-    def round_medians(self) -> list[float]:
-        return [float(r["median_ms"]) for r in self.rounds or [] if isinstance(r, dict) and r.get("median_ms")]
-
-    def round_times(self) -> list[str | None]:
-        return [r.get("timestamp") for r in self.rounds or [] if isinstance(r, dict) and r.get("median_ms")]
-
     def save(self, folder: str | Path) -> Path:
         """Write the report as FOLDER/NAME.json (validated, atomically); return the path."""
         from detbench.report.schema import write_report  # schema imports this module: no import cycle

@@ -105,7 +105,8 @@ SAMPLES = Kind("a list of numbers", lambda v: isinstance(v, list))
 # top-level sections besides the required ones, when present
 SECTIONS: dict[str, Kind] = {
     "inputs": OBJECT, "settings": OBJECT, "environment": OBJECT, "samples": OBJECT, "statistics": OBJECT_OR_NULL,
-    "pipeline": OBJECT_OR_NULL, "gpu": OBJECT_OR_NULL, "rounds": OBJECTS, "warnings": TEXTS, "notes": TEXTS,
+    "pipeline": OBJECT_OR_NULL, "gpu": OBJECT_OR_NULL, "rounds": OBJECTS, "study": OBJECT_OR_NULL,
+    "config": OBJECT_OR_NULL, "warnings": TEXTS, "notes": TEXTS,
     "command": TEXTS, "cwd": TEXT, "error": ANY_TEXT}
 # fields inside sections, when present
 FIELDS: dict[str, dict[str, Kind]] = {
@@ -124,6 +125,13 @@ FIELDS: dict[str, dict[str, Kind]] = {
                    "host_over_device": NONNEGATIVE},
 }
 ROUND_FIELDS: dict[str, Kind] = {"median_ms": LATENCY, "timestamp": TEXT}
+MAX_ROUND_INDEX = 10**7
+MAX_WORKER_INDEX = 64
+MAX_LOOKS_LISTED = 20
+LOOKS = Kind(f"a list of at most {MAX_LOOKS_LISTED} round counts",
+             lambda v: isinstance(v, list) and len(v) <= MAX_LOOKS_LISTED
+             and all(type(x) is int and 0 < x <= MAX_ROUND_INDEX for x in v))
+FIELDS["study"] = {"id": TEXT, "baseline": TEXT, "planned_looks": LOOKS, "looks_at_rounds": LOOKS}
 
 
 def _shown(value: Any) -> str:
@@ -161,11 +169,29 @@ def _field_problems(report: dict[str, Any]) -> list[str]:
         first_bad = next((i for i, value in enumerate(latency_ms) if not SAMPLE.test(value)), None)
         if first_bad is not None:
             problems.append(_problem(f"samples.latency_ms[{first_bad}]", latency_ms[first_bad], SAMPLE))
+    problems += _turn_problems(samples)
     rounds = report.get("rounds")
     if OBJECTS.test(rounds):
         problems += [_problem(f"rounds[{i}].{key}", one[key], kind) for i, one in enumerate(rounds)
                      for key, kind in ROUND_FIELDS.items() if key in one]
     return [problem for problem in problems if problem]
+
+
+def _turn_problems(samples: Any) -> list[str]:
+    """A study's `samples.round` and `samples.worker`: integers in range, one per latency sample."""
+    if not isinstance(samples, dict):
+        return []
+    latency_ms = samples.get("latency_ms")
+    problems = []
+    for key, high in (("round", MAX_ROUND_INDEX), ("worker", MAX_WORKER_INDEX)):
+        values = samples.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list) or not isinstance(latency_ms, list) or len(values) != len(latency_ms):
+            problems.append(f"samples.{key} is not one entry per latency sample")
+        elif not all(type(x) is int and 0 <= x < high for x in values):
+            problems.append(f"samples.{key} holds values that are not integers from 0 to {high - 1}")
+    return problems
 
 
 def validate_report(report: Any, source: str = "report") -> dict[str, Any]:

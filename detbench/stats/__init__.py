@@ -1,1 +1,1 @@
-"""Statistics of samples: summaries, diagnostics (CIs, outliers, warnings), significance."""
+"""Statistics of samples: summaries, diagnostics (CIs, outliers, warnings), paired verdicts of a study."""

@@ -273,3 +273,32 @@ def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[Pa
                 result.decided_at_round = current.round_count
             merged.append(result)
     return merged
+
+
+def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: Sequence[int]) -> list[dict[int, float]]:
+    """Each worker's {round: latency} from a report's parallel sample lists (a round's later sample wins)."""
+    by_worker: dict[int, dict[int, float]] = {}
+    for latency, round_index, worker in zip(latency_ms, rounds, workers, strict=True):
+        by_worker.setdefault(int(worker), {})[int(round_index)] = float(latency)
+    return [by_worker[key] for key in sorted(by_worker)]
+
+
+def replay(models: Mapping[str, Sequence[WorkerSeries]], baseline: str, alpha: float, min_effect: float,
+           looks_at: Sequence[int], planned_looks: int) -> list[PairResult]:
+    """The study's looks again, from the samples alone: the same verdicts the study reached."""
+    results: list[PairResult] | None = None
+    alpha_look = alpha / max(planned_looks, 1)
+    for count in looks_at:
+        upto = {name: [{r: v for r, v in series.items() if r < count} for series in workers]
+                for name, workers in models.items()}
+        results = merge_looks(results, analyse_look(upto, baseline, alpha_look, min_effect, count))
+    return results or []
+
+
+def untested(model: str, baseline: str, model_median: float | None, baseline_median: float | None) -> PairResult:
+    """Separately run reports: the ratio of medians, and no verdict (their noise is not comparable)."""
+    result = PairResult(model, baseline, 0, verdict=UNTESTED, claim=UNTESTED,
+                        reason="separate runs: not measured in one interleaved study, so not tested")
+    if model_median and baseline_median and model_median > 0 and baseline_median > 0:
+        result.estimate_log = math.log(model_median / baseline_median)
+    return result

@@ -1,80 +1,57 @@
-"""`detbench ablate`: benchmark every model of a study on one shared list, each in a fresh process.
+"""`detbench ablate`: every model of a study measured together by the interleaved engine, on one shared list.
 
 Steps:
-1. Models: `--models a,b,…` (run folder names under --runs, checkpoint or YAML
-   paths, or zoo names), else every `RUNS/NAME/seed*/weights/best.pt` (also
-   `RUNS/NAME/weights/best.pt`), sorted by name. A model trained with several
-   seeds is benchmarked once, at its lowest seed (seed0 when present): the
-   seeds share the architecture, and latency depends on the architecture, not
-   on the trained values.
+1. Models: `--models a,b,…` or every `RUNS/NAME/seed*/weights/best.pt` (`detbench.study.models`).
 2. The benchmark list is created (or checked) once, here, before any model
    runs: from --data, else from the first checkpoint whose `train_args` name
    its dataset (read with the safe loader).
-3. Each model runs as `python -m detbench.cli bench … --use_benchmark_list
-   --list LIST --name NAME` in its own process, so no model inherits another's
-   allocator, caches, thread pools or warm CPU state. A model that fails
-   (damaged file, out of memory, any non-zero exit) is recorded with its error
-   and the others go on; the exit status is 1 if any failed.
-4. Resume: a model whose report exists, is valid, and was made with the same
-   settings (imgsz, batch, device, warm-up, iterations and every other bench
-   flag, read back from the report's command line), the same weights (not
-   modified since), the same number of rounds and the same list (list_sha256)
-   is skipped unless --force.
-5. `--rounds K`: the models run in interleaved order (A B C A B C …), so that
-   drift of the machine (heat, clocks, background load) hits every model
-   alike; round k writes to OUT/.rounds/rk/ and the rounds of each model are
-   merged into OUT/NAME.json: samples concatenated, statistics recomputed from
-   all samples, per-round medians kept in `rounds`, memory the maximum.
-The summary of the whole run goes to OUT/ablation_summary.json.
+3. Resume: a finished study whose key (each model's name and weights hash,
+   every compared bench setting, the device, the list's hash and the study's
+   design) equals this one's, and whose reports are all there, is not run
+   again unless --force. Anything else runs the whole study again: its models
+   must take turns together for their comparisons to be paired.
+4. The study (`detbench.study.engine`): worker processes per model, turns in
+   seeded random order, looks until every comparison is decided.
+5. Each model's workers' reports are merged into OUT/NAME.json; OUT/study.json
+   ties them together (design, order, looks, verdicts, failures).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as _dt
+import hashlib
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from detbench import zoo
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
-from detbench.flags import add_bench_arguments, bench_fields, config_argv, default_of, flag_name
+from detbench.flags import add_bench_arguments, bench_fields, default_of
 from detbench.measure.devices import resolve_device
-from detbench.measure.pipeline import STAGES, pipeline_warnings
-from detbench.models.loading import file_sha256, load_model, model_name_for, precheck_model
+from detbench.models.loading import file_sha256, load_model, precheck_model
 from detbench.models.sandbox import Request, start_inspection
-from detbench.names import check_model_name
-from detbench.proc import kill_tree, spawn_child
-from detbench.report.model import Report
 from detbench.report.schema import load_report, write_report
-from detbench.stats import diagnostics as quality
-from detbench.stats import summary as stats
+from detbench.study import engine
 from detbench.study.lock import study_lock
+from detbench.study.merge import merge_workers
+from detbench.study.models import ModelRun, discover_runs, resolve_models
 from detbench.text import Echo, terminal_echo
 from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
 
-SUMMARY_NAME = "ablation_summary.json"
-ROUNDS_DIR = ".rounds"
-SEED_DIR = re.compile(r"seed(\d+)")
-STDERR_TAIL = 20
+STUDY_NAME = "study.json"
+STUDY_KIND = "detbench study"
+WORK_DIR = ".study"
 DEFAULT_MODEL_TIMEOUT_S = 3600.0
+DEFAULT_MAX_TIME_S = 600.0
 
 
 # ---------------------------------------------------------------- flags
@@ -85,30 +62,70 @@ def bench_defaults() -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`detbench ablate` flags: its own, then every bench flag except --weights and --name."""
+    """`detbench ablate` flags: its own, then the bench flags it passes to every model."""
     parser.add_argument("--runs", default="results/runs",
                         help="folder of training runs: NAME/seed*/weights/best.pt (default results/runs)")
     parser.add_argument("--models", default=None,
                         help="comma-separated models instead of discovery: run folder names under --runs, "
                              ".pt/.yaml paths or zoo names")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="interleaved rounds A B C A B C …, each model in a fresh process per round; "
-                             "merged into one report per model (default 1)")
-    parser.add_argument("--force", action="store_true", help="re-run models whose report is up to date")
-    parser.add_argument("--quiet", action="store_true", help="one progress line per model and round only")
+    parser.add_argument("--baseline", default=None,
+                        help="the model the others are compared with (default: 'baseline' if there is one, else "
+                             "the first model)")
+    parser.add_argument("--workers-per-model", "--workers_per_model", dest="workers_per_model", type=int, default=2,
+                        help="worker processes per model, so that one process's luck is measured (default 2)")
+    parser.add_argument("--until-decided", "--until_decided", dest="until_decided",
+                        action=argparse.BooleanOptionalAction, default=True,
+                        help="keep taking turns until every comparison is decided, up to --max-time (default on); "
+                             "--no-until-decided runs a fixed number of rounds (enough for --iters samples)")
+    parser.add_argument("--max-time", "--max_time", dest="max_time", type=float, default=DEFAULT_MAX_TIME_S,
+                        help=f"seconds of turns after which an undecided study stops (default {DEFAULT_MAX_TIME_S:g})")
+    parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=0.02,
+                        help="smallest difference that counts, as a fraction (default 0.02 = 2 %%)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="chance of any false 'faster', 'slower' or 'equivalent' in the study (default 0.05)")
+    parser.add_argument("--turn-warmup", "--turn_warmup", dest="turn_warmup", type=int, default=None,
+                        help="untimed forwards at the start of each turn (default: 0 at one CPU thread, else 1)")
+    parser.add_argument("--order-seed", "--order_seed", dest="order_seed", type=int, default=0,
+                        help="seed of the turn order (default 0; the order is recorded)")
+    parser.add_argument("--force", action="store_true", help="run the study even if its results are up to date")
+    parser.add_argument("--quiet", action="store_true", help="fewer progress lines")
     parser.add_argument("--model-timeout", "--model_timeout", dest="model_timeout", type=float,
                         default=DEFAULT_MODEL_TIMEOUT_S,
-                        help=f"seconds one model's run may take before it is stopped and recorded as failed "
-                             f"(default {DEFAULT_MODEL_TIMEOUT_S:g})")
-    add_bench_arguments(parser, skip=("weights", "name"))
+                        help=f"seconds one worker may take to load and warm up, and to finish, before it is "
+                             f"stopped and its model recorded as failed (default {DEFAULT_MODEL_TIMEOUT_S:g})")
+    add_bench_arguments(parser, skip=tuple(item.name for item in bench_fields()
+                                           if not item.metadata["in_study"] or item.name in ("weights", "name")))
+
+
+@dataclass
+class AblationOptions:
+    runs: str = "results/runs"
+    models: list[str] | None = None
+    baseline: str | None = None
+    force: bool = False
+    out: str = "results/bench"
+    list_path: str | None = None
+    reuse_list: bool = False
+    quiet: bool = False
+    bench: dict[str, Any] = field(default_factory=dict)  # pass-through bench settings (field -> value)
+    model_timeout: float = DEFAULT_MODEL_TIMEOUT_S
+    workers_per_model: int = 2
+    until_decided: bool = True
+    max_time: float = DEFAULT_MAX_TIME_S
+    min_effect: float = 0.02
+    alpha: float = 0.05
+    turn_warmup: int | None = None
+    order_seed: int = 0
 
 
 def options_from_args(args: argparse.Namespace) -> AblationOptions:
     bench = {item.name: getattr(args, item.name) for item in bench_fields(pass_through=True)}
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    return AblationOptions(runs=args.runs, models=models, rounds=args.rounds, force=args.force, out=args.out,
+    return AblationOptions(runs=args.runs, models=models, baseline=args.baseline, force=args.force, out=args.out,
                            list_path=args.list_path, reuse_list=args.use_benchmark_list, quiet=args.quiet,
-                           bench=bench, model_timeout=args.model_timeout)
+                           bench=bench, model_timeout=args.model_timeout, workers_per_model=args.workers_per_model,
+                           until_decided=args.until_decided, max_time=args.max_time, min_effect=args.min_effect,
+                           alpha=args.alpha, turn_warmup=args.turn_warmup, order_seed=args.order_seed)
 
 
 def study_config(values: dict[str, Any], out: str) -> BenchConfig:
@@ -116,99 +133,35 @@ def study_config(values: dict[str, Any], out: str) -> BenchConfig:
     return BenchConfig(**{**bench_defaults(), **values, "weights": "ablate", "out": out})
 
 
-# ---------------------------------------------------------------- models
-
-@dataclass(frozen=True)
-class ModelRun:
-    name: str
-    weights: str  # a path as found or given, or a zoo name
-    note: str = ""
-
-
-def _seed_number(run_dir: Path) -> int:
-    match = SEED_DIR.fullmatch(run_dir.name)
-    return int(match.group(1)) if match else sys.maxsize
-
-
-def _pick_seed(name: str, checkpoints: list[Path]) -> ModelRun:
-    """The lowest seed's best.pt; a note when there were several."""
-    ordered = sorted(checkpoints, key=lambda p: (_seed_number(p.parent.parent), str(p)))
-    chosen = ordered[0]
-    note = ""
-    if len(ordered) > 1:
-        seeds = ", ".join(p.parent.parent.name for p in ordered)
-        note = (f"{len(ordered)} seeds ({seeds}): benchmarking {chosen.parent.parent.name} (same architecture, "
-                f"so the same latency); pass its path in --models to choose another")
-    return ModelRun(name, str(chosen), note)
+def validate_options(opts: AblationOptions) -> None:
+    checks = [
+        ("--workers-per-model", opts.workers_per_model, 1 <= opts.workers_per_model <= 16, "between 1 and 16"),
+        ("--max-time", opts.max_time, 0 < opts.max_time <= 7 * 86_400, "a positive number of seconds (at most a week)"),
+        ("--min-effect", opts.min_effect, 0 < opts.min_effect < 1, "a fraction between 0 and 1 (e.g. 0.02 for 2 %)"),
+        ("--alpha", opts.alpha, 0 < opts.alpha < 1, "between 0 and 1 (e.g. 0.05)"),
+        ("--model-timeout", opts.model_timeout, 0 < opts.model_timeout <= 7 * 86_400,
+         "a positive number of seconds (at most a week)"),
+        ("--turn-warmup", opts.turn_warmup, opts.turn_warmup is None or 0 <= opts.turn_warmup <= 100,
+         "between 0 and 100"),
+    ]
+    for flag, value, ok, what in checks:
+        if not ok:
+            raise DetbenchError(f"{flag} must be {what}, got {value}")
 
 
-def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
-    """Every RUNS/NAME/seed*/weights/best.pt (or RUNS/NAME/weights/best.pt), one per NAME, sorted by NAME."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise DetbenchError(f"--runs {runs_dir}: no such folder; point it at the training runs "
-                            f"(NAME/seed0/weights/best.pt) or pass --models")
-    found: dict[str, list[Path]] = {}
-    for best in runs_dir.glob("*/seed*/weights/best.pt"):
-        if SEED_DIR.fullmatch(best.parent.parent.name) and best.is_file():
-            found.setdefault(best.parent.parent.parent.name, []).append(best)
-    for best in runs_dir.glob("*/weights/best.pt"):
-        if best.is_file() and best.parent.parent.name not in found:
-            found[best.parent.parent.name] = [best]
-    if not found:
-        raise DetbenchError(f"--runs {runs_dir}: no NAME/seed*/weights/best.pt inside; train the models first or "
-                            f"pass --models")
-    runs = [_pick_seed(name, found[name]) for name in sorted(found)]
-    check_names(runs, f"--runs {runs_dir}")
-    return runs
-
-
-def check_names(runs: Sequence[ModelRun], source: str) -> None:
-    """Every model name must make a safe report file name (OUT/NAME.json), checked before any model runs."""
-
-    for run in runs:
-        check_model_name(run.name, f"{source}: model {run.weights}", "rename its run folder (the report is "
-                                                                      "OUT/NAME.json)")
-
-
-def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]:
-    """--models entries: a run folder name under RUNS, a .pt/.yaml path, or a zoo model name."""
-
-    runs: list[ModelRun] = []
-    for raw in names:
-        path, run_dir = Path(raw), Path(runs_dir) / raw
-        if path.suffix.lower() in {".pt", ".yaml", ".yml"}:
-            if not path.is_file() and path.suffix.lower() == ".pt":
-                raise DetbenchError(f"--models {raw}: file not found")
-            runs.append(ModelRun(model_name_for(str(path)), raw))
-        elif run_dir.is_dir():
-            checkpoints = [p for p in run_dir.glob("seed*/weights/best.pt") if SEED_DIR.fullmatch(p.parent.parent.name)]
-            if not checkpoints and (run_dir / "weights" / "best.pt").is_file():
-                checkpoints = [run_dir / "weights" / "best.pt"]
-            if not checkpoints:
-                raise DetbenchError(f"--models {raw}: {run_dir} holds no seed*/weights/best.pt")
-            runs.append(_pick_seed(raw, checkpoints))
-        elif raw in zoo.MODELS:
-            runs.append(ModelRun(raw, raw, "zoo YAML: untrained weights (latency only)"))
-        else:
-            raise DetbenchError(f"--models {raw}: no run folder {run_dir}, no such .pt/.yaml file, and not a zoo "
-                                f"model ({', '.join(zoo.MODELS)})")
-    check_names(runs, "--models")
-    names_seen: set[str] = set()
-    for run in runs:
-        if run.name in names_seen:
-            raise DetbenchError(f"--models: two models would both be named '{run.name}'; list each once")
-        names_seen.add(run.name)
-    if not runs:
-        raise DetbenchError("--models is empty: give comma-separated names, e.g. baseline,ghost")
-    return runs
+def choose_baseline(runs: Sequence[ModelRun], wanted: str | None) -> str:
+    names = [run.name for run in runs]
+    if wanted is not None:
+        if wanted not in names:
+            raise DetbenchError(f"--baseline {wanted}: not one of the models ({', '.join(names)}); pass one of them")
+        return wanted
+    return "baseline" if "baseline" in names else names[0]
 
 
 # ---------------------------------------------------------------- the shared list
 
 def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, Any], reuse: bool, echo: Echo):
     """Create or check the shared benchmark list once, before any model runs."""
-
     data, source = values.get("data"), None
     if not data and not (reuse and list_path.exists()):
         for run in runs:
@@ -218,7 +171,7 @@ def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, An
             try:
                 found = checkpoint_data(path, values)
             except DetbenchError:
-                continue  # this model's own run reports the problem
+                continue  # this model's own workers report the problem
             if found:
                 data, source = found, path
                 break
@@ -235,8 +188,7 @@ def prepare_list(runs: Sequence[ModelRun], list_path: Path, values: dict[str, An
 
 
 def checkpoint_data(path: Path, values: dict[str, Any]) -> str | None:
-    """The checkpoint's train_args['data'], read by the same bounded check a run does (in-process if unsafe)."""
-
+    """train_args['data'] of a checkpoint, read by the bounded child (or in-process with --unsafe-load)."""
     plugins = list(values.get("plugins") or [])
     if values.get("unsafe_load"):
         return load_model(str(path), unsafe_load=True, plugins=plugins).train_args.get("data")
@@ -249,546 +201,226 @@ def checkpoint_data(path: Path, values: dict[str, Any]) -> str | None:
 
 # ---------------------------------------------------------------- resume
 
-def _same_weights(reported: Any, report_cwd: Any, wanted: str) -> bool:
-    if not reported:
-        return False
-    reported_path, wanted_path = Path(str(reported)), Path(wanted)
-    if not wanted_path.exists():
-        return str(reported) == wanted
-    if not reported_path.is_absolute() and report_cwd:
-        reported_path = Path(str(report_cwd)) / reported_path
-    return reported_path.resolve() == wanted_path.resolve()
+def weights_identity(run: ModelRun) -> str:
+    """The weights file's SHA-256, or the name as given for a YAML or zoo model."""
+    path = Path(run.weights)
+    if path.is_file():
+        try:
+            return file_sha256(str(path))
+        except DetbenchError:
+            return f"unreadable:{run.weights}"
+    return run.weights
 
 
-def stale_reason(report_path: Path, run: ModelRun, values: dict[str, Any], device: str, list_sha256: str,
-                 rounds: int) -> str | None:
-    """None when the report there is up to date for these settings and inputs; otherwise why not."""
-    if not report_path.is_file():
-        return "no report yet"
+def study_key(runs: Sequence[ModelRun], cfg: BenchConfig, device: str, list_sha256: str,
+              design: dict[str, Any]) -> str:
+    """What makes two studies the same: models and weights, compared settings, device, list and design."""
+    compared = {item.name: getattr(cfg, item.name) for item in bench_fields(pass_through=True)
+                if item.metadata["compared"]}
+    content = {"models": [[run.name, weights_identity(run)] for run in runs], "config": compared, "device": device,
+               "list_sha256": list_sha256, "design": design}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stale_reason(out: Path, key: str, runs: Sequence[ModelRun]) -> str | None:
+    """None when OUT holds this very study, finished, with every report; otherwise why it must run."""
+    path = out / STUDY_NAME
+    if not path.is_file():
+        return "no study yet"
     try:
-        report = load_report(report_path)
-    except DetbenchError as exc:
-        return f"report unreadable ({exc})"
-    if not report.ok:
-        return f"report has status {report.status}"
-    meta = report.metadata
-    wanted = {"imgsz": values["imgsz"], "batch": values["batch"], "warmup": values["warmup"], "iters": values["iters"]}
-    have = {"imgsz": meta.imgsz_requested if meta.imgsz_requested is not None else meta.imgsz, "batch": meta.batch,
-            "warmup": meta.warmup, "iters": meta.iters}
-    for key, value in wanted.items():
-        if have[key] != value:
-            return f"report has --{key} {have[key]}, now {value}"
-    if meta.device != device:
-        return f"report ran on {meta.device}, now {device}"
-    if not _same_weights(meta.weights, report.cwd, run.weights):
-        return f"report is of other weights ({meta.weights})"
-    if report.inputs.list_sha256 != list_sha256:
-        return "report was made on another benchmark list (list_sha256 differs)"
-    done = len(report.rounds or []) or 1
-    if done != rounds:
-        return f"report has {done} round(s), now {rounds}"
-    recorded = report.config
-    if not isinstance(recorded, dict):
-        return "report has no config section (made by an older detbench)"
-    wanted_config = study_config(values, "-").to_dict()
-    for item in bench_fields(pass_through=True):
-        if not item.metadata["compared"] or item.name in wanted:
-            continue
-        old, new = recorded.get(item.name), wanted_config[item.name]
-        if old != new:
-            return f"report has --{flag_name(item)} {old}, now {new}"
-    if Path(run.weights).is_file():
-
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return f"{STUDY_NAME} unreadable"
+    if not isinstance(recorded, dict) or recorded.get("key") != key:
+        return "the models, weights, settings, list or design changed"
+    if recorded.get("status") != "ok":
+        return f"the last study ended with status {recorded.get('status')}"
+    for run in runs:
         try:
-            digest = file_sha256(run.weights)
+            report = load_report(out / f"{run.name}.json")
         except DetbenchError as exc:
-            return f"weights unreadable ({exc})"
-        if meta.weights_sha256 != digest:
-            return "the weights file's content differs from the report's (weights_sha256)"
+            return f"report of {run.name} unreadable ({exc})"
+        if (report.study or {}).get("id") != recorded.get("id"):
+            return f"report of {run.name} is from another study"
     return None
-
-
-# ---------------------------------------------------------------- one model in a fresh process
-
-@dataclass
-class JobResult:
-    returncode: int
-    seconds: float
-    error: str = ""
-    stderr_tail: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-def _error_line(returncode: int, stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    last = lines[-1] if lines else ""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        cause = f"killed by {name}" + (" (out of memory?)" if -returncode == signal.SIGKILL else "")
-        return f"{cause}: {last}" if last else cause
-    return last or f"exit status {returncode} with no error message"
-
-
-def run_child(command: list[str], echo: Echo, quiet: bool, timeout: float = DEFAULT_MODEL_TIMEOUT_S) -> JobResult:
-    """Run one bench process; stream its stdout (indented) unless quiet; keep its stderr for the error.
-
-    The child dies with this process (PR_SET_PDEATHSIG) and is killed, with its own children, when it runs
-    longer than `timeout` seconds or when this process is interrupted.
-    """
-
-
-    start = time.monotonic()
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
-        process = spawn_child(command, {"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=err, text=True,
-                              encoding="utf-8", errors="replace")
-
-        def stream() -> None:
-            for line in process.stdout:
-                if not quiet:
-                    echo("    " + line.rstrip("\n"))
-
-        reader = threading.Thread(target=stream, daemon=True)
-        reader.start()
-        timed_out = False
-        try:
-            returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            if process.poll() is None:
-                kill_tree(process)
-            reader.join(timeout=5)
-            returncode = process.returncode
-        err.seek(0)
-        stderr = err.read()
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    if timed_out:
-        error = f"stopped after --model-timeout {timeout:g} s (the model's run did not finish in time)"
-    else:
-        error = "" if returncode == 0 else _error_line(returncode, stderr)
-    return JobResult(returncode, time.monotonic() - start, error, lines[-STDERR_TAIL:])
-
-
-def bench_command(python: str, run: ModelRun, out: Path, list_path: Path, values: dict[str, Any]) -> list[str]:
-    """The child's command line; every value joined to its flag, so a value starting with "-" stays a value."""
-    return [python, "-m", "detbench.cli", "bench", f"--weights={run.weights}", f"--name={run.name}",
-            f"--out={out}", f"--list={list_path}", "--use_benchmark_list", *config_argv(values)]
-
-
-# ---------------------------------------------------------------- merging rounds
-
-def _concat(values: list[Any]) -> Any:
-    """Lists concatenated; dicts of lists concatenated per key; anything else: None unless all equal."""
-    if all(isinstance(v, list) for v in values):
-        return [item for v in values for item in v]
-    if all(isinstance(v, dict) for v in values):
-        return {key: _concat([v.get(key) for v in values]) for key in values[0]}
-    return values[0] if all(v == values[0] for v in values) else None
-
-
-def _max_numbers(sections: list[dict[str, Any]]) -> dict[str, Any]:
-    merged = dict(sections[0])
-    for key, value in merged.items():
-        numbers = [s.get(key) for s in sections if isinstance(s.get(key), (int, float))
-                   and not isinstance(s.get(key), bool)]
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and numbers:
-            merged[key] = max(numbers)
-    return merged
-
-
-def _dedupe(items: list[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
-
-
-def _merge_pipeline(merged: dict[str, Any], reports: list[dict[str, Any]]) -> list[str]:
-    """Recompute the pipeline section from all rounds' pipeline samples; return its warnings."""
-
-    section, samples = merged.get("pipeline"), merged["samples"].get("pipeline_ms")
-    if not isinstance(section, dict) or not isinstance(samples, dict):
-        return []
-    for stage in STAGES:
-        if samples.get(stage):
-            section[stage] = {**stats.summarize(samples[stage]),
-                              "statistics": quality.statistics_section(samples[stage])}
-    section["n_samples"] = len(samples.get("total") or [])
-    section["stop_reason"] = "; ".join(_dedupe([str(r["pipeline"].get("stop_reason")) for r in reports]))
-    if samples.get("total"):
-        section["throughput"] = stats.throughput(merged["metadata"]["batch"], section["total"]["mean_ms"],
-                                                 section["total"]["p50_ms"])
-    return pipeline_warnings(section)
-
-
-def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
-                       host_ms: list[float] | None) -> dict[str, Any]:
-    """Statistics over all rounds' samples; the warm-up check stays per round (each round warmed up on its own)."""
-
-
-    section = quality.statistics_section(latency_ms, host_ms)
-    warm_checks = [(r.get("statistics") or {}).get("warmup_check") for r in reports]
-    warm_checks = [w if isinstance(w, dict) and "ratio" in w else None for w in warm_checks]
-    section["warmup_check"] = {"per_round": warm_checks}
-    host_median = float(np.median(host_ms)) if host_ms else None
-    warnings = quality.warnings_for(section, section["outliers"], None, float(np.median(latency_ms)), host_median,
-                                    len(latency_ms))
-    for index, warm in enumerate(warm_checks, start=1):
-        warm_up = quality.warmup_warning(warm)
-        if warm_up:
-            warnings.append(f"round {index}: {warm_up}")
-    section["warnings"] = warnings
-    return section
-
-
-ROUND_IDENTITY = {
-    "benchmark list": lambda r: r["inputs"]["list_sha256"],
-    "decoded inputs": lambda r: r["inputs"].get("decoded_sha256"),
-    "imgsz": lambda r: r["metadata"]["imgsz"],
-    "batch": lambda r: r["metadata"]["batch"],
-    "device": lambda r: r["metadata"]["device"],
-    "weights": lambda r: r["metadata"]["weights"],
-}
-
-
-def _check_same_setting(reports: list[dict[str, Any]], name: str) -> None:
-    first = reports[0]
-    for index, report in enumerate(reports[1:], start=2):
-        for label, read in ROUND_IDENTITY.items():
-            if read(report) != read(first):
-                raise DetbenchError(f"{name}: round {index} differs from round 1 in its {label}; re-run with --force")
-
-
-def _merged_warnings(merged: dict[str, Any], reports: list[dict[str, Any]], latency_ms: list[float],
-                     host_ms: list[float] | None) -> None:
-    """Each round's own warnings (not those derived from its samples), then those of the merged samples."""
-    own_warnings: list[str] = []
-    for report in reports:
-        derived = set((report.get("statistics") or {}).get("warnings") or [])
-        derived.update(w for w in report.get("warnings") or [] if str(w).startswith("pipeline "))
-        own_warnings += [w for w in report.get("warnings") or [] if w not in derived]
-    new_warnings: list[str] = []
-    if isinstance(reports[0].get("statistics"), dict):
-        merged["statistics"] = _merged_statistics(reports, latency_ms, host_ms)
-        new_warnings += merged["statistics"]["warnings"]
-    new_warnings += _merge_pipeline(merged, reports)
-    merged["warnings"] = _dedupe(own_warnings + new_warnings)
-
-
-def _merged_bookkeeping(merged: dict[str, Any], reports: list[dict[str, Any]], n_samples: int) -> None:
-    """The stopping section and the phase times summed over the rounds."""
-    first = reports[0]
-    if isinstance(first.get("stopping"), dict):
-        stopping = merged["stopping"]
-        stopping["reason"] = "; ".join(_dedupe([str(r["stopping"].get("reason")) for r in reports]))
-        stopping["iterations"] = n_samples
-        for key in ("timed_s", "warmup_s"):
-            if all(isinstance(r["stopping"].get(key), (int, float)) for r in reports):
-                stopping[key] = sum(r["stopping"][key] for r in reports)
-        stopping["ci_half_width_rel_at_stop"] = [r["stopping"].get("ci_half_width_rel_at_stop") for r in reports]
-    if isinstance(first.get("timing_phases_s"), dict):
-        phases = [r.get("timing_phases_s") or {} for r in reports]
-        merged["timing_phases_s"] = {key: sum(p[key] for p in phases) if all(
-            isinstance(p.get(key), (int, float)) for p in phases) else value
-            for key, value in first["timing_phases_s"].items()}
-
-
-def _round_entries(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-
-    entries = []
-    for index, report in enumerate(reports, start=1):
-        samples = report["samples"]["latency_ms"]
-        summary = stats.summarize(samples)
-        entry = {"round": index, "median_ms": summary["median_ms"], "mean_ms": summary["mean_ms"],
-                 "p95_ms": summary["p95_ms"], "n": len(samples), "timestamp": report["metadata"].get("timestamp")}
-        if report.get("gpu"):
-            entry["gpu"] = report["gpu"]
-        entries.append(entry)
-    return entries
-
-
-def merge_rounds(rounds: list[Report], name: str) -> Report:
-    """One report from a model's rounds: samples concatenated, statistics over all of them, per-round medians."""
-
-    reports = [r.to_dict() for r in rounds]
-    _check_same_setting(reports, name)
-    first = reports[0]
-    merged = copy.deepcopy(first)
-    merged["samples"] = {key: _concat([r["samples"].get(key) for r in reports]) for key in first["samples"]}
-    latency_ms = merged["samples"]["latency_ms"]
-    host_ms = merged["samples"].get("host_ms") or None
-    latency = stats.summarize(latency_ms)
-    merged["latency"].update(latency, n_samples=len(latency_ms))
-    if host_ms:
-        merged["latency"]["host"] = stats.summarize(host_ms)
-    merged["throughput"] = {**first["throughput"],
-                            **stats.throughput(first["metadata"]["batch"], latency["mean_ms"], latency["p50_ms"])}
-    merged["memory"] = _max_numbers([r["memory"] for r in reports])
-    _merged_warnings(merged, reports, latency_ms, host_ms)
-    _merged_bookkeeping(merged, reports, len(latency_ms))
-    merged["rounds"] = _round_entries(reports)
-    merged["metadata"]["timestamp"] = reports[-1]["metadata"].get("timestamp")
-    medians = [r["median_ms"] for r in merged["rounds"]]
-    merged["notes"] = _dedupe([n for r in reports for n in r.get("notes") or []]) + [
-        f"merged from {len(reports)} interleaved rounds, each in a fresh process: latency statistics over all "
-        f"{len(latency_ms)} samples; round medians {', '.join(f'{m:.3f}' for m in medians)} ms; memory is the "
-        f"maximum over the rounds" + ("; gpu (NVML) readings are round 1's, each round's in rounds[k].gpu"
-                                      if first.get("gpu") else "")]
-    return Report.from_dict(merged)
-
-
-# ---------------------------------------------------------------- progress
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-class Progress:
-    """Which job of how many, elapsed time and an ETA from the models' own durations."""
-
-    def __init__(self, jobs: list[tuple[int, str]]) -> None:
-        self.jobs = list(jobs)
-        self.done = 0
-        self.start = time.monotonic()
-        self.durations: dict[str, float] = {}
-
-    def drop_model(self, name: str, after: int) -> None:
-        """A failed model's later rounds will not run."""
-        self.jobs = [job for i, job in enumerate(self.jobs) if i < after or job[1] != name]
-
-    def finished(self, name: str, seconds: float) -> None:
-        self.durations[name] = seconds
-        self.done += 1
-
-    def eta(self) -> str:
-        if not self.durations:
-            return "?"
-        mean = sum(self.durations.values()) / len(self.durations)
-        return _clock(sum(self.durations.get(name, mean) for _, name in self.jobs[self.done:]))
-
-    def line(self, name: str, round_k: int, rounds: int) -> str:
-        return (f"[{self.done + 1}/{len(self.jobs)}] {name} · round {round_k}/{rounds} · elapsed "
-                f"{_clock(time.monotonic() - self.start)} · ETA {self.eta()}")
 
 
 # ---------------------------------------------------------------- the study
 
 @dataclass
-class AblationOptions:
-    runs: str = "results/runs"
-    models: list[str] | None = None
-    rounds: int = 1
-    force: bool = False
-    out: str = "results/bench"
-    list_path: str | None = None
-    reuse_list: bool = False
-    quiet: bool = False
-    bench: dict[str, Any] = field(default_factory=dict)  # pass-through bench flags (dest -> value)
-    model_timeout: float = DEFAULT_MODEL_TIMEOUT_S
-
-
-@dataclass
-class ModelResult:
-    run: ModelRun
-    status: str = "pending"  # ok | skipped | failed
-    error: str = ""
-    exit_code: int | None = None
-    seconds: float = 0.0
-    round_reports: list[Path] = field(default_factory=list)
-    stderr_tail: list[str] = field(default_factory=list)
-    reason: str = ""
-
-    def as_dict(self, report: Path) -> dict[str, Any]:
-        return {"name": self.run.name, "weights": self.run.weights, "status": self.status,
-                "error": self.error or None, "exit_code": self.exit_code, "report": str(report),
-                "rounds_done": len(self.round_reports), "seconds": round(self.seconds, 2),
-                "why_run": self.reason or None, "note": self.run.note or None,
-                "stderr_tail": self.stderr_tail if self.status == "failed" else None}
-
-
-def _median_text(path: Path) -> str:
-    try:
-        latency = load_report(path).latency
-        return f"median {latency.median_ms:.2f} ms, p95 {latency.p95_ms:.2f} ms"
-    except (DetbenchError, KeyError, TypeError):
-        return "report written"
-
-
-def write_summary(path: Path, results: list[ModelResult], opts: AblationOptions, out: Path, device: str,
-                  outcome: Any, started: str, seconds: float, status: str) -> Path:
-
-    counts = {key: sum(r.status == key for r in results) for key in ("ok", "skipped", "failed", "pending")}
-    summary = {
-        "kind": "detbench ablation summary",
-        "status": status,
-        "started": started,
-        "seconds": round(seconds, 2),
-        "out": str(out),
-        "benchmark_list": str(outcome.path),
-        "list_sha256": outcome.blist.sha256,
-        "rounds": opts.rounds,
-        "device": device,
-        "bench_flags": opts.bench,
-        "command": sys.argv,
-        "counts": counts,
-        "models": [r.as_dict(out / f"{r.run.name}.json") for r in results],
-    }
-    try:
-        write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
-    except OSError as exc:
-        raise DetbenchError(f"--out {out}: writing {path.name} failed ({exc.strerror}); the model reports written "
-                            f"so far are kept") from exc
-    return path
+class _Study:
+    opts: AblationOptions
+    echo: Echo
+    values: dict[str, Any]
+    device: str
+    out: Path
+    list_path: Path
+    runs: list[ModelRun]
+    baseline: str
+    python: str
 
 
 def check_targets(out: Path, runs: Sequence[ModelRun]) -> None:
     """Every file the study will write must be writable as a file: refuse a folder or a special file up front."""
-    for path in [out / SUMMARY_NAME, *(out / f"{run.name}.json" for run in runs)]:
+    for path in [out / STUDY_NAME, *(out / f"{run.name}.json" for run in runs)]:
         if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
             raise DetbenchError(f"--out {out}: {path.name} exists and is not a regular file; move it away or choose "
                                 f"another --out")
+    if (out / WORK_DIR).is_symlink():
+        raise DetbenchError(f"--out {out}: {WORK_DIR} is a symlink; delete it (detbench writes only inside OUT)")
 
 
 def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:
-    """Benchmark every model; 0 if all are ok or up to date, 1 if any failed, 130 if interrupted."""
-
+    """Run the study; 0 if every model is ok (or the study is up to date), 1 if any failed, 130 if interrupted."""
     echo = terminal_echo(echo)
-
-    if not 1 <= opts.rounds <= 1000:
-        raise DetbenchError(f"--rounds must be between 1 and 1000, got {opts.rounds}")
-    if not 0 < opts.model_timeout <= 7 * 86_400:
-        raise DetbenchError(f"--model-timeout must be a positive number of seconds (at most a week), got "
-                            f"{opts.model_timeout}")
+    validate_options(opts)
     values = {**bench_defaults(), **opts.bench}
     study_config(values, opts.out)
     device = str(resolve_device(values.get("device")))
     out = Path(opts.out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
-    check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.rounds)
+    baseline = choose_baseline(runs, opts.baseline)
+    check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.workers_per_model)
     check_targets(out, runs)
-    if (out / ROUNDS_DIR).is_symlink():
-        raise DetbenchError(f"--out {out}: {ROUNDS_DIR} is a symlink; delete it (detbench writes only inside OUT)")
     list_path = Path(opts.list_path) if opts.list_path else out / LIST_FILENAME
-    echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}), {opts.rounds} round(s), "
-         f"device {device}, imgsz {values['imgsz']}, batch {values['batch']}, warmup {values['warmup']}, "
-         f"iters {values['iters']} -> {out}")
+    mode = (f"until decided (at most {opts.max_time:g} s of turns)" if opts.until_decided
+            else f"{engine.rounds_for(values['iters'], opts.workers_per_model)} rounds")
+    echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}) against {baseline}, "
+         f"{opts.workers_per_model} worker(s) each, {mode}; device {device}, imgsz {values['imgsz']}, batch "
+         f"{values['batch']}, warmup {values['warmup']}, iters {values['iters']} -> {out}")
     with study_lock(out):
-        return _study(opts, echo, python, values, device, out, runs, list_path)
+        return _study(_Study(opts, echo, values, device, out, list_path, runs, baseline, python))
 
 
-@dataclass
-class _Study:
-    """One study's settings, shared by its steps."""
-
-    opts: AblationOptions
-    echo: Echo
-    python: str
-    values: dict[str, Any]
-    device: str
-    out: Path
-    list_path: Path
-
-
-def _plan(study: _Study, runs: list[ModelRun], list_sha256: str) -> tuple[list[ModelResult], list[ModelResult]]:
-    """Every model's result, and those to run (not up to date, or --force)."""
-    results = [ModelResult(run) for run in runs]
-    pending: list[ModelResult] = []
-    for result in results:
-        if result.run.note:
-            study.echo(f"  note: {result.run.name}: {result.run.note}")
-        report_path = study.out / f"{result.run.name}.json"
-        reason = "--force" if study.opts.force else stale_reason(report_path, result.run, study.values,
-                                                                study.device, list_sha256, study.opts.rounds)
-        if reason is None:
-            result.status = "skipped"
-            study.echo(f"· {result.run.name}: up to date ({report_path}), skipped; --force re-runs it")
-        else:
-            result.reason = reason
-            pending.append(result)
-            if report_path.exists():
-                study.echo(f"· {result.run.name}: will re-run: {reason}")
-    return results, pending
+def _plan(study: _Study, key: str) -> engine.StudyPlan:
+    opts, values = study.opts, study.values
+    threads = study_config(values, str(study.out)).threads
+    turn_warmup = opts.turn_warmup if opts.turn_warmup is not None else engine.default_turn_warmup(threads,
+                                                                                                  study.device)
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    models = [engine.StudyModel(run.name, BenchConfig(**{**values, "weights": run.weights, "name": run.name,
+                                                         "out": str(study.out), "list_path": str(study.list_path),
+                                                         "use_benchmark_list": True}))
+              for run in study.runs]
+    return engine.StudyPlan(
+        models=models, baseline=study.baseline, work_dir=study.out / WORK_DIR,
+        workers_per_model=opts.workers_per_model, turn_warmup=turn_warmup, seed=opts.order_seed,
+        until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
+        max_time=opts.max_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
+        python=study.python, study_id=f"{key[:12]}-{stamp}")
 
 
-def _run_round(study: _Study, pending: list[ModelResult], round_k: int, progress: Progress) -> None:
-    """Each pending model once, in a fresh process; a failure is recorded and its later rounds are dropped."""
-    rounds = study.opts.rounds
-    for result in pending:
-        if result.status == "failed":
-            continue
-        target = study.out if rounds == 1 else study.out / ROUNDS_DIR / f"r{round_k}"
-        study.echo(progress.line(result.run.name, round_k, rounds))
-        job = run_child(bench_command(study.python, result.run, target, study.list_path, study.values), study.echo,
-                        study.opts.quiet, study.opts.model_timeout)
-        progress.finished(result.run.name, job.seconds)
-        result.seconds += job.seconds
-        result.exit_code = job.returncode
-        if job.ok:
-            result.round_reports.append(target / f"{result.run.name}.json")
-            study.echo(f"  ✓ {result.run.name} round {round_k}: {_median_text(result.round_reports[-1])} "
-                       f"({job.seconds:.1f} s)")
-        else:
-            result.status, result.error, result.stderr_tail = "failed", job.error, job.stderr_tail
-            progress.drop_model(result.run.name, progress.done)
-            study.echo(f"  ✗ {result.run.name} failed: {job.error}")
+def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:
+    return {"baseline": baseline, "workers_per_model": opts.workers_per_model, "until_decided": opts.until_decided,
+            "max_time": opts.max_time, "min_effect": opts.min_effect, "alpha": opts.alpha,
+            "turn_warmup": opts.turn_warmup, "order_seed": opts.order_seed}
 
 
-def _finish(study: _Study, result: ModelResult) -> None:
-    """A model that ran every round: its rounds merged into OUT/NAME.json (with several rounds), marked ok."""
-    if study.opts.rounds > 1:
-        try:
-            merged = merge_rounds([load_report(p) for p in result.round_reports], result.run.name)
-            write_report(merged, study.out / f"{result.run.name}.json")
-        except DetbenchError as exc:
-            result.status, result.error = "failed", str(exc)
-            study.echo(f"  ✗ {result.run.name} failed: {exc}")
-            return
-        rounds_text = ", ".join(f"{r['median_ms']:.2f}" for r in merged.rounds or [])
-        study.echo(f"✓ merged {study.opts.rounds} rounds of {result.run.name}: "
-                   f"{_median_text(study.out / f'{result.run.name}.json')} (round medians {rounds_text} ms)")
-    result.status = "ok"
-
-
-def _study(opts: AblationOptions, echo: Echo, python: str, values: dict[str, Any], device: str, out: Path,
-           runs: list[ModelRun], list_path: Path) -> int:
-    """The study itself, under the folder's lock: the list, resume decisions, the runs, the summary."""
-    study = _Study(opts, echo, python, values, device, out, list_path)
+def _study(study: _Study) -> int:
+    """Under the folder's lock: the list, the resume decision, the engine, the reports and the study file."""
+    out, echo = study.out, study.echo
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    start = time.monotonic()
-    outcome = prepare_list(runs, list_path, values, opts.reuse_list, echo)
-    results, pending = _plan(study, runs, outcome.blist.sha256)
-    progress = Progress([(k, result.run.name) for k in range(1, opts.rounds + 1) for result in pending])
-    summary_path = out / SUMMARY_NAME
+    clock = time.monotonic()
+    listed = prepare_list(study.runs, study.list_path, study.values, study.opts.reuse_list, echo)
+    key = study_key(study.runs, study_config(study.values, str(out)), study.device, listed.blist.sha256,
+                    design_of(study.opts, study.baseline))
+    reason = "--force" if study.opts.force else stale_reason(out, key, study.runs)
+    if reason is None:
+        echo(f"· the study in {out} is up to date ({out / STUDY_NAME}); --force runs it again")
+        return 0
+    echo(f"· running the study: {reason}")
+    for run in study.runs:
+        if run.note:
+            echo(f"  note: {run.name}: {run.note}")
+    plan = _plan(study, key)
+    shutil.rmtree(plan.work_dir, ignore_errors=True)
     try:
-        if opts.rounds > 1:
-            shutil.rmtree(out / ROUNDS_DIR, ignore_errors=True)
-        for round_k in range(1, opts.rounds + 1):
-            _run_round(study, pending, round_k, progress)
-        for result in pending:
-            if result.status != "failed":
-                _finish(study, result)
-        if opts.rounds > 1:
-            shutil.rmtree(out / ROUNDS_DIR, ignore_errors=True)
+        outcome = engine.run_study(plan, echo)
     except KeyboardInterrupt:
-        write_summary(summary_path, results, opts, out, device, outcome, started, time.monotonic() - start,
-                      "interrupted")
-        echo(f"interrupted: reports finished so far are kept; a re-run resumes ({summary_path})")
+        _write_study(study, plan, key, None, {}, started, time.monotonic() - clock, "interrupted", listed)
+        echo("interrupted: the workers were stopped; nothing of this study was written; run again to redo it")
         return 130
-    failed = [r for r in results if r.status == "failed"]
-    write_summary(summary_path, results, opts, out, device, outcome, started, time.monotonic() - start,
-                  "failed" if failed else "ok")
-    counts = {key: sum(r.status == key for r in results) for key in ("ok", "skipped", "failed")}
-    echo(f"ablation done in {_clock(time.monotonic() - start)}: {counts['ok']} benchmarked, {counts['skipped']} "
-         f"up to date, {counts['failed']} failed; summary: {summary_path}")
-    for result in failed:
-        echo(f"  ✗ {result.run.name} ({result.run.weights}): {result.error}")
+    failed = dict(outcome.failed)
+    written = _merge_reports(study, outcome, failed)
+    status = "failed" if failed else "ok"
+    _write_study(study, plan, key, outcome, failed, started, time.monotonic() - clock, status, listed)
+    if not failed:
+        shutil.rmtree(plan.work_dir, ignore_errors=True)
+    _print_verdicts(study, outcome, written, failed)
     return 1 if failed else 0
+
+
+def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str, str]) -> dict[str, Path]:
+    """OUT/NAME.json for every model whose workers all finished; a model that cannot be merged is failed."""
+    written: dict[str, Path] = {}
+    for run in study.runs:
+        if run.name in failed:
+            continue
+        parts = outcome.reports(run.name)
+        if len(parts) != outcome.plan.workers_per_model:
+            failed[run.name] = "a worker wrote no report"
+            continue
+        try:
+            merged = merge_workers([load_report(path) for path in parts], run.name)
+            merged.study["looks_at_rounds"] = [look["rounds"] for look in outcome.looks]
+            written[run.name] = write_report(merged, study.out / f"{run.name}.json")
+        except (DetbenchError, OSError) as exc:
+            failed[run.name] = str(exc)
+    return written
+
+
+def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engine.StudyOutcome | None,
+                 failed: dict[str, str], started: str, seconds: float, status: str, listed: Any) -> Path:
+    record: dict[str, Any] = {
+        "kind": STUDY_KIND, "status": status, "id": plan.study_id, "key": key, "started": started,
+        "seconds": round(seconds, 2), "out": str(study.out), "benchmark_list": str(listed.path),
+        "list_sha256": listed.blist.sha256, "device": study.device, "bench_settings": study.values,
+        "command": sys.argv, **plan.describe(),
+        "gpu_sharing": ("all workers share one GPU; only one computes at a time"
+                        if study.device.startswith("cuda") else None),
+        "models": [{"name": run.name, "weights": run.weights, "status": "failed" if run.name in failed else
+                    ("ok" if outcome else "interrupted"), "error": failed.get(run.name),
+                    "report": str(study.out / f"{run.name}.json"), "note": run.note or None} for run in study.runs],
+    }
+    if outcome is not None:
+        record.update(_outcome_record(outcome))
+    path = study.out / STUDY_NAME
+    try:
+        write_text_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise DetbenchError(f"--out {study.out}: writing {STUDY_NAME} failed ({exc.strerror}); the model reports "
+                            f"written so far are kept") from exc
+    return path
+
+
+def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
+    process = outcome.process
+    return {
+        "stop_reason": outcome.stop_reason, "rounds_done": outcome.rounds_done,
+        "turn_seconds": round(outcome.turn_seconds, 3), "looks": outcome.looks,
+        "comparisons": [result.as_dict() for result in outcome.results],
+        "process_spread": None if process is None else {
+            "variance_log": process.variance, "sd_pct": process.sd_pct, "excess_ratio": process.excess_ratio,
+            "df": process.df, "worker_offsets_pct": {name: [100.0 * value for value in offsets]
+                                                     for name, offsets in process.offsets.items()},
+            "meaning": "each worker's mean offset from its model's round means; excess_ratio near 1 means the "
+                       "processes differ no more than their noise explains"},
+        "workers": [{"worker": w.label, "pid": w.process.pid, "turns": len(w.turns), "log": str(w.log_path)}
+                    for w in outcome.workers],
+        "order": outcome.order,
+    }
+
+
+def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[str, Path],
+                    failed: dict[str, str]) -> None:
+    echo = study.echo
+    echo(f"study done: {outcome.rounds_done} rounds ({outcome.stop_reason}), {outcome.turn_seconds:.0f} s of turns; "
+         f"{len(written)} report(s), {len(failed)} failed; {study.out / STUDY_NAME}")
+    for result in outcome.results:
+        ci = result.ci_pct
+        shown = f"{result.delta_pct:+.1f} %" if result.delta_pct is not None else "n/a"
+        interval = f"[{ci[0]:+.1f}, {ci[1]:+.1f}] % at {100 * result.confidence:.2f} %" if ci else "no interval"
+        echo(f"  {result.model:<16} vs {result.baseline}: {shown:>9} {interval}  -> {result.verdict}"
+             + (f" ({result.reason})" if result.reason else ""))
+    for name, error in failed.items():
+        echo(f"  ✗ {name}: {error}")

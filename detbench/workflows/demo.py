@@ -5,7 +5,7 @@ The workspace (default `demo/`, git-ignored) holds:
   results/runs/{model}/seed0/weights/best.pt   the six zoo models as checkpoints whose train_args['data']
                               names the dataset (untrained; `--train-epochs N` trains them briefly instead,
                               which also writes results.csv, so accuracy joins the comparison)
-  results/bench/              one report per model, comparison.csv/.md, plots/*.png, ablation_summary.json
+  results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md, plots/*.png
 Everything is reused when present, and the benchmark resumes: a second run only re-prints the comparison.
 Untrained weights have no accuracy, so the comparison has no mAP column unless the models were trained.
 """
@@ -31,8 +31,9 @@ class DemoOptions:
     workspace: str = "demo"
     imgsz: int = 320
     warmup: int = 10
-    iters: int = 30
-    rounds: int = 3
+    iters: int = 40
+    workers_per_model: int = 1
+    max_time: float = 60.0
     train_epochs: int = 0
     threads: int | None = None
     device: str | None = None
@@ -46,11 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", default=defaults.workspace, help="folder to build and run in (default demo)")
     parser.add_argument("--imgsz", type=int, default=defaults.imgsz, help=f"input size (default {defaults.imgsz})")
     parser.add_argument("--warmup", type=int, default=defaults.warmup,
-                        help=f"warm-up iterations per round (default {defaults.warmup})")
+                        help=f"warm-up iterations per worker (default {defaults.warmup})")
     parser.add_argument("--iters", type=int, default=defaults.iters,
-                        help=f"timed iterations per round (default {defaults.iters})")
-    parser.add_argument("--rounds", type=int, default=defaults.rounds,
-                        help=f"interleaved rounds, each model in a fresh process (default {defaults.rounds})")
+                        help=f"timed samples per model at least (default {defaults.iters})")
+    parser.add_argument("--workers-per-model", "--workers_per_model", dest="workers_per_model", type=int,
+                        default=defaults.workers_per_model,
+                        help=f"worker processes per model (default {defaults.workers_per_model})")
+    parser.add_argument("--max-time", "--max_time", dest="max_time", type=float, default=defaults.max_time,
+                        help=f"seconds of turns before an undecided study stops (default {defaults.max_time:g})")
     parser.add_argument("--train-epochs", "--train_epochs", dest="train_epochs", type=int,
                         default=defaults.train_epochs,
                         help="train each model this many epochs with Ultralytics first, giving mAP (default 0: "
@@ -66,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
     return DemoOptions(workspace=args.workspace, imgsz=args.imgsz, warmup=args.warmup, iters=args.iters,
-                       rounds=args.rounds, train_epochs=args.train_epochs, threads=args.threads,
+                       workers_per_model=args.workers_per_model, max_time=args.max_time,
+                       train_epochs=args.train_epochs, threads=args.threads,
                        device=args.device, val_images=args.val_images, force=args.force,
                        models=tuple(m.strip() for m in (args.models or "").split(",") if m.strip()))
 
@@ -152,12 +157,12 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     echo("detbench demo: the six-model ablation study, offline")
     echo(f"  workspace   {workspace}/  (data/, results/runs/, results/bench/)")
     echo(f"  models      {' '.join(models)}")
-    echo(f"  settings    imgsz {opts.imgsz}, batch 1, warmup {opts.warmup}, iters {opts.iters} per round, "
-         f"{opts.rounds} round(s), {threads} thread(s), device {resolve_device(opts.device)}")
-    echo("              rounds run interleaved (A B C … A B C …), each model in a fresh process each round;")
-    echo("              with 3+ rounds the comparison tests differences between processes, not only within one.")
-    echo("              Fewer iterations than the specification's 50 warm-up / 300+ timed, to suit a CPU laptop;")
-    echo("              pass --warmup/--iters/--rounds for a longer run.")
+    echo(f"  settings    imgsz {opts.imgsz}, batch 1, warmup {opts.warmup}, at least {opts.iters} samples per "
+         f"model, {opts.workers_per_model} worker(s) per model, {threads} thread(s), device "
+         f"{resolve_device(opts.device)}")
+    echo("              the models' workers take turns in seeded random order until every comparison with the")
+    echo(f"              baseline is decided (faster / slower / equivalent), or {opts.max_time:g} s of turns;")
+    echo("              fewer samples than the specification's 300, to suit a CPU laptop.")
     echo(f"  dataset     synthetic, {opts.val_images} val images")
     echo(f"  training    {training}")
 
@@ -168,8 +173,9 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
 
     bench = {**bench_defaults(), "imgsz": opts.imgsz, "warmup": opts.warmup, "iters": opts.iters,
              "threads": opts.threads, "device": opts.device}
-    status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), rounds=opts.rounds,
-                                          force=opts.force, out=str(bench_dir), quiet=True, bench=bench), echo)
+    status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), force=opts.force,
+                                          out=str(bench_dir), quiet=True, bench=bench,
+                                          workers_per_model=opts.workers_per_model, max_time=opts.max_time), echo)
 
     # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare
