@@ -1,4 +1,4 @@
-"""`detbench ablate` against awkward folders, stale files, concurrent and killed studies, and models that overrun."""
+"""`detbench ablate` against awkward folders, stale files, concurrent and killed studies, and killed or hung workers."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from conftest import run_cli
 
 from detbench.errors import DetbenchError
 from detbench.report.schema import load_report
-from detbench.study.ablation import bench_command, discover_runs, run_child
+from detbench.study.channel import ChannelTimeout, LineReader
+from detbench.study.models import discover_runs
 from detbench.workflows.artifacts import save_untrained
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
-QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "3", "--threads", "1", "--quiet"]
+QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "20", "--threads", "1", "--quiet",
+         "--workers-per-model", "1", "--no-until-decided"]
 
 
 def _run_folder(runs: Path, name: str, checkpoint: Path) -> Path:
@@ -32,7 +34,7 @@ def _run_folder(runs: Path, name: str, checkpoint: Path) -> Path:
 
 @pytest.mark.parametrize("name, problem", [
     ("-x", r"starts with '-' \(it would be read as a flag\)"),
-    ("ablation_summary", r"is reserved for detbench's own files"),
+    ("study", r"is reserved for detbench's own files"),
     ("Benchmark_List", r"is reserved for detbench's own files"),
     ("m" * 250, r"is 250 bytes long, above 200"),
     ("bad\u2028name", r"holds the control or line-separator character"),
@@ -44,15 +46,6 @@ def test_run_folder_names_that_cannot_name_a_report_are_refused_up_front(tmp_pat
     with pytest.raises(DetbenchError, match=problem) as info:
         discover_runs(tmp_path / "runs")
     assert "rename its run folder" in str(info.value) and "\n" not in str(info.value)
-
-
-def test_values_starting_with_a_dash_stay_values_in_the_child_command(tmp_path):
-    from detbench.study.ablation import ModelRun, bench_defaults
-
-    command = bench_command(sys.executable, ModelRun("m", "-weird/best.pt"), tmp_path / "-out", tmp_path / "l.txt",
-                            {**bench_defaults(), "data": "-data.yaml"})
-    assert "--weights=-weird/best.pt" in command and f"--out={tmp_path / '-out'}" in command
-    assert "--data=-data.yaml" in command
 
 
 def test_weights_replaced_with_an_older_timestamp_are_benchmarked_again(tmp_path, yaml_checkpoint, dataset):
@@ -67,7 +60,7 @@ def test_weights_replaced_with_an_older_timestamp_are_benchmarked_again(tmp_path
     shutil.copy2(ghost, best)
     second = run_cli("ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "will re-run: the weights file's content differs from the report's (weights_sha256)" in second.stdout
+    assert "running the study: the models, weights, settings, list or design changed" in second.stdout
     assert load_report(out / "baseline.json").metadata.weights_sha256 != digest
 
 
@@ -104,7 +97,8 @@ def _wait_for(predicate, seconds: float) -> bool:
 def _slow_ablate(tmp_path: Path, dataset: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline", "--out", str(out),
                              "--data", str(dataset), "--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters",
-                             "1000000", "--time-budget", "86400", "--threads", "1", "--quiet"], cwd=tmp_path,
+                             "1000000", "--time-budget", "86400", "--threads", "1", "--quiet", "--no-until-decided"],
+                            cwd=tmp_path,
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -131,30 +125,69 @@ def test_a_second_study_in_one_folder_is_refused_and_killed_studies_leave_no_orp
     assert third.returncode == 0, third.stderr  # the kernel released the lock with the killed process
 
 
-def test_a_model_that_overruns_its_time_is_stopped_recorded_and_the_rest_go_on(tmp_path, dataset):
+def _worker_pid(log: Path) -> int | None:
+    """The pid a study worker wrote at the top of its log."""
+    try:
+        first = log.read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(first.rsplit("pid ", 1)[1]) if "pid " in first else None
+
+
+def test_a_killed_worker_is_named_and_the_other_models_go_on(tmp_path, dataset):
     out = tmp_path / "bench"
-    command = [sys.executable, "-m", "detbench.cli", "bench", "--weights=baseline", "--name=slow", f"--out={out}",
-               f"--data={dataset}", "--device=cpu", "--imgsz=64", "--warmup=1", "--iters=1000000", "--threads=1",
-               "--time-budget=86400"]
-    start = time.monotonic()
-    job = run_child(command, echo=lambda line: None, quiet=True, timeout=15)
-    assert time.monotonic() - start < 40
-    assert not job.ok and job.error == "stopped after --model-timeout 15 s (the model's run did not finish in time)"
-    assert not (out / "slow.json").exists()
+    study = subprocess.Popen([sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline,ghost", "--out",
+                              str(out), "--data", str(dataset), "--device", "cpu", "--imgsz", "64", "--warmup", "1",
+                              "--iters", "100000", "--threads", "1", "--no-until-decided", "--workers-per-model", "1",
+                              "--time-budget", "86400"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        log = out / ".study" / "ghost.w0.log"
+        assert _wait_for(lambda: log.is_file() and "GFLOPs" in log.read_text(errors="replace"), 120)
+        time.sleep(5)  # loaded: the workers warm up and take turns now
+        ghost = _worker_pid(log)
+        assert ghost is not None and _alive(ghost)
+        os.kill(ghost, signal.SIGKILL)
+        time.sleep(3)  # baseline goes on alone
+        study.send_signal(signal.SIGINT)
+        stdout, stderr = study.communicate(timeout=60)
+    finally:
+        if study.poll() is None:
+            study.kill()
+            study.communicate(timeout=30)
+    assert "✗ ghost failed (worker 0): killed by signal 9" in stdout, stdout + stderr
+    assert study.returncode == 130 and "interrupted" in stdout
+    assert not (out / "baseline.json").exists()  # an interrupted study writes no report
 
 
-def test_rounds_folder_that_is_a_symlink_is_refused(tmp_path, dataset):
+def test_a_worker_that_does_not_answer_is_given_up_on_at_its_deadline():
+    read_fd, write_fd = os.pipe()
+    try:
+        start = time.monotonic()
+        with pytest.raises(ChannelTimeout, match="no answer within 0.3 s"):
+            LineReader(read_fd).read(0.3)
+        assert time.monotonic() - start < 5
+        os.write(write_fd, b'{"ms": 1.5}\n{"partial"')
+        reader = LineReader(read_fd)
+        assert reader.read(1.0) == {"ms": 1.5}
+        with pytest.raises(ChannelTimeout):
+            reader.read(0.2)  # half a line is not an answer
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_work_folder_that_is_a_symlink_is_refused(tmp_path, dataset):
     out = tmp_path / "bench"
     out.mkdir()
-    (out / ".rounds").symlink_to(tmp_path)
-    result = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), "--rounds", "2",
-                     *QUICK, cwd=tmp_path)
-    assert result.returncode == 2 and ".rounds is a symlink" in result.stderr
+    (out / ".study").symlink_to(tmp_path)
+    result = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
+    assert result.returncode == 2 and ".study is a symlink" in result.stderr
 
 
 def test_a_folder_where_a_result_file_goes_is_refused_up_front(tmp_path, dataset):
     out = tmp_path / "bench"
-    (out / "ablation_summary.json").mkdir(parents=True)
+    (out / "study.json").mkdir(parents=True)
     result = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "ablation_summary.json exists and is not a regular file" in result.stderr
+    assert "study.json exists and is not a regular file" in result.stderr

@@ -106,6 +106,7 @@ def serve(channel: WorkerEnd) -> int:
 
     start = channel.receive()["start"]
     cfg = BenchConfig.from_dict(start["config"])
+    _stderr(f"study worker {start['worker']} of {cfg.name}: pid {os.getpid()}")
     server = TurnServer(channel, int(start["turn_warmup"]))
     report, _ = run_bench(cfg, echo=_stderr, argv=list(start["command"]), write=False, loop=server.loop)
     report.samples.round = server.rounds

@@ -1,0 +1,130 @@
+"""The paired analysis of an interleaved study, on simulated studies whose true answer is known.
+
+The simulator draws what this machine showed: drift that moves every model
+alike, AR(1) noise that carries over from one turn to the next, bursts that
+slow a run of consecutive turns by 40 %, and (optionally) a per-process offset.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detbench.stats import paired
+
+
+def simulate(rng: np.random.Generator, effects: dict[str, float], rounds: int, workers: int = 2, phi: float = 0.5,
+             sigma: float = 0.05, burst_p: float = 0.01, process_sd: float = 0.0) -> dict[str, list[dict[int, float]]]:
+    """Each model's workers' {round: latency}; latency = 10 ms * (1 + effect) * exp(noise)."""
+    series = {name: [{} for _ in range(workers)] for name in effects}
+    offsets = {name: rng.normal(0.0, process_sd, workers) for name in effects}
+    drift = np.cumsum(rng.normal(0.0, 0.005, rounds))
+    state, burst_left = 0.0, 0
+    for r in range(rounds):
+        turns = [(name, w) for name in effects for w in range(workers)]
+        for k in rng.permutation(len(turns)):
+            name, w = turns[k]
+            state = phi * state + rng.normal(0.0, sigma * math.sqrt(1 - phi ** 2))
+            if burst_left == 0 and rng.random() < burst_p:
+                burst_left = 8
+            burst = 0.4 if burst_left else 0.0
+            burst_left = max(0, burst_left - 1)
+            log_latency = math.log(10.0 * (1.0 + effects[name])) + drift[r] + offsets[name][w] + state + burst
+            series[name][w][r] = math.exp(log_latency)
+    return series
+
+
+def trials(effect: float, n: int, seed: int, rounds: int = 100, **options) -> tuple[float, dict[str, int]]:
+    """Coverage of the true log ratio and the verdict counts over n simulated two-model studies (one look)."""
+    rng = np.random.default_rng(seed)
+    covered, verdicts = 0, {}
+    for _ in range(n):
+        data = simulate(rng, {"base": 0.0, "m": effect}, rounds, **options)
+        result = paired.analyse_look(data, "base", 0.05, 0.02, rounds).results[0]
+        low, high = result.ci_log
+        covered += low <= math.log1p(effect) <= high
+        verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+    return covered / n, verdicts
+
+
+def test_a_a_pairs_are_almost_never_called_faster_or_slower():
+    coverage, verdicts = trials(0.0, 200, seed=1)
+    assert verdicts.get(paired.FASTER, 0) + verdicts.get(paired.SLOWER, 0) <= 4  # at most 2 %, alpha is 5 %
+    assert coverage >= 0.92
+
+
+@pytest.mark.parametrize("effect, verdict", [(0.05, paired.SLOWER), (-0.05, paired.FASTER)])
+def test_a_true_five_percent_difference_is_found_and_covered(effect, verdict):
+    coverage, verdicts = trials(effect, 150, seed=2, rounds=200, sigma=0.03)
+    assert verdicts.get(verdict, 0) >= 0.9 * 150, verdicts
+    assert sum(count for name, count in verdicts.items() if name not in (verdict, paired.UNDECIDED)) == 0
+    assert coverage >= 0.92
+
+
+def test_process_luck_widens_the_interval_instead_of_making_false_claims():
+    coverage, verdicts = trials(0.0, 150, seed=3, process_sd=0.02)
+    assert verdicts.get(paired.FASTER, 0) + verdicts.get(paired.SLOWER, 0) <= 0.05 * 150
+    assert coverage >= 0.85  # the variance component is estimated from 2 workers per model: approximately right
+    spread = paired.process_spread(simulate(np.random.default_rng(4), {"a": 0, "b": 0, "c": 0}, 200,
+                                            process_sd=0.05, sigma=0.02))
+    assert spread.variance > 0 and spread.excess_ratio > 3 and spread.df == 3
+
+
+def test_zero_variance_is_undecided_with_its_reason_not_a_p_of_zero():
+    constant = [{r: 10.0 for r in range(50)}]
+    look = paired.analyse_look({"base": constant, "m": constant}, "base", 0.05, 0.02, 50)
+    result = look.results[0]
+    assert result.verdict == paired.UNDECIDED and result.p_value is None and "zero variance" in result.reason
+
+
+def test_too_few_rounds_give_no_interval_and_say_so():
+    short = [{r: 10.0 + r % 3 for r in range(10)}]
+    result = paired.analyse_look({"base": short, "m": short}, "base", 0.05, 0.02, 10).results[0]
+    assert result.ci_log is None and result.verdict == paired.UNDECIDED and "too few" in result.reason
+
+
+def test_holm_tests_the_smallest_p_at_alpha_over_m_and_stops_at_the_first_failure():
+    rng = np.random.default_rng(5)
+    data = simulate(rng, {"base": 0.0, "big": 0.5, "none": 0.0, "mid": 0.08}, 200, sigma=0.02)
+    results = {r.model: r for r in paired.analyse_look(data, "base", 0.05, 0.02, 200).results}
+    assert results["big"].verdict == paired.SLOWER and results["big"].confidence == pytest.approx(1 - 0.05 / 3)
+    levels = sorted(r.confidence for r in results.values())
+    assert levels == pytest.approx([1 - 0.05 / 1, 1 - 0.05 / 2, 1 - 0.05 / 3])
+    for result in results.values():  # every verdict agrees with the interval shown next to it
+        low, high = result.ci_log
+        margin = math.log1p(0.02)
+        expected = (paired.SLOWER if low > margin else paired.FASTER if high < -margin
+                    else paired.EQUIVALENT if -margin < low and high < margin else paired.UNDECIDED)
+        assert result.verdict in (expected, paired.UNDECIDED)
+
+
+def test_a_verdict_is_final_at_its_first_look_and_replay_reaches_the_same_verdicts():
+    rng = np.random.default_rng(6)
+    data = simulate(rng, {"base": 0.0, "p2": 0.6, "same": 0.0}, 160, sigma=0.04)
+    results = None
+    for count in (40, 64, 102, 160):
+        upto = {name: [{r: v for r, v in w.items() if r < count} for w in workers] for name, workers in data.items()}
+        results = paired.merge_looks(results, paired.analyse_look(upto, "base", 0.05 / 6, 0.02, count))
+    p2 = next(r for r in results if r.model == "p2")
+    assert p2.verdict == paired.SLOWER and p2.decided_at_round == 40 and p2.n_rounds == 40
+    replayed = paired.replay(data, "base", 0.05, 0.02, [40, 64, 102, 160], planned_looks=6)
+    assert [r.as_dict() for r in replayed] == [r.as_dict() for r in results]
+
+
+def test_worker_series_rebuilds_each_workers_rounds_from_a_reports_lists():
+    series = paired.worker_series([5.0, 6.0, 7.0, 8.0], [0, 1, 0, 1], [0, 0, 1, 1])
+    assert series == [{0: 5.0, 1: 6.0}, {0: 7.0, 1: 8.0}]
+
+
+def test_separate_runs_get_a_ratio_and_no_verdict():
+    result = paired.untested("m", "base", 12.0, 10.0)
+    assert result.verdict == paired.UNTESTED and result.ci_log is None
+    assert result.delta_pct == pytest.approx(20.0) and "separate runs" in result.reason
+
+
+def test_batch_means_use_every_value_and_need_four_batches():
+    assert paired.batch_means(list(range(19))) is None
+    estimate = paired.batch_means([float(x) for x in range(103)])
+    assert estimate.batches == 20 and estimate.df == 19 and estimate.mean == pytest.approx(51.0)
