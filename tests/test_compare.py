@@ -1,10 +1,10 @@
-"""`detbench compare`: deltas, grouping, significance (real benchmarks), accuracy join, tables, plots."""
+"""`detbench compare`: deltas, grouping, verdicts (paired within a study, untested across runs), accuracy, tables,
+plots. The study itself runs end to end in test_ablation.py."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +14,10 @@ from detbench.comparison.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_e
 from detbench.comparison.analysis import build_comparison, load_entries, report_files
 from detbench.comparison.plots import pareto_front, write_plots
 from detbench.comparison.run import run_compare
-from detbench.report.model import Report
-from detbench.report.schema import load_report, write_report
-from detbench.stats import significance as sig
+from detbench.errors import DetbenchError
+from detbench.report.model import SCHEMA_VERSION
+from detbench.report.schema import validate_report, write_report
 from detbench.stats.summary import summarize
-from detbench.workflows.artifacts import save_untrained
-
-BENCH = ["--device", "cpu", "--imgsz", "128", "--warmup", "3", "--iters", "25", "--threads", "1"]
-ROUNDS = (1, 2, 3, 4, 5)
-
 
 # ---------------------------------------------------------------- synthetic reports
 
@@ -79,64 +74,55 @@ def captured(**kwargs) -> tuple[int, list[str], list[str]]:
     return code, lines, warnings
 
 
-# ---------------------------------------------------------------- statistics units
+# ---------------------------------------------------------------- verdicts
 
-def test_holm_adjusts_step_down_and_keeps_input_order():
-    assert sig.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert sig.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
-    assert sig.holm([0.02]) == [0.02]
-    assert sig.holm([]) == []
-
-
-def test_decide_needs_both_small_holm_p_and_minimum_effect():
-    pairs = [sig.PairTest("t", 0.001, 0.10, 0.08, 0.12, 30, 30),  # big, clear
-             sig.PairTest("t", 0.001, 0.01, 0.005, 0.015, 30, 30),  # clear but below 2 %
-             sig.PairTest("t", 0.03, 0.20, -0.1, 0.5, 30, 30),  # big, p < 0.05 alone, but not after Holm
-             sig.PairTest("t", 0.03, -0.20, -0.5, 0.1, 30, 30),
-             sig.PairTest(None, None, None, None, None, 1, 30, reason="few")]
-    verdicts = sig.decide(pairs, alpha=0.05, min_effect=0.02)
-    assert [v.mark for v in verdicts] == ["*", "n.s.", "n.s.", "n.s.", "n/a"]
-    assert [v.p_holm for v in verdicts] == pytest.approx([0.004, 0.004, 0.06, 0.06, None])
-    wide = sig.PairTest("t", 0.001, 0.10, -0.01, 0.30, 30, 30)  # small p, but the CI allows no change
-    assert [v.mark for v in sig.decide([wide, pairs[0]], alpha=0.05, min_effect=0.02)] == ["n.s.", "*"]
+def study_report(name: str, factor: float, rounds: int = 60, study_id: str = "s1", seed: int = 0) -> dict:
+    """A report as an interleaved study writes it: two workers, one sample per round each, with pairing lists."""
+    rng = np.random.default_rng(seed)
+    drift = np.cumsum(np.random.default_rng(99).normal(0, 0.01, rounds))  # shared by every model of the study
+    latency, round_index, worker = [], [], []
+    for w in (0, 1):
+        for r in range(rounds):
+            latency.append(float(10.0 * factor * np.exp(drift[r] + rng.normal(0, 0.02))))
+            round_index.append(r)
+            worker.append(w)
+    report = make_report(name, latency)
+    report["schema_version"] = SCHEMA_VERSION
+    report["samples"].update(round=round_index, worker=worker)
+    report["study"] = {"id": study_id, "baseline": "baseline", "planned_looks": [rounds], "looks_at_rounds": [rounds]}
+    return report
 
 
-def test_rounds_test_uses_spread_between_rounds():
-    same = sig.rounds_pair([10.0, 10.4, 9.8], [10.1, 9.9, 10.3])
-    assert same.test == sig.TEST_ROUNDS and same.p_value > 0.5 and same.ci_low < 0 < same.ci_high
-    slower = sig.rounds_pair([10.0, 10.4, 9.8], [15.0, 15.3, 14.8])
-    assert slower.p_value < 0.001 and slower.effect == pytest.approx(0.5, abs=0.02)
-    assert slower.ci_low < slower.effect < slower.ci_high
+def test_reports_of_one_study_get_paired_verdicts_and_separate_runs_get_none(tmp_path):
+    for name, factor, seed in (("baseline", 1.0, 1), ("p2", 1.6, 2), ("twin", 1.0, 3)):
+        save(tmp_path / "study", study_report(name, factor, seed=seed))
+    comparison = build_comparison(load_entries(report_files([tmp_path / "study"]), print))
+    rows = {row.name: row for row in comparison.groups[0].rows}
+    assert comparison.groups[0].study_id == "s1"
+    assert rows["p2"].verdict.verdict == "slower" and 55 < rows["p2"].verdict.delta_pct < 65
+    low, high = rows["p2"].verdict.ci_pct
+    assert 2 < low < 60 < high
+    assert rows["twin"].verdict.verdict in ("equivalent", "undecided")
+    # the same samples in a report from another study (or a plain bench run): no pairing, no verdict
+    save(tmp_path / "mixed", study_report("baseline", 1.0, seed=1))
+    save(tmp_path / "mixed", study_report("p2", 1.6, seed=2, study_id="s2"))
+    mixed = build_comparison(load_entries(report_files([tmp_path / "mixed"]), print))
+    (row,) = [r for r in mixed.groups[0].rows if r.name == "p2"]
+    assert mixed.groups[0].study_id is None and row.verdict.verdict == "untested" and row.verdict.ci_pct is None
+    code, lines, _ = captured(report_paths_or_dir=tmp_path / "mixed")
+    assert code == 0 and "untested" in table_row(lines, "Params Δ", "p2")
+    assert any("separate runs" in line for line in lines)
 
 
-def test_interleaved_rounds_are_paired_so_common_drift_cancels():
-    base, model = [22.3, 14.8, 15.3], [45.1, 33.1, 33.6]  # round 1 slow for both models
-    paired = sig.paired_rounds(base, model)
-    assert paired.test == sig.TEST_PAIRED and paired.p_value < 0.01
-    assert paired.effect == pytest.approx(1.15, abs=0.05) and paired.ci_low > 0
-    same = sig.paired_rounds(base, [22.0, 15.1, 15.0])
-    assert same.p_value > 0.3 and same.ci_low < 0 < same.ci_high
-    times = ["2026-01-01T10:00:00", "2026-01-01T10:01:00", "2026-01-01T10:02:00"]
-    shifted = ["2026-01-01T10:00:30", "2026-01-01T10:01:30", "2026-01-01T10:02:30"]
-    assert sig.interleaved(times, shifted)
-    later = ["2026-01-01T11:00:00", "2026-01-01T11:01:00", "2026-01-01T11:02:00"]
-    assert not sig.interleaved(times, later)  # one model re-run an hour later: not paired
-    assert not sig.interleaved(times, shifted[:2]) and not sig.interleaved(times, [None, None, None])
-
-
-def test_round_tests_report_an_infinite_change_instead_of_overflowing():
-    for test in (sig.rounds_pair, sig.paired_rounds):
-        pair = test([1e-300, 1e-300, 2e-300], [1e12, 1e12, 1.1e12])
-        assert pair.effect == math.inf and pair.ci_high == math.inf and pair.p_value < 0.01
-
-
-def test_samples_test_bootstraps_ratio_of_medians():
-    rng = np.random.default_rng(3)
-    base, other = rng.normal(10, 0.3, 200), rng.normal(11, 0.3, 200)
-    pair = sig.samples_pair(base, other)
-    assert pair.test == sig.TEST_SAMPLES and pair.p_value < 1e-20
-    assert pair.ci_low < pair.effect < pair.ci_high and 0.08 < pair.effect < 0.12
-    assert sig.samples_pair([1.0, 2.0], [1.0, 2.0, 3.0]).test is None
+def test_a_studys_pairing_lists_must_match_its_samples(tmp_path):
+    report = study_report("baseline", 1.0)
+    report["samples"]["round"] = report["samples"]["round"][:-1]
+    with pytest.raises(DetbenchError, match="samples.round is not one entry per latency sample"):
+        validate_report(report, "r.json")
+    report = study_report("baseline", 1.0)
+    report["samples"]["worker"][0] = 10**9
+    with pytest.raises(DetbenchError, match="samples.worker holds values that are not integers"):
+        validate_report(report, "r.json")
 
 
 # ---------------------------------------------------------------- deltas and tables
@@ -154,11 +140,11 @@ def test_deltas_against_baseline_and_sorting(tmp_path):
     p95 = f"{np.percentile(spread(4.5), 95):.2f}"
     assert table_row(lines, "Params (M)", "ghost")[1:7] == ["3.00", "8.00", "4.50", p95, "222.2", "450.0"]
     ghost = table_row(lines, "Params Δ", "ghost")
-    assert ghost[1:5] == ["-25.0", "-10.0", "11.1", "-10.0"] and ghost[-1] == "*"
+    assert ghost[1:5] == ["-25.0", "-10.0", "11.1", "-10.0"] and ghost[-1] == "untested"  # separate runs
     assert table_row(lines, "Params Δ", "baseline")[1:5] == ["0.0"] * 4
     p2 = table_row(lines, "Params Δ", "p2")
-    assert p2[2] == "0.5" and p2[-1] == "n.s."  # below the 2 % minimum effect
-    assert any("Mann-Whitney U" in line for line in lines)
+    assert p2[2] == "0.5" and p2[-1] == "untested"
+    assert any("separate runs" in line for line in lines)
 
     comparison = build_comparison(load_entries(report_files([tmp_path]), print))
     rows = {row.name: row for row in comparison.groups[0].rows}
@@ -249,13 +235,13 @@ def test_missing_baseline_is_one_clear_line_and_baseline_flag_works(tmp_path, cl
     with open(tmp_path / "out" / "cmp.csv", newline="") as handle:
         rows = {row["model"]: row for row in csv.DictReader(handle)}
     assert float(rows["yolov8s"]["latency_delta_pct"]) == pytest.approx(80.0)
-    assert rows["yolov8s"]["significant"] == "yes" and rows["yolov8n"]["significant"] == "baseline"
-    assert float(rows["yolov8s"]["p_holm"]) < 0.05 and rows["yolov8s"]["test"] == sig.TEST_SAMPLES
+    assert rows["yolov8s"]["verdict"] == "untested" and rows["yolov8n"]["verdict"] == "baseline"
+    assert rows["yolov8s"]["statistic"] == "ratio of medians" and rows["yolov8s"]["p_value"] == ""
     assert "mAP50" not in rows["yolov8s"]  # no run folder: no accuracy columns
     markdown = (tmp_path / "out" / "cmp.md").read_text()
-    assert "| yolov8s | 3.00 | 8.00 | 9.00 |" in markdown and "| 80.0* |" in markdown
+    assert "| yolov8s | 3.00 | 8.00 | 9.00 |" in markdown and "| 80.0 | - | untested |" in markdown
     latex = (tmp_path / "out" / "cmp.tex").read_text()
-    assert r"\toprule" in latex and r"80.0\textsuperscript{*}" in latex and r"$\Delta$ Latency (\%)" in latex
+    assert r"\toprule" in latex and "80.0 & - & untested" in latex and r"$\Delta$ Params (\%)" in latex
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
@@ -352,83 +338,3 @@ def test_plots_are_written_as_png(tmp_path):
     assert sorted(p.name for p in paths) == ["latency_bars.png", "latency_vs_gflops.png", "latency_vs_map.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-
-
-# ---------------------------------------------------------------- real measurements on this machine
-
-def merge_rounds(paths: list[Path], name: str) -> Report:
-    """What `detbench ablate --rounds K` keeps: per-round medians (with their times) and all samples."""
-    from detbench.study.ablation import merge_rounds as merge
-
-    return merge([load_report(p) for p in paths], name)
-
-
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory, yaml_checkpoint, dataset):
-    """YOLOv8n under two names (a, b) and YOLOv8s (s), 5 rounds of fresh processes in rotating order."""
-    from conftest import run_cli
-
-    root = tmp_path_factory.mktemp("measured")
-    v8s = save_untrained("yolov8s.yaml", root / "yolov8s.pt", dataset)
-    weights = {"a": yaml_checkpoint, "b": yaml_checkpoint, "s": v8s}
-    shared_list = root / "benchmark_list.txt"
-    orders = [["a", "s", "b"], ["s", "b", "a"], ["b", "a", "s"], ["a", "b", "s"], ["s", "a", "b"]]
-    for k, order in enumerate(orders, start=1):
-        for name in order:
-            reuse = ["--use_benchmark_list"] if shared_list.exists() else []
-            result = run_cli("bench", "--weights", str(weights[name]), "--name", name, "--out", str(root / f"r{k}"),
-                             "--list", str(shared_list), *reuse, *BENCH)
-            assert result.returncode == 0, result.stderr
-    return root
-
-
-@pytest.mark.slow
-def test_same_checkpoint_under_two_names_is_not_significant(measured, tmp_path):
-    for name in ("a", "b"):
-        merged = merge_rounds([measured / f"r{k}" / f"{name}.json" for k in ROUNDS], name)
-        write_report(merged, tmp_path / f"{name}.json")
-    _, lines, _ = captured(report_paths_or_dir=tmp_path, baseline="a", output=tmp_path / "c.csv")
-    b = table_row(lines, "Params Δ", "b")
-    assert b[-1] == "n.s.", "\n".join(lines)
-    assert any(sig.TEST_PAIRED in line for line in lines)  # the rounds were interleaved
-    with open(tmp_path / "c.csv", newline="") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["model"] == "b")
-    assert row["test"] == sig.TEST_PAIRED and row["significant"] == "no"
-
-
-NOISE_LIMIT = 0.5  # SD over rounds of log(v8s / v8n) above which 5 rounds cannot resolve a ~2x difference
-
-
-def process_noise(measured: Path) -> tuple[float, dict[str, list[float]]]:
-    """SD over the rounds of log(s / a): the noise that drift common to both models (a slow round) does not explain."""
-    medians = {n: [load_report(measured / f"r{k}" / f"{n}.json").latency.median_ms for k in ROUNDS]
-               for n in "abs"}
-    return float(np.std(np.log(medians["s"]) - np.log(medians["a"]), ddof=1)), medians
-
-
-def skip_if_busy(measured: Path) -> None:
-    noise, medians = process_noise(measured)
-    if noise > NOISE_LIMIT:  # another workload owns the CPU: 5 processes per model cannot resolve 2x now
-        shown = "; ".join(f"{n}: {', '.join(f'{x:.1f}' for x in m)}" for n, m in medians.items())
-        pytest.skip(f"machine too busy: the v8s/v8n ratio varies by {100 * noise:.0f} % across rounds (limit "
-                    f"{100 * NOISE_LIMIT:.0f} %; {shown} ms)")
-
-
-def test_yolov8n_against_yolov8s_is_significant_from_one_process_each(measured, cli):
-    result = cli("compare", str(measured / "r1" / "a.json"), str(measured / "r1" / "s.json"), "--baseline", "a")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    s = table_row(lines, "Params Δ", "s")
-    assert s[-1] == "*" and float(s[2]) > 20 and float(s[1]) > 200, result.stdout  # slower, ~3.5x the params
-    assert sig.TEST_SAMPLES in result.stdout
-
-
-def test_yolov8n_against_yolov8s_is_significant_across_rounds(measured, tmp_path):
-    skip_if_busy(measured)
-    for name in ("a", "s"):
-        write_report(merge_rounds([measured / f"r{k}" / f"{name}.json" for k in ROUNDS], name),
-                     tmp_path / f"{name}.json")
-    _, lines, _ = captured(report_paths_or_dir=tmp_path, baseline="a")
-    s = table_row(lines, "Params Δ", "s")
-    assert s[-1] == "*" and float(s[5]) > 20, "\n".join(lines)
-    assert any(sig.TEST_PAIRED in line for line in lines)

@@ -30,8 +30,8 @@ from detbench.errors import DetbenchError
 from detbench.names import bad_characters
 from detbench.report.model import Report
 from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report, validate_report
-from detbench.stats import significance as sig
-from detbench.study.ablation import merge_rounds
+from detbench.stats import paired
+from detbench.study.merge import merge_workers
 
 HOSTILE_NAMES = ['=HYPERLINK("http://x")', "a|b", "<img src=x onerror=alert(1)>", "x\ny", "[evil]", "\x1b[31mred",
                  r"$\frac{1}{0}$", "u\u2028v", "n\x85m", "+1", "@SUM(A1)", "-2", "\tz", "\rw", "*star", "a\\b&c%_{}~^#"]
@@ -52,14 +52,17 @@ def real_report(tmp_path_factory, dataset) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rounds_report(real_report) -> dict[str, Any]:
-    """The real report run as three interleaved rounds, merged as `detbench ablate --rounds 3` does."""
-    rounds = []
-    for k in range(3):
-        one = variant(real_report, "baseline", 1.0 + 0.01 * k)
-        one["metadata"]["timestamp"] = f"2026-01-01T10:0{k}:00+00:00"
-        rounds.append(one)
-    return merge_rounds([Report.from_dict(r) for r in rounds], "baseline").to_dict()
+def study_report(real_report) -> dict[str, Any]:
+    """The real report as two workers of an interleaved study took it (24 rounds), merged as `ablate` does."""
+    real = real_report["samples"]["latency_ms"]
+    parts = []
+    for worker in range(2):
+        part = copy.deepcopy(real_report)
+        part["samples"] = {"latency_ms": [real[i % len(real)] * (1 + 0.01 * ((i + worker) % 7)) for i in range(24)],
+                           "round": list(range(24))}
+        part["study"] = {"id": "study-1", "baseline": "baseline", "planned_looks": [24], "looks_at_rounds": [24]}
+        parts.append(Report.from_dict(part))
+    return merge_workers(parts, "baseline").to_dict()
 
 
 def variant(report: dict[str, Any], name: str, scale: float = 1.0) -> dict[str, Any]:
@@ -235,9 +238,9 @@ def mutated(report: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
     return changed
 
 
-def test_every_field_of_a_report_made_wrong_is_skipped_or_compared(tmp_path, rounds_report):
-    """Each field of a real report (with rounds) set to each wrong value: a warning naming the file, or a row."""
-    base = rounds_report
+def test_every_field_of_a_report_made_wrong_is_skipped_or_compared(tmp_path, study_report):
+    """Each field of a real study report set to each wrong value: a warning naming the file, or a row."""
+    base = study_report
     folder = tmp_path / "bench"
     put(folder, "baseline.json", base)
     other = variant(base, "other", 1.1)
@@ -273,8 +276,9 @@ def _at(report: dict[str, Any], path: tuple) -> Any:
 REPRESENTATIVE = [
     (("inputs",), None), (("settings",), []), (("samples",), "x"), (("environment",), [1]),
     (("metadata", "imgsz"), "640"), (("metadata", "batch"), 0), (("metadata", "weights"), {"p": 1}),
-    (("metadata", "device"), ["cpu"]), (("metadata", "model_name"), 7), (("rounds",), {"a": 1}),
-    (("rounds", 0), "r"), (("rounds", 0, "median_ms"), -3.0), (("model_complexity",), []),
+    (("metadata", "device"), ["cpu"]), (("metadata", "model_name"), 7), (("study",), [1]),
+    (("samples", "round"), [0]), (("samples", "worker", 0), -1), (("study", "looks_at_rounds"), [0]),
+    (("study", "id"), ["x"]), (("model_complexity",), []),
     (("model_complexity", "gflops"), -1), (("throughput",), 1), (("throughput", "fps_mean"), "fast"),
     (("memory",), None), (("memory", "peak_rss_MB"), 1e300), (("statistics",), "x"), (("pipeline",), [1]),
     (("gpu",), "H200"), (("warnings",), "noisy"), (("notes",), [1, 2]), (("latency", "median_ms"), 0),
@@ -283,11 +287,11 @@ REPRESENTATIVE = [
 ]
 
 
-def test_representative_bad_reports_in_one_folder_from_the_command_line(tmp_path, rounds_report):
+def test_representative_bad_reports_in_one_folder_from_the_command_line(tmp_path, study_report):
     folder = tmp_path / "bench"
-    put(folder, "baseline.json", rounds_report)
-    put(folder, "fine.json", variant(rounds_report, "fine", 1.2))
-    bad = [put(folder, f"bad{i:02d}.json", mutated(variant(rounds_report, f"bad{i}"), path, value))
+    put(folder, "baseline.json", study_report)
+    put(folder, "fine.json", variant(study_report, "fine", 1.2))
+    bad = [put(folder, f"bad{i:02d}.json", mutated(variant(study_report, f"bad{i}"), path, value))
            for i, (path, value) in enumerate(REPRESENTATIVE)]
     result = run_cli("compare", str(folder), "--format", "md", "--format", "latex", "--plots",
                      str(tmp_path / "plots"), cwd=tmp_path)
@@ -302,14 +306,13 @@ def test_representative_bad_reports_in_one_folder_from_the_command_line(tmp_path
 
 
 def test_extreme_values_within_the_limits_are_compared_and_plotted(tmp_path, real_report):
-    """Latencies of 1 ns against 1e12 ms (with rounds), zero memory and GFLOPs: no overflow, warning or error."""
+    """Latencies of 1 ns against 1e12 ms, zero memory and GFLOPs: no overflow, warning or error."""
     folder = tmp_path / "bench"
     for name, value in (("baseline", MIN_LATENCY_MS), ("other", MAX_MEASURE)):
         report = variant(real_report, name)
         report["latency"].update(dict.fromkeys(("mean_ms", "median_ms", "p50_ms", "p95_ms", "p99_ms", "min_ms",
                                                 "max_ms"), value), std_ms=0.0)
         report["samples"]["latency_ms"] = [value] * 5
-        report["rounds"] = [{"median_ms": value, "timestamp": f"2026-01-01T10:0{k}:00"} for k in range(3)]
         report["throughput"] = {"fps_mean": 1e-300 if name == "baseline" else MAX_MEASURE, "fps_p50": None}
         report["memory"]["peak_rss_MB"] = 0.0 if name == "baseline" else MAX_MEASURE
         report["model_complexity"].update(gflops=0.0 if name == "baseline" else MAX_MEASURE, params_M=MAX_MEASURE)
@@ -321,7 +324,7 @@ def test_extreme_values_within_the_limits_are_compared_and_plotted(tmp_path, rea
                     echo=lines.append, warn=pytest.fail)
     with open(tmp_path / "c.csv", newline="") as handle:
         other = next(row for row in csv.DictReader(handle) if row["model"] == "other")
-    assert other["test"].startswith("paired") and float(other["latency_delta_pct"]) == pytest.approx(1e20)
+    assert other["verdict"] == "untested" and float(other["latency_delta_pct"]) == pytest.approx(1e20)
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
@@ -539,15 +542,14 @@ def test_summary_that_disagrees_with_the_samples_is_skipped(tmp_path):
     assert validate_report(close)["latency"]["median_ms"] == close["latency"]["median_ms"]
 
 
-def test_samples_test_of_a_huge_run_has_a_bounded_cost():
-    """Millions of samples per side: the test and the bootstrap use a fixed subsample; the effect uses all."""
+@pytest.mark.slow
+def test_replaying_a_huge_study_has_a_bounded_cost(tmp_path):
+    """Six models of 1,000,000 samples each and 20 looks, the most a report may list: seconds, not hours."""
     rng = np.random.default_rng(0)
-    base = rng.lognormal(0.0, 0.05, 2_000_000)
-    other = base * 1.05
+    n = 500_000
+    models = {name: paired.worker_series(rng.lognormal(0.0, 0.05, 2 * n), list(range(n)) * 2, [0] * n + [1] * n)
+              for name in ("baseline", "a", "b", "c", "d", "e")}
     start = time.perf_counter()
-    pair = sig.samples_pair(base, other)
-    assert time.perf_counter() - start < 30
-    assert pair.test == sig.TEST_SAMPLES and f"{sig.MAX_TEST_SAMPLES:,}" in pair.test
-    assert pair.n_baseline == pair.n_model == 2_000_000
-    assert pair.effect == pytest.approx(0.05) and pair.ci_low < 0.05 < pair.ci_high and pair.p_value < 1e-6
-    assert sig.thin(base).size == sig.MAX_TEST_SAMPLES and np.array_equal(sig.thin(base), sig.thin(base.copy()))
+    results = paired.replay(models, "baseline", 0.05, 0.02, [n * (k + 1) // 20 for k in range(20)], 20)
+    assert time.perf_counter() - start < 60
+    assert len(results) == 5 and all(r.verdict == paired.EQUIVALENT for r in results)

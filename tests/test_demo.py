@@ -1,4 +1,4 @@
-"""`detbench demo`: workspace, checkpoints, the study in fresh processes, comparison table and plots."""
+"""`detbench demo`: workspace, checkpoints, the interleaved study, verdicts, comparison table and plots."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_data
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
-TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "4", "--rounds", "1", "--val-images", "24", "--threads", "1",
-        "--device", "cpu"]
+TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "20", "--max-time", "20", "--val-images", "24", "--threads",
+        "1", "--device", "cpu"]
 
 
 def test_demo_end_to_end_at_tiny_settings(tmp_path):
@@ -27,7 +27,7 @@ def test_demo_end_to_end_at_tiny_settings(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("detbench demo")
     head = "\n".join(lines[:10])
-    assert "imgsz 64" in head and "warmup 1, iters 4" in head and "no mAP" in head
+    assert "imgsz 64" in head and "warmup 1, at least 20 samples per model" in head and "no mAP" in head
 
     ws = tmp_path / "ws"
     data_yaml = ws / "data" / "data.yaml"
@@ -37,7 +37,7 @@ def test_demo_end_to_end_at_tiny_settings(tmp_path):
         ckpt = load_checkpoint(ws / "results" / "runs" / name / "seed0" / "weights" / "best.pt")
         assert Path(ckpt["train_args"]["data"]) == data_yaml.resolve()
         report = load_report(bench / f"{name}.json").to_dict()
-        assert (report["metadata"]["imgsz"], report["metadata"]["iters"]) == (64, 4)
+        assert (report["metadata"]["imgsz"], report["metadata"]["iters"]) == (64, 20)
 
     with (bench / "comparison.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -47,8 +47,12 @@ def test_demo_end_to_end_at_tiny_settings(tmp_path):
     plots = sorted((bench / "plots").glob("*.png"))
     assert plots and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
     assert "Base metrics" in result.stdout and "Change relative to baseline" in result.stdout
-    summary = json.loads((bench / "ablation_summary.json").read_text())
-    assert summary["counts"]["ok"] == 2
+    study = json.loads((bench / "study.json").read_text())
+    assert [m["status"] for m in study["models"]] == ["ok", "ok"]
+    (p2,) = study["comparisons"]
+    assert p2["model"] == "ghost_eca_p2" and p2["verdict"] == "slower"  # about +60 % even at imgsz 64
+    assert "ghost_eca_p2     vs baseline:" in result.stdout and "-> slower" in result.stdout
+    assert {row["model"]: row["verdict"] for row in rows} == {"baseline": "baseline", "ghost_eca_p2": "slower"}
 
     # a second demo reuses the dataset and the checkpoints (and `detbench ablate` skips up-to-date reports)
     said: list[str] = []

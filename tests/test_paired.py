@@ -114,8 +114,9 @@ def test_a_verdict_is_final_at_its_first_look_and_replay_reaches_the_same_verdic
 
 
 def test_worker_series_rebuilds_each_workers_rounds_from_a_reports_lists():
-    series = paired.worker_series([5.0, 6.0, 7.0, 8.0], [0, 1, 0, 1], [0, 0, 1, 1])
-    assert series == [{0: 5.0, 1: 6.0}, {0: 7.0, 1: 8.0}]
+    series = paired.worker_series([5.0, 6.0, 7.0, 8.0, 9.0], [0, 1, 0, 1, 1], [0, 0, 1, 1, 1])
+    assert [s.rounds.tolist() for s in series] == [[0, 1], [0, 1]]
+    assert np.allclose(np.exp(series[1].logs), [7.0, 9.0])  # a round listed twice keeps its last sample
 
 
 def test_separate_runs_get_a_ratio_and_no_verdict():

@@ -59,6 +59,30 @@ WorkerSeries = Mapping[int, float]
 
 
 @dataclass(frozen=True)
+class Series:
+    """One worker's turns as arrays: the rounds (sorted, distinct) and the log latencies taken in them."""
+
+    rounds: np.ndarray
+    logs: np.ndarray
+
+    @classmethod
+    def of(cls, turns: WorkerSeries) -> Series:
+        ordered = sorted(turns.items())
+        rounds = np.fromiter((r for r, _ in ordered), dtype=np.int64, count=len(ordered))
+        logs = np.log(np.fromiter((v for _, v in ordered), dtype=np.float64, count=len(ordered)))
+        return cls(rounds, logs)
+
+    def before(self, count: int) -> Series:
+        """The turns of rounds 0 .. count - 1."""
+        end = int(np.searchsorted(self.rounds, count))
+        return Series(self.rounds[:end], self.logs[:end])
+
+
+def as_series(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> dict[str, list[Series]]:
+    return {name: [w if isinstance(w, Series) else Series.of(w) for w in workers] for name, workers in models.items()}
+
+
+@dataclass(frozen=True)
 class BatchMeans:
     mean: float
     se: float
@@ -66,24 +90,23 @@ class BatchMeans:
     batches: int
 
 
-def batch_means(values: Sequence[float]) -> BatchMeans | None:
+def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
     """Mean and its batch-means standard error; None when there are too few values for MIN_BATCHES batches."""
     x = np.asarray(values, dtype=np.float64)
     batches = min(MAX_BATCHES, x.size // MIN_ROUNDS_PER_BATCH)
     if batches < MIN_BATCHES:
         return None
     # the first (size % batches) batches get one value more; every value is used
-    means = np.array([chunk.mean() for chunk in np.array_split(x, batches)])
+    means = np.array([chunk.mean() for chunk in np.array_split(x, batches)])  # at most MAX_BATCHES chunks
     return BatchMeans(float(x.mean()), float(means.std(ddof=1) / math.sqrt(batches)), batches - 1, batches)
 
 
-def round_means(workers: Sequence[WorkerSeries]) -> dict[int, float]:
-    """L(r): the mean log latency over the workers with a turn in round r."""
-    by_round: dict[int, list[float]] = {}
-    for series in workers:
-        for round_index, latency in series.items():
-            by_round.setdefault(round_index, []).append(math.log(latency))
-    return {r: float(np.mean(logs)) for r, logs in by_round.items()}
+def round_means(workers: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
+    """(rounds, L(r)): the mean log latency over the workers with a turn in round r, for every such round."""
+    rounds = np.concatenate([w.rounds for w in workers])
+    logs = np.concatenate([w.logs for w in workers])
+    unique, index = np.unique(rounds, return_inverse=True)
+    return unique, np.bincount(index, weights=logs) / np.bincount(index)
 
 
 @dataclass(frozen=True)
@@ -100,18 +123,18 @@ class ProcessSpread:
         return 100.0 * (math.exp(math.sqrt(self.variance)) - 1.0)
 
 
-def process_spread(models: Mapping[str, Sequence[WorkerSeries]]) -> ProcessSpread:
+def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> ProcessSpread:
     """The between-process variance component, by the method of moments, pooled over models with W >= 2."""
+    models = as_series(models)
     offsets: dict[str, list[float]] = {}
     observed, explained = [], []
     for name, workers in models.items():
         if len(workers) < 2:
             continue
-        means = round_means(workers)
+        rounds, means = round_means(workers)
         worker_offsets, noise = [], []
         for series in workers:
-            deviations = [math.log(latency) - means[r] for r, latency in sorted(series.items())]
-            estimate = batch_means(deviations)
+            estimate = batch_means(series.logs - means[np.searchsorted(rounds, series.rounds)])
             if estimate is None:
                 break
             worker_offsets.append(estimate.mean)
@@ -184,16 +207,16 @@ def claim_p_values(estimate: float, se: float, df: float, margin: float) -> dict
     }
 
 
-def pair_statistic(model: Sequence[WorkerSeries], baseline: Sequence[WorkerSeries],
+def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
                    process: ProcessSpread) -> tuple[float, float, float, int] | None:
     """(mean d, se, df, rounds) over the rounds both ran; None when there are too few rounds.
 
     With a process variance component the degrees of freedom are Satterthwaite's, so an imprecise
     component (few workers) widens the interval instead of being taken as exact.
     """
-    ours, theirs = round_means(model), round_means(baseline)
-    shared = sorted(set(ours) & set(theirs))
-    estimate = batch_means([ours[r] - theirs[r] for r in shared])
+    (our_rounds, ours), (their_rounds, theirs) = round_means(model), round_means(baseline)
+    shared, mine, other = np.intersect1d(our_rounds, their_rounds, assume_unique=True, return_indices=True)
+    estimate = batch_means(ours[mine] - theirs[other])
     if estimate is None:
         return None
     within = estimate.se ** 2
@@ -214,9 +237,10 @@ class Look:
     process: ProcessSpread | None = None
 
 
-def analyse_look(models: Mapping[str, Sequence[WorkerSeries]], baseline: str, alpha_look: float,
+def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha_look: float,
                  min_effect: float, round_count: int) -> Look:
     """Estimates, claims and Holm's step-down over all comparisons against `baseline` at this look."""
+    models = as_series(models)
     margin = math.log1p(min_effect)
     spread = process_spread(models)
     look = Look(round_count, alpha_look, process=spread)
@@ -275,12 +299,18 @@ def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[Pa
     return merged
 
 
-def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: Sequence[int]) -> list[dict[int, float]]:
-    """Each worker's {round: latency} from a report's parallel sample lists (a round's later sample wins)."""
-    by_worker: dict[int, dict[int, float]] = {}
-    for latency, round_index, worker in zip(latency_ms, rounds, workers, strict=True):
-        by_worker.setdefault(int(worker), {})[int(round_index)] = float(latency)
-    return [by_worker[key] for key in sorted(by_worker)]
+def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: Sequence[int]) -> list[Series]:
+    """Each worker's turns from a report's parallel sample lists (a round listed twice keeps its last sample)."""
+    latency = np.asarray(latency_ms, dtype=np.float64)
+    round_index = np.asarray(rounds, dtype=np.int64)
+    worker_index = np.asarray(workers, dtype=np.int64)
+    found = []
+    for worker in np.unique(worker_index):
+        mine = worker_index == worker
+        own_rounds, own_latency = round_index[mine][::-1], latency[mine][::-1]
+        unique, first = np.unique(own_rounds, return_index=True)  # first in reversed order: the last sample
+        found.append(Series(unique, np.log(own_latency[first])))
+    return found
 
 
 def replay(models: Mapping[str, Sequence[WorkerSeries]], baseline: str, alpha: float, min_effect: float,
@@ -288,9 +318,9 @@ def replay(models: Mapping[str, Sequence[WorkerSeries]], baseline: str, alpha: f
     """The study's looks again, from the samples alone: the same verdicts the study reached."""
     results: list[PairResult] | None = None
     alpha_look = alpha / max(planned_looks, 1)
+    arrays = as_series(models)
     for count in looks_at:
-        upto = {name: [{r: v for r, v in series.items() if r < count} for series in workers]
-                for name, workers in models.items()}
+        upto = {name: [series.before(count) for series in workers] for name, workers in arrays.items()}
         results = merge_looks(results, analyse_look(upto, baseline, alpha_look, min_effect, count))
     return results or []
 
