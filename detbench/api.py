@@ -116,7 +116,7 @@ class Comparison:
 
 
 def compare(reports: Sequence[Report | dict[str, Any] | str | Path], baseline: str | None = None,
-            alpha: float = 0.05, min_effect: float = 0.02) -> Comparison:
+            alpha: float | None = None, min_effect: float | None = None) -> Comparison:
     """Compare reports (BenchReports, report dicts, report files or folders of them) against `baseline`."""
     # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison import analysis

@@ -24,12 +24,12 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write csv/md/latex (repeatable): next to --output, else comparison.* next to "
                              "the reports (the folder given, or the common folder of the files given)")
     parser.add_argument("--plots", default=None, help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars)")
-    parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=0.02,
+    parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=None,
                         help="smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
-                             "equivalent the CI inside it (default 0.02 = 2 %%)")
-    parser.add_argument("--alpha", type=float, default=0.05,
+                             "equivalent the CI inside it (default: the study's own, 0.02 = 2 %% by default)")
+    parser.add_argument("--alpha", type=float, default=None,
                         help="chance of any false verdict in a study: Holm over the models, split over the "
-                             "study's looks (default 0.05)")
+                             "study's looks (default: the study's own, 0.05 by default)")
 
 
 class Parser(argparse.ArgumentParser):

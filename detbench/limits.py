@@ -38,3 +38,8 @@ LOAD_TIMEOUT_S = 60.0
 LOAD_MEMORY_BYTES = 4 * GiB  # on top of the interpreter with torch and Ultralytics imported
 # a run whose warm-up and timed loop would take longer, judged from the bounded check's forward pass, is refused
 RUN_TIME_BUDGET_S = 3600.0
+
+# an interleaved study (`detbench ablate`): round indices, workers and looks a report may list
+MAX_STUDY_ROUNDS = 10**7
+MAX_STUDY_WORKERS = 64
+MAX_STUDY_LOOKS = 20

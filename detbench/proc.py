@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 PARENT_ENV = "DETBENCH_PARENT_PID"
+KILL_WAIT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -55,4 +56,7 @@ def kill_tree(process: subprocess.Popen) -> None:
         process.kill()
     except ProcessLookupError:
         pass
-    process.wait()
+    try:
+        process.wait(timeout=KILL_WAIT_S)
+    except subprocess.TimeoutExpired:  # stuck in the kernel (e.g. a GPU driver call): it dies when that returns
+        pass

@@ -89,8 +89,13 @@ def study_report(name: str, factor: float, rounds: int = 60, study_id: str = "s1
     report = make_report(name, latency)
     report["schema_version"] = SCHEMA_VERSION
     report["samples"].update(round=round_index, worker=worker)
-    report["study"] = {"id": study_id, "baseline": "baseline", "planned_looks": [rounds], "looks_at_rounds": [rounds]}
+    report["study"] = {"id": study_id, "baseline": "baseline", "planned_looks": [rounds], "looks_at_rounds": [rounds],
+                       "alpha": 0.05, "min_effect": 0.02, "models": list(STUDY_MODELS),
+                       "finished_models": list(STUDY_MODELS)}
     return report
+
+
+STUDY_MODELS = ("baseline", "p2", "twin")
 
 
 def test_reports_of_one_study_get_paired_verdicts_and_separate_runs_get_none(tmp_path):
@@ -103,14 +108,21 @@ def test_reports_of_one_study_get_paired_verdicts_and_separate_runs_get_none(tmp
     low, high = rows["p2"].verdict.ci_pct
     assert 2 < low < 60 < high
     assert rows["twin"].verdict.verdict in ("equivalent", "undecided")
-    # the same samples in a report from another study (or a plain bench run): no pairing, no verdict
-    save(tmp_path / "mixed", study_report("baseline", 1.0, seed=1))
-    save(tmp_path / "mixed", study_report("p2", 1.6, seed=2, study_id="s2"))
-    mixed = build_comparison(load_entries(report_files([tmp_path / "mixed"]), print))
-    (row,) = [r for r in mixed.groups[0].rows if r.name == "p2"]
-    assert mixed.groups[0].study_id is None and row.verdict.verdict == "untested" and row.verdict.ci_pct is None
-    code, lines, _ = captured(report_paths_or_dir=tmp_path / "mixed")
-    assert code == 0 and "untested" in table_row(lines, "Params Δ", "p2")
+    # only some of a study's reports: its Holm family and process pool cannot be rebuilt, so no verdicts
+    partial = build_comparison(load_entries([tmp_path / "study" / "baseline.json", tmp_path / "study" / "p2.json"],
+                                            print))
+    assert partial.groups[0].study_id is None and "missing: twin" in partial.groups[0].untested_why
+    assert {row.verdict.verdict for row in partial.groups[0].rows if row.verdict} == {"untested"}
+    # a report from another study (or a plain bench run) next to the study's: no pairing, no verdict for it
+    save(tmp_path / "study", study_report("stranger", 1.6, seed=4, study_id="s2"))
+    mixed = build_comparison(load_entries(report_files([tmp_path / "study"]), print))
+    rows = {row.name: row for row in mixed.groups[0].rows}
+    assert mixed.groups[0].study_id == "s1" and rows["p2"].verdict.verdict == "slower"
+    assert rows["stranger"].verdict.verdict == "untested" and "not part of the baseline's study" in \
+        rows["stranger"].verdict.reason
+    code, lines, _ = captured(report_paths_or_dir=[tmp_path / "study" / "baseline.json",
+                                                   tmp_path / "study" / "stranger.json"])
+    assert code == 0 and "untested" in table_row(lines, "Params Δ", "stranger")
     assert any("separate runs" in line for line in lines)
 
 

@@ -60,7 +60,9 @@ def study_report(real_report) -> dict[str, Any]:
         part = copy.deepcopy(real_report)
         part["samples"] = {"latency_ms": [real[i % len(real)] * (1 + 0.01 * ((i + worker) % 7)) for i in range(24)],
                            "round": list(range(24))}
-        part["study"] = {"id": "study-1", "baseline": "baseline", "planned_looks": [24], "looks_at_rounds": [24]}
+        part["study"] = {"id": "study-1", "baseline": "baseline", "planned_looks": [24], "looks_at_rounds": [24],
+                         "alpha": 0.05, "min_effect": 0.02, "models": ["baseline", "other"],
+                         "finished_models": ["baseline", "other"]}
         parts.append(Report.from_dict(part))
     return merge_workers(parts, "baseline").to_dict()
 

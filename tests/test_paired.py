@@ -129,3 +129,42 @@ def test_batch_means_use_every_value_and_need_four_batches():
     assert paired.batch_means(list(range(19))) is None
     estimate = paired.batch_means([float(x) for x in range(103)])
     assert estimate.batches == 20 and estimate.df == 19 and estimate.mean == pytest.approx(51.0)
+
+
+def test_after_a_failed_holm_step_no_interval_looks_decided():
+    """Three comparisons whose claims sit just around their Holm levels: the first fails, the rest are shown at
+    its level, so an interval beyond the margin never stands next to "undecided"."""
+    results = [paired.PairResult(name, "base", 100, estimate_log=est, se_log=0.01, df=50.0)
+               for name, est in (("a", 0.045), ("b", 0.0449), ("c", 0.2))]
+    margin = math.log1p(0.02)
+    for result in results:
+        claims = paired.claim_p_values(result.estimate_log, result.se_log, result.df, margin)
+        result.claim = min(claims, key=claims.get)
+        result.p_value = claims[result.claim]
+    paired._holm(results, 0.05, 3)
+    for result in results:
+        low, high = result.ci_log
+        assert (result.verdict == paired.SLOWER) == (low > margin), result.as_dict()
+
+
+def test_holm_over_three_way_claims_keeps_the_family_error_rate():
+    """Five comparisons sharing one baseline (correlated estimates), every true difference exactly at a margin
+    or at 0: the chance of any false claim stays below alpha."""
+    rng = np.random.default_rng(8)
+    margin, se, df, trials, false = math.log1p(0.02), 0.01, 19.0, 4000, 0
+    truths = np.array([0.0, margin, -margin, margin, 0.0])
+    for _ in range(trials):
+        shared = rng.normal(0.0, se * math.sqrt(0.5))
+        estimates = truths + shared + rng.normal(0.0, se * math.sqrt(0.5), truths.size)
+        results = []
+        for k, estimate in enumerate(estimates):
+            result = paired.PairResult(f"m{k}", "base", 100, estimate_log=float(estimate), se_log=se, df=df)
+            claims = paired.claim_p_values(result.estimate_log, se, df, margin)
+            result.claim = min(claims, key=claims.get)
+            result.p_value = claims[result.claim]
+            results.append(result)
+        paired._holm(results, 0.05, len(results))
+        wrong = {paired.SLOWER: lambda t: t <= margin, paired.FASTER: lambda t: t >= -margin,
+                 paired.EQUIVALENT: lambda t: abs(t) >= margin}
+        false += any(r.verdict in wrong and wrong[r.verdict](t) for r, t in zip(results, truths, strict=True))
+    assert false / trials <= 0.05

@@ -35,6 +35,8 @@ from detbench.report.schema import parse_report, validate_report
 from detbench.stats import paired
 
 DEFAULT_BASELINE = "baseline"
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_EFFECT = 0.02
 OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
 
 # (label, how to read it from a report); hashes are shortened when shown
@@ -95,6 +97,10 @@ class Group:
     rows: list[Row]
     baseline: Row | None = None
     why: str = ""  # how this group differs from the first one
+    study_id: str | None = None  # the baseline's interleaved study, when its verdicts could be replayed
+    alpha: float = DEFAULT_ALPHA  # what the verdicts were decided at
+    min_effect: float = DEFAULT_MIN_EFFECT
+    untested_why: str = ""  # why reports of one study still got no verdicts
 
     @property
     def device(self) -> str:
@@ -111,14 +117,6 @@ class Group:
     @property
     def has_accuracy(self) -> bool:
         return any(row.entry.accuracy is not None for row in self.rows)
-
-    @property
-    def study_id(self) -> str | None:
-        """The interleaved study every report of the group comes from, or None (separate runs)."""
-        ids = {(row.entry.report.study or {}).get("id") for row in self.rows}
-        paired_samples = all(row.entry.report.samples.round is not None and row.entry.report.samples.worker
-                             is not None for row in self.rows)
-        return ids.pop() if len(ids) == 1 and None not in ids and paired_samples else None
 
     def setting(self) -> str:
         values = dict(zip([label for label, _ in COMPARABILITY], self.key, strict=True))
@@ -139,8 +137,6 @@ class Group:
 class Comparison:
     groups: list[Group]
     baseline_name: str
-    alpha: float
-    min_effect: float
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -295,47 +291,89 @@ def percent_delta(value: float | None, reference: float | None) -> float | None:
     return 100.0 * (value / reference - 1.0)
 
 
-def study_verdicts(group: Group, baseline: Row, alpha: float, min_effect: float) -> list[paired.PairResult]:
-    """The study's looks replayed from the samples: every model of the group against the baseline."""
-    series = {}
-    for row in group.rows:
-        samples = row.entry.report.samples
-        series[row.entry.model_name] = paired.worker_series(samples.latency_ms, samples.round, samples.worker)
-    study = baseline.entry.report.study or {}
-    planned = study.get("planned_looks") or []
-    looks_at = study.get("looks_at_rounds") or [max((max(s, default=-1) for w in series.values() for s in w),
-                                                    default=-1) + 1]
-    return paired.replay(series, baseline.entry.model_name, alpha, min_effect, looks_at, max(len(planned), 1))
+def study_of(row: Row) -> dict[str, Any] | None:
+    """A report's study section when it carries the lists that pair its samples, else None."""
+    study = row.entry.report.study
+    samples = row.entry.report.samples
+    if not isinstance(study, dict) or not study.get("id") or samples.round is None or samples.worker is None:
+        return None
+    return study
 
 
-def analyse_group(group: Group, baseline_name: str, alpha: float, min_effect: float) -> None:
+def replay_problem(study: dict[str, Any], members: list[Row], baseline_name: str) -> str:
+    """Why the study's verdicts cannot be rebuilt from these reports ("" when they can)."""
+    finished = study.get("finished_models")
+    names = sorted(row.entry.model_name for row in members)
+    if study.get("baseline") != baseline_name:
+        return f"the study compared against {study.get('baseline')!r}, not {baseline_name!r}"
+    if not isinstance(finished, list) or sorted(map(str, finished)) != names:
+        missing = sorted(set(map(str, finished or [])) - set(names))
+        return (f"not every report of the study is here (missing: {', '.join(missing)})" if missing
+                else "the reports do not match the study's list of models")
+    planned, looks = study.get("planned_looks") or [], study.get("looks_at_rounds") or []
+    increasing = all(b > a for a, b in zip(looks, looks[1:], strict=False))
+    if not planned or not looks or len(looks) > len(planned) or not increasing:
+        return "the study's looks are not a valid record (re-run the study)"
+    for key, low, high in (("alpha", 0.0, 1.0), ("min_effect", 0.0, 1.0)):
+        value = study.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low < value < high:
+            return f"the study's {key} is not recorded"
+    return ""
+
+
+def study_verdicts(group: Group, alpha: float | None, min_effect: float | None) -> dict[str, paired.PairResult]:
+    """The baseline's study's looks replayed from the samples of its reports in this group; {} if impossible."""
+    study = study_of(group.baseline)
+    if study is None:
+        return {}
+    members = [row for row in group.rows if (study_of(row) or {}).get("id") == study["id"]]
+    problem = replay_problem(study, members, group.baseline.entry.model_name)
+    if problem:
+        group.untested_why = f"study {study['id']}: {problem}"
+        return {}
+    group.study_id, group.alpha = study["id"], alpha if alpha is not None else float(study["alpha"])
+    group.min_effect = min_effect if min_effect is not None else float(study["min_effect"])
+    series = {row.entry.model_name: paired.worker_series(row.entry.report.samples.latency_ms,
+                                                         row.entry.report.samples.round,
+                                                         row.entry.report.samples.worker) for row in members}
+    planned = study["planned_looks"]
+    family = len(study.get("models") or []) - 1
+    results = paired.replay(series, group.baseline.entry.model_name, group.alpha, group.min_effect,
+                            study["looks_at_rounds"], len(planned), family)
+    return {result.model: result for result in results}
+
+
+def analyse_group(group: Group, baseline_name: str, alpha: float | None, min_effect: float | None) -> None:
     """Fill in deltas and verdicts when the group holds the baseline."""
     matches = [row for row in group.rows if row.entry.model_name == baseline_name]
     if not matches:
         return
     group.baseline = matches[0]
     group.baseline.is_baseline = True
-    others = [row for row in group.rows if not row.is_baseline]
-    if group.study_id is not None and len({row.entry.model_name for row in group.rows}) == len(group.rows):
-        by_model = {result.model: result for result in study_verdicts(group, group.baseline, alpha, min_effect)}
-        for row in others:
-            row.verdict = by_model.get(row.entry.model_name)
-    else:
-        base_median = group.baseline.metrics["latency_median_ms"]
-        for row in others:
-            row.verdict = paired.untested(row.name, group.baseline.name, row.metrics["latency_median_ms"],
-                                          base_median)
+    group.alpha = alpha if alpha is not None else DEFAULT_ALPHA
+    group.min_effect = min_effect if min_effect is not None else DEFAULT_MIN_EFFECT
+    names = [row.entry.model_name for row in group.rows]
+    tested = study_verdicts(group, alpha, min_effect) if len(set(names)) == len(names) else {}
+    base_median = group.baseline.metrics["latency_median_ms"]
+    for row in group.rows:
+        if row.is_baseline:
+            continue
+        row.verdict = tested.get(row.entry.model_name) or paired.untested(
+            row.name, group.baseline.name, row.metrics["latency_median_ms"], base_median)
+        if row.entry.model_name not in tested and group.study_id is not None:
+            row.verdict.reason = f"not part of the baseline's study {group.study_id}: separate runs, not tested"
     for row in group.rows:
         row.deltas = {name: percent_delta(row.metrics[key], group.baseline.metrics[key])
                       for name, key in DELTA_KEYS.items()}
 
 
-def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alpha: float = 0.05,
-                     min_effect: float = 0.02) -> Comparison:
+def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alpha: float | None = None,
+                     min_effect: float | None = None) -> Comparison:
+    """`alpha` and `min_effect` default to those a study decided at (0.05 and 0.02 for separate runs)."""
     """Group the reports by setting, sort each group by mean latency, and compare with the baseline."""
-    if not 0.0 < alpha < 1.0:
+    if alpha is not None and not 0.0 < alpha < 1.0:
         raise DetbenchError(f"--alpha {alpha} must be between 0 and 1 (e.g. 0.05)")
-    if not 0.0 <= min_effect < 1.0:
+    if min_effect is not None and not 0.0 < min_effect < 1.0:
         raise DetbenchError(f"--min-effect {min_effect} is a fraction: use e.g. 0.02 for 2 %")
     baseline_name = baseline or DEFAULT_BASELINE
     names = sorted({entry.model_name for entry in entries})
@@ -359,7 +397,7 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
             group.why = describe_difference(key, keys[0])
         analyse_group(group, baseline_name, alpha, min_effect)
         groups.append(group)
-    return Comparison(groups=groups, baseline_name=baseline_name, alpha=alpha, min_effect=min_effect)
+    return Comparison(groups=groups, baseline_name=baseline_name)
 
 
 def _hardware(report: Report) -> str | None:

@@ -70,7 +70,7 @@ def check_targets(targets: dict[str, Path], output: str | Path | None, plots_dir
 
 def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline: str | None = None,
                 output: str | Path | None = None, formats: Sequence[str] = (),
-                plots_dir: str | Path | None = None, min_effect: float = 0.02, alpha: float = 0.05,
+                plots_dir: str | Path | None = None, min_effect: float | None = None, alpha: float | None = None,
                 echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning) -> int:
     """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
 

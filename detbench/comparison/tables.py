@@ -102,13 +102,14 @@ def delta_table(group: Group) -> list[str]:
 
 def design_note(comparison: Comparison, group: Group) -> str:
     """What the tested Δ, its interval and the verdict mean in this group (the footnote of every output)."""
-    effect = f"{100 * comparison.min_effect:g} %"
+    effect = f"{100 * group.min_effect:g} %"
     if group.study_id is None:
-        return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs, "
-                "whose noise cannot be compared; run them together with `detbench ablate` for verdicts.")
+        why = f" ({group.untested_why})" if group.untested_why else ""
+        return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
+                f"{why}, whose noise cannot be compared; run them together with `detbench ablate` for verdicts.")
     return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
             f"({paired.DESIGN}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
-            f"{comparison.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI inside "
+            f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI inside "
             f"±{effect}; undecided: neither.")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_regular_file
-from detbench.limits import MAX_PATH_CHARS, MAX_REPORT_BYTES
+from detbench.limits import MAX_PATH_CHARS, MAX_REPORT_BYTES, MAX_STUDY_LOOKS, MAX_STUDY_ROUNDS, MAX_STUDY_WORKERS
 from detbench.report.model import READABLE_VERSIONS, Report, upgrade_v1
 
 REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "memory")
@@ -125,13 +125,17 @@ FIELDS: dict[str, dict[str, Kind]] = {
                    "host_over_device": NONNEGATIVE},
 }
 ROUND_FIELDS: dict[str, Kind] = {"median_ms": LATENCY, "timestamp": TEXT}
-MAX_ROUND_INDEX = 10**7
-MAX_WORKER_INDEX = 64
-MAX_LOOKS_LISTED = 20
+MAX_ROUND_INDEX = MAX_STUDY_ROUNDS
+MAX_WORKER_INDEX = MAX_STUDY_WORKERS
+MAX_LOOKS_LISTED = MAX_STUDY_LOOKS
 LOOKS = Kind(f"a list of at most {MAX_LOOKS_LISTED} round counts",
              lambda v: isinstance(v, list) and len(v) <= MAX_LOOKS_LISTED
              and all(type(x) is int and 0 < x <= MAX_ROUND_INDEX for x in v))
-FIELDS["study"] = {"id": TEXT, "baseline": TEXT, "planned_looks": LOOKS, "looks_at_rounds": LOOKS}
+FRACTION = Kind("a number between 0 and 1", lambda v: _is_number(v) and 0 < v < 1, numeric=True)
+NAMES = Kind("a list of at most 10,000 names", lambda v: isinstance(v, list) and len(v) <= 10_000
+             and all(isinstance(x, str) and len(x) <= MAX_PATH_CHARS for x in v))
+FIELDS["study"] = {"id": TEXT, "baseline": TEXT, "planned_looks": LOOKS, "looks_at_rounds": LOOKS, "alpha": FRACTION,
+                   "min_effect": FRACTION, "models": NAMES, "finished_models": NAMES}
 
 
 def _shown(value: Any) -> str:
@@ -186,6 +190,9 @@ def _turn_problems(samples: Any) -> list[str]:
     for key, high in (("round", MAX_ROUND_INDEX), ("worker", MAX_WORKER_INDEX)):
         values = samples.get(key)
         if values is None:
+            continue
+        if isinstance(values, list) and not values:
+            problems.append(f"samples.{key} is empty")
             continue
         if not isinstance(values, list) or not isinstance(latency_ms, list) or len(values) != len(latency_ms):
             problems.append(f"samples.{key} is not one entry per latency sample")

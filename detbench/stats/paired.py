@@ -214,6 +214,8 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     With a process variance component the degrees of freedom are Satterthwaite's, so an imprecise
     component (few workers) widens the interval instead of being taken as exact.
     """
+    if not any(w.rounds.size for w in model) or not any(w.rounds.size for w in baseline):
+        return None
     (our_rounds, ours), (their_rounds, theirs) = round_means(model), round_means(baseline)
     shared, mine, other = np.intersect1d(our_rounds, their_rounds, assume_unique=True, return_indices=True)
     estimate = batch_means(ours[mine] - theirs[other])
@@ -238,8 +240,12 @@ class Look:
 
 
 def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha_look: float,
-                 min_effect: float, round_count: int) -> Look:
-    """Estimates, claims and Holm's step-down over all comparisons against `baseline` at this look."""
+                 min_effect: float, round_count: int, family_size: int = 0) -> Look:
+    """Estimates, claims and Holm's step-down over all comparisons against `baseline` at this look.
+
+    `family_size`: the comparisons the study planned, when more than those given (a model that failed still
+    counts, so that losing a model never makes the test of the others more lenient).
+    """
     models = as_series(models)
     margin = math.log1p(min_effect)
     spread = process_spread(models)
@@ -260,23 +266,27 @@ def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline
             result.claim = min(claims, key=claims.get)
             result.p_value = claims[result.claim]
         look.results.append(result)
-    _holm(look.results, alpha_look, margin)
+    _holm(look.results, alpha_look, max(family_size, len(look.results)))
     return look
 
 
-def _holm(results: list[PairResult], alpha: float, margin: float) -> None:
-    """Holm's step-down over the claims: rank k (from 0) is tested at alpha / (M - k); stop at the first failure."""
+def _holm(results: list[PairResult], alpha: float, total: int) -> None:
+    """Holm's step-down over the claims: rank k (from 0) is tested at alpha / (M - k); stop at the first failure.
+
+    Once a step fails, every later comparison's interval is shown at that step's level: an interval that
+    cannot make a claim, so that no interval ever looks decided next to "undecided".
+    """
     testable = sorted((r for r in results if r.p_value is not None), key=lambda r: r.p_value)
-    total, blocked = len(results), False
+    failed_level = None
     for rank, result in enumerate(testable):
-        level = alpha / (total - rank)
+        level = failed_level if failed_level is not None else alpha / (total - rank)
         result.confidence = 1.0 - level
         half = _t_quantile(1.0 - level / 2.0, result.df) * result.se_log
         result.ci_log = (result.estimate_log - half, result.estimate_log + half)
-        if not blocked and result.p_value <= level:
+        if failed_level is None and result.p_value <= level:
             result.verdict = result.claim
         else:
-            blocked = True
+            failed_level = level
             result.verdict = UNDECIDED
 
 
@@ -313,15 +323,15 @@ def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: S
     return found
 
 
-def replay(models: Mapping[str, Sequence[WorkerSeries]], baseline: str, alpha: float, min_effect: float,
-           looks_at: Sequence[int], planned_looks: int) -> list[PairResult]:
-    """The study's looks again, from the samples alone: the same verdicts the study reached."""
+def replay(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha: float, min_effect: float,
+           looks_at: Sequence[int], planned_looks: int, family_size: int = 0) -> list[PairResult]:
+    """The study's looks again, from the samples alone: the verdicts the study reports."""
     results: list[PairResult] | None = None
     alpha_look = alpha / max(planned_looks, 1)
     arrays = as_series(models)
     for count in looks_at:
         upto = {name: [series.before(count) for series in workers] for name, workers in arrays.items()}
-        results = merge_looks(results, analyse_look(upto, baseline, alpha_look, min_effect, count))
+        results = merge_looks(results, analyse_look(upto, baseline, alpha_look, min_effect, count, family_size))
     return results or []
 
 

@@ -37,6 +37,7 @@ from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.flags import add_bench_arguments, bench_fields, default_of
 from detbench.measure.devices import resolve_device
+from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
 from detbench.models.sandbox import Request, start_inspection
 from detbench.report.schema import load_report, write_report
@@ -337,8 +338,9 @@ def _study(study: _Study) -> int:
     try:
         outcome = engine.run_study(plan, echo)
     except KeyboardInterrupt:
-        _write_study(study, plan, key, None, {}, started, time.monotonic() - clock, "interrupted", listed)
-        echo("interrupted: the workers were stopped; nothing of this study was written; run again to redo it")
+        shutil.rmtree(plan.work_dir, ignore_errors=True)
+        echo("interrupted: the workers were stopped; nothing of this study was written (the folder's earlier "
+             "results are as they were); run again to redo it")
         return 130
     failed = dict(outcome.failed)
     written = _merge_reports(study, outcome, failed)
@@ -351,8 +353,12 @@ def _study(study: _Study) -> int:
 
 
 def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str, str]) -> dict[str, Path]:
-    """OUT/NAME.json for every model whose workers all finished; a model that cannot be merged is failed."""
-    written: dict[str, Path] = {}
+    """OUT/NAME.json for every model whose workers all finished; a model that cannot be merged is failed.
+
+    Every report names the models that finished (`study.finished_models`), so that `compare` replays the
+    study only from the complete set of its reports.
+    """
+    merged = {}
     for run in study.runs:
         if run.name in failed:
             continue
@@ -361,15 +367,20 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
             failed[run.name] = "a worker wrote no report"
             continue
         try:
-            merged = merge_workers([load_report(path) for path in parts], run.name)
-            merged.study["looks_at_rounds"] = [look["rounds"] for look in outcome.looks]
-            written[run.name] = write_report(merged, study.out / f"{run.name}.json")
-        except (DetbenchError, OSError) as exc:
+            merged[run.name] = merge_workers([load_report(path) for path in parts], run.name)
+        except DetbenchError as exc:
             failed[run.name] = str(exc)
+    written: dict[str, Path] = {}
+    for name, report in merged.items():
+        report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks], finished_models=list(merged))
+        try:
+            written[name] = write_report(report, study.out / f"{name}.json")
+        except (DetbenchError, OSError) as exc:
+            failed[name] = str(exc)
     return written
 
 
-def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engine.StudyOutcome | None,
+def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engine.StudyOutcome,
                  failed: dict[str, str], started: str, seconds: float, status: str, listed: Any) -> Path:
     record: dict[str, Any] = {
         "kind": STUDY_KIND, "status": status, "id": plan.study_id, "key": key, "started": started,
@@ -378,12 +389,12 @@ def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engin
         "command": sys.argv, **plan.describe(),
         "gpu_sharing": ("all workers share one GPU; only one computes at a time"
                         if study.device.startswith("cuda") else None),
-        "models": [{"name": run.name, "weights": run.weights, "status": "failed" if run.name in failed else
-                    ("ok" if outcome else "interrupted"), "error": failed.get(run.name),
-                    "report": str(study.out / f"{run.name}.json"), "note": run.note or None} for run in study.runs],
+        "models": [{"name": run.name, "weights": run.weights, "status": "failed" if run.name in failed else "ok",
+                    "error": failed.get(run.name), "report": str(study.out / f"{run.name}.json"),
+                    "note": run.note or None} for run in study.runs],
+        **_outcome_record(outcome),
+        "memory": _memory_record(study),
     }
-    if outcome is not None:
-        record.update(_outcome_record(outcome))
     path = study.out / STUDY_NAME
     try:
         write_text_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
@@ -400,15 +411,30 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
         "turn_seconds": round(outcome.turn_seconds, 3), "looks": outcome.looks,
         "comparisons": [result.as_dict() for result in outcome.results],
         "process_spread": None if process is None else {
-            "variance_log": process.variance, "sd_pct": process.sd_pct, "excess_ratio": process.excess_ratio,
+            "measured": process.df > 0, "variance_log": process.variance, "sd_pct": process.sd_pct,
+            "excess_ratio": process.excess_ratio,
             "df": process.df, "worker_offsets_pct": {name: [100.0 * value for value in offsets]
                                                      for name, offsets in process.offsets.items()},
             "meaning": "each worker's mean offset from its model's round means; excess_ratio near 1 means the "
-                       "processes differ no more than their noise explains"},
+                       "processes differ no more than their noise explains; with one worker per model process luck "
+                       "is not measured and the intervals leave it out"},
         "workers": [{"worker": w.label, "pid": w.process.pid, "turns": len(w.turns), "log": str(w.log_path)}
                     for w in outcome.workers],
         "order": outcome.order,
     }
+
+
+def _memory_record(study: _Study) -> dict[str, Any]:
+    """Host memory of the study: the coordinator's peak RSS and each worker's (from the merged reports)."""
+    workers: dict[str, Any] = {}
+    for run in study.runs:
+        try:
+            entries = (load_report(study.out / f"{run.name}.json").study or {}).get("workers") or []
+        except DetbenchError:
+            continue
+        workers.update({f"{run.name}#{entry.get('worker')}": entry.get("peak_rss_MB") for entry in entries})
+    return {"coordinator_peak_rss_MB": process_memory()["peak_rss_MB"], "workers_peak_rss_MB": workers,
+            "note": "each worker's RSS counts the memory-mapped decoded inputs, whose pages all workers share"}
 
 
 def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[str, Path],

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from detbench.config import BenchConfig
+from detbench.limits import MAX_STUDY_ROUNDS
 from detbench.proc import kill_tree, spawn_child
 from detbench.stats import paired
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
@@ -44,11 +45,13 @@ MIN_TURN_TIMEOUT_S = 60.0
 
 
 def planned_looks(min_rounds: int, until_decided: bool) -> list[int]:
-    """Round counts at which the analysis looks: once at `min_rounds`, or MAX_LOOKS times growing from there."""
+    """Round counts at which the analysis looks: once at `min_rounds`, or up to MAX_LOOKS times growing from
+    there; never beyond the rounds a report may list."""
     if not until_decided:
-        return [min_rounds]
+        return [min(min_rounds, MAX_STUDY_ROUNDS)]
     first = max(min_rounds, MIN_FIRST_LOOK)
-    return [int(round(first * LOOK_GROWTH ** k)) for k in range(MAX_LOOKS)]
+    looks = [min(int(round(first * LOOK_GROWTH ** k)), MAX_STUDY_ROUNDS) for k in range(MAX_LOOKS)]
+    return sorted(set(looks))
 
 
 @dataclass
@@ -138,8 +141,11 @@ class Worker:
         return f"{cause}: {last[0]}" if last[0] else cause
 
     def log_tail(self) -> list[str]:
+        """The last lines of the worker's log (read from its last 64 KiB, however much it wrote)."""
         try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
+            with open(self.log_path, "rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))
+                lines = handle.read().decode(errors="replace").splitlines()
         except OSError:
             return []
         return [line for line in lines if line.strip()][-LOG_TAIL:]
@@ -147,6 +153,14 @@ class Worker:
     def kill(self) -> None:
         if self.process.poll() is None:
             kill_tree(self.process)
+
+    def close(self) -> None:
+        """Release the pipes (after the process ended or was killed)."""
+        for close in (self.process.stdin.close, lambda: os.close(self.reader.fd)):
+            try:
+                close()
+            except OSError:
+                pass
 
 
 @dataclass
@@ -194,10 +208,14 @@ class Coordinator:
                                   stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,))
         os.close(write_fd)
         worker = Worker(model.name, index, process, LineReader(read_fd), log_path)
-        worker.send({"start": {"config": model.config.to_dict(), "worker": index, "turn_warmup": plan.turn_warmup,
-                               "report_path": str(report_path), "study": plan.describe(),
-                               "command": ["detbench", "study-worker", model.name, str(index)]}})
-        self.workers.append(worker)
+        self.workers.append(worker)  # before anything can fail: kill_all must know every process
+        try:
+            worker.send({"start": {"config": model.config.to_dict(), "worker": index,
+                                   "turn_warmup": plan.turn_warmup, "report_path": str(report_path),
+                                   "study": plan.describe(),
+                                   "command": ["detbench", "study-worker", model.name, str(index)]}})
+        except WorkerFailed as failure:
+            self.fail(failure)
         return worker
 
     def active(self) -> list[Worker]:
@@ -270,7 +288,8 @@ class Coordinator:
         if plan.baseline not in series:
             return True
         alpha_look = plan.alpha / len(plan.looks)
-        current = paired.analyse_look(series, plan.baseline, alpha_look, plan.min_effect, rounds_done)
+        current = paired.analyse_look(series, plan.baseline, alpha_look, plan.min_effect, rounds_done,
+                                      family_size=len(plan.models) - 1)
         self.results = paired.merge_looks(self.results, current)
         self.process = current.process
         decided = sum(r.verdict != paired.UNDECIDED for r in self.results)
@@ -287,6 +306,8 @@ class Coordinator:
         looks = plan.looks
         rounds_done, next_look = 0, 0
         while self.active():
+            if plan.baseline in self.failed:
+                return rounds_done, f"the baseline {plan.baseline} failed: nothing left to compare with"
             self.run_round(rounds_done, rng)
             rounds_done += 1
             out_of_time = plan.until_decided and self.turn_seconds >= plan.max_time
@@ -315,6 +336,18 @@ class Coordinator:
     def kill_all(self) -> None:
         for worker in self.workers:
             worker.kill()
+            worker.close()
+
+    def final_results(self) -> list[paired.PairResult]:
+        """The looks replayed over the models that finished, as `compare` will replay them from their reports:
+        the same verdicts in study.json and in every table, even when a model failed during the study."""
+        plan = self.plan
+        series = {m.name: [w.turns for w in self.workers if w.model == m.name] for m in plan.models
+                  if m.name not in self.failed}
+        if plan.baseline not in series or not self.looks:
+            return self.results or []
+        return paired.replay(series, plan.baseline, plan.alpha, plan.min_effect,
+                             [look["rounds"] for look in self.looks], len(plan.looks), len(plan.models) - 1)
 
 
 def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
@@ -330,7 +363,7 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
     finally:
         coordinator.kill_all()
     return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,
-                        coordinator.results or [], coordinator.process, rounds_done, coordinator.turn_seconds,
+                        coordinator.final_results(), coordinator.process, rounds_done, coordinator.turn_seconds,
                         reason)
 
 
