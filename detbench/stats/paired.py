@@ -20,8 +20,15 @@ burst noise.
 **Processes.** A process can be lucky (memory layout, thread placement) for
 its whole life. Each worker's offset from its model's round mean is measured;
 the spread of these offsets beyond what their own noise explains is a variance
-component s_p^2 (method of moments, pooled over the study's models), and the
-pair's variance gains s_p^2 (1/W_m + 1/W_base). With no process effect it is 0.
+component s_p^2 (method of moments, pooled over the study's models). It is
+tested first (F = offset variance / the part noise explains, with sum(W - 1)
+and the batch-means degrees of freedom; PROCESS_TEST_ALPHA): when the workers
+differ significantly, the pair's variance gains s_p^2 (1/W_m + 1/W_base) and
+its degrees of freedom become Satterthwaite's; otherwise the component is 0.
+(Estimated from two workers per model, s_p^2 has a handful of degrees of
+freedom, and adding it unconditionally would make every interval several times
+wider when, as measured on this machine, processes do not differ; the
+preliminary test's cost in error rate is measured by `benchmarks/verdicts.py`.)
 
 **Verdicts.** With a minimum effect e (fraction) and m = log(1 + e):
 - slower: the interval's lower end is above +m;
@@ -47,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_BATCHES = 20
+PROCESS_TEST_ALPHA = 0.05
 MIN_ROUNDS_PER_BATCH = 5
 MIN_BATCHES = 4
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
@@ -114,9 +122,11 @@ class ProcessSpread:
     """How much worker processes of one model differ beyond their noise (log scale)."""
 
     offsets: dict[str, list[float]]  # per model: each worker's mean offset from the model's round means
-    variance: float  # s_p^2, pooled over models, >= 0
+    variance: float  # s_p^2 used in the intervals: the estimate when the F test finds an effect, else 0
     excess_ratio: float | None  # observed offset variance / the part their noise explains (1 = no process effect)
     df: int = 0  # sum over models of (workers - 1)
+    estimate: float = 0.0  # s_p^2 by the method of moments, >= 0, whether used or not
+    p_value: float | None = None  # of the F test of "no process effect"
 
     @property
     def sd_pct(self) -> float:
@@ -128,27 +138,34 @@ def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> Pro
     models = as_series(models)
     offsets: dict[str, list[float]] = {}
     observed, explained = [], []
+    within_df = 0
     for name, workers in models.items():
         if len(workers) < 2:
             continue
         rounds, means = round_means(workers)
-        worker_offsets, noise = [], []
+        worker_offsets, noise, noise_df = [], [], 0
         for series in workers:
             estimate = batch_means(series.logs - means[np.searchsorted(rounds, series.rounds)])
             if estimate is None:
                 break
             worker_offsets.append(estimate.mean)
             noise.append(estimate.se ** 2)
+            noise_df += estimate.df
         else:
             offsets[name] = worker_offsets
             observed.append(float(np.sum(np.square(worker_offsets)) / (len(workers) - 1)))
             explained.append(float(np.mean(noise)))
+            within_df += noise_df
     if not observed:
         return ProcessSpread(offsets, 0.0, None)
     seen, noise_part = float(np.mean(observed)), float(np.mean(explained))
-    ratio = seen / noise_part if noise_part > 0 else None
     df = sum(len(found) - 1 for found in offsets.values())
-    return ProcessSpread(offsets, max(0.0, seen - noise_part), ratio, df)
+    estimate = max(0.0, seen - noise_part)
+    if noise_part <= 0:
+        return ProcessSpread(offsets, estimate, None, df, estimate, 0.0 if seen > 0 else None)
+    ratio = seen / noise_part
+    p_value = _f_sf(ratio, df, within_df)
+    return ProcessSpread(offsets, estimate if p_value < PROCESS_TEST_ALPHA else 0.0, ratio, df, estimate, p_value)
 
 
 @dataclass
@@ -190,6 +207,13 @@ def _t_sf(x: float, df: float) -> float:
     from scipy.stats import t  # imported here, not at the top: scipy is slow to import and only analysis needs it
 
     return float(t.sf(x, df))
+
+
+def _f_sf(x: float, df1: float, df2: float) -> float:
+    """P(F > x) for Fisher's F with (df1, df2) degrees of freedom."""
+    from scipy.stats import f  # imported here, not at the top: scipy is slow to import and only analysis needs it
+
+    return float(f.sf(x, df1, df2))
 
 
 def _t_quantile(q: float, df: float) -> float:
