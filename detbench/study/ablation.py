@@ -308,7 +308,7 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         workers_per_model=opts.workers_per_model, turn_warmup=turn_warmup, seed=opts.order_seed,
         until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
         max_time=opts.max_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
-        python=study.python, study_id=f"{key[:12]}-{stamp}")
+        python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads))
 
 
 def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class StudyPlan:
     setup_timeout: float = 3600.0  # seconds for one worker to load and warm up
     python: str = "python"
     study_id: str = ""
+    cpus: list[int] | None = None  # the cores every worker is pinned to (None: not pinned)
 
     @property
     def looks(self) -> list[int]:
@@ -86,7 +87,7 @@ class StudyPlan:
                 "workers_per_model": self.workers_per_model, "turn_warmup": self.turn_warmup,
                 "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
-                "planned_looks": self.looks, "alpha_per_look": self.alpha / len(self.looks),
+                "planned_looks": self.looks, "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
                 "design": paired.DESIGN}
 
 
@@ -210,7 +211,7 @@ class Coordinator:
         worker = Worker(model.name, index, process, LineReader(read_fd), log_path)
         self.workers.append(worker)  # before anything can fail: kill_all must know every process
         try:
-            worker.send({"start": {"config": model.config.to_dict(), "worker": index,
+            worker.send({"start": {"config": model.config.to_dict(), "worker": index, "cpus": plan.cpus,
                                    "turn_warmup": plan.turn_warmup, "report_path": str(report_path),
                                    "study": plan.describe(),
                                    "command": ["detbench", "study-worker", model.name, str(index)]}})
@@ -370,6 +371,16 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
 def default_turn_warmup(threads: int, device: str) -> int:
     """Untimed forwards at the start of a turn: none at one CPU thread (no pool to wake), else one."""
     return 0 if threads == 1 and not device.startswith("cuda") else 1
+
+
+def shared_cpus(threads: int) -> list[int] | None:
+    """The cores every worker is pinned to: the last `threads` of those this process may use (core 0 often
+    takes the interrupts), so no worker is luckier in its placement than another; None where affinity is
+    not available."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    available = sorted(os.sched_getaffinity(0))
+    return available[-threads:] if threads < len(available) else available
 
 
 def rounds_for(iters: int, workers_per_model: int) -> int:

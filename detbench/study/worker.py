@@ -107,6 +107,9 @@ def serve(channel: WorkerEnd) -> int:
     start = channel.receive()["start"]
     cfg = BenchConfig.from_dict(start["config"])
     _stderr(f"study worker {start['worker']} of {cfg.name}: pid {os.getpid()}")
+    cpus = start.get("cpus")
+    if cpus and hasattr(os, "sched_setaffinity"):  # every worker on the same cores: no placement luck
+        os.sched_setaffinity(0, cpus)
     server = TurnServer(channel, int(start["turn_warmup"]))
     report, _ = run_bench(cfg, echo=_stderr, argv=list(start["command"]), write=False, loop=server.loop)
     report.samples.round = server.rounds
@@ -114,7 +117,8 @@ def serve(channel: WorkerEnd) -> int:
                        "reason": server.stop_reason, "iterations": len(server.rounds),
                        "turn_warmup": server.turn_warmup, "timed_s": (report.stopping or {}).get("timed_s"),
                        "warmup_s": (report.stopping or {}).get("warmup_s")}
-    report.study = dict(start.get("study") or {}, worker=int(start["worker"]), pid=os.getpid())
+    report.study = dict(start.get("study") or {}, worker=int(start["worker"]), pid=os.getpid(),
+                        cpus=sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
     path = write_report(report, Path(start["report_path"]))
     channel.send({"done": str(path)})
     return 0
