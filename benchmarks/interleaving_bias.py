@@ -3,7 +3,7 @@
 For each thread count, two models (YOLOv8n and the zoo's ghost, imgsz 320 by default) are measured:
 1. each alone, by `detbench bench` (its own process, a plain timed loop);
 2. together, by `detbench ablate --no-until-decided` (worker processes taking turns, with the default
-   --turn-warmup: none at one thread, one untimed forward per turn otherwise);
+   --turn-warmup of one untimed forward per turn);
 3. each alone again, so that drift of the machine over the run shows.
 Reported: each model's interleaved median against the mean of its two isolated medians, and the two isolated
 runs' own disagreement (the noise floor of the comparison). Target: within ±2 %.

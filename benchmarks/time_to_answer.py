@@ -3,7 +3,7 @@
 Runs `detbench demo` in a fresh workspace (dataset and checkpoints written
 first), then once more with `--force` (workspace reused, every model
 benchmarked again). Each model's report carries `timing_phases_s`, summed over
-its rounds (one fresh process per round); summed over the six models:
+its worker processes; summed over the six models:
 - set-up: import (process start to Ultralytics imported), load, list, flops, decode;
 - timed loops: warmup + timed;
 - other bench: device_setup and report writing;
@@ -11,7 +11,7 @@ its rounds (one fresh process per round); summed over the six models:
   checkpoints, process spawning, the ablation driver, compare, plots).
 Target: set-up <= 25 % of the wall time.
 
-    python benchmarks/time_to_answer.py [--workspace DIR] [demo flags, e.g. --iters 50 --rounds 2]
+    python benchmarks/time_to_answer.py [--workspace DIR] [demo flags, e.g. --iters 80 --max-time 120]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def split(workspace: Path, wall: float, label: str) -> float:
     other_bench = sum(v for k, v in totals.items() if k not in SETUP + LOOPS)
     outside = wall - setup - loops - other_bench
     print(f"{label}: wall {wall:.1f} s for {models} models")
-    print("  phases summed over models and rounds: " + ", ".join(f"{k} {v:.1f} s" for k, v in totals.items()))
+    print("  phases summed over models and their workers: " + ", ".join(f"{k} {v:.1f} s" for k, v in totals.items()))
     print(f"  set-up {setup:.1f} s ({setup / wall:.0%}), timed loops {loops:.1f} s ({loops / wall:.0%}), "
           f"other bench {other_bench:.1f} s ({other_bench / wall:.0%}), outside the bench processes "
           f"{outside:.1f} s ({outside / wall:.0%})")

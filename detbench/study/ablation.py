@@ -85,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.05,
                         help="chance of any false 'faster', 'slower' or 'equivalent' in the study (default 0.05)")
     parser.add_argument("--turn-warmup", "--turn_warmup", dest="turn_warmup", type=int, default=None,
-                        help="untimed forwards at the start of each turn (default: 0 at one CPU thread, else 1)")
+                        help="untimed forwards at the start of each turn, so that the timed one runs on warm caches "
+                             "and a woken thread pool (default 1)")
     parser.add_argument("--order-seed", "--order_seed", dest="order_seed", type=int, default=0,
                         help="seed of the turn order (default 0; the order is recorded)")
     parser.add_argument("--force", action="store_true", help="run the study even if its results are up to date")
