@@ -100,7 +100,7 @@ def delta_table(group: Group) -> list[str]:
     return _align(header, rows)
 
 
-def design_note(comparison: Comparison, group: Group) -> str:
+def design_note(group: Group) -> str:
     """What the tested Δ, its interval and the verdict mean in this group (the footnote of every output)."""
     effect = f"{100 * group.min_effect:g} %"
     if group.study_id is None:
@@ -116,8 +116,8 @@ def design_note(comparison: Comparison, group: Group) -> str:
             f"±{effect}; undecided: neither.{single}")
 
 
-def method_lines(comparison: Comparison, group: Group) -> list[str]:
-    lines = [design_note(comparison, group)]
+def method_lines(group: Group) -> list[str]:
+    lines = [design_note(group)]
     reasons = [f"{row.name}: {row.verdict.reason}" for row in group.rows
                if row.verdict and row.verdict.reason and row.verdict.verdict != paired.UNTESTED]
     lines += [f"  {text.terminal(reason)}" for reason in reasons]
@@ -150,7 +150,7 @@ def console_lines(comparison: Comparison) -> list[str]:
             continue
         lines.append("Change relative to baseline:")
         lines.extend(delta_table(group))
-        lines.extend(method_lines(comparison, group))
+        lines.extend(method_lines(group))
     return lines
 
 
@@ -238,11 +238,11 @@ def _paper_rows(group: Group, minus: str, name: Callable[[str], str]) -> tuple[l
     return header, rows
 
 
-def _footnote(comparison: Comparison, group: Group, escape: Callable[[str], str]) -> str:
+def _footnote(group: Group, escape: Callable[[str], str]) -> str:
     """The note under a paper table; text from reports passes through `escape`."""
     note = f"Setting: {escape(group.setting())}."
     if group.baseline is not None:
-        note += f" Δ relative to {escape(group.baseline.name)}. {escape(design_note(comparison, group))}"
+        note += f" Δ relative to {escape(group.baseline.name)}. {escape(design_note(group))}"
     return note
 
 
@@ -256,7 +256,7 @@ def markdown_text(comparison: Comparison) -> str:
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join([":--"] + ["--:"] * (len(header) - 1)) + "|")
         out.extend("| " + " | ".join(cells) + " |" for cells in rows)
-        out += ["", _footnote(comparison, group, text.markdown), ""]
+        out += ["", _footnote(group, text.markdown), ""]
     return "\n".join(out)
 
 
@@ -269,7 +269,7 @@ def latex_text(comparison: Comparison) -> str:
     out = ["% Requires \\usepackage{booktabs}"]
     for group in comparison.groups:
         header, rows = _paper_rows(group, minus="$-$", name=text.latex_cell)
-        caption = _latex_ours(_footnote(comparison, group, str))
+        caption = _latex_ours(_footnote(group, str))
         out += [r"\begin{table}[t]", r"\centering", r"\small",
                 r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
                 " & ".join(_latex_ours(h) for h in header) + r" \\", r"\midrule"]

@@ -24,7 +24,6 @@ import math
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from detbench.limits import MAX_STUDY_ROUNDS
 from detbench.proc import kill_tree, spawn_child
 from detbench.stats import paired
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
+from detbench.text import Echo
 
 MIN_FIRST_LOOK = 40  # rounds: batch means need 4 batches of 5, and the first look should not waste alpha
 LOOK_GROWTH = 1.6
@@ -181,9 +181,6 @@ class StudyOutcome:
         return [w.report_path for w in self.workers if w.model == model and w.report_path is not None]
 
 
-Echo = Callable[[str], None]
-
-
 class Coordinator:
     def __init__(self, plan: StudyPlan, echo: Echo) -> None:
         self.plan, self.echo = plan, echo
@@ -281,11 +278,15 @@ class Coordinator:
             worker.turns[round_index] = float(answer)
             self.typical_turn_s.setdefault(worker.model, elapsed)
 
+    def _series(self) -> dict[str, list[dict[int, float]]]:
+        """Each model still in the study: its workers' {round: latency}."""
+        return {m.name: [w.turns for w in self.workers if w.model == m.name] for m in self.plan.models
+                if m.name not in self.failed}
+
     def look(self, rounds_done: int) -> bool:
         """Analyse; True when every comparison is decided (or nothing is left to compare)."""
         plan = self.plan
-        series = {m.name: [w.turns for w in self.workers if w.model == m.name] for m in plan.models
-                  if m.name not in self.failed}
+        series = self._series()
         if plan.baseline not in series:
             return True
         alpha_look = plan.alpha / len(plan.looks)
@@ -343,8 +344,7 @@ class Coordinator:
         """The looks replayed over the models that finished, as `compare` will replay them from their reports:
         the same verdicts in study.json and in every table, even when a model failed during the study."""
         plan = self.plan
-        series = {m.name: [w.turns for w in self.workers if w.model == m.name] for m in plan.models
-                  if m.name not in self.failed}
+        series = self._series()
         if plan.baseline not in series or not self.looks:
             return self.results or []
         return paired.replay(series, plan.baseline, plan.alpha, plan.min_effect,
