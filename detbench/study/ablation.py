@@ -35,11 +35,14 @@ from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
+from detbench.files.safe_io import read_text_file
 from detbench.flags import add_bench_arguments, bench_fields, default_of
+from detbench.limits import MAX_REPORT_BYTES
 from detbench.measure.devices import resolve_device
 from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
 from detbench.models.sandbox import Request, start_inspection
+from detbench.report.model import Report
 from detbench.report.schema import load_report, write_report
 from detbench.study import engine
 from detbench.study.lock import study_lock
@@ -230,8 +233,8 @@ def stale_reason(out: Path, key: str, runs: Sequence[ModelRun]) -> str | None:
     if not path.is_file():
         return "no study yet"
     try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError):
+        recorded = json.loads(read_text_file(path, str(path), MAX_REPORT_BYTES))
+    except (DetbenchError, ValueError):
         return f"{STUDY_NAME} unreadable"
     if not isinstance(recorded, dict) or recorded.get("key") != key:
         return "the models, weights, settings, list or design changed"
@@ -254,6 +257,7 @@ class _Study:
     opts: AblationOptions
     echo: Echo
     values: dict[str, Any]
+    config: BenchConfig  # the pass-through settings, checked (threads resolved)
     device: str
     out: Path
     list_path: Path
@@ -277,7 +281,7 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
     echo = terminal_echo(echo)
     validate_options(opts)
     values = {**bench_defaults(), **opts.bench}
-    study_config(values, opts.out)
+    config = study_config(values, opts.out)
     device = str(resolve_device(values.get("device")))
     out = Path(opts.out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
@@ -291,12 +295,12 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
          f"{opts.workers_per_model} worker(s) each, {mode}; device {device}, imgsz {values['imgsz']}, batch "
          f"{values['batch']}, warmup {values['warmup']}, iters {values['iters']} -> {out}")
     with study_lock(out):
-        return _study(_Study(opts, echo, values, device, out, list_path, runs, baseline, python))
+        return _study(_Study(opts, echo, values, config, device, out, list_path, runs, baseline, python))
 
 
 def _plan(study: _Study, key: str) -> engine.StudyPlan:
     opts, values = study.opts, study.values
-    threads = study_config(values, str(study.out)).threads
+    threads = study.config.threads
     turn_warmup = opts.turn_warmup if opts.turn_warmup is not None else engine.default_turn_warmup(threads,
                                                                                                   study.device)
     stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
@@ -324,8 +328,7 @@ def _study(study: _Study) -> int:
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     clock = time.monotonic()
     listed = prepare_list(study.runs, study.list_path, study.values, study.opts.reuse_list, echo)
-    key = study_key(study.runs, study_config(study.values, str(out)), study.device, listed.blist.sha256,
-                    design_of(study.opts, study.baseline))
+    key = study_key(study.runs, study.config, study.device, listed.blist.sha256, design_of(study.opts, study.baseline))
     reason = "--force" if study.opts.force else stale_reason(out, key, study.runs)
     if reason is None:
         echo(f"· the study in {out} is up to date ({out / STUDY_NAME}); --force runs it again")
@@ -346,15 +349,16 @@ def _study(study: _Study) -> int:
     failed = dict(outcome.failed)
     written = _merge_reports(study, outcome, failed)
     status = "failed" if failed else "ok"
-    _write_study(study, plan, key, outcome, failed, started, time.monotonic() - clock, status, listed)
+    _write_study(study, plan, key, outcome, failed, written, started, time.monotonic() - clock, status, listed)
     if not failed:
         shutil.rmtree(plan.work_dir, ignore_errors=True)
     _print_verdicts(study, outcome, written, failed)
     return 1 if failed else 0
 
 
-def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str, str]) -> dict[str, Path]:
-    """OUT/NAME.json for every model whose workers all finished; a model that cannot be merged is failed.
+def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str, str]) -> dict[str, Report]:
+    """OUT/NAME.json for every model whose workers all finished (the reports written, by model); a model that
+    cannot be merged is failed.
 
     Every report names the models that finished (`study.finished_models`), so that `compare` replays the
     study only from the complete set of its reports.
@@ -371,18 +375,20 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
             merged[run.name] = merge_workers([load_report(path) for path in parts], run.name)
         except DetbenchError as exc:
             failed[run.name] = str(exc)
-    written: dict[str, Path] = {}
+    written: dict[str, Report] = {}
     for name, report in merged.items():
         report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks], finished_models=list(merged))
         try:
-            written[name] = write_report(report, study.out / f"{name}.json")
+            write_report(report, study.out / f"{name}.json")
+            written[name] = report
         except (DetbenchError, OSError) as exc:
             failed[name] = str(exc)
     return written
 
 
 def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engine.StudyOutcome,
-                 failed: dict[str, str], started: str, seconds: float, status: str, listed: Any) -> Path:
+                 failed: dict[str, str], written: dict[str, Report], started: str, seconds: float, status: str,
+                 listed: Any) -> Path:
     record: dict[str, Any] = {
         "kind": STUDY_KIND, "status": status, "id": plan.study_id, "key": key, "started": started,
         "seconds": round(seconds, 2), "out": str(study.out), "benchmark_list": str(listed.path),
@@ -394,7 +400,7 @@ def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engin
                     "error": failed.get(run.name), "report": str(study.out / f"{run.name}.json"),
                     "note": run.note or None} for run in study.runs],
         **_outcome_record(outcome),
-        "memory": _memory_record(study),
+        "memory": _memory_record(written),
     }
     path = study.out / STUDY_NAME
     try:
@@ -425,20 +431,15 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
     }
 
 
-def _memory_record(study: _Study) -> dict[str, Any]:
+def _memory_record(written: dict[str, Report]) -> dict[str, Any]:
     """Host memory of the study: the coordinator's peak RSS and each worker's (from the merged reports)."""
-    workers: dict[str, Any] = {}
-    for run in study.runs:
-        try:
-            entries = (load_report(study.out / f"{run.name}.json").study or {}).get("workers") or []
-        except DetbenchError:
-            continue
-        workers.update({f"{run.name}#{entry.get('worker')}": entry.get("peak_rss_MB") for entry in entries})
+    workers = {f"{name}#{entry.get('worker')}": entry.get("peak_rss_MB")
+               for name, report in written.items() for entry in (report.study or {}).get("workers") or []}
     return {"coordinator_peak_rss_MB": process_memory()["peak_rss_MB"], "workers_peak_rss_MB": workers,
             "note": "each worker's RSS counts the memory-mapped decoded inputs, whose pages all workers share"}
 
 
-def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[str, Path],
+def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[str, Report],
                     failed: dict[str, str]) -> None:
     echo = study.echo
     echo(f"study done: {outcome.rounds_done} rounds ({outcome.stop_reason}), {outcome.turn_seconds:.0f} s of turns; "
