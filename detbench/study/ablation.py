@@ -419,12 +419,13 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
         "comparisons": [result.as_dict() for result in outcome.results],
         "process_spread": None if process is None else {
             "measured": process.df > 0, "variance_log": process.variance, "sd_pct": process.sd_pct,
-            "excess_ratio": process.excess_ratio,
+            "estimate_log": process.estimate, "f_test_p": process.p_value, "excess_ratio": process.excess_ratio,
             "df": process.df, "worker_offsets_pct": {name: [100.0 * value for value in offsets]
                                                      for name, offsets in process.offsets.items()},
             "meaning": "each worker's mean offset from its model's round means; excess_ratio near 1 means the "
-                       "processes differ no more than their noise explains; with one worker per model process luck "
-                       "is not measured and the intervals leave it out"},
+                       "processes differ no more than their noise explains; variance_log is the component the "
+                       "intervals use: estimate_log when the F test (f_test_p < 0.05) finds an effect, else 0; with "
+                       "one worker per model process luck is not measured and the intervals leave it out"},
         "workers": [{"worker": w.label, "pid": w.process.pid, "turns": len(w.turns), "log": str(w.log_path)}
                     for w in outcome.workers],
         "order": outcome.order,
