@@ -399,10 +399,15 @@ def test_existing_list_from_other_data_seed_or_size_is_kept(tmp_path, yaml_check
     same_names = fresh_dataset(tmp_path / "copy")  # the same file names, in another folder
     out = tmp_path / "results"
     bench(out, weights=str(yaml_checkpoint), data=str(data), name="first")
-    for change in ({"seed": 7}, {"benchmark_size": 5}, {"data": str(other)}, {"data": str(same_names)}):
-        settings = {"weights": str(yaml_checkpoint), "data": str(data), **change}
-        fails_cleanly(out, r"benchmark_list\.txt was made from other data, seed or size .*--use_benchmark_list",
-                      **settings)
+    refused = r"benchmark_list\.txt was made from other data, seed or size .*--use_benchmark_list"
+    fails_cleanly(out, refused, weights=str(yaml_checkpoint), data=str(data), seed=7)  # the whole run, once
+    from detbench.data.benchmark_list import obtain_list
+
+    listed = (out / "benchmark_list.txt").read_bytes()
+    for data_yaml, size, seed in ((data, 5, 42), (other, 200, 42), (same_names, 200, 42)):
+        with pytest.raises(DetbenchError, match=refused):
+            obtain_list(out / "benchmark_list.txt", data_yaml, size, seed, use_existing=False)
+    assert (out / "benchmark_list.txt").read_bytes() == listed
 
 
 @pytest.mark.slow

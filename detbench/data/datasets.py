@@ -170,9 +170,8 @@ def _images_from_entry(entry: Path, budget: _Budget) -> list[Path]:
     raise DetbenchError(f"--data {data_yaml}: val entry {entry} does not exist; fix 'path'/'val' in the YAML")
 
 
-def find_val_images(data_yaml: str | Path) -> tuple[list[Path], Path]:
-    """Return the validation images, sorted by path, and the dataset root."""
-    data_yaml = Path(data_yaml)
+def _val_split(data_yaml: Path) -> tuple[list[str], list[Path], Path]:
+    """The YAML's 'val' entries as written, resolved against the dataset root (each once), and the root."""
     data = _read_yaml(data_yaml)
     val = data.get("val", data.get("validation"))
     if not val:
@@ -191,10 +190,25 @@ def find_val_images(data_yaml: str | Path) -> tuple[list[Path], Path]:
     for raw in entries:
         entry = Path(raw).expanduser()
         entry = entry if entry.is_absolute() else root / entry
+        if not os.path.lexists(entry):
+            raise DetbenchError(f"--data {data_yaml}: val entry {entry} does not exist; fix 'path'/'val' in the YAML")
         resolved.setdefault(_absolute(entry), entry)
+    return entries, list(resolved.values()), root
+
+
+def check_data_yaml(data_yaml: str | Path) -> None:
+    """The data YAML read and its 'val' entries found, without walking them: the cheap checks, made before
+    anything slow so that a wrong --data fails at once."""
+    _val_split(Path(data_yaml))
+
+
+def find_val_images(data_yaml: str | Path) -> tuple[list[Path], Path]:
+    """Return the validation images, sorted by path, and the dataset root."""
+    data_yaml = Path(data_yaml)
+    entries, resolved, root = _val_split(data_yaml)
     images: set[Path] = set()
     budget = _Budget(data_yaml)
-    for entry in resolved.values():
+    for entry in resolved:
         images.update(_images_from_entry(entry, budget))
     if not images:
         shown = ", ".join(raw[:200] for raw in entries[:3])[:200] + (", ..." if len(entries) > 3 else "")
