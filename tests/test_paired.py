@@ -16,13 +16,20 @@ from detbench.stats import paired
 
 
 def simulate(rng: np.random.Generator, effects: dict[str, float], rounds: int, workers: int = 2, phi: float = 0.5,
-             sigma: float = 0.05, burst_p: float = 0.01, process_sd: float = 0.0) -> dict[str, list[dict[int, float]]]:
-    """Each model's workers' {round: latency}; latency = 10 ms * (1 + effect) * exp(noise)."""
-    series = {name: [{} for _ in range(workers)] for name in effects}
-    offsets = {name: rng.normal(0.0, process_sd, workers) for name in effects}
+             sigma: float = 0.05, burst_p: float = 0.01, process_sd: float = 0.0,
+             fresh_at: tuple[int, ...] = ()) -> dict[str, list[dict[int, float]]]:
+    """Each model's workers' {round: latency}; latency = 10 ms * (1 + effect) * exp(noise).
+
+    `fresh_at`: rounds at which every worker is replaced by a fresh process (new offsets, a new series)."""
+    series = {name: [] for name in effects}
+    offsets: dict[str, np.ndarray] = {}
     drift = np.cumsum(rng.normal(0.0, 0.005, rounds))
     state, burst_left = 0.0, 0
     for r in range(rounds):
+        if r == 0 or r in fresh_at:
+            for name in effects:
+                series[name] += [{} for _ in range(workers)]
+                offsets[name] = rng.normal(0.0, process_sd, workers)
         turns = [(name, w) for name in effects for w in range(workers)]
         for k in rng.permutation(len(turns)):
             name, w = turns[k]
@@ -32,7 +39,7 @@ def simulate(rng: np.random.Generator, effects: dict[str, float], rounds: int, w
             burst = 0.4 if burst_left else 0.0
             burst_left = max(0, burst_left - 1)
             log_latency = math.log(10.0 * (1.0 + effects[name])) + drift[r] + offsets[name][w] + state + burst
-            series[name][w][r] = math.exp(log_latency)
+            series[name][w - workers][r] = math.exp(log_latency)
     return series
 
 
@@ -70,6 +77,55 @@ def test_process_luck_widens_the_interval_instead_of_making_false_claims():
     spread = paired.process_spread(simulate(np.random.default_rng(4), {"a": 0, "b": 0, "c": 0}, 200,
                                             process_sd=0.05, sigma=0.02))
     assert spread.variance > 0 and spread.excess_ratio > 3 and spread.df == 3
+
+
+def test_the_process_test_holds_its_level_when_processes_do_not_differ():
+    """Identical processes: the F test of a process effect rejects at about its alpha, and the excess ratio
+    averages about 1 (each offset's own noise is (W - 1) / W of a process mean's, which the test accounts for)."""
+    rng = np.random.default_rng(8)
+    spreads = [paired.process_spread(simulate(rng, {"a": 0.0, "b": 0.0}, 100, workers=workers))
+               for workers in (2, 4) for _ in range(120)]
+    rejected = sum(s.p_value < 0.05 for s in spreads)
+    assert rejected <= 0.09 * len(spreads), rejected
+    assert 0.8 <= float(np.mean([s.excess_ratio for s in spreads])) <= 1.25
+
+
+def sequential(effect: float, n: int, seed: int, fresh: bool, process_sd: float) -> tuple[int, int]:
+    """(right verdicts, intervals covering the truth) over n simulated studies looking at LOOKS, stopping once
+    decided, with or without fresh workers after each look."""
+    rng = np.random.default_rng(seed)
+    right = covered = 0
+    for _ in range(n):
+        data = simulate(rng, {"base": 0.0, "m": effect}, LOOKS[-1], process_sd=process_sd,
+                        fresh_at=LOOKS[:-1] if fresh else ())
+        result = paired.replay(data, "base", 0.05, 0.02, LOOKS, len(LOOKS))[0]
+        right += result.verdict == paired.SLOWER
+        covered += result.ci_log[0] <= math.log1p(effect) <= result.ci_log[1]
+    return right, covered
+
+
+LOOKS = (40, 64, 102, 164, 262, 419)  # engine.planned_looks(40, until_decided=True)
+
+
+def test_fresh_workers_after_each_look_keep_the_power_that_process_luck_takes():
+    """Workers 1 % apart at random: with the same two processes per model for the whole study the process
+    component has 2 degrees of freedom and most studies stay undecided; with fresh ones after each look it has
+    2 per generation and a +5 % model is called slower."""
+    fresh_right, fresh_covered = sequential(0.05, 30, 11, fresh=True, process_sd=0.01)
+    kept_right, _ = sequential(0.05, 30, 11, fresh=False, process_sd=0.01)
+    assert fresh_right >= 26 and fresh_covered >= 27, (fresh_right, fresh_covered)
+    assert kept_right < fresh_right
+
+
+def test_generations_and_their_weight_follow_the_rounds_each_worker_served():
+    first = [paired.Series.of({r: 10.0 for r in range(0, 40)}) for _ in range(2)]
+    second = [paired.Series.of({r: 10.0 for r in range(40, 60)}) for _ in range(2)]
+    empty = paired.Series.of({})
+    groups = paired.generations([*first, empty, *second])
+    assert [len(group) for group in groups] == [2, 2] and groups[1][0].rounds[0] == 40
+    shared = np.arange(60)
+    assert paired.process_weight(first + second, shared) == pytest.approx(((40 / 60) ** 2 + (20 / 60) ** 2) / 2)
+    assert paired.process_weight(first, np.arange(40)) == pytest.approx(1 / 2)
 
 
 def test_zero_variance_is_undecided_with_its_reason_not_a_p_of_zero():

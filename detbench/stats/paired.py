@@ -18,17 +18,19 @@ that lasts a few rounds; the known-answer tests check coverage on AR(1) and
 burst noise.
 
 **Processes.** A process can be lucky (memory layout, thread placement) for
-its whole life. Each worker's offset from its model's round mean is measured;
-the spread of these offsets beyond what their own noise explains is a variance
-component s_p^2 (method of moments, pooled over the study's models). It is
-tested first (F = offset variance / the part noise explains, with sum(W - 1)
-and the batch-means degrees of freedom; PROCESS_TEST_ALPHA): when the workers
-differ significantly, the pair's variance gains s_p^2 (1/W_m + 1/W_base) and
-its degrees of freedom become Satterthwaite's; otherwise the component is 0.
-(Estimated from two workers per model, s_p^2 has a handful of degrees of
-freedom, and adding it unconditionally would make every interval several times
-wider when, as measured on this machine, processes do not differ; the
-preliminary test's cost in error rate is measured by `benchmarks/verdicts.py`.)
+its whole life. Each worker's offset from the round means of the workers of
+its model that ran beside it (its generation) is measured; the spread of
+these offsets beyond what their own noise explains is a variance component
+s_p^2 (method of moments, pooled over every model and generation). Every
+interval includes it: the pair's variance gains s_p^2 times the sum over
+its generations of (share of rounds)^2 / W for each of the two models, and
+its degrees of freedom become Satterthwaite's, so that an imprecise component
+widens the interval instead of being taken as exact. A study that replaces
+its workers by fresh processes after each look (the default) samples process
+luck again in every generation, so the component's degrees of freedom and the
+number of processes behind each mean both grow with the study. An F test of
+"no process effect" is reported, not used to drop the component: as a
+preliminary test it let real process luck through too often.
 
 **Verdicts.** With a minimum effect e (fraction) and m = log(1 + e):
 - slower: the interval's lower end is above +m;
@@ -54,13 +56,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_BATCHES = 20
-PROCESS_TEST_ALPHA = 0.05
 MIN_ROUNDS_PER_BATCH = 5
 MIN_BATCHES = 4
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
-DESIGN = ("interleaved rounds, one turn per worker per round in seeded random order; geometric mean of per-round "
-          "ratios; batch-means t interval with a process variance component; Holm over comparisons, alpha split "
-          "over planned looks")
+DESIGN = ("interleaved rounds, one turn per worker per round in seeded random order, workers replaced by fresh "
+          "processes after each look (default); "
+          "geometric mean of per-round ratios; batch-means t interval with a process variance component; Holm over "
+          "comparisons, alpha split over planned looks")
 
 # per worker: round index -> latency (ms) of its turn in that round
 WorkerSeries = Mapping[int, float]
@@ -133,39 +135,75 @@ class ProcessSpread:
         return 100.0 * (math.exp(math.sqrt(self.variance)) - 1.0)
 
 
+def generations(workers: Sequence[Series]) -> list[list[Series]]:
+    """A model's workers grouped by the rounds they served: those that started in the same round ran side by side
+    (a study that replaces its workers at each look has one group per look). Workers with no turns are left out."""
+    groups: dict[int, list[Series]] = {}
+    for series in workers:
+        if series.rounds.size:
+            groups.setdefault(int(series.rounds[0]), []).append(series)
+    return [groups[first] for first in sorted(groups)]
+
+
+def _group_offsets(group: Sequence[Series]) -> tuple[list[float], float, int] | None:
+    """Each worker's mean offset from the group's round means, the sum of their squared standard errors and the
+    smallest batch-means df; None when a worker has too few turns for batch means."""
+    rounds, means = round_means(group)
+    offsets, noise, dfs = [], 0.0, []
+    for series in group:
+        estimate = batch_means(series.logs - means[np.searchsorted(rounds, series.rounds)])
+        if estimate is None:
+            return None
+        offsets.append(estimate.mean)
+        noise += estimate.se ** 2
+        dfs.append(estimate.df)
+    return offsets, noise, min(dfs)
+
+
 def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> ProcessSpread:
-    """The between-process variance component, by the method of moments, pooled over models with W >= 2."""
+    """The between-process variance component, by the method of moments, pooled over every group of W >= 2
+    workers that ran side by side (per model, per generation).
+
+    A worker's offset o_k is its mean distance from its group's round means. With W workers the offsets sum to
+    zero, so sum(o_k^2) / (W - 1) estimates s_p^2 + v (v: the noise variance of one process's mean), and the
+    offsets' own noise, sum(se(o_k)^2) / (W - 1), estimates v (each se(o_k)^2 is (W - 1) / W of v). Their
+    difference is s_p^2; their ratio is F-distributed with sum(W - 1) and sum((W - 1)(B - 1)) degrees of freedom
+    when processes do not differ.
+    """
     models = as_series(models)
     offsets: dict[str, list[float]] = {}
-    observed, explained = [], []
-    within_df = 0
+    squares = noise = 0.0
+    df = within_df = 0
     for name, workers in models.items():
-        if len(workers) < 2:
-            continue
-        rounds, means = round_means(workers)
-        worker_offsets, noise, noise_df = [], [], 0
-        for series in workers:
-            estimate = batch_means(series.logs - means[np.searchsorted(rounds, series.rounds)])
-            if estimate is None:
-                break
-            worker_offsets.append(estimate.mean)
-            noise.append(estimate.se ** 2)
-            noise_df += estimate.df
-        else:
-            offsets[name] = worker_offsets
-            observed.append(float(np.sum(np.square(worker_offsets)) / (len(workers) - 1)))
-            explained.append(float(np.mean(noise)))
-            within_df += noise_df
-    if not observed:
+        for group in generations(workers):
+            found = _group_offsets(group) if len(group) >= 2 else None
+            if found is None:
+                continue
+            group_offsets, group_noise, batch_df = found
+            offsets.setdefault(name, []).extend(group_offsets)
+            squares += float(np.sum(np.square(group_offsets)))
+            noise += group_noise
+            df += len(group) - 1
+            within_df += (len(group) - 1) * batch_df
+    if not df:
         return ProcessSpread(offsets, 0.0, None)
-    seen, noise_part = float(np.mean(observed)), float(np.mean(explained))
-    df = sum(len(found) - 1 for found in offsets.values())
+    seen, noise_part = squares / df, noise / df
     estimate = max(0.0, seen - noise_part)
     if noise_part <= 0:
         return ProcessSpread(offsets, estimate, None, df, estimate, 0.0 if seen > 0 else None)
-    ratio = seen / noise_part
-    p_value = _f_sf(ratio, df, within_df)
-    return ProcessSpread(offsets, estimate if p_value < PROCESS_TEST_ALPHA else 0.0, ratio, df, estimate, p_value)
+    return ProcessSpread(offsets, estimate, seen / noise_part, df, estimate, _f_sf(seen / noise_part, df, within_df))
+
+
+def process_weight(workers: Sequence[Series], shared: np.ndarray) -> float:
+    """How much of s_p^2 reaches a model's mean over the `shared` rounds: sum over its generations of
+    (share of those rounds)^2 / (workers in it). One generation of W workers gives 1 / W."""
+    total = shared.size
+    weight = 0.0
+    for group in generations(workers):
+        rounds = np.unique(np.concatenate([series.rounds for series in group]))
+        share = np.intersect1d(rounds, shared, assume_unique=True).size / total
+        weight += share ** 2 / len(group)
+    return weight
 
 
 @dataclass
@@ -246,7 +284,7 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     if estimate is None:
         return None
     within = estimate.se ** 2
-    between = process.variance * (1.0 / len(model) + 1.0 / len(baseline))
+    between = process.variance * (process_weight(model, shared) + process_weight(baseline, shared))
     df: float = estimate.df
     if between > 0 and process.df > 0:
         df = (within + between) ** 2 / (within ** 2 / estimate.df + between ** 2 / process.df)
