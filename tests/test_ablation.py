@@ -162,24 +162,6 @@ def test_merge_takes_the_peak_memory_and_refuses_workers_on_other_inputs(study):
         merge_workers([Report.from_dict(one), Report.from_dict(other)], "baseline")
 
 
-def test_resume_skips_a_finished_study_and_force_runs_it_again(study):
-    root, _ = study
-    bench = root / "results" / "bench"
-    args = ["ablate", "--models", "baseline,ghost", "--workers-per-model", "1", "--no-until-decided", "--iters", "20",
-            *QUICK]
-    first = run_cli(*args, cwd=root)  # other models than the fixture's study: it runs
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "running the study: the models, weights, settings, list or design changed" in first.stdout
-    before = {name: (bench / f"{name}.json").stat().st_mtime_ns for name in ("baseline", "ghost")}
-    again = run_cli(*args, cwd=root)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "is up to date" in again.stdout and "workers ready" not in again.stdout
-    assert {name: (bench / f"{name}.json").stat().st_mtime_ns for name in before} == before
-    forced = run_cli(*args, "--force", cwd=root)
-    assert forced.returncode == 0 and "running the study: --force" in forced.stdout
-    assert (bench / "ghost.json").stat().st_mtime_ns != before["ghost"]
-
-
 def test_the_study_key_changes_with_anything_that_changes_the_numbers(tmp_path):
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"one")

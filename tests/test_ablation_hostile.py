@@ -48,20 +48,33 @@ def test_run_folder_names_that_cannot_name_a_report_are_refused_up_front(tmp_pat
     assert "rename its run folder" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_weights_replaced_with_an_older_timestamp_are_benchmarked_again(tmp_path, yaml_checkpoint, dataset):
-    """`cp -p` of another model keeps an old mtime; the weights' sha256 in the report tells them apart."""
+def test_resume_skips_a_finished_study_and_runs_it_again_for_force_or_replaced_weights(tmp_path, yaml_checkpoint,
+                                                                                        dataset):
+    """Up to date: skipped, nothing rewritten. --force: run again. Weights replaced by `cp -p` of another model
+    (an older mtime): the weights' sha256 tells them apart and the study runs again."""
     runs, out = tmp_path / "runs", tmp_path / "bench"
     best = _run_folder(runs, "baseline", yaml_checkpoint)
-    first = run_cli("ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    digest = load_report(out / "baseline.json").metadata.weights_sha256
+    args = ["ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK]
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "running the study: no study yet" in first.stdout
+    report = out / "baseline.json"
+    written = report.stat().st_mtime_ns
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "is up to date" in again.stdout and "workers ready" not in again.stdout
+    assert report.stat().st_mtime_ns == written
+    forced = run_cli(*args, "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "running the study: --force" in forced.stdout
+    assert report.stat().st_mtime_ns != written
+    digest = load_report(report).metadata.weights_sha256
     ghost = save_untrained("ghost", tmp_path / "ghost.pt", dataset)
     os.utime(ghost, (1, 1))  # as `cp -p` of an old file would leave it
     shutil.copy2(ghost, best)
-    second = run_cli("ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    assert "running the study: the models, weights, settings, list or design changed" in second.stdout
-    assert load_report(out / "baseline.json").metadata.weights_sha256 != digest
+    replaced = run_cli(*args, cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "running the study: the models, weights, settings, list or design changed" in replaced.stdout
+    assert load_report(report).metadata.weights_sha256 != digest
 
 
 def _children_of(pid: int) -> list[int]:

@@ -131,7 +131,49 @@ class PendingInspection:
         return (lines[-1][:200] if lines else "no message").replace("\n", " ")
 
 
-def start_inspection(request: Request) -> PendingInspection:
+@dataclass
+class KnownInspection:
+    """A bounded check these very bytes already passed (the same SHA-256, imgsz and plugins): a study's next
+    worker of a model uses the numbers its previous worker's check measured instead of checking again. It is
+    filled by the run that checks, and stands in for the running child when it matches."""
+
+    sha256: str | None = None
+    imgsz: int | None = None
+    plugins: list[str] = field(default_factory=list)
+    inspection: Inspection | None = None
+
+    def matches(self, request: Request) -> bool:
+        return (self.inspection is not None and request.sha256 is not None and self.sha256 == request.sha256
+                and self.imgsz == request.imgsz and list(self.plugins) == list(request.plugins))
+
+    def remember(self, request: Request, inspection: Inspection) -> None:
+        self.sha256, self.imgsz, self.plugins = request.sha256, request.imgsz, list(request.plugins)
+        self.inspection = inspection
+
+    def result(self) -> Inspection:
+        return self.inspection
+
+    def cancel(self) -> None:
+        pass
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: Any) -> KnownInspection:
+        """From a coordinator's message; anything malformed gives an empty one (the check then runs)."""
+        try:
+            found = dict(value)
+            inspection = Inspection(**found.pop("inspection"))
+            return cls(**found, inspection=inspection)
+        except (TypeError, ValueError, KeyError):
+            return cls()
+
+
+def start_inspection(request: Request, known: KnownInspection | None = None) -> PendingInspection | KnownInspection:
+    """The bounded check of `request` started in a child, or `known` where it already covers these bytes."""
+    if known is not None and known.matches(request):
+        return known
     return PendingInspection(request)
 
 

@@ -77,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the first model)")
     parser.add_argument("--workers-per-model", "--workers_per_model", dest="workers_per_model", type=int, default=2,
                         help="worker processes per model, so that one process's luck is measured (default 2)")
+    parser.add_argument("--fresh-workers", "--fresh_workers", dest="fresh_workers",
+                        action=argparse.BooleanOptionalAction, default=True,
+                        help="replace every worker by a fresh process after each look, so that process luck is "
+                             "sampled again in every generation (default on; needs --until-decided and at least 2 "
+                             "workers per model)")
     parser.add_argument("--until-decided", "--until_decided", dest="until_decided",
                         action=argparse.BooleanOptionalAction, default=True,
                         help="keep taking turns until every comparison is decided, up to --max-time (default on); "
@@ -115,6 +120,7 @@ class AblationOptions:
     bench: dict[str, Any] = field(default_factory=dict)  # pass-through bench settings (field -> value)
     model_timeout: float = DEFAULT_MODEL_TIMEOUT_S
     workers_per_model: int = 2
+    fresh_workers: bool = True
     until_decided: bool = True
     max_time: float = DEFAULT_MAX_TIME_S
     min_effect: float = 0.02
@@ -129,8 +135,9 @@ def options_from_args(args: argparse.Namespace) -> AblationOptions:
     return AblationOptions(runs=args.runs, models=models, baseline=args.baseline, force=args.force, out=args.out,
                            list_path=args.list_path, reuse_list=args.use_benchmark_list, quiet=args.quiet,
                            bench=bench, model_timeout=args.model_timeout, workers_per_model=args.workers_per_model,
-                           until_decided=args.until_decided, max_time=args.max_time, min_effect=args.min_effect,
-                           alpha=args.alpha, turn_warmup=args.turn_warmup, order_seed=args.order_seed)
+                           fresh_workers=args.fresh_workers, until_decided=args.until_decided,
+                           max_time=args.max_time, min_effect=args.min_effect, alpha=args.alpha,
+                           turn_warmup=args.turn_warmup, order_seed=args.order_seed)
 
 
 def study_config(values: dict[str, Any], out: str) -> BenchConfig:
@@ -313,11 +320,13 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         workers_per_model=opts.workers_per_model, turn_warmup=turn_warmup, seed=opts.order_seed,
         until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
         max_time=opts.max_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
-        python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads))
+        python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads),
+        fresh_workers=opts.fresh_workers)
 
 
 def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:
-    return {"baseline": baseline, "workers_per_model": opts.workers_per_model, "until_decided": opts.until_decided,
+    return {"baseline": baseline, "workers_per_model": opts.workers_per_model, "fresh_workers": opts.fresh_workers,
+            "until_decided": opts.until_decided,
             "max_time": opts.max_time, "min_effect": opts.min_effect, "alpha": opts.alpha,
             "turn_warmup": opts.turn_warmup, "order_seed": opts.order_seed}
 
@@ -368,7 +377,7 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
         if run.name in failed:
             continue
         parts = outcome.reports(run.name)
-        if len(parts) != outcome.plan.workers_per_model:
+        if len(parts) != sum(worker.model == run.name for worker in outcome.workers):
             failed[run.name] = "a worker wrote no report"
             continue
         try:
@@ -422,10 +431,11 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
             "estimate_log": process.estimate, "f_test_p": process.p_value, "excess_ratio": process.excess_ratio,
             "df": process.df, "worker_offsets_pct": {name: [100.0 * value for value in offsets]
                                                      for name, offsets in process.offsets.items()},
-            "meaning": "each worker's mean offset from its model's round means; excess_ratio near 1 means the "
-                       "processes differ no more than their noise explains; variance_log is the component the "
-                       "intervals use: estimate_log when the F test (f_test_p < 0.05) finds an effect, else 0; with "
-                       "one worker per model process luck is not measured and the intervals leave it out"},
+            "meaning": "each worker's mean offset from the round means of the workers of its model that ran beside "
+                       "it (its generation); excess_ratio near 1 means the processes differ no more than their noise "
+                       "explains (f_test_p tests that); variance_log is the component every interval includes, "
+                       "weighted by how many processes each model's mean averages; with one worker per model "
+                       "process luck is not measured and the intervals leave it out"},
         "workers": [{"worker": w.label, "pid": w.process.pid, "turns": len(w.turns), "log": str(w.log_path)}
                     for w in outcome.workers],
         "order": outcome.order,

@@ -12,7 +12,11 @@ each with its own model, threads and allocator. The coordinator:
 4. looks at planned round counts (`detbench.stats.paired`) and, with
    `until_decided`, stops once every comparison is decided, at the last
    planned look, or when `max_time` seconds of turns have run;
-5. stops the workers one at a time; each writes its report.
+5. with `fresh_workers` (the default when it looks more than once), replaces
+   every worker by a fresh process after each look that does not end the
+   study, so that one process's luck is sampled again in every generation
+   (`detbench.stats.paired` pools the spread of all of them);
+6. stops the workers one at a time; each writes its report.
 
 A worker that dies, hangs past its deadline or fails is recorded with its
 reason, its model's other workers are stopped, and the study goes on.
@@ -77,6 +81,11 @@ class StudyPlan:
     python: str = "python"
     study_id: str = ""
     cpus: list[int] | None = None  # the cores every worker is pinned to (None: not pinned)
+    fresh_workers: bool = True  # replace every worker by a fresh process after each look (needs W >= 2 to help)
+
+    @property
+    def rotates(self) -> bool:
+        return self.fresh_workers and self.until_decided and self.workers_per_model >= 2
 
     @property
     def looks(self) -> list[int]:
@@ -88,6 +97,7 @@ class StudyPlan:
                 "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
                 "planned_looks": self.looks, "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
+                "fresh_workers_each_look": self.rotates,
                 "design": paired.DESIGN}
 
 
@@ -106,6 +116,9 @@ class Worker:
     log_path: Path
     turns: dict[int, float] = field(default_factory=dict)  # round -> latency ms
     report_path: Path | None = None
+    retired: bool = False  # stopped after a look, its report written; a fresh worker took its place
+    last_answer: dict[str, Any] = field(default_factory=dict)
+    closed: bool = False
 
     @property
     def label(self) -> str:
@@ -129,6 +142,7 @@ class Worker:
             raise WorkerFailed(self, str(message["error"]))
         if key not in message:
             raise WorkerFailed(self, f"study protocol: expected {key!r}, got {sorted(message)}")
+        self.last_answer = message
         return message[key]
 
     def _death(self, what: str) -> str:
@@ -156,7 +170,11 @@ class Worker:
             kill_tree(self.process)
 
     def close(self) -> None:
-        """Release the pipes (after the process ended or was killed)."""
+        """Release the pipes (after the process ended or was killed); only once, since the descriptor's number
+        may be reused afterwards."""
+        if self.closed:
+            return
+        self.closed = True
         for close in (self.process.stdin.close, lambda: os.close(self.reader.fd)):
             try:
                 close()
@@ -192,6 +210,7 @@ class Coordinator:
         self.process: paired.ProcessSpread | None = None
         self.turn_seconds = 0.0
         self.typical_turn_s: dict[str, float] = {}
+        self.checked: dict[str, dict[str, Any]] = {}  # per model: the bounded check its workers' bytes passed
 
     # ------------------------------------------------------------ workers
 
@@ -209,6 +228,7 @@ class Coordinator:
         self.workers.append(worker)  # before anything can fail: kill_all must know every process
         try:
             worker.send({"start": {"config": model.config.to_dict(), "worker": index, "cpus": plan.cpus,
+                                   "inspection": self.checked.get(model.name),
                                    "turn_warmup": plan.turn_warmup, "report_path": str(report_path),
                                    "study": plan.describe(),
                                    "command": ["detbench", "study-worker", model.name, str(index)]}})
@@ -217,7 +237,7 @@ class Coordinator:
         return worker
 
     def active(self) -> list[Worker]:
-        return [w for w in self.workers if w.model not in self.failed]
+        return [w for w in self.workers if w.model not in self.failed and not w.retired]
 
     def fail(self, failure: WorkerFailed) -> None:
         model = failure.worker.model
@@ -229,12 +249,13 @@ class Coordinator:
             if worker.model == model:
                 worker.kill()
 
-    def start(self) -> None:
-        """The first worker alone (it fills the input cache), then all others; each must answer ready."""
+    def start(self, generation: int = 0) -> None:
+        """A generation of workers: the first study worker alone (it fills the input cache), then all others;
+        each must answer ready; then each warms up in turn, alone."""
         plan = self.plan
-        specs = [(m, k) for m in plan.models for k in range(plan.workers_per_model)]
-        first, rest = specs[:1], specs[1:]
-        for group in (first, rest):
+        base = generation * plan.workers_per_model
+        specs = [(m, base + k) for m in plan.models for k in range(plan.workers_per_model)]
+        for group in ((specs[:1], specs[1:]) if generation == 0 else (specs,)):
             started = []
             for model, index in group:
                 if model.name not in self.failed:
@@ -243,7 +264,19 @@ class Coordinator:
                 self._call(worker, None, "ready", plan.setup_timeout)
         for worker in self.active():
             self._call(worker, {"warmup": True}, "warm", plan.setup_timeout)
-        self.echo(f"✓ {len(self.active())} workers ready and warm ({plan.workers_per_model} per model)")
+        fresh = f"generation {generation + 1}: " if plan.rotates else ""
+        self.echo(f"✓ {fresh}{len(self.active())} workers ready and warm ({plan.workers_per_model} per model)")
+
+    def replace_workers(self, generation: int) -> None:
+        """Stop every worker (each writes its report) and start fresh ones in their place."""
+        began = time.perf_counter()
+        self.stop_workers("replaced by fresh workers after a look")
+        for worker in self.workers:
+            worker.retired = True
+        stopped = time.perf_counter()
+        self.start(generation)
+        self.looks[-1]["replace_s"] = {"stop": round(stopped - began, 3),
+                                       "start": round(time.perf_counter() - stopped, 3)}
 
     def _call(self, worker: Worker, message: dict[str, Any] | None, key: str, timeout: float) -> Any:
         if worker.model in self.failed:
@@ -322,18 +355,23 @@ class Coordinator:
                     return rounds_done, "every comparison decided"
                 if out_of_time:
                     return rounds_done, f"--max-time {plan.max_time:g} s of turns reached"
+                if plan.rotates:
+                    self.replace_workers(next_look)
         return rounds_done, "no model left"
 
-    def finish(self, reason: str) -> None:
+    def stop_workers(self, reason: str) -> None:
         """Stop the workers one at a time (each may still run --pipeline alone); collect their reports."""
         for worker in self.active():
             path = self._call(worker, {"stop": reason}, "done", self.plan.setup_timeout)
             if path is not None:
                 worker.report_path = Path(path)
+                if isinstance(worker.last_answer.get("inspection"), dict):
+                    self.checked.setdefault(worker.model, worker.last_answer["inspection"])
                 try:
                     worker.process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+            worker.close()
 
     def kill_all(self) -> None:
         for worker in self.workers:
@@ -360,7 +398,7 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
         rounds_done, reason = coordinator.run()
         if coordinator.results is None and rounds_done:
             coordinator.look(rounds_done)
-        coordinator.finish(reason)
+        coordinator.stop_workers(reason)
     finally:
         coordinator.kill_all()
     return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,

@@ -12,7 +12,11 @@ and device. Then, in place of a timed loop of its own, it serves turns:
     {"turn": R}                 ->    `turn_warmup` untimed forwards, then one timed forward
                                 <-    {"ms": latency, "host_ms": host}
     {"stop": "why"}             ->    the rest of the run (--pipeline if asked), the report written
-                                <-    {"done": "path of the report"}
+                                <-    {"done": "path of the report", "inspection": {...}}
+
+A start message may carry the bounded check that an earlier worker of the model made of the same bytes
+(`inspection`, matched by SHA-256, imgsz and plugins); the worker then skips its own. Its "done" answer
+returns the check it used, for the next generation.
 
 Any failure is answered {"error": "one line"} and the worker exits with status 2.
 The worker dies with the coordinator (PR_SET_PDEATHSIG).
@@ -101,6 +105,7 @@ def serve(channel: WorkerEnd) -> int:
     """One model's run with its turns served; the report written where the coordinator asked."""
     # imported here, not at the top: these load torch and Ultralytics, after configure_process has run
     from detbench.config import BenchConfig
+    from detbench.models.sandbox import KnownInspection
     from detbench.report.schema import write_report
     from detbench.workflows.bench import run_bench
 
@@ -111,7 +116,8 @@ def serve(channel: WorkerEnd) -> int:
     if cpus and hasattr(os, "sched_setaffinity"):  # every worker on the same cores: no placement luck
         os.sched_setaffinity(0, cpus)
     server = TurnServer(channel, int(start["turn_warmup"]))
-    report, _ = run_bench(cfg, echo=_stderr, argv=list(start["command"]), write=False, loop=server.loop)
+    known = KnownInspection.from_dict(start.get("inspection"))  # the previous generation's check of these bytes
+    report, _ = run_bench(cfg, echo=_stderr, argv=list(start["command"]), write=False, loop=server.loop, known=known)
     report.samples.round = server.rounds
     report.stopping = {"rule": "interleaved study: the coordinator gives each worker one turn per round",
                        "reason": server.stop_reason, "iterations": len(server.rounds),
@@ -120,7 +126,7 @@ def serve(channel: WorkerEnd) -> int:
     report.study = dict(start.get("study") or {}, worker=int(start["worker"]), pid=os.getpid(),
                         cpus=sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
     path = write_report(report, Path(start["report_path"]))
-    channel.send({"done": str(path)})
+    channel.send({"done": str(path), "inspection": known.to_dict() if known.inspection else None})
     return 0
 
 

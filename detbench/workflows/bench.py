@@ -26,6 +26,7 @@ import torch
 from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
+from detbench.data.datasets import check_data_yaml
 from detbench.errors import DetbenchError
 from detbench.measure.devices import resolve_device
 from detbench.measure.measure import measure
@@ -33,7 +34,14 @@ from detbench.measure.modes import ExecutionMode
 from detbench.measure.phases import PhaseClock, first_run_of_process
 from detbench.measure.timing import StopRule, Timings, run_timed_loop, stopping_section
 from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
-from detbench.models.sandbox import Inspection, PendingInspection, Request, count_and_fuse, start_inspection
+from detbench.models.sandbox import (
+    Inspection,
+    KnownInspection,
+    PendingInspection,
+    Request,
+    count_and_fuse,
+    start_inspection,
+)
 from detbench.names import check_model_name
 from detbench.report.model import (
     Complexity,
@@ -146,8 +154,10 @@ def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Compl
     return DetbenchError(f"{what}; wrote {path} with status \"oom\"; try a smaller --batch or --imgsz")
 
 
-def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None) -> tuple[_Run, PendingInspection | None, str | None]:
-    """Flags, device, output folder and name checked; the weights hashed and their inspection started."""
+def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None,
+           known: KnownInspection | None) -> tuple[_Run, PendingInspection | KnownInspection | None, str | None]:
+    """Flags, device, output folder and name checked; the weights hashed and their inspection started (or taken
+    from `known`, when it covers these bytes)."""
     clock, first_run = PhaseClock(), first_run_of_process()
     device = resolve_device(cfg.device)
     mode = ExecutionMode(half=cfg.half, amp=cfg.amp, channels_last=cfg.channels_last,
@@ -157,10 +167,12 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None) -> tuple[_Run, 
         model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
     out_dir = Path(cfg.out)
     check_writable(out_dir, report_bytes_needed(cfg))
+    if cfg.data and not cfg.use_benchmark_list:  # a wrong --data fails now, not after the model has loaded
+        check_data_yaml(cfg.data)
     sha256 = precheck_model(cfg.weights, cfg.plugins, cfg.unsafe_load)
     pending = None if cfg.unsafe_load else start_inspection(Request(
         weights=cfg.weights, imgsz=cfg.imgsz, sha256=sha256, plugins=list(cfg.plugins),
-        timeout_s=cfg.load_timeout, memory_bytes=int(cfg.load_memory_mb * 2**20)))
+        timeout_s=cfg.load_timeout, memory_bytes=int(cfg.load_memory_mb * 2**20)), known)
     try:
         import ultralytics  # noqa: F401  (importing it changes the thread settings, so set ours after)
     except BaseException:
@@ -174,7 +186,8 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None) -> tuple[_Run, 
     return _Run(cfg, echo, argv, device, mode, out_dir, name, clock), pending, sha256
 
 
-def _prepare_model(run: _Run, pending: PendingInspection | None, sha256: str | None) -> _Model:
+def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | None, sha256: str | None,
+                   known: KnownInspection | None) -> _Model:
     """The child's measurements, then the same bytes loaded and fused here (in-process for --unsafe-load)."""
     cfg = run.cfg
     try:
@@ -183,6 +196,8 @@ def _prepare_model(run: _Run, pending: PendingInspection | None, sha256: str | N
             fused, numbers = count_and_fuse(loaded, cfg.imgsz)
         else:
             numbers = pending.result()
+            if known is not None and isinstance(pending, PendingInspection):
+                known.remember(pending.request, numbers)
             loaded = load_model(cfg.weights, plugins=cfg.plugins, expected_sha256=sha256)
             fused = prepare_for_inference(loaded.model)
     finally:
@@ -309,13 +324,16 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
 
 
 def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None, write: bool = True,
-              loop: Callable[..., Timings] | None = None) -> tuple[Report, Path | None]:
+              loop: Callable[..., Timings] | None = None,
+              known: KnownInspection | None = None) -> tuple[Report, Path | None]:
     """Benchmark one model; write `{out}/{name}.json` (unless not `write`); return the report and its path.
 
     `loop` replaces the timed loop (`measure.timing.run_timed_loop`): a study's worker serves turns with it.
+    `known`: a bounded check of the same bytes already made, used instead of a new one; an empty or other one
+    is filled with this run's check (a study passes it from one generation of workers to the next).
     """
-    run, pending, sha256 = _start(cfg, terminal_echo(echo), argv)
-    model = _prepare_model(run, pending, sha256)
+    run, pending, sha256 = _start(cfg, terminal_echo(echo), argv, known)
+    model = _prepare_model(run, pending, sha256, known)
     outcome, inputs, cache = _prepare_inputs(run, model)
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
     measurement, latency, statistics = _measure(run, model, inputs, stop, loop)

@@ -1,0 +1,37 @@
+"""A stand-in for `python -m detbench.study.worker` that speaks the study protocol without torch: each turn
+answers a latency drawn from the model's name (`slow*` models are 20 % slower), so the coordinator's logic
+(generations, order, looks, reports) can be tested in a second."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+from detbench.study.channel import WorkerEnd
+
+
+def main() -> int:
+    channel = WorkerEnd(sys.stdin.buffer)
+    start = channel.receive()["start"]
+    name = start["config"]["name"]
+    rng = random.Random(f"{name}-{start['worker']}")
+    channel.send({"ready": {"pid": os.getpid()}})
+    channel.receive()
+    channel.send({"warm": {"warmup_s": 0.0}})
+    turns = []
+    while True:
+        command = channel.receive()
+        if "stop" in command:
+            break
+        turns.append(command["turn"])
+        channel.send({"ms": 10.0 * (1.2 if name.startswith("slow") else 1.0) * rng.lognormvariate(0.0, 0.02)})
+    Path(start["report_path"]).write_text(json.dumps({"worker": start["worker"], "turns": turns}))
+    channel.send({"done": start["report_path"], "inspection": None})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

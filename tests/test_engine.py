@@ -1,0 +1,75 @@
+"""The study coordinator's logic on stand-in workers (`fake_study_worker.py`, the real protocol without torch):
+generations of fresh workers after each look, the recorded order, the looks and every worker's report."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from detbench.config import BenchConfig
+from detbench.study import engine
+
+FAKE = Path(__file__).with_name("fake_study_worker.py")
+
+
+def fake_python(folder: Path) -> str:
+    """An executable that the coordinator runs as `python -m detbench.study.worker`; it runs the stand-in."""
+    script = folder / "fake-python"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE}\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def plan(tmp_path: Path, names: list[str], **options) -> engine.StudyPlan:
+    models = [engine.StudyModel(name, BenchConfig(weights=f"{name}.pt", name=name)) for name in names]
+    settings = {"min_rounds": 40, "min_effect": 0.0001, "max_time": 600.0, **options}
+    return engine.StudyPlan(models=models, baseline=names[0], work_dir=tmp_path / ".study",
+                            python=fake_python(tmp_path), **settings)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_fresh_workers_take_over_after_every_look_and_each_serves_only_its_generation(tmp_path):
+    outcome = engine.run_study(plan(tmp_path, ["base", "same"]), [].append)
+    looks = engine.planned_looks(40, until_decided=True)
+    assert [look["rounds"] for look in outcome.looks] == looks and outcome.stop_reason == "last planned look"
+    assert len(outcome.workers) == 2 * 2 * len(looks)  # two models, two workers, one generation per look
+    starts = [0, *looks[:-1]]
+    for worker in outcome.workers:
+        generation = worker.index // 2
+        assert sorted(worker.turns) == list(range(starts[generation], looks[generation]))
+        assert worker.report_path is not None and worker.report_path.is_file() and worker.closed
+        assert not alive(worker.process.pid)
+    assert len({w.process.pid for w in outcome.workers}) == len(outcome.workers)  # every one a new process
+    assert sorted(outcome.order[0]) == ["base#0", "base#1", "same#0", "same#1"]
+    assert sorted(outcome.order[-1]) == ["base#10", "base#11", "same#10", "same#11"]
+    assert outcome.process is not None and outcome.process.df == 2 * len(looks)
+
+
+def test_without_fresh_workers_the_same_processes_serve_the_whole_study(tmp_path):
+    outcome = engine.run_study(plan(tmp_path, ["base", "same"], fresh_workers=False), [].append)
+    assert len(outcome.workers) == 4 and all(len(w.turns) == outcome.rounds_done for w in outcome.workers)
+    assert outcome.plan.describe()["fresh_workers_each_look"] is False
+
+
+@pytest.mark.parametrize("options", [{"workers_per_model": 1}, {"until_decided": False}])
+def test_one_worker_per_model_or_one_look_never_replaces_workers(tmp_path, options):
+    outcome = engine.run_study(plan(tmp_path, ["base", "same"], **options), [].append)
+    assert len(outcome.workers) == 2 * outcome.plan.workers_per_model
+
+
+def test_a_decided_study_stops_at_its_look_without_starting_another_generation(tmp_path):
+    outcome = engine.run_study(plan(tmp_path, ["base", "slow"], min_effect=0.02), [].append)
+    (result,) = outcome.results
+    assert result.verdict == "slower" and outcome.stop_reason == "every comparison decided"
+    assert len(outcome.looks) == 1 and len(outcome.workers) == 4
