@@ -1,6 +1,7 @@
 """A stand-in for `python -m detbench.study.worker` that speaks the study protocol without torch: each turn
-answers a latency drawn from the model's name (`slow*` models are 20 % slower), so the coordinator's logic
-(generations, order, looks, reports) can be tested in a second."""
+answers a latency drawn from the model's name (`slow*` models are 20 % slower; a `dies*` model's workers after
+its first two exit at start), so the coordinator's logic (generations, order, looks, failures, reports) can be
+tested in a second."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def main() -> int:
     channel = WorkerEnd(sys.stdin.buffer)
     start = channel.receive()["start"]
     name = start["config"]["name"]
+    if name.startswith("dies") and start["worker"] >= 2:
+        print("a worker of a later generation fails to start", file=sys.stderr)
+        return 3
     rng = random.Random(f"{name}-{start['worker']}")
     channel.send({"ready": {"pid": os.getpid()}})
     channel.receive()

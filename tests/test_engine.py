@@ -73,3 +73,11 @@ def test_a_decided_study_stops_at_its_look_without_starting_another_generation(t
     (result,) = outcome.results
     assert result.verdict == "slower" and outcome.stop_reason == "every comparison decided"
     assert len(outcome.looks) == 1 and len(outcome.workers) == 4
+
+
+def test_a_worker_that_fails_in_a_later_generation_fails_its_model_and_the_others_go_on(tmp_path):
+    outcome = engine.run_study(plan(tmp_path, ["base", "dies", "same"]), [].append)
+    assert "worker 2" in outcome.failed["dies"] and "exit status 3" in outcome.failed["dies"]
+    assert set(outcome.failed) == {"dies"} and outcome.stop_reason == "last planned look"
+    assert [r.model for r in outcome.results] == ["same"]  # the failed model's earlier generation is not used
+    assert all(not alive(w.process.pid) for w in outcome.workers)

@@ -22,15 +22,20 @@ its whole life. Each worker's offset from the round means of the workers of
 its model that ran beside it (its generation) is measured; the spread of
 these offsets beyond what their own noise explains is a variance component
 s_p^2 (method of moments, pooled over every model and generation). Every
-interval includes it: the pair's variance gains s_p^2 times the sum over
-its generations of (share of rounds)^2 / W for each of the two models, and
-its degrees of freedom become Satterthwaite's, so that an imprecise component
-widens the interval instead of being taken as exact. A study that replaces
-its workers by fresh processes after each look (the default) samples process
-luck again in every generation, so the component's degrees of freedom and the
-number of processes behind each mean both grow with the study. An F test of
-"no process effect" is reported, not used to drop the component: as a
-preliminary test it let real process luck through too often.
+interval includes it: the pair's variance gains s_p^2 times the sum over its
+generations of (share of rounds)^2 / W for each of the two models, and its
+degrees of freedom become Satterthwaite's over the three mean squares
+involved (batch means, the offsets' spread and their noise), but no fewer
+than those of the offsets' spread, so that an imprecise component widens the
+interval instead of being taken as exact. The
+batch means over all rounds already see part of the shifts between
+generations, so some process luck is counted twice: the interval errs wide.
+A study that replaces its workers by fresh processes after each look (the
+default) samples process luck again in every generation, so the component's
+degrees of freedom and the number of processes behind each mean both grow
+with the study. An F test of "no process effect" is reported, not used to
+drop the component: as a preliminary test it let real process luck through
+too often.
 
 **Verdicts.** With a minimum effect e (fraction) and m = log(1 + e):
 - slower: the interval's lower end is above +m;
@@ -123,12 +128,15 @@ def round_means(workers: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
 class ProcessSpread:
     """How much worker processes of one model differ beyond their noise (log scale)."""
 
-    offsets: dict[str, list[float]]  # per model: each worker's mean offset from the model's round means
-    variance: float  # s_p^2 used in the intervals: the estimate when the F test finds an effect, else 0
-    excess_ratio: float | None  # observed offset variance / the part their noise explains (1 = no process effect)
-    df: int = 0  # sum over models of (workers - 1)
-    estimate: float = 0.0  # s_p^2 by the method of moments, >= 0, whether used or not
-    p_value: float | None = None  # of the F test of "no process effect"
+    offsets: dict[str, list[float]]  # per model: each worker's mean offset from its generation's round means
+    variance: float  # s_p^2, the component every interval includes: max(0, seen - noise)
+    excess_ratio: float | None  # seen / noise (1 = no process effect)
+    df: int = 0  # of `seen`: sum over models and generations of (workers - 1)
+    estimate: float = 0.0  # s_p^2 by the method of moments (the same as `variance`)
+    p_value: float | None = None  # of the F test of "no process effect" (reported, not used)
+    seen: float = 0.0  # mean square of the offsets: estimates s_p^2 + v
+    noise: float = 0.0  # the offsets' own noise: estimates v
+    noise_df: int = 0  # of `noise`: sum of (workers - 1) * (batches - 1)
 
     @property
     def sd_pct(self) -> float:
@@ -190,8 +198,10 @@ def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> Pro
     seen, noise_part = squares / df, noise / df
     estimate = max(0.0, seen - noise_part)
     if noise_part <= 0:
-        return ProcessSpread(offsets, estimate, None, df, estimate, 0.0 if seen > 0 else None)
-    return ProcessSpread(offsets, estimate, seen / noise_part, df, estimate, _f_sf(seen / noise_part, df, within_df))
+        return ProcessSpread(offsets, estimate, None, df, estimate, 0.0 if seen > 0 else None, seen, noise_part,
+                             within_df)
+    return ProcessSpread(offsets, estimate, seen / noise_part, df, estimate, _f_sf(seen / noise_part, df, within_df),
+                         seen, noise_part, within_df)
 
 
 def process_weight(workers: Sequence[Series], shared: np.ndarray) -> float:
@@ -284,10 +294,18 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     if estimate is None:
         return None
     within = estimate.se ** 2
-    between = process.variance * (process_weight(model, shared) + process_weight(baseline, shared))
+    weight = process_weight(model, shared) + process_weight(baseline, shared)
+    between = process.variance * weight
     df: float = estimate.df
     if between > 0 and process.df > 0:
-        df = (within + between) ** 2 / (within ** 2 / estimate.df + between ** 2 / process.df)
+        # s_p^2 = seen - noise is a difference of mean squares: Satterthwaite over all three terms. With a
+        # negative term that formula can fall far below both sources' df when s_p^2 is small; it is kept no
+        # lower than min(df of seen, df of the batch means): weight * seen alone estimates the same variance
+        # (each model's mean is a mean of its processes) with the df of seen.
+        parts = within ** 2 / estimate.df + (weight * process.seen) ** 2 / process.df
+        if process.noise_df > 0:
+            parts += (weight * process.noise) ** 2 / process.noise_df
+        df = max((within + between) ** 2 / parts, min(process.df, estimate.df))
     return estimate.mean, math.sqrt(within + between), df, len(shared)
 
 

@@ -37,7 +37,7 @@ from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_text_file
 from detbench.flags import add_bench_arguments, bench_fields, default_of
-from detbench.limits import MAX_REPORT_BYTES
+from detbench.limits import MAX_REPORT_BYTES, MAX_STUDY_GENERATIONS, MAX_WORKERS_PER_MODEL
 from detbench.measure.devices import resolve_device
 from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
@@ -147,7 +147,8 @@ def study_config(values: dict[str, Any], out: str) -> BenchConfig:
 
 def validate_options(opts: AblationOptions) -> None:
     checks = [
-        ("--workers-per-model", opts.workers_per_model, 1 <= opts.workers_per_model <= 16, "between 1 and 16"),
+        ("--workers-per-model", opts.workers_per_model, 1 <= opts.workers_per_model <= MAX_WORKERS_PER_MODEL,
+         f"between 1 and {MAX_WORKERS_PER_MODEL}"),
         ("--max-time", opts.max_time, 0 < opts.max_time <= 7 * 86_400, "a positive number of seconds (at most a week)"),
         ("--min-effect", opts.min_effect, 0 < opts.min_effect < 1, "a fraction between 0 and 1 (e.g. 0.02 for 2 %)"),
         ("--alpha", opts.alpha, 0 < opts.alpha < 1, "between 0 and 1 (e.g. 0.05)"),
@@ -293,7 +294,8 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
     out = Path(opts.out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
     baseline = choose_baseline(runs, opts.baseline)
-    check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.workers_per_model)
+    generations = MAX_STUDY_GENERATIONS if opts.fresh_workers and opts.until_decided else 1
+    check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.workers_per_model * generations)
     check_targets(out, runs)
     list_path = Path(opts.list_path) if opts.list_path else out / LIST_FILENAME
     mode = (f"until decided (at most {opts.max_time:g} s of turns)" if opts.until_decided

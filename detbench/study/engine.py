@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from detbench.config import BenchConfig
-from detbench.limits import MAX_STUDY_ROUNDS
+from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
 from detbench.proc import kill_tree, spawn_child
 from detbench.stats import paired
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
@@ -43,7 +43,7 @@ from detbench.text import Echo
 
 MIN_FIRST_LOOK = 40  # rounds: batch means need 4 batches of 5, and the first look should not waste alpha
 LOOK_GROWTH = 1.6
-MAX_LOOKS = 6
+MAX_LOOKS = MAX_STUDY_GENERATIONS
 LOG_TAIL = 20
 MIN_TURN_TIMEOUT_S = 60.0
 

@@ -91,6 +91,7 @@ WORKER_IDENTITY = {
     "batch": lambda r: r["metadata"]["batch"],
     "device": lambda r: r["metadata"]["device"],
     "weights": lambda r: r["metadata"]["weights"],
+    "weights' SHA-256": lambda r: r["metadata"].get("weights_sha256"),
 }
 
 

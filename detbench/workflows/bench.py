@@ -137,6 +137,7 @@ class _Model:
     loaded: LoadedModel
     model: torch.nn.Module  # fused, eval, no gradients
     numbers: Inspection
+    check_reused: bool = False  # the bounded check was an earlier study worker's, of the same bytes
 
 
 def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Complexity,
@@ -210,7 +211,7 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
         run.note("checkpoint loaded with --unsafe-load: a full pickle load, which runs any code inside it",
                  "warning")
     check_time_budget(cfg, numbers)
-    return _Model(loaded, fused, numbers)
+    return _Model(loaded, fused, numbers, isinstance(pending, KnownInspection))
 
 
 def check_time_budget(cfg: BenchConfig, numbers: Inspection) -> None:
@@ -409,7 +410,8 @@ def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], st
         pipeline=pipeline,
         setup_cache=cache,
         model_check={"bounded_child": not loaded.unsafe_load, "seconds": numbers.seconds,
-                     "peak_rss_MB": numbers.peak_rss_MB, "modules": numbers.modules},
+                     "peak_rss_MB": numbers.peak_rss_MB, "modules": numbers.modules,
+                     "reused_from_earlier_worker": model.check_reused},
         inputs=_inputs(outcome, inputs, numbers.imgsz),
         settings=Settings.from_dict(capture_settings(run.device, cfg.threads, run.mode)),
         config=cfg.to_dict(),
