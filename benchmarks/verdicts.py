@@ -88,7 +88,7 @@ def make_models(work: Path, data: Path, opts: argparse.Namespace) -> tuple[Path,
     module = importlib.util.module_from_spec(spec)
     sys.modules["busywait"] = module  # the name the workers' --plugin gives it, so the pickle resolves
     spec.loader.exec_module(module)
-    yolo = YOLO("yolov8n.yaml")
+    yolo = YOLO(str(plain))  # the plain model's own weights: the pair differs by the busy-wait only
     yolo.model.model[0] = module.Delayed(yolo.model.model[0], EFFECT * median / 1000.0)
     delayed = work / "delayed.pt"
     yolo.save(delayed)

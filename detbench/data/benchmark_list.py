@@ -173,6 +173,13 @@ def _lock_file(list_path: Path) -> str:
     return str(lock)
 
 
+def check_list_exists(list_path: Path) -> None:
+    """--use_benchmark_list needs the list to be there already."""
+    if not list_path.exists():
+        raise DetbenchError(f"--use_benchmark_list: no list at {list_path}; run once without the flag to create "
+                            f"it, or point --out at the folder that holds it")
+
+
 def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, seed: int,
                 use_existing: bool, data_from_flag: bool = True,
                 max_pixels: int = MAX_IMAGE_PIXELS) -> ListOutcome:
@@ -190,8 +197,7 @@ def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, 
     if list_path.exists():
         return _reuse(list_path, data_yaml, size, seed, use_existing, data_from_flag)
     if use_existing:
-        raise DetbenchError(f"--use_benchmark_list: no list at {list_path}; run once without the flag to create "
-                            f"it, or point --out at the folder that holds it")
+        check_list_exists(list_path)
     if data_yaml is None:
         raise DetbenchError("no dataset to draw the benchmark list from: pass --data DATA.yaml (the weights carry "
                             "no train_args['data'])")

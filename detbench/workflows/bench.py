@@ -25,7 +25,7 @@ import torch
 
 from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
-from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
+from detbench.data.benchmark_list import LIST_FILENAME, check_list_exists, obtain_list
 from detbench.data.datasets import check_data_yaml
 from detbench.errors import DetbenchError
 from detbench.measure.devices import resolve_device
@@ -168,7 +168,9 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None,
         model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
     out_dir = Path(cfg.out)
     check_writable(out_dir, report_bytes_needed(cfg))
-    if cfg.data and not cfg.use_benchmark_list:  # a wrong --data fails now, not after the model has loaded
+    if cfg.use_benchmark_list:  # a missing list or a wrong --data fails now, not after the model has loaded
+        check_list_exists(Path(cfg.list_path) if cfg.list_path else out_dir / LIST_FILENAME)
+    elif cfg.data:
         check_data_yaml(cfg.data)
     sha256 = precheck_model(cfg.weights, cfg.plugins, cfg.unsafe_load)
     pending = None if cfg.unsafe_load else start_inspection(Request(

@@ -1,14 +1,17 @@
 """A prepared end-to-end check of the GPU path (`bash scripts/gpu_check.sh`).
 
 Runs `detbench bench` in fresh processes on YOLOv8n at 640 (batch 1 and 8,
-fp32 and fp16) and on the six zoo models, prints a compact table and one
-PASS/FAIL line per GPU-specific assertion. Without a GPU it runs a short CPU
-pass of the same machinery and reports every GPU-only assertion as skipped.
+fp32 and fp16) and on the six zoo models, then one interleaved study
+(`detbench ablate`, baseline against p2, workers sharing the device), prints a
+compact table and one PASS/FAIL line per GPU-specific assertion. Without a
+GPU it runs a short CPU pass of the same machinery and reports every GPU-only
+assertion as skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,33 @@ def _bench(args: list[str], out: Path, name: str, timeout: int) -> Report | None
         print(f"  {name}: FAILED ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
         return None
     return load_report(out / f"{name}.json")
+
+
+def _study(common: list[str], out: Path, has_gpu: bool) -> dict | None:
+    """baseline against p2 in one interleaved study; its study.json, or None when it failed."""
+    design = (["--workers-per-model", "2", "--max-time", "60"] if has_gpu
+              else ["--workers-per-model", "1", "--no-until-decided"])
+    command = [sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline,p2", "--out", str(out),
+               "--use_benchmark_list", "--list", str(out.parent / "bench" / LIST_FILENAME), *common, *design]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    print("\n" + "\n".join(line for line in result.stdout.splitlines() if "look" in line or "vs baseline" in line
+                            or "study done" in line or "generation" in line))
+    if result.returncode != 0:
+        print(f"  study: FAILED ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
+        return None
+    return json.loads((out / "study.json").read_text())
+
+
+def _study_checks(record: dict | None, out: Path, has_gpu: bool) -> list[tuple[str, bool | None]]:
+    checks: list[tuple[str, bool | None]] = [
+        ("interleaved study finished with a verdict for p2",
+         bool(record) and record["status"] == "ok" and len(record["comparisons"]) == 1)]
+    if not has_gpu:
+        return checks + [("study workers timed with CUDA events, GPU sharing recorded", None)]
+    reports = [load_report(out / f"{name}.json") for name in ("baseline", "p2")] if record else []
+    return checks + [("study workers timed with CUDA events, GPU sharing recorded",
+                      bool(reports) and all(r.latency.timer == "cuda_event" for r in reports)
+                      and bool(record.get("gpu_sharing")))]
 
 
 def _row(name: str, r: Report) -> str:
@@ -119,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         if report:
             print(_row(name, report))
 
-    checks = _checks(runs, has_gpu)
+    record = _study(common, work / "study", has_gpu)
+    checks = _checks(runs, has_gpu) + _study_checks(record, work / "study", has_gpu)
     failed = _print_checks(checks)
     print(f"\ngpu_check: {len(checks) - failed} of {len(checks)} not failed, {time.perf_counter() - started:.0f} s")
     return 1 if failed else 0
