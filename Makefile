@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check detbench scripts tests benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
 lint: $(STAMP)
 	$(PY) -m ruff check detbench scripts tests benchmarks

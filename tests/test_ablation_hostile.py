@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -154,16 +155,20 @@ def test_a_killed_worker_is_named_and_the_other_models_go_on(tmp_path, dataset):
                               "--iters", "100000", "--threads", "1", "--no-until-decided", "--workers-per-model", "1",
                               "--time-budget", "86400"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(study.stdout), daemon=True)  # every line, as it comes
+    reader.start()
     try:
+        assert _wait_for(lambda: any("workers ready and warm" in line for line in lines), 180), lines
         log = out / ".study" / "ghost.w0.log"
-        assert _wait_for(lambda: log.is_file() and "GFLOPs" in log.read_text(errors="replace"), 120)
-        time.sleep(5)  # loaded: the workers warm up and take turns now
-        ghost = _worker_pid(log)
+        ghost = _worker_pid(log)  # the workers take turns now
         assert ghost is not None and _alive(ghost)
         os.kill(ghost, signal.SIGKILL)
         time.sleep(3)  # baseline goes on alone
         study.send_signal(signal.SIGINT)
-        stdout, stderr = study.communicate(timeout=60)
+        study.wait(timeout=60)
+        reader.join(timeout=30)
+        stdout, stderr = "".join(lines), study.stderr.read()
     finally:
         if study.poll() is None:
             study.kill()

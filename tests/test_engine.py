@@ -13,6 +13,8 @@ import pytest
 from detbench.config import BenchConfig
 from detbench.study import engine
 
+pytestmark = pytest.mark.slow  # it starts processes (stand-in workers, without torch: a few seconds in all)
+
 FAKE = Path(__file__).with_name("fake_study_worker.py")
 
 
