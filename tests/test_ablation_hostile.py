@@ -139,6 +139,11 @@ def test_a_second_study_in_one_folder_is_refused_and_killed_studies_leave_no_orp
     assert third.returncode == 0, third.stderr  # the kernel released the lock with the killed process
 
 
+def _interruptible() -> None:
+    """Ctrl-C as at a terminal, even when the suite was started where SIGINT is ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _worker_pid(log: Path) -> int | None:
     """The pid a study worker wrote at the top of its log."""
     try:
@@ -154,7 +159,7 @@ def test_a_killed_worker_is_named_and_the_other_models_go_on(tmp_path, dataset):
                               str(out), "--data", str(dataset), "--device", "cpu", "--imgsz", "64", "--warmup", "1",
                               "--iters", "100000", "--threads", "1", "--no-until-decided", "--workers-per-model", "1",
                               "--time-budget", "86400"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=_interruptible)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(study.stdout), daemon=True)  # every line, as it comes
     reader.start()

@@ -205,15 +205,17 @@ def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> Pro
 
 
 def process_weight(workers: Sequence[Series], shared: np.ndarray) -> float:
-    """How much of s_p^2 reaches a model's mean over the `shared` rounds: sum over its generations of
-    (share of those rounds)^2 / (workers in it). One generation of W workers gives 1 / W."""
-    total = shared.size
-    weight = 0.0
-    for group in generations(workers):
-        rounds = np.unique(np.concatenate([series.rounds for series in group]))
-        share = np.intersect1d(rounds, shared, assume_unique=True).size / total
-        weight += share ** 2 / len(group)
-    return weight
+    """How much of s_p^2 reaches a model's mean over the `shared` rounds (sorted): sum over its generations of
+    (share of those rounds)^2 / (workers in it). A generation holds the shared rounds from its first round to
+    the next generation's first (a study's generations are consecutive blocks). One generation of W workers
+    gives 1 / W."""
+    groups = generations(workers)
+    if not groups or not shared.size:
+        return 0.0
+    edges = np.searchsorted(shared, [int(group[0].rounds[0]) for group in groups])
+    counts = np.diff(np.append(edges, shared.size))
+    counts[0] += edges[0]  # shared rounds before the first generation (none in a study) count with it
+    return float(sum((count / shared.size) ** 2 / len(group) for count, group in zip(counts, groups, strict=True)))
 
 
 @dataclass
