@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.detbench-installed
+# Most tests wait on a child process (one core each); two pytest workers keep both cores busy.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint clean
 
@@ -21,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check detbench scripts tests benchmarks
-	$(PY) -m pytest -q --durations=12
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=12
 
 lint: $(STAMP)
 	$(PY) -m ruff check detbench scripts tests benchmarks
