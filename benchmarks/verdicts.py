@@ -163,6 +163,8 @@ def summarize(kind: str, rows: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--first-trial", type=int, default=0,
+                        help="order seed of the first trial, to add trials to an earlier run (default 0)")
     parser.add_argument("--kinds", default="aa,plus,minus")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--threads", type=int, default=1)
@@ -186,7 +188,7 @@ def main() -> int:
         run_folder(runs, "baseline", pairs[kind][0])
         run_folder(runs, "other", pairs[kind][1])
         found = []
-        for seed in range(opts.trials):
+        for seed in range(opts.first_trial, opts.first_trial + opts.trials):
             row = trial(kind, seed, runs, work, plugin, data, delay_ms, opts)
             found.append(row)
             ci = row["ci_pct"]
@@ -195,10 +197,10 @@ def main() -> int:
                   f"[{ci[0]:+.2f}, {ci[1]:+.2f}] covered {row['covered']!s:<5} decided at round "
                   f"{row['decided_at_round']} ({row['turn_s_to_decide']} s of turns), wall {row['wall_s']:.0f} s",
                   flush=True)
+            if opts.json:  # after every trial, so that an interrupted run keeps what it measured
+                Path(opts.json).write_text(json.dumps(rows + found, indent=2))
         print(summarize(kind, found), flush=True)
         rows += found
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(rows, indent=2))
     return 0
 
 
