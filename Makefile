@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.detbench-installed
-# Most tests wait on a child process (one core each); two pytest workers keep both cores busy.
+# Most tests wait on a child process using one core: two pytest workers, each kept to its own cores
+# (tests/conftest.py), keep both cores busy.
 TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint clean

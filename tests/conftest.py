@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,26 @@ import pytest
 from detbench.models.ultralytics_env import configure_process
 from detbench.workflows.artifacts import make_dataset, save_untrained, train_tiny
 
+
+def _own_cores_per_pytest_worker() -> None:
+    """Under `pytest -n N`, worker k keeps every N-th core from k: the processes its tests start inherit that,
+    so studies of two workers (which pin to the last cores they may use) never time on the same core."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not (worker and count and hasattr(os, "sched_setaffinity")):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    mine = cores[int(worker.removeprefix("gw")) % len(cores)::int(count)]
+    if mine:
+        os.sched_setaffinity(0, mine)
+
+
+_own_cores_per_pytest_worker()
+# Ultralytics writes its settings file on import: each test process (pytest worker) and its children get their
+# own folder, unless the user chose one; a worker replaces the one it inherited from pytest's main process
+if "YOLO_CONFIG_DIR" not in os.environ or os.environ.get("DETBENCH_TESTS_YOLO_DIR") == os.environ["YOLO_CONFIG_DIR"]:
+    os.environ["YOLO_CONFIG_DIR"] = os.environ["DETBENCH_TESTS_YOLO_DIR"] = tempfile.mkdtemp(
+        prefix="detbench-tests-yolo-")
+    atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
 configure_process()  # offline, quiet, restricted: before any test imports Ultralytics
 
 REPO = Path(__file__).resolve().parent.parent

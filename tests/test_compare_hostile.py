@@ -316,7 +316,7 @@ def test_extreme_values_within_the_limits_are_compared_and_plotted(tmp_path, rea
                                                 "max_ms"), value), std_ms=0.0)
         report["samples"]["latency_ms"] = [value] * 5
         report["throughput"] = {"fps_mean": 1e-300 if name == "baseline" else MAX_MEASURE, "fps_p50": None}
-        report["memory"]["peak_rss_MB"] = 0.0 if name == "baseline" else MAX_MEASURE
+        report["memory"]["model_memory_MB"] = 0.0 if name == "baseline" else MAX_MEASURE
         report["model_complexity"].update(gflops=0.0 if name == "baseline" else MAX_MEASURE, params_M=MAX_MEASURE)
         put(folder, f"{name}.json", report)
     lines: list[str] = []
@@ -513,7 +513,7 @@ def test_unterminated_string_of_escaped_quotes_is_checked_in_linear_time(tmp_pat
     start = time.perf_counter()
     with pytest.raises(DetbenchError, match=r"quotes\.json: not valid JSON"):
         load_report(path)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5  # linear: well under a second; the backtracking scan took minutes
 
 
 def test_brackets_and_commas_inside_strings_are_not_counted(tmp_path):

@@ -30,8 +30,10 @@ QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--threads", "1", 
 
 def spawn(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Ctrl-C as a user's shell delivers it, even where the suite itself runs with SIGINT ignored (a background job)
     return subprocess.Popen([sys.executable, "-m", "detbench.cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -60,13 +62,19 @@ def test_signal_mid_loop_leaves_no_partial_report_and_the_next_run_is_clean(tmp_
     runs = {key: spawn("bench", "--weights", str(yaml_checkpoint), *QUICK, "--iters", "1000000", "--time-budget",
                        "86400", "--name", "m",
                        "--out", str(tmp_path / key), cwd=tmp_path) for key in signals}
-    for process in runs.values():
-        wait_for_line(process, "✓ GFLOPs")  # inputs are decoded next, then the warm-up and the timed loop
-    time.sleep(3)
-    for key, process in runs.items():
-        assert process.poll() is None, f"{key}: ended before the signal"
-        process.send_signal(signals[key])
-    results = {key: process.communicate(timeout=120) for key, process in runs.items()}
+    try:
+        for process in runs.values():
+            wait_for_line(process, "✓ GFLOPs")  # inputs are decoded next, then the warm-up and the timed loop
+        time.sleep(3)
+        for key, process in runs.items():
+            assert process.poll() is None, f"{key}: ended before the signal"
+            process.send_signal(signals[key])
+        results = {key: process.communicate(timeout=120) for key, process in runs.items()}
+    finally:  # a failed step must not leave runs of 10^6 iterations burning the CPU
+        for process in runs.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
     assert runs["int"].returncode == 130 and runs["term"].returncode == 143
     assert runs["kill"].returncode == -signal.SIGKILL
