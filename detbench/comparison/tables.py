@@ -107,11 +107,13 @@ def design_note(group: Group) -> str:
         why = f" ({group.untested_why})" if group.untested_why else ""
         return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
                 f"{why}, whose noise cannot be compared; run them together with `detbench ablate` for verdicts.")
-    workers = (group.baseline.entry.report.study or {}).get("workers_per_model") if group.baseline else None
+    study = (group.baseline.entry.report.study or {}) if group.baseline else {}
+    workers = study.get("workers_per_model")
+    design = paired.design(study.get("fresh_workers_each_look") is True)
     single = (" One worker process per model: luck of a process (memory layout, placement) is not measured and "
               "not in the intervals; use --workers-per-model 2 or more for claims." if workers == 1 else "")
     return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
-            f"({paired.DESIGN}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
+            f"({design}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
             f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI inside "
             f"±{effect}; undecided: neither.{single}")
 

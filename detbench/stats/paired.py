@@ -64,10 +64,16 @@ MAX_BATCHES = 20
 MIN_ROUNDS_PER_BATCH = 5
 MIN_BATCHES = 4
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
-DESIGN = ("interleaved rounds, one turn per worker per round in seeded random order, workers replaced by fresh "
-          "processes after each look (default); "
-          "geometric mean of per-round ratios; batch-means t interval with a process variance component; Holm over "
-          "comparisons, alpha split over planned looks")
+
+
+def design(fresh_workers: bool) -> str:
+    """The study design in one line, as the footnotes and the study file name it."""
+    workers = ("workers replaced by fresh processes after each look" if fresh_workers
+               else "the same worker processes throughout")
+    return (f"interleaved rounds, one turn per worker per round in seeded random order, {workers}; "
+            "geometric mean of per-round ratios; batch-means t interval with a process variance component; Holm over "
+            "comparisons, alpha split over planned looks")
+
 
 # per worker: round index -> latency (ms) of its turn in that round
 WorkerSeries = Mapping[int, float]
@@ -129,10 +135,9 @@ class ProcessSpread:
     """How much worker processes of one model differ beyond their noise (log scale)."""
 
     offsets: dict[str, list[float]]  # per model: each worker's mean offset from its generation's round means
-    variance: float  # s_p^2, the component every interval includes: max(0, seen - noise)
+    variance: float  # s_p^2 by the method of moments, the component every interval includes: max(0, seen - noise)
     excess_ratio: float | None  # seen / noise (1 = no process effect)
     df: int = 0  # of `seen`: sum over models and generations of (workers - 1)
-    estimate: float = 0.0  # s_p^2 by the method of moments (the same as `variance`)
     p_value: float | None = None  # of the F test of "no process effect" (reported, not used)
     seen: float = 0.0  # mean square of the offsets: estimates s_p^2 + v
     noise: float = 0.0  # the offsets' own noise: estimates v
@@ -198,10 +203,9 @@ def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> Pro
     seen, noise_part = squares / df, noise / df
     estimate = max(0.0, seen - noise_part)
     if noise_part <= 0:
-        return ProcessSpread(offsets, estimate, None, df, estimate, 0.0 if seen > 0 else None, seen, noise_part,
-                             within_df)
-    return ProcessSpread(offsets, estimate, seen / noise_part, df, estimate, _f_sf(seen / noise_part, df, within_df),
-                         seen, noise_part, within_df)
+        return ProcessSpread(offsets, estimate, None, df, 0.0 if seen > 0 else None, seen, noise_part, within_df)
+    return ProcessSpread(offsets, estimate, seen / noise_part, df, _f_sf(seen / noise_part, df, within_df), seen,
+                         noise_part, within_df)
 
 
 def process_weight(workers: Sequence[Series], shared: np.ndarray) -> float:

@@ -104,7 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds one worker may take to load and warm up, and to finish, before it is "
                              f"stopped and its model recorded as failed (default {DEFAULT_MODEL_TIMEOUT_S:g})")
     add_bench_arguments(parser, skip=tuple(item.name for item in bench_fields()
-                                           if not item.metadata["in_study"] or item.name in ("weights", "name")))
+                                           if not item.metadata["in_study"]
+                                           or item.name in ("weights", "name", "force")))
 
 
 @dataclass
@@ -430,7 +431,7 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
         "comparisons": [result.as_dict() for result in outcome.results],
         "process_spread": None if process is None else {
             "measured": process.df > 0, "variance_log": process.variance, "sd_pct": process.sd_pct,
-            "estimate_log": process.estimate, "f_test_p": process.p_value, "excess_ratio": process.excess_ratio,
+            "f_test_p": process.p_value, "excess_ratio": process.excess_ratio,
             "df": process.df, "worker_offsets_pct": {name: [100.0 * value for value in offsets]
                                                      for name, offsets in process.offsets.items()},
             "meaning": "each worker's mean offset from the round means of the workers of its model that ran beside "
