@@ -1,31 +1,42 @@
-"""Does taking turns change what a model measures? Interleaved medians against isolated `bench` runs.
+"""Does taking turns change what a model measures? Interleaved medians against isolated `bench` runs, in blocks.
 
-For each thread count, two models (YOLOv8n and the zoo's ghost, imgsz 320 by default) are measured:
-1. each alone, by `detbench bench` (its own process, a plain timed loop);
-2. together, by `detbench ablate --no-until-decided` (worker processes taking turns, with the default
-   --turn-warmup of one untimed forward per turn);
-3. each alone again, so that drift of the machine over the run shows.
-Reported: each model's interleaved median against the mean of its two isolated medians, and the two isolated
-runs' own disagreement (the noise floor of the comparison). Target: within ±2 %.
+This machine drifts between fast and slow states over minutes, so an interleaved median and an isolated one
+measured minutes apart differ by the drift, not by the interleaving. The runs are therefore made in short
+blocks, alternated and compared with their neighbours:
+- one cycle is an isolated block (`detbench bench` of each model, its own process, a plain timed loop) and an
+  interleaved block (one `detbench ablate --no-until-decided` of both models per --turn-warmup value, with the
+  study's default workers);
+- even cycles run the isolated block first, odd cycles the interleaved one first, so that a steady drift
+  cancels over the cycles;
+- each cycle gives one ratio per model: its interleaved median over its isolated median of the same cycle,
+  measured a minute apart at most.
+Reported per thread count, model and --turn-warmup: the mean of the log-ratios over the cycles as a percentage,
+its 95 % t interval, and every cycle's ratio. Target: within ±2 % (the interval inside ±2 %: met; outside:
+not met; straddling: inconclusive at this number of cycles).
 The isolated runs are pinned to the cores the study pins its workers to (`detbench.study.engine.shared_cpus`),
 so that placement is the same in both.
 
-    python benchmarks/interleaving_bias.py [--threads 1,2] [--imgsz 320] [--iters 300] [--workspace DIR]
+    python benchmarks/interleaving_bias.py [--threads 1,2] [--turn-warmups 1] [--cycles 6] [--imgsz 320]
+                                           [--iters 100] [--workspace DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import common
+from scipy import stats
 
 MODELS = ("yolov8n.yaml", "ghost")
+TARGET_PCT = 2.0
 
 
 def cli(*args: str, cwd: Path, cpus: list[int] | None = None) -> None:
@@ -41,44 +52,103 @@ def median(path: Path) -> float:
     return json.loads(path.read_text())["latency"]["median_ms"]
 
 
+def stem(name: str) -> str:
+    return Path(name).stem
+
+
+def with_list(flags: list[str], shared_list: Path) -> list[str]:
+    """The common flags, reusing the shared benchmark list once the first run has drawn it."""
+    return [*flags, "--list", str(shared_list)] + (["--use_benchmark_list"] if shared_list.exists() else [])
+
+
+def isolated_block(folder: Path, flags: list[str], shared_list: Path, iters: int, cpus: list[int], work: Path,
+                   reverse: bool) -> dict[str, float]:
+    medians = {}
+    for name in (reversed(MODELS) if reverse else MODELS):
+        cli("bench", "--weights", name, "--name", stem(name), "--out", str(folder), "--iters", str(iters),
+            *with_list(flags, shared_list), cwd=work, cpus=cpus)
+        medians[stem(name)] = median(folder / f"{stem(name)}.json")
+    return medians
+
+
+def interleaved_block(folder: Path, flags: list[str], shared_list: Path, iters: int, turn_warmup: int, seed: int,
+                      work: Path) -> dict[str, float]:
+    cli("ablate", "--models", ",".join(MODELS), "--baseline", stem(MODELS[0]), "--out", str(folder),
+        "--no-until-decided", "--iters", str(iters), "--turn-warmup", str(turn_warmup), "--order-seed", str(seed),
+        *with_list(flags, shared_list), "--quiet", cwd=work)
+    return {stem(name): median(folder / f"{stem(name)}.json") for name in MODELS}
+
+
+def run_cycle(cycle: int, folder: Path, flags: list[str], shared_list: Path, turn_warmups: list[int],
+              cpus: list[int], iters: int, work: Path) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
+    """One isolated and one interleaved block, isolated first in even cycles; models and turn-warmups alternate."""
+    def isolated() -> dict[str, float]:
+        return isolated_block(folder / "isolated", flags, shared_list, iters, cpus, work, reverse=cycle % 2 == 1)
+
+    def interleaved() -> dict[int, dict[str, float]]:
+        order = turn_warmups if cycle % 2 == 0 else list(reversed(turn_warmups))
+        return {tw: interleaved_block(folder / f"study_tw{tw}", flags, shared_list, iters, tw, cycle, work)
+                for tw in order}
+
+    if cycle % 2 == 0:
+        alone = isolated()
+        return alone, interleaved()
+    together = interleaved()
+    return isolated(), together
+
+
+def summary(log_ratios: list[float]) -> tuple[float, float, float, str]:
+    """Mean Δ % over cycles, its 95 % t interval, and what that says about the ±2 % target."""
+    n = len(log_ratios)
+    mean = statistics.fmean(log_ratios)
+    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(log_ratios) / math.sqrt(n) if n > 1 else math.inf
+    low, high = (100 * (math.exp(mean - half) - 1), 100 * (math.exp(mean + half) - 1))
+    if -TARGET_PCT <= low and high <= TARGET_PCT:
+        status = "met"
+    elif high < -TARGET_PCT or low > TARGET_PCT:
+        status = "not met"
+    else:
+        status = "inconclusive"
+    return 100 * (math.exp(mean) - 1), low, high, status
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--turn-warmups", default="1", help="--turn-warmup values to try, comma-separated")
+    parser.add_argument("--cycles", type=int, default=6)
     parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--iters", type=int, default=100, help="timed forwards per model and block")
     parser.add_argument("--workspace", default=None)
     opts = parser.parse_args()
-    common.print_header("interleaving bias: interleaved study medians against isolated bench runs")
+    common.print_header("interleaving bias: interleaved study medians against isolated bench runs, in blocks")
     work = Path(opts.workspace or tempfile.mkdtemp(prefix="detbench-bias-")).resolve()
     data = common.dataset(work / "data")
     shared_list = work / "benchmark_list.txt"
+    turn_warmups = [int(t) for t in opts.turn_warmups.split(",")]
+    # imported here, not at the top: loads torch, which the argument parsing above does not need
     from detbench.study.engine import shared_cpus
 
     for threads in [int(t) for t in opts.threads.split(",")]:
         cpus = shared_cpus(threads)
-        common_flags = ["--data", str(data), "--imgsz", str(opts.imgsz), "--threads", str(threads), "--device",
-                        "cpu", "--list", str(shared_list)]
-        isolated: dict[str, list[float]] = {name: [] for name in MODELS}
-        for repeat in ("before", "after"):
-            for name in MODELS:
-                out = work / f"t{threads}" / f"isolated_{repeat}"
-                reuse = ["--use_benchmark_list"] if shared_list.exists() else []
-                cli("bench", "--weights", name, "--name", Path(name).stem, "--out", str(out), "--iters",
-                    str(opts.iters), *common_flags, *reuse, cwd=work, cpus=cpus)
-                isolated[name].append(median(out / f"{Path(name).stem}.json"))
-            if repeat == "before":
-                study = work / f"t{threads}" / "study"
-                cli("ablate", "--models", ",".join(MODELS), "--baseline", "yolov8n", "--out", str(study),
-                    "--no-until-decided", "--iters", str(opts.iters), "--use_benchmark_list", *common_flags,
-                    "--quiet", cwd=work)
         print(f"threads {threads}: isolated runs pinned to cores {cpus}, as the study's workers", flush=True)
-        for name in MODELS:
-            alone = sum(isolated[name]) / 2
-            together = median(work / f"t{threads}" / "study" / f"{Path(name).stem}.json")
-            drift = 100 * (isolated[name][1] / isolated[name][0] - 1)
-            print(f"threads {threads}  {Path(name).stem:<8} isolated {isolated[name][0]:.2f} / "
-                  f"{isolated[name][1]:.2f} ms (before/after: {drift:+.1f} %)  interleaved {together:.2f} ms  "
-                  f"-> {100 * (together / alone - 1):+.1f} % vs isolated", flush=True)
+        ratios: dict[tuple[str, int], list[float]] = {(stem(m), tw): [] for m in MODELS for tw in turn_warmups}
+        flags = ["--data", str(data), "--imgsz", str(opts.imgsz), "--threads", str(threads), "--device", "cpu"]
+        for cycle in range(opts.cycles):
+            alone, together = run_cycle(cycle, work / f"t{threads}" / f"cycle{cycle}", flags, shared_list,
+                                        turn_warmups, cpus, opts.iters, work)
+            parts = []
+            for tw, medians in sorted(together.items()):
+                for model, value in medians.items():
+                    ratios[(model, tw)].append(math.log(value / alone[model]))
+                    parts.append(f"{model} tw{tw} {value:.2f}/{alone[model]:.2f} ms "
+                                 f"({100 * (value / alone[model] - 1):+.1f} %)")
+            first = "isolated first" if cycle % 2 == 0 else "interleaved first"
+            print(f"  cycle {cycle} ({first}): " + "; ".join(parts), flush=True)
+        for (model, tw), logs in ratios.items():
+            mean, low, high, status = summary(logs)
+            print(f"threads {threads}  {model:<8} turn-warmup {tw}  interleaved vs isolated {mean:+.2f} % "
+                  f"[{low:+.2f}, {high:+.2f}] over {len(logs)} cycles -> {status} (±{TARGET_PCT:g} %)", flush=True)
     return 0
 
 
