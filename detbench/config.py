@@ -85,6 +85,8 @@ class BenchConfig:
     name: str | None = setting(None, "model name in the report (default: run folder, else file stem)",
                                per_model=True)
     out: str = setting("results/bench", "output folder (default results/bench)", per_model=True)
+    force: bool = setting(False, "replace OUT/NAME.json even when it holds a report of other settings",
+                          per_model=True, compared=False)
     list_path: str | None = setting(None, "benchmark list file (default: OUT/benchmark_list.txt)", flag="list",
                                     per_model=True)
     threads: int | None = setting(None, "CPU threads for torch (default: all available cores)")
@@ -96,6 +98,8 @@ class BenchConfig:
     channels_last: bool = setting(False, "channels-last memory format for model and inputs")
     cudnn_benchmark: bool = setting(True, "let cuDNN autotune convolutions during the warm-up (default on; "
                                           "recorded)")
+    tf32: bool | None = setting(None, "allow (--tf32) or forbid (--no-tf32) TF32 in fp32 convolutions and matmuls "
+                                      "on CUDA (default: torch's own, convolutions yes, matmuls no; recorded)")
     cuda_graph: bool = setting(False, "capture the forward once as a CUDA graph and replay it in the timed loop "
                                       "(CUDA only)")
     min_time: float = setting(0.0, "time at least this many seconds as well as at least --iters iterations "

@@ -48,7 +48,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] =
         spellings = sorted({f"--{name}", f"--{name.replace('_', '-')}"}, reverse=True)
         options: dict[str, Any] = {"dest": item.name, "help": item.metadata["help"], "default": default}
         if kind == "bool":
-            options["action"] = argparse.BooleanOptionalAction if default else "store_true"
+            # --x/--no-x when on by default or unset (None: the library's own default), else just --x
+            options["action"] = argparse.BooleanOptionalAction if default is not False else "store_true"
         elif kind == "list[str]":
             options["action"] = "append"
             spellings = [f"--{name}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -57,8 +58,27 @@ def test_round_trip_and_plain_reader_sees_one_path_per_line(tmp_path, dataset):
     loaded = read_list(path)
     assert (loaded.paths, loaded.seed, loaded.requested_size) == (blist.paths, 3, 15)
     assert loaded.sha256 == blist.sha256
-    plain = [line for line in path.read_text().splitlines() if not line.startswith("#")]
-    assert plain == blist.paths
+    assert path.read_text().splitlines() == blist.paths  # the specification's format: paths only
+    record = json.loads((tmp_path / "benchmark_list.json").read_text())
+    assert (record["seed"], record["requested_size"], record["list_sha256"]) == (3, 15, blist.sha256)
+
+
+def test_an_edited_list_no_longer_matches_its_sidecar(tmp_path, dataset):
+    path = tmp_path / "benchmark_list.txt"
+    blist = obtain_list(path, dataset, 15, 3, use_existing=False).blist
+    path.write_text("\n".join(blist.paths[:-1]) + "\n")
+    with pytest.raises(DetbenchError, match=r"does not match its sidecar benchmark_list\.json \(the list was edited"):
+        read_list(path)
+    (tmp_path / "benchmark_list.json").unlink()
+    assert read_list(path).paths == blist.paths[:-1]  # a plain list of the user's own is read as it is
+
+
+def test_a_list_with_the_earlier_header_is_still_read(tmp_path):
+    path = tmp_path / "benchmark_list.txt"
+    path.write_text("# detbench benchmark list v1\n# seed: 7\n# requested_size: 2\n# population_size: 9\n"
+                    "# population_sha256: abc\n# data: /d.yaml\n/a.jpg\n/b.jpg\n")
+    old = read_list(path)
+    assert (old.paths, old.seed, old.requested_size, old.population_sha256) == (["/a.jpg", "/b.jpg"], 7, 2, "abc")
 
 
 def test_list_from_other_seed_or_size_is_not_overwritten(tmp_path, dataset):
@@ -128,10 +148,11 @@ def test_lists_and_atomic_writes_get_the_mode_open_would_give(tmp_path, dataset,
             handle.write("x")
     finally:
         os.umask(old)
-    for name in ("benchmark_list.txt", "report.json", "plain.txt"):
+    for name in ("benchmark_list.txt", "benchmark_list.json", "report.json", "plain.txt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark_list.txt", "benchmark_list.txt.lock",
-                                                          "plain.txt", "report.json"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark_list.json", "benchmark_list.txt",
+                                                          "benchmark_list.txt.lock", "plain.txt",
+                                                          "report.json"]  # no temporary left
 
 
 def test_atomic_write_replaces_a_symlink_and_can_refuse_a_symlinked_folder(tmp_path):

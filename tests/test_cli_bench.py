@@ -98,3 +98,26 @@ def test_errors_are_one_line_and_write_nothing(cli, tmp_path, yaml_checkpoint):
         assert message.startswith("error:") and "\n" not in message and needle in message, message
         assert "Traceback" not in result.stderr
     assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
+
+
+def test_a_report_of_other_settings_is_not_replaced_without_force(cli, tmp_path, yaml_checkpoint, dataset):
+    """Same --out and name at another imgsz: refused in one line, the first report untouched; --force replaces."""
+    out = tmp_path / "o"
+    common = ["--weights", str(yaml_checkpoint), "--device", "cpu", "--warmup", "0", "--iters", "2", "--threads",
+              "1", "--data", str(dataset), "--benchmark_size", "6", "--out", str(out)]
+    assert cli("bench", *common, "--imgsz", "64").returncode == 0
+    path = out / "yolov8n.json"
+    first = path.read_bytes()
+
+    refused = cli("bench", *common, "--imgsz", "96")
+    assert refused.returncode != 0
+    (line,) = refused.stderr.strip().splitlines()
+    assert "already holds a report of other settings (--imgsz 64, now 96)" in line
+    assert all(flag in line for flag in ("--name", "--out", "--force")), line
+    assert path.read_bytes() == first
+
+    assert cli("bench", *common, "--imgsz", "64").returncode == 0  # the same benchmark again replaces it
+    assert json.loads(path.read_text())["metadata"]["imgsz"] == 64
+    forced = cli("bench", *common, "--imgsz", "96", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(path.read_text())["metadata"]["imgsz"] == 96

@@ -34,7 +34,7 @@ def make_report(name: str, samples, *, params_m: float = 3.0, gflops: float = 8.
         "model_complexity": {"params_M": params_m, "gflops": gflops},
         "latency": {**summary, "n_samples": len(samples)},
         "throughput": {"fps_mean": 1000.0 / summary["mean_ms"], "fps_p50": 1000.0 / summary["p50_ms"]},
-        "memory": {"peak_gpu_mem_MB": None, "peak_rss_MB": mem, "unit": "MiB"},
+        "memory": {"peak_gpu_mem_MB": None, "peak_rss_MB": 900.0, "model_memory_MB": mem, "unit": "MiB"},
         "inputs": {"list_sha256": "a" * 64, "decoded_sha256": "b" * 64, "n_images": 200},
         "settings": {"threads": 2, "precision": "fp32"},
         "environment": {"cpu": "Test CPU", "ultralytics": "8.4.190"},
@@ -146,7 +146,7 @@ def test_deltas_against_baseline_and_sorting(tmp_path):
     code, lines, warnings = captured(report_paths_or_dir=tmp_path)
     assert code == 0 and not warnings
     assert lines[0] == "Model performance benchmark comparison"
-    assert "Mem (MB, peak RSS)" in lines[3] and "GPU Mem" not in "\n".join(lines)
+    assert "Mem (MB, model)" in lines[3] and "GPU Mem" not in "\n".join(lines)
     base_models = [line.split()[0] for line in lines[4:7]]
     assert base_models == ["ghost", "baseline", "p2"]  # by mean latency, as the user's table
     p95 = f"{np.percentile(spread(4.5), 95):.2f}"
@@ -192,6 +192,33 @@ def test_incomparable_reports_are_grouped_with_reason(tmp_path):
     group2 = next(i for i, line in enumerate(lines) if line.startswith("Group 2"))
     assert first_delta < group2 and text.count("Change relative to baseline:") == 1
     assert text.count("No change table: no model named 'baseline'") == 2
+
+
+def test_layout_tf32_and_software_versions_split_groups(tmp_path):
+    """Channels-last, TF32 and another torch or driver are other settings: never one delta table."""
+    def cuda(name, **settings):
+        report = make_report(name, spread(5.0), device="cuda:0")
+        report["settings"].update(settings)
+        report["environment"].update(torch="2.14.1", torch_cuda="13.0", cudnn_version=91000)
+        report["gpu"] = {"driver": "580.1"}
+        return report
+
+    save(tmp_path, cuda("baseline"))
+    save(tmp_path, cuda("ghost", tf32_conv=True))  # torch's default, as a report that predates the field ran
+    save(tmp_path, cuda("eca", tf32_conv=False, tf32_matmul=False))
+    save(tmp_path, cuda("p2", channels_last=True))
+    newer = cuda("ghost_eca")
+    newer["gpu"] = {"driver": "590.2"}
+    save(tmp_path, newer)
+    _, lines, _ = captured(report_paths_or_dir=[tmp_path])
+    text = "\n".join(lines)
+    assert "4 groups of reports" in text
+    assert "modes channels-last, eager, cudnn.benchmark on, TF32 conv on, matmul off vs contiguous" in text
+    assert "TF32 conv off, matmul off vs contiguous, eager, cudnn.benchmark on, TF32 conv on" in text
+    assert "software torch 2.14.1, CUDA 13.0, cuDNN 91000, driver 590.2 vs torch 2.14.1, CUDA 13.0, cuDNN 91000, "\
+           "driver 580.1" in text
+    comparison = build_comparison(load_entries(report_files([tmp_path]), print))
+    assert sorted(row.name for row in comparison.groups[0].rows) == ["baseline", "ghost"]
 
 
 def test_each_setting_with_its_own_baseline_gets_its_own_deltas(tmp_path):
@@ -350,3 +377,31 @@ def test_plots_are_written_as_png(tmp_path):
     assert sorted(p.name for p in paths) == ["latency_bars.png", "latency_vs_gflops.png", "latency_vs_map.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_same_map_for_every_model_skips_that_plot_with_a_note_and_legends_name_only_what_is_drawn(tmp_path,
+                                                                                                  monkeypatch):
+    import detbench.comparison.plots as plots
+
+    # ghost is faster but costs more GFLOPs: a trade-off, so both are on the front and none is dominated
+    reports = [make_report("baseline", spread(5.0), gflops=8.2), make_report("ghost", spread(4.6), gflops=9.0)]
+    for report in reports:
+        run = tmp_path / "runs" / report["metadata"]["model_name"]
+        (run / "weights").mkdir(parents=True)
+        (run / "results.csv").write_text("epoch,metrics/mAP50(B),metrics/mAP50-95(B)\n1,0,0\n")
+        report["metadata"]["weights"] = str(run / "weights" / "best.pt")
+        save(tmp_path, report)
+    legends = {}
+
+    def keep_legend(fig, path):
+        legend = fig.axes[0].get_legend()
+        legends[path.name] = [t.get_text() for t in legend.get_texts()] if legend else None
+
+    monkeypatch.setattr(plots, "_save", keep_legend)
+    notes = []
+    comparison = build_comparison(load_entries(report_files([tmp_path]), print))
+    paths = write_plots(comparison, tmp_path / "plots", note=notes.append)
+    assert sorted(p.name for p in paths) == ["latency_bars.png", "latency_vs_gflops.png"]
+    (note,) = notes
+    assert note.startswith("latency_vs_map.png not drawn: every model has the same mAP50-95 (0)")
+    assert legends["latency_vs_gflops.png"] == ["Pareto front"]  # both points are on the front: no "dominated"

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from detbench.errors import DetbenchError
-from detbench.measure.modes import CudaGraphForward, ExecutionMode, apply_mode, make_forward
+from detbench.measure.modes import (
+    CudaGraphForward,
+    ExecutionMode,
+    apply_mode,
+    configure_backends,
+    make_forward,
+    to_layout,
+)
 from detbench.measure.nvml import GpuMonitor, decode_reasons, energy_per_image, throttled
 
 
@@ -117,8 +124,36 @@ def test_channels_last_and_amp_forward_run_on_cpu():
     model = torch.nn.Conv2d(3, 4, 3)
     mode = ExecutionMode(amp=True, channels_last=True)
     forward = make_forward(apply_mode(model, mode), mode, torch.device("cpu"))
-    out = forward(torch.rand(1, 3, 8, 8))
+    out = forward(to_layout(torch.rand(1, 3, 8, 8), mode))
     assert out.dtype == torch.bfloat16 and mode.precision == "amp"
+
+
+def test_tf32_is_set_only_when_asked_and_only_on_cuda():
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        configure_backends(ExecutionMode(), torch.device("cuda:0"))
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == saved  # torch's own
+        configure_backends(ExecutionMode(tf32=False), torch.device("cuda:0"))
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        configure_backends(ExecutionMode(tf32=True), torch.device("cuda:0"))
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    with pytest.raises(DetbenchError, match="--tf32/--no-tf32 needs a CUDA device"):
+        ExecutionMode(tf32=False).check(torch.device("cpu"))
+
+
+def test_channels_last_conversion_is_made_with_the_batch_not_in_the_timed_forward(monkeypatch):
+    """The timed callable gets the batch already in channels-last; it converts nothing itself."""
+    mode = ExecutionMode(channels_last=True)
+    x = to_layout(torch.rand(1, 3, 8, 8), mode)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert to_layout(x, ExecutionMode()) is x
+    seen = []
+    forward = make_forward(lambda batch: seen.append(batch), mode, torch.device("cpu"))
+    plain = torch.rand(1, 3, 8, 8)
+    forward(plain)
+    assert seen[0] is plain  # passed as given: no copy inside the timed region
 
 
 class FakeGraphCuda:

@@ -1,10 +1,25 @@
-"""Memory fields: CUDA peak/allocated/reserved via a fake allocator; nulls on CPU."""
+"""Memory fields: CUDA peak/allocated/reserved via a fake allocator; nulls on CPU; the model's own memory on CPU."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
 import torch
 
-from detbench.measure.memory import MIB, memory_report, reset_cuda_peak
+from detbench.measure.memory import (
+    MIB,
+    captured_with_memory,
+    current_rss_mib,
+    graph_mode_memory,
+    loop_memory,
+    memory_report,
+    reset_cuda_peak,
+    reset_rss_peak,
+    rss_peak_mib,
+)
 
 
 class FakeAllocator:
@@ -47,3 +62,53 @@ def test_cpu_leaves_gpu_fields_null_not_zero():
     for key in ("peak_gpu_mem_MB", "allocated_MB", "reserved_MB", "activation_peak_MB"):
         assert memory[key] is None
     assert memory["peak_rss_MB"] >= memory["rss_MB"] * 0.5 > 0
+
+
+def test_rss_high_water_mark_is_reset_before_the_loop_and_read_after():
+    """A 200 MiB allocation made after the reset shows in the loop's peak; one freed before it does not."""
+    before_reset = np.ones(200 * MIB // 8)  # touched: resident
+    del before_reset
+    if not reset_rss_peak():
+        pytest.skip("this kernel does not let a process reset its VmHWM")
+    rss = current_rss_mib()
+    assert rss_peak_mib() < rss + 100  # the earlier 200 MiB no longer counts
+    during = np.ones(200 * MIB // 8)
+    memory = loop_memory(rss, True, model_rss_mib=50.0)
+    del during
+    assert 180 < memory["activation_peak_rss_MB"] < 400
+    assert memory["model_memory_MB"] == memory["model_rss_MB"] + memory["activation_peak_rss_MB"]
+    assert loop_memory(rss, False, 50.0)["activation_peak_rss_MB"] is None  # no reset: no loop peak claimed
+
+
+@pytest.mark.slow
+def test_yolov8x_weighs_at_least_200_mb_more_than_yolov8n_on_cpu(cli, tmp_path, dataset):
+    """The model's own memory, not the process's: YOLOv8x has 68 M parameters (260 MiB in fp32) more than v8n."""
+    memory = {}
+    for model in ("yolov8n.yaml", "yolov8x.yaml"):
+        result = cli("bench", "--weights", model, "--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters",
+                     "3", "--threads", "1", "--data", str(dataset), "--benchmark_size", "6", "--out",
+                     str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        memory[model] = json.loads((tmp_path / f"{Path(model).stem}.json").read_text())["memory"]
+    small, large = memory["yolov8n.yaml"], memory["yolov8x.yaml"]
+    assert large["model_memory_MB"] - small["model_memory_MB"] >= 200, (small, large)
+    assert large["model_rss_MB"] - small["model_rss_MB"] >= 200
+    assert small["activation_peak_rss_MB"] >= 0 and small["loop_peak_rss_MB"] > 0
+
+
+def test_cuda_graph_activations_are_the_capture_pool_not_the_replay():
+    """Replay allocates nothing; the capture's peak above what was allocated before it is the activations."""
+    cuda = FakeAllocator()
+    device = torch.device("cuda:0")
+
+    def capture():
+        cuda.peak = cuda.allocated + 120 * MIB  # the graph's private pool fills while capturing
+        return "graphed"
+
+    graphed, graph = captured_with_memory(capture, device, cuda)
+    assert graphed == "graphed" and graph == {"graph_capture_peak_MB": 220.0, "graph_pool_MB": 120.0}
+    loop = memory_report(device, reset_cuda_peak(device, cuda), cuda)  # the replay loop: no new allocation
+    assert loop["activation_peak_MB"] == 0.0
+    memory = graph_mode_memory(loop, graph)
+    assert memory["activation_peak_MB"] == 120.0 and memory["peak_gpu_mem_MB"] == 220.0
+    assert "private pool" in memory["activation_source"]

@@ -53,6 +53,17 @@ def test_tail_bounds_need_59_samples_for_p95_and_299_for_p99():
     assert stats.confidence_intervals(np.arange(6.0))["median_ci95_ms"] == [0.0, 5.0]
 
 
+def test_p99_bound_that_is_only_the_maximum_says_so_until_473_samples():
+    at_300 = stats.confidence_intervals(np.arange(300.0))
+    assert at_300["p99_upper95_ms"] == 299.0 and at_300["p99_upper95_rank"] == 300  # the largest sample
+    (note,) = at_300["notes"]
+    assert note.startswith("p99_upper95_ms is the largest sample: with 300 samples") and "473 or more" in note
+    assert stats.confidence_intervals(np.arange(472.0))["p99_upper95_rank"] == 472
+    at_473 = stats.confidence_intervals(np.arange(473.0))
+    assert at_473["p99_upper95_rank"] == 472 and at_473["notes"] == []
+    assert stats.confidence_intervals(np.arange(1000.0))["p99_upper95_rank"] == 996
+
+
 def test_median_ci_covers_the_true_median_of_a_skewed_distribution():
     rng = np.random.default_rng(0)
     true_median = np.log(2.0)  # of Exponential(1)
@@ -88,9 +99,12 @@ def test_warnings_name_their_cause():
     text = " ".join(quality.statistics_section(slow_start)["warnings"])
     assert "first 30 timed iterations" in text and "warm-up too short" in text
 
-    launch = quality.statistics_section(quiet, host_samples=[25.0] * 300)
+    # events stretch to the launches, so host time tells nothing; the time to enqueue does
+    launch = quality.statistics_section(quiet, host_samples=[10.1] * 300, enqueue_samples=[9.5] * 300)
     assert any("launch-bound" in w and "CUDA graphs / larger batch" in w for w in launch["warnings"])
-    assert launch["host_over_device"] == pytest.approx(25.0 / np.median(quiet))
+    assert launch["enqueue_over_device"] == pytest.approx(9.5 / np.median(quiet))
+    gpu_bound = quality.statistics_section(quiet, host_samples=[10.1] * 300, enqueue_samples=[2.0] * 300)
+    assert not any("launch-bound" in w for w in gpu_bound["warnings"])
 
 
 def _sleeper(ms: float):

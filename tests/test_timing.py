@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import torch
@@ -22,6 +23,14 @@ def test_cpu_loop_times_each_iteration_after_warmup():
     assert len(timings.latency_ms) == 10 and len(timings.warmup_ms) == 3
     assert timings.timer == "perf_counter_ns"
     assert all(1.5 < ms < 1000 for ms in timings.latency_ms)
+
+
+def test_garbage_collector_is_off_in_the_timed_loop_only():
+    states = []
+    timings = run_timed_loop(lambda x: states.append(gc.isenabled()), lambda i: torch.tensor(i), warmup=2, iters=3,
+                             device=torch.device("cpu"))
+    assert states == [True, True, False, False, False] and len(timings.latency_ms) == 3
+    assert gc.isenabled()  # as it was before
 
 
 class FakeEvent:
@@ -65,6 +74,23 @@ def test_cuda_path_records_events_around_forward_and_synchronizes():
     assert log[5:] == one_iteration * 3
     assert timings.latency_ms == [1.25] * 3 and timings.timer == "cuda_event"
     assert len(timings.host_ms) == 3
+
+
+def test_cuda_enqueue_time_ends_when_forward_returns_not_at_the_sync():
+    """The launch time is read before the synchronize: a slow device does not count in it."""
+    cuda = FakeCuda()
+    cuda.synchronize = lambda device=None: time.sleep(0.02)  # the device still busy after the launches
+
+    def forward(x):
+        time.sleep(0.002)  # launching
+
+    timings = run_timed_loop(forward, lambda i: torch.tensor(i), warmup=0, iters=3, device=torch.device("cuda:0"),
+                             cuda=cuda)
+    assert len(timings.enqueue_ms) == 3
+    assert all(1.5 < enqueue < 15 for enqueue in timings.enqueue_ms), timings.enqueue_ms
+    assert all(host >= 20 for host in timings.host_ms)
+    cpu = run_timed_loop(forward, lambda i: torch.tensor(i), warmup=0, iters=2, device=torch.device("cpu"))
+    assert cpu.enqueue_ms == []  # CPU: nothing is enqueued
 
 
 def test_statistics_use_linear_percentiles_and_sample_std():

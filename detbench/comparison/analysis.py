@@ -49,6 +49,8 @@ COMPARABILITY: tuple[tuple[str, Callable[[Report], Any]], ...] = (
     ("hardware", lambda r: _hardware(r)),
     ("input list", lambda r: r.inputs.list_sha256),
     ("decoded inputs", lambda r: r.inputs.decoded_sha256),
+    ("modes", lambda r: _modes(r)),
+    ("software", lambda r: _software(r)),
 )
 
 
@@ -112,14 +114,18 @@ class Group:
 
     @property
     def mem_label(self) -> str:
-        return "GPU Mem (MB)" if self.on_gpu else "Mem (MB, peak RSS)"
+        return "GPU Mem (MB)" if self.on_gpu else "Mem (MB, model)"
 
     @property
     def has_accuracy(self) -> bool:
         return any(row.entry.accuracy is not None for row in self.rows)
 
+    def values(self) -> dict[str, Any]:
+        """The group's comparability key by label."""
+        return dict(zip([label for label, _ in COMPARABILITY], self.key, strict=True))
+
     def setting(self) -> str:
-        values = dict(zip([label for label, _ in COMPARABILITY], self.key, strict=True))
+        values = self.values()
         threads = values["threads"]
         n_images = self.rows[0].entry.report.inputs.n_images
         parts = [f"imgsz {values['imgsz']}", f"batch {values['batch']}", f"device {values['device']}",
@@ -130,6 +136,7 @@ class Group:
             parts.append(str(values["hardware"]))
         if n_images:
             parts.append(f"{n_images} images (inputs {_short(values['decoded inputs'])})")
+        parts += [values["modes"], values["software"]]
         return ", ".join(parts)
 
 
@@ -263,7 +270,9 @@ def describe_difference(key: tuple[Any, ...], reference: tuple[Any, ...]) -> str
 def base_metrics(entry: Entry, on_gpu: bool) -> dict[str, float | None]:
     report = entry.report
     latency, memory = report.latency, report.memory
-    mem = memory.peak_gpu_mem_MB if on_gpu else memory.peak_rss_MB
+    # CPU: the model's own memory (weights + the loop's activations); the process's lifetime peak RSS is set by
+    # the decoded image cache and imports, and says nothing about the model
+    mem = memory.peak_gpu_mem_MB if on_gpu else memory.model_memory_MB
     samples = entry.samples()
     q25, q75 = (np.percentile(samples, [25, 75]) if samples.size else (None, None))
     return {
@@ -398,6 +407,32 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
         analyse_group(group, baseline_name, alpha, min_effect)
         groups.append(group)
     return Comparison(groups=groups, baseline_name=baseline_name)
+
+
+def _modes(report: Report) -> str:
+    """The execution settings beyond precision that change latency, each as the run had it. A report that
+    predates a setting ran with detbench's default then (no channels-last, no graph, cuDNN autotuning on,
+    torch's TF32 defaults: convolutions yes, matmuls no)."""
+    settings, on_cuda = report.settings, str(report.metadata.device or "").startswith("cuda")
+    parts = ["channels-last" if settings.channels_last else "contiguous"]
+    if on_cuda:
+        parts.append("CUDA graph" if settings.cuda_graph else "eager")
+        parts.append("cudnn.benchmark " + ("off" if settings.cudnn_benchmark is False else "on"))
+        conv = settings.tf32_conv if settings.tf32_conv is not None else True
+        matmul = settings.tf32_matmul if settings.tf32_matmul is not None else False
+        parts.append(f"TF32 conv {'on' if conv else 'off'}, matmul {'on' if matmul else 'off'}")
+    return ", ".join(parts)
+
+
+def _software(report: Report) -> str:
+    """torch, and on CUDA the CUDA runtime, cuDNN and the driver: their kernels decide the latency."""
+    env, on_cuda = report.environment or {}, str(report.metadata.device or "").startswith("cuda")
+    parts = [f"torch {env.get('torch') or '?'}"]
+    if on_cuda:
+        driver = (report.gpu or {}).get("driver") if isinstance(report.gpu, dict) else None
+        parts += [f"CUDA {env.get('torch_cuda') or '?'}", f"cuDNN {env.get('cudnn_version') or '?'}",
+                  f"driver {driver or '?'}"]
+    return ", ".join(parts)
 
 
 def _hardware(report: Report) -> str | None:

@@ -3,8 +3,10 @@
 Per group of comparable reports:
 - latency_vs_gflops.png: median latency against GFLOPs, the Pareto front
   (no other model is both faster and cheaper) drawn as a step line;
-- latency_vs_map.png (only when mAP50-95 is known for two or more models):
-  median latency against mAP50-95, Pareto front = faster and more accurate;
+- latency_vs_map.png (only when mAP50-95 is known for two or more models and
+  not the same for all of them, as it is for untrained weights; a skipped plot
+  is named in a note): median latency against mAP50-95, Pareto front = faster
+  and more accurate;
 - latency_bars.png: median latency per model, error bars from the 25th to the
   75th percentile of the raw samples (IQR), the baseline highlighted.
 Groups after the first get a `_group{N}` suffix. Names and settings come
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from detbench import text
@@ -89,8 +91,9 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
     front = pareto_front(keyed)
     fig, ax = _figure((7.0, 4.8))
     others = [i for i in range(len(rows)) if i not in front]
-    ax.scatter([points[i][0] for i in others], [points[i][1] for i in others], s=42, color=POINT_COLOR,
-               zorder=3, label="dominated")
+    if others:  # a legend entry only for what is drawn
+        ax.scatter([points[i][0] for i in others], [points[i][1] for i in others], s=42, color=POINT_COLOR,
+                   zorder=3, label="dominated")
     ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=60, color=FRONT_COLOR,
                zorder=4, label="Pareto front")
     order = sorted(front, key=lambda i: points[i][0])
@@ -160,8 +163,9 @@ def _save(fig, path: Path) -> None:
                             "space or choose another folder with --plots") from exc
 
 
-def write_plots(comparison: Comparison, folder: str | Path) -> list[Path]:
-    """Write the PNGs of every group into `folder`; return the paths written."""
+def write_plots(comparison: Comparison, folder: str | Path,
+                note: Callable[[str], None] | None = None) -> list[Path]:
+    """Write the PNGs of every group into `folder`; return the paths written. `note` hears of a plot skipped."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -172,17 +176,20 @@ def write_plots(comparison: Comparison, folder: str | Path) -> list[Path]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. a glyph a name uses is missing from the font
         for group in comparison.groups:
-            written.extend(_group_plots(group, folder))
+            written.extend(_group_plots(group, folder, note or (lambda line: None)))
     return written
 
 
-def _group_plots(group: Group, folder: Path) -> list[Path]:
+def _group_plots(group: Group, folder: Path, note: Callable[[str], None]) -> list[Path]:
     suffix = "" if group.index == 1 else f"_group{group.index}"
-    made = [
-        _scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
-                 "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False),
-        _scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
-                 folder / f"latency_vs_map{suffix}.png", maximize_x=True),
-        _bars(group, folder / f"latency_bars{suffix}.png"),
-    ]
+    made = [_scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
+                     "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False)]
+    accuracy = {r.metrics["mAP50_95"] for r in group.rows if r.metrics["mAP50_95"] is not None}
+    if len(accuracy) == 1 and len(group.rows) >= 2:
+        note(f"latency_vs_map{suffix}.png not drawn: every model has the same mAP50-95 ({accuracy.pop():g}), "
+             "as untrained weights do; it would show latency alone")
+    else:
+        made.append(_scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
+                             folder / f"latency_vs_map{suffix}.png", maximize_x=True))
+    made.append(_bars(group, folder / f"latency_bars{suffix}.png"))
     return [path for path in made if path is not None]

@@ -104,7 +104,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         # imported here, not at the top: loads numpy, kept out of light commands
         from detbench.comparison.plots import write_plots
 
-        for path in write_plots(comparison, plots_dir):
+        for path in write_plots(comparison, plots_dir, note=lambda line: echo(f"  note: {text.terminal(line)}")):
             echo(f"✓ saved: {text.terminal(path)}")
     return 0
 

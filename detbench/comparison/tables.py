@@ -159,8 +159,12 @@ def console_lines(comparison: Comparison) -> list[str]:
 # ---------------------------------------------------------------- CSV
 
 CSV_COLUMNS = ["group", "model", "report", "weights", "imgsz", "batch", "device", "precision", "threads",
-               "hardware", "decoded_sha256", "params_M", "gflops", "latency_mean_ms", "latency_median_ms",
-               "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
+               "hardware", "modes", "software", "decoded_sha256", "params_M", "gflops", "latency_mean_ms",
+               "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
+# CSV column -> the label of the group's comparability key it holds
+SETTING_COLUMNS = {"imgsz": "imgsz", "batch": "batch", "device": "device", "precision": "precision",
+                   "threads": "threads", "hardware": "hardware", "modes": "modes", "software": "software",
+                   "decoded_sha256": "decoded inputs"}
 ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
 DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",
                  "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict", "p_value", "n_rounds",
@@ -173,13 +177,13 @@ def csv_text(comparison: Comparison) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for group in comparison.groups:
-        imgsz, batch, device, precision, threads, hardware, _, decoded = group.key
+        setting = group.values()
         for row in group.rows:
             m, d = row.metrics, row.deltas
             record = {"group": group.index, "model": row.name, "report": str(row.entry.path),
-                      "weights": row.entry.report.metadata.weights, "imgsz": imgsz, "batch": batch,
-                      "device": device, "precision": precision, "threads": threads, "hardware": hardware,
-                      "decoded_sha256": decoded, "mem_kind": "gpu peak allocated" if group.on_gpu else "peak RSS"}
+                      "weights": row.entry.report.metadata.weights,
+                      **{column: setting[label] for column, label in SETTING_COLUMNS.items()},
+                      "mem_kind": "gpu peak allocated" if group.on_gpu else "model (weights + activations)"}
             for key in ("params_M", "gflops", "latency_mean_ms", "latency_median_ms", "latency_p95_ms",
                         "fps_mean", "mem_MB"):
                 record[key] = m[key]

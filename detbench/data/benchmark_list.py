@@ -1,9 +1,14 @@
 """The benchmark list: one seeded sample of validation images that every model shares.
 
-File format (`benchmark_list.txt`): one image path per line, as the user
-specification asks, preceded by `# key: value` header lines that record how the
-list was made, so that a later run can tell whether it still fits. Readers
-that skip lines starting with `#` see exactly one path per line.
+File format (`benchmark_list.txt`): one image path per line and nothing
+else, as the user specification asks. How the list was made (seed, requested
+size, the val split's size and hash, the data YAML), so that a later run can
+tell whether it still fits, goes in a sidecar beside it
+(`benchmark_list.json`; for a --list of another name, the same stem with
+.json), which also holds the hash of the path lines: a list edited after it
+was made no longer matches its sidecar and is refused. Lists written by
+earlier versions, whose first lines are `# key: value` headers, are still
+read; a plain list with no sidecar is read as it is.
 
 Lines are split on "\n" only and lose only a trailing "\r"; a path is never
 stripped. No path may hold a control, line- or paragraph-separator character
@@ -16,6 +21,7 @@ or be longer than MAX_PATH_CHARS: drawing a list refuses such a val image
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import stat
@@ -29,9 +35,10 @@ from detbench.data.inputs import check_images
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_text_file
-from detbench.limits import MAX_IMAGE_PIXELS, MAX_LIST_BYTES
+from detbench.limits import MAX_IMAGE_PIXELS, MAX_LIST_BYTES, MAX_SMALL_FILE_BYTES
 
-MAGIC = "# detbench benchmark list v1"
+MAGIC = "# detbench benchmark list v1"  # the header of lists written by earlier versions
+SIDECAR_FORMAT = "detbench benchmark list v2"
 LIST_FILENAME = "benchmark_list.txt"
 
 
@@ -69,15 +76,20 @@ class BenchmarkList:
         return self.population_size < self.requested_size
 
     def render(self) -> str:
-        header = [
-            MAGIC,
-            f"# seed: {self.seed}",
-            f"# requested_size: {self.requested_size}",
-            f"# population_size: {self.population_size}",
-            f"# population_sha256: {self.population_sha256}",
-            f"# data: {self.data}",
-        ]
-        return "\n".join(header + self.paths) + "\n"
+        """The list file: one path per line, nothing else."""
+        return "\n".join(self.paths) + "\n"
+
+    def sidecar(self) -> str:
+        """How the list was made, and the hash of its lines (the sidecar's JSON)."""
+        return json.dumps({"format": SIDECAR_FORMAT, "list_sha256": self.sha256, "seed": self.seed,
+                           "requested_size": self.requested_size, "population_size": self.population_size,
+                           "population_sha256": self.population_sha256, "data": self.data}, indent=2) + "\n"
+
+
+def sidecar_path(list_path: str | Path) -> Path:
+    """`benchmark_list.json` beside `benchmark_list.txt` (the stem with .json; `.meta.json` for a .json list)."""
+    list_path = Path(list_path)
+    return list_path.with_suffix(".meta.json" if list_path.suffix == ".json" else ".json")
 
 
 def sample_list(data_yaml: str | Path, size: int, seed: int) -> BenchmarkList:
@@ -113,8 +125,29 @@ def _parse(text: str, where: str) -> tuple[dict[str, str], list[str]]:
     return header, paths
 
 
+def _read_sidecar(path: Path, paths: list[str], where: str) -> dict[str, str]:
+    """The sidecar's fields (as the old header's strings); {} when there is none. One that does not describe
+    these path lines (the list was edited, or the sidecar belongs to another list) is an error."""
+    sidecar = sidecar_path(path)
+    if not os.path.lexists(sidecar):
+        return {}
+    fix = f"delete {path.name} and {sidecar.name} to make a new list"
+    try:
+        record = json.loads(read_text_file(sidecar, f"{where}: its sidecar {sidecar}", MAX_SMALL_FILE_BYTES, fix=fix))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or record.get("format") != SIDECAR_FORMAT:
+        raise DetbenchError(f"{where}: its sidecar {sidecar} is not a detbench list record; {fix}")
+    if record.get("list_sha256") != sha256_text("\n".join(paths) + "\n"):
+        raise DetbenchError(f"{where} does not match its sidecar {sidecar.name} (the list was edited after it was "
+                            f"made); {fix}, or restore the list")
+    return {key: str(value) for key, value in record.items() if isinstance(value, (str, int)) and
+            not isinstance(value, bool)}
+
+
 def read_list(path: str | Path) -> BenchmarkList:
-    """Parse a benchmark list file; a plain one-path-per-line file is accepted too."""
+    """Parse a benchmark list file and its sidecar; an earlier version's list with a `#` header, and a plain
+    one-path-per-line file with no sidecar, are accepted too."""
     path = Path(path)
     where = f"benchmark list {path}"
     text = read_text_file(path, where, MAX_LIST_BYTES, fix="delete it to make a new one, or choose another --list")
@@ -124,6 +157,8 @@ def read_list(path: str | Path) -> BenchmarkList:
         raise DetbenchError(f"{exc}, or delete the list to make a new one") from None
     if not paths:
         raise DetbenchError(f"{where} names no images; delete it to make a new one")
+    if not text.startswith(MAGIC):
+        header = _read_sidecar(path, paths, where) or header
 
     def int_field(key: str, default: int) -> int:
         try:
@@ -147,6 +182,8 @@ def read_list(path: str | Path) -> BenchmarkList:
 
 
 def write_list(blist: BenchmarkList, path: str | Path) -> None:
+    """The sidecar first, then the list: a list that exists always has its record beside it."""
+    write_text_atomic(sidecar_path(path), blist.sidecar())
     write_text_atomic(path, blist.render())
 
 

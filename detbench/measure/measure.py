@@ -16,8 +16,25 @@ import torch
 from torch import nn
 
 from detbench.data.inputs import InputCache
-from detbench.measure.memory import MIB, memory_report, reset_cuda_peak
-from detbench.measure.modes import CudaGraphForward, ExecutionMode, apply_mode, configure_backends, make_forward
+from detbench.measure import host_load
+from detbench.measure.memory import (
+    MIB,
+    captured_with_memory,
+    current_rss_mib,
+    graph_mode_memory,
+    loop_memory,
+    memory_report,
+    reset_cuda_peak,
+    reset_rss_peak,
+)
+from detbench.measure.modes import (
+    CudaGraphForward,
+    ExecutionMode,
+    apply_mode,
+    configure_backends,
+    make_forward,
+    to_layout,
+)
 from detbench.measure.nvml import GpuMonitor, energy_per_image, throttled
 from detbench.measure.timing import Timings, run_timed_loop
 
@@ -28,6 +45,7 @@ class Measurement:
     memory: dict[str, Any]
     gpu: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)
+    host_load: dict[str, Any] | None = None
 
 
 def _pci_bus_id(device: torch.device) -> str | None:
@@ -39,28 +57,31 @@ def _pci_bus_id(device: torch.device) -> str | None:
 
 
 def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.device, mode: ExecutionMode,
-            warmup: int, iters: int, loop: Callable[..., Timings] = run_timed_loop,
-            **loop_options: Any) -> Measurement:
-    """Run warm-up and timed loop; `loop_options` pass through to the loop (e.g. a stopping rule)."""
+            warmup: int, iters: int, loop: Callable[..., Timings] = run_timed_loop, watch_host: bool = True,
+            model_rss_mib: float | None = None, **loop_options: Any) -> Measurement:
+    """Run warm-up and timed loop; `loop_options` pass through to the loop (e.g. a stopping rule).
+
+    `watch_host`: read the CPU's load before and after the loop and warn when other programs compete (off in
+    a study's worker, whose loop spans the other workers' turns and start-ups). `model_rss_mib`: the resident
+    memory loading the model added, for the CPU memory section (`measure.memory`)."""
     on_cuda = device.type == "cuda"
     configure_backends(mode, device)
     model = apply_mode(model.to(device), mode)
     forward = make_forward(model, mode, device)
 
     def next_input(i: int) -> torch.Tensor:
-        return inputs.batch(i, batch, device, mode.input_dtype)
+        return to_layout(inputs.batch(i, batch, device, mode.input_dtype), mode)
 
     monitor = GpuMonitor(device.index or 0, _pci_bus_id(device)) if on_cuda else None
+    state: dict[str, Any] = {}
     if on_cuda:
         reset_cuda_peak(device)  # so the warm-up's own peak (cuDNN autotuning) can be read apart
     if mode.cuda_graph:
-        graphed = CudaGraphForward(forward, next_input(0))
+        graphed, state["graph"] = captured_with_memory(lambda: CudaGraphForward(forward, next_input(0)), device)
         forward = graphed
 
         def next_input(i: int) -> torch.Tensor:  # noqa: F811 (staged copy into the graph's static input)
-            return graphed.stage(inputs.batch(i, batch, device, mode.input_dtype))
-
-    state: dict[str, Any] = {}
+            return graphed.stage(to_layout(inputs.batch(i, batch, device, mode.input_dtype), mode))
 
     def after_warmup() -> None:
         if on_cuda:
@@ -68,15 +89,35 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
             state["warmup_peak"] = torch.cuda.max_memory_allocated(device) / MIB
             state["baseline"] = reset_cuda_peak(device)
             state["before"] = monitor.snapshot()
+        if watch_host:
+            state["load_before"] = host_load.snapshot()  # last: nothing else runs between it and the loop
 
+    if not on_cuda:  # from before the warm-up: its first forwards allocate what later ones reuse
+        state["rss_reset"] = reset_rss_peak()
+        state["rss_before_loop"] = current_rss_mib()
     timings = loop(forward, next_input, warmup, iters, device, after_warmup=after_warmup, **loop_options)
+    load = None
+    if state.get("load_before") is not None:
+        # the threads that compute: torch's pool on CPU; on CUDA the one thread that launches kernels
+        load = host_load.host_load_section(state["load_before"], host_load.snapshot(),
+                                           torch.get_num_threads() if not on_cuda else 1)
+    busy = host_load.busy_warnings(load) if load else []
     memory = memory_report(device, state.get("baseline"))
     memory["warmup_peak_gpu_mem_MB"] = state.get("warmup_peak")
+    if state.get("graph"):
+        memory = graph_mode_memory(memory, state["graph"])
     if not on_cuda:
-        return Measurement(timings, memory, None)
+        memory.update(loop_memory(state.get("rss_before_loop"), state.get("rss_reset", False), model_rss_mib))
+        return Measurement(timings, memory, None, busy, load)
 
+    gpu, warnings = _gpu_readings(monitor, state, memory, len(timings.latency_ms) * batch)
+    return Measurement(timings, memory, gpu, busy + warnings, load)
+
+
+def _gpu_readings(monitor: GpuMonitor, state: dict[str, Any], memory: dict[str, Any],
+                  images: int) -> tuple[dict[str, Any], list[str]]:
+    """The report's `gpu` section (NVML before and after the loop, energy) and its busy/throttled warnings."""
     after = monitor.snapshot()
-    images = len(timings.latency_ms) * batch
     others = monitor.other_processes()
     gpu = {
         **monitor.static_info(),
@@ -95,4 +136,4 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
     slow = sorted(set(throttled(state.get("before") or {}) + throttled(after)))
     if slow:
         warnings.append(f"GPU clocks throttled ({', '.join(slow)}): check cooling/power limits or lock clocks")
-    return Measurement(timings, memory, gpu, warnings)
+    return gpu, warnings

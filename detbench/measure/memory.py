@@ -6,19 +6,38 @@ allocated memory during the timed loop alone. `allocated_MB` is what was
 allocated just before the loop (weights + one input batch + cached anchors),
 `activation_peak_MB` is peak minus that, and `reserved_MB` is what the
 allocator holds from the driver. None of these include the CUDA context.
-CPU: the process's peak resident set size over its whole life (imports,
-model, decoded image cache and the loop), and its current RSS.
+CUDA graphs: replay allocates nothing, so the loop's peak would show no
+activations; they live in the graph's private pool, measured at capture
+(`graph_pool_MB`: the capture's peak above what was allocated before it).
+In that mode `activation_peak_MB` is the pool and `peak_gpu_mem_MB` is
+`allocated_MB` plus the pool.
+CPU, the model's own memory: `model_rss_MB` is the resident memory that
+loading and fusing the model added (its weights and buffers), and
+`activation_peak_rss_MB` the high-water mark of resident memory over the
+warm-up and the timed loop (Linux VmHWM, reset to the current RSS just before
+the warm-up by writing 5 to /proc/self/clear_refs) minus the RSS just before
+it: what the forwards allocate beyond the weights. It starts before the
+warm-up because the allocator keeps what the first forwards freed and the
+later ones reuse it: from the timed loop alone the peak is about 0.
+`model_memory_MB` is their sum. The
+process-wide `peak_rss_MB` (its whole life: imports, model, decoded image
+cache and the loop) and the current `rss_MB` are kept beside them.
 MB means MiB (1024**2 bytes), as in the user specification.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import resource
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psutil
 import torch
+
+T = TypeVar("T")
 
 MIB = 1024**2
 
@@ -30,6 +49,25 @@ def reset_cuda_peak(device: torch.device, cuda: Any = torch.cuda) -> float:
     return cuda.memory_allocated(device) / MIB
 
 
+def captured_with_memory(capture: Callable[[], T], device: torch.device,
+                         cuda: Any = torch.cuda) -> tuple[T, dict[str, float]]:
+    """Run a CUDA-graph capture and measure it: replay allocates nothing, so the activations live in the
+    graph's private pool, whose size is the capture's peak above what was allocated before it."""
+    before = reset_cuda_peak(device, cuda)
+    result = capture()
+    cuda.synchronize(device)
+    peak = cuda.max_memory_allocated(device) / MIB
+    return result, {"graph_capture_peak_MB": peak, "graph_pool_MB": max(0.0, peak - before)}
+
+
+def graph_mode_memory(memory: dict[str, Any], graph: dict[str, float]) -> dict[str, Any]:
+    """The loop's memory in CUDA-graph mode: activations are the graph pool's, not the replay's (none)."""
+    allocated = memory.get("allocated_MB")
+    return {**memory, **graph, "activation_peak_MB": graph["graph_pool_MB"],
+            "peak_gpu_mem_MB": None if allocated is None else allocated + graph["graph_pool_MB"],
+            "activation_source": "CUDA graph capture (its private pool; replay allocates nothing)"}
+
+
 def cuda_memory(device: torch.device, baseline_mib: float, cuda: Any = torch.cuda) -> dict[str, float]:
     peak = cuda.max_memory_allocated(device) / MIB
     return {
@@ -38,6 +76,57 @@ def cuda_memory(device: torch.device, baseline_mib: float, cuda: Any = torch.cud
         "reserved_MB": cuda.memory_reserved(device) / MIB,
         "activation_peak_MB": peak - baseline_mib,
     }
+
+
+def current_rss_mib(settle: bool = False) -> float:
+    """Resident memory now; with `settle`, after garbage collection and the free heap handed back, so that
+    memory freed a moment ago does not count."""
+    if settle:
+        gc.collect()
+        release_free_heap()
+    return psutil.Process().memory_info().rss / MIB
+
+
+def release_free_heap() -> None:
+    """Hand the C allocator's free memory back to the system (glibc `malloc_trim`), so that what the forwards
+    allocate next shows as new resident memory instead of reusing pages freed earlier (decoding, loading)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def reset_rss_peak(clear_refs: str = "/proc/self/clear_refs") -> bool:
+    """Set this process's resident high-water mark (VmHWM) to its current RSS, after releasing the free heap;
+    False where Linux does not allow it (then no loop peak is reported)."""
+    current_rss_mib(settle=True)
+    try:
+        with open(clear_refs, "w", encoding="ascii") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_peak_mib(status: str = "/proc/self/status") -> float | None:
+    """VmHWM (the resident high-water mark) in MiB, or None where it cannot be read."""
+    try:
+        with open(status, encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / MIB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def loop_memory(rss_before_mib: float | None, reset: bool, model_rss_mib: float | None) -> dict[str, float | None]:
+    """The model's own memory on CPU: what loading added, plus the timed loop's peak above the RSS before it."""
+    peak = rss_peak_mib() if reset and rss_before_mib is not None else None
+    activations = max(0.0, peak - rss_before_mib) if peak is not None else None
+    total = model_rss_mib + activations if model_rss_mib is not None and activations is not None else None
+    return {"model_rss_MB": model_rss_mib, "loop_peak_rss_MB": peak, "activation_peak_rss_MB": activations,
+            "model_memory_MB": total}
 
 
 def process_memory() -> dict[str, float]:

@@ -10,6 +10,8 @@ time, the run is bound by kernel launches, not by the GPU.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +25,25 @@ from detbench.stats import summary as stats
 DEFAULT_MAX_TIME_S = 60.0
 
 
+@contextlib.contextmanager
+def collector_paused() -> Any:
+    """Python's garbage collector off for the block (a collection pass inside a timed forward would be counted
+    as the model's time), back as it was after."""
+    was_enabled = gc.isenabled()
+    gc.collect()  # start the block with nothing pending
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass
 class Timings:
     latency_ms: list[float] = field(default_factory=list)  # device time on CUDA, host time on CPU
     host_ms: list[float] = field(default_factory=list)
+    enqueue_ms: list[float] = field(default_factory=list)  # CUDA: until forward() returned, before the sync
     warmup_ms: list[float] = field(default_factory=list)
     timer: str = "perf_counter_ns"
     stop_reason: str = "iters"
@@ -104,13 +121,17 @@ class ForwardTimer:
     """Times one forward pass: CUDA events around it on CUDA (input ready, device idle), perf_counter_ns on CPU.
 
     Returns (latency_ms, host_ms): the device time on CUDA (the host's wall time on CPU) and the host's wall
-    time of the same region.
+    time of the same region. On CUDA, `last_enqueue_ms` is the host time until forward() returned, before the
+    synchronize: the time to launch the kernels. When it is close to the device time the GPU was waiting for
+    the launches (launch-bound); events alone cannot show that, because on an idle stream they stretch to the
+    launches.
     """
 
     def __init__(self, device: torch.device, cuda: Any = torch.cuda) -> None:
         self.device, self.cuda = device, cuda
         self.on_cuda = device.type == "cuda"
         self.name = "cuda_event" if self.on_cuda else "perf_counter_ns"
+        self.last_enqueue_ms: float | None = None
         if self.on_cuda:
             self.start, self.end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
 
@@ -124,6 +145,7 @@ class ForwardTimer:
         t0 = time.perf_counter_ns()
         self.start.record()
         forward(x)
+        self.last_enqueue_ms = (time.perf_counter_ns() - t0) / 1e6
         self.end.record()
         self.cuda.synchronize(self.device)
         host = (time.perf_counter_ns() - t0) / 1e6
@@ -162,14 +184,17 @@ def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[
         run_warmup(forward, next_input, warmup, device, cuda, timings)
         if after_warmup is not None:
             after_warmup()
-        loop_start = time.perf_counter_ns()
-        i = 0
-        while not stopper.done(timings.latency_ms, (time.perf_counter_ns() - loop_start) / 1e9):
-            latency, host = timer(forward, next_input(i))
-            timings.latency_ms.append(latency)
-            timings.host_ms.append(host)
-            i += 1
-        timings.timed_s = (time.perf_counter_ns() - loop_start) / 1e9
+        with collector_paused():
+            loop_start = time.perf_counter_ns()
+            i = 0
+            while not stopper.done(timings.latency_ms, (time.perf_counter_ns() - loop_start) / 1e9):
+                latency, host = timer(forward, next_input(i))
+                timings.latency_ms.append(latency)
+                timings.host_ms.append(host)
+                if timer.last_enqueue_ms is not None:
+                    timings.enqueue_ms.append(timer.last_enqueue_ms)
+                i += 1
+            timings.timed_s = (time.perf_counter_ns() - loop_start) / 1e9
     timings.stop_reason = stopper.reason
     timings.ci_half_width_rel = stopper.ci_half_width_rel
     return timings

@@ -123,6 +123,10 @@ class Memory(Section):
     activation_peak_MB: float | None = None
     peak_rss_MB: float | None = None
     rss_MB: float | None = None
+    model_rss_MB: float | None = None  # CPU: resident memory that loading and fusing the model added
+    loop_peak_rss_MB: float | None = None  # CPU: resident high-water mark over the warm-up and timed loop
+    activation_peak_rss_MB: float | None = None  # CPU: that peak minus the RSS just before the warm-up
+    model_memory_MB: float | None = None  # CPU: model_rss_MB + activation_peak_rss_MB
     unit: str | None = None
 
 
@@ -147,8 +151,11 @@ class Settings(Section):
     channels_last: bool | None = None
     cuda_graph: bool | None = None
     cudnn_benchmark: bool | None = None
+    tf32_conv: bool | None = None  # CUDA: fp32 convolutions may run in TF32 (torch.backends.cudnn.allow_tf32)
+    tf32_matmul: bool | None = None  # CUDA: fp32 matmuls may run in TF32 (torch.backends.cuda.matmul.allow_tf32)
     fused: bool | None = None
     inference_mode: bool | None = None
+    gc_paused_in_loop: bool | None = None  # Python's garbage collector off during the timed loop
 
 
 @dataclass(kw_only=True)
@@ -176,6 +183,7 @@ class Statistics(Section):
     p99_upper95_min_samples: int | None = None
     median_ci_half_width_rel: float | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. an upper bound that is only the largest sample
     q1_ms: float | None = None
     q3_ms: float | None = None
     iqr_ms: float | None = None
@@ -184,6 +192,7 @@ class Statistics(Section):
     outliers: dict[str, Any] | None = None
     warmup_check: dict[str, Any] | None = None
     host_over_device: float | None = None
+    enqueue_over_device: float | None = None  # CUDA: launch time / device time (medians); >= 0.8: launch-bound
     warnings: list[str] = field(default_factory=list)
 
 
@@ -193,11 +202,12 @@ class Samples(Section):
 
     latency_ms: list[float] = field(default_factory=list)
     host_ms: list[float] | None = None
+    enqueue_ms: list[float] | None = None  # CUDA: host time until forward() returned (launching the kernels)
     warmup_ms: list[float] | None = None
     pipeline_ms: dict[str, list[float]] | None = None
     round: list[int] | None = None  # in a study: the round of each latency sample
     worker: list[int] | None = None  # in a study: the worker process that took it
-    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("round", "worker")
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("round", "worker", "enqueue_ms")
 
 
 @dataclass(kw_only=True)
@@ -213,6 +223,7 @@ class Report(Section):
     throughput: Throughput = field(default_factory=Throughput)
     memory: Memory = field(default_factory=Memory)
     gpu: dict[str, Any] | None = None
+    host_load: dict[str, Any] | None = None  # CPU pressure and runnable tasks around the timed loop
     warnings: list[str] = field(default_factory=list)
     statistics: Statistics | None = None
     stopping: dict[str, Any] | None = None
@@ -234,7 +245,8 @@ class Report(Section):
     NESTED: ClassVar[dict[str, type[Section]]] = {
         "metadata": Metadata, "model_complexity": Complexity, "latency": Latency, "throughput": Throughput,
         "memory": Memory, "statistics": Statistics, "inputs": Inputs, "settings": Settings, "samples": Samples}
-    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("error", "config", "rounds", "study", "timing_phases_s")
+    OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("error", "config", "rounds", "study", "timing_phases_s",
+                                               "host_load")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Report:

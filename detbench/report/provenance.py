@@ -81,6 +81,10 @@ def capture_settings(device: torch.device, threads: int, mode: Any = None) -> di
         "channels_last": bool(mode and mode.channels_last),
         "cuda_graph": bool(mode and mode.cuda_graph),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if device.type == "cuda" else None,
+        # as the timed loop ran (configure_backends has applied --tf32/--no-tf32); TF32 exists on CUDA only
+        "tf32_conv": bool(torch.backends.cudnn.allow_tf32) if device.type == "cuda" else None,
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32) if device.type == "cuda" else None,
         "fused": True,
         "inference_mode": True,
+        "gc_paused_in_loop": True,
     }

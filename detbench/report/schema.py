@@ -105,7 +105,8 @@ SAMPLES = Kind("a list of numbers", lambda v: isinstance(v, list))
 # top-level sections besides the required ones, when present
 SECTIONS: dict[str, Kind] = {
     "inputs": OBJECT, "settings": OBJECT, "environment": OBJECT, "samples": OBJECT, "statistics": OBJECT_OR_NULL,
-    "pipeline": OBJECT_OR_NULL, "gpu": OBJECT_OR_NULL, "rounds": OBJECTS, "study": OBJECT_OR_NULL,
+    "pipeline": OBJECT_OR_NULL, "gpu": OBJECT_OR_NULL, "host_load": OBJECT_OR_NULL, "rounds": OBJECTS,
+    "study": OBJECT_OR_NULL,
     "config": OBJECT_OR_NULL, "warnings": TEXTS, "notes": TEXTS,
     "command": TEXTS, "cwd": TEXT, "error": ANY_TEXT}
 # fields inside sections, when present

@@ -12,7 +12,11 @@ Warnings (thresholds below are module constants):
 - IQR/median >= 0.10 (torch.utils.benchmark's threshold);
 - severe outliers present (hyperfine warns on the same);
 - the first timed iterations slower than the rest: the warm-up was too short;
-- on CUDA, host time far above device time: launch-bound.
+- on CUDA, launch-bound: the host's time to enqueue the forward (until it
+  returns, before the synchronize) is at least 80 % of the device time, so the
+  GPU spent the forward waiting for kernel launches. (Host time around the
+  events cannot show this: events on an idle stream stretch to the launches,
+  so host and device time agree whether or not the GPU waited.)
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ WARMUP_HEAD_FRACTION = 0.10
 WARMUP_HEAD_MIN = 5
 WARMUP_MIN_SAMPLES = 20
 WARMUP_SLOW_RATIO = 1.10
-LAUNCH_BOUND_RATIO = 1.5
+LAUNCH_BOUND_ENQUEUE_SHARE = 0.8
 NOISY = "system noisy: close other programs / lock clocks"
 
 
@@ -92,7 +96,7 @@ def warmup_warning(warm: dict[str, Any] | None) -> str | None:
 
 
 def warnings_for(spread: dict[str, float], flags: dict[str, Any], warm: dict[str, Any] | None,
-                 median_ms: float, host_median_ms: float | None = None, n: int = 0) -> list[str]:
+                 median_ms: float, enqueue_median_ms: float | None = None, n: int = 0) -> list[str]:
     """One sentence per problem found, each naming its likely cause and what to do."""
     found = []
     if n > 1 and spread["cv"] > CV_WARN:
@@ -106,14 +110,15 @@ def warnings_for(spread: dict[str, float], flags: dict[str, Any], warm: dict[str
     warm_up = warmup_warning(warm)
     if warm_up:
         found.append(warm_up)
-    if host_median_ms is not None and median_ms > 0 and host_median_ms > LAUNCH_BOUND_RATIO * median_ms:
-        found.append(f"host time {host_median_ms:.3f} ms is {host_median_ms / median_ms:.1f}x the device time "
-                     f"{median_ms:.3f} ms: launch-bound (the GPU waits for the CPU): consider CUDA graphs / "
-                     f"larger batch")
+    if enqueue_median_ms is not None and median_ms > 0 and enqueue_median_ms >= LAUNCH_BOUND_ENQUEUE_SHARE * median_ms:
+        found.append(f"launching the forward's kernels took {enqueue_median_ms:.3f} ms of the device's "
+                     f"{median_ms:.3f} ms ({enqueue_median_ms / median_ms:.0%}): launch-bound (the GPU waits for the "
+                     f"CPU): consider CUDA graphs / larger batch")
     return found
 
 
-def statistics_section(samples: Sequence[float], host_samples: Sequence[float] | None = None) -> dict[str, Any]:
+def statistics_section(samples: Sequence[float], host_samples: Sequence[float] | None = None,
+                       enqueue_samples: Sequence[float] | None = None) -> dict[str, Any]:
     """The report's `statistics` for one series of samples: CIs, spread, outliers, warm-up check, warnings."""
     values = np.asarray(samples, dtype=np.float64)
     if values.size == 0:
@@ -123,6 +128,7 @@ def statistics_section(samples: Sequence[float], host_samples: Sequence[float] |
     flags = outliers(values)
     warm = warmup_check(values)
     host_median = float(np.median(host_samples)) if host_samples is not None and len(host_samples) else None
+    enqueue = float(np.median(enqueue_samples)) if enqueue_samples is not None and len(enqueue_samples) else None
     return {
         "n_samples": int(values.size),
         **stats.confidence_intervals(values),
@@ -130,7 +136,8 @@ def statistics_section(samples: Sequence[float], host_samples: Sequence[float] |
         "outliers": flags,
         "warmup_check": warm,
         "host_over_device": host_median / median if host_median is not None and median > 0 else None,
-        "warnings": warnings_for(spread, flags, warm, median, host_median, int(values.size)),
+        "enqueue_over_device": enqueue / median if enqueue is not None and median > 0 else None,
+        "warnings": warnings_for(spread, flags, warm, median, enqueue, int(values.size)),
     }
 
 

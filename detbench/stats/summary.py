@@ -95,6 +95,14 @@ def min_samples_for_upper_bound(q: float, confidence: float = CONFIDENCE) -> int
     return int(np.ceil(np.log(1.0 - confidence) / np.log(q) - 1e-12))
 
 
+def min_samples_below_maximum(q: float, confidence: float = CONFIDENCE) -> int:
+    """Smallest n whose one-sided upper bound of the q-quantile is not the largest sample (473 for p99 at 95 %)."""
+    n = min_samples_for_upper_bound(q, confidence)
+    while quantile_upper_rank(n, q, confidence) == n:
+        n += 1
+    return n
+
+
 def median_ci(samples_ms: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
     """The median's distribution-free CI in milliseconds, or None when there are too few samples."""
     values = np.asarray(samples_ms, dtype=np.float64)
@@ -122,6 +130,7 @@ def confidence_intervals(samples_ms: Sequence[float], confidence: float = CONFID
     label = f"{round(confidence * 100)}"
     out: dict[str, Any] = {"confidence": confidence, "method": CI_METHOD}
     unavailable: dict[str, str] = {}
+    notes: list[str] = []
 
     def put(key: str, value: Any) -> None:
         out[key] = value
@@ -137,10 +146,16 @@ def confidence_intervals(samples_ms: Sequence[float], confidence: float = CONFID
         put(f"{name}_upper{label}_ms", float(ordered[rank - 1]) if rank else None)
         put(f"{name}_upper{label}_rank", rank)
         out[f"{name}_upper{label}_min_samples"] = min_samples_for_upper_bound(q, confidence)
+        if rank is not None and rank == n:
+            enough = min_samples_below_maximum(q, confidence)
+            notes.append(f"{name}_upper{label}_ms is the largest sample: with {n} samples no smaller one bounds "
+                         f"{name} at {label} %, so one slow iteration sets it; {enough} or more samples give a "
+                         f"bound below the maximum")
     median = float(np.median(ordered)) if n else float("nan")
     ci = out[f"median_ci{label}_ms"]
     put("median_ci_half_width_rel", relative_half_width(tuple(ci), median) if ci is not None else None)
     out["unavailable"] = unavailable
+    out["notes"] = notes
     return out
 
 

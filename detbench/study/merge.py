@@ -66,16 +66,16 @@ def _merge_pipeline(merged: dict[str, Any], reports: list[dict[str, Any]]) -> li
     return pipeline_warnings(section)
 
 
-def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float],
-                       host_ms: list[float] | None) -> dict[str, Any]:
+def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float], host_ms: list[float] | None,
+                       enqueue_ms: list[float] | None) -> dict[str, Any]:
     """Statistics over all workers' samples; the warm-up check stays per worker (each worker warmed up on its own)."""
-    section = quality.statistics_section(latency_ms, host_ms)
+    section = quality.statistics_section(latency_ms, host_ms, enqueue_ms)
     warm_checks = [(r.get("statistics") or {}).get("warmup_check") for r in reports]
     warm_checks = [w if isinstance(w, dict) and "ratio" in w else None for w in warm_checks]
     section["warmup_check"] = {"per_worker": warm_checks}
-    host_median = float(np.median(host_ms)) if host_ms else None
-    warnings = quality.warnings_for(section, section["outliers"], None, float(np.median(latency_ms)), host_median,
-                                    len(latency_ms))
+    enqueue_median = float(np.median(enqueue_ms)) if enqueue_ms else None
+    warnings = quality.warnings_for(section, section["outliers"], None, float(np.median(latency_ms)),
+                                    enqueue_median, len(latency_ms))
     for index, warm in enumerate(warm_checks):
         warm_up = quality.warmup_warning(warm)
         if warm_up:
@@ -104,8 +104,7 @@ def _check_same_setting(reports: list[dict[str, Any]], name: str) -> None:
                                     "re-run the study")
 
 
-def _merged_warnings(merged: dict[str, Any], reports: list[dict[str, Any]], latency_ms: list[float],
-                     host_ms: list[float] | None) -> None:
+def _merged_warnings(merged: dict[str, Any], reports: list[dict[str, Any]], latency_ms: list[float]) -> None:
     """Each worker's own warnings (not those derived from its samples), then those of the merged samples."""
     own_warnings: list[str] = []
     for report in reports:
@@ -114,7 +113,9 @@ def _merged_warnings(merged: dict[str, Any], reports: list[dict[str, Any]], late
         own_warnings += [w for w in report.get("warnings") or [] if w not in derived]
     new_warnings: list[str] = []
     if isinstance(reports[0].get("statistics"), dict):
-        merged["statistics"] = _merged_statistics(reports, latency_ms, host_ms)
+        samples = merged["samples"]
+        merged["statistics"] = _merged_statistics(reports, latency_ms, samples.get("host_ms") or None,
+                                                  samples.get("enqueue_ms") or None)
         new_warnings += merged["statistics"]["warnings"]
     new_warnings += _merge_pipeline(merged, reports)
     merged["warnings"] = _dedupe(own_warnings + new_warnings)
@@ -170,7 +171,7 @@ def merge_workers(parts: list[Report], name: str) -> Report:
     merged["throughput"] = {**first["throughput"],
                             **stats.throughput(first["metadata"]["batch"], latency["mean_ms"], latency["p50_ms"])}
     merged["memory"] = _max_numbers([r["memory"] for r in reports])
-    _merged_warnings(merged, reports, latency_ms, host_ms)
+    _merged_warnings(merged, reports, latency_ms)
     _merged_bookkeeping(merged, reports, len(latency_ms))
     merged["metadata"]["timestamp"] = reports[-1]["metadata"].get("timestamp")
     study = {key: value for key, value in (first.get("study") or {}).items() if key not in ("worker", "pid")}

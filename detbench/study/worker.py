@@ -51,7 +51,7 @@ class TurnServer:
         # imported here, not at the top: torch is needed only once the model is loaded
         import torch
 
-        from detbench.measure.timing import ForwardTimer, Timings, run_warmup
+        from detbench.measure.timing import ForwardTimer, Timings, collector_paused, run_warmup
 
         cuda = cuda if cuda is not None else torch.cuda
         timer = ForwardTimer(device, cuda)
@@ -63,7 +63,8 @@ class TurnServer:
             if after_warmup is not None:
                 after_warmup()
             self.channel.send({"warm": {"warmup_s": timings.warmup_s}})
-            self._serve(forward, next_input, timer, timings)
+            with collector_paused():
+                self._serve(forward, next_input, timer, timings)
         return timings
 
     def _serve(self, forward, next_input, timer, timings) -> None:
@@ -84,6 +85,8 @@ class TurnServer:
             busy_ns += time.perf_counter_ns() - start
             timings.latency_ms.append(latency)
             timings.host_ms.append(host)
+            if timer.last_enqueue_ms is not None:
+                timings.enqueue_ms.append(timer.last_enqueue_ms)
             self.rounds.append(int(command["turn"]))
             iteration += 1
             self.channel.send({"ms": latency, "host_ms": host})

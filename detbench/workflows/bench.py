@@ -30,6 +30,7 @@ from detbench.data.datasets import check_data_yaml
 from detbench.errors import DetbenchError
 from detbench.measure.devices import resolve_device
 from detbench.measure.measure import measure
+from detbench.measure.memory import current_rss_mib
 from detbench.measure.modes import ExecutionMode
 from detbench.measure.phases import PhaseClock, first_run_of_process
 from detbench.measure.timing import StopRule, Timings, run_timed_loop, stopping_section
@@ -61,6 +62,7 @@ from detbench.report.schema import write_report
 from detbench.stats import diagnostics as quality
 from detbench.stats import summary as stats
 from detbench.text import Echo, terminal_echo
+from detbench.workflows.existing import refuse_replacing_other_settings
 
 MIN_FREE_BYTES = 64 * 2**20
 GFLOPS_METHOD = "ultralytics (thop MACs x 2), fused model, at imgsz"
@@ -138,6 +140,7 @@ class _Model:
     model: torch.nn.Module  # fused, eval, no gradients
     numbers: Inspection
     check_reused: bool = False  # the bounded check was an earlier study worker's, of the same bytes
+    rss_mib: float | None = None  # resident memory that loading and fusing it here added
 
 
 def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Complexity,
@@ -155,14 +158,15 @@ def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Compl
     return DetbenchError(f"{what}; wrote {path} with status \"oom\"; try a smaller --batch or --imgsz")
 
 
-def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None,
-           known: KnownInspection | None) -> tuple[_Run, PendingInspection | KnownInspection | None, str | None]:
-    """Flags, device, output folder and name checked; the weights hashed and their inspection started (or taken
-    from `known`, when it covers these bytes)."""
+def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownInspection | None,
+           replacing: bool = True) -> tuple[_Run, PendingInspection | KnownInspection | None, str | None]:
+    """Flags, device, output folder and name checked (with `replacing`, also that OUT/NAME.json is not a report
+    of other settings); the weights hashed and their inspection started (or taken from `known`, when it covers
+    these bytes)."""
     clock, first_run = PhaseClock(), first_run_of_process()
     device = resolve_device(cfg.device)
     mode = ExecutionMode(half=cfg.half, amp=cfg.amp, channels_last=cfg.channels_last,
-                         cudnn_benchmark=cfg.cudnn_benchmark, cuda_graph=cfg.cuda_graph)
+                         cudnn_benchmark=cfg.cudnn_benchmark, cuda_graph=cfg.cuda_graph, tf32=cfg.tf32)
     mode.check(device)
     name = check_model_name(cfg.name, f"--name {cfg.name}") if cfg.name else check_model_name(
         model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
@@ -173,6 +177,8 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None,
     elif cfg.data:
         check_data_yaml(cfg.data)
     sha256 = precheck_model(cfg.weights, cfg.plugins, cfg.unsafe_load)
+    if replacing:
+        refuse_replacing_other_settings(out_dir / f"{name}.json", cfg, str(device), sha256)
     pending = None if cfg.unsafe_load else start_inspection(Request(
         weights=cfg.weights, imgsz=cfg.imgsz, sha256=sha256, plugins=list(cfg.plugins),
         timeout_s=cfg.load_timeout, memory_bytes=int(cfg.load_memory_mb * 2**20)), known)
@@ -193,6 +199,7 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
                    known: KnownInspection | None) -> _Model:
     """The child's measurements, then the same bytes loaded and fused here (in-process for --unsafe-load)."""
     cfg = run.cfg
+    rss_before = current_rss_mib(settle=True)
     try:
         if pending is None:
             loaded = load_model(cfg.weights, unsafe_load=True, plugins=cfg.plugins)
@@ -206,6 +213,7 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
     finally:
         if pending is not None:
             pending.cancel()
+    model_rss = max(0.0, current_rss_mib(settle=True) - rss_before)  # weights and buffers, loaded and fused here
     run.clock.mark("load")
     for note in loaded.notes:
         run.note(note)
@@ -213,7 +221,7 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
         run.note("checkpoint loaded with --unsafe-load: a full pickle load, which runs any code inside it",
                  "warning")
     check_time_budget(cfg, numbers)
-    return _Model(loaded, fused, numbers, isinstance(pending, KnownInspection))
+    return _Model(loaded, fused, numbers, isinstance(pending, KnownInspection), model_rss)
 
 
 def check_time_budget(cfg: BenchConfig, numbers: Inspection) -> None:
@@ -275,7 +283,8 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
     cfg, numbers = run.cfg, model.numbers
     try:
         measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters,
-                              loop=loop or run_timed_loop, stop=stop)
+                              loop=loop or run_timed_loop, watch_host=loop is None, model_rss_mib=model.rss_mib,
+                              stop=stop)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise _failed_run(cfg, "the timed loop", exc) from exc
@@ -287,7 +296,8 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
     latency = stats.summarize(timings.latency_ms)
     run.echo(f"✓ latency (mean): {latency['mean_ms']:.2f} ms")
     on_cuda = run.device.type == "cuda"
-    statistics = quality.statistics_section(timings.latency_ms, timings.host_ms if on_cuda else None)
+    statistics = quality.statistics_section(timings.latency_ms, timings.host_ms if on_cuda else None,
+                                            timings.enqueue_ms if on_cuda else None)
     run.echo(f"  median {latency['median_ms']:.2f} ms, 95% CI {quality.format_ci(statistics['median_ci95_ms'])}; "
              f"{len(timings.latency_ms)} samples, stopped by {timings.stop_reason}")
     for warning in statistics["warnings"]:
@@ -335,7 +345,7 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
     `known`: a bounded check of the same bytes already made, used instead of a new one; an empty or other one
     is filled with this run's check (a study passes it from one generation of workers to the next).
     """
-    run, pending, sha256 = _start(cfg, terminal_echo(echo), argv, known)
+    run, pending, sha256 = _start(cfg, terminal_echo(echo), argv, known, replacing=write)
     model = _prepare_model(run, pending, sha256, known)
     outcome, inputs, cache = _prepare_inputs(run, model)
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
@@ -406,6 +416,7 @@ def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], st
         throughput=Throughput(**stats.throughput(cfg.batch, latency["mean_ms"], latency["p50_ms"])),
         memory=Memory.from_dict(measurement.memory),
         gpu=measurement.gpu,
+        host_load=measurement.host_load,
         warnings=measurement.warnings + statistics["warnings"] + pipeline_warned,
         statistics=Statistics.from_dict(statistics),
         stopping=stopping_section(stop, timings),
@@ -422,5 +433,6 @@ def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], st
         cwd=os.getcwd(),
         notes=run.notes,
         samples=Samples(latency_ms=timings.latency_ms, host_ms=timings.host_ms if on_cuda else None,
+                        enqueue_ms=timings.enqueue_ms if on_cuda else None,
                         warmup_ms=timings.warmup_ms, pipeline_ms=pipeline_samples),
     )

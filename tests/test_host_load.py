@@ -1,0 +1,97 @@
+"""A busy CPU is detected: pressure and runnable tasks around the timed loop, and the warnings they give."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detbench.measure import host_load
+
+
+def fake_proc(root: Path, pressure_total: int | None, running: int, own_states: list[str]) -> Path:
+    """A /proc with the three files host_load reads."""
+    if pressure_total is not None:
+        (root / "pressure").mkdir(parents=True)
+        (root / "pressure" / "cpu").write_text(f"some avg10=0.00 avg60=0.00 avg300=0.00 total={pressure_total}\n"
+                                               "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "stat").write_text(f"cpu  1 2 3 4\nctxt 99\nprocs_running {running}\nprocs_blocked 0\n")
+    for k, state in enumerate(own_states):
+        task = root / "self" / "task" / str(100 + k)
+        task.mkdir(parents=True)
+        # a command name with ") " in it must not shift the state field
+        (task / "stat").write_text(f"{100 + k} (py) thon) {state} 1 1 1 0 -1\n")
+    return root
+
+
+def test_snapshot_reads_pressure_runnable_and_own_threads(tmp_path):
+    proc = fake_proc(tmp_path / "proc", 123456, running=5, own_states=["R", "S", "R"])
+    snap = host_load.snapshot(proc)
+    assert snap["cpu_pressure_some_total_us"] == 123456
+    assert (snap["procs_running"], snap["own_running_threads"], snap["other_runnable"]) == (5, 2, 3)
+
+
+def test_pressure_share_and_busy_warning_name_the_cause(tmp_path):
+    before = host_load.snapshot(fake_proc(tmp_path / "a", 1_000_000, running=4, own_states=["R"]))
+    after = dict(host_load.snapshot(fake_proc(tmp_path / "b", 1_500_000, running=4, own_states=["R"])),
+                 monotonic_s=before["monotonic_s"] + 1.0)
+    section = host_load.host_load_section(before, after, threads=1, cores=2)
+    assert section["cpu_pressure_share"] == pytest.approx(0.5)
+    assert section["other_runnable_max"] == 3
+    warnings = host_load.busy_warnings(section)
+    assert any(w.startswith("CPU busy: tasks waited for a core during 50 % of the timed loop; 3 runnable task(s) "
+                            "of other programs on 2 core(s)") for w in warnings), warnings
+    # two free cores taken by three other tasks: one thread is more than the cores left
+    assert any(w.startswith("--threads 1 exceeds the 0 core(s) free") for w in warnings), warnings
+
+
+def test_quiet_machine_gives_no_warning(tmp_path):
+    before = host_load.snapshot(fake_proc(tmp_path / "a", 1_000_000, running=2, own_states=["R", "R"]))
+    after = dict(host_load.snapshot(fake_proc(tmp_path / "b", 1_010_000, running=2, own_states=["R", "R"])),
+                 monotonic_s=before["monotonic_s"] + 1.0)
+    section = host_load.host_load_section(before, after, threads=2, cores=2)
+    assert section["cpu_pressure_share"] == pytest.approx(0.01)
+    assert host_load.busy_warnings(section) == []
+
+
+def test_without_pressure_the_runnable_count_decides(tmp_path):
+    quiet = host_load.snapshot(fake_proc(tmp_path / "a", None, running=1, own_states=["R"]))
+    busy = host_load.snapshot(fake_proc(tmp_path / "b", None, running=3, own_states=["R"]))
+    assert quiet["cpu_pressure_some_total_us"] is None
+    assert host_load.busy_warnings(host_load.host_load_section(quiet, quiet, threads=1, cores=2)) == []
+    section = host_load.host_load_section(quiet, busy, threads=1, cores=2)
+    assert section["cpu_pressure_share"] is None
+    (warning,) = host_load.busy_warnings(section)
+    assert warning.startswith("CPU busy: 2 runnable task(s) of other programs on 2 core(s)")
+
+
+def test_unreadable_proc_gives_nulls_not_errors(tmp_path):
+    snap = host_load.snapshot(tmp_path / "nothing")
+    assert snap["cpu_pressure_some_total_us"] is None and snap["procs_running"] is None
+    assert snap["other_runnable"] is None
+    assert host_load.busy_warnings(host_load.host_load_section(snap, snap, threads=1)) == []
+
+
+@pytest.mark.slow
+def test_bench_beside_competing_processes_warns_cpu_busy(cli, tmp_path, yaml_checkpoint):
+    """Processes that spin on every core the test may use, then a bench: the report and the console say so."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores + 1)]
+    try:
+        result = cli("bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "64", "--warmup",
+                     "2", "--iters", "100", "--threads", "1", "--out", str(tmp_path / "o"))
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "o" / "yolov8n.json").read_text())
+    assert report["host_load"]["other_runnable_max"] >= 1
+    busy = [w for w in report["warnings"] if w.startswith("CPU busy")]
+    assert busy and "other programs compete with the benchmark" in busy[0], report["warnings"]
+    assert "warning: CPU busy" in result.stdout
