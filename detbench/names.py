@@ -14,7 +14,8 @@ import unicodedata
 from detbench.errors import DetbenchError
 
 # stems of the files detbench writes next to the reports (compared case-insensitively)
-RESERVED_STEMS = frozenset({"ablation_summary", "benchmark_list", "comparison", "study", "sweep_index"})
+RESERVED_STEMS = frozenset({"ablation_summary", "benchmark_list", "benchmark_list.txt", "comparison", "study",
+                            "sweep_index"})  # benchmark_list.txt.json: the list's record
 MAX_NAME_BYTES = 200  # NAME_MAX is 255; the temporary file adds 14 characters and ".json" 5
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from detbench.comparison.analysis import is_own_other_file
 from detbench.data.benchmark_list import obtain_list, read_list, sample_list
 from detbench.data.datasets import find_val_images
 from detbench.errors import DetbenchError
@@ -59,7 +60,7 @@ def test_round_trip_and_plain_reader_sees_one_path_per_line(tmp_path, dataset):
     assert (loaded.paths, loaded.seed, loaded.requested_size) == (blist.paths, 3, 15)
     assert loaded.sha256 == blist.sha256
     assert path.read_text().splitlines() == blist.paths  # the specification's format: paths only
-    record = json.loads((tmp_path / "benchmark_list.json").read_text())
+    record = json.loads((tmp_path / "benchmark_list.txt.json").read_text())
     assert (record["seed"], record["requested_size"], record["list_sha256"]) == (3, 15, blist.sha256)
 
 
@@ -67,10 +68,34 @@ def test_an_edited_list_no_longer_matches_its_sidecar(tmp_path, dataset):
     path = tmp_path / "benchmark_list.txt"
     blist = obtain_list(path, dataset, 15, 3, use_existing=False).blist
     path.write_text("\n".join(blist.paths[:-1]) + "\n")
-    with pytest.raises(DetbenchError, match=r"does not match its sidecar benchmark_list\.json \(the list was edited"):
+    with pytest.raises(DetbenchError, match=r"does not match its sidecar benchmark_list\.txt\.json \(the list was "):
         read_list(path)
-    (tmp_path / "benchmark_list.json").unlink()
+    (tmp_path / "benchmark_list.txt.json").unlink()
     assert read_list(path).paths == blist.paths[:-1]  # a plain list of the user's own is read as it is
+
+
+def test_a_file_in_the_sidecars_place_is_never_overwritten_and_compare_skips_the_sidecar(tmp_path, dataset):
+    path = tmp_path / "val.txt"
+    theirs = tmp_path / "val.txt.json"
+    theirs.write_text('{"images": [1, 2, 3]}')
+    with pytest.raises(DetbenchError, match=r"val\.txt\.json exists and is not a detbench list record"):
+        obtain_list(path, dataset, 5, 42, use_existing=False)
+    assert theirs.read_text() == '{"images": [1, 2, 3]}' and not path.exists()
+    theirs.write_text("[" * 100_000)  # nested past the parser's recursion limit: still just "not a record"
+    with pytest.raises(DetbenchError, match="is not a detbench list record"):
+        obtain_list(path, dataset, 5, 42, use_existing=False)
+    theirs.unlink()
+    obtain_list(path, dataset, 5, 42, use_existing=False)
+    assert is_own_other_file(json.loads(theirs.read_text()))  # `compare DIR` leaves it out without a warning
+
+
+def test_a_plain_list_without_its_sidecar_says_so(tmp_path, dataset):
+    path = tmp_path / "benchmark_list.txt"
+    obtain_list(path, dataset, 5, 42, use_existing=False)
+    (tmp_path / "benchmark_list.txt.json").unlink()
+    with pytest.raises(DetbenchError, match=r"has no record of how it was made \(its sidecar benchmark_list\.txt\.json "
+                                            r"is missing\): pass --use_benchmark_list"):
+        obtain_list(path, dataset, 5, 42, use_existing=False)
 
 
 def test_a_list_with_the_earlier_header_is_still_read(tmp_path):
@@ -148,9 +173,9 @@ def test_lists_and_atomic_writes_get_the_mode_open_would_give(tmp_path, dataset,
             handle.write("x")
     finally:
         os.umask(old)
-    for name in ("benchmark_list.txt", "benchmark_list.json", "report.json", "plain.txt"):
+    for name in ("benchmark_list.txt", "benchmark_list.txt.json", "report.json", "plain.txt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark_list.json", "benchmark_list.txt",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark_list.txt", "benchmark_list.txt.json",
                                                           "benchmark_list.txt.lock", "plain.txt",
                                                           "report.json"]  # no temporary left
 

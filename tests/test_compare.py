@@ -403,5 +403,5 @@ def test_same_map_for_every_model_skips_that_plot_with_a_note_and_legends_name_o
     paths = write_plots(comparison, tmp_path / "plots", note=notes.append)
     assert sorted(p.name for p in paths) == ["latency_bars.png", "latency_vs_gflops.png"]
     (note,) = notes
-    assert note.startswith("latency_vs_map.png not drawn: every model has the same mAP50-95 (0)")
+    assert note.startswith("latency_vs_map.png not drawn: every model with an mAP has the same mAP50-95 (0)")
     assert legends["latency_vs_gflops.png"] == ["Pareto front"]  # both points are on the front: no "dominated"

@@ -85,7 +85,8 @@ def test_signal_mid_loop_leaves_no_partial_report_and_the_next_run_is_clean(tmp_
     for key in signals:
         out = tmp_path / key
         visible = sorted(p.name for p in out.iterdir() if not (p.is_dir() and p.name.startswith(".")))  # caches
-        assert visible == ["benchmark_list.json", "benchmark_list.txt", "benchmark_list.txt.lock"], key  # no report
+        # no report, whole or partial
+        assert visible == ["benchmark_list.txt", "benchmark_list.txt.json", "benchmark_list.txt.lock"], key
         assert not list(out.rglob("*.tmp")), key
         assert read_list(out / "benchmark_list.txt").paths == expected.paths  # whole, not half-written
 

@@ -418,8 +418,8 @@ def test_incomplete_list_file_is_refused(tmp_path, dataset):
     obtain_list(path, dataset, 20, 42, use_existing=False)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-5]) + "\n" + lines[-5][: len(lines[-5]) // 2])  # a half-written tail
-    edited = r"does not match its sidecar benchmark_list\.json \(the list was edited after it was made\); delete "
-    with pytest.raises(DetbenchError, match=edited + r"benchmark_list\.txt and benchmark_list\.json"):
+    edited = r"does not match its sidecar benchmark_list\.txt\.json \(the list was edited after it was made\); delete "
+    with pytest.raises(DetbenchError, match=edited + r"benchmark_list\.txt and benchmark_list\.txt\.json"):
         read_list(path)
 
 

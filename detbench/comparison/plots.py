@@ -184,10 +184,12 @@ def _group_plots(group: Group, folder: Path, note: Callable[[str], None]) -> lis
     suffix = "" if group.index == 1 else f"_group{group.index}"
     made = [_scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
                      "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False)]
-    accuracy = {r.metrics["mAP50_95"] for r in group.rows if r.metrics["mAP50_95"] is not None}
-    if len(accuracy) == 1 and len(group.rows) >= 2:
-        note(f"latency_vs_map{suffix}.png not drawn: every model has the same mAP50-95 ({accuracy.pop():g}), "
-             "as untrained weights do; it would show latency alone")
+    known = [r.metrics["mAP50_95"] for r in group.rows
+             if r.metrics["mAP50_95"] is not None and r.metrics["latency_median_ms"] is not None]
+    accuracy = set(known)
+    if len(known) >= 2 and len(accuracy) == 1:
+        note(f"latency_vs_map{suffix}.png not drawn: every model with an mAP has the same mAP50-95 "
+             f"({accuracy.pop():g}), as untrained weights do; it would show latency alone")
     else:
         made.append(_scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
                              folder / f"latency_vs_map{suffix}.png", maximize_x=True))

@@ -3,10 +3,12 @@
 File format (`benchmark_list.txt`): one image path per line and nothing
 else, as the user specification asks. How the list was made (seed, requested
 size, the val split's size and hash, the data YAML), so that a later run can
-tell whether it still fits, goes in a sidecar beside it
-(`benchmark_list.json`; for a --list of another name, the same stem with
-.json), which also holds the hash of the path lines: a list edited after it
-was made no longer matches its sidecar and is refused. Lists written by
+tell whether it still fits, goes in a sidecar beside it, the list's own file
+name with `.json` added (`benchmark_list.txt.json`: it cannot be a model's
+report, nor a file of the dataset's with the same stem). The sidecar also holds
+the hash of the path lines: a list edited after it was made no longer matches
+its sidecar and is refused. A file of that name that is not a sidecar is
+never overwritten. Lists written by
 earlier versions, whose first lines are `# key: value` headers, are still
 read; a plain list with no sidecar is read as it is.
 
@@ -39,6 +41,7 @@ from detbench.limits import MAX_IMAGE_PIXELS, MAX_LIST_BYTES, MAX_SMALL_FILE_BYT
 
 MAGIC = "# detbench benchmark list v1"  # the header of lists written by earlier versions
 SIDECAR_FORMAT = "detbench benchmark list v2"
+SIDECAR_KIND = "detbench benchmark list"  # `compare` skips detbench's own JSON files by their "kind"
 LIST_FILENAME = "benchmark_list.txt"
 
 
@@ -81,15 +84,25 @@ class BenchmarkList:
 
     def sidecar(self) -> str:
         """How the list was made, and the hash of its lines (the sidecar's JSON)."""
-        return json.dumps({"format": SIDECAR_FORMAT, "list_sha256": self.sha256, "seed": self.seed,
+        return json.dumps({"kind": SIDECAR_KIND, "format": SIDECAR_FORMAT, "list_sha256": self.sha256,
+                           "seed": self.seed,
                            "requested_size": self.requested_size, "population_size": self.population_size,
                            "population_sha256": self.population_sha256, "data": self.data}, indent=2) + "\n"
 
 
 def sidecar_path(list_path: str | Path) -> Path:
-    """`benchmark_list.json` beside `benchmark_list.txt` (the stem with .json; `.meta.json` for a .json list)."""
+    """`benchmark_list.txt.json` beside `benchmark_list.txt`: the list's file name with `.json` added."""
     list_path = Path(list_path)
-    return list_path.with_suffix(".meta.json" if list_path.suffix == ".json" else ".json")
+    return list_path.with_name(list_path.name + ".json")
+
+
+def _sidecar_record(sidecar: Path, where: str, fix: str) -> dict | None:
+    """The sidecar's JSON object if it is a detbench list record, else None (also for an unreadable file)."""
+    try:
+        record = json.loads(read_text_file(sidecar, f"{where}: its sidecar {sidecar}", MAX_SMALL_FILE_BYTES, fix=fix))
+    except (ValueError, RecursionError, DetbenchError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == SIDECAR_FORMAT else None
 
 
 def sample_list(data_yaml: str | Path, size: int, seed: int) -> BenchmarkList:
@@ -132,11 +145,8 @@ def _read_sidecar(path: Path, paths: list[str], where: str) -> dict[str, str]:
     if not os.path.lexists(sidecar):
         return {}
     fix = f"delete {path.name} and {sidecar.name} to make a new list"
-    try:
-        record = json.loads(read_text_file(sidecar, f"{where}: its sidecar {sidecar}", MAX_SMALL_FILE_BYTES, fix=fix))
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or record.get("format") != SIDECAR_FORMAT:
+    record = _sidecar_record(sidecar, where, fix)
+    if record is None:
         raise DetbenchError(f"{where}: its sidecar {sidecar} is not a detbench list record; {fix}")
     if record.get("list_sha256") != sha256_text("\n".join(paths) + "\n"):
         raise DetbenchError(f"{where} does not match its sidecar {sidecar.name} (the list was edited after it was "
@@ -182,8 +192,13 @@ def read_list(path: str | Path) -> BenchmarkList:
 
 
 def write_list(blist: BenchmarkList, path: str | Path) -> None:
-    """The sidecar first, then the list: a list that exists always has its record beside it."""
-    write_text_atomic(sidecar_path(path), blist.sidecar())
+    """The sidecar first, then the list: a list that exists always has its record beside it. A file in the
+    sidecar's place that is not a detbench list record is someone else's: refused, not replaced."""
+    sidecar = sidecar_path(path)
+    if os.path.lexists(sidecar) and _sidecar_record(sidecar, f"benchmark list {path}", "") is None:
+        raise DetbenchError(f"benchmark list {path}: {sidecar} exists and is not a detbench list record, so the "
+                            f"list's record cannot go there; move that file or choose another --list")
+    write_text_atomic(sidecar, blist.sidecar())
     write_text_atomic(path, blist.render())
 
 
@@ -265,6 +280,11 @@ def _reuse(list_path: Path, data_yaml: str | Path | None, size: int, seed: int, 
         return ListOutcome(existing, list_path, created=False,
                            note=f"checkpoint's data YAML {data_yaml} not found: list reused unchecked")
     wanted = wanted or sample_list(data_yaml, size, seed)
+    if not existing.population_sha256:
+        raise DetbenchError(
+            f"{list_path} has no record of how it was made (its sidecar {sidecar_path(list_path).name} is "
+            f"missing): pass --use_benchmark_list to reuse it as is, copy its sidecar beside it, or delete it or "
+            f"choose another --out to make a new one")
     # Same header but other paths: a dataset with the same file names elsewhere (or moved).
     if (existing.seed, existing.requested_size, existing.population_sha256, existing.paths) != (
             wanted.seed, wanted.requested_size, wanted.population_sha256, wanted.paths):

@@ -9,8 +9,10 @@ of runnable tasks at the moment it is read, this process's own running
 threads included; those are subtracted (their states are read from
 `/proc/self/task/*/stat`), which leaves the runnable tasks of other programs.
 Where pressure is not available (older kernels, some containers) the runnable
-count decides alone. Both are system-wide: a study's other workers are blocked
-while one computes, so they are not counted.
+count decides alone. Both are system-wide (tasks on cores this run is not
+pinned to count too), and so is the core count they are set against. Only
+`detbench bench` records them: a study's worker loop spans the other workers'
+turns and start-ups.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ PROC = Path("/proc")
 
 
 def _read(path: Path) -> str | None:
+    """The whole file (/proc/stat's interrupt line runs long on many-core machines), at most 4 MiB."""
     try:
         with open(path, encoding="ascii", errors="replace") as handle:
-            return handle.read(1 << 16)
+            return handle.read(4 << 20)
     except OSError:
         return None
 
@@ -49,7 +52,7 @@ def cpu_pressure_total_us(proc: Path = PROC) -> int | None:
 def procs_running(proc: Path = PROC) -> int | None:
     for line in (_read(proc / "stat") or "").splitlines():
         if line.startswith("procs_running "):
-            value = line.split()[1]
+            value = (line.split() + [""])[1]
             return int(value) if value.isdigit() else None
     return None
 
@@ -94,7 +97,7 @@ def snapshot(proc: Path = PROC, reads: int = RUNNABLE_READS) -> dict[str, Any]:
 
 
 def host_load_section(before: dict[str, Any], after: dict[str, Any], threads: int,
-                      cores: int | None = None) -> dict[str, Any]:
+                      cores: int | None = None, device_type: str = "cpu") -> dict[str, Any]:
     """The report's `host_load`: both snapshots, the pressure share of the loop and the busiest runnable count."""
     cores = cores or os.cpu_count() or 1
     share = None
@@ -103,7 +106,7 @@ def host_load_section(before: dict[str, Any], after: dict[str, Any], threads: in
     if start is not None and end is not None and wall_s > 0:
         share = max(0.0, (end - start) / 1e6 / wall_s)
     others = [s["other_runnable"] for s in (before, after) if s.get("other_runnable") is not None]
-    return {"cores": cores, "threads": threads, "cpu_pressure_share": share,
+    return {"cores": cores, "threads": threads, "device_type": device_type, "cpu_pressure_share": share,
             "other_runnable_max": max(others) if others else None, "before": before, "after": after,
             "meaning": "cpu_pressure_share: share of the timed loop's wall time in which some task waited for a "
                        "core (/proc/pressure/cpu 'some'); other_runnable: runnable tasks of other processes "
@@ -118,7 +121,7 @@ def busy_warnings(section: dict[str, Any]) -> list[str]:
     evidence = f"{others} runnable task(s) of other programs on {cores} core(s)" if others is not None else ""
     warnings = []
     before_others = section["before"].get("other_runnable")
-    if before_others is not None and threads > max(0, cores - before_others):
+    if section.get("device_type") != "cuda" and before_others is not None and threads > max(0, cores - before_others):
         warnings.append(f"--threads {threads} exceeds the {max(0, cores - before_others)} core(s) free when the "
                         f"timed loop started ({before_others} runnable task(s) of other programs on {cores} "
                         f"core(s)): its threads wait for each other; lower --threads or stop the other programs")

@@ -22,10 +22,12 @@ from detbench.measure.memory import (
     captured_with_memory,
     current_rss_mib,
     graph_mode_memory,
+    lifetime_peak_rss_mib,
     loop_memory,
     memory_report,
     reset_cuda_peak,
     reset_rss_peak,
+    weights_mib,
 )
 from detbench.measure.modes import (
     CudaGraphForward,
@@ -77,7 +79,8 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
     if on_cuda:
         reset_cuda_peak(device)  # so the warm-up's own peak (cuDNN autotuning) can be read apart
     if mode.cuda_graph:
-        graphed, state["graph"] = captured_with_memory(lambda: CudaGraphForward(forward, next_input(0)), device)
+        graphed, state["graph"] = captured_with_memory(
+            lambda before: CudaGraphForward(forward, next_input(0), before_capture=before), device)
         forward = graphed
 
         def next_input(i: int) -> torch.Tensor:  # noqa: F811 (staged copy into the graph's static input)
@@ -89,25 +92,26 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
             state["warmup_peak"] = torch.cuda.max_memory_allocated(device) / MIB
             state["baseline"] = reset_cuda_peak(device)
             state["before"] = monitor.snapshot()
+        else:  # after the warm-up: one-time set-up (oneDNN, first-use pages) is not the model's
+            state.update(lifetime_peak=lifetime_peak_rss_mib(), rss_reset=reset_rss_peak(),
+                         rss_before_loop=current_rss_mib())
         if watch_host:
             state["load_before"] = host_load.snapshot()  # last: nothing else runs between it and the loop
 
-    if not on_cuda:  # from before the warm-up: its first forwards allocate what later ones reuse
-        state["rss_reset"] = reset_rss_peak()
-        state["rss_before_loop"] = current_rss_mib()
     timings = loop(forward, next_input, warmup, iters, device, after_warmup=after_warmup, **loop_options)
     load = None
     if state.get("load_before") is not None:
         # the threads that compute: torch's pool on CPU; on CUDA the one thread that launches kernels
         load = host_load.host_load_section(state["load_before"], host_load.snapshot(),
-                                           torch.get_num_threads() if not on_cuda else 1)
+                                           torch.get_num_threads() if not on_cuda else 1, device_type=device.type)
     busy = host_load.busy_warnings(load) if load else []
-    memory = memory_report(device, state.get("baseline"))
+    memory = memory_report(device, state.get("baseline"), lifetime_floor_mib=state.get("lifetime_peak", 0.0))
     memory["warmup_peak_gpu_mem_MB"] = state.get("warmup_peak")
     if state.get("graph"):
         memory = graph_mode_memory(memory, state["graph"])
     if not on_cuda:
-        memory.update(loop_memory(state.get("rss_before_loop"), state.get("rss_reset", False), model_rss_mib))
+        memory.update(loop_memory(state.get("rss_before_loop"), state.get("rss_reset", False), model_rss_mib,
+                                  weights_mib(model)))
         return Measurement(timings, memory, None, busy, load)
 
     gpu, warnings = _gpu_readings(monitor, state, memory, len(timings.latency_ms) * batch)

@@ -89,7 +89,7 @@ class CudaGraphForward:
     """
 
     def __init__(self, forward: Callable[[torch.Tensor], Any], example: torch.Tensor, warmup_runs: int = 3,
-                 cuda: Any = torch.cuda) -> None:
+                 cuda: Any = torch.cuda, before_capture: Callable[[], None] | None = None) -> None:
         self.static_input = example.clone()
         stream = cuda.Stream()
         stream.wait_stream(cuda.current_stream())
@@ -97,6 +97,8 @@ class CudaGraphForward:
             for _ in range(warmup_runs):  # side-stream warm-up, as capture requires
                 forward(self.static_input)
         cuda.current_stream().wait_stream(stream)
+        if before_capture is not None:  # e.g. reset the peak counter: the capture alone is measured
+            before_capture()
         self.graph = cuda.CUDAGraph()
         with cuda.graph(self.graph), torch.inference_mode():
             self.static_output = forward(self.static_input)

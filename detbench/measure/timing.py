@@ -4,8 +4,10 @@ CPU: `time.perf_counter_ns` around the forward pass.
 CUDA: per iteration, the input is ready and the device idle (synchronize);
 a start event is recorded, the forward runs, an end event is recorded, and
 the host synchronizes; the latency is the events' `elapsed_time`. The host
-time around the same region is kept too: when it is far above the device
-time, the run is bound by kernel launches, not by the GPU.
+time around the same region is kept too, and the time until forward()
+returned (the kernels launched, before the synchronize): when that launch time
+is close to the device time, the run is bound by kernel launches, not by the
+GPU. The garbage collector is off during the timed loop.
 """
 
 from __future__ import annotations

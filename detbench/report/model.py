@@ -292,5 +292,6 @@ def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 def without_placeholders(statistics: dict[str, Any]) -> dict[str, Any]:
     unavailable = {key: value for key, value in statistics.items() if value == V1_INSUFFICIENT}
-    return {**statistics, **dict.fromkeys(unavailable), "unavailable": {**unavailable,
-                                                                       **statistics.get("unavailable", {})}}
+    recorded = statistics.get("unavailable")
+    return {**statistics, **dict.fromkeys(unavailable),
+            "unavailable": {**unavailable, **(recorded if isinstance(recorded, dict) else {})}}

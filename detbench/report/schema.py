@@ -123,7 +123,8 @@ FIELDS: dict[str, dict[str, Kind]] = {
     "samples": {"latency_ms": SAMPLES},
     "statistics": {"n_samples": COUNT0, "median_ci_half_width_rel": NONNEGATIVE, "cv": NONNEGATIVE,
                    "iqr_over_median": NONNEGATIVE, "p95_upper95_ms": LATENCY, "p99_upper95_ms": LATENCY,
-                   "host_over_device": NONNEGATIVE},
+                   "host_over_device": NONNEGATIVE, "enqueue_over_device": NONNEGATIVE, "unavailable": OBJECT,
+                   "notes": TEXTS},
 }
 ROUND_FIELDS: dict[str, Kind] = {"median_ms": LATENCY, "timestamp": TEXT}
 MAX_ROUND_INDEX = MAX_STUDY_ROUNDS

@@ -229,8 +229,10 @@ def weights_identity(run: ModelRun) -> str:
 def study_key(runs: Sequence[ModelRun], cfg: BenchConfig, device: str, list_sha256: str,
               design: dict[str, Any]) -> str:
     """What makes two studies the same: models and weights, compared settings, device, list and design."""
+    # settings at their default are left out, so that a setting added later does not make every finished
+    # study look changed
     compared = {item.name: getattr(cfg, item.name) for item in bench_fields(pass_through=True)
-                if item.metadata["compared"]}
+                if item.metadata["compared"] and getattr(cfg, item.name) != default_of(item)}
     content = {"models": [[run.name, weights_identity(run)] for run in runs], "config": compared, "device": device,
                "list_sha256": list_sha256, "design": design}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()

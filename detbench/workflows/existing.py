@@ -10,11 +10,13 @@ report of a run that did not finish (status "oom").
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from detbench import text
 from detbench.config import BenchConfig
+from detbench.data.benchmark_list import LIST_FILENAME, read_list
 from detbench.errors import DetbenchError
 from detbench.flags import bench_fields, default_of, flag_name
 from detbench.report.schema import load_report
@@ -35,6 +37,8 @@ def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None) -
     if report.status != "ok":
         return []
     found = []
+    if report.study:  # its samples carry the study's rounds: the verdicts are rebuilt from them
+        found.append(f"made by interleaved study {_short(report.study.get('id'))}, whose pairing would be lost")
     if report.metadata.weights_sha256 != sha256 and (sha256 or report.metadata.weights != cfg.weights):
         found.append("other weights")
     if report.metadata.device != device:
@@ -45,17 +49,39 @@ def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None) -
         new = {"imgsz": cfg.imgsz, "batch": cfg.batch, "warmup": cfg.warmup, "iters": cfg.iters}
     else:
         old, new = _settings_of(report.config), _settings_of(cfg.to_dict())
-    found += [f"--{key} {old.get(key)}, now {value}" for key, value in new.items() if old.get(key) != value]
+    found += [f"--{key} {_short(old.get(key))}, now {_short(value)}" for key, value in new.items()
+              if old.get(key) != value]
+    listed = _list_sha256(cfg)
+    if listed is not None and report.inputs.list_sha256 not in (None, listed):
+        found.append("another benchmark list (--list, --data, --seed or --benchmark_size)")
     return found
 
 
+def _short(value: Any) -> str:
+    shown = repr(value) if not isinstance(value, str) else value
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _list_sha256(cfg: BenchConfig) -> str | None:
+    """The hash of the list this run will use, when it exists already; None when the run draws a new one."""
+    path = Path(cfg.list_path) if cfg.list_path else Path(cfg.out) / LIST_FILENAME
+    try:
+        return read_list(path).sha256 if path.is_file() else None
+    except DetbenchError:
+        return None  # the run itself will report what is wrong with the list
+
+
 def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, sha256: str | None) -> None:
-    """One-line error when `path` holds a report of other settings (or is no readable report at all)."""
+    """One-line error when `path` holds a report of other settings (or is no readable report at all); with or
+    without --force when `path` is not a file at all (a folder there would fail only after the whole run)."""
+    if os.path.lexists(path) and not (path.is_file() or path.is_symlink()):
+        raise DetbenchError(f"{text.terminal(path)}: is not a file (a folder?), so the report cannot be written "
+                            f"there; remove it or give this run another --name or --out")
     if cfg.force or not path.exists():
         return
     try:
         found = differences(path, cfg, device, sha256)
-    except DetbenchError:
+    except Exception:  # any file this run cannot read as a report of the same settings is not replaced silently
         found = ["it is not a readable detbench report"]
     if found:
         more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""

@@ -27,8 +27,9 @@ configure_process()  # offline, quiet, restricted: before Ultralytics is importe
 
 
 def _bench(args: list[str], out: Path, name: str, timeout: int) -> Report | None:
+    # --force: this folder is gpu_check's own, and a re-run with other --iters/--warmup replaces its reports
     command = [sys.executable, "-m", "detbench.cli", "bench", *args, "--out", str(out), "--name", name,
-               "--use_benchmark_list", "--list", str(out / LIST_FILENAME)]
+               "--use_benchmark_list", "--list", str(out / LIST_FILENAME), "--force"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         print(f"  {name}: FAILED ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
