@@ -405,3 +405,13 @@ def test_same_map_for_every_model_skips_that_plot_with_a_note_and_legends_name_o
     (note,) = notes
     assert note.startswith("latency_vs_map.png not drawn: every model with an mAP has the same mAP50-95 (0)")
     assert legends["latency_vs_gflops.png"] == ["Pareto front"]  # both points are on the front: no "dominated"
+
+
+def test_a_cpu_report_without_the_models_own_memory_leaves_mem_blank_and_says_why(tmp_path):
+    save(tmp_path, make_report("baseline", spread(5.0)))
+    older = make_report("ghost", spread(4.5))
+    del older["memory"]["model_memory_MB"]  # as a report from before the model's own memory was measured
+    save(tmp_path, older)
+    _, lines, _ = captured(report_paths_or_dir=tmp_path)
+    assert any(line.startswith("Mem is blank for ghost: the report has no model_memory_MB") for line in lines)
+    assert not any(line.startswith("Mem is blank for baseline") for line in lines)

@@ -123,6 +123,11 @@ def method_lines(group: Group) -> list[str]:
     reasons = [f"{row.name}: {row.verdict.reason}" for row in group.rows
                if row.verdict and row.verdict.reason and row.verdict.verdict != paired.UNTESTED]
     lines += [f"  {text.terminal(reason)}" for reason in reasons]
+    unmeasured = [row.name for row in group.rows if row.metrics["mem_MB"] is None]
+    if unmeasured and not group.on_gpu:
+        lines.append(f"Mem is blank for {', '.join(text.terminal(name) for name in unmeasured)}: the report has no "
+                     "model_memory_MB (made before detbench measured a model's own memory on CPU, or where Linux "
+                     "would not reset the resident peak); re-run bench for it")
     caveats = [(row.name, caveat) for row in group.rows for caveat in row.entry.caveats()]
     if caveats:
         lines.append("Caveats recorded in the reports:")
