@@ -53,6 +53,13 @@ class Timings:
     timed_s: float = 0.0  # wall time of the timed loop
     ci_half_width_rel: float | None = None  # at the last check, when a target CI was set
 
+    def add(self, timer: ForwardTimer, latency: float, host: float) -> None:
+        """One timed forward's figures, with its launch time when the timer read one (CUDA)."""
+        self.latency_ms.append(latency)
+        self.host_ms.append(host)
+        if timer.last_enqueue_ms is not None:
+            self.enqueue_ms.append(timer.last_enqueue_ms)
+
 
 @dataclass(frozen=True)
 class StopRule:
@@ -190,11 +197,7 @@ def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[
             loop_start = time.perf_counter_ns()
             i = 0
             while not stopper.done(timings.latency_ms, (time.perf_counter_ns() - loop_start) / 1e9):
-                latency, host = timer(forward, next_input(i))
-                timings.latency_ms.append(latency)
-                timings.host_ms.append(host)
-                if timer.last_enqueue_ms is not None:
-                    timings.enqueue_ms.append(timer.last_enqueue_ms)
+                timings.add(timer, *timer(forward, next_input(i)))
                 i += 1
             timings.timed_s = (time.perf_counter_ns() - loop_start) / 1e9
     timings.stop_reason = stopper.reason

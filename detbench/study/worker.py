@@ -83,10 +83,7 @@ class TurnServer:
                     timer.cuda.synchronize(timer.device)
             latency, host = timer(forward, x)
             busy_ns += time.perf_counter_ns() - start
-            timings.latency_ms.append(latency)
-            timings.host_ms.append(host)
-            if timer.last_enqueue_ms is not None:
-                timings.enqueue_ms.append(timer.last_enqueue_ms)
+            timings.add(timer, latency, host)
             self.rounds.append(int(command["turn"]))
             iteration += 1
             self.channel.send({"ms": latency, "host_ms": host})
