@@ -88,17 +88,17 @@ def cuda_memory(device: torch.device, baseline_mib: float, cuda: Any = torch.cud
 
 
 def current_rss_mib(settle: bool = False) -> float:
-    """Resident memory now; with `settle`, after garbage collection and the free heap handed back, so that
-    memory freed a moment ago does not count."""
+    """Resident memory now; with `settle`, after `settle_heap`, so that memory freed a moment ago does not
+    count."""
     if settle:
-        gc.collect()
-        release_free_heap()
+        settle_heap()
     return psutil.Process().memory_info().rss / MIB
 
 
-def release_free_heap() -> None:
-    """Hand the C allocator's free memory back to the system (glibc `malloc_trim`), so that what the forwards
-    allocate next shows as new resident memory instead of reusing pages freed earlier (decoding, loading)."""
+def settle_heap() -> None:
+    """Collect garbage, then hand the C allocator's free memory back to the system (glibc `malloc_trim`), so
+    that what is allocated next shows as new resident memory instead of reusing pages freed earlier."""
+    gc.collect()
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
@@ -115,7 +115,7 @@ def reset_rss_peak(clear_refs: str = "/proc/self/clear_refs") -> bool:
     """Set this process's resident high-water mark (VmHWM) to its current RSS, after releasing the free heap;
     False where Linux does not allow it (then no loop peak is reported). The reset lowers ru_maxrss too: read
     `lifetime_peak_rss_mib` first to keep the lifetime peak."""
-    current_rss_mib(settle=True)
+    settle_heap()
     try:
         with open(clear_refs, "w", encoding="ascii") as handle:
             handle.write("5")

@@ -124,9 +124,10 @@ class Memory(Section):
     peak_rss_MB: float | None = None
     rss_MB: float | None = None
     model_rss_MB: float | None = None  # CPU: resident memory that loading and fusing the model added
-    loop_peak_rss_MB: float | None = None  # CPU: resident high-water mark over the warm-up and timed loop
-    activation_peak_rss_MB: float | None = None  # CPU: that peak minus the RSS just before the warm-up
-    model_memory_MB: float | None = None  # CPU: model_rss_MB + activation_peak_rss_MB
+    weights_MB: float | None = None  # CPU: bytes of the fused model's parameters and buffers
+    loop_peak_rss_MB: float | None = None  # CPU: resident high-water mark during the timed loop
+    activation_peak_rss_MB: float | None = None  # CPU: that peak minus the RSS at its reset after the warm-up
+    model_memory_MB: float | None = None  # CPU: weights_MB + activation_peak_rss_MB
     unit: str | None = None
 
 
