@@ -140,7 +140,8 @@ FIELDS["study"] = {"id": TEXT, "baseline": TEXT, "planned_looks": LOOKS, "looks_
                    "min_effect": FRACTION, "models": NAMES, "finished_models": NAMES}
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A value as an error message names it: short, and never the whole of a huge one."""
     if isinstance(value, (dict, list)):
         return f"a {'list' if isinstance(value, list) else 'object'}"
     if _is_number(value):
@@ -155,7 +156,7 @@ def _problem(name: str, value: Any, kind: Kind) -> str | None:
         return None
     if kind.numeric and not _is_number(value):
         return f"{name} not numeric"
-    return f"{name} is {_shown(value)}, not {kind.what}"
+    return f"{name} is {shown(value)}, not {kind.what}"
 
 
 def _field_problems(report: dict[str, Any]) -> list[str]:

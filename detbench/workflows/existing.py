@@ -19,7 +19,7 @@ from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, read_list
 from detbench.errors import DetbenchError
 from detbench.flags import bench_fields, default_of, flag_name
-from detbench.report.schema import load_report
+from detbench.report.schema import load_report, shown
 
 SHOWN = 3  # differences named in the error
 
@@ -38,7 +38,7 @@ def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None) -
         return []
     found = []
     if report.study:  # its samples carry the study's rounds: the verdicts are rebuilt from them
-        found.append(f"made by interleaved study {_short(report.study.get('id'))}, whose pairing would be lost")
+        found.append(f"made by interleaved study {shown(report.study.get('id'))}, whose pairing would be lost")
     if report.metadata.weights_sha256 != sha256 and (sha256 or report.metadata.weights != cfg.weights):
         found.append("other weights")
     if report.metadata.device != device:
@@ -49,17 +49,12 @@ def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None) -
         new = {"imgsz": cfg.imgsz, "batch": cfg.batch, "warmup": cfg.warmup, "iters": cfg.iters}
     else:
         old, new = _settings_of(report.config), _settings_of(cfg.to_dict())
-    found += [f"--{key} {_short(old.get(key))}, now {_short(value)}" for key, value in new.items()
+    found += [f"--{key} {shown(old.get(key))}, now {shown(value)}" for key, value in new.items()
               if old.get(key) != value]
     listed = _list_sha256(cfg)
     if listed is not None and report.inputs.list_sha256 not in (None, listed):
         found.append("another benchmark list (--list, --data, --seed or --benchmark_size)")
     return found
-
-
-def _short(value: Any) -> str:
-    shown = repr(value) if not isinstance(value, str) else value
-    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 def _list_sha256(cfg: BenchConfig) -> str | None:
