@@ -2,10 +2,11 @@
 
 Pairs (YOLOv8n from its YAML, CPU):
 - A/A: the same checkpoint under two names (true Δ 0);
-- +5 %: the model against a copy whose first layer busy-waits 5 % of the model's isolated median latency
-  (a plugin layer, `--plugin busywait.py`): the true Δ is the added time over the plain model's median in that
-  study (about +5 %; less when the study's medians run above the isolated one);
-- -5 %: the same two models the other way round: the delayed one is the baseline.
+- +5 %: the model against a copy whose head, after it has run, busy-waits 5 % of the time the forward has
+  taken so far (plugin layers, `--plugin busywait.py`), so every forward takes 1.05 times as long whatever the
+  machine's state: the true Δ is +5 %. Both sides carry the same wrapper layers (the plain one with a share
+  of 0), so they differ by the busy-wait only;
+- -5 %: the same two models the other way round: the delayed one is the baseline (true Δ 1/1.05 - 1 = -4.76 %).
 Each trial is one `detbench ablate` of the pair (interleaved workers, until decided) in its own folder with its
 own --order-seed; the benchmark list and its decoded inputs are shared by all trials.
 
@@ -32,26 +33,55 @@ from pathlib import Path
 
 import common
 
-PLUGIN = '''"""A layer that runs another and then busy-waits a fixed time: a known, added latency."""
+PLUGIN = '''"""Two wrapper layers that add a known share to every forward's own time.
+
+StartClock wraps the first layer and notes when the forward began; ProportionalDelay wraps the last layer
+(the head) and, after it, busy-waits `share` times the time the forward has taken so far. So each forward
+takes (1 + share) times what it would have taken, whatever state the machine is in.
+"""
 import time
 
 from torch import nn
 
+_started = [0.0]
 
-class Delayed(nn.Module):
-    def __init__(self, inner: nn.Module, delay_s: float) -> None:
+
+def _copy_layer_keys(wrapper: nn.Module, inner: nn.Module) -> None:
+    for key in ("f", "i", "type", "np"):
+        setattr(wrapper, key, getattr(inner, key))
+
+
+class StartClock(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
-        self.delay_s = float(delay_s)
-        for key in ("f", "i", "type", "np"):
-            setattr(self, key, getattr(inner, key))
+        _copy_layer_keys(self, inner)
+
+    def forward(self, x):
+        _started[0] = time.perf_counter()
+        return self.inner(x)
+
+
+class ProportionalDelay(nn.Module):
+    def __init__(self, inner: nn.Module, share: float) -> None:
+        super().__init__()
+        self.inner = inner
+        self.share = float(share)
+        _copy_layer_keys(self, inner)
 
     def forward(self, x):
         y = self.inner(x)
-        end = time.perf_counter() + self.delay_s
+        now = time.perf_counter()
+        end = now + self.share * (now - _started[0])
         while time.perf_counter() < end:
             pass
         return y
+
+    def __getattr__(self, name):  # the head's own attributes (stride, nc, end2end, ...) as before
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("inner"), name)
 '''
 EFFECT = 0.05
 RIGHT = {"aa": ("equivalent", "undecided"), "plus": ("slower",), "minus": ("faster",)}
@@ -65,37 +95,43 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
-def isolated_median(weights: Path, data: Path, work: Path, opts: argparse.Namespace) -> float:
-    out = work / "isolated"
-    cli("bench", "--weights", str(weights), "--data", str(data), "--out", str(out), "--name", "plain",
-        "--imgsz", str(opts.imgsz), "--threads", str(opts.threads), "--device", "cpu", "--warmup", "30",
-        "--iters", "300", cwd=work)
-    return json.loads((out / "plain.json").read_text())["latency"]["median_ms"]
-
-
-def make_models(work: Path, data: Path, opts: argparse.Namespace) -> tuple[Path, Path, Path, float]:
-    """The plain checkpoint, the delayed one, the plugin file and the delay (ms)."""
+def wrapped_checkpoint(plain: Path, module, share: float, target: Path, data: Path) -> Path:
+    """The plain checkpoint's own weights with the clock on its first layer and the delay on its head."""
     import torch
     from ultralytics import YOLO
 
-    from detbench.workflows.artifacts import save_untrained
+    yolo = YOLO(str(plain))
+    layers = yolo.model.model
+    layers[0] = module.StartClock(layers[0])
+    layers[-1] = module.ProportionalDelay(layers[-1], share)
+    yolo.save(target)
+    ckpt = torch.load(target, map_location="cpu", weights_only=False)
+    ckpt["train_args"] = {"data": str(data.resolve()), "model": "yolov8n.yaml", "imgsz": 640}
+    torch.save(ckpt, target)
+    return target
 
-    plain = save_untrained("yolov8n.yaml", work / "plain.pt", data)
-    median = isolated_median(plain, data, work, opts)
+
+def make_models(work: Path, data: Path) -> tuple[dict[str, tuple[Path, Path]], Path]:
+    """Each kind's (baseline, other) checkpoints, and the plugin file they need.
+
+    For ±5 % both sides carry the same wrappers, one with share 0: the pair differs by the busy-wait only.
+    """
+    plain = save_untrained_model(work, data)
     plugin = work / "busywait.py"
     plugin.write_text(PLUGIN)
     spec = importlib.util.spec_from_file_location("busywait", plugin)
     module = importlib.util.module_from_spec(spec)
     sys.modules["busywait"] = module  # the name the workers' --plugin gives it, so the pickle resolves
     spec.loader.exec_module(module)
-    yolo = YOLO(str(plain))  # the plain model's own weights: the pair differs by the busy-wait only
-    yolo.model.model[0] = module.Delayed(yolo.model.model[0], EFFECT * median / 1000.0)
-    delayed = work / "delayed.pt"
-    yolo.save(delayed)
-    ckpt = torch.load(delayed, map_location="cpu", weights_only=False)
-    ckpt["train_args"] = {"data": str(data.resolve()), "model": "yolov8n.yaml", "imgsz": 640}
-    torch.save(ckpt, delayed)
-    return plain, delayed, plugin, EFFECT * median
+    zero = wrapped_checkpoint(plain, module, 0.0, work / "zero.pt", data)
+    delayed = wrapped_checkpoint(plain, module, EFFECT, work / "delayed.pt", data)
+    return {"aa": (plain, plain), "plus": (zero, delayed), "minus": (delayed, zero)}, plugin
+
+
+def save_untrained_model(work: Path, data: Path) -> Path:
+    from detbench.workflows.artifacts import save_untrained
+
+    return save_untrained("yolov8n.yaml", work / "plain.pt", data)
 
 
 def run_folder(runs: Path, name: str, weights: Path) -> None:
@@ -104,17 +140,13 @@ def run_folder(runs: Path, name: str, weights: Path) -> None:
     target.write_bytes(weights.read_bytes())
 
 
-def true_delta(kind: str, out: Path, delay_ms: float) -> float:
-    """The Δ (%) the pair really has in this study: the busy-wait over the plain model's median there."""
-    if kind == "aa":
-        return 0.0
-    plain = "baseline" if kind == "plus" else "other"
-    median = json.loads((out / f"{plain}.json").read_text())["latency"]["median_ms"]
-    return 100.0 * delay_ms / median if kind == "plus" else 100.0 * (median / (median + delay_ms) - 1.0)
+def true_delta(kind: str) -> float:
+    """The Δ (%) the pair has by construction: every forward of the delayed model takes 1 + EFFECT times as long
+    (the few microseconds of the forward outside its layers aside)."""
+    return {"aa": 0.0, "plus": 100.0 * EFFECT, "minus": 100.0 * (1.0 / (1.0 + EFFECT) - 1.0)}[kind]
 
 
-def trial(kind: str, seed: int, runs: Path, work: Path, plugin: Path, data: Path, delay_ms: float,
-          opts: argparse.Namespace) -> dict:
+def trial(kind: str, seed: int, runs: Path, work: Path, plugin: Path, data: Path, opts: argparse.Namespace) -> dict:
     out = work / kind / f"trial{seed:02d}"
     shared_list = work / "benchmark_list.txt"
     reuse = ["--use_benchmark_list"] if shared_list.exists() else []
@@ -134,7 +166,7 @@ def trial(kind: str, seed: int, runs: Path, work: Path, plugin: Path, data: Path
     decided_at = comparison["decided_at_round"]
     looks = {look["rounds"]: look["turn_seconds"] for look in record["looks"]}
     low, high = comparison["ci_pct"] or (None, None)
-    truth = true_delta(kind, out, delay_ms)
+    truth = true_delta(kind)
     return {"kind": kind, "seed": seed, "true_delta_pct": truth, "verdict": comparison["verdict"],
             "delta_pct": comparison["delta_pct"],
             "ci_pct": comparison["ci_pct"], "covered": low is not None and low <= truth <= high,
@@ -178,10 +210,9 @@ def main() -> int:
     work = Path(opts.workspace or tempfile.mkdtemp(prefix="detbench-verdicts-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     data = common.dataset(work / "data")
-    plain, delayed, plugin, delay_ms = make_models(work, data, opts)
+    pairs, plugin = make_models(work, data)
     print(f"settings: imgsz {opts.imgsz}, {opts.threads} thread(s), {opts.workers_per_model} worker(s) per model, "
-          f"iters {opts.iters}, max-time {opts.max_time:g} s; delay {delay_ms:.3f} ms = 5 % of the isolated median")
-    pairs = {"aa": (plain, plain), "plus": (plain, delayed), "minus": (delayed, plain)}
+          f"iters {opts.iters}, max-time {opts.max_time:g} s; delay: {EFFECT:.0%} of each forward's own time")
     rows: list[dict] = []
     for kind in [k.strip() for k in opts.kinds.split(",") if k.strip()]:
         runs = work / kind / "runs"
@@ -189,7 +220,7 @@ def main() -> int:
         run_folder(runs, "other", pairs[kind][1])
         found = []
         for seed in range(opts.first_trial, opts.first_trial + opts.trials):
-            row = trial(kind, seed, runs, work, plugin, data, delay_ms, opts)
+            row = trial(kind, seed, runs, work, plugin, data, opts)
             found.append(row)
             ci = row["ci_pct"]
             print(f"  {kind} trial {seed:2d}: {row['verdict']:<10} Δ {row['delta_pct']:+6.2f} % "
