@@ -1,8 +1,16 @@
-"""Does taking turns change what a model measures? Interleaved medians against isolated `bench` runs, in blocks.
+"""Does taking turns change what a model measures? Interleaved turns against an isolated bench loop.
 
-This machine drifts between fast and slow states over minutes, so an interleaved median and an isolated one
-measured minutes apart differ by the drift, not by the interleaving. The runs are therefore made in short
-blocks, alternated and compared with their neighbours:
+Two designs (`--design`):
+
+probe (the default): one `detbench ablate --bias-probe N` per thread count and --turn-warmup. After each round
+one worker, drawn at random, also times N forwards back to back, as an isolated `bench` loop runs them; each
+probe is paired with that worker's own turn of the same round, seconds apart, so that the machine's drift
+cancels (`detbench.stats.bias`). Reported per model: the turn over the loop, its 95 % t interval over the probes,
+and the ratio of the two medians over the study.
+
+blocks: whole runs. This machine drifts between fast and slow states over minutes, so an interleaved median
+and an isolated one measured minutes apart differ by the drift, not by the interleaving. The runs are
+therefore made in short blocks, alternated and compared with their neighbours:
 - one cycle is an isolated block (`detbench bench` of each model, its own process, a plain timed loop) and an
   interleaved block (one `detbench ablate --no-until-decided` of both models per --turn-warmup value, with the
   study's default workers);
@@ -16,8 +24,9 @@ not met; straddling: inconclusive at this number of cycles).
 The isolated runs are pinned to the cores the study pins its workers to (`detbench.study.engine.shared_cpus`),
 so that placement is the same in both.
 
-    python benchmarks/interleaving_bias.py [--threads 1,2] [--turn-warmups 1] [--cycles 6] [--imgsz 320]
-                                           [--iters 100] [--workspace DIR]
+    python benchmarks/interleaving_bias.py [--design probe|blocks] [--threads 1,2] [--turn-warmups 1]
+                                           [--imgsz 320] [--iters 100] [--workspace DIR]
+                                           probe: [--rounds 150] [--probe-forwards 10]; blocks: [--cycles 6]
 """
 
 from __future__ import annotations
@@ -97,35 +106,70 @@ def run_cycle(cycle: int, folder: Path, flags: list[str], shared_list: Path, tur
     return isolated(), together
 
 
+def target_status(low: float, high: float) -> str:
+    """What an interval (%) says about the ±2 % target."""
+    if -TARGET_PCT <= low and high <= TARGET_PCT:
+        return "met"
+    if high < -TARGET_PCT or low > TARGET_PCT:
+        return "not met"
+    return "inconclusive"
+
+
 def summary(log_ratios: list[float]) -> tuple[float, float, float, str]:
     """Mean Δ % over cycles, its 95 % t interval, and what that says about the ±2 % target."""
     n = len(log_ratios)
     mean = statistics.fmean(log_ratios)
     half = stats.t.ppf(0.975, n - 1) * statistics.stdev(log_ratios) / math.sqrt(n) if n > 1 else math.inf
     low, high = (100 * (math.exp(mean - half) - 1), 100 * (math.exp(mean + half) - 1))
-    if -TARGET_PCT <= low and high <= TARGET_PCT:
-        status = "met"
-    elif high < -TARGET_PCT or low > TARGET_PCT:
-        status = "not met"
-    else:
-        status = "inconclusive"
-    return 100 * (math.exp(mean) - 1), low, high, status
+    return 100 * (math.exp(mean) - 1), low, high, target_status(low, high)
+
+
+def probe_study(folder: Path, flags: list[str], shared_list: Path, rounds: int, forwards: int, turn_warmup: int,
+                work: Path) -> dict:
+    """One study with the bias probe; its study.json's interleaving_bias."""
+    cli("ablate", "--models", ",".join(MODELS), "--baseline", stem(MODELS[0]), "--out", str(folder),
+        "--no-until-decided", "--iters", str(2 * rounds), "--turn-warmup", str(turn_warmup), "--bias-probe",
+        str(forwards), *with_list(flags, shared_list), "--quiet", cwd=work)
+    return json.loads((folder / "study.json").read_text())["interleaving_bias"]
+
+
+def run_probe_design(opts: argparse.Namespace, work: Path, data: Path, shared_list: Path,
+                     turn_warmups: list[int]) -> None:
+    for threads in [int(t) for t in opts.threads.split(",")]:
+        flags = ["--data", str(data), "--imgsz", str(opts.imgsz), "--threads", str(threads), "--device", "cpu"]
+        for tw in turn_warmups:
+            found = probe_study(work / f"t{threads}" / f"probe_tw{tw}", flags, shared_list, opts.rounds,
+                                opts.probe_forwards, tw, work)
+            for model, row in found["models"].items():
+                ci = row["ci_pct"]
+                status = target_status(*ci) if ci else "not estimated"
+                shown = f"{row['bias_pct']:+.2f} % [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "n/a"
+                print(f"threads {threads}  {model:<8} turn-warmup {tw}  turn vs back-to-back loop {shown} over "
+                      f"{row['paired']} probes (medians {row['turn_median_ms']:.2f} vs {row['loop_median_ms']:.2f} ms, "
+                      f"{row['median_ratio_pct']:+.2f} %) -> {status} (±{TARGET_PCT:g} %)", flush=True)
+            print(f"  ({found['probe_seconds']:.0f} s of probes, {opts.probe_forwards} forwards each)", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--design", choices=("probe", "blocks"), default="probe")
+    parser.add_argument("--rounds", type=int, default=150, help="probe: rounds of the study (default 150)")
+    parser.add_argument("--probe-forwards", type=int, default=10, help="probe: forwards per probe (default 10)")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--turn-warmups", default="1", help="--turn-warmup values to try, comma-separated")
-    parser.add_argument("--cycles", type=int, default=6)
+    parser.add_argument("--cycles", type=int, default=6, help="blocks: isolated/interleaved cycles (default 6)")
     parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--iters", type=int, default=100, help="timed forwards per model and block")
+    parser.add_argument("--iters", type=int, default=100, help="blocks: timed forwards per model and block")
     parser.add_argument("--workspace", default=None)
     opts = parser.parse_args()
-    common.print_header("interleaving bias: interleaved study medians against isolated bench runs, in blocks")
+    common.print_header(f"interleaving bias: interleaved turns against an isolated loop ({opts.design} design)")
     work = Path(opts.workspace or tempfile.mkdtemp(prefix="detbench-bias-")).resolve()
     data = common.dataset(work / "data")
     shared_list = work / "benchmark_list.txt"
     turn_warmups = [int(t) for t in opts.turn_warmups.split(",")]
+    if opts.design == "probe":
+        run_probe_design(opts, work, data, shared_list, turn_warmups)
+        return 0
     # imported here, not at the top: loads torch, which the argument parsing above does not need
     from detbench.study.engine import shared_cpus
 

@@ -42,6 +42,7 @@ RUN_TIME_BUDGET_S = 3600.0
 # an interleaved study (`detbench ablate`): round indices, workers and looks a report may list
 MAX_STUDY_ROUNDS = 10**7
 MAX_WORKERS_PER_MODEL = 16  # at once (--workers-per-model)
+MAX_BIAS_PROBE = 1000  # forwards of one bias-probe run (--bias-probe)
 MAX_STUDY_GENERATIONS = 6  # looks, each after which the workers may be replaced by fresh ones
 MAX_STUDY_WORKERS = MAX_WORKERS_PER_MODEL * MAX_STUDY_GENERATIONS  # worker processes of one model over a study
 MAX_STUDY_LOOKS = 20

@@ -1,7 +1,8 @@
 """A stand-in for `python -m detbench.study.worker` that speaks the study protocol without torch: each turn
 answers a latency drawn from the model's name (`slow*` models are 20 % slower; a `dies*` model's workers after
 its first two exit at start), so the coordinator's logic (generations, order, looks, failures, reports) can be
-tested in a second."""
+tested in a second. A bias-probe run answers back-to-back forwards at the model's plain latency; a `lag*`
+model's turns take 10 % longer than those (a switch penalty)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ def main() -> int:
         command = channel.receive()
         if "stop" in command:
             break
+        if "run" in command:
+            channel.send({"run_ms": [10.0 * rng.lognormvariate(0.0, 0.02) for _ in range(command["forwards"])]})
+            continue
         turns.append(command["turn"])
-        channel.send({"ms": 10.0 * (1.2 if name.startswith("slow") else 1.0) * rng.lognormvariate(0.0, 0.02)})
+        factor = 1.2 if name.startswith("slow") else 1.1 if name.startswith("lag") else 1.0
+        channel.send({"ms": 10.0 * factor * rng.lognormvariate(0.0, 0.02)})
     Path(start["report_path"]).write_text(json.dumps({"worker": start["worker"], "turns": turns}))
     channel.send({"done": start["report_path"], "inspection": None})
     return 0

@@ -14,7 +14,7 @@ from detbench.errors import DetbenchError
 from detbench.report.model import Report
 from detbench.report.schema import load_report
 from detbench.stats import summary as stats
-from detbench.study.ablation import study_key
+from detbench.study.ablation import AblationOptions, design_of, study_key, validate_options
 from detbench.study.merge import merge_workers
 from detbench.study.models import ModelRun, discover_runs, resolve_models
 from detbench.workflows.artifacts import save_untrained
@@ -82,7 +82,7 @@ def study(tmp_path_factory, yaml_checkpoint, dataset):
     broken = runs / "broken" / "seed0" / "weights" / "best.pt"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(yaml_checkpoint.read_bytes()[:4096])  # a truncated copy
-    first = run_cli("ablate", *FIXED, cwd=root)
+    first = run_cli("ablate", *FIXED, "--bias-probe", "3", cwd=root)
     return root, first
 
 
@@ -129,6 +129,29 @@ def test_workers_take_turns_in_a_recorded_random_order_and_reports_keep_the_pair
     (comparison,) = record["comparisons"]
     assert comparison["model"] == "ghost" and comparison["verdict"] in ("faster", "slower", "equivalent", "undecided")
     assert comparison["n_rounds"] == 20 and len(comparison["ci_pct"]) == 2
+
+
+def test_the_bias_probe_is_recorded_in_the_study_file_and_kept_out_of_the_reports(study):
+    root, first = study
+    bench = root / "results" / "bench"
+    record = json.loads((bench / "study.json").read_text())
+    probe = record["interleaving_bias"]
+    assert record["bias_probe_forwards"] == 3 and probe["forwards"] == 3 and len(probe["probes"]) == 20
+    assert all(len(p["ms"]) == 3 and p["worker"].split("#")[0] in ("baseline", "ghost") for p in probe["probes"])
+    assert set(probe["models"]) == {"baseline", "ghost"}
+    probed = {p["worker"].split("#")[0] for p in probe["probes"]}
+    for name in probed:
+        found = probe["models"][name]
+        assert found["paired"] == sum(p["worker"].startswith(name) for p in probe["probes"])
+        assert found["loop_median_ms"] > 0 and found["turn_median_ms"] > 0
+    assert "interleaving bias baseline" in first.stdout
+    assert len(load_report(bench / "ghost.json").samples.latency_ms) == 40  # the probe's forwards are not samples
+
+
+def test_the_bias_probe_changes_the_study_key_only_when_on():
+    assert design_of(AblationOptions(), "b") == design_of(AblationOptions(bias_probe=0), "b")
+    assert "bias_probe" not in design_of(AblationOptions(), "b")
+    assert design_of(AblationOptions(bias_probe=3), "b")["bias_probe"] == 3
 
 
 def test_compare_rebuilds_the_studys_verdicts_from_the_reports(study, cli):
@@ -186,3 +209,9 @@ def test_the_study_key_changes_with_anything_that_changes_the_numbers(tmp_path):
     weights.write_bytes(b"two")  # the same path, other content
     changed.append(study_key(runs, cfg, "cpu", "a" * 64, design))
     assert len({key, *changed}) == len(changed) + 1
+
+
+@pytest.mark.parametrize("value", [-1, 1001])
+def test_an_impossible_bias_probe_is_refused_naming_the_flag(value):
+    with pytest.raises(DetbenchError, match=r"--bias-probe must be between 0 \(off\) and 1000 forwards"):
+        validate_options(AblationOptions(bias_probe=value))

@@ -83,3 +83,19 @@ def test_a_worker_that_fails_in_a_later_generation_fails_its_model_and_the_other
     assert set(outcome.failed) == {"dies"} and outcome.stop_reason == "last planned look"
     assert [r.model for r in outcome.results] == ["same"]  # the failed model's earlier generation is not used
     assert all(not alive(w.process.pid) for w in outcome.workers)
+
+
+def test_the_bias_probe_pairs_each_turn_with_a_back_to_back_run_and_leaves_the_turns_as_they_were(tmp_path):
+    studies = {}
+    for name, probe in (("plain", 0), ("probed", 4)):
+        (tmp_path / name).mkdir()
+        studies[name] = engine.run_study(plan(tmp_path / name, ["base", "lag"], until_decided=False, min_effect=0.02,
+                                              bias_probe=probe), [].append)
+    plain, probed = studies["plain"], studies["probed"]
+    assert probed.order == plain.order  # the probe draws from its own generator
+    assert len(probed.probes) == probed.rounds_done and all(len(p.ms) == 4 for p in probed.probes)
+    assert {w.label: len(w.turns) for w in probed.workers} == {w.label: len(w.turns) for w in plain.workers}
+    found = probed.interleaving_bias()
+    assert found["base"]["within"] is True and found["base"]["ci_pct"][0] < 0 < found["base"]["ci_pct"][1]
+    assert found["lag"]["within"] is False and found["lag"]["ci_pct"][0] < 10.0 < found["lag"]["ci_pct"][1]
+    assert plain.interleaving_bias() is None and probed.plan.describe()["bias_probe_forwards"] == 4

@@ -270,7 +270,7 @@ def _f_sf(x: float, df1: float, df2: float) -> float:
     return float(f.sf(x, df1, df2))
 
 
-def _t_quantile(q: float, df: float) -> float:
+def t_quantile(q: float, df: float) -> float:
     from scipy.stats import t  # imported here, not at the top: scipy is slow to import and only analysis needs it
 
     return float(t.ppf(q, df))
@@ -367,7 +367,7 @@ def _holm(results: list[PairResult], alpha: float, total: int) -> None:
     for rank, result in enumerate(testable):
         level = failed_level if failed_level is not None else alpha / (total - rank)
         result.confidence = 1.0 - level
-        half = _t_quantile(1.0 - level / 2.0, result.df) * result.se_log
+        half = t_quantile(1.0 - level / 2.0, result.df) * result.se_log
         result.ci_log = (result.estimate_log - half, result.estimate_log + half)
         if failed_level is None and result.p_value <= level:
             result.verdict = result.claim

@@ -37,7 +37,7 @@ from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_text_file
 from detbench.flags import add_bench_arguments, bench_fields, default_of
-from detbench.limits import MAX_REPORT_BYTES, MAX_STUDY_GENERATIONS, MAX_WORKERS_PER_MODEL
+from detbench.limits import MAX_BIAS_PROBE, MAX_REPORT_BYTES, MAX_STUDY_GENERATIONS, MAX_WORKERS_PER_MODEL
 from detbench.measure.devices import resolve_device
 from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
@@ -95,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--turn-warmup", "--turn_warmup", dest="turn_warmup", type=int, default=None,
                         help="untimed forwards at the start of each turn, so that the timed one runs on warm caches "
                              "and a woken thread pool (default 1)")
+    parser.add_argument("--bias-probe", "--bias_probe", dest="bias_probe", type=int, default=0, metavar="N",
+                        help="after each round, one worker also times N forwards back to back, as an isolated bench "
+                             "loop would; study.json then reports each model's turn latency against that loop "
+                             "(interleaving bias), paired round by round (default 0: off; it lengthens the study)")
     parser.add_argument("--order-seed", "--order_seed", dest="order_seed", type=int, default=0,
                         help="seed of the turn order (default 0; the order is recorded)")
     parser.add_argument("--force", action="store_true", help="run the study even if its results are up to date")
@@ -128,6 +132,7 @@ class AblationOptions:
     alpha: float = 0.05
     turn_warmup: int | None = None
     order_seed: int = 0
+    bias_probe: int = 0
 
 
 def options_from_args(args: argparse.Namespace) -> AblationOptions:
@@ -138,7 +143,7 @@ def options_from_args(args: argparse.Namespace) -> AblationOptions:
                            bench=bench, model_timeout=args.model_timeout, workers_per_model=args.workers_per_model,
                            fresh_workers=args.fresh_workers, until_decided=args.until_decided,
                            max_time=args.max_time, min_effect=args.min_effect, alpha=args.alpha,
-                           turn_warmup=args.turn_warmup, order_seed=args.order_seed)
+                           turn_warmup=args.turn_warmup, order_seed=args.order_seed, bias_probe=args.bias_probe)
 
 
 def study_config(values: dict[str, Any], out: str) -> BenchConfig:
@@ -157,6 +162,8 @@ def validate_options(opts: AblationOptions) -> None:
          "a positive number of seconds (at most a week)"),
         ("--turn-warmup", opts.turn_warmup, opts.turn_warmup is None or 0 <= opts.turn_warmup <= 100,
          "between 0 and 100"),
+        ("--bias-probe", opts.bias_probe, 0 <= opts.bias_probe <= MAX_BIAS_PROBE,
+         f"between 0 (off) and {MAX_BIAS_PROBE} forwards"),
     ]
     for flag, value, ok, what in checks:
         if not ok:
@@ -326,14 +333,15 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
         max_time=opts.max_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
         python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads),
-        fresh_workers=opts.fresh_workers)
+        fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe)
 
 
 def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:
     return {"baseline": baseline, "workers_per_model": opts.workers_per_model, "fresh_workers": opts.fresh_workers,
             "until_decided": opts.until_decided,
             "max_time": opts.max_time, "min_effect": opts.min_effect, "alpha": opts.alpha,
-            "turn_warmup": opts.turn_warmup, "order_seed": opts.order_seed}
+            "turn_warmup": opts.turn_warmup, "order_seed": opts.order_seed,
+            **({"bias_probe": opts.bias_probe} if opts.bias_probe else {})}  # off: the key studies had before it
 
 
 def _study(study: _Study) -> int:
@@ -430,6 +438,7 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
     return {
         "stop_reason": outcome.stop_reason, "rounds_done": outcome.rounds_done,
         "turn_seconds": round(outcome.turn_seconds, 3), "looks": outcome.looks,
+        **_bias_record(outcome),
         "comparisons": [result.as_dict() for result in outcome.results],
         "process_spread": None if process is None else {
             "measured": process.df > 0, "variance_log": process.variance, "sd_pct": process.sd_pct,
@@ -445,6 +454,19 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
                     for w in outcome.workers],
         "order": outcome.order,
     }
+
+
+def _bias_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
+    found = outcome.interleaving_bias()
+    if found is None:
+        return {}
+    return {"interleaving_bias": {
+        "models": found, "probe_seconds": round(outcome.probe_seconds, 3), "forwards": outcome.plan.bias_probe,
+        "probes": [{"round": p.round, "worker": p.worker, "ms": p.ms} for p in outcome.probes],
+        "meaning": "bias_pct: each probe pairs the probed worker's turn with the median of the forwards it then "
+                   "ran back to back (after the first), as an isolated bench loop runs them; the mean log-ratio "
+                   "over the probes, with its t interval; within: the interval lies inside +-margin_pct. "
+                   "median_ratio_pct: the model's median turn over the median of all its probe forwards"}}
 
 
 def _memory_record(written: dict[str, Report]) -> dict[str, Any]:
@@ -466,5 +488,11 @@ def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[s
         interval = f"[{ci[0]:+.1f}, {ci[1]:+.1f}] % at {100 * result.confidence:.2f} %" if ci else "no interval"
         echo(f"  {result.model:<16} vs {result.baseline}: {shown:>9} {interval}  -> {result.verdict}"
              + (f" ({result.reason})" if result.reason else ""))
+    for name, found in (outcome.interleaving_bias() or {}).items():
+        ci = found["ci_pct"]
+        echo(f"  interleaving bias {name:<16}: turn vs back-to-back loop "
+             + (f"{found['bias_pct']:+.2f} % [{ci[0]:+.2f}, {ci[1]:+.2f}] over {found['paired']} probes, "
+                f"{'within' if found['within'] else 'not shown within'} ±{found['margin_pct']:g} %" if ci
+                else f"not estimated ({found['paired']} probes)"))
     for name, error in failed.items():
         echo(f"  ✗ {name}: {error}")

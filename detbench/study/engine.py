@@ -18,6 +18,10 @@ each with its own model, threads and allocator. The coordinator:
    (`detbench.stats.paired` pools the spread of all of them);
 6. stops the workers one at a time; each writes its report.
 
+With `bias_probe` N > 0, after each round one worker (drawn from its own seeded generator, so the turn order is
+the same as without it) also runs N timed forwards back to back: the steady loop of an isolated `bench`,
+measured beside the turns (`detbench.stats.bias`). Those forwards stay out of the reports and of the turn time.
+
 A worker that dies, hangs past its deadline or fails is recorded with its
 reason, its model's other workers are stopped, and the study goes on.
 """
@@ -37,7 +41,7 @@ import numpy as np
 from detbench.config import BenchConfig
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
 from detbench.proc import kill_tree, spawn_child
-from detbench.stats import paired
+from detbench.stats import bias, paired
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
 from detbench.text import Echo
 
@@ -82,6 +86,7 @@ class StudyPlan:
     study_id: str = ""
     cpus: list[int] | None = None  # the cores every worker is pinned to (None: not pinned)
     fresh_workers: bool = True  # replace every worker by a fresh process after each look (needs W >= 2 to help)
+    bias_probe: int = 0  # forwards of the probe run after each round (0: no probe)
 
     @property
     def rotates(self) -> bool:
@@ -97,7 +102,7 @@ class StudyPlan:
                 "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
                 "planned_looks": self.looks, "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
-                "fresh_workers_each_look": self.rotates,
+                "fresh_workers_each_look": self.rotates, "bias_probe_forwards": self.bias_probe,
                 "design": paired.design(self.rotates)}
 
 
@@ -194,6 +199,16 @@ class StudyOutcome:
     rounds_done: int
     turn_seconds: float
     stop_reason: str
+    probes: list[bias.Probe] = field(default_factory=list)
+    probe_seconds: float = 0.0
+
+    def interleaving_bias(self) -> dict[str, dict[str, Any]] | None:
+        """Per model, its turns against the probe's steady loop; None when the study ran no probe."""
+        if not self.plan.bias_probe:
+            return None
+        turns = {model: {w.label: w.turns for w in self.workers if w.model == model}
+                 for model in {w.model for w in self.workers} if model not in self.failed}
+        return bias.interleaving_bias(turns, self.probes, margin=self.plan.min_effect)
 
     def reports(self, model: str) -> list[Path]:
         return [w.report_path for w in self.workers if w.model == model and w.report_path is not None]
@@ -211,6 +226,9 @@ class Coordinator:
         self.turn_seconds = 0.0
         self.typical_turn_s: dict[str, float] = {}
         self.checked: dict[str, dict[str, Any]] = {}  # per model: the bounded check its workers' bytes passed
+        self.probes: list[bias.Probe] = []
+        self.probe_seconds = 0.0
+        self.probe_rng = np.random.default_rng([plan.seed, 1])  # apart from the order's generator
 
     # ------------------------------------------------------------ workers
 
@@ -310,6 +328,22 @@ class Coordinator:
                 continue
             worker.turns[round_index] = float(answer)
             self.typical_turn_s.setdefault(worker.model, elapsed)
+        if self.plan.bias_probe:
+            self.probe(round_index)
+
+    def probe(self, round_index: int) -> None:
+        """One drawn worker's back-to-back forwards, after the round (the bias probe)."""
+        active = [w for w in self.active() if round_index in w.turns]
+        if not active:
+            return
+        worker = active[int(self.probe_rng.integers(len(active)))]
+        forwards = self.plan.bias_probe
+        began = time.perf_counter()
+        answer = self._call(worker, {"run": round_index, "forwards": forwards}, "run_ms",
+                            self._turn_timeout(worker) * (forwards + 1))
+        self.probe_seconds += time.perf_counter() - began
+        if isinstance(answer, list):
+            self.probes.append(bias.Probe(round_index, worker.label, worker.model, [float(ms) for ms in answer]))
 
     def _series(self) -> dict[str, list[dict[int, float]]]:
         """Each model still in the study: its workers' {round: latency}."""
@@ -403,7 +437,7 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
         coordinator.kill_all()
     return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,
                         coordinator.final_results(), coordinator.process, rounds_done, coordinator.turn_seconds,
-                        reason)
+                        reason, coordinator.probes, coordinator.probe_seconds)
 
 
 def default_turn_warmup(threads: int, device: str) -> int:

@@ -11,6 +11,9 @@ and device. Then, in place of a timed loop of its own, it serves turns:
                                 <-    {"warm": {"warmup_s": ...}}
     {"turn": R}                 ->    `turn_warmup` untimed forwards, then one timed forward
                                 <-    {"ms": latency, "host_ms": host}
+    {"run": R, "forwards": N}   ->    (the bias probe) `turn_warmup` untimed forwards, then N timed forwards
+                                      back to back, as bench's own loop runs them; kept out of the report
+                                <-    {"run_ms": [latency, ...]}
     {"stop": "why"}             ->    the rest of the run (--pipeline if asked), the report written
                                 <-    {"done": "path of the report", "inspection": {...}}
 
@@ -45,6 +48,7 @@ class TurnServer:
         self.turn_warmup = turn_warmup
         self.rounds: list[int] = []
         self.stop_reason = ""
+        self.probe_iteration = 0  # the probe's own walk through the inputs: the turns' inputs stay as without it
 
     def loop(self, forward: Callable[[Any], Any], next_input: Callable[[int], Any], warmup: int, iters: int,
              device: Any, cuda: Any = None, after_warmup: Callable[[], None] | None = None, stop: Any = None):
@@ -69,18 +73,17 @@ class TurnServer:
 
     def _serve(self, forward, next_input, timer, timings) -> None:
         iteration, busy_ns = 0, 0
-        on_cuda = timer.on_cuda
         while True:
             command = self.channel.receive()
             if "stop" in command:
                 self.stop_reason = str(command["stop"])
                 break
+            if "run" in command:
+                self.channel.send({"run_ms": self._probe_run(forward, next_input, timer, int(command["forwards"]))})
+                continue
             start = time.perf_counter_ns()
             x = next_input(iteration)
-            for _ in range(self.turn_warmup):  # the thread pool wakes and the caches refill, untimed
-                forward(x)
-                if on_cuda:
-                    timer.cuda.synchronize(timer.device)
+            self._rewarm(forward, x, timer)
             latency, host = timer(forward, x)
             busy_ns += time.perf_counter_ns() - start
             timings.add(timer, latency, host)
@@ -89,6 +92,24 @@ class TurnServer:
             self.channel.send({"ms": latency, "host_ms": host})
         timings.timed_s = busy_ns / 1e9
         timings.stop_reason = f"study: {self.stop_reason}"
+
+    def _rewarm(self, forward, x, timer) -> None:
+        for _ in range(self.turn_warmup):  # the thread pool wakes and the caches refill, untimed
+            forward(x)
+            if timer.on_cuda:
+                timer.cuda.synchronize(timer.device)
+
+    def _probe_run(self, forward, next_input, timer, forwards: int) -> list[float]:
+        """A turn's re-warm-up, then `forwards` timed forwards back to back: the steady loop an isolated bench
+        times, measured beside the turns; not added to the report's samples."""
+        x = next_input(self.probe_iteration)
+        self._rewarm(forward, x, timer)
+        latencies = []
+        for _ in range(forwards):
+            x = next_input(self.probe_iteration)
+            self.probe_iteration += 1
+            latencies.append(timer(forward, x)[0])
+        return latencies
 
     def _expect(self, key: str) -> dict[str, Any]:
         command = self.channel.receive()

@@ -1,0 +1,59 @@
+"""The interleaving-bias estimate (`detbench.stats.bias`) on simulated studies whose answer is known: turns and
+probe loops that drift together, by a lot, from round to round."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detbench.stats.bias import Probe, interleaving_bias, model_bias
+
+
+def simulated(bias: float, rounds: int, seed: int, forwards: int = 6) -> tuple[dict, list[Probe]]:
+    """Two workers of one model; the machine's speed drifts as a random walk (a few % per round); every turn
+    takes (1 + bias) times the back-to-back loop at the same moment; the probe's first forward is a cold one."""
+    rng = np.random.default_rng(seed)
+    speed = np.exp(np.cumsum(rng.normal(0.0, 0.03, rounds)))
+    turns: dict[str, dict[int, float]] = {"m#0": {}, "m#1": {}}
+    probes = []
+    for r in range(rounds):
+        for label in turns:
+            turns[label][r] = 40.0 * speed[r] * (1 + bias) * rng.lognormal(0.0, 0.03)
+        worker = f"m#{rng.integers(2)}"
+        loop = list(40.0 * speed[r] * rng.lognormal(0.0, 0.03, forwards))
+        probes.append(Probe(r, worker, "m", [loop[0] * 1.5, *loop[1:]]))
+    return turns, probes
+
+
+@pytest.mark.parametrize("bias", [0.0, 0.03, -0.03])
+def test_the_interval_covers_the_true_bias_despite_drift_and_a_cold_first_forward(bias):
+    covered = 0
+    for seed in range(200):
+        turns, probes = simulated(bias, 60, seed)
+        found = model_bias(turns, probes)
+        covered += found["ci_pct"][0] <= 100 * bias <= found["ci_pct"][1]
+    assert covered >= 0.92 * 200  # a 95 % interval
+
+
+def test_no_bias_is_shown_within_the_margin_and_a_switch_penalty_is_not():
+    turns, probes = simulated(0.0, 150, seed=1)
+    assert model_bias(turns, probes)["within"] is True
+    turns, probes = simulated(0.05, 150, seed=1)
+    found = model_bias(turns, probes)
+    assert found["within"] is False and found["ci_pct"][0] > 2.0
+    assert math.isclose(found["bias_pct"], 5.0, abs_tol=1.5)
+
+
+def test_too_few_probes_give_medians_but_no_interval():
+    turns, probes = simulated(0.0, 2, seed=3)
+    found = model_bias(turns, probes)
+    assert found["paired"] == 2 and found["ci_pct"] is None and found["within"] is None
+    assert found["turn_median_ms"] > 0 and found["loop_median_ms"] > 0
+
+
+def test_each_model_gets_only_its_own_probes():
+    turns, probes = simulated(0.0, 20, seed=4)
+    found = interleaving_bias({"m": turns, "other": {}}, probes)
+    assert found["m"]["probes"] == 20 and found["other"]["probes"] == 0 and found["other"]["bias_pct"] is None
