@@ -71,6 +71,9 @@ class BenchConfig:
     weights: str = setting(help="Ultralytics .pt checkpoint, model .yaml, zoo name or shipped YAML name "
                                 "(e.g. yolov8n.yaml)", per_model=True)
     imgsz: int = setting(640, "square input size (default 640)")
+    rect: bool = setting(False, "letterbox each image to its minimal rectangle within imgsz (a multiple of the "
+                                "stride, e.g. 640x480 for a 4:3 photo), as Ultralytics' predictor does; a batch of "
+                                "mixed shapes stays square, as there (default: the square imgsz x imgsz)")
     device: str | None = setting(None, "0, 1, cuda:N or cpu (default: GPU 0 if present, else cpu)",
                                  compared=False)  # compared as resolved (cuda:0), not as typed
     warmup: int = setting(50, "warm-up iterations (default 50)")
@@ -148,6 +151,9 @@ class BenchConfig:
             check_model_name(self.name, f"--name {self.name[:80]!r}", "the report is OUT/NAME.json: choose a plain "
                              "file name")
         validate_stopping(self.min_time, self.target_ci, self.max_time)
+        if self.rect and self.cuda_graph:
+            raise DetbenchError("--rect gives inputs of varying shape, which a CUDA graph (one static shape) cannot "
+                                "replay; drop --rect or --cuda-graph")
         for flag, value, high in (("--load-timeout", self.load_timeout, 86_400),
                                   ("--load-memory", self.load_memory_mb, 2**30),
                                   ("--time-budget", self.time_budget, 30 * 86_400)):

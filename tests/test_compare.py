@@ -4,6 +4,7 @@ plots. The study itself runs end to end in test_ablation.py."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from detbench.comparison.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_e
 from detbench.comparison.analysis import build_comparison, load_entries, report_files
 from detbench.comparison.plots import pareto_front, write_plots
 from detbench.comparison.run import run_compare
+from detbench.comparison.tables import csv_text
 from detbench.errors import DetbenchError
 from detbench.report.model import SCHEMA_VERSION
 from detbench.report.schema import validate_report, write_report
@@ -415,3 +417,28 @@ def test_a_cpu_report_without_the_models_own_memory_leaves_mem_blank_and_says_wh
     _, lines, _ = captured(report_paths_or_dir=tmp_path)
     assert any(line.startswith("Mem is blank for ghost: the report has no model_memory_MB") for line in lines)
     assert not any(line.startswith("Mem is blank for baseline") for line in lines)
+
+
+def test_reports_with_the_pipeline_get_an_end_to_end_column_and_delta(tmp_path):
+    for name, center, total in (("baseline", 5.0, 8.0), ("ghost", 4.5, 7.0), ("p2", 5.5, None)):
+        report = make_report(name, spread(center))
+        if total is not None:
+            report["pipeline"] = {"total": {"median_ms": total, "mean_ms": total}}
+        save(tmp_path, report)
+    code, lines, _ = captured(report_paths_or_dir=tmp_path)
+    assert code == 0
+    assert table_row(lines, "End-to-end median", "ghost")[-1] == "7.00"
+    assert table_row(lines, "End-to-end median", "p2")[-1] == "-"
+    assert table_row(lines, "End-to-end Δ", "ghost")[5] == "-12.5"
+    assert any(line.startswith("End-to-end: the median of --pipeline's total") for line in lines)
+    rows = list(csv.DictReader(io.StringIO(csv_text(build_comparison(load_entries(report_files([tmp_path]),
+                                                                                   print))))))
+    ghost = next(row for row in rows if row["model"] == "ghost")
+    assert float(ghost["end_to_end_median_ms"]) == 7.0 and float(ghost["end_to_end_delta_pct"]) == -12.5
+
+
+def test_reports_without_the_pipeline_keep_the_tables_as_they_were(tmp_path):
+    save(tmp_path, make_report("baseline", spread(5.0)))
+    save(tmp_path, make_report("ghost", spread(4.5)))
+    _, lines, _ = captured(report_paths_or_dir=tmp_path)
+    assert not any("End-to-end" in line for line in lines)

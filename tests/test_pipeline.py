@@ -8,15 +8,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import ultralytics
 
 from detbench.data.benchmark_list import sample_list
 from detbench.data.inputs import decode_images
+from detbench.data.rect import decode_rect_images
 from detbench.errors import DetbenchError
 from detbench.measure.pipeline import STAGES, PipelineStages, decode_originals, run_pipeline_loop
 from detbench.measure.timing import StopRule
 from detbench.report.schema import load_report
 
 CPU = torch.device("cpu")
+ASSETS = Path(ultralytics.__file__).parent / "assets"
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +63,59 @@ def test_postprocess_is_ultralytics_nms_at_conf_025_iou_07_scaled_to_the_origina
                           [50.0, 40.0, 4.0, 4.0]])  # kept, other place
     scores = torch.tensor([[0.9, 0.0], [0.8, 0.0], [0.2, 0.0], [0.0, 0.6]])
     preds = torch.cat([boxes, scores], dim=1).T.unsqueeze(0)  # [1, 4 + nc, anchors] as Detect returns
-    detections = stages.postprocess((preds, None), x, [original])
-    assert len(detections) == 1 and detections[0].shape[0] == 2
-    first, second = detections[0]
+    results = stages.postprocess((preds, None), x, [original])
+    assert len(results) == 1 and len(results[0]) == 2 and results[0].orig_shape == (64, 128)
+    first, second = results[0].boxes.data
     assert first[:4].tolist() == pytest.approx([54.0, 22.0, 74.0, 42.0])  # (32 -/+ 5) / 0.5, (32 -/+ 5 - 16) / 0.5
     assert first[4].item() == pytest.approx(0.9) and first[5].item() == 0
     assert second[5].item() == 1
+
+
+@pytest.fixture(scope="module")
+def predictor(yaml_checkpoint):
+    """Ultralytics' own predictor, set up by a real `predict` at imgsz 320 with its defaults (rect on)."""
+    from ultralytics import YOLO
+
+    yolo = YOLO(str(yaml_checkpoint))
+    yolo.predict(cv2.imread(str(ASSETS / "bus.jpg")), imgsz=320, device="cpu", verbose=False)
+    return yolo.predictor
+
+
+def test_rect_preprocess_is_the_predictors_for_one_image_and_for_a_mixed_batch(predictor):
+    bus, zidane = (cv2.imread(str(ASSETS / name)) for name in ("bus.jpg", "zidane.jpg"))
+    stride = int(predictor.model.stride)
+    stages = PipelineStages(lambda x: x, 320, CPU, rect=True, stride=stride)
+    for batch, shape in (([bus], (1, 3, 320, 256)), ([zidane], (1, 3, 192, 320)), ([bus, zidane], (2, 3, 320, 320))):
+        theirs = predictor.preprocess(batch)
+        ours = stages.preprocess(batch)
+        assert ours.shape == theirs.shape == shape and torch.equal(ours, theirs)
+    square = PipelineStages(lambda x: x, 320, CPU, rect=False, stride=stride).preprocess([bus])
+    assert square.shape == (1, 3, 320, 320)
+
+
+def test_the_rect_cache_serves_the_model_what_the_predictor_would(predictor):
+    paths = [str(ASSETS / "bus.jpg"), str(ASSETS / "zidane.jpg")]
+    cache = decode_rect_images(paths, 320, int(predictor.model.stride))
+    for i, path in enumerate(paths):
+        assert torch.equal(cache.batch(i, 1, CPU, torch.float32), predictor.preprocess([cv2.imread(path)]))
+    both = cache.batch(0, 2, CPU, torch.float32)
+    assert torch.equal(both, predictor.preprocess([cv2.imread(p) for p in paths]))
+    assert cache.shape_counts(1) == {"320x256": 1, "192x320": 1} and cache.shape_counts(2) == {"320x320": 1}
+
+
+def test_postprocess_builds_the_predictors_results(predictor):
+    bus = cv2.imread(str(ASSETS / "bus.jpg"))
+    x = predictor.preprocess([bus])
+    boxes = torch.tensor([[100.0, 150.0, 40.0, 80.0], [200.0, 60.0, 30.0, 30.0], [120.0, 250.0, 20.0, 20.0]])
+    scores = torch.zeros(3, 80)
+    scores[0, 0], scores[1, 5], scores[2, 2] = 0.9, 0.7, 0.3
+    preds = torch.cat([boxes, scores], dim=1).T.unsqueeze(0)
+    stages = PipelineStages(lambda t: t, 320, CPU, rect=True, names=predictor.model.names)
+    ours = stages.postprocess(preds.clone(), x, [bus])
+    theirs = predictor.postprocess(preds.clone(), x, [bus])
+    assert len(ours) == len(theirs) == 1 and len(ours[0]) == 3
+    assert torch.equal(ours[0].boxes.data, theirs[0].boxes.data)
+    assert ours[0].names == theirs[0].names and ours[0].orig_shape == theirs[0].orig_shape
 
 
 class FakeCuda:
@@ -120,6 +170,28 @@ def test_cli_pipeline_section_has_each_stage_with_statistics(cli, tmp_path, yaml
     parts = np.add(np.add(raw["preprocess"], raw["inference"]), raw["postprocess"])
     assert np.allclose(parts, raw["total"], atol=1e-6)
     assert report["timing_phases_s"]["pipeline"] > 0
+
+
+def test_cli_rect_records_the_shapes_the_model_saw_and_per_image_stages(cli, tmp_path, yaml_checkpoint, dataset):
+    result = cli("bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "64", "--warmup", "2",
+                 "--iters", "6", "--threads", "1", "--data", str(dataset), "--pipeline", "--rect", "--batch", "2",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = load_report(tmp_path / "results/bench/yolov8n.json").to_dict()
+    shapes = report["inputs"]["shapes"]
+    assert sum(shapes.values()) == -(-report["inputs"]["n_images"] // 2) and "--rect" in report["inputs"]["letterbox"]
+    assert all(int(h) <= 64 and int(w) <= 64 and int(h) % 32 == 0 == int(w) % 32
+               for h, w in (key.split("x") for key in shapes))
+    assert report["config"]["rect"] is True and any("square 64x64" in note for note in report["notes"])
+    section = report["pipeline"]
+    assert section["per_image_ms"]["total"]["median_ms"] == pytest.approx(section["total"]["median_ms"] / 2)
+    assert section["letterbox"].startswith("--rect")
+
+
+def test_rect_with_a_cuda_graph_is_refused(cli, tmp_path):
+    result = cli("bench", "--weights", "yolov8n.yaml", "--rect", "--cuda-graph", cwd=tmp_path)
+    assert result.returncode != 0 and "--rect gives inputs of varying shape" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_host_memory_check_counts_the_originals_before_decoding_them(val_paths, monkeypatch):

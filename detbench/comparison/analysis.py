@@ -120,6 +120,11 @@ class Group:
     def has_accuracy(self) -> bool:
         return any(row.entry.accuracy is not None for row in self.rows)
 
+    @property
+    def has_pipeline(self) -> bool:
+        """Whether any report timed the end-to-end pipeline (--pipeline)."""
+        return any(row.metrics.get("end_to_end_median_ms") is not None for row in self.rows)
+
     def values(self) -> dict[str, Any]:
         """The group's comparability key by label."""
         return dict(zip([label for label, _ in COMPARABILITY], self.key, strict=True))
@@ -285,12 +290,21 @@ def base_metrics(entry: Entry, on_gpu: bool) -> dict[str, float | None]:
         "latency_q75_ms": _num(q75),
         "fps_mean": _num(report.throughput.fps_mean),
         "mem_MB": _num(mem),
+        "end_to_end_median_ms": _pipeline_total(report),
         "mAP50": entry.accuracy.map50 if entry.accuracy else None,
         "mAP50_95": entry.accuracy.map50_95 if entry.accuracy else None,
     }
 
 
-DELTA_KEYS = {"params": "params_M", "latency": "latency_mean_ms", "fps": "fps_mean", "mem": "mem_MB"}
+def _pipeline_total(report: Report) -> float | None:
+    """The median of the --pipeline total per iteration (preprocess + inference + postprocess), if it ran."""
+    section = report.pipeline if isinstance(report.pipeline, dict) else {}
+    total = section.get("total")
+    return _num(total.get("median_ms")) if isinstance(total, dict) else None
+
+
+DELTA_KEYS = {"params": "params_M", "latency": "latency_mean_ms", "fps": "fps_mean", "mem": "mem_MB",
+              "end_to_end": "end_to_end_median_ms"}
 
 
 def percent_delta(value: float | None, reference: float | None) -> float | None:
@@ -415,6 +429,8 @@ def _modes(report: Report) -> str:
     torch's TF32 defaults: convolutions yes, matmuls no)."""
     settings, on_cuda = report.settings, str(report.metadata.device or "").startswith("cuda")
     parts = ["channels-last" if settings.channels_last else "contiguous"]
+    if (report.config or {}).get("rect"):
+        parts.insert(0, "rect inputs (--rect)")
     if on_cuda:
         parts.append("CUDA graph" if settings.cuda_graph else "eager")
         parts.append("cudnn.benchmark " + ("off" if settings.cudnn_benchmark is False else "on"))

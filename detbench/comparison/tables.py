@@ -71,9 +71,16 @@ def _align(header: list[str], rows: list[list[str]]) -> list[str]:
 
 # ---------------------------------------------------------------- console
 
+END_TO_END = "End-to-end median (ms)"
+END_TO_END_NOTE = ("End-to-end: the median of --pipeline's total per batch (letterbox and transfer, forward, NMS and "
+                   "Results), from the decoded original images; blank where a report ran without --pipeline.")
+
+
 def base_table(group: Group) -> list[str]:
     header = ["Model", "Params (M)", "GFLOPs", "Latency Mean (ms)", "Latency P95 (ms)", "FPS (mean)",
               group.mem_label]
+    if group.has_pipeline:
+        header.append(END_TO_END)
     if group.has_accuracy:
         header += ["mAP50", "mAP50-95"]
     rows = []
@@ -81,6 +88,8 @@ def base_table(group: Group) -> list[str]:
         m = row.metrics
         cells = [text.terminal(row.name), _fmt(m["params_M"], 2), _gflops(m["gflops"]), _fmt(m["latency_mean_ms"], 2),
                  _fmt(m["latency_p95_ms"], 2), _fmt(m["fps_mean"], 1), _fmt(m["mem_MB"], 1)]
+        if group.has_pipeline:
+            cells.append(_fmt(m["end_to_end_median_ms"], 2))
         if group.has_accuracy:
             cells += [_fmt(m["mAP50"], 3), _fmt(m["mAP50_95"], 3)]
         rows.append(cells)
@@ -88,15 +97,17 @@ def base_table(group: Group) -> list[str]:
 
 
 def delta_table(group: Group) -> list[str]:
-    header = ["Model", "Params Δ (%)", "Latency Δ (%)", "FPS Δ (%)", "Mem Δ (%)", "Tested Δ (%)", "CI (%)",
-              "Conf.", "Verdict"]
+    header = ["Model", "Params Δ (%)", "Latency Δ (%)", "FPS Δ (%)", "Mem Δ (%)"]
+    header += ["End-to-end Δ (%)"] if group.has_pipeline else []
+    header += ["Tested Δ (%)", "CI (%)", "Conf.", "Verdict"]
     rows = []
     for row in group.rows:
         d, verdict = row.deltas, row.verdict
         confidence = f"{100 * verdict.confidence:.2f}%" if verdict and verdict.confidence else "-"
-        rows.append([text.terminal(row.name), _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1),
-                     _fmt(d.get("fps"), 1), _fmt(d.get("mem"), 1), _tested_delta(row), _ci(row), confidence,
-                     _verdict(row)])
+        cells = [text.terminal(row.name), _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1),
+                 _fmt(d.get("fps"), 1), _fmt(d.get("mem"), 1)]
+        cells += [_fmt(d.get("end_to_end"), 1)] if group.has_pipeline else []
+        rows.append(cells + [_tested_delta(row), _ci(row), confidence, _verdict(row)])
     return _align(header, rows)
 
 
@@ -119,7 +130,7 @@ def design_note(group: Group) -> str:
 
 
 def method_lines(group: Group) -> list[str]:
-    lines = [design_note(group)]
+    lines = [design_note(group)] + ([END_TO_END_NOTE] if group.has_pipeline else [])
     reasons = [f"{row.name}: {row.verdict.reason}" for row in group.rows
                if row.verdict and row.verdict.reason and row.verdict.verdict != paired.UNTESTED]
     lines += [f"  {text.terminal(reason)}" for reason in reasons]
@@ -165,14 +176,15 @@ def console_lines(comparison: Comparison) -> list[str]:
 
 CSV_COLUMNS = ["group", "model", "report", "weights", "imgsz", "batch", "device", "precision", "threads",
                "hardware", "modes", "software", "decoded_sha256", "params_M", "gflops", "latency_mean_ms",
-               "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
+               "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind", "end_to_end_median_ms"]
 # CSV column -> the label of the group's comparability key it holds
 SETTING_COLUMNS = {"imgsz": "imgsz", "batch": "batch", "device": "device", "precision": "precision",
                    "threads": "threads", "hardware": "hardware", "modes": "modes", "software": "software",
                    "decoded_sha256": "decoded inputs"}
 ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
 DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",
-                 "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict", "p_value", "n_rounds",
+                 "end_to_end_delta_pct", "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict",
+                 "p_value", "n_rounds",
                  "decided_at_round", "statistic", "study", "reason"]
 
 
@@ -190,7 +202,7 @@ def csv_text(comparison: Comparison) -> str:
                       **{column: setting[label] for column, label in SETTING_COLUMNS.items()},
                       "mem_kind": "gpu peak allocated" if group.on_gpu else "model (weights + activations)"}
             for key in ("params_M", "gflops", "latency_mean_ms", "latency_median_ms", "latency_p95_ms",
-                        "fps_mean", "mem_MB"):
+                        "fps_mean", "mem_MB", "end_to_end_median_ms"):
                 record[key] = m[key]
             if comparison.has_accuracy:
                 acc = row.entry.accuracy
@@ -199,7 +211,7 @@ def csv_text(comparison: Comparison) -> str:
             if group.baseline is not None:
                 record.update({"baseline": group.baseline.name, "params_delta_pct": d.get("params"),
                                "latency_delta_pct": d.get("latency"), "fps_delta_pct": d.get("fps"),
-                               "mem_delta_pct": d.get("mem")})
+                               "mem_delta_pct": d.get("mem"), "end_to_end_delta_pct": d.get("end_to_end")})
             if row.is_baseline:
                 record.update({"tested_delta_pct": 0.0, "verdict": "baseline", "study": group.study_id})
             elif row.verdict is not None:
@@ -223,6 +235,7 @@ def _paper_rows(group: Group, minus: str, name: Callable[[str], str]) -> tuple[l
     if group.has_accuracy:
         header += ["mAP50", "mAP50-95"]
     header += ["Latency mean (ms)", "Latency p95 (ms)", "FPS (mean)", group.mem_label]
+    header += [END_TO_END] if group.has_pipeline else []
     with_deltas = group.baseline is not None
     if with_deltas:
         header += ["Δ Params (%)", "Δ FPS (%)", "Δ Mem (%)", "Tested Δ latency (%)", "CI (%)", "Verdict"]
@@ -239,6 +252,7 @@ def _paper_rows(group: Group, minus: str, name: Callable[[str], str]) -> tuple[l
             cells += [num(m["mAP50"], 3), num(m["mAP50_95"], 3)]
         cells += [num(m["latency_mean_ms"], 2), num(m["latency_p95_ms"], 2), num(m["fps_mean"], 1),
                   num(m["mem_MB"], 1)]
+        cells += [num(m["end_to_end_median_ms"], 2)] if group.has_pipeline else []
         if with_deltas:
             ci = row.verdict.ci_pct if row.verdict else None
             interval = "-" if ci is None else f"[{num(ci[0], 1)}, {num(ci[1], 1)}]"
@@ -254,6 +268,8 @@ def _footnote(group: Group, escape: Callable[[str], str]) -> str:
     note = f"Setting: {escape(group.setting())}."
     if group.baseline is not None:
         note += f" Δ relative to {escape(group.baseline.name)}. {escape(design_note(group))}"
+    if group.has_pipeline:
+        note += f" {escape(END_TO_END_NOTE)}"
     return note
 
 

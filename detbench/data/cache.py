@@ -44,6 +44,7 @@ from detbench.data.inputs import (
     decode_images,
     read_image_file,
 )
+from detbench.data.rect import RectInputCache, decode_rect_images, rect_digest
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_atomic
 from detbench.files.safe_io import read_regular_file
@@ -179,38 +180,61 @@ def _map_entry(cache_dir: Path, name: str, shape: tuple[int, ...]) -> np.ndarray
         return np.memmap(handle, dtype=np.uint8, mode="r", offset=offset, shape=shape)
 
 
-def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int, int, int, int]) -> InputCache | None:
+def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int, int, int, int],
+                 rect_stride: int | None = None) -> InputCache | None:
     """The stored array for `key` if it has the expected shape and hash; None otherwise."""
     meta = _read_json(cache_dir, f"inputs-{key}.json")
     decoded_sha256 = meta.get("decoded_sha256")
     if meta.get("files_sha256") != files_sha256 or not isinstance(decoded_sha256, str):
         return None
+    sizes = None
+    if rect_stride is not None:
+        try:
+            sizes = np.asarray(meta.get("sizes"), dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if sizes.shape != (shape[0], 4):
+            return None
     check_host_memory(shape[0], shape[2])
     stacked = _map_entry(cache_dir, f"inputs-{key}.npy", shape)
-    if stacked is None or array_sha256(stacked) != decoded_sha256:
+    if stacked is None:
+        return None
+    found = array_sha256(stacked) if sizes is None else rect_digest(stacked, sizes)
+    if found != decoded_sha256:
         return None
     with warnings.catch_warnings():  # read-only memory: batches are copies, the mapping is never written
         warnings.simplefilter("ignore", UserWarning)
         images = torch.from_numpy(stacked)
-    return InputCache(images, files_sha256, decoded_sha256)
+    if sizes is None:
+        return InputCache(images, files_sha256, decoded_sha256)
+    return RectInputCache(images, files_sha256, decoded_sha256, sizes=sizes, imgsz=shape[1], stride=rect_stride)
 
 
-def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int,
-                  max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[InputCache, bool]:
-    """Decoded inputs from the cache when the files, imgsz and versions match; else decoded and stored."""
+def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX_IMAGE_PIXELS,
+                  rect_stride: int | None = None) -> tuple[InputCache, bool]:
+    """Decoded inputs from the cache when the files, imgsz, rect and versions match; else decoded and stored.
+
+    `rect_stride`: the model's stride for `--rect` inputs (`detbench.data.rect`); None for square ones."""
+    def decode() -> InputCache:
+        if rect_stride is None:
+            return decode_images(paths, imgsz, max_pixels)
+        return decode_rect_images(paths, imgsz, rect_stride, max_pixels)
+
     files_sha256 = files_digest(paths)
     if files_sha256 is None:
-        return decode_images(paths, imgsz, max_pixels), False  # it names the unreadable files
-    key = hashlib.sha256(f"{files_sha256}|{imgsz}|{_versions()}".encode()).hexdigest()[:32]
-    stored = _load_inputs(cache_dir, key, files_sha256, (len(paths), 3, imgsz, imgsz))
+        return decode(), False  # it names the unreadable files
+    rect = "" if rect_stride is None else f"|rect{rect_stride}"
+    key = hashlib.sha256(f"{files_sha256}|{imgsz}{rect}|{_versions()}".encode()).hexdigest()[:32]
+    shape = (len(paths), 3, imgsz, imgsz) if rect_stride is None else (len(paths), imgsz, imgsz, 3)
+    stored = _load_inputs(cache_dir, key, files_sha256, shape, rect_stride)
     if stored is not None:
         return stored, True
-    inputs = decode_images(paths, imgsz, max_pixels)
+    inputs = decode()
     array = inputs.images.numpy()
     if array.nbytes <= MAX_INPUT_BYTES and inputs.files_sha256 == files_sha256:
+        meta: dict[str, Any] = {"files_sha256": files_sha256, "imgsz": imgsz, "decoded_sha256": inputs.decoded_sha256}
+        if isinstance(inputs, RectInputCache):
+            meta.update(rect_stride=rect_stride, sizes=inputs.sizes.tolist())
         _write_entry(cache_dir, f"inputs-{key}.npy", lambda handle: np.save(handle, array, allow_pickle=False))
-        _write_json(cache_dir, f"inputs-{key}.json", {"files_sha256": files_sha256, "imgsz": imgsz,
-                                                     "decoded_sha256": inputs.decoded_sha256})
+        _write_json(cache_dir, f"inputs-{key}.json", meta)
     return inputs, False
-
-

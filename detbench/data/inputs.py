@@ -41,7 +41,7 @@ import hashlib
 import io
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -316,10 +316,10 @@ def check_host_memory(n_images: int, imgsz: int, original_pixels: int = 0) -> No
                         f"memory, {available:.1f} GiB is available; lower --imgsz or --benchmark_size")
 
 
-def decode_images(paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX_IMAGE_PIXELS) -> InputCache:
-    """Read, letterbox and stack every image; fail naming the unreadable ones."""
-    check_host_memory(len(paths), imgsz)
-    stacked = np.empty((len(paths), 3, imgsz, imgsz), dtype=np.uint8)
+def decode_each(paths: Sequence[str | Path], store: Callable[[int, np.ndarray], None],
+                max_pixels: int = MAX_IMAGE_PIXELS) -> str:
+    """Decode every listed image and hand it (index, BGR uint8) to `store`; the files' hash (`files_sha256`).
+    Fails naming the unreadable ones."""
     missing, broken = [], []
     files_hash = FilesHash()
     for index, raw in enumerate(paths):
@@ -330,11 +330,20 @@ def decode_images(paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX
             broken.append(str(raw))
         else:
             files_hash.add(data)
-            stacked[index] = letterbox(image, imgsz)[:, :, ::-1].transpose(2, 0, 1)
+            store(index, image)
     if missing or broken:
         raise _unreadable_error(missing, broken, len(paths))
-    return InputCache(
-        images=torch.from_numpy(stacked),
-        files_sha256=files_hash.hexdigest(),
-        decoded_sha256=array_sha256(stacked),
-    )
+    return files_hash.hexdigest()
+
+
+def decode_images(paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX_IMAGE_PIXELS) -> InputCache:
+    """Read, letterbox and stack every image; fail naming the unreadable ones."""
+    check_host_memory(len(paths), imgsz)
+    stacked = np.empty((len(paths), 3, imgsz, imgsz), dtype=np.uint8)
+
+    def store(index: int, image: np.ndarray) -> None:
+        stacked[index] = letterbox(image, imgsz)[:, :, ::-1].transpose(2, 0, 1)
+
+    files_sha256 = decode_each(paths, store, max_pixels)
+    return InputCache(images=torch.from_numpy(stacked), files_sha256=files_sha256,
+                      decoded_sha256=array_sha256(stacked))

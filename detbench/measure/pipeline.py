@@ -4,14 +4,22 @@ Each timed iteration takes the next `batch` original images (decoded BGR uint8,
 kept in memory: decoding is not timed) and runs, with the host timer
 (`perf_counter_ns`) and a device synchronize at every stage boundary:
 
-- preprocess: letterbox each image as Ultralytics' predictor does (LetterBox,
-  centred, pad 114), stack, transfer as uint8 to the device, BHWC -> BCHW,
-  BGR -> RGB, cast and scale to [0, 1] (Ultralytics' `preprocess` order);
+- preprocess: letterbox each image with Ultralytics' LetterBox (centred, pad
+  114): to the square imgsz, or with --rect as the predictor does (its `rect`
+  is on): to the minimal rectangle, a multiple of the stride, when every image
+  of the batch has the same shape, else to the square; stack, transfer as
+  uint8 to the device, BHWC -> BCHW, BGR -> RGB, cast and scale to [0, 1]
+  (Ultralytics' `preprocess` order);
 - inference: the model's forward, exactly as in the model-only loop;
 - postprocess: Ultralytics' `non_max_suppression` at the predictor's defaults
-  (conf 0.25, IoU 0.7, max_det 300) and `scale_boxes` back to each original
-  image's size (what `construct_results` does before wrapping Results);
+  (conf 0.25, IoU 0.7, max_det 300), then what the predictor's
+  `construct_results` does: `scale_boxes` back to each original image's size
+  and one `Results` object per image;
 - total: the three together (end minus start of the iteration).
+
+Each stage is reported per iteration (per batch), and per image as well: the
+batch's statistic divided by the batch size, which is how Ultralytics' own
+`speed` figures are given.
 
 The originals are decoded again from the listed files, read and size-checked
 as the cache's images are (`inputs.read_image`: regular files only, at most
@@ -34,7 +42,8 @@ import cv2
 import numpy as np
 import torch
 
-from detbench.data.inputs import FilesHash, check_host_memory, letterboxer, read_image, read_image_header
+from detbench.data.inputs import FilesHash, check_host_memory, read_image, read_image_header
+from detbench.data.rect import letterbox_for, predictor_rect
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_IMAGE_PIXELS
 from detbench.measure.timing import Stopper, StopRule
@@ -88,13 +97,15 @@ class PipelineStages:
     """The three stages for one model, device and input dtype."""
 
     def __init__(self, forward: Callable[[torch.Tensor], Any], imgsz: int, device: torch.device,
-                 dtype: torch.dtype = torch.float32, end2end: bool = False, channels_last: bool = False) -> None:
+                 dtype: torch.dtype = torch.float32, end2end: bool = False, channels_last: bool = False,
+                 rect: bool = False, stride: int = 32, names: dict[int, str] | None = None) -> None:
         self.forward, self.device, self.dtype, self.end2end = forward, device, dtype, end2end
-        self.channels_last = channels_last
-        self.letterbox = letterboxer(imgsz)
+        self.channels_last, self.rect, self.names = channels_last, rect, names or {}
+        self.letterboxes = {rect: letterbox_for(imgsz, stride, rect) for rect in (False, True)}
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
-        boxed = [self.letterbox(image=image) for image in images]
+        letterbox = self.letterboxes[predictor_rect(images, self.rect)]
+        boxed = [letterbox(image=image) for image in images]
         x = torch.from_numpy(boxed[0]).unsqueeze(0) if len(boxed) == 1 else torch.from_numpy(np.stack(boxed))
         x = x.to(self.device).permute(0, 3, 1, 2).contiguous().flip(1)
         x = x.to(self.dtype).div_(255.0)
@@ -104,15 +115,18 @@ class PipelineStages:
     def inference(self, x: torch.Tensor) -> Any:
         return self.forward(x)
 
-    def postprocess(self, preds: Any, x: torch.Tensor, images: list[np.ndarray]) -> list[torch.Tensor]:
+    def postprocess(self, preds: Any, x: torch.Tensor, images: list[np.ndarray]) -> list[Any]:
         # imported here, not at the top: loads Ultralytics, which only this path needs
+        from ultralytics.engine.results import Results
         from ultralytics.utils import ops
         from ultralytics.utils.nms import non_max_suppression
 
         detections = non_max_suppression(preds, CONF, IOU, max_det=MAX_DET, nc=0, end2end=self.end2end)
+        results = []
         for det, image in zip(detections, images, strict=True):
             det[:, :4] = ops.scale_boxes(x.shape[2:], det[:, :4], image.shape)
-        return detections
+            results.append(Results(image, path="", names=self.names, boxes=det[:, :6]))
+        return results
 
 
 @dataclass
@@ -142,9 +156,9 @@ def run_pipeline_loop(stages: Any, next_images: Callable[[int], list[np.ndarray]
         t1 = sync()
         preds = stages.inference(x)
         t2 = sync()
-        detections = stages.postprocess(preds, x, images)
+        results = stages.postprocess(preds, x, images)
         t3 = sync()
-        return [t0, t1, t2, t3], sum(len(d) for d in detections)
+        return [t0, t1, t2, t3], sum(len(r) for r in results)
 
     stopper = Stopper(stop)
     with torch.inference_mode():
@@ -164,12 +178,15 @@ def run_pipeline_loop(stages: Any, next_images: Callable[[int], list[np.ndarray]
     return out
 
 
-def pipeline_section(timings: PipelineTimings, batch: int, warmup: int) -> dict[str, Any]:
+def pipeline_section(timings: PipelineTimings, batch: int, warmup: int, rect: bool = False) -> dict[str, Any]:
     """The report's `pipeline` section: each stage with the same statistics as the model-only latency."""
     section: dict[str, Any] = {
         "scope": ("per iteration of `batch` images from the decoded BGR uint8 originals: preprocess (letterbox, "
                   "stack, uint8 transfer, BCHW, BGR->RGB, cast, /255), inference (forward), postprocess "
-                  "(Ultralytics non_max_suppression + scale_boxes), total (their sum)"),
+                  "(Ultralytics non_max_suppression, then scale_boxes and one Results per image as the "
+                  "predictor's construct_results), total (their sum)"),
+        "letterbox": ("--rect: the minimal rectangle (a multiple of the stride) when the batch's images share one "
+                      "shape, else the square, as Ultralytics' predictor" if rect else "the square imgsz x imgsz"),
         "timer": "perf_counter_ns; device synchronized at every stage boundary on CUDA",
         "nms": {"function": "ultralytics.utils.nms.non_max_suppression", "conf": CONF, "iou": IOU,
                 "max_det": MAX_DET},
@@ -182,28 +199,34 @@ def pipeline_section(timings: PipelineTimings, batch: int, warmup: int) -> dict[
     for stage in STAGES:
         samples = timings.stages_ms[stage]
         section[stage] = {**stats.summarize(samples), "statistics": quality.statistics_section(samples)}
+    section["per_image_ms"] = {stage: {key: section[stage][key] / batch for key in ("mean_ms", "median_ms")}
+                               for stage in STAGES}
+    section["per_image_note"] = "each stage's mean and median per iteration divided by the batch size"
     section["throughput"] = stats.throughput(batch, section["total"]["mean_ms"], section["total"]["p50_ms"])
     return section
 
 
 def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, paths: Sequence[str | Path],
                      files_sha256: str, imgsz: int, batch: int, warmup: int, stop: StopRule,
-                     max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[dict[str, Any], dict[str, list[float]]]:
+                     max_pixels: int = MAX_IMAGE_PIXELS, rect: bool = False,
+                     stride: int = 32) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """Run the pipeline loop for a prepared model in its execution mode; the section and the raw samples."""
     # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     from detbench.measure.modes import apply_mode, make_forward
 
     originals = decode_originals(paths, files_sha256, max_pixels)
     model = apply_mode(model.to(device), mode)
+    names = getattr(model, "names", None)
     stages = PipelineStages(make_forward(model, mode, device), imgsz, device, mode.input_dtype,
-                            end2end=bool(getattr(model, "end2end", False)), channels_last=mode.channels_last)
+                            end2end=bool(getattr(model, "end2end", False)), channels_last=mode.channels_last,
+                            rect=rect, stride=stride, names=names if isinstance(names, dict) else None)
 
     def next_images(i: int) -> list[np.ndarray]:
         start = i * batch
         return [originals[(start + k) % len(originals)] for k in range(batch)]
 
     timings = run_pipeline_loop(stages, next_images, warmup, device, stop)
-    section = pipeline_section(timings, batch, warmup)
+    section = pipeline_section(timings, batch, warmup, rect)
     if getattr(mode, "cuda_graph", False):
         section["note"] = "inference here is the eager forward; the model-only loop replays a CUDA graph"
     samples = {stage: timings.stages_ms[stage] for stage in STAGES}

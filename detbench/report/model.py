@@ -141,6 +141,7 @@ class Inputs(Section):
     population_sha256: str | None = None
     truncated: bool | None = None
     letterbox: str | None = None
+    shapes: dict[str, int] | None = None  # --rect: batches of one pass over the list per input shape ("HxW")
 
 
 @dataclass(kw_only=True)

@@ -27,6 +27,7 @@ from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
 from detbench.data.benchmark_list import LIST_FILENAME, check_list_exists, obtain_list
 from detbench.data.datasets import check_data_yaml
+from detbench.data.rect import RectInputCache
 from detbench.errors import DetbenchError
 from detbench.measure.devices import resolve_device
 from detbench.measure.measure import measure
@@ -262,6 +263,9 @@ def _prepare_inputs(run: _Run, model: _Model):
         run.note(f"imgsz {cfg.imgsz} is not a multiple of stride {numbers.stride}: using {numbers.imgsz}")
     run.echo(f"✓ params: {numbers.params:,}")
     run.echo(f"✓ GFLOPs: {numbers.gflops:.2f}")
+    if cfg.rect:
+        run.note(f"GFLOPs are counted at the square {numbers.imgsz}x{numbers.imgsz}; --rect inputs are smaller "
+                 f"(their shapes: inputs.shapes)")
     cache_dir = setup_cache.cache_dir_for(list_path)
     cache_note = setup_cache.cache_problem(cache_dir)
     if cache_note:
@@ -274,7 +278,8 @@ def _prepare_inputs(run: _Run, model: _Model):
         check_host_memory(len(outcome.blist.paths), numbers.imgsz,
                           original_pixels(outcome.blist.paths, cfg.max_image_pixels))
     inputs, inputs_cached = setup_cache.cached_inputs(cache_dir, outcome.blist.paths, numbers.imgsz,
-                                                      max_pixels=cfg.max_image_pixels)
+                                                      max_pixels=cfg.max_image_pixels,
+                                                      rect_stride=numbers.stride if cfg.rect else None)
     run.clock.mark("decode")
     return outcome, inputs, {"dir": str(cache_dir), "inputs_reused": inputs_cached}
 
@@ -321,7 +326,8 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     try:
         section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths,
                                             inputs.files_sha256, model.numbers.imgsz, run.cfg.batch, run.cfg.warmup,
-                                            stop, max_pixels=run.cfg.max_image_pixels)
+                                            stop, max_pixels=run.cfg.max_image_pixels, rect=run.cfg.rect,
+                                            stride=model.numbers.stride)
     except DetbenchError:
         raise
     except Exception as exc:
@@ -396,12 +402,16 @@ def _latency(timings, latency: dict[str, Any], on_cuda: bool) -> Latency:
                    host=LatencySummary(**stats.summarize(timings.host_ms)) if on_cuda else None)
 
 
-def _inputs(outcome, inputs, imgsz: int) -> Inputs:
+def _inputs(outcome, inputs, imgsz: int, batch: int) -> Inputs:
     blist = outcome.blist
+    rect = isinstance(inputs, RectInputCache)
+    letterbox = (f"--rect: each batch to its minimal rectangle within {imgsz}x{imgsz}, a multiple of stride "
+                 f"{inputs.stride} (square where its images differ in shape), as Ultralytics' predictor; centred, "
+                 f"pad 114, RGB" if rect else f"{imgsz}x{imgsz}, centred, pad 114, RGB")
     return Inputs(list_sha256=blist.sha256, files_sha256=inputs.files_sha256, decoded_sha256=inputs.decoded_sha256,
                   n_images=len(inputs), population_size=blist.population_size,
-                  population_sha256=blist.population_sha256, truncated=blist.truncated,
-                  letterbox=f"{imgsz}x{imgsz}, centred, pad 114, RGB")
+                  population_sha256=blist.population_sha256, truncated=blist.truncated, letterbox=letterbox,
+                  shapes=inputs.shape_counts(batch) if rect else None)
 
 
 def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], stop: StopRule, measurement,
@@ -425,7 +435,7 @@ def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], st
         model_check={"bounded_child": not loaded.unsafe_load, "seconds": numbers.seconds,
                      "peak_rss_MB": numbers.peak_rss_MB, "modules": numbers.modules,
                      "reused_from_earlier_worker": model.check_reused},
-        inputs=_inputs(outcome, inputs, numbers.imgsz),
+        inputs=_inputs(outcome, inputs, numbers.imgsz, cfg.batch),
         settings=Settings.from_dict(capture_settings(run.device, cfg.threads, run.mode)),
         config=cfg.to_dict(),
         environment=capture_environment(run.device),
