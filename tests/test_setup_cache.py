@@ -13,6 +13,7 @@ import torch
 from detbench.data import cache as setup_cache
 from detbench.data.benchmark_list import sample_list
 from detbench.data.inputs import decode_images
+from detbench.data.rect import RectInputCache, decode_rect_images
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,27 @@ def test_inputs_are_reused_only_while_files_and_array_are_unchanged(tmp_path, pa
         data.flat[0] ^= 1
         np.save(path, data)
     third, reused = setup_cache.cached_inputs(tmp_path, paths, 64)
+    assert not reused and third.decoded_sha256 == fresh.decoded_sha256
+
+
+def test_rect_inputs_are_their_own_entry_and_reused_only_with_their_sizes(tmp_path, paths):
+    fresh = decode_rect_images(paths, 64, 32)
+    first, reused = setup_cache.cached_inputs(tmp_path, paths, 64, rect_stride=32)
+    assert not reused and isinstance(first, RectInputCache) and first.decoded_sha256 == fresh.decoded_sha256
+    second, reused = setup_cache.cached_inputs(tmp_path, paths, 64, rect_stride=32)
+    assert reused and isinstance(second, RectInputCache) and second.decoded_sha256 == fresh.decoded_sha256
+    for i in range(len(paths)):
+        assert torch.equal(second.batch(i, 1, torch.device("cpu"), torch.float32),
+                           fresh.batch(i, 1, torch.device("cpu"), torch.float32))
+    square, reused = setup_cache.cached_inputs(tmp_path, paths, 64)
+    assert not reused and not isinstance(square, RectInputCache)  # the square inputs are another entry
+
+    for path in tmp_path.glob("inputs-*.json"):  # a stored size changed: the entry's hash no longer holds
+        meta = json.loads(path.read_text())
+        if "sizes" in meta:
+            meta["sizes"][0][1] -= 1
+            path.write_text(json.dumps(meta))
+    third, reused = setup_cache.cached_inputs(tmp_path, paths, 64, rect_stride=32)
     assert not reused and third.decoded_sha256 == fresh.decoded_sha256
 
 

@@ -193,8 +193,8 @@ def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int,
             sizes = np.asarray(meta.get("sizes"), dtype=np.int64)
         except (TypeError, ValueError, OverflowError):
             return None
-        if sizes.shape != (shape[0], 4):
-            return None
+        if sizes.shape != (shape[0], 4) or sizes.size and (sizes.min() < 1 or sizes[:, :2].max() > shape[1]):
+            return None  # each content within its slot, every size at least one pixel
     check_host_memory(shape[0], shape[2])
     stacked = _map_entry(cache_dir, f"inputs-{key}.npy", shape)
     if stacked is None:
