@@ -215,3 +215,21 @@ def test_the_study_key_changes_with_anything_that_changes_the_numbers(tmp_path):
 def test_an_impossible_bias_probe_is_refused_naming_the_flag(value):
     with pytest.raises(DetbenchError, match=r"--bias-probe must be between 0 \(off\) and 1000 forwards"):
         validate_options(AblationOptions(bias_probe=value))
+
+
+def test_a_study_does_not_replace_a_bench_report_in_its_folder_without_force(tmp_path, yaml_checkpoint, dataset):
+    runs = tmp_path / "results" / "runs"
+    for name in ("baseline", "ghost"):
+        target = runs / name / "seed0" / "weights" / "best.pt"
+        target.parent.mkdir(parents=True)
+        shutil.copy(yaml_checkpoint, target)
+    bench = tmp_path / "results" / "bench"
+    done = run_cli("bench", "--weights", str(runs / "ghost/seed0/weights/best.pt"), "--iters", "5",
+                   "--data", str(dataset), *QUICK[:-1], cwd=tmp_path)  # bench has no --quiet
+    assert done.returncode == 0, done.stderr
+    before = (bench / "ghost.json").read_bytes()
+    refused = run_cli("ablate", *FIXED, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "ghost.json: already holds a report of other settings (made by `detbench bench`, not by a study" \
+        in refused.stderr and "pass --force" in refused.stderr
+    assert (bench / "ghost.json").read_bytes() == before and not (bench / "study.json").exists()

@@ -50,6 +50,7 @@ from detbench.study.merge import merge_workers
 from detbench.study.models import ModelRun, discover_runs, resolve_models
 from detbench.text import Echo, terminal_echo
 from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
+from detbench.workflows.existing import refuse_replacing_other_settings
 
 STUDY_NAME = "study.json"
 STUDY_KIND = "detbench study"
@@ -133,6 +134,7 @@ class AblationOptions:
     turn_warmup: int | None = None
     order_seed: int = 0
     bias_probe: int = 0
+    replace_reports: bool = False  # replace OUT/NAME.json of other settings (--force; the demo's own folder)
 
 
 def options_from_args(args: argparse.Namespace) -> AblationOptions:
@@ -323,10 +325,7 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
     turn_warmup = opts.turn_warmup if opts.turn_warmup is not None else engine.default_turn_warmup(threads,
                                                                                                   study.device)
     stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    models = [engine.StudyModel(run.name, BenchConfig(**{**values, "weights": run.weights, "name": run.name,
-                                                         "out": str(study.out), "list_path": str(study.list_path),
-                                                         "use_benchmark_list": True}))
-              for run in study.runs]
+    models = [engine.StudyModel(run.name, model_config(study, run)) for run in study.runs]
     return engine.StudyPlan(
         models=models, baseline=study.baseline, work_dir=study.out / WORK_DIR,
         workers_per_model=opts.workers_per_model, turn_warmup=turn_warmup, seed=opts.order_seed,
@@ -334,6 +333,23 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         max_time=opts.max_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
         python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads),
         fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe)
+
+
+def model_config(study: _Study, run: ModelRun) -> BenchConfig:
+    """One model's run in the study: the pass-through settings, its weights and name, the shared list."""
+    return BenchConfig(**{**study.values, "weights": run.weights, "name": run.name, "out": str(study.out),
+                          "list_path": str(study.list_path), "use_benchmark_list": True})
+
+
+def refuse_replacing_reports(study: _Study) -> None:
+    """Without --force, a study replaces OUT/NAME.json only where an earlier study of the same settings wrote
+    it: not a `bench` report, not a study of other settings, not an unreadable file."""
+    if study.opts.force or study.opts.replace_reports:
+        return
+    for run in study.runs:
+        path = study.out / f"{run.name}.json"
+        sha256 = weights_identity(run) if Path(run.weights).is_file() else None
+        refuse_replacing_other_settings(path, model_config(study, run), study.device, sha256, by_study=True)
 
 
 def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:
@@ -349,6 +365,7 @@ def _study(study: _Study) -> int:
     out, echo = study.out, study.echo
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     clock = time.monotonic()
+    refuse_replacing_reports(study)
     listed = prepare_list(study.runs, study.list_path, study.values, study.opts.reuse_list, echo)
     key = study_key(study.runs, study.config, study.device, listed.blist.sha256, design_of(study.opts, study.baseline))
     reason = "--force" if study.opts.force else stale_reason(out, key, study.runs)

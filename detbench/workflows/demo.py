@@ -173,8 +173,9 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
 
     bench = {**bench_defaults(), "imgsz": opts.imgsz, "warmup": opts.warmup, "iters": opts.iters,
              "threads": opts.threads, "device": opts.device}
+    # the workspace is the demo's own: a demo at other settings replaces its reports
     status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), force=opts.force,
-                                          out=str(bench_dir), quiet=True, bench=bench,
+                                          replace_reports=True, out=str(bench_dir), quiet=True, bench=bench,
                                           workers_per_model=opts.workers_per_model, max_time=opts.max_time), echo)
 
     # imported here, not at the top: loads numpy, kept out of light commands

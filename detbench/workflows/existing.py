@@ -30,16 +30,21 @@ def _settings_of(config: dict[str, Any]) -> dict[str, Any]:
             if item.metadata["compared"]}
 
 
-def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None) -> list[str]:
+def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None, by_study: bool = False) -> list[str]:
     """How the report at `path` was made differently from this run ("--imgsz 64, now 96"); empty if the same,
-    or if it records a run that did not finish (e.g. status "oom": the next run at a smaller --batch replaces it)."""
+    or if it records a run that did not finish (e.g. status "oom": the next run at a smaller --batch replaces it).
+
+    `by_study`: the run is a study (`ablate`), which replaces the reports of an earlier study in its folder
+    when the weights changed, but not a `bench` report, whose own run would be lost."""
     report = load_report(path)
     if report.status != "ok":
         return []
     found = []
-    if report.study:  # its samples carry the study's rounds: the verdicts are rebuilt from them
+    if by_study and not report.study:
+        found.append("made by `detbench bench`, not by a study")
+    if report.study and not by_study:  # its samples carry the study's rounds: the verdicts are rebuilt from them
         found.append(f"made by interleaved study {shown(report.study.get('id'))}, whose pairing would be lost")
-    if report.metadata.weights_sha256 != sha256 and (sha256 or report.metadata.weights != cfg.weights):
+    if not by_study and report.metadata.weights_sha256 != sha256 and (sha256 or report.metadata.weights != cfg.weights):
         found.append("other weights")
     if report.metadata.device != device:
         found.append(f"--device {report.metadata.device}, now {device}")
@@ -66,20 +71,22 @@ def _list_sha256(cfg: BenchConfig) -> str | None:
         return None  # the run itself will report what is wrong with the list
 
 
-def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, sha256: str | None) -> None:
+def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, sha256: str | None,
+                                    by_study: bool = False) -> None:
     """One-line error when `path` holds a report of other settings (or is no readable report at all); with or
-    without --force when `path` is not a file at all (a folder there would fail only after the whole run)."""
+    without --force when `path` is not a file at all (a folder there would fail only after the whole run).
+    `by_study`: see `differences`."""
     if os.path.lexists(path) and not (path.is_file() or path.is_symlink()):
         raise DetbenchError(f"{text.terminal(path)}: is not a file (a folder?), so the report cannot be written "
                             f"there; remove it or give this run another --name or --out")
     if cfg.force or not path.exists():
         return
     try:
-        found = differences(path, cfg, device, sha256)
+        found = differences(path, cfg, device, sha256, by_study)
     except Exception:  # any file this run cannot read as a report of the same settings is not replaced silently
         found = ["it is not a readable detbench report"]
     if found:
         more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
+        other = "this study another --out" if by_study else "this run another --name or --out"
         raise DetbenchError(f"{text.terminal(path)}: already holds a report of other settings "
-                            f"({'; '.join(found[:SHOWN])}{more}); give this run another --name or --out, or "
-                            f"pass --force to replace it")
+                            f"({'; '.join(found[:SHOWN])}{more}); give {other}, or pass --force to replace it")

@@ -41,8 +41,9 @@ def _study(common: list[str], out: Path, has_gpu: bool) -> dict | None:
     """baseline against p2 in one interleaved study; its study.json, or None when it failed."""
     design = (["--workers-per-model", "2", "--max-time", "60"] if has_gpu
               else ["--workers-per-model", "1", "--no-until-decided"])
+    # --force: this folder is gpu_check's own; every check measures again
     command = [sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline,p2", "--out", str(out),
-               "--use_benchmark_list", "--list", str(out.parent / "bench" / LIST_FILENAME), *common, *design]
+               "--force", "--use_benchmark_list", "--list", str(out.parent / "bench" / LIST_FILENAME), *common, *design]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     print("\n" + "\n".join(line for line in result.stdout.splitlines() if "look" in line or "vs baseline" in line
                             or "study done" in line or "generation" in line))
