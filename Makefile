@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev]'
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,onnx,openvino]'
 	touch $(STAMP)
 
 demo: $(STAMP)

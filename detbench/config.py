@@ -96,6 +96,9 @@ class BenchConfig:
     # how to load, not what to measure
     unsafe_load: bool = setting(False, "load the checkpoint with a full pickle load (runs code inside it: only for "
                                        "trusted files)", compared=False)
+    format: str = setting("pytorch", "what runs the model: pytorch (eager), torchscript, onnx (ONNX Runtime) or "
+                                     "openvino, the last three exported by Ultralytics' exporter and cached; on CPU "
+                                     "(default pytorch)")
     half: bool = setting(False, "run model and inputs in fp16 (CUDA only)")
     amp: bool = setting(False, "autocast an fp32 model (fp16 on CUDA, bf16 on CPU)")
     channels_last: bool = setting(False, "channels-last memory format for model and inputs")

@@ -2,7 +2,7 @@
 answers a latency drawn from the model's name (`slow*` models are 20 % slower; a `dies*` model's workers after
 its first two exit at start), so the coordinator's logic (generations, order, looks, failures, reports) can be
 tested in a second. A bias-probe run answers back-to-back forwards at the model's plain latency; a `lag*`
-model's turns take 10 % longer than those (a switch penalty)."""
+model's turns take 10 % longer than those (a switch penalty); a `probedies*` model's worker exits on a probe."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def main() -> int:
         if "stop" in command:
             break
         if "run" in command:
+            if name.startswith("probedies"):
+                return 4
             channel.send({"run_ms": [10.0 * rng.lognormvariate(0.0, 0.02) for _ in range(command["forwards"])]})
             continue
         turns.append(command["turn"])

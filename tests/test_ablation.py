@@ -137,7 +137,8 @@ def test_the_bias_probe_is_recorded_in_the_study_file_and_kept_out_of_the_report
     record = json.loads((bench / "study.json").read_text())
     probe = record["interleaving_bias"]
     assert record["bias_probe_forwards"] == 3 and probe["forwards"] == 3 and len(probe["probes"]) == 20
-    assert all(len(p["ms"]) == 3 and p["worker"].split("#")[0] in ("baseline", "ghost") for p in probe["probes"])
+    assert all(p["steady_n"] == 2 and p["first_ms"] > 0 and p["worker"].split("#")[0] in ("baseline", "ghost")
+               for p in probe["probes"])
     assert set(probe["models"]) == {"baseline", "ghost"}
     probed = {p["worker"].split("#")[0] for p in probe["probes"]}
     for name in probed:
@@ -211,9 +212,9 @@ def test_the_study_key_changes_with_anything_that_changes_the_numbers(tmp_path):
     assert len({key, *changed}) == len(changed) + 1
 
 
-@pytest.mark.parametrize("value", [-1, 1001])
+@pytest.mark.parametrize("value", [-1, 1, 1001])
 def test_an_impossible_bias_probe_is_refused_naming_the_flag(value):
-    with pytest.raises(DetbenchError, match=r"--bias-probe must be between 0 \(off\) and 1000 forwards"):
+    with pytest.raises(DetbenchError, match=r"--bias-probe must be 0 \(off\) or between 2 and 1000 forwards"):
         validate_options(AblationOptions(bias_probe=value))
 
 

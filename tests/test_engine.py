@@ -99,3 +99,12 @@ def test_the_bias_probe_pairs_each_turn_with_a_back_to_back_run_and_leaves_the_t
     assert found["base"]["within"] is True and found["base"]["ci_pct"][0] < 0 < found["base"]["ci_pct"][1]
     assert found["lag"]["within"] is False and found["lag"]["ci_pct"][0] < 10.0 < found["lag"]["ci_pct"][1]
     assert plain.interleaving_bias() is None and probed.plan.describe()["bias_probe_forwards"] == 4
+
+
+def test_a_worker_that_dies_in_a_probe_fails_its_model_saying_so_and_the_others_go_on(tmp_path):
+    outcome = engine.run_study(plan(tmp_path, ["base", "probedies", "same"], until_decided=False, bias_probe=3,
+                                    seed=1), [].append)
+    reason = outcome.failed["probedies"]
+    assert reason.startswith("worker ") and "bias probe: exit status 4" in reason
+    assert set(outcome.failed) == {"probedies"} and outcome.rounds_done == 40
+    assert all(not alive(w.process.pid) for w in outcome.workers)

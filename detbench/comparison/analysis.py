@@ -51,6 +51,7 @@ COMPARABILITY: tuple[tuple[str, Callable[[Report], Any]], ...] = (
     ("decoded inputs", lambda r: r.inputs.decoded_sha256),
     ("modes", lambda r: _modes(r)),
     ("software", lambda r: _software(r)),
+    ("backend", lambda r: backend_of(r)),
 )
 
 
@@ -142,6 +143,8 @@ class Group:
         if n_images:
             parts.append(f"{n_images} images (inputs {_short(values['decoded inputs'])})")
         parts += [values["modes"], values["software"]]
+        if values["backend"] != "pytorch":
+            parts.append(f"backend {values['backend']}")
         return ", ".join(parts)
 
 
@@ -421,6 +424,14 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
         analyse_group(group, baseline_name, alpha, min_effect)
         groups.append(group)
     return Comparison(groups=groups, baseline_name=baseline_name)
+
+
+def backend_of(report: Report) -> str:
+    """What ran the model: "pytorch" (eager), or the --format's runtime and version."""
+    backend = report.settings.backend if isinstance(report.settings.backend, dict) else {}
+    if not backend.get("format"):
+        return "pytorch"
+    return f"{backend['format']} ({backend.get('runtime')} {backend.get('version')})"
 
 
 def _modes(report: Report) -> str:

@@ -175,11 +175,12 @@ def console_lines(comparison: Comparison) -> list[str]:
 # ---------------------------------------------------------------- CSV
 
 CSV_COLUMNS = ["group", "model", "report", "weights", "imgsz", "batch", "device", "precision", "threads",
-               "hardware", "modes", "software", "decoded_sha256", "params_M", "gflops", "latency_mean_ms",
+               "hardware", "modes", "software", "backend", "decoded_sha256", "params_M", "gflops", "latency_mean_ms",
                "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind", "end_to_end_median_ms"]
 # CSV column -> the label of the group's comparability key it holds
 SETTING_COLUMNS = {"imgsz": "imgsz", "batch": "batch", "device": "device", "precision": "precision",
                    "threads": "threads", "hardware": "hardware", "modes": "modes", "software": "software",
+                   "backend": "backend",
                    "decoded_sha256": "decoded inputs"}
 ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
 DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",

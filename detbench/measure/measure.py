@@ -60,16 +60,20 @@ def _pci_bus_id(device: torch.device) -> str | None:
 
 def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.device, mode: ExecutionMode,
             warmup: int, iters: int, loop: Callable[..., Timings] = run_timed_loop, watch_host: bool = True,
-            model_rss_mib: float | None = None, **loop_options: Any) -> Measurement:
+            model_rss_mib: float | None = None, forward: Callable[[torch.Tensor], Any] | None = None,
+            weights_override_mib: float | None = None, **loop_options: Any) -> Measurement:
     """Run warm-up and timed loop; `loop_options` pass through to the loop (e.g. a stopping rule).
 
     `watch_host`: read the CPU's load before and after the loop and warn when other programs compete (off in
     a study's worker, whose loop spans the other workers' turns and start-ups). `model_rss_mib`: the resident
-    memory loading the model added, for the CPU memory section (`measure.memory`)."""
+    memory loading the model added, for the CPU memory section (`measure.memory`). `forward`: another
+    runtime's forward over the same inputs (`detbench.backends`), timed in place of the model's;
+    `weights_override_mib` is then the size of that runtime's model."""
     on_cuda = device.type == "cuda"
     configure_backends(mode, device)
-    model = apply_mode(model.to(device), mode)
-    forward = make_forward(model, mode, device)
+    if forward is None:
+        model = apply_mode(model.to(device), mode)
+        forward = make_forward(model, mode, device)
 
     def next_input(i: int) -> torch.Tensor:
         return to_layout(inputs.batch(i, batch, device, mode.input_dtype), mode)
@@ -111,7 +115,7 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
         memory = graph_mode_memory(memory, state["graph"])
     if not on_cuda:
         memory.update(loop_memory(state.get("rss_before_loop"), state.get("rss_reset", False), model_rss_mib,
-                                  weights_mib(model)))
+                                  weights_mib(model) if weights_override_mib is None else weights_override_mib))
         return Measurement(timings, memory, None, busy, load)
 
     gpu, warnings = _gpu_readings(monitor, state, memory, len(timings.latency_ms) * batch)

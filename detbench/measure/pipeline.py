@@ -208,8 +208,9 @@ def pipeline_section(timings: PipelineTimings, batch: int, warmup: int, rect: bo
 
 def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, paths: Sequence[str | Path],
                      files_sha256: str, imgsz: int, batch: int, warmup: int, stop: StopRule,
-                     max_pixels: int = MAX_IMAGE_PIXELS, rect: bool = False,
-                     stride: int = 32) -> tuple[dict[str, Any], dict[str, list[float]]]:
+                     max_pixels: int = MAX_IMAGE_PIXELS, rect: bool = False, stride: int = 32,
+                     forward: Callable[[torch.Tensor], Any] | None = None,
+                     ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """Run the pipeline loop for a prepared model in its execution mode; the section and the raw samples."""
     # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     from detbench.measure.modes import apply_mode, make_forward
@@ -217,7 +218,7 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
     originals = decode_originals(paths, files_sha256, max_pixels)
     model = apply_mode(model.to(device), mode)
     names = getattr(model, "names", None)
-    stages = PipelineStages(make_forward(model, mode, device), imgsz, device, mode.input_dtype,
+    stages = PipelineStages(forward or make_forward(model, mode, device), imgsz, device, mode.input_dtype,
                             end2end=bool(getattr(model, "end2end", False)), channels_last=mode.channels_last,
                             rect=rect, stride=stride, names=names if isinstance(names, dict) else None)
 

@@ -415,7 +415,7 @@ def load_model(weights: str, unsafe_load: bool = False, plugins: list[str] | tup
         return LoadedModel(build_from_yaml(path, spec), "yaml", str(path), sha256=digest)
     if path.exists() or suffix == ".pt":
         if suffix != ".pt":
-            raise DetbenchError(f"--weights {weights}: expected a .pt checkpoint or a model .yaml, got '{suffix}'")
+            raise DetbenchError(not_a_checkpoint(weights, suffix))
         return _load_checkpoint_file(path, unsafe_load, expected_sha256)
     if weights in zoo.MODELS:
         return LoadedModel(build_from_yaml(zoo.yaml_path(weights)), "yaml", weights)
@@ -432,6 +432,18 @@ def file_sha256(weights: str) -> str | None:
         return None
     limit = limits.MAX_YAML_BYTES if path.suffix.lower() in {".yaml", ".yml"} else limits.MAX_CHECKPOINT_BYTES
     return hashlib.sha256(read_regular_file(path, f"--weights {weights}", limit)).hexdigest()
+
+
+EXPORTED_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript", ".xml": "openvino"}
+
+
+def not_a_checkpoint(weights: str, suffix: str) -> str:
+    """The error for --weights that is neither a checkpoint nor a YAML; an exported model says what to pass."""
+    exported = EXPORTED_SUFFIXES.get(suffix.lower())
+    if exported:
+        return (f"--weights {weights}: an exported model, not a checkpoint; pass the .pt it was exported from with "
+                f"--format {exported} (detbench exports it, with the PyTorch model's params and GFLOPs)")
+    return f"--weights {weights}: expected a .pt checkpoint or a model .yaml, got '{suffix}'"
 
 
 def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsafe: bool = False) -> str | None:
@@ -456,7 +468,7 @@ def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsa
         check_model_spec(spec, path)
         return digest
     if path.suffix.lower() != ".pt":
-        raise DetbenchError(f"--weights {weights}: expected a .pt checkpoint or a model .yaml, got '{path.suffix}'")
+        raise DetbenchError(not_a_checkpoint(weights, path.suffix))
     data = read_checkpoint_bytes(path)
     reason, _fix = _describe_unreadable(data)
     if "image" in reason or "ONNX" in reason or (not unsafe and not data.startswith(b"PK\x03\x04")):

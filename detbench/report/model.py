@@ -158,6 +158,7 @@ class Settings(Section):
     fused: bool | None = None
     inference_mode: bool | None = None
     gc_paused_in_loop: bool | None = None  # Python's garbage collector off during the timed loop
+    backend: dict[str, Any] | None = None  # --format other than pytorch: runtime, version, threads, exported file
 
 
 @dataclass(kw_only=True)
@@ -243,6 +244,7 @@ class Report(Section):
     rounds: list[dict[str, Any]] | None = None
     study: dict[str, Any] | None = None  # made by an interleaved study: its id, design and this model's workers
     timing_phases_s: dict[str, Any] | None = None
+    parity: dict[str, Any] | None = None  # --format: the backend's outputs against PyTorch's
 
     NESTED: ClassVar[dict[str, type[Section]]] = {
         "metadata": Metadata, "model_complexity": Complexity, "latency": Latency, "throughput": Throughput,

@@ -97,9 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="untimed forwards at the start of each turn, so that the timed one runs on warm caches "
                              "and a woken thread pool (default 1)")
     parser.add_argument("--bias-probe", "--bias_probe", dest="bias_probe", type=int, default=0, metavar="N",
-                        help="after each round, one worker also times N forwards back to back, as an isolated bench "
-                             "loop would; study.json then reports each model's turn latency against that loop "
-                             "(interleaving bias), paired round by round (default 0: off; it lengthens the study)")
+                        help="after each round, one worker also times N (at least 2) forwards back to back on its "
+                             "turn's input, as an isolated bench loop would; study.json then reports each model's "
+                             "turn latency against that loop (interleaving bias), paired round by round (default 0: "
+                             "off; it lengthens the study, and --max-time does not count it)")
     parser.add_argument("--order-seed", "--order_seed", dest="order_seed", type=int, default=0,
                         help="seed of the turn order (default 0; the order is recorded)")
     parser.add_argument("--force", action="store_true", help="run the study even if its results are up to date")
@@ -164,8 +165,8 @@ def validate_options(opts: AblationOptions) -> None:
          "a positive number of seconds (at most a week)"),
         ("--turn-warmup", opts.turn_warmup, opts.turn_warmup is None or 0 <= opts.turn_warmup <= 100,
          "between 0 and 100"),
-        ("--bias-probe", opts.bias_probe, 0 <= opts.bias_probe <= MAX_BIAS_PROBE,
-         f"between 0 (off) and {MAX_BIAS_PROBE} forwards"),
+        ("--bias-probe", opts.bias_probe, opts.bias_probe == 0 or 2 <= opts.bias_probe <= MAX_BIAS_PROBE,
+         f"0 (off) or between 2 and {MAX_BIAS_PROBE} forwards (the first of a probe is not the steady loop)"),
     ]
     for flag, value, ok, what in checks:
         if not ok:
@@ -479,11 +480,12 @@ def _bias_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
         return {}
     return {"interleaving_bias": {
         "models": found, "probe_seconds": round(outcome.probe_seconds, 3), "forwards": outcome.plan.bias_probe,
-        "probes": [{"round": p.round, "worker": p.worker, "ms": p.ms} for p in outcome.probes],
-        "meaning": "bias_pct: each probe pairs the probed worker's turn with the median of the forwards it then "
-                   "ran back to back (after the first), as an isolated bench loop runs them; the mean log-ratio "
-                   "over the probes, with its t interval; within: the interval lies inside +-margin_pct. "
-                   "median_ratio_pct: the model's median turn over the median of all its probe forwards"}}
+        "probes": [probe.record() for probe in outcome.probes],
+        "meaning": "bias_pct: each probe pairs the probed worker's turn with the forwards it then ran back to back "
+                   "on the same input (after the first), as an isolated bench loop runs them: log of the turn "
+                   "minus the mean log of those forwards; the mean over the probes, with its 95 % t interval; "
+                   "within: the interval lies inside +-margin_pct. median_ratio_pct: the model's median turn over "
+                   "the median of all its probe forwards"}}
 
 
 def _memory_record(written: dict[str, Report]) -> dict[str, Any]:

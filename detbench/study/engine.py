@@ -207,7 +207,7 @@ class StudyOutcome:
         if not self.plan.bias_probe:
             return None
         turns = {model: {w.label: w.turns for w in self.workers if w.model == model}
-                 for model in {w.model for w in self.workers} if model not in self.failed}
+                 for model in sorted({w.model for w in self.workers}) if model not in self.failed}
         return bias.interleaving_bias(turns, self.probes, margin=self.plan.min_effect)
 
     def reports(self, model: str) -> list[Path]:
@@ -338,10 +338,17 @@ class Coordinator:
             return
         worker = active[int(self.probe_rng.integers(len(active)))]
         forwards = self.plan.bias_probe
+        typical = self.typical_turn_s.get(worker.model, MIN_TURN_TIMEOUT_S / 50.0)
         began = time.perf_counter()
-        answer = self._call(worker, {"run": round_index, "forwards": forwards}, "run_ms",
-                            self._turn_timeout(worker) * (forwards + 1))
-        self.probe_seconds += time.perf_counter() - began
+        try:
+            worker.send({"run": round_index, "forwards": forwards})
+            answer = worker.receive("run_ms", self._turn_timeout(worker) + 50.0 * typical * forwards)
+        except WorkerFailed as failure:
+            failure.reason = f"bias probe: {failure.reason}"
+            self.fail(failure)
+            return
+        finally:
+            self.probe_seconds += time.perf_counter() - began
         if isinstance(answer, list):
             self.probes.append(bias.Probe(round_index, worker.label, worker.model, [float(ms) for ms in answer]))
 

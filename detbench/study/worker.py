@@ -12,7 +12,8 @@ and device. Then, in place of a timed loop of its own, it serves turns:
     {"turn": R}                 ->    `turn_warmup` untimed forwards, then one timed forward
                                 <-    {"ms": latency, "host_ms": host}
     {"run": R, "forwards": N}   ->    (the bias probe) `turn_warmup` untimed forwards, then N timed forwards
-                                      back to back, as bench's own loop runs them; kept out of the report
+                                      back to back, as bench's own loop runs them, on the input of this
+                                      worker's turn of round R; kept out of the report
                                 <-    {"run_ms": [latency, ...]}
     {"stop": "why"}             ->    the rest of the run (--pipeline if asked), the report written
                                 <-    {"done": "path of the report", "inspection": {...}}
@@ -48,7 +49,7 @@ class TurnServer:
         self.turn_warmup = turn_warmup
         self.rounds: list[int] = []
         self.stop_reason = ""
-        self.probe_iteration = 0  # the probe's own walk through the inputs: the turns' inputs stay as without it
+        self.last_input: Any = None  # the input of the last turn, which a bias probe reuses
 
     def loop(self, forward: Callable[[Any], Any], next_input: Callable[[int], Any], warmup: int, iters: int,
              device: Any, cuda: Any = None, after_warmup: Callable[[], None] | None = None, stop: Any = None):
@@ -79,10 +80,10 @@ class TurnServer:
                 self.stop_reason = str(command["stop"])
                 break
             if "run" in command:
-                self.channel.send({"run_ms": self._probe_run(forward, next_input, timer, int(command["forwards"]))})
+                self.channel.send({"run_ms": self._probe_run(forward, timer, int(command["forwards"]))})
                 continue
             start = time.perf_counter_ns()
-            x = next_input(iteration)
+            x = self.last_input = next_input(iteration)
             self._rewarm(forward, x, timer)
             latency, host = timer(forward, x)
             busy_ns += time.perf_counter_ns() - start
@@ -99,17 +100,15 @@ class TurnServer:
             if timer.on_cuda:
                 timer.cuda.synchronize(timer.device)
 
-    def _probe_run(self, forward, next_input, timer, forwards: int) -> list[float]:
+    def _probe_run(self, forward, timer, forwards: int) -> list[float]:
         """A turn's re-warm-up, then `forwards` timed forwards back to back: the steady loop an isolated bench
-        times, measured beside the turns; not added to the report's samples."""
-        x = next_input(self.probe_iteration)
+        times, measured beside the turns, on the input of this worker's turn (the same image, so the same
+        shape with --rect); not added to the report's samples."""
+        if self.last_input is None:
+            raise DetbenchError("study protocol: a bias probe before any turn")
+        x = self.last_input
         self._rewarm(forward, x, timer)
-        latencies = []
-        for _ in range(forwards):
-            x = next_input(self.probe_iteration)
-            self.probe_iteration += 1
-            latencies.append(timer(forward, x)[0])
-        return latencies
+        return [timer(forward, x)[0] for _ in range(forwards)]
 
     def _expect(self, key: str) -> dict[str, Any]:
         command = self.channel.receive()

@@ -23,6 +23,10 @@ from typing import Any
 
 import torch
 
+from detbench.backends.deploy import Deployed
+from detbench.backends.deploy import deploy as deploy_model
+from detbench.backends.formats import Format, check_format, require
+from detbench.backends.parity import PARITY_BATCHES
 from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
 from detbench.data.benchmark_list import LIST_FILENAME, check_list_exists, obtain_list
@@ -125,6 +129,7 @@ class _Run:
     name: str
     clock: PhaseClock
     notes: list[str] = field(default_factory=list)
+    backend: Format | None = None  # --format other than pytorch
 
     @property
     def command(self) -> list[str]:
@@ -142,6 +147,7 @@ class _Model:
     numbers: Inspection
     check_reused: bool = False  # the bounded check was an earlier study worker's, of the same bytes
     rss_mib: float | None = None  # resident memory that loading and fusing it here added
+    deployed: Deployed | None = None  # --format: the exported model in its runtime
 
 
 def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Complexity,
@@ -169,6 +175,10 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownIns
     mode = ExecutionMode(half=cfg.half, amp=cfg.amp, channels_last=cfg.channels_last,
                          cudnn_benchmark=cfg.cudnn_benchmark, cuda_graph=cfg.cuda_graph, tf32=cfg.tf32)
     mode.check(device)
+    backend = check_format(cfg.format, device.type, {"half": cfg.half, "amp": cfg.amp, "rect": cfg.rect,
+                                                     "channels_last": cfg.channels_last, "cuda_graph": cfg.cuda_graph})
+    if backend is not None:
+        require(backend)  # a missing extra fails now, before the model loads
     name = check_model_name(cfg.name, f"--name {cfg.name}") if cfg.name else check_model_name(
         model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
     out_dir = Path(cfg.out)
@@ -193,7 +203,7 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownIns
     torch.set_num_threads(cfg.threads)
     echo(f"detbench bench: {name} on {device} ({torch.get_num_threads()} CPU threads), imgsz {cfg.imgsz}, "
          f"batch {cfg.batch}, warmup {cfg.warmup}, iters {cfg.iters}")
-    return _Run(cfg, echo, argv, device, mode, out_dir, name, clock), pending, sha256
+    return _Run(cfg, echo, argv, device, mode, out_dir, name, clock, backend=backend), pending, sha256
 
 
 def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | None, sha256: str | None,
@@ -223,6 +233,23 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
                  "warning")
     check_time_budget(cfg, numbers)
     return _Model(loaded, fused, numbers, isinstance(pending, KnownInspection), model_rss)
+
+
+def deploy(run: _Run, model: _Model, inputs, sha256: str | None, cache_dir: Path) -> Deployed:
+    """--format: the model exported (or found in the set-up cache), opened in its runtime, checked for parity
+    on the first batches of the list."""
+    cfg = run.cfg
+    batches = [inputs.batch(i, cfg.batch, run.device, torch.float32) for i in range(PARITY_BATCHES)]
+    try:
+        deployed = deploy_model(run.backend, model.loaded.model, model.model, sha256, model.numbers.imgsz, cfg.batch,
+                                cfg.threads, batches, cache_dir, run.echo)
+    except DetbenchError:
+        raise
+    except Exception as exc:
+        raise _failed_run(cfg, f"{run.backend.runtime} (--format {run.backend.name})", exc) from exc
+    run.note(f"params and GFLOPs are those of the PyTorch model; the latency is {run.backend.runtime}'s")
+    run.clock.mark("export")
+    return deployed
 
 
 def check_time_budget(cfg: BenchConfig, numbers: Inspection) -> None:
@@ -287,9 +314,11 @@ def _prepare_inputs(run: _Run, model: _Model):
 def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..., Timings] | None):
     cfg, numbers = run.cfg, model.numbers
     try:
+        deployed = model.deployed
         measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters,
                               loop=loop or run_timed_loop, watch_host=loop is None, model_rss_mib=model.rss_mib,
-                              stop=stop)
+                              stop=stop, forward=deployed.runtime.forward if deployed else None,
+                              weights_override_mib=deployed.size_mib if deployed else None)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise _failed_run(cfg, "the timed loop", exc) from exc
@@ -327,7 +356,8 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
         section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths,
                                             inputs.files_sha256, model.numbers.imgsz, run.cfg.batch, run.cfg.warmup,
                                             stop, max_pixels=run.cfg.max_image_pixels, rect=run.cfg.rect,
-                                            stride=model.numbers.stride)
+                                            stride=model.numbers.stride,
+                                            forward=model.deployed.runtime.forward if model.deployed else None)
     except DetbenchError:
         raise
     except Exception as exc:
@@ -354,6 +384,8 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
     run, pending, sha256 = _start(cfg, terminal_echo(echo), argv, known, replacing=write)
     model = _prepare_model(run, pending, sha256, known)
     outcome, inputs, cache = _prepare_inputs(run, model)
+    if run.backend is not None:
+        model.deployed = deploy(run, model, inputs, sha256, Path(cache["dir"]))
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
     measurement, latency, statistics = _measure(run, model, inputs, stop, loop)
     pipeline, pipeline_samples, pipeline_warned = _pipeline(run, model, outcome, inputs, stop)
@@ -427,7 +459,8 @@ def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], st
         memory=Memory.from_dict(measurement.memory),
         gpu=measurement.gpu,
         host_load=measurement.host_load,
-        warnings=measurement.warnings + statistics["warnings"] + pipeline_warned,
+        warnings=(measurement.warnings + statistics["warnings"] + pipeline_warned
+                  + (model.deployed.warnings if model.deployed else [])),
         statistics=Statistics.from_dict(statistics),
         stopping=stopping_section(stop, timings),
         pipeline=pipeline,
@@ -436,7 +469,9 @@ def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], st
                      "peak_rss_MB": numbers.peak_rss_MB, "modules": numbers.modules,
                      "reused_from_earlier_worker": model.check_reused},
         inputs=_inputs(outcome, inputs, numbers.imgsz, cfg.batch),
-        settings=Settings.from_dict(capture_settings(run.device, cfg.threads, run.mode)),
+        settings=Settings.from_dict({**capture_settings(run.device, cfg.threads, run.mode),
+                                     "backend": model.deployed.record() if model.deployed else None}),
+        parity=model.deployed.parity if model.deployed else None,
         config=cfg.to_dict(),
         environment=capture_environment(run.device),
         command=run.command,

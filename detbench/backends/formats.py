@@ -1,0 +1,58 @@
+"""The backends `--format` takes, the extra each needs, and the checks made before anything loads."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from detbench.errors import DetbenchError
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    runtime: str  # what runs it, as reports name it
+    module: str  # the package imported to run it
+    extra: str  # `pip install -e '.[EXTRA]'`
+    export_format: str  # Ultralytics' exporter's `format`
+    gpu_only: bool = False
+
+
+FORMATS: dict[str, Format] = {
+    "torchscript": Format("torchscript", "TorchScript", "torch", "", "torchscript"),
+    "onnx": Format("onnx", "ONNX Runtime", "onnxruntime", "onnx", "onnx"),
+    "openvino": Format("openvino", "OpenVINO", "openvino", "openvino", "openvino"),
+}
+PYTORCH = "pytorch"
+CHOICES = (PYTORCH, *FORMATS)
+UNSUPPORTED_MODES = (("half", "--half"), ("amp", "--amp"), ("channels_last", "--channels-last"),
+                     ("cuda_graph", "--cuda-graph"), ("rect", "--rect"))
+
+
+def check_format(name: str, device_type: str, modes: dict[str, bool]) -> Format | None:
+    """The backend of `--format NAME` (None for PyTorch eager); a one-line error for an unknown name, a device
+    it does not run on here, or a PyTorch-only mode asked with it."""
+    if name == PYTORCH:
+        return None
+    if name not in FORMATS:
+        raise DetbenchError(f"--format {name}: not a backend here; choose one of {', '.join(CHOICES)}")
+    backend = FORMATS[name]
+    if device_type != "cpu":
+        raise DetbenchError(f"--format {name}: runs on the CPU in this version; pass --device cpu, or --format "
+                            f"pytorch on the GPU")
+    for key, flag in UNSUPPORTED_MODES:
+        if modes.get(key):
+            raise DetbenchError(f"--format {name}: {flag} applies to PyTorch eager only (the exported model is "
+                                f"fp32 and takes square inputs); drop {flag} or use --format pytorch")
+    return backend
+
+
+def require(backend: Format) -> ModuleType:
+    """The backend's runtime package, or a one-line error naming the extra that installs it."""
+    try:
+        return importlib.import_module(backend.module)
+    except ImportError as exc:
+        extra = f"pip install -e '.[{backend.extra}]'" if backend.extra else f"pip install {backend.module}"
+        raise DetbenchError(f"--format {backend.name}: {backend.runtime} is not installed ({exc.name or exc}); "
+                            f"{extra}") from None

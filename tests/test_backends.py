@@ -1,0 +1,121 @@
+"""Deployment backends (`--format`): export caching, parity, the runtimes through the CLI, errors, grouping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from detbench.backends.export import exported
+from detbench.backends.formats import FORMATS, Format, check_format, require
+from detbench.backends.parity import check_parity, parity_warnings
+from detbench.errors import DetbenchError
+from detbench.models.loading import load_model
+from detbench.report.schema import load_report
+
+QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "8", "--threads", "1"]
+
+
+@pytest.mark.slow
+def test_an_export_is_cached_by_content_and_not_reused_once_its_files_change(tmp_path, yaml_checkpoint):
+    model = load_model(str(yaml_checkpoint)).model
+    first = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path)
+    assert not first.reused and first.path.suffix == ".onnx" and first.path.is_file()
+    second = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path)
+    assert second.reused and second.path == first.path and second.sha256 == first.sha256
+    assert not exported(model, "a" * 64, FORMATS["onnx"], 96, 1, tmp_path).reused  # another imgsz: another key
+    first.path.write_bytes(first.path.read_bytes() + b"\0")  # a changed file is never used
+    third = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path)
+    assert not third.reused and third.path == first.path  # made again, in the entry's place
+    assert exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path).reused
+    assert not list((tmp_path / "exports").glob(".*"))  # no half-written export left behind
+
+
+def _preds(boxes: list[list[float]], classes: list[int], scores: list[float]) -> torch.Tensor:
+    """[1, 4 + 80, anchors] as a Detect head returns it (xywh, then class scores)."""
+    table = torch.zeros(len(boxes), 84)
+    table[:, :4] = torch.tensor(boxes)
+    for row, (cls, score) in enumerate(zip(classes, scores, strict=True)):
+        table[row, 4 + cls] = score
+    return table.T.unsqueeze(0)
+
+
+def test_parity_of_the_same_computation_is_exact_and_a_different_one_warns():
+    preds = _preds([[30, 30, 10, 10], [10, 50, 8, 8]], [0, 3], [0.9, 0.8])
+    same = check_parity(lambda x: (preds, None), lambda x: preds.clone(), [torch.zeros(1)])
+    assert same["within_tolerance"] and same["max_rel_diff"] == 0 and same["detection_agreement"] == 1.0
+    assert same["detections_pytorch"] == same["detections_backend"] == 2 and parity_warnings(same, "X") == []
+    moved = _preds([[30, 30, 10, 10], [40, 50, 8, 8]], [0, 3], [0.9, 0.8])  # the second box elsewhere
+    other = check_parity(lambda x: (preds, None), lambda x: moved, [torch.zeros(1)])
+    assert not other["within_tolerance"] and other["detection_agreement"] == 0.5
+    (warning,) = parity_warnings(other, "ONNX Runtime")
+    assert warning.startswith("parity: the ONNX Runtime model's output differs from PyTorch's beyond tolerance")
+    shaped = check_parity(lambda x: preds, lambda x: preds[:, :, :1], [torch.zeros(1)])
+    assert not shaped["within_tolerance"] and "shape" in shaped["problem"]
+
+
+def test_a_missing_runtime_names_the_extra_to_install():
+    missing = Format("onnx", "ONNX Runtime", "not_an_installed_module_xyz", "onnx", "onnx")
+    with pytest.raises(DetbenchError, match=r"ONNX Runtime is not installed .*pip install -e '\.\[onnx\]'"):
+        require(missing)
+
+
+@pytest.mark.parametrize(("name", "device", "modes", "message"), [
+    ("tensorrt", "cpu", {}, "not a backend here"),
+    ("onnx", "cuda", {}, "runs on the CPU in this version"),
+    ("openvino", "cpu", {"rect": True}, "--rect applies to PyTorch eager only"),
+    ("torchscript", "cpu", {"amp": True}, "--amp applies to PyTorch eager only"),
+])
+def test_impossible_backend_requests_are_refused_naming_the_flag(name, device, modes, message):
+    with pytest.raises(DetbenchError, match=message):
+        check_format(name, device, modes)
+    assert check_format("pytorch", "cuda", {"half": True}) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "torchscript"])
+def test_each_cpu_backend_benches_end_to_end_with_parity_and_its_threads(cli, tmp_path, yaml_checkpoint, dataset,
+                                                                          fmt):
+    result = cli("bench", "--weights", str(yaml_checkpoint), "--data", str(dataset), "--format", fmt,
+                 "--name", f"v8n-{fmt}", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "✓ parity with PyTorch" in result.stdout
+    report = load_report(tmp_path / "results" / "bench" / f"v8n-{fmt}.json")
+    backend = report.settings.backend
+    assert backend["format"] == fmt and backend["exported"]["sha256"] and Path(backend["exported"]["path"]).exists()
+    threads = backend["threads"]
+    assert threads.get("intra_op", threads.get("inference_num_threads")) == 1
+    assert report.parity["within_tolerance"] and report.parity["max_rel_diff"] < 1e-3
+    assert report.model_complexity.params > 0 and report.latency.n_samples == 8
+    assert any("params and GFLOPs are those of the PyTorch model" in note for note in report.notes)
+    if fmt == "openvino":
+        assert "float32" in backend["properties"]["INFERENCE_PRECISION_HINT"].lower()
+    again = cli("bench", "--weights", str(yaml_checkpoint), "--data", str(dataset), "--format", fmt,
+                "--name", f"v8n-{fmt}", *QUICK, cwd=tmp_path)
+    assert again.returncode == 0 and "reused from the cache" in again.stdout
+
+
+@pytest.mark.slow
+def test_an_exported_file_as_weights_says_to_pass_the_checkpoint_with_format(cli, tmp_path):
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"not really")
+    result = cli("bench", "--weights", str(onnx), "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: --weights {onnx}: an exported model, not a checkpoint; pass the .pt it "
+                                     "was exported from with --format onnx (detbench exports it, with the PyTorch "
+                                     "model's params and GFLOPs)")
+
+
+def test_compare_keeps_backends_in_separate_groups(tmp_path):
+    from test_compare import captured, make_report, save, spread
+
+    save(tmp_path, make_report("baseline", spread(5.0)))
+    onnx = make_report("baseline_onnx", spread(4.0))
+    onnx["settings"]["backend"] = {"format": "onnx", "runtime": "ONNX Runtime", "version": "1.32.0"}
+    save(tmp_path, onnx)
+    code, lines, _ = captured(report_paths_or_dir=tmp_path)
+    text = "\n".join(lines)
+    assert code == 0 and "2 groups" in text and "backend onnx (ONNX Runtime 1.32.0)" in text
+    assert json.dumps(text).count("not comparable with group 1") == 1
