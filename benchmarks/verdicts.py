@@ -72,6 +72,8 @@ class ProportionalDelay(nn.Module):
     def forward(self, x):
         y = self.inner(x)
         now = time.perf_counter()
+        if not _started[0]:  # the head without the first layer before it: nothing to be proportional to
+            return y
         end = now + self.share * (now - _started[0])
         while time.perf_counter() < end:
             pass

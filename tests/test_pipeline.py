@@ -172,7 +172,8 @@ def test_cli_pipeline_section_has_each_stage_with_statistics(cli, tmp_path, yaml
     assert report["timing_phases_s"]["pipeline"] > 0
 
 
-def test_cli_rect_records_the_shapes_the_model_saw_and_per_image_stages(cli, tmp_path, yaml_checkpoint, dataset):
+def test_cli_rect_records_the_shapes_of_the_list_warms_each_and_gives_per_image_stages(cli, tmp_path, yaml_checkpoint,
+                                                                                     dataset):
     result = cli("bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "64", "--warmup", "2",
                  "--iters", "6", "--threads", "1", "--data", str(dataset), "--pipeline", "--rect", "--batch", "2",
                  cwd=tmp_path)
@@ -183,6 +184,7 @@ def test_cli_rect_records_the_shapes_the_model_saw_and_per_image_stages(cli, tmp
     assert all(int(h) <= 64 and int(w) <= 64 and int(h) % 32 == 0 == int(w) % 32
                for h, w in (key.split("x") for key in shapes))
     assert report["config"]["rect"] is True and any("square 64x64" in note for note in report["notes"])
+    assert any(f"--rect: {len(shapes)} untimed forward(s), one per input shape" in note for note in report["notes"])
     section = report["pipeline"]
     assert section["per_image_ms"]["total"]["median_ms"] == pytest.approx(section["total"]["median_ms"] / 2)
     assert section["letterbox"].startswith("--rect")

@@ -13,7 +13,7 @@ import torch
 from detbench.data import cache as setup_cache
 from detbench.data.benchmark_list import sample_list
 from detbench.data.inputs import decode_images
-from detbench.data.rect import RectInputCache, decode_rect_images
+from detbench.data.rect import RectInputCache, decode_rect_images, rect_digest
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,21 @@ def test_rect_inputs_are_their_own_entry_and_reused_only_with_their_sizes(tmp_pa
             path.write_text(json.dumps(meta))
     third, reused = setup_cache.cached_inputs(tmp_path, paths, 64, rect_stride=32)
     assert not reused and third.decoded_sha256 == fresh.decoded_sha256
+
+
+def test_a_forged_rect_entry_with_a_matching_hash_but_other_shapes_is_not_used(tmp_path, paths):
+    """Whoever can write the cache folder can make a consistent hash; the content sizes must still be what
+    LetterBox makes of the originals, or the model would be timed on other shapes."""
+    first, _ = setup_cache.cached_inputs(tmp_path, paths, 64, rect_stride=32)
+    (meta_path,) = tmp_path.glob("inputs-*.json")
+    meta = json.loads(meta_path.read_text())
+    sizes = np.asarray(meta["sizes"])
+    sizes[0, 0] = max(1, sizes[0, 0] // 2)  # a smaller input for the first image
+    stored = np.load(next(tmp_path.glob("inputs-*.npy")))
+    meta.update(sizes=sizes.tolist(), decoded_sha256=rect_digest(stored, sizes))
+    meta_path.write_text(json.dumps(meta))
+    again, reused = setup_cache.cached_inputs(tmp_path, paths, 64, rect_stride=32)
+    assert not reused and again.decoded_sha256 == first.decoded_sha256
 
 
 def test_second_cli_run_reuses_set_up_with_identical_results(cli, tmp_path, yaml_checkpoint, dataset):

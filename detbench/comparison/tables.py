@@ -73,7 +73,9 @@ def _align(header: list[str], rows: list[list[str]]) -> list[str]:
 
 END_TO_END = "End-to-end median (ms)"
 END_TO_END_NOTE = ("End-to-end: the median of --pipeline's total per batch (letterbox and transfer, forward, NMS and "
-                   "Results), from the decoded original images; blank where a report ran without --pipeline.")
+                   "Results), from the decoded original images; its Δ compares medians of runs that were not "
+                   "interleaved (in a study each worker times its pipeline alone, at its end), so it has no "
+                   "verdict; blank where a report ran without --pipeline.")
 
 
 def base_table(group: Group) -> list[str]:
@@ -176,7 +178,7 @@ def console_lines(comparison: Comparison) -> list[str]:
 
 CSV_COLUMNS = ["group", "model", "report", "weights", "imgsz", "batch", "device", "precision", "threads",
                "hardware", "modes", "software", "backend", "decoded_sha256", "params_M", "gflops", "latency_mean_ms",
-               "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind", "end_to_end_median_ms"]
+               "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
 # CSV column -> the label of the group's comparability key it holds
 SETTING_COLUMNS = {"imgsz": "imgsz", "batch": "batch", "device": "device", "precision": "precision",
                    "threads": "threads", "hardware": "hardware", "modes": "modes", "software": "software",
@@ -184,13 +186,16 @@ SETTING_COLUMNS = {"imgsz": "imgsz", "batch": "batch", "device": "device", "prec
                    "decoded_sha256": "decoded inputs"}
 ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
 DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",
-                 "end_to_end_delta_pct", "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict",
-                 "p_value", "n_rounds",
+                 "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict", "p_value", "n_rounds",
                  "decided_at_round", "statistic", "study", "reason"]
 
 
+# last, so that the columns before them keep their places; filled only where a report ran --pipeline
+PIPELINE_COLUMNS = ["end_to_end_median_ms", "end_to_end_delta_pct"]
+
+
 def csv_text(comparison: Comparison) -> str:
-    columns = CSV_COLUMNS + (ACCURACY_COLUMNS if comparison.has_accuracy else []) + DELTA_COLUMNS
+    columns = CSV_COLUMNS + (ACCURACY_COLUMNS if comparison.has_accuracy else []) + DELTA_COLUMNS + PIPELINE_COLUMNS
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -239,7 +244,9 @@ def _paper_rows(group: Group, minus: str, name: Callable[[str], str]) -> tuple[l
     header += [END_TO_END] if group.has_pipeline else []
     with_deltas = group.baseline is not None
     if with_deltas:
-        header += ["Δ Params (%)", "Δ FPS (%)", "Δ Mem (%)", "Tested Δ latency (%)", "CI (%)", "Verdict"]
+        header += ["Δ Params (%)", "Δ FPS (%)", "Δ Mem (%)"]
+        header += ["Δ End-to-end (%)"] if group.has_pipeline else []
+        header += ["Tested Δ latency (%)", "CI (%)", "Verdict"]
 
     def num(value: float | None, digits: int) -> str:
         shown = _fmt(value, digits)
@@ -257,8 +264,9 @@ def _paper_rows(group: Group, minus: str, name: Callable[[str], str]) -> tuple[l
         if with_deltas:
             ci = row.verdict.ci_pct if row.verdict else None
             interval = "-" if ci is None else f"[{num(ci[0], 1)}, {num(ci[1], 1)}]"
-            cells += [num(d.get("params"), 1), num(d.get("fps"), 1), num(d.get("mem"), 1),
-                      num(row.verdict.delta_pct, 1) if row.verdict else ("0.0" if row.is_baseline else "-"),
+            cells += [num(d.get("params"), 1), num(d.get("fps"), 1), num(d.get("mem"), 1)]
+            cells += [num(d.get("end_to_end"), 1)] if group.has_pipeline else []
+            cells += [num(row.verdict.delta_pct, 1) if row.verdict else ("0.0" if row.is_baseline else "-"),
                       interval, _verdict(row)]
         rows.append(cells)
     return header, rows

@@ -44,7 +44,7 @@ from detbench.data.inputs import (
     decode_images,
     read_image_file,
 )
-from detbench.data.rect import RectInputCache, decode_rect_images, rect_digest
+from detbench.data.rect import RectInputCache, decode_rect_images, rect_digest, sizes_hold
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_atomic
 from detbench.files.safe_io import read_regular_file
@@ -181,7 +181,7 @@ def _map_entry(cache_dir: Path, name: str, shape: tuple[int, ...]) -> np.ndarray
 
 
 def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int, int, int, int],
-                 rect_stride: int | None = None) -> InputCache | None:
+                 rect_stride: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> InputCache | None:
     """The stored array for `key` if it has the expected shape and hash; None otherwise."""
     meta = _read_json(cache_dir, f"inputs-{key}.json")
     decoded_sha256 = meta.get("decoded_sha256")
@@ -193,8 +193,8 @@ def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int,
             sizes = np.asarray(meta.get("sizes"), dtype=np.int64)
         except (TypeError, ValueError, OverflowError):
             return None
-        if sizes.shape != (shape[0], 4) or sizes.size and (sizes.min() < 1 or sizes[:, :2].max() > shape[1]):
-            return None  # each content within its slot, every size at least one pixel
+        if sizes.shape != (shape[0], 4) or not sizes_hold(sizes, shape[1], rect_stride, max_pixels):
+            return None  # each content size must be what LetterBox makes of its original
     check_host_memory(shape[0], shape[2])
     stacked = _map_entry(cache_dir, f"inputs-{key}.npy", shape)
     if stacked is None:
@@ -226,7 +226,7 @@ def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int, max_
     rect = "" if rect_stride is None else f"|rect{rect_stride}"
     key = hashlib.sha256(f"{files_sha256}|{imgsz}{rect}|{_versions()}".encode()).hexdigest()[:32]
     shape = (len(paths), 3, imgsz, imgsz) if rect_stride is None else (len(paths), imgsz, imgsz, 3)
-    stored = _load_inputs(cache_dir, key, files_sha256, shape, rect_stride)
+    stored = _load_inputs(cache_dir, key, files_sha256, shape, rect_stride, max_pixels)
     if stored is not None:
         return stored, True
     inputs = decode()

@@ -73,22 +73,49 @@ class RectInputCache(InputCache):
         chunk = torch.from_numpy(np.ascontiguousarray(self.padded(self.batch_indices(iteration, batch))))
         return chunk.to(device, non_blocking=True).to(dtype).div_(255.0)
 
+    def batch_shape(self, iteration: int, batch: int) -> str:
+        """The input shape ("HxW") of iteration `iteration`'s batch."""
+        contents, same = self.shapes(self.batch_indices(iteration, batch))
+        if not same:
+            return f"{self.imgsz}x{self.imgsz}"
+        params = letterbox_for(self.imgsz, self.stride, rect=True).get_params({"img": contents[0]})
+        height = params["new_unpad"][1] + params["top"] + params["bottom"]
+        width = params["new_unpad"][0] + params["left"] + params["right"]
+        return f"{height}x{width}"
+
     def shape_counts(self, batch: int) -> dict[str, int]:
         """How many batches of one pass over the list take each input shape ("HxW")."""
         counts: dict[str, int] = {}
-        n_batches = -(-len(self) // batch)
-        for k in range(n_batches):
-            indices = self.batch_indices(k, batch)
-            contents, same = self.shapes(indices)
-            if same:
-                params = letterbox_for(self.imgsz, self.stride, rect=True).get_params({"img": contents[0]})
-                height = params["new_unpad"][1] + params["top"] + params["bottom"]
-                width = params["new_unpad"][0] + params["left"] + params["right"]
-            else:
-                height = width = self.imgsz
-            key = f"{height}x{width}"
+        for k in range(-(-len(self) // batch)):
+            key = self.batch_shape(k, batch)
             counts[key] = counts.get(key, 0) + 1
         return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+    def first_of_each_shape(self, batch: int) -> list[int]:
+        """The first iteration of one pass over the list that has each input shape."""
+        first: dict[str, int] = {}
+        for k in range(-(-len(self) // batch)):
+            first.setdefault(self.batch_shape(k, batch), k)
+        return sorted(first.values())
+
+
+def content_size(original_height: int, original_width: int, imgsz: int, stride: int) -> tuple[int, int]:
+    """(height, width) LetterBox resizes an image of this size to, read from its own arithmetic."""
+    params = letterbox_for(imgsz, stride, rect=True).get_params({"img": np.empty((original_height, original_width,
+                                                                                 0), dtype=np.uint8)})
+    width, height = params["new_unpad"]
+    return int(height), int(width)
+
+
+def sizes_hold(sizes: np.ndarray, imgsz: int, stride: int, max_pixels: int) -> bool:
+    """Whether stored sizes are what LetterBox makes of the stored original sizes (each original at most
+    `max_pixels`): a cache entry must not change the shapes the model is given."""
+    for height, width, original_height, original_width in sizes.tolist():
+        if not (1 <= original_height and 1 <= original_width and original_height * original_width <= max_pixels):
+            return False
+        if (height, width) != content_size(original_height, original_width, imgsz, stride):
+            return False
+    return True
 
 
 def rect_digest(slots: np.ndarray, sizes: np.ndarray) -> str:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from detbench.data.inputs import InputCache
+from detbench.data.rect import RectInputCache
 from detbench.measure import host_load
 from detbench.measure.memory import (
     MIB,
@@ -48,6 +49,22 @@ class Measurement:
     gpu: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)
     host_load: dict[str, Any] | None = None
+    shape_warmups: int = 0  # --rect: untimed forwards, one per input shape, before the warm-up
+
+
+def warm_each_shape(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int], torch.Tensor],
+                    inputs: InputCache, batch: int, device: torch.device) -> int:
+    """With --rect, one untimed forward for each input shape of the list, so that no shape is first seen (and
+    its kernels chosen or tuned: oneDNN, cudnn.benchmark) inside the timed loop; the number run."""
+    if not isinstance(inputs, RectInputCache):
+        return 0
+    firsts = inputs.first_of_each_shape(batch)
+    with torch.inference_mode():
+        for iteration in firsts:
+            forward(next_input(iteration))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return len(firsts)
 
 
 def _pci_bus_id(device: torch.device) -> str | None:
@@ -102,6 +119,7 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
         if watch_host:
             state["load_before"] = host_load.snapshot()  # last: nothing else runs between it and the loop
 
+    shape_warmups = warm_each_shape(forward, next_input, inputs, batch, device)
     timings = loop(forward, next_input, warmup, iters, device, after_warmup=after_warmup, **loop_options)
     load = None
     if state.get("load_before") is not None:
@@ -116,10 +134,10 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
     if not on_cuda:
         memory.update(loop_memory(state.get("rss_before_loop"), state.get("rss_reset", False), model_rss_mib,
                                   weights_mib(model) if weights_override_mib is None else weights_override_mib))
-        return Measurement(timings, memory, None, busy, load)
+        return Measurement(timings, memory, None, busy, load, shape_warmups)
 
     gpu, warnings = _gpu_readings(monitor, state, memory, len(timings.latency_ms) * batch)
-    return Measurement(timings, memory, gpu, busy + warnings, load)
+    return Measurement(timings, memory, gpu, busy + warnings, load, shape_warmups)
 
 
 def _gpu_readings(monitor: GpuMonitor, state: dict[str, Any], memory: dict[str, Any],

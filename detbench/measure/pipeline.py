@@ -199,8 +199,7 @@ def pipeline_section(timings: PipelineTimings, batch: int, warmup: int, rect: bo
     for stage in STAGES:
         samples = timings.stages_ms[stage]
         section[stage] = {**stats.summarize(samples), "statistics": quality.statistics_section(samples)}
-    section["per_image_ms"] = {stage: {key: section[stage][key] / batch for key in ("mean_ms", "median_ms")}
-                               for stage in STAGES}
+    section["per_image_ms"] = per_image(section, batch)
     section["per_image_note"] = "each stage's mean and median per iteration divided by the batch size"
     section["throughput"] = stats.throughput(batch, section["total"]["mean_ms"], section["total"]["p50_ms"])
     return section
@@ -226,6 +225,8 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
         start = i * batch
         return [originals[(start + k) % len(originals)] for k in range(batch)]
 
+    if rect:  # one untimed pass of each input shape first, as the model-only loop does (measure.warm_each_shape)
+        warm_each_pipeline_shape(stages, next_images, -(-len(originals) // batch), device)
     timings = run_pipeline_loop(stages, next_images, warmup, device, stop)
     section = pipeline_section(timings, batch, warmup, rect)
     if getattr(mode, "cuda_graph", False):
@@ -233,6 +234,28 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
     samples = {stage: timings.stages_ms[stage] for stage in STAGES}
     samples["warmup_total"] = timings.warmup_total_ms
     return section, samples
+
+
+def warm_each_pipeline_shape(stages: PipelineStages, next_images: Callable[[int], list[np.ndarray]],
+                             n_batches: int, device: torch.device) -> int:
+    """One untimed preprocess, inference and postprocess for each input shape of one pass over the list."""
+    seen: set[tuple[int, ...]] = set()
+    with torch.inference_mode():
+        for i in range(n_batches):
+            images = next_images(i)
+            x = stages.preprocess(images)
+            if tuple(x.shape) in seen:
+                continue
+            seen.add(tuple(x.shape))
+            stages.postprocess(stages.inference(x), x, images)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return len(seen)
+
+
+def per_image(section: dict[str, Any], batch: int) -> dict[str, dict[str, float]]:
+    """Each stage's mean and median per iteration divided by the batch size (Ultralytics states its `speed` so)."""
+    return {stage: {key: section[stage][key] / batch for key in ("mean_ms", "median_ms")} for stage in STAGES}
 
 
 def pipeline_warnings(section: dict[str, Any]) -> list[str]:

@@ -347,10 +347,9 @@ def refuse_replacing_reports(study: _Study) -> None:
     it: not a `bench` report, not a study of other settings, not an unreadable file."""
     if study.opts.force or study.opts.replace_reports:
         return
-    for run in study.runs:
-        path = study.out / f"{run.name}.json"
-        sha256 = weights_identity(run) if Path(run.weights).is_file() else None
-        refuse_replacing_other_settings(path, model_config(study, run), study.device, sha256, by_study=True)
+    for run in study.runs:  # weights are not compared here (a retrained model replaces its study's report)
+        refuse_replacing_other_settings(study.out / f"{run.name}.json", model_config(study, run), study.device,
+                                        None, by_study=True)
 
 
 def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:

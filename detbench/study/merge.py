@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from detbench.errors import DetbenchError
-from detbench.measure.pipeline import STAGES, pipeline_warnings
+from detbench.measure.pipeline import STAGES, per_image, pipeline_warnings
 from detbench.report.model import Report
 from detbench.stats import diagnostics as quality
 from detbench.stats import summary as stats
@@ -63,6 +63,8 @@ def _merge_pipeline(merged: dict[str, Any], reports: list[dict[str, Any]]) -> li
     if samples.get("total"):
         section["throughput"] = stats.throughput(merged["metadata"]["batch"], section["total"]["mean_ms"],
                                                  section["total"]["p50_ms"])
+        if all(isinstance(section.get(stage), dict) for stage in STAGES):
+            section["per_image_ms"] = per_image(section, merged["metadata"]["batch"])
     return pipeline_warnings(section)
 
 

@@ -324,6 +324,9 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
             raise _failed_run(cfg, "the timed loop", exc) from exc
         raise record_oom(run, numbers.imgsz, model.loaded.unsafe_load, _complexity(numbers), exc) from exc
     timings = measurement.timings
+    if measurement.shape_warmups:
+        run.note(f"--rect: {measurement.shape_warmups} untimed forward(s), one per input shape of the list, ran "
+                 f"before the warm-up, so that no shape is first seen in the timed loop")
     run.clock.mark_parts({"warmup": timings.warmup_s, "timed": timings.timed_s}, rest="device_setup")
     for warning in measurement.warnings:
         run.echo(f"  warning: {warning}")
