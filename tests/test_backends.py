@@ -119,3 +119,40 @@ def test_compare_keeps_backends_in_separate_groups(tmp_path):
     text = "\n".join(lines)
     assert code == 0 and "2 groups" in text and "backend onnx (ONNX Runtime 1.32.0)" in text
     assert json.dumps(text).count("not comparable with group 1") == 1
+
+
+def test_models_entries_take_a_backend_after_an_at_sign(tmp_path, yaml_checkpoint):
+    from detbench.study.models import resolve_models, split_format
+
+    assert split_format("baseline@onnx") == ("baseline", "onnx")
+    assert split_format("runs/exp@2/best.pt") == ("runs/exp@2/best.pt", None)  # not a backend: part of the path
+    runs = resolve_models([f"{yaml_checkpoint}@pytorch", f"{yaml_checkpoint}@openvino", "ghost@onnx"], tmp_path)
+    stem = yaml_checkpoint.stem
+    assert [(r.name, r.format) for r in runs] == [(f"{stem}@pytorch", "pytorch"), (f"{stem}@openvino", "openvino"),
+                                                  ("ghost@onnx", "onnx")]
+
+
+def test_a_study_refuses_a_backend_that_cannot_run_before_any_worker_starts(cli, tmp_path, yaml_checkpoint):
+    result = cli("ablate", "--models", f"{yaml_checkpoint}@pytorch,{yaml_checkpoint}@onnx", "--device", "cpu",
+                 "--channels-last", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and "--format onnx: --channels-last applies to PyTorch eager only" in result.stderr
+    assert not (tmp_path / "out" / "study.json").exists()
+
+
+@pytest.mark.slow
+def test_one_study_compares_backends_of_one_model_and_compare_keeps_them_in_one_table(cli, tmp_path,
+                                                                                     yaml_checkpoint, dataset):
+    stem = yaml_checkpoint.stem
+    out = tmp_path / "backends"
+    result = cli("ablate", "--models", f"{yaml_checkpoint}@pytorch,{yaml_checkpoint}@onnx", "--baseline",
+                 f"{stem}@pytorch", "--out", str(out), "--data", str(dataset), "--workers-per-model", "1",
+                 "--no-until-decided", "--iters", "12", "--quiet", *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((out / "study.json").read_text())
+    assert record["formats"] == ["onnx", "pytorch"]
+    onnx = load_report(out / f"{stem}@onnx.json")
+    assert onnx.settings.backend["format"] == "onnx" and onnx.parity["within_tolerance"]
+    assert load_report(out / f"{stem}@pytorch.json").settings.backend is None
+    compared = cli("compare", str(out), "--baseline", f"{stem}@pytorch", cwd=tmp_path)
+    assert compared.returncode == 0 and "groups" not in compared.stdout.splitlines()[1]
+    assert "compared in one interleaved study" in compared.stdout and f"{stem}@onnx" in compared.stdout

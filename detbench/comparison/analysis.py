@@ -426,8 +426,15 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
     return Comparison(groups=groups, baseline_name=baseline_name)
 
 
+STUDY_OF_BACKENDS = "several, compared in one interleaved study (the format is in each model's name)"
+
+
 def backend_of(report: Report) -> str:
-    """What ran the model: "pytorch" (eager), or the --format's runtime and version."""
+    """What ran the model: "pytorch" (eager), or the --format's runtime and version; for the reports of a study
+    that compared backends (`--models NAME@FORMAT`), one value for all, so that they stay in one table."""
+    formats = (report.study or {}).get("formats")
+    if isinstance(formats, list) and len(formats) > 1:
+        return STUDY_OF_BACKENDS
     backend = report.settings.backend if isinstance(report.settings.backend, dict) else {}
     if not backend.get("format"):
         return "pytorch"

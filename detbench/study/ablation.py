@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detbench.backends.formats import check_format, require
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
@@ -72,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of training runs: NAME/seed*/weights/best.pt (default results/runs)")
     parser.add_argument("--models", default=None,
                         help="comma-separated models instead of discovery: run folder names under --runs, "
-                             ".pt/.yaml paths or zoo names")
+                             ".pt/.yaml paths or zoo names; one may end in @FORMAT (e.g. baseline@onnx) to run "
+                             "it in that backend, so that one study compares backends")
     parser.add_argument("--baseline", default=None,
                         help="the model the others are compared with (default: 'baseline' if there is one, else "
                              "the first model)")
@@ -171,6 +173,16 @@ def validate_options(opts: AblationOptions) -> None:
     for flag, value, ok, what in checks:
         if not ok:
             raise DetbenchError(f"{flag} must be {what}, got {value}")
+
+
+def check_formats(runs: Sequence[ModelRun], values: dict[str, Any], device: str) -> None:
+    """Every backend the study will use must run here (device, modes, its runtime installed): checked once, before
+    any worker starts, with the one-line error `bench` would give."""
+    modes = {key: bool(values.get(key)) for key in ("half", "amp", "rect", "channels_last", "cuda_graph")}
+    for fmt in sorted({run.format or values.get("format") or "pytorch" for run in runs}):
+        backend = check_format(fmt, device.split(":", 1)[0], modes)
+        if backend is not None:
+            require(backend)
 
 
 def choose_baseline(runs: Sequence[ModelRun], wanted: str | None) -> str:
@@ -307,6 +319,7 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
     out = Path(opts.out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
     baseline = choose_baseline(runs, opts.baseline)
+    check_formats(runs, values, device)
     generations = MAX_STUDY_GENERATIONS if opts.fresh_workers and opts.until_decided else 1
     check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.workers_per_model * generations)
     check_targets(out, runs)
@@ -339,7 +352,8 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
 def model_config(study: _Study, run: ModelRun) -> BenchConfig:
     """One model's run in the study: the pass-through settings, its weights and name, the shared list."""
     return BenchConfig(**{**study.values, "weights": run.weights, "name": run.name, "out": str(study.out),
-                          "list_path": str(study.list_path), "use_benchmark_list": True})
+                          "list_path": str(study.list_path), "use_benchmark_list": True,
+                          "format": run.format or study.values.get("format", "pytorch")})
 
 
 def refuse_replacing_reports(study: _Study) -> None:

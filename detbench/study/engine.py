@@ -103,6 +103,7 @@ class StudyPlan:
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
                 "planned_looks": self.looks, "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
                 "fresh_workers_each_look": self.rotates, "bias_probe_forwards": self.bias_probe,
+                "formats": sorted({m.config.format for m in self.models}),
                 "design": paired.design(self.rotates)}
 
 

@@ -27,6 +27,16 @@ class ModelRun:
     name: str
     weights: str  # a path as found or given, or a zoo name
     note: str = ""
+    format: str | None = None  # `--models ENTRY@FORMAT`: this model's backend (None: the study's --format)
+
+
+def split_format(raw: str) -> tuple[str, str | None]:
+    """`ENTRY@FORMAT` -> (ENTRY, FORMAT) when FORMAT names a backend (`--format`'s values); else (raw, None)."""
+    # imported here, not at the top: keeps discovery free of the backends' imports
+    from detbench.backends.formats import CHOICES
+
+    entry, at, fmt = raw.rpartition("@")
+    return (entry, fmt) if at and entry and fmt in CHOICES else (raw, None)
 
 
 def _seed_number(run_dir: Path) -> int:
@@ -76,27 +86,9 @@ def check_names(runs: Sequence[ModelRun], source: str) -> None:
 
 
 def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]:
-    """--models entries: a run folder name under RUNS, a .pt/.yaml path, or a zoo model name."""
-
-    runs: list[ModelRun] = []
-    for raw in names:
-        path, run_dir = Path(raw), Path(runs_dir) / raw
-        if path.suffix.lower() in {".pt", ".yaml", ".yml"}:
-            if not path.is_file() and path.suffix.lower() == ".pt":
-                raise DetbenchError(f"--models {raw}: file not found")
-            runs.append(ModelRun(model_name_for(str(path)), raw))
-        elif run_dir.is_dir():
-            checkpoints = [p for p in run_dir.glob("seed*/weights/best.pt") if SEED_DIR.fullmatch(p.parent.parent.name)]
-            if not checkpoints and (run_dir / "weights" / "best.pt").is_file():
-                checkpoints = [run_dir / "weights" / "best.pt"]
-            if not checkpoints:
-                raise DetbenchError(f"--models {raw}: {run_dir} holds no seed*/weights/best.pt")
-            runs.append(_pick_seed(raw, checkpoints))
-        elif raw in zoo.MODELS:
-            runs.append(ModelRun(raw, raw, "zoo YAML: untrained weights (latency only)"))
-        else:
-            raise DetbenchError(f"--models {raw}: no run folder {run_dir}, no such .pt/.yaml file, and not a zoo "
-                                f"model ({', '.join(zoo.MODELS)})")
+    """--models entries: a run folder name under RUNS, a .pt/.yaml path, or a zoo model name; each may end in
+    @FORMAT (e.g. baseline@onnx) to run that model in that backend, named NAME@FORMAT."""
+    runs = [_with_format(run, fmt) for run, fmt in (_resolve_one(*split_format(raw), runs_dir) for raw in names)]
     check_names(runs, "--models")
     names_seen: set[str] = set()
     for run in runs:
@@ -106,3 +98,27 @@ def resolve_models(names: Sequence[str], runs_dir: str | Path) -> list[ModelRun]
     if not runs:
         raise DetbenchError("--models is empty: give comma-separated names, e.g. baseline,ghost")
     return runs
+
+
+def _with_format(run: ModelRun, fmt: str | None) -> ModelRun:
+    return run if fmt is None else ModelRun(f"{run.name}@{fmt}", run.weights, run.note, fmt)
+
+
+def _resolve_one(raw: str, fmt: str | None, runs_dir: str | Path) -> tuple[ModelRun, str | None]:
+    """One --models entry (its @FORMAT already split off) as a run, and that format."""
+    path, run_dir = Path(raw), Path(runs_dir) / raw
+    if path.suffix.lower() in {".pt", ".yaml", ".yml"}:
+        if not path.is_file() and path.suffix.lower() == ".pt":
+            raise DetbenchError(f"--models {raw}: file not found")
+        return ModelRun(model_name_for(str(path)), raw), fmt
+    if run_dir.is_dir():
+        checkpoints = [p for p in run_dir.glob("seed*/weights/best.pt") if SEED_DIR.fullmatch(p.parent.parent.name)]
+        if not checkpoints and (run_dir / "weights" / "best.pt").is_file():
+            checkpoints = [run_dir / "weights" / "best.pt"]
+        if not checkpoints:
+            raise DetbenchError(f"--models {raw}: {run_dir} holds no seed*/weights/best.pt")
+        return _pick_seed(raw, checkpoints), fmt
+    if raw in zoo.MODELS:
+        return ModelRun(raw, raw, "zoo YAML: untrained weights (latency only)"), fmt
+    raise DetbenchError(f"--models {raw}: no run folder {run_dir}, no such .pt/.yaml file, and not a zoo "
+                        f"model ({', '.join(zoo.MODELS)})")
