@@ -24,6 +24,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write csv/md/latex (repeatable): next to --output, else comparison.* next to "
                              "the reports (the folder given, or the common folder of the files given)")
     parser.add_argument("--plots", default=None, help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars)")
+    parser.add_argument("--pivot", choices=["backend"], default=None,
+                        help="also print a model x backend matrix: each model's median latency in each backend and "
+                             "its verdict against the baseline in the same backend (with --plots, a bar chart)")
     parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=None,
                         help="smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
                              "equivalent the CI inside it (default: the study's own, 0.02 = 2 %% by default)")
@@ -96,7 +99,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from detbench.comparison.run import run_compare
 
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
-                       formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha)
+                       formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha,
+                       pivot=args.pivot)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:

@@ -156,3 +156,38 @@ def test_one_study_compares_backends_of_one_model_and_compare_keeps_them_in_one_
     compared = cli("compare", str(out), "--baseline", f"{stem}@pytorch", cwd=tmp_path)
     assert compared.returncode == 0 and "groups" not in compared.stdout.splitlines()[1]
     assert "compared in one interleaved study" in compared.stdout and f"{stem}@onnx" in compared.stdout
+
+
+def test_the_backend_pivot_judges_each_model_against_the_baseline_in_its_own_backend(tmp_path):
+    from test_compare import captured, save, study_report
+
+    cells = {("baseline", "pytorch"): 1.0, ("ghost", "pytorch"): 0.8, ("baseline", "onnx"): 0.6,
+             ("ghost", "onnx"): 0.6 * 1.3}
+    names = [f"{model}@{backend}" for model, backend in cells]
+    for seed, ((model, backend), factor) in enumerate(cells.items()):
+        report = study_report(f"{model}@{backend}", factor, rounds=80, seed=seed)
+        report["study"].update(baseline="baseline@pytorch", models=names, finished_models=names,
+                               formats=["onnx", "pytorch"])
+        if backend != "pytorch":
+            report["settings"]["backend"] = {"format": backend, "runtime": "ONNX Runtime", "version": "1.32.0"}
+        save(tmp_path, report)
+    code, lines, _ = captured(report_paths_or_dir=tmp_path, baseline="baseline@pytorch", pivot="backend")
+    assert code == 0
+    start = next(i for i, line in enumerate(lines) if line.startswith("Median latency per model and backend"))
+    header, base, ghost = lines[start + 1], lines[start + 2], lines[start + 3]
+    assert header.split() == ["Model", "pytorch", "onnx"]
+    assert base.startswith("baseline") and base.count("(baseline)") == 2
+    assert ghost.startswith("ghost") and "faster)" in ghost.split("ms")[1] and "slower)" in ghost.split("ms")[2]
+    # the main table: every model of the study against baseline@pytorch, in one group
+    assert any(line.startswith("ghost@onnx") and line.rstrip().endswith("faster") for line in lines)
+
+
+def test_the_pivot_plot_is_written(tmp_path):
+    from detbench.comparison.pivot import Cell, Pivot
+    from detbench.comparison.plots import backend_bars
+
+    pivot = Pivot("baseline", ["baseline", "ghost"], ["pytorch", "onnx"],
+                  {("baseline", "pytorch"): Cell(None, 10.0, is_baseline=True), ("ghost", "pytorch"): Cell(None, 8.0),
+                   ("baseline", "onnx"): Cell(None, 6.0, is_baseline=True)})
+    path = backend_bars(pivot, tmp_path / "latency_by_backend.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

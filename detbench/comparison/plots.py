@@ -9,6 +9,9 @@ Per group of comparable reports:
   and more accurate;
 - latency_bars.png: median latency per model, error bars from the 25th to the
   75th percentile of the raw samples (IQR), the baseline highlighted.
+With `compare --pivot backend`, latency_by_backend.png: median latency per
+model, one bar per backend, each labelled with its verdict against the
+baseline in the same backend.
 Groups after the first get a `_group{N}` suffix. Names and settings come
 from reports: they are drawn through `text.plot_label` (no mathtext, no
 control characters).
@@ -20,6 +23,7 @@ import io
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from detbench import text
 from detbench.comparison.analysis import Comparison, Group
@@ -149,6 +153,41 @@ def _bars(group: Group, path: Path) -> Path | None:
     fig.text(0.01, 0.01, text.plot_label(group.setting()), fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     _save(fig, path)
+    return path
+
+
+BACKEND_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+
+def backend_bars(pivot: Any, path: Path) -> Path:
+    """Grouped bars: models along x, one bar per backend, its median latency and verdict on top."""
+    models, backends = pivot.models, pivot.backends
+    width = 0.8 / max(len(backends), 1)
+    fig, ax = _figure((max(6.0, 1.3 * len(models) * max(1, len(backends)) / 2 + 3), 4.8))
+    for k, backend in enumerate(backends):
+        xs, heights, marks = [], [], []
+        for i, model in enumerate(models):
+            cell = pivot.cells.get((model, backend))
+            if cell is None or cell.median_ms is None:
+                continue
+            xs.append(i + (k - (len(backends) - 1) / 2) * width)
+            heights.append(cell.median_ms)
+            marks.append("baseline" if cell.is_baseline else (cell.verdict.verdict if cell.verdict else ""))
+        ax.bar(xs, heights, width=width, color=BACKEND_COLORS[k % len(BACKEND_COLORS)],
+               label=text.plot_label(backend), zorder=3)
+        for x, height, mark in zip(xs, heights, marks, strict=True):
+            ax.annotate(f"{height:.1f}\n{text.plot_label(mark)}", (x, height), xytext=(0, 2),
+                        textcoords="offset points", ha="center", fontsize=7)
+    ax.set_xticks(range(len(models)), [text.plot_label(m) for m in models])
+    ax.set_ylabel("median latency (ms)")
+    ax.set_title(f"Median latency per model and backend (verdicts against {text.plot_label(pivot.baseline)} "
+                 f"in the same backend)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3, zorder=0)
+    fig.tight_layout()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        _save(fig, path)
     return path
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from detbench import text
 from detbench.comparison import tables
-from detbench.comparison.analysis import build_comparison, load_entries, report_files, stderr_warning
+from detbench.comparison.analysis import (
+    DEFAULT_BASELINE,
+    build_comparison,
+    load_entries,
+    report_files,
+    stderr_warning,
+)
+from detbench.comparison.pivot import build_pivot, pivot_lines
 from detbench.errors import DetbenchError
 
 # ---------------------------------------------------------------- output places
@@ -71,7 +78,8 @@ def check_targets(targets: dict[str, Path], output: str | Path | None, plots_dir
 def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline: str | None = None,
                 output: str | Path | None = None, formats: Sequence[str] = (),
                 plots_dir: str | Path | None = None, min_effect: float | None = None, alpha: float | None = None,
-                echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning) -> int:
+                echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning,
+                pivot: str | None = None) -> int:
     """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
 
     `formats` holds "csv", "md" and/or "latex"; they are written next to
@@ -79,7 +87,8 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     given, or the common folder of what was given) as comparison.{csv,md,tex}.
     Every output place is checked before anything is loaded. Warnings about
     skipped files go to `warn` (default: stderr). Every line passed to `echo`
-    or `warn` is terminal-safe (`text.terminal`). Returns 0.
+    or `warn` is terminal-safe (`text.terminal`). `pivot="backend"` adds the model x backend matrix
+    (`comparison.pivot`). Returns 0.
     """
     def safe_warn(message: str) -> None:
         warn(text.terminal(message))
@@ -96,6 +105,12 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
     for line in tables.console_lines(comparison):
         echo(text.terminal(line))
+    matrix = None
+    if pivot == "backend":
+        matrix = build_pivot(entries, baseline or DEFAULT_BASELINE, alpha, min_effect)
+        echo("")
+        for line in pivot_lines(matrix):
+            echo(line)
     rendered = {path: tables.RENDERERS[fmt](comparison) for fmt, path in targets.items()}
     for path, content in rendered.items():
         tables.write_table(path, content)
@@ -106,6 +121,11 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
 
         for path in write_plots(comparison, plots_dir, note=lambda line: echo(f"  note: {text.terminal(line)}")):
             echo(f"✓ saved: {text.terminal(path)}")
+        if matrix is not None:
+            # imported here, not at the top: loads matplotlib, kept out of light commands
+            from detbench.comparison.plots import backend_bars
+
+            echo(f"✓ saved: {text.terminal(backend_bars(matrix, Path(plots_dir) / 'latency_by_backend.png'))}")
     return 0
 
 

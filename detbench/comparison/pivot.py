@@ -1,0 +1,151 @@
+"""`compare --pivot backend`: a model x backend matrix, each model judged against the baseline in its own backend.
+
+A report's backend is the one it ran in (`settings.backend.format`, else PyTorch eager); its model is its name
+without a trailing `@FORMAT` (`ghost@onnx` is ghost in ONNX Runtime). In each cell: the median latency and,
+where the model and that backend's baseline ran in one interleaved study (`ablate --models
+ghost@onnx,baseline@onnx,...`), the paired verdict, replayed from the samples at the study's own looks
+(alpha split over its planned looks; within a study, each backend's m comparisons get m/M of alpha, M being all
+the within-backend comparisons of the study, with Holm inside each backend; so the chance of any false verdict
+among a study's cells stays at most alpha). Elsewhere: the ratio of medians, untested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from detbench import text
+from detbench.backends.formats import CHOICES, PYTORCH
+from detbench.comparison.analysis import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
+from detbench.stats import paired
+
+
+def model_and_backend(entry: Entry) -> tuple[str, str]:
+    name = entry.model_name
+    backend = entry.report.settings.backend if isinstance(entry.report.settings.backend, dict) else {}
+    fmt = str(backend.get("format") or PYTORCH)
+    return base_name(name), fmt
+
+
+@dataclass
+class Cell:
+    entry: Entry
+    median_ms: float | None
+    verdict: paired.PairResult | None = None
+    is_baseline: bool = False
+
+
+@dataclass
+class Pivot:
+    baseline: str
+    models: list[str]
+    backends: list[str]
+    cells: dict[tuple[str, str], Cell]
+    notes: list[str] = field(default_factory=list)
+
+
+def _study(entry: Entry) -> dict[str, Any] | None:
+    study, samples = entry.report.study, entry.report.samples
+    if not isinstance(study, dict) or not study.get("id") or samples.round is None or samples.worker is None:
+        return None
+    looks, planned = study.get("looks_at_rounds"), study.get("planned_looks")
+    if not isinstance(looks, list) or not looks or not isinstance(planned, list) or len(looks) > len(planned):
+        return None
+    return study
+
+
+def _series(entry: Entry) -> list[paired.Series]:
+    samples = entry.report.samples
+    return paired.worker_series(samples.latency_ms, samples.round, samples.worker)
+
+
+def _study_verdicts(cells: dict[tuple[str, str], Cell], baseline: str, alpha: float | None,
+                    min_effect: float | None) -> None:
+    """Fill each cell's verdict against the baseline of its backend, where both ran in one study."""
+    by_study: dict[str, list[tuple[tuple[str, str], Cell]]] = {}
+    for key, cell in cells.items():
+        study = _study(cell.entry)
+        if study is not None:
+            by_study.setdefault(str(study["id"]), []).append((key, cell))
+    for members in by_study.values():
+        study = _study(members[0][1].entry)
+        backends = {backend for (model, backend), _ in members if model == baseline}
+        pairs = [(key, cell) for key, cell in members if key[1] in backends and key[0] != baseline]
+        family = len(pairs)
+        use_alpha = alpha if alpha is not None else float(study.get("alpha") or DEFAULT_ALPHA)
+        use_effect = min_effect if min_effect is not None else float(study.get("min_effect") or DEFAULT_MIN_EFFECT)
+        for backend in sorted(backends):
+            base_cell = cells[(baseline, backend)]
+            mine = [(model, cell) for (model, b), cell in pairs if b == backend]
+            if not mine:
+                continue
+            series = {f"{baseline}@{backend}": _series(base_cell.entry)}
+            series.update({f"{model}@{backend}": _series(cell.entry) for model, cell in mine})
+            results = paired.replay(series, f"{baseline}@{backend}", use_alpha * len(mine) / family, use_effect,
+                                    study["looks_at_rounds"], len(study["planned_looks"]), len(mine))
+            for result in results:
+                model = result.model.rpartition("@")[0]
+                cells[(model, backend)].verdict = result
+
+
+def base_name(name: str) -> str:
+    """A model name without a trailing @FORMAT."""
+    base, at, suffix = name.rpartition("@")
+    return base if at and base and suffix in CHOICES else name
+
+
+def build_pivot(entries: Sequence[Entry], baseline: str | None, alpha: float | None = None,
+                min_effect: float | None = None) -> Pivot:
+    """`baseline` may carry an @FORMAT (the main table's baseline); the matrix's baseline is the model."""
+    baseline = base_name(baseline or "baseline")
+    cells: dict[tuple[str, str], Cell] = {}
+    notes: list[str] = []
+    for entry in entries:
+        key = model_and_backend(entry)
+        if key in cells:
+            notes.append(f"{entry.path}: a second report of {key[0]} in {key[1]}; the first one is shown")
+            continue
+        cells[key] = Cell(entry, base_metrics(entry, on_gpu=False)["latency_median_ms"])
+    models = sorted({model for model, _ in cells}, key=lambda m: (m != baseline, m))
+    backends = sorted({backend for _, backend in cells}, key=lambda b: (b != PYTORCH, b))
+    for (model, _), cell in cells.items():
+        cell.is_baseline = model == baseline
+    _study_verdicts(cells, baseline, alpha, min_effect)
+    for (model, backend), cell in cells.items():
+        base = cells.get((baseline, backend))
+        if cell.is_baseline or cell.verdict is not None or base is None:
+            continue
+        cell.verdict = paired.untested(model, baseline, cell.median_ms, base.median_ms)
+    if baseline not in models:
+        notes.append(f"no model named {baseline!r}: no verdicts (pass --baseline)")
+    return Pivot(baseline, models, backends, cells, notes)
+
+
+def _cell_text(cell: Cell | None) -> str:
+    if cell is None or cell.median_ms is None:
+        return "-"
+    shown = f"{cell.median_ms:.2f} ms"
+    if cell.is_baseline:
+        return f"{shown} (baseline)"
+    verdict = cell.verdict
+    if verdict is None or verdict.delta_pct is None:
+        return shown
+    return f"{shown} ({verdict.delta_pct:+.1f} % {verdict.verdict})"
+
+
+def pivot_lines(pivot: Pivot) -> list[str]:
+    """The matrix for the console: median latency, and the verdict against the baseline of the same backend."""
+    header = ["Model", *pivot.backends]
+    rows = [[text.terminal(model), *(_cell_text(pivot.cells.get((model, b))) for b in pivot.backends)]
+            for model in pivot.models]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["Median latency per model and backend; each model against "
+             f"{text.terminal(pivot.baseline)} in the same backend:"]
+    for row in [header, *rows]:
+        lines.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:],
+                                                                                            strict=True)]).rstrip())
+    lines.append("Verdicts where the model and that backend's baseline ran in one interleaved study (alpha shared "
+                 "over every comparison of the matrix within that study); 'untested' elsewhere (ratio of medians).")
+    lines += [f"note: {text.terminal(note)}" for note in pivot.notes]
+    return lines
