@@ -40,6 +40,7 @@ class DemoOptions:
     val_images: int = 220
     force: bool = False
     models: tuple[str, ...] = ()  # default: all six zoo models
+    formats: tuple[str, ...] = ()  # backends besides PyTorch eager (--formats onnx,openvino)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="re-run every benchmark even if up to date")
     parser.add_argument("--models", default=None,
                         help="comma-separated subset of the zoo models (default: all six)")
+    parser.add_argument("--formats", default=None,
+                        help="also run every model in these backends, in the same study (e.g. onnx,openvino): "
+                             "results in results/bench-FORMATS/, with the model x backend matrix (default: PyTorch "
+                             "eager only)")
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -73,7 +78,8 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
                        workers_per_model=args.workers_per_model, max_time=args.max_time,
                        train_epochs=args.train_epochs, threads=args.threads,
                        device=args.device, val_images=args.val_images, force=args.force,
-                       models=tuple(m.strip() for m in (args.models or "").split(",") if m.strip()))
+                       models=tuple(m.strip() for m in (args.models or "").split(",") if m.strip()),
+                       formats=tuple(f.strip() for f in (args.formats or "").split(",") if f.strip()))
 
 
 def ensure_dataset(root: Path, val_images: int, echo: Echo) -> tuple[Path, bool]:
@@ -136,6 +142,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     """Build the workspace, benchmark the six models, print and write the comparison; the exit status."""
     # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
     from detbench import zoo
+    from detbench.backends.formats import FORMATS
     from detbench.config import available_cores
     from detbench.measure.devices import resolve_device
     from detbench.study.ablation import AblationOptions, bench_defaults, run_ablation
@@ -148,8 +155,11 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
         raise DetbenchError(f"--val-images must be at least 1, got {opts.val_images}")
     if opts.train_epochs < 0:
         raise DetbenchError(f"--train-epochs must be 0 or more, got {opts.train_epochs}")
+    unknown_formats = [f for f in opts.formats if f not in FORMATS]
+    if unknown_formats:
+        raise DetbenchError(f"--formats {','.join(unknown_formats)}: not a backend; choose from {','.join(FORMATS)}")
     workspace = Path(opts.workspace)
-    bench_dir = workspace / "results" / "bench"
+    bench_dir = workspace / "results" / ("bench-" + "-".join(opts.formats) if opts.formats else "bench")
     runs_dir = workspace / "results" / "runs"
     threads = opts.threads or available_cores()
     training = (f"{opts.train_epochs} epoch(s) of Ultralytics training per model (mAP from results.csv)"
@@ -157,6 +167,8 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     echo("detbench demo: the six-model ablation study, offline")
     echo(f"  workspace   {workspace}/  (data/, results/runs/, results/bench/)")
     echo(f"  models      {' '.join(models)}")
+    if opts.formats:
+        echo(f"  backends    pytorch (eager) and {', '.join(opts.formats)}: every model in each, in one study")
     echo(f"  settings    imgsz {opts.imgsz}, batch 1, warmup {opts.warmup}, at least {opts.iters} samples per "
          f"model, {opts.workers_per_model} worker(s) per model, {threads} thread(s), device "
          f"{resolve_device(opts.device)}")
@@ -173,20 +185,22 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
 
     bench = {**bench_defaults(), "imgsz": opts.imgsz, "warmup": opts.warmup, "iters": opts.iters,
              "threads": opts.threads, "device": opts.device}
+    studied = [f"{m}@{f}" for m in models for f in ("pytorch", *opts.formats)] if opts.formats else list(models)
+    baseline = ("baseline@pytorch" if opts.formats else "baseline") if "baseline" in models else None
     # the workspace is the demo's own: a demo at other settings replaces its reports
-    status = run_ablation(AblationOptions(runs=str(runs_dir), models=list(models), force=opts.force,
+    status = run_ablation(AblationOptions(runs=str(runs_dir), models=studied, baseline=baseline, force=opts.force,
                                           replace_reports=True, out=str(bench_dir), quiet=True, bench=bench,
                                           workers_per_model=opts.workers_per_model, max_time=opts.max_time), echo)
 
     # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare
 
-    reports = [bench_dir / f"{name}.json" for name in models if (bench_dir / f"{name}.json").is_file()]
+    reports = [bench_dir / f"{name}.json" for name in studied if (bench_dir / f"{name}.json").is_file()]
     if not reports:
         echo("no report to compare: every model failed (see the errors above)")
         return status or 1
     echo("")
-    compared = run_compare([str(p) for p in reports], baseline="baseline" if "baseline" in models else None,
-                           output=bench_dir / "comparison.csv", formats=("md",), plots_dir=bench_dir / "plots",
-                           echo=echo)
+    compared = run_compare([str(p) for p in reports], baseline=baseline, output=bench_dir / "comparison.csv",
+                           formats=("md",), plots_dir=bench_dir / "plots", echo=echo,
+                           pivot="backend" if opts.formats else None)
     return status or compared
