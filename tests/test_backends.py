@@ -58,7 +58,8 @@ def test_parity_of_the_same_computation_is_exact_and_a_different_one_warns():
 
 def test_a_missing_runtime_names_the_extra_to_install():
     missing = Format("onnx", "ONNX Runtime", "not_an_installed_module_xyz", "onnx", "onnx")
-    with pytest.raises(DetbenchError, match=r"ONNX Runtime is not installed .*pip install -e '\.\[onnx\]'"):
+    with pytest.raises(DetbenchError, match=r"ONNX Runtime or its exporter's packages are not installed \(missing: "
+                                             r"not_an_installed_module_xyz\); pip install -e '\.\[onnx\]'"):
         require(missing)
 
 

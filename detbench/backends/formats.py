@@ -16,12 +16,12 @@ class Format:
     module: str  # the package imported to run it
     extra: str  # `pip install -e '.[EXTRA]'`
     export_format: str  # Ultralytics' exporter's `format`
-    gpu_only: bool = False
+    export_modules: tuple[str, ...] = ()  # what the exporter imports besides the runtime
 
 
 FORMATS: dict[str, Format] = {
     "torchscript": Format("torchscript", "TorchScript", "torch", "", "torchscript"),
-    "onnx": Format("onnx", "ONNX Runtime", "onnxruntime", "onnx", "onnx"),
+    "onnx": Format("onnx", "ONNX Runtime", "onnxruntime", "onnx", "onnx", ("onnx", "onnxslim")),
     "openvino": Format("openvino", "OpenVINO", "openvino", "openvino", "openvino"),
 }
 PYTORCH = "pytorch"
@@ -49,10 +49,13 @@ def check_format(name: str, device_type: str, modes: dict[str, bool]) -> Format 
 
 
 def require(backend: Format) -> ModuleType:
-    """The backend's runtime package, or a one-line error naming the extra that installs it."""
+    """The backend's runtime package (after the packages its export needs), or a one-line error naming the extra
+    that installs them."""
     try:
+        for name in backend.export_modules:
+            importlib.import_module(name)
         return importlib.import_module(backend.module)
     except ImportError as exc:
         extra = f"pip install -e '.[{backend.extra}]'" if backend.extra else f"pip install {backend.module}"
-        raise DetbenchError(f"--format {backend.name}: {backend.runtime} is not installed ({exc.name or exc}); "
-                            f"{extra}") from None
+        raise DetbenchError(f"--format {backend.name}: {backend.runtime} or its exporter's packages are not "
+                            f"installed (missing: {exc.name or exc}); {extra}") from None

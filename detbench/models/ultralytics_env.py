@@ -13,8 +13,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-# Ultralytics reads these when it is imported: no network probes, no chatter, restricted checkpoint loading
-ULTRALYTICS_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False", "ULTRALYTICS_SAFE_LOAD": "1"}
+# Ultralytics reads these when it is imported: no network probes, no chatter, restricted checkpoint loading,
+# and never a `pip install` of a missing package (its exporter would try one)
+ULTRALYTICS_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False", "ULTRALYTICS_SAFE_LOAD": "1",
+                   "YOLO_AUTOINSTALL": "False"}
 
 
 def configure_process() -> None:
