@@ -39,7 +39,7 @@ def test_the_interval_covers_the_true_bias_despite_drift_and_a_cold_first_forwar
     covered = 0
     for seed in range(200):
         turns, probes = simulated(bias, 60, seed)
-        found = model_bias(turns, probes)
+        found = model_bias(turns, probes, resamples=0)
         covered += found["ci_pct"][0] <= 100 * bias <= found["ci_pct"][1]
     assert covered >= 0.92 * 200  # a 95 % interval
 
@@ -48,7 +48,7 @@ def test_skewed_latencies_without_bias_read_no_bias():
     """With a right tail, a median on the loop's side would read about +2 % here; the mean of logs reads 0."""
     estimates, covered = [], 0
     for seed in range(150):
-        found = model_bias(*simulated(0.0, 150, seed, forwards=10, skewed=True))
+        found = model_bias(*simulated(0.0, 150, seed, forwards=10, skewed=True), resamples=0)
         estimates.append(found["bias_pct"])
         covered += found["ci_pct"][0] <= 0.0 <= found["ci_pct"][1]
     # a t interval over so skewed a difference covers a little under 95 % (93.5 % over 400 seeds)
@@ -75,3 +75,15 @@ def test_each_model_gets_only_its_own_probes():
     turns, probes = simulated(0.0, 20, seed=4)
     found = interleaving_bias({"m": turns, "other": {}}, probes)
     assert found["m"]["probes"] == 20 and found["other"]["probes"] == 0 and found["other"]["bias_pct"] is None
+
+
+def test_the_paired_median_ratio_reads_no_bias_without_one_and_finds_a_switch_penalty():
+    covered = 0
+    for seed in range(40):
+        found = model_bias(*simulated(0.0, 150, seed, forwards=10, skewed=True), resamples=400)
+        low, high = found["median_ratio_ci_pct"]
+        covered += low <= 0.0 <= high
+    assert covered >= 34  # a 95 % interval, 40 studies
+    found = model_bias(*simulated(0.05, 150, seed=2, forwards=10, skewed=True), resamples=400)
+    assert found["median_ratio_ci_pct"][0] > 2.0 and found["median_within"] is False
+    assert math.isclose(found["paired_median_ratio_pct"], 5.0, abs_tol=2.0)

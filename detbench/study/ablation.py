@@ -487,17 +487,23 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
     }
 
 
+MAX_RAW_PROBE_FORWARDS = 200_000  # beyond, study.json keeps each probe's summary only (its size stays bounded)
+
+
 def _bias_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
     found = outcome.interleaving_bias()
     if found is None:
         return {}
     return {"interleaving_bias": {
         "models": found, "probe_seconds": round(outcome.probe_seconds, 3), "forwards": outcome.plan.bias_probe,
-        "probes": [probe.record() for probe in outcome.probes],
+        "probes": [probe.record(raw=len(outcome.probes) * outcome.plan.bias_probe <= MAX_RAW_PROBE_FORWARDS)
+                   for probe in outcome.probes],
         "meaning": "bias_pct: each probe pairs the probed worker's turn with the forwards it then ran back to back "
                    "on the same input (after the first), as an isolated bench loop runs them: log of the turn "
                    "minus the mean log of those forwards; the mean over the probes, with its 95 % t interval; "
-                   "within: the interval lies inside +-margin_pct. median_ratio_pct: the model's median turn over "
+                   "within: the interval lies inside +-margin_pct. paired_median_ratio_pct: the median of the probed "
+                   "turns over the median of the probes' steady forwards, with a bootstrap interval over whole "
+                   "probes (median_ratio_ci_pct, median_within). median_ratio_pct: the model's median turn over "
                    "the median of all its probe forwards"}}
 
 
@@ -521,10 +527,10 @@ def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[s
         echo(f"  {result.model:<16} vs {result.baseline}: {shown:>9} {interval}  -> {result.verdict}"
              + (f" ({result.reason})" if result.reason else ""))
     for name, found in (outcome.interleaving_bias() or {}).items():
-        ci = found["ci_pct"]
-        echo(f"  interleaving bias {name:<16}: turn vs back-to-back loop "
-             + (f"{found['bias_pct']:+.2f} % [{ci[0]:+.2f}, {ci[1]:+.2f}] over {found['paired']} probes, "
-                f"{'within' if found['within'] else 'not shown within'} ±{found['margin_pct']:g} %" if ci
-                else f"not estimated ({found['paired']} probes)"))
+        ci = found["median_ratio_ci_pct"]
+        echo(f"  interleaving bias {name:<16}: median turn vs median back-to-back forward "
+             + (f"{found['paired_median_ratio_pct']:+.2f} % [{ci[0]:+.2f}, {ci[1]:+.2f}] over {found['paired']} "
+                f"probes, {'within' if found['median_within'] else 'not shown within'} ±{found['margin_pct']:g} %"
+                if ci else f"not estimated ({found['paired']} probes)"))
     for name, error in failed.items():
         echo(f"  ✗ {name}: {error}")
