@@ -35,6 +35,12 @@ if "YOLO_CONFIG_DIR" not in os.environ or os.environ.get("DETBENCH_TESTS_YOLO_DI
     os.environ["YOLO_CONFIG_DIR"] = os.environ["DETBENCH_TESTS_YOLO_DIR"] = tempfile.mkdtemp(
         prefix="detbench-tests-yolo-")
     atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
+# exported models (--format) are cached per user: the test run keeps them in a private folder of its own
+# (made by pytest's main process, shared by its workers, which end before it)
+if "DETBENCH_TESTS_CACHE_DIR" not in os.environ:
+    os.environ["DETBENCH_CACHE_DIR"] = os.environ["DETBENCH_TESTS_CACHE_DIR"] = tempfile.mkdtemp(
+        prefix="detbench-tests-cache-")
+    atexit.register(shutil.rmtree, os.environ["DETBENCH_CACHE_DIR"], ignore_errors=True)
 configure_process()  # offline, quiet, restricted: before any test imports Ultralytics
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -19,24 +21,50 @@ QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "8", "-
 
 
 @pytest.mark.slow
-def test_an_export_is_cached_by_content_and_not_reused_once_its_files_change(tmp_path, yaml_checkpoint):
+def test_an_export_is_cached_privately_and_not_reused_once_its_files_change(tmp_path, yaml_checkpoint):
     model = load_model(str(yaml_checkpoint)).model
-    first = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path)
-    assert not first.reused and first.path.suffix == ".onnx" and first.path.is_file()
-    second = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path)
-    assert second.reused and second.path == first.path and second.sha256 == first.sha256
-    assert not exported(model, "a" * 64, FORMATS["onnx"], 96, 1, tmp_path).reused  # another imgsz: another key
-    first.path.write_bytes(first.path.read_bytes() + b"\0")  # a changed file is never used
-    third = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path)
-    assert not third.reused and third.path == first.path  # made again, in the entry's place
-    assert exported(model, "a" * 64, FORMATS["onnx"], 64, 1, tmp_path).reused
-    assert not list((tmp_path / "exports").glob(".*"))  # no half-written export left behind
+    root = tmp_path / "exports"
+    first = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root)
+    assert not first.reused and first.cached_at and first.name == "model.onnx" and first.files["model.onnx"]
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    second = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root)
+    assert second.reused and second.sha256 == first.sha256 and second.files == first.files
+    assert not exported(model, "a" * 64, FORMATS["onnx"], 96, 1, root).reused  # another imgsz: another key
+    stored = Path(first.cached_at) / "files" / "model.onnx"
+    stored.write_bytes(stored.read_bytes() + b"\0")  # a changed file is never used
+    third = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root)
+    assert not third.reused and third.cached_at == first.cached_at
+    assert exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root).reused
+    assert not list(root.glob(".export-*"))  # no work folder left behind
+    fresh = exported(model, None, FORMATS["onnx"], 64, 1, root)  # no checkpoint file: exported afresh, not stored
+    assert not fresh.reused and fresh.cached_at is None
+
+
+@pytest.mark.slow
+def test_a_cache_someone_else_could_write_or_a_symlink_in_it_is_never_used(tmp_path, yaml_checkpoint):
+    model = load_model(str(yaml_checkpoint)).model
+    root = tmp_path / "exports"
+    first = exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root)
+    entry = Path(first.cached_at)
+    entry.chmod(0o777)  # writable by others: anyone could have planted it
+    assert not exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root).reused
+    entry = Path(exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root).cached_at)
+    elsewhere = tmp_path / "elsewhere.onnx"
+    elsewhere.write_bytes((entry / "files" / "model.onnx").read_bytes())
+    (entry / "files" / "model.onnx").unlink()
+    (entry / "files" / "model.onnx").symlink_to(elsewhere)
+    assert not exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root).reused
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert exported(model, "b" * 64, FORMATS["onnx"], 64, 1, shared).cached_at is None  # not private: not used
 
 
 def _preds(boxes: list[list[float]], classes: list[int], scores: list[float]) -> torch.Tensor:
-    """[1, 4 + 80, anchors] as a Detect head returns it (xywh, then class scores)."""
-    table = torch.zeros(len(boxes), 84)
-    table[:, :4] = torch.tensor(boxes)
+    """[1, 4 + 80, 200 anchors] as a Detect head returns it (xywh, then class scores); anchors beyond the boxes
+    given score 0."""
+    table = torch.zeros(200, 84)
+    table[:len(boxes), :4] = torch.tensor(boxes)
     for row, (cls, score) in enumerate(zip(classes, scores, strict=True)):
         table[row, 4 + cls] = score
     return table.T.unsqueeze(0)
@@ -44,16 +72,30 @@ def _preds(boxes: list[list[float]], classes: list[int], scores: list[float]) ->
 
 def test_parity_of_the_same_computation_is_exact_and_a_different_one_warns():
     preds = _preds([[30, 30, 10, 10], [10, 50, 8, 8]], [0, 3], [0.9, 0.8])
-    same = check_parity(lambda x: (preds, None), lambda x: preds.clone(), [torch.zeros(1)])
+    same = check_parity(lambda x: (preds, None), lambda x: preds.clone(), [torch.zeros(1)], 64, 80)
     assert same["within_tolerance"] and same["max_rel_diff"] == 0 and same["detection_agreement"] == 1.0
     assert same["detections_pytorch"] == same["detections_backend"] == 2 and parity_warnings(same, "X") == []
     moved = _preds([[30, 30, 10, 10], [40, 50, 8, 8]], [0, 3], [0.9, 0.8])  # the second box elsewhere
-    other = check_parity(lambda x: (preds, None), lambda x: moved, [torch.zeros(1)])
+    other = check_parity(lambda x: (preds, None), lambda x: moved, [torch.zeros(1)], 64, 80)
     assert not other["within_tolerance"] and other["detection_agreement"] == 0.5
     (warning,) = parity_warnings(other, "ONNX Runtime")
     assert warning.startswith("parity: the ONNX Runtime model's output differs from PyTorch's beyond tolerance")
-    shaped = check_parity(lambda x: preds, lambda x: preds[:, :, :1], [torch.zeros(1)])
+    shaped = check_parity(lambda x: preds, lambda x: preds[:, :, :1], [torch.zeros(1)], 64, 80)
     assert not shaped["within_tolerance"] and "shape" in shaped["problem"]
+
+
+def test_parity_catches_small_box_and_score_changes_but_not_a_score_at_the_threshold():
+    preds = _preds([[30, 30, 10, 10], [10, 50, 8, 8]], [0, 3], [0.9, 0.25000001])
+    shifted = preds.clone()
+    shifted[0, :4] += 0.6  # every box 0.6 px off: far beyond 1e-4 of imgsz
+    assert not check_parity(lambda x: preds, lambda x: shifted, [torch.zeros(1)], 640, 80)["within_tolerance"]
+    noisy = preds.clone()
+    noisy[0, 10, :] += 0.2  # one class's scores changed, with no detection of it either way
+    found = check_parity(lambda x: preds, lambda x: noisy, [torch.zeros(1)], 640, 80)
+    assert not found["within_tolerance"] and found["score_max_abs_diff"] == pytest.approx(0.2)
+    edge = preds.clone()
+    edge[0, 4 + 3, 1] = 0.24999999  # a score moving across 0.25 is no disagreement
+    assert check_parity(lambda x: preds, lambda x: edge, [torch.zeros(1)], 640, 80)["within_tolerance"]
 
 
 def test_a_missing_runtime_names_the_extra_to_install():
@@ -85,17 +127,19 @@ def test_each_cpu_backend_benches_end_to_end_with_parity_and_its_threads(cli, tm
     assert "✓ parity with PyTorch" in result.stdout
     report = load_report(tmp_path / "results" / "bench" / f"v8n-{fmt}.json")
     backend = report.settings.backend
-    assert backend["format"] == fmt and backend["exported"]["sha256"] and Path(backend["exported"]["path"]).exists()
+    assert backend["format"] == fmt and backend["exported"]["sha256"] and backend["exported"]["cached_at"]
+    assert Path(backend["exported"]["cached_at"]).is_relative_to(Path(os.environ["DETBENCH_CACHE_DIR"]))
     threads = backend["threads"]
     assert threads.get("intra_op", threads.get("inference_num_threads")) == 1
-    assert report.parity["within_tolerance"] and report.parity["max_rel_diff"] < 1e-3
+    assert report.settings.threads == 1  # the exporter's own thread setting did not leak into the run
+    assert report.parity["within_tolerance"] and report.parity["box_max_diff_of_imgsz"] < 1e-4
     assert report.model_complexity.params > 0 and report.latency.n_samples == 8
     assert any("params and GFLOPs are those of the PyTorch model" in note for note in report.notes)
     if fmt == "openvino":
         assert "float32" in backend["properties"]["INFERENCE_PRECISION_HINT"].lower()
     again = cli("bench", "--weights", str(yaml_checkpoint), "--data", str(dataset), "--format", fmt,
                 "--name", f"v8n-{fmt}", *QUICK, cwd=tmp_path)
-    assert again.returncode == 0 and "reused from the cache" in again.stdout
+    assert again.returncode == 0 and "reused from the private export cache" in again.stdout
 
 
 @pytest.mark.slow
@@ -156,7 +200,8 @@ def test_one_study_compares_backends_of_one_model_and_compare_keeps_them_in_one_
     assert load_report(out / f"{stem}@pytorch.json").settings.backend is None
     compared = cli("compare", str(out), "--baseline", f"{stem}@pytorch", cwd=tmp_path)
     assert compared.returncode == 0 and "groups" not in compared.stdout.splitlines()[1]
-    assert "compared in one interleaved study" in compared.stdout and f"{stem}@onnx" in compared.stdout
+    assert "backend several (onnx, pytorch), compared in interleaved study" in compared.stdout
+    assert f"{stem}@onnx" in compared.stdout
 
 
 def test_the_backend_pivot_judges_each_model_against_the_baseline_in_its_own_backend(tmp_path):
@@ -192,3 +237,29 @@ def test_the_pivot_plot_is_written(tmp_path):
                    ("baseline", "onnx"): Cell(None, 6.0, is_baseline=True)})
     path = backend_bars(pivot, tmp_path / "latency_by_backend.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_model_built_from_a_yaml_is_exported_afresh_and_never_cached(cli, tmp_path, dataset):
+    result = cli("bench", "--weights", "yolov8n.yaml", "--data", str(dataset), "--format", "onnx", *QUICK,
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(not cached)" in result.stdout
+    report = load_report(tmp_path / "results" / "bench" / "yolov8n.json")
+    assert report.settings.backend["exported"]["cached_at"] is None and report.parity["within_tolerance"]
+
+
+def test_the_pivot_never_mixes_settings_and_takes_the_family_from_the_study(tmp_path):
+    from test_compare import captured, make_report, save
+
+    from detbench.comparison.pivot import planned_comparisons
+
+    save(tmp_path, make_report("baseline", [10.0] * 30))
+    other = make_report("ghost", [5.0] * 30)
+    other["metadata"]["imgsz"] = 320  # another setting: its own matrix, never a cell beside the baseline's
+    save(tmp_path, other)
+    code, lines, _ = captured(report_paths_or_dir=tmp_path, pivot="backend")
+    assert code == 0 and any(line.startswith("Matrix 2 of 2") for line in lines)
+    assert not any("-50.0 %" in line for line in lines)
+    study = {"models": ["baseline@pytorch", "ghost@pytorch", "eca@pytorch", "baseline@onnx", "ghost@onnx"]}
+    assert planned_comparisons(study, "baseline") == 3

@@ -1,11 +1,19 @@
-"""The exported model, made by Ultralytics' own exporter from the model detbench loaded, and cached by content.
+"""The exported model, made by Ultralytics' own exporter from the model detbench loaded, and cached privately.
 
 The exporter is handed the checkpoint detbench already loaded through its bounded, allow-listed loader (it is
-never given the file to unpickle). Its output goes to `.detbench-cache/exports/KEY/` beside the benchmark
-list, where KEY hashes the weights' SHA-256, the format, imgsz, batch and the versions of torch, Ultralytics
-and the runtime. An export is written to a temporary folder and renamed into place whole, so an interrupted
-one is never found; a stored export is used only while the hash of its files equals the one recorded with it.
-The cache folder obeys the rules of the input cache (`detbench.data.cache`): never through a symlink.
+never given the file to unpickle). An exported model is code a runtime will run (a TorchScript file can read
+and write files), so an export is trusted only where no one else can have written it:
+
+- exports are cached per user, under `$DETBENCH_CACHE_DIR/exports` (default `~/.cache/detbench/exports`), a
+  folder detbench makes with mode 0700 and uses only while it, and every entry in it, is owned by this user,
+  is not a symlink and is writable by no one else; anything else is not used, and the export is made in a
+  private temporary folder instead, loaded, and deleted;
+- only models read from a checkpoint file are cached (keyed by its SHA-256, the format, imgsz, batch and the
+  versions of detbench, torch, Ultralytics and the runtime and export packages): a model built from a YAML
+  has new random weights in every process, so it is exported each time;
+- an export's files are read once, bounded in size, as bytes: the recorded hash is of those bytes, and the
+  runtime loads those bytes (never the path again), so what was hashed is what runs; only regular files
+  count, and an export with any other entry (a symlink, a FIFO) is not used.
 """
 
 from __future__ import annotations
@@ -16,36 +24,43 @@ import io
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from detbench import __version__
 from detbench.backends.formats import Format
-from detbench.data.cache import cache_problem
 from detbench.errors import DetbenchError
-from detbench.files.safe_io import read_regular_file
-from detbench.limits import MAX_SMALL_FILE_BYTES
 
 EXPORTS_DIRNAME = "exports"
 STEM = "model"
+CACHE_ENV = "DETBENCH_CACHE_DIR"
+MIN_EXPORT_BYTES_LIMIT = 64 * 2**20
 
 
 @dataclass
 class Artifact:
-    path: Path  # the file (ONNX, TorchScript) or the OpenVINO model's .xml
-    sha256: str  # of every file of the export, in name order
+    name: str  # the model's file name (the .onnx, .torchscript or .xml)
+    files: dict[str, bytes]  # every file of the export, by name relative to the export's folder
+    sha256: str  # of those bytes, in name order
     export_s: float | None  # seconds the export took (None when reused)
     reused: bool
-    versions: dict[str, str]
+    cached_at: str | None  # the private cache folder it is stored in (None: exported for this run only)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(len(data) for data in self.files.values())
 
     def record(self) -> dict[str, Any]:
-        return {"path": str(self.path), "sha256": self.sha256, "export_s": self.export_s, "reused": self.reused,
-                "versions": self.versions}
+        return {"file": self.name, "sha256": self.sha256, "export_s": self.export_s, "reused": self.reused,
+                "cached_at": self.cached_at, "versions": self.versions}
 
 
 def _package_version(name: str) -> str:
@@ -58,11 +73,10 @@ def _package_version(name: str) -> str:
 def versions(backend: Format) -> dict[str, str]:
     import ultralytics
 
-    found = {"torch": torch.__version__, "ultralytics": ultralytics.__version__}
-    if backend.module != "torch":
-        found[backend.module] = _package_version(backend.module)
-    if backend.name == "onnx":
-        found["onnx"] = _package_version("onnx")
+    found = {"detbench": __version__, "torch": torch.__version__, "ultralytics": ultralytics.__version__}
+    for name in (backend.module, *backend.export_modules):
+        if name != "torch":
+            found[name] = _package_version(name)
     return found
 
 
@@ -71,114 +85,183 @@ def export_key(weights_sha256: str, backend: Format, imgsz: int, batch: int) -> 
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def files_sha256(folder: Path) -> str:
-    """Hash of every regular file under `folder` (relative names and bytes, in name order)."""
+def user_cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "detbench") / EXPORTS_DIRNAME
+
+
+def _private(path: Path) -> bool:
+    """A real folder of this user's that no one else may write (so no one else can have put files in it)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def private_cache(root: Path) -> Path | None:
+    """`root`, made 0700 if missing; None when it cannot be made or is not private."""
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(root, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    return root if _private(root) else None
+
+
+def _artifact_name(backend: Format) -> str:
+    return {"onnx": f"{STEM}.onnx", "torchscript": f"{STEM}.torchscript",
+            "openvino": f"{STEM}_openvino_model/{STEM}.xml"}[backend.name]
+
+
+def read_export(folder: Path, backend: Format, max_bytes: int) -> dict[str, bytes] | None:
+    """Every file under `folder` as bytes, read once; None when an entry is not a regular file or a folder (a
+    symlink, a FIFO), a folder is not private, the total passes `max_bytes`, or the model's file is missing."""
+    files: dict[str, bytes] = {}
+    total = 0
+    for directory, subdirs, names in os.walk(folder, followlinks=False):
+        if not _private(Path(directory)):
+            return None
+        for name in sorted(subdirs):
+            if os.path.islink(os.path.join(directory, name)):
+                return None
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                return None
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or total + info.st_size > max_bytes:
+                    return None
+                data = handle.read(max_bytes - total + 1)
+            total += len(data)
+            if total > max_bytes:
+                return None
+            files[os.path.relpath(path, folder)] = data
+    return files if _artifact_name(backend) in files else None
+
+
+def files_sha256(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
     return digest.hexdigest()
 
 
-def _artifact_in(folder: Path, backend: Format) -> Path | None:
-    candidates = {"onnx": folder / f"{STEM}.onnx", "torchscript": folder / f"{STEM}.torchscript",
-                  "openvino": folder / f"{STEM}_openvino_model" / f"{STEM}.xml"}
-    path = candidates[backend.name]
-    return path if path.is_file() and not path.is_symlink() else None
-
-
-def _stored(folder: Path, backend: Format) -> Artifact | None:
-    """The export in `folder` if its files still hash to the recorded value; None otherwise."""
-    meta_path = folder / "export.json"
-    if folder.is_symlink() or not meta_path.is_file() or meta_path.is_symlink():
+def _stored(entry: Path, backend: Format, max_bytes: int) -> Artifact | None:
+    """The export in the cache entry if the entry is private and its files hash to the recorded value."""
+    if not _private(entry):
         return None
     try:
-        meta = json.loads(read_regular_file(meta_path, str(meta_path), MAX_SMALL_FILE_BYTES).decode())
-    except (DetbenchError, ValueError, UnicodeDecodeError):
+        meta_path = entry / "export.json"
+        fd = os.open(meta_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            meta = json.loads(handle.read(2**20).decode())
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
-    artifact = _artifact_in(folder / "files", backend)
-    if not isinstance(meta, dict) or artifact is None or meta.get("sha256") != files_sha256(folder / "files"):
+    files = read_export(entry / "files", backend, max_bytes)
+    if not isinstance(meta, dict) or files is None or meta.get("sha256") != files_sha256(files):
         return None
-    return Artifact(artifact, str(meta["sha256"]), None, True, dict(meta.get("versions") or {}))
-
-
-def _run_exporter(model: torch.nn.Module, backend: Format, imgsz: int, batch: int, target: Path) -> None:
-    """Ultralytics' exporter on a copy of `model`, writing into `target`; a one-line error if it fails."""
-    # imported here, not at the top: loads Ultralytics' exporter, which only this path needs
-    from ultralytics.engine.exporter import Exporter
-
-    copy = _with_path(model, target / f"{STEM}.pt")
-    overrides = {"format": backend.export_format, "imgsz": imgsz, "batch": batch, "device": "cpu", "half": False,
-                 "dynamic": False, "simplify": True, "verbose": False}
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            Exporter(overrides=overrides)(model=copy)
-    except Exception as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise DetbenchError(f"--format {backend.name}: Ultralytics' export failed ({type(exc).__name__}: "
-                            f"{detail}); check that {backend.runtime}'s export packages are installed "
-                            f"(pip install -e '.[{backend.extra or 'onnx'}]')") from None
+    recorded = meta.get("versions")
+    return Artifact(_artifact_name(backend), files, str(meta["sha256"]), None, True, str(entry),
+                    {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {})
 
 
 def _with_path(model: torch.nn.Module, pt_path: Path) -> torch.nn.Module:
-    """A shallow copy of `model` whose `pt_path` names where the exporter writes (it deep-copies it again)."""
+    """A shallow copy of `model` whose `pt_path` names where the exporter writes (it deep-copies it again), with
+    the task and class names the exporter reads (a model built from a YAML has none)."""
     import copy
 
     shallow = copy.copy(model)
     shallow.pt_path = str(pt_path)
+    if not getattr(shallow, "task", None):
+        shallow.task = "detect"
+    if not isinstance(getattr(shallow, "names", None), dict):
+        shallow.names = {i: str(i) for i in range(int(getattr(shallow, "nc", 80)))}
     return shallow
 
 
-def _remove_stale(final: Path, backend: Format) -> None:
-    """An entry at `final` that does not hold (changed files, a broken record) is removed, so the new export
-    takes its place; a symlink there is removed, never followed."""
-    if final.is_symlink():
-        final.unlink(missing_ok=True)
-    elif final.exists() and _stored(final, backend) is None:
-        shutil.rmtree(final, ignore_errors=True)
+def _run_exporter(model: torch.nn.Module, backend: Format, imgsz: int, batch: int, target: Path) -> None:
+    """Ultralytics' exporter on a copy of `model`, writing into `target`; a one-line error if it fails. Its
+    output is swallowed, and torch's thread settings, which it changes, are restored."""
+    # imported here, not at the top: loads Ultralytics' exporter, which only this path needs
+    from ultralytics.engine.exporter import Exporter
+
+    overrides = {"format": backend.export_format, "imgsz": imgsz, "batch": batch, "device": "cpu", "half": False,
+                 "dynamic": False, "simplify": True, "verbose": False}
+    threads, interop = torch.get_num_threads(), torch.get_num_interop_threads()
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            Exporter(overrides=overrides)(model=_with_path(model, target / f"{STEM}.pt"))
+    except ImportError as exc:
+        raise DetbenchError(f"--format {backend.name}: Ultralytics' export needs {exc.name or exc}; "
+                            f"pip install -e '.[{backend.extra or 'onnx'}]'") from None
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DetbenchError(f"--format {backend.name}: Ultralytics' export failed ({type(exc).__name__}: "
+                            f"{detail}); nothing was written") from None
+    finally:
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):  # settable only before any inter-op work has started
+            torch.set_num_interop_threads(interop)
 
 
-def exported(model: torch.nn.Module, weights_sha256: str, backend: Format, imgsz: int, batch: int,
-             cache_root: Path) -> Artifact:
-    """The export of `model` for `backend`, from the cache under `cache_root` when it holds it, else made."""
-    key = export_key(weights_sha256, backend, imgsz, batch)
-    usable = cache_problem(cache_root) is None
-    final = cache_root / EXPORTS_DIRNAME / key
-    if usable:
-        found = _stored(final, backend)
+def export_limit(model: torch.nn.Module) -> int:
+    """The most bytes an export of `model` may take: a few times its fp32 weights."""
+    weights = sum(t.numel() * 4 for t in [*model.parameters(), *model.buffers()])
+    return max(MIN_EXPORT_BYTES_LIMIT, 4 * weights)
+
+
+def exported(model: torch.nn.Module, weights_sha256: str | None, backend: Format, imgsz: int, batch: int,
+             cache_root: Path | None = None) -> Artifact:
+    """The export of `model` for `backend`: from the private cache under `cache_root` (default
+    `user_cache_root()`) when `weights_sha256` is known and the cache holds it, else made (and stored there)."""
+    limit = export_limit(model)
+    cache = private_cache(cache_root or user_cache_root()) if weights_sha256 else None
+    key = export_key(weights_sha256, backend, imgsz, batch) if weights_sha256 else None
+    entry = cache / key if cache is not None else None
+    if entry is not None:
+        found = _stored(entry, backend, limit)
         if found is not None:
             return found
-    work_parent = final.parent if usable else Path(tempfile.gettempdir())
-    work_parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=work_parent))
-    files = work / "files"
-    files.mkdir()
-    began = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache))  # 0700, in the cache or the system's temp
     try:
-        _run_exporter(model, backend, imgsz, batch, files)
-        artifact = _artifact_in(files, backend)
-        if artifact is None:
-            raise DetbenchError(f"--format {backend.name}: Ultralytics' exporter wrote no {backend.runtime} model")
-        digest = files_sha256(files)
+        os.mkdir(work / "files", 0o700)
+        began = time.perf_counter()
+        _run_exporter(model, backend, imgsz, batch, work / "files")
         spent = time.perf_counter() - began
-        meta = {"sha256": digest, "format": backend.name, "imgsz": imgsz, "batch": batch,
-                "weights_sha256": weights_sha256, "versions": versions(backend), "export_s": round(spent, 3)}
-        (work / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
-    except BaseException:
+        files = read_export(work / "files", backend, limit)
+        if files is None:
+            raise DetbenchError(f"--format {backend.name}: Ultralytics' exporter wrote no {backend.runtime} model "
+                                f"(or one above {limit / 2**20:.0f} MiB)")
+        artifact = Artifact(_artifact_name(backend), files, files_sha256(files), spent, False, None,
+                            versions(backend))
+        if entry is not None:
+            meta = {"sha256": artifact.sha256, "format": backend.name, "imgsz": imgsz, "batch": batch,
+                    "weights_sha256": weights_sha256, "versions": artifact.versions, "export_s": round(spent, 3)}
+            (work / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
+            _replace_entry(work, entry)
+            if not work.exists():
+                artifact.cached_at = str(entry)
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-        raise
-    if usable:
-        _remove_stale(final, backend)
-        try:
-            os.rename(work, final)
-            work = final
-        except OSError:  # another process stored it first: use theirs if it holds, else ours
-            found = _stored(final, backend)
-            if found is not None:
-                shutil.rmtree(work, ignore_errors=True)
-                return found
-    path = _artifact_in(work / "files", backend)
-    return Artifact(path, digest, spent, False, versions(backend))
+    return artifact
+
+
+def _replace_entry(work: Path, entry: Path) -> None:
+    """Move the finished export into place; an entry there that did not hold is removed first (never followed)."""
+    try:
+        if os.path.islink(entry):
+            os.unlink(entry)
+        elif entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+        os.rename(work, entry)
+    except OSError:  # another process stored it first, or the cache is not writable: this run keeps its bytes
+        pass

@@ -1,10 +1,13 @@
 """Does the exported model compute what the PyTorch model computes? Raw outputs and detections compared on the
 first batches of the benchmark list.
 
-Recorded: the largest absolute difference of the raw output, the same relative to the largest absolute value
-of PyTorch's output, and after NMS (conf 0.25, IoU 0.7, as the predictor) the share of PyTorch's detections
-that the backend also finds (a box of the same class at IoU >= 0.5), with both counts. Out of tolerance
-(relative difference above REL_TOLERANCE, or agreement below AGREEMENT_TOLERANCE) gives a warning.
+A detection head's raw output is [batch, 4 + classes, anchors]: boxes in pixels, then class scores in [0, 1].
+Recorded: the largest box difference in pixels and as a share of imgsz, the largest score difference, and the
+share of PyTorch's detections that the backend also finds (a box of the same class at IoU >= 0.5). Detections
+are compared with hysteresis, PyTorch's at conf >= 0.3 against the backend's at conf >= 0.2, so that a score a
+hair's breadth from one threshold does not count as a disagreement. Out of tolerance (a box off by more than
+BOX_TOLERANCE of imgsz, a score by more than SCORE_TOLERANCE, or agreement below AGREEMENT_TOLERANCE) gives a
+warning. An output of another layout is compared as a whole, relative to its largest value.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from typing import Any
 import torch
 
 PARITY_BATCHES = 4
-REL_TOLERANCE = 1e-3
+BOX_TOLERANCE = 1e-4  # of imgsz (0.064 px at 640)
+SCORE_TOLERANCE = 1e-4
+REL_TOLERANCE = 1e-4  # an output of another layout, relative to its largest absolute value
 AGREEMENT_TOLERANCE = 0.99
 MATCH_IOU = 0.5
+REFERENCE_CONF, CANDIDATE_CONF = 0.3, 0.2
 
 
 def raw_output(output: Any) -> torch.Tensor:
@@ -47,30 +53,47 @@ def _matched(reference: torch.Tensor, candidate: torch.Tensor) -> int:
     return found
 
 
+def _is_detect_layout(output: torch.Tensor, classes: int | None) -> bool:
+    return classes is not None and output.dim() == 3 and output.shape[1] == 4 + classes
+
+
 def check_parity(reference: Callable[[torch.Tensor], Any], candidate: Callable[[torch.Tensor], Any],
-                 batches: list[torch.Tensor]) -> dict[str, Any]:
+                 batches: list[torch.Tensor], imgsz: int, classes: int | None = None) -> dict[str, Any]:
+    """`classes`: the detection head's class count (its output is then [batch, 4 + classes, anchors])."""
     """The `parity` section of a backend's report."""
     from ultralytics.utils.nms import non_max_suppression
 
-    max_abs, scale, n_ref, n_cand, matched = 0.0, 0.0, 0, 0, 0
+    box, score, other, scale, n_ref, n_cand, matched = 0.0, 0.0, 0.0, 0.0, 0, 0, 0
+    detect = True
     with torch.inference_mode():
         for x in batches:
             ref, cand = raw_output(reference(x)), raw_output(candidate(x))
             if ref.shape != cand.shape:
                 return {"batches": len(batches), "shape_pytorch": list(ref.shape), "shape_backend": list(cand.shape),
                         "within_tolerance": False, "problem": "the outputs differ in shape"}
-            max_abs = max(max_abs, float((ref - cand).abs().max()))
-            scale = max(scale, float(ref.abs().max()))
-            for r, c in zip(non_max_suppression(ref, 0.25, 0.7), non_max_suppression(cand, 0.25, 0.7), strict=True):
-                n_ref, n_cand, matched = n_ref + len(r), n_cand + len(c), matched + _matched(r, c)
-    relative = max_abs / scale if scale > 0 else 0.0
-    agreement = matched / max(n_ref, n_cand) if max(n_ref, n_cand) else None
-    within = relative <= REL_TOLERANCE and (agreement is None or agreement >= AGREEMENT_TOLERANCE)
-    return {"batches": len(batches), "max_abs_diff": max_abs, "max_rel_diff": relative,
-            "detections_pytorch": n_ref, "detections_backend": n_cand, "detection_agreement": agreement,
-            "tolerance": {"max_rel_diff": REL_TOLERANCE, "detection_agreement": AGREEMENT_TOLERANCE,
-                          "match_iou": MATCH_IOU, "nms": {"conf": 0.25, "iou": 0.7}},
-            "within_tolerance": within}
+            diff = (ref - cand).abs()
+            detect = detect and _is_detect_layout(ref, classes)
+            if detect:
+                box, score = max(box, float(diff[:, :4].max())), max(score, float(diff[:, 4:].max()))
+                for r, c in zip(non_max_suppression(ref, REFERENCE_CONF, 0.7),
+                                non_max_suppression(cand, CANDIDATE_CONF, 0.7), strict=True):
+                    n_ref, n_cand, matched = n_ref + len(r), n_cand + len(c), matched + _matched(r, c)
+            other, scale = max(other, float(diff.max())), max(scale, float(ref.abs().max()))
+    found: dict[str, Any] = {"batches": len(batches), "max_abs_diff": other,
+                             "max_rel_diff": other / scale if scale > 0 else 0.0}
+    if detect:
+        agreement = matched / n_ref if n_ref else None
+        within = (box <= BOX_TOLERANCE * imgsz and score <= SCORE_TOLERANCE
+                  and (agreement is None or agreement >= AGREEMENT_TOLERANCE))
+        found.update(box_max_abs_diff_px=box, box_max_diff_of_imgsz=box / imgsz, score_max_abs_diff=score,
+                     detections_pytorch=n_ref, detections_backend=n_cand, detection_agreement=agreement)
+    else:
+        within = found["max_rel_diff"] <= REL_TOLERANCE
+    found["tolerance"] = {"box_of_imgsz": BOX_TOLERANCE, "score": SCORE_TOLERANCE, "other_relative": REL_TOLERANCE,
+                          "detection_agreement": AGREEMENT_TOLERANCE, "match_iou": MATCH_IOU,
+                          "conf": {"pytorch": REFERENCE_CONF, "backend": CANDIDATE_CONF}, "nms_iou": 0.7}
+    found["within_tolerance"] = within
+    return found
 
 
 def parity_warnings(section: dict[str, Any], backend: str) -> list[str]:
@@ -80,6 +103,10 @@ def parity_warnings(section: dict[str, Any], backend: str) -> list[str]:
         return [f"parity: the {backend} model's output differs from PyTorch's: {section['problem']}"]
     agreement = section.get("detection_agreement")
     shown = "n/a" if agreement is None else f"{100 * agreement:.1f} %"
-    return [f"parity: the {backend} model's output differs from PyTorch's beyond tolerance (max relative "
-            f"difference {section['max_rel_diff']:.2e}, detection agreement {shown}); its latency may not be "
-            f"of the same computation"]
+    if "box_max_abs_diff_px" in section:
+        what = (f"boxes up to {section['box_max_abs_diff_px']:.3g} px, scores up to "
+                f"{section['score_max_abs_diff']:.2e}, detection agreement {shown}")
+    else:
+        what = f"max relative difference {section['max_rel_diff']:.2e}"
+    return [f"parity: the {backend} model's output differs from PyTorch's beyond tolerance ({what}); its latency "
+            f"may not be of the same computation"]

@@ -426,15 +426,13 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
     return Comparison(groups=groups, baseline_name=baseline_name)
 
 
-STUDY_OF_BACKENDS = "several, compared in one interleaved study (the format is in each model's name)"
-
-
 def backend_of(report: Report) -> str:
     """What ran the model: "pytorch" (eager), or the --format's runtime and version; for the reports of a study
-    that compared backends (`--models NAME@FORMAT`), one value for all, so that they stay in one table."""
+    that compared backends (`--models NAME@FORMAT`), one value for that study, so that its reports stay in one
+    table and no other report joins them."""
     formats = (report.study or {}).get("formats")
     if isinstance(formats, list) and len(formats) > 1:
-        return STUDY_OF_BACKENDS
+        return f"several ({', '.join(map(str, formats))}), compared in interleaved study {report.study.get('id')}"
     backend = report.settings.backend if isinstance(report.settings.backend, dict) else {}
     if not backend.get("format"):
         return "pytorch"

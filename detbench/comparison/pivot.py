@@ -17,7 +17,7 @@ from typing import Any
 
 from detbench import text
 from detbench.backends.formats import CHOICES, PYTORCH
-from detbench.comparison.analysis import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
+from detbench.comparison.analysis import COMPARABILITY, DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
 from detbench.stats import paired
 
 
@@ -60,6 +60,15 @@ def _series(entry: Entry) -> list[paired.Series]:
     return paired.worker_series(samples.latency_ms, samples.round, samples.worker)
 
 
+def planned_comparisons(study: dict[str, Any], baseline: str) -> int:
+    """Within-backend comparisons the study's model list allows (its record, not the reports at hand: leaving
+    a report out must not loosen the others' alpha)."""
+    names = [str(name) for name in study.get("models") or []]
+    parsed = [(base_name(name), name.rpartition("@")[2] if base_name(name) != name else PYTORCH) for name in names]
+    backends = {backend for model, backend in parsed if model == baseline}
+    return sum(1 for model, backend in parsed if backend in backends and model != baseline)
+
+
 def _study_verdicts(cells: dict[tuple[str, str], Cell], baseline: str, alpha: float | None,
                     min_effect: float | None) -> None:
     """Fill each cell's verdict against the baseline of its backend, where both ran in one study."""
@@ -72,7 +81,7 @@ def _study_verdicts(cells: dict[tuple[str, str], Cell], baseline: str, alpha: fl
         study = _study(members[0][1].entry)
         backends = {backend for (model, backend), _ in members if model == baseline}
         pairs = [(key, cell) for key, cell in members if key[1] in backends and key[0] != baseline]
-        family = len(pairs)
+        family = max(len(pairs), planned_comparisons(study, baseline))
         use_alpha = alpha if alpha is not None else float(study.get("alpha") or DEFAULT_ALPHA)
         use_effect = min_effect if min_effect is not None else float(study.get("min_effect") or DEFAULT_MIN_EFFECT)
         for backend in sorted(backends):
@@ -95,16 +104,33 @@ def base_name(name: str) -> str:
     return base if at and base and suffix in CHOICES else name
 
 
+def setting_key(entry: Entry) -> tuple[Any, ...]:
+    """What must match for two reports to share a matrix: the comparison's key, the backend aside."""
+    return tuple(read(entry.report) for label, read in COMPARABILITY if label != "backend")
+
+
+def build_pivots(entries: Sequence[Entry], baseline: str | None, alpha: float | None = None,
+                 min_effect: float | None = None) -> list[Pivot]:
+    """One matrix per setting (image size, batch, device, threads, inputs, ...): reports measured under another
+    setting are never put in one matrix, exactly as `compare` never puts them in one table."""
+    by_setting: dict[tuple[Any, ...], list[Entry]] = {}
+    for entry in entries:
+        by_setting.setdefault(setting_key(entry), []).append(entry)
+    return [build_pivot(group, baseline, alpha, min_effect) for group in by_setting.values()]
+
+
 def build_pivot(entries: Sequence[Entry], baseline: str | None, alpha: float | None = None,
                 min_effect: float | None = None) -> Pivot:
-    """`baseline` may carry an @FORMAT (the main table's baseline); the matrix's baseline is the model."""
+    """`baseline` may carry an @FORMAT (the main table's baseline); the matrix's baseline is the model. The
+    entries must share one setting (`build_pivots`)."""
     baseline = base_name(baseline or "baseline")
     cells: dict[tuple[str, str], Cell] = {}
     notes: list[str] = []
     for entry in entries:
         key = model_and_backend(entry)
         if key in cells:
-            notes.append(f"{entry.path}: a second report of {key[0]} in {key[1]}; the first one is shown")
+            notes.append(f"{entry.path}: a second report of {key[0]} in {key[1]} under this setting; the one "
+                         f"from {cells[key].entry.path} is shown")
             continue
         cells[key] = Cell(entry, base_metrics(entry, on_gpu=False)["latency_median_ms"])
     models = sorted({model for model, _ in cells}, key=lambda m: (m != baseline, m))

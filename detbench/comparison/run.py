@@ -19,7 +19,7 @@ from detbench.comparison.analysis import (
     report_files,
     stderr_warning,
 )
-from detbench.comparison.pivot import build_pivot, pivot_lines
+from detbench.comparison.pivot import build_pivots, pivot_lines
 from detbench.errors import DetbenchError
 
 # ---------------------------------------------------------------- output places
@@ -105,27 +105,28 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
     for line in tables.console_lines(comparison):
         echo(text.terminal(line))
-    matrix = None
+    matrices = []
     if pivot == "backend":
-        matrix = build_pivot(entries, baseline or DEFAULT_BASELINE, alpha, min_effect)
-        echo("")
-        for line in pivot_lines(matrix):
-            echo(line)
+        matrices = build_pivots(entries, baseline or DEFAULT_BASELINE, alpha, min_effect)
+        for index, matrix in enumerate(matrices, 1):
+            echo("")
+            if len(matrices) > 1:
+                echo(f"Matrix {index} of {len(matrices)} (reports of one setting each; see the groups above)")
+            for line in pivot_lines(matrix):
+                echo(line)
     rendered = {path: tables.RENDERERS[fmt](comparison) for fmt, path in targets.items()}
     for path, content in rendered.items():
         tables.write_table(path, content)
         echo(f"✓ saved: {text.terminal(path)}")
     if plots_dir is not None:
-        # imported here, not at the top: loads numpy, kept out of light commands
-        from detbench.comparison.plots import write_plots
+        # imported here, not at the top: loads numpy and matplotlib, kept out of light commands
+        from detbench.comparison.plots import backend_bars, write_plots
 
         for path in write_plots(comparison, plots_dir, note=lambda line: echo(f"  note: {text.terminal(line)}")):
             echo(f"✓ saved: {text.terminal(path)}")
-        if matrix is not None:
-            # imported here, not at the top: loads matplotlib, kept out of light commands
-            from detbench.comparison.plots import backend_bars
-
-            echo(f"✓ saved: {text.terminal(backend_bars(matrix, Path(plots_dir) / 'latency_by_backend.png'))}")
+        for index, matrix in enumerate(matrices, 1):
+            name = "latency_by_backend.png" if index == 1 else f"latency_by_backend_{index}.png"
+            echo(f"✓ saved: {text.terminal(backend_bars(matrix, Path(plots_dir) / name))}")
     return 0
 
 

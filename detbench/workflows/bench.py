@@ -235,14 +235,16 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
     return _Model(loaded, fused, numbers, isinstance(pending, KnownInspection), model_rss)
 
 
-def deploy(run: _Run, model: _Model, inputs, sha256: str | None, cache_dir: Path) -> Deployed:
-    """--format: the model exported (or found in the set-up cache), opened in its runtime, checked for parity
-    on the first batches of the list."""
+def deploy(run: _Run, model: _Model, inputs, sha256: str | None) -> Deployed:
+    """--format: the model exported (or found in the private export cache), opened in its runtime, checked for
+    parity on the first batches of the list. Only a checkpoint file is cached: a model built from a YAML has new
+    random weights in every process."""
     cfg = run.cfg
     batches = [inputs.batch(i, cfg.batch, run.device, torch.float32) for i in range(PARITY_BATCHES)]
+    cacheable = sha256 if model.loaded.kind == "checkpoint" else None
     try:
-        deployed = deploy_model(run.backend, model.loaded.model, model.model, sha256, model.numbers.imgsz, cfg.batch,
-                                cfg.threads, batches, cache_dir, run.echo)
+        deployed = deploy_model(run.backend, model.loaded.model, model.model, cacheable, model.numbers.imgsz,
+                                cfg.batch, cfg.threads, batches, run.echo)
     except DetbenchError:
         raise
     except Exception as exc:
@@ -316,7 +318,8 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
     try:
         deployed = model.deployed
         measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters,
-                              loop=loop or run_timed_loop, watch_host=loop is None, model_rss_mib=model.rss_mib,
+                              loop=loop or run_timed_loop, watch_host=loop is None,
+                              model_rss_mib=deployed.runtime_rss_mib if deployed else model.rss_mib,
                               stop=stop, forward=deployed.runtime.forward if deployed else None,
                               weights_override_mib=deployed.size_mib if deployed else None)
     except Exception as exc:
@@ -388,7 +391,7 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
     model = _prepare_model(run, pending, sha256, known)
     outcome, inputs, cache = _prepare_inputs(run, model)
     if run.backend is not None:
-        model.deployed = deploy(run, model, inputs, sha256, Path(cache["dir"]))
+        model.deployed = deploy(run, model, inputs, sha256)
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
     measurement, latency, statistics = _measure(run, model, inputs, stop, loop)
     pipeline, pipeline_samples, pipeline_warned = _pipeline(run, model, outcome, inputs, stop)
