@@ -137,9 +137,10 @@ def test_each_cpu_backend_benches_end_to_end_with_parity_and_its_threads(cli, tm
     assert any("params and GFLOPs are those of the PyTorch model" in note for note in report.notes)
     if fmt == "openvino":
         assert "float32" in backend["properties"]["INFERENCE_PRECISION_HINT"].lower()
-    again = cli("bench", "--weights", str(yaml_checkpoint), "--data", str(dataset), "--format", fmt,
-                "--name", f"v8n-{fmt}", *QUICK, cwd=tmp_path)
-    assert again.returncode == 0 and "reused from the private export cache" in again.stdout
+    if fmt == "onnx":  # the cache is the same code for every format: one re-run shows the reuse
+        again = cli("bench", "--weights", str(yaml_checkpoint), "--data", str(dataset), "--format", fmt,
+                    "--name", f"v8n-{fmt}", *QUICK, cwd=tmp_path)
+        assert again.returncode == 0 and "reused from the private export cache" in again.stdout
 
 
 @pytest.mark.slow
