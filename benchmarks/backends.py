@@ -46,9 +46,12 @@ def main() -> int:
     for fmt in formats[1:]:
         report = json.loads((out / f"yolov8n@{fmt}.json").read_text())
         parity, backend = report["parity"], report["settings"]["backend"]
-        print(f"{fmt:<12} {backend['runtime']} {backend['version']}: threads {backend['threads']}; parity max "
-              f"relative difference {parity['max_rel_diff']:.2e}, within tolerance {parity['within_tolerance']}; "
-              f"export {'reused' if backend['exported']['reused'] else 'made'}")
+        boxes = parity.get("box_max_abs_diff_px")
+        shown = (f"boxes within {boxes:.2g} px, scores within {parity['score_max_abs_diff']:.2g}" if boxes is not None
+                 else f"max relative difference {parity['max_rel_diff']:.2e}")
+        export = "reused" if backend["exported"]["reused"] else "made"
+        print(f"{fmt:<12} {backend['runtime']} {backend['version']}: threads {backend['threads']}; parity {shown}, "
+              f"within tolerance {parity['within_tolerance']}; export {export}")
     compared = subprocess.run([sys.executable, "-m", "detbench.cli", "compare", str(out), "--baseline",
                                "yolov8n@pytorch"], capture_output=True, text=True)
     print(compared.stdout)
