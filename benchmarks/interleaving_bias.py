@@ -28,7 +28,8 @@ so that placement is the same in both.
 
     python benchmarks/interleaving_bias.py [--design probe|blocks] [--threads 1,2] [--turn-warmups 1]
                                            [--imgsz 320] [--iters 100] [--workspace DIR]
-                                           probe: [--rounds 150] [--probe-forwards 10]; blocks: [--cycles 6]
+                                           probe: [--rounds 150] [--probe-forwards 10] [--pool DIR,DIR];
+                                           blocks: [--cycles 6]
 """
 
 from __future__ import annotations
@@ -135,6 +136,42 @@ def probe_study(folder: Path, flags: list[str], shared_list: Path, rounds: int, 
     return json.loads((folder / "study.json").read_text())["interleaving_bias"]
 
 
+def study_units(folder: Path, tag: str) -> tuple[dict, list]:
+    """A finished probe study's turns ({model: {label: {round: ms}}}) and probes, labels prefixed with `tag`."""
+    # imported here, not at the top: loads numpy and scipy through the package, after common set the process up
+    from detbench.stats.bias import Probe
+
+    record = json.loads((folder / "study.json").read_text())
+    turns: dict[str, dict[str, dict[int, float]]] = {}
+    for model in record["models"]:
+        samples = json.loads(Path(model["report"]).read_text())["samples"]
+        mine = turns.setdefault(model["name"], {})
+        for ms, rnd, worker in zip(samples["latency_ms"], samples["round"], samples["worker"], strict=True):
+            mine.setdefault(f"{tag}{model['name']}#{worker}", {})[int(rnd)] = float(ms)
+    probes = [Probe(p["round"], f"{tag}{p['worker']}", p["worker"].split("#")[0], [p["first_ms"], *p["steady_ms"]])
+              for p in record["interleaving_bias"]["probes"]]
+    return turns, probes
+
+
+def pool(folders: list[Path]) -> None:
+    """Pool the probes of finished studies (each probe stays paired with its own turn) and report per model."""
+    from detbench.stats.bias import interleaving_bias
+
+    turns: dict[str, dict] = {}
+    probes: list = []
+    for index, folder in enumerate(folders):
+        found_turns, found_probes = study_units(folder, f"s{index}:")
+        for model, series in found_turns.items():
+            turns.setdefault(model, {}).update(series)
+        probes += found_probes
+    for model, row in interleaving_bias(turns, probes).items():
+        ci, median_ci = row["ci_pct"], row["median_ratio_ci_pct"]
+        print(f"pooled {len(folders)} studies  {model:<8} over {row['paired']} probes: median turn vs median loop "
+              f"forward {row['paired_median_ratio_pct']:+.2f} % [{median_ci[0]:+.2f}, {median_ci[1]:+.2f}] -> "
+              f"{target_status(*median_ci)} (±{TARGET_PCT:g} %); mean log-ratio {row['bias_pct']:+.2f} % "
+              f"[{ci[0]:+.2f}, {ci[1]:+.2f}]", flush=True)
+
+
 def run_probe_design(opts: argparse.Namespace, work: Path, data: Path, shared_list: Path,
                      turn_warmups: list[int]) -> None:
     for threads in [int(t) for t in opts.threads.split(",")]:
@@ -157,6 +194,9 @@ def run_probe_design(opts: argparse.Namespace, work: Path, data: Path, shared_li
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--design", choices=("probe", "blocks"), default="probe")
+    parser.add_argument("--pool", default=None,
+                        help="probe: instead of running, pool the probes of finished studies (comma-separated "
+                             "study folders, e.g. WS/t1/probe_tw1 of several runs at one thread count)")
     parser.add_argument("--rounds", type=int, default=150, help="probe: rounds of the study (default 150)")
     parser.add_argument("--probe-forwards", type=int, default=10, help="probe: forwards per probe (default 10)")
     parser.add_argument("--threads", default="1,2")
@@ -166,6 +206,9 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=100, help="blocks: timed forwards per model and block")
     parser.add_argument("--workspace", default=None)
     opts = parser.parse_args()
+    if opts.pool:
+        pool([Path(folder) for folder in opts.pool.split(",") if folder])
+        return 0
     common.print_header(f"interleaving bias: interleaved turns against an isolated loop ({opts.design} design)")
     work = Path(opts.workspace or tempfile.mkdtemp(prefix="detbench-bias-")).resolve()
     data = common.dataset(work / "data")
