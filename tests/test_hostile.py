@@ -278,7 +278,7 @@ WEIGHT_CASES = {
     "legacy_format": r"legacy \(pre-1\.6, non-zip\) torch\.save format.*--unsafe-load",
     "state_dict_only": r"no model inside \(keys: w\)",
     "tensor": r"holds a Tensor, not an Ultralytics checkpoint",
-    "onnx_suffix": r"expected a \.pt checkpoint or a model \.yaml, got '\.onnx'",
+    "onnx_suffix": r"an exported model, not a checkpoint; pass the \.pt it was exported from with --format onnx",
     "device_file": r"is a device, not a regular file",
 }
 
