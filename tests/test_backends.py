@@ -168,7 +168,8 @@ def test_compare_keeps_backends_in_separate_groups(tmp_path):
 
 
 def test_models_entries_take_a_backend_after_an_at_sign(tmp_path, yaml_checkpoint):
-    from detbench.study.models import resolve_models, split_format
+    from detbench.backends.formats import split_format
+    from detbench.study.models import resolve_models
 
     assert split_format("baseline@onnx") == ("baseline", "onnx")
     assert split_format("runs/exp@2/best.pt") == ("runs/exp@2/best.pt", None)  # not a backend: part of the path

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from detbench.errors import DetbenchError
 
@@ -30,9 +32,16 @@ UNSUPPORTED_MODES = (("half", "--half"), ("amp", "--amp"), ("channels_last", "--
                      ("cuda_graph", "--cuda-graph"), ("rect", "--rect"))
 
 
-def check_format(name: str, device_type: str, modes: dict[str, bool]) -> Format | None:
-    """The backend of `--format NAME` (None for PyTorch eager); a one-line error for an unknown name, a device
-    it does not run on here, or a PyTorch-only mode asked with it."""
+def split_format(raw: str) -> tuple[str, str | None]:
+    """`NAME@FORMAT` -> (NAME, FORMAT) when FORMAT names a backend (`--format`'s values); else (raw, None)."""
+    entry, at, fmt = raw.rpartition("@")
+    return (entry, fmt) if at and entry and fmt in CHOICES else (raw, None)
+
+
+def check_format(name: str, device_type: str, settings: Mapping[str, Any]) -> Format | None:
+    """The backend of `--format NAME` (None for PyTorch eager), its runtime installed; a one-line error for an
+    unknown name, a device it does not run on here, a PyTorch-only mode asked with it in `settings` (a run's
+    settings by field name), or a missing runtime."""
     if name == PYTORCH:
         return None
     if name not in FORMATS:
@@ -42,9 +51,10 @@ def check_format(name: str, device_type: str, modes: dict[str, bool]) -> Format 
         raise DetbenchError(f"--format {name}: runs on the CPU in this version; pass --device cpu, or --format "
                             f"pytorch on the GPU")
     for key, flag in UNSUPPORTED_MODES:
-        if modes.get(key):
+        if settings.get(key):
             raise DetbenchError(f"--format {name}: {flag} applies to PyTorch eager only (the exported model is "
                                 f"fp32 and takes square inputs); drop {flag} or use --format pytorch")
+    require(backend)
     return backend
 
 

@@ -71,6 +71,11 @@ class Entry:
     def samples(self) -> np.ndarray:
         return np.asarray(self.report.latency_samples(), dtype=np.float64)
 
+    def worker_series(self) -> list[paired.Series]:
+        """Each study worker's turns, from the samples' round and worker lists."""
+        samples = self.report.samples
+        return paired.worker_series(samples.latency_ms, samples.round, samples.worker)
+
     def caveats(self) -> list[str]:
         """The report's own warnings (noise, outliers, warm-up, busy or throttled device), each once."""
         return list(dict.fromkeys(str(w) for w in self.report.warnings or []))
@@ -359,9 +364,7 @@ def study_verdicts(group: Group, alpha: float | None, min_effect: float | None) 
         return {}
     group.study_id, group.alpha = study["id"], alpha if alpha is not None else float(study["alpha"])
     group.min_effect = min_effect if min_effect is not None else float(study["min_effect"])
-    series = {row.entry.model_name: paired.worker_series(row.entry.report.samples.latency_ms,
-                                                         row.entry.report.samples.round,
-                                                         row.entry.report.samples.worker) for row in members}
+    series = {row.entry.model_name: row.entry.worker_series() for row in members}
     planned = study["planned_looks"]
     family = len(study.get("models") or []) - 1
     results = paired.replay(series, group.baseline.entry.model_name, group.alpha, group.min_effect,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detbench import text
-from detbench.backends.formats import CHOICES, PYTORCH
+from detbench.backends.formats import PYTORCH, split_format
 from detbench.comparison.analysis import COMPARABILITY, DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
 from detbench.stats import paired
 
@@ -25,7 +25,7 @@ def model_and_backend(entry: Entry) -> tuple[str, str]:
     name = entry.model_name
     backend = entry.report.settings.backend if isinstance(entry.report.settings.backend, dict) else {}
     fmt = str(backend.get("format") or PYTORCH)
-    return base_name(name), fmt
+    return split_format(name)[0], fmt
 
 
 @dataclass
@@ -55,16 +55,10 @@ def _study(entry: Entry) -> dict[str, Any] | None:
     return study
 
 
-def _series(entry: Entry) -> list[paired.Series]:
-    samples = entry.report.samples
-    return paired.worker_series(samples.latency_ms, samples.round, samples.worker)
-
-
 def planned_comparisons(study: dict[str, Any], baseline: str) -> int:
     """Within-backend comparisons the study's model list allows (its record, not the reports at hand: leaving
     a report out must not loosen the others' alpha)."""
-    names = [str(name) for name in study.get("models") or []]
-    parsed = [(base_name(name), name.rpartition("@")[2] if base_name(name) != name else PYTORCH) for name in names]
+    parsed = [(model, fmt or PYTORCH) for model, fmt in (split_format(str(name)) for name in study.get("models") or [])]
     backends = {backend for model, backend in parsed if model == baseline}
     return sum(1 for model, backend in parsed if backend in backends and model != baseline)
 
@@ -89,19 +83,13 @@ def _study_verdicts(cells: dict[tuple[str, str], Cell], baseline: str, alpha: fl
             mine = [(model, cell) for (model, b), cell in pairs if b == backend]
             if not mine:
                 continue
-            series = {f"{baseline}@{backend}": _series(base_cell.entry)}
-            series.update({f"{model}@{backend}": _series(cell.entry) for model, cell in mine})
+            series = {f"{baseline}@{backend}": base_cell.entry.worker_series()}
+            series.update({f"{model}@{backend}": cell.entry.worker_series() for model, cell in mine})
             results = paired.replay(series, f"{baseline}@{backend}", use_alpha * len(mine) / family, use_effect,
                                     study["looks_at_rounds"], len(study["planned_looks"]), len(mine))
             for result in results:
-                model = result.model.rpartition("@")[0]
+                model = split_format(result.model)[0]
                 cells[(model, backend)].verdict = result
-
-
-def base_name(name: str) -> str:
-    """A model name without a trailing @FORMAT."""
-    base, at, suffix = name.rpartition("@")
-    return base if at and base and suffix in CHOICES else name
 
 
 def setting_key(entry: Entry) -> tuple[Any, ...]:
@@ -123,7 +111,7 @@ def build_pivot(entries: Sequence[Entry], baseline: str | None, alpha: float | N
                 min_effect: float | None = None) -> Pivot:
     """`baseline` may carry an @FORMAT (the main table's baseline); the matrix's baseline is the model. The
     entries must share one setting (`build_pivots`)."""
-    baseline = base_name(baseline or "baseline")
+    baseline = split_format(baseline or "baseline")[0]
     cells: dict[tuple[str, str], Cell] = {}
     notes: list[str] = []
     for entry in entries:

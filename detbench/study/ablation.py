@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detbench.backends.formats import check_format, require
+from detbench.backends.formats import check_format
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
@@ -178,11 +178,8 @@ def validate_options(opts: AblationOptions) -> None:
 def check_formats(runs: Sequence[ModelRun], values: dict[str, Any], device: str) -> None:
     """Every backend the study will use must run here (device, modes, its runtime installed): checked once, before
     any worker starts, with the one-line error `bench` would give."""
-    modes = {key: bool(values.get(key)) for key in ("half", "amp", "rect", "channels_last", "cuda_graph")}
     for fmt in sorted({run.format or values.get("format") or "pytorch" for run in runs}):
-        backend = check_format(fmt, device.split(":", 1)[0], modes)
-        if backend is not None:
-            require(backend)
+        check_format(fmt, device.split(":", 1)[0], values)
 
 
 def choose_baseline(runs: Sequence[ModelRun], wanted: str | None) -> str:

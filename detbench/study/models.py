@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detbench import zoo
+from detbench.backends.formats import split_format
 from detbench.errors import DetbenchError
 from detbench.models.loading import model_name_for
 from detbench.names import check_model_name
@@ -28,15 +29,6 @@ class ModelRun:
     weights: str  # a path as found or given, or a zoo name
     note: str = ""
     format: str | None = None  # `--models ENTRY@FORMAT`: this model's backend (None: the study's --format)
-
-
-def split_format(raw: str) -> tuple[str, str | None]:
-    """`ENTRY@FORMAT` -> (ENTRY, FORMAT) when FORMAT names a backend (`--format`'s values); else (raw, None)."""
-    # imported here, not at the top: keeps discovery free of the backends' imports
-    from detbench.backends.formats import CHOICES
-
-    entry, at, fmt = raw.rpartition("@")
-    return (entry, fmt) if at and entry and fmt in CHOICES else (raw, None)
 
 
 def _seed_number(run_dir: Path) -> int:

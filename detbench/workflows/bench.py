@@ -25,7 +25,7 @@ import torch
 
 from detbench.backends.deploy import Deployed
 from detbench.backends.deploy import deploy as deploy_model
-from detbench.backends.formats import Format, check_format, require
+from detbench.backends.formats import Format, check_format
 from detbench.backends.parity import PARITY_BATCHES
 from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
@@ -175,10 +175,7 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownIns
     mode = ExecutionMode(half=cfg.half, amp=cfg.amp, channels_last=cfg.channels_last,
                          cudnn_benchmark=cfg.cudnn_benchmark, cuda_graph=cfg.cuda_graph, tf32=cfg.tf32)
     mode.check(device)
-    backend = check_format(cfg.format, device.type, {"half": cfg.half, "amp": cfg.amp, "rect": cfg.rect,
-                                                     "channels_last": cfg.channels_last, "cuda_graph": cfg.cuda_graph})
-    if backend is not None:
-        require(backend)  # a missing extra fails now, before the model loads
+    backend = check_format(cfg.format, device.type, vars(cfg))  # a missing extra fails now, before the model loads
     name = check_model_name(cfg.name, f"--name {cfg.name}") if cfg.name else check_model_name(
         model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
     out_dir = Path(cfg.out)
