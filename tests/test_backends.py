@@ -107,7 +107,11 @@ def test_a_missing_runtime_names_the_extra_to_install():
 
 @pytest.mark.parametrize(("name", "device", "modes", "message"), [
     ("tensorrt", "cpu", {}, "not a backend here"),
-    ("onnx", "cuda", {}, "runs on the CPU in this version"),
+    ("onnx", "cuda", {}, r"this ONNX Runtime has no CUDAExecutionProvider .*pip install -e '\.\[onnx-gpu\]'"),
+    ("engine", "cpu", {}, "TensorRT runs on an NVIDIA GPU here, not on cpu; pass --device 0"),
+    ("engine", "cuda", {"half": True}, r"TensorRT or its exporter's packages are not installed .*\[tensorrt\]"),
+    ("openvino", "cuda", {}, "OpenVINO runs on the CPU here, not on cuda; pass --device cpu"),
+    ("onnx", "cpu", {"half": True}, "--half applies to PyTorch eager and TensorRT only"),
     ("openvino", "cpu", {"rect": True}, "--rect applies to PyTorch eager only"),
     ("torchscript", "cpu", {"amp": True}, "--amp applies to PyTorch eager only"),
 ])

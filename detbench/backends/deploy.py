@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from detbench.backends.export import Artifact, exported
+from detbench.backends.export import Artifact, Target, exported
 from detbench.backends.formats import Format
 from detbench.backends.parity import PARITY_BATCHES, check_parity, parity_warnings
 from detbench.backends.runtimes import Runtime, open_runtime
@@ -27,28 +27,62 @@ class Deployed:
     size_mib: float  # the exported model's files
     runtime_rss_mib: float | None  # resident memory that opening the runtime (and its first runs) added
     warnings: list[str] = field(default_factory=list)
+    runtime_device_mib: float | None = None  # GPU memory that opening it took, seen by the driver (not by torch)
+    precision: str = "fp32"
 
     def record(self) -> dict[str, Any]:
         """The report's settings.backend."""
         return {**self.runtime.info, "exported": self.artifact.record(), "exported_size_MB": self.size_mib,
-                "runtime_rss_MB": self.runtime_rss_mib,
+                "runtime_rss_MB": self.runtime_rss_mib, "precision": self.precision,
+                "runtime_device_MB": self.runtime_device_mib,
                 "params_and_gflops": "those of the PyTorch model the export was made from"}
+
+
+def export_target(backend: Format, imgsz: int, batch: int, device: torch.device, half: bool) -> Target:
+    """A TensorRT engine is built, and TorchScript traced, on the GPU it runs on; ONNX and OpenVINO export on the CPU
+    (their files do not depend on the device)."""
+    if device.type != "cuda" or backend.name not in {"engine", "torchscript"}:
+        return Target(imgsz, batch)
+    name = None
+    if backend.name == "engine":
+        major, minor = torch.cuda.get_device_capability(device)
+        name = f"{torch.cuda.get_device_name(device)} (sm_{major}{minor})"
+    return Target(imgsz, batch, str(device.index or 0), half and backend.half, name)
+
+
+def _device_used_mib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    free, total = torch.cuda.mem_get_info(device)
+    return (total - free) / MIB
 
 
 def deploy(backend: Format, model: torch.nn.Module, fused: torch.nn.Module, weights_sha256: str | None,
            imgsz: int, batch: int, threads: int, batches: list[torch.Tensor], echo: Echo,
-           cache_root: Path | None = None) -> Deployed:
-    """Export `model` (as loaded), open it in the backend's runtime, compare it with `fused` on `batches`.
-    `weights_sha256`: the checkpoint file's, which keys the private export cache; None exports afresh."""
-    artifact = exported(model, weights_sha256, backend, imgsz, batch, cache_root)
+           cache_root: Path | None = None, device: torch.device | None = None, half: bool = False,
+           tf32: bool = False) -> Deployed:
+    """Export `model` (as loaded), open it in the backend's runtime on `device` (default the CPU), compare it
+    with `fused` on `batches`. `weights_sha256`: the checkpoint file's, which keys the private export cache;
+    None exports afresh. `half`: an fp16 TensorRT engine; `tf32`: ONNX Runtime's CUDA provider may use TF32."""
+    device = device or torch.device("cpu")
+    target = export_target(backend, imgsz, batch, device, half)
+    artifact = exported(model, weights_sha256, backend, imgsz, batch, cache_root, target)
     how = ("reused from the private export cache" if artifact.reused
            else f"exported in {artifact.export_s:.1f} s" + ("" if artifact.cached_at else " (not cached)"))
     echo(f"✓ {backend.runtime} model {how} (sha256 {artifact.sha256[:12]})")
-    rss_before = current_rss_mib(settle=True)
-    runtime = open_runtime(backend, artifact, threads)
+    reference = fused.to(device)
+    rss_before, device_before = current_rss_mib(settle=True), _device_used_mib(device)
+    runtime = open_runtime(backend, artifact, threads, device, tf32)
+    runtime.forward(batches[0])  # a runtime may allocate its working memory on the first run
+    device_after = _device_used_mib(device)
+    runtime_device = None if device_before is None or device_after is None else max(0.0, device_after - device_before)
     spec = getattr(fused, "yaml", None)
     classes = getattr(fused, "nc", None) or (spec.get("nc") if isinstance(spec, dict) else None)
-    parity = check_parity(fused, runtime.forward, batches[:PARITY_BATCHES], imgsz, classes)
+    precision = "fp16" if target.half else "fp32"
+    reduced = target.half or (tf32 and device.type == "cuda")
+    parity = check_parity(reference, runtime.forward, batches[:PARITY_BATCHES], imgsz, classes,
+                          "reduced" if reduced else "fp32")
     runtime_rss = max(0.0, current_rss_mib(settle=True) - rss_before)
     warnings = parity_warnings(parity, backend.runtime)
     agreement = parity.get("detection_agreement")
@@ -57,4 +91,5 @@ def deploy(backend: Format, model: torch.nn.Module, fused: torch.nn.Module, weig
          f"{'n/a (none at conf 0.3)' if agreement is None else f'{100 * agreement:.1f} % agree'}")
     for warning in warnings:
         echo(f"  warning: {warning}")
-    return Deployed(backend, artifact, runtime, parity, artifact.size_bytes / MIB, runtime_rss, warnings)
+    return Deployed(backend, artifact, runtime, parity, artifact.size_bytes / MIB, runtime_rss, warnings,
+                    runtime_device, precision)

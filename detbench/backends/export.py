@@ -8,9 +8,10 @@ and write files), so an export is trusted only where no one else can have writte
   folder detbench makes with mode 0700 and uses only while it, and every entry in it, is owned by this user,
   is not a symlink and is writable by no one else; anything else is not used, and the export is made in a
   private temporary folder instead, loaded, and deleted;
-- only models read from a checkpoint file are cached (keyed by its SHA-256, the format, imgsz, batch and the
-  versions of detbench, torch, Ultralytics and the runtime and export packages): a model built from a YAML
-  has new random weights in every process, so it is exported each time;
+- only models read from a checkpoint file are cached (keyed by its SHA-256, the format, imgsz, batch, the
+  device kind and precision, the GPU model for a TensorRT engine, the source of the model's own layer classes
+  (a plugin's) and the versions of detbench, torch, Ultralytics and the runtime and export packages): a
+  model built from a YAML has new random weights in every process, so it is exported each time;
 - an export's files are read once, bounded in size, as bytes: the recorded hash is of those bytes, and the
   runtime loads those bytes (never the path again), so what was hashed is what runs; only regular files
   count, and an export with any other entry (a symlink, a FIFO) is not used.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -80,8 +82,37 @@ def versions(backend: Format) -> dict[str, str]:
     return found
 
 
-def export_key(weights_sha256: str, backend: Format, imgsz: int, batch: int) -> str:
-    text = json.dumps([weights_sha256, backend.name, imgsz, batch, versions(backend)], sort_keys=True)
+def layers_code_sha256(model: torch.nn.Module) -> str:
+    """The source of the model's own layer classes (a plugin's, detbench's zoo's; not torch's or Ultralytics',
+    whose versions are in the key): a plugin edited under the same checkpoint must not reuse an old export."""
+    digest = hashlib.sha256()
+    classes = sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+    for cls in classes:
+        if cls.__module__.split(".")[0] in {"torch", "ultralytics"}:
+            continue
+        digest.update(f"{cls.__module__}.{cls.__qualname__}\0".encode())
+        try:
+            source = inspect.getsourcefile(cls)
+            digest.update(Path(source).read_bytes() if source else b"?")
+        except (OSError, TypeError):
+            digest.update(b"?")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an export is made for, besides the model and the format."""
+    imgsz: int
+    batch: int
+    device: str = "cpu"  # where the exporter runs: "cpu", or a CUDA index (a TensorRT engine, a TorchScript trace)
+    half: bool = False  # an fp16 TensorRT engine
+    device_name: str | None = None  # the GPU a TensorRT engine is built for (an engine runs on that model only)
+
+
+def export_key(weights_sha256: str, backend: Format, target: Target, found_versions: dict[str, str],
+               code_sha256: str) -> str:
+    text = json.dumps([weights_sha256, backend.name, target.imgsz, target.batch, target.device != "cpu",
+                       target.half, target.device_name, found_versions, code_sha256], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -112,7 +143,7 @@ def private_cache(root: Path) -> Path | None:
 
 
 def _artifact_name(backend: Format) -> str:
-    return {"onnx": f"{STEM}.onnx", "torchscript": f"{STEM}.torchscript",
+    return {"onnx": f"{STEM}.onnx", "torchscript": f"{STEM}.torchscript", "engine": f"{STEM}.engine",
             "openvino": f"{STEM}_openvino_model/{STEM}.xml"}[backend.name]
 
 
@@ -187,19 +218,24 @@ def _with_path(model: torch.nn.Module, pt_path: Path) -> torch.nn.Module:
     return shallow
 
 
-def _run_exporter(model: torch.nn.Module, backend: Format, imgsz: int, batch: int, target: Path) -> None:
-    """Ultralytics' exporter on a copy of `model`, writing into `target`; a one-line error if it fails. Its
+def exporter_overrides(backend: Format, target: Target) -> dict[str, Any]:
+    """Ultralytics' exporter's arguments: a static shape, simplified, on the target's device."""
+    return {"format": backend.export_format, "imgsz": target.imgsz, "batch": target.batch, "device": target.device,
+            "quantize": 16 if target.half else None, "dynamic": False, "simplify": True, "verbose": False}
+
+
+def _run_exporter(model: torch.nn.Module, backend: Format, target: Target, folder: Path) -> None:
+    """Ultralytics' exporter on a copy of `model`, writing into `folder`; a one-line error if it fails. Its
     output is swallowed, and torch's thread settings, which it changes, are restored."""
     # imported here, not at the top: loads Ultralytics' exporter, which only this path needs
     from ultralytics.engine.exporter import Exporter
 
-    overrides = {"format": backend.export_format, "imgsz": imgsz, "batch": batch, "device": "cpu", "half": False,
-                 "dynamic": False, "simplify": True, "verbose": False}
+    overrides = exporter_overrides(backend, target)
     threads, interop = torch.get_num_threads(), torch.get_num_interop_threads()
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            Exporter(overrides=overrides)(model=_with_path(model, target / f"{STEM}.pt"))
+            Exporter(overrides=overrides)(model=_with_path(model, folder / f"{STEM}.pt"))
     except ImportError as exc:
         raise DetbenchError(f"--format {backend.name}: Ultralytics' export needs {exc.name or exc}; "
                             f"pip install -e '.[{backend.extra or 'onnx'}]'") from None
@@ -220,14 +256,17 @@ def export_limit(model: torch.nn.Module) -> int:
 
 
 def exported(model: torch.nn.Module, weights_sha256: str | None, backend: Format, imgsz: int, batch: int,
-             cache_root: Path | None = None) -> Artifact:
+             cache_root: Path | None = None, target: Target | None = None) -> Artifact:
     """The export of `model` for `backend`: from the private cache under `cache_root` (default
-    `user_cache_root()`) when `weights_sha256` is known and the cache holds it, else made (and stored there)."""
+    `user_cache_root()`) when `weights_sha256` is known and the cache holds it, else made (and stored there).
+    `target`: the device and precision to export for (default: fp32 on the CPU at `imgsz` and `batch`)."""
+    target = target or Target(imgsz, batch)
     limit = export_limit(model)
     cache = private_cache(cache_root or user_cache_root()) if weights_sha256 else None
-    key = export_key(weights_sha256, backend, imgsz, batch) if weights_sha256 else None
-    entry = cache / key if cache is not None else None
-    if entry is not None:
+    found_versions = versions(backend)
+    entry = None
+    if cache is not None and weights_sha256:
+        entry = cache / export_key(weights_sha256, backend, target, found_versions, layers_code_sha256(model))
         found = _stored(entry, backend, limit)
         if found is not None:
             return found
@@ -235,16 +274,16 @@ def exported(model: torch.nn.Module, weights_sha256: str | None, backend: Format
     try:
         os.mkdir(work / "files", 0o700)
         began = time.perf_counter()
-        _run_exporter(model, backend, imgsz, batch, work / "files")
+        _run_exporter(model, backend, target, work / "files")
         spent = time.perf_counter() - began
         files = read_export(work / "files", backend, limit)
         if files is None:
             raise DetbenchError(f"--format {backend.name}: Ultralytics' exporter wrote no {backend.runtime} model "
                                 f"(or one above {limit / 2**20:.0f} MiB)")
-        artifact = Artifact(_artifact_name(backend), files, files_sha256(files), spent, False, None,
-                            versions(backend))
+        artifact = Artifact(_artifact_name(backend), files, files_sha256(files), spent, False, None, found_versions)
         if entry is not None:
-            meta = {"sha256": artifact.sha256, "format": backend.name, "imgsz": imgsz, "batch": batch,
+            meta = {"sha256": artifact.sha256, "format": backend.name, "imgsz": target.imgsz, "batch": target.batch,
+                    "device": target.device, "half": target.half, "device_name": target.device_name,
                     "weights_sha256": weights_sha256, "versions": artifact.versions, "export_s": round(spent, 3)}
             (work / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
             _replace_entry(work, entry)

@@ -19,17 +19,24 @@ class Format:
     extra: str  # `pip install -e '.[EXTRA]'`
     export_format: str  # Ultralytics' exporter's `format`
     export_modules: tuple[str, ...] = ()  # what the exporter imports besides the runtime
+    devices: tuple[str, ...] = ("cpu", "cuda")  # the device types it runs on here
+    half: bool = False  # --half builds an fp16 model (TensorRT); elsewhere the export is fp32
+    gpu_extra: str = ""  # the extra its GPU runtime needs, when that is another package
 
 
 FORMATS: dict[str, Format] = {
     "torchscript": Format("torchscript", "TorchScript", "torch", "", "torchscript"),
-    "onnx": Format("onnx", "ONNX Runtime", "onnxruntime", "onnx", "onnx", ("onnx", "onnxslim")),
-    "openvino": Format("openvino", "OpenVINO", "openvino", "openvino", "openvino"),
+    "onnx": Format("onnx", "ONNX Runtime", "onnxruntime", "onnx", "onnx", ("onnx", "onnxslim"),
+                   gpu_extra="onnx-gpu"),
+    "openvino": Format("openvino", "OpenVINO", "openvino", "openvino", "openvino", devices=("cpu",)),
+    "engine": Format("engine", "TensorRT", "tensorrt", "tensorrt", "engine", ("onnx", "onnxslim"),
+                     devices=("cuda",), half=True),
 }
 PYTORCH = "pytorch"
 CHOICES = (PYTORCH, *FORMATS)
 UNSUPPORTED_MODES = (("half", "--half"), ("amp", "--amp"), ("channels_last", "--channels-last"),
                      ("cuda_graph", "--cuda-graph"), ("rect", "--rect"))
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 def split_format(raw: str) -> tuple[str, str | None]:
@@ -47,15 +54,28 @@ def check_format(name: str, device_type: str, settings: Mapping[str, Any]) -> Fo
     if name not in FORMATS:
         raise DetbenchError(f"--format {name}: not a backend here; choose one of {', '.join(CHOICES)}")
     backend = FORMATS[name]
-    if device_type != "cpu":
-        raise DetbenchError(f"--format {name}: runs on the CPU in this version; pass --device cpu, or --format "
-                            f"pytorch on the GPU")
+    if device_type not in backend.devices:
+        where = {"cpu": "the CPU", "cuda": "an NVIDIA GPU"}
+        raise DetbenchError(f"--format {name}: {backend.runtime} runs on {where[backend.devices[0]]} here, not on "
+                            f"{device_type}; pass --device {'cpu' if backend.devices == ('cpu',) else '0'}")
     for key, flag in UNSUPPORTED_MODES:
-        if settings.get(key):
-            raise DetbenchError(f"--format {name}: {flag} applies to PyTorch eager only (the exported model is "
-                                f"fp32 and takes square inputs); drop {flag} or use --format pytorch")
-    require(backend)
+        if settings.get(key) and not (key == "half" and backend.half):
+            raise DetbenchError(f"--format {name}: {flag} applies to PyTorch eager"
+                                f"{' and TensorRT' if key == 'half' else ''} only (the exported model is fp32 and "
+                                f"takes square inputs); drop {flag} or use --format pytorch")
+    module = require(backend)
+    if device_type == "cuda" and name == "onnx":
+        require_cuda_provider(module)
     return backend
+
+
+def require_cuda_provider(ort: ModuleType) -> None:
+    """ONNX Runtime's CUDA execution provider must be in this build (the `onnxruntime` wheel has only the CPU)."""
+    available = list(getattr(ort, "get_available_providers", lambda: [])())
+    if CUDA_PROVIDER not in available:
+        raise DetbenchError(f"--format onnx on the GPU: this ONNX Runtime has no {CUDA_PROVIDER} (it has "
+                            f"{', '.join(available) or 'none'}); pip uninstall onnxruntime && pip install -e "
+                            f"'.[{FORMATS['onnx'].gpu_extra}]'")
 
 
 def require(backend: Format) -> ModuleType:

@@ -6,8 +6,11 @@ Recorded: the largest box difference in pixels and as a share of imgsz, the larg
 share of PyTorch's detections that the backend also finds (a box of the same class at IoU >= 0.5). Detections
 are compared with hysteresis, PyTorch's at conf >= 0.3 against the backend's at conf >= 0.2, so that a score a
 hair's breadth from one threshold does not count as a disagreement. Out of tolerance (a box off by more than
-BOX_TOLERANCE of imgsz, a score by more than SCORE_TOLERANCE, or agreement below AGREEMENT_TOLERANCE) gives a
-warning. An output of another layout is compared as a whole, relative to its largest value.
+`box_of_imgsz` of imgsz, a score by more than `score`, or agreement below `detection_agreement`) gives a
+warning. An output of another layout is compared as a whole, relative to its largest value. The tolerances
+are those of TOLERANCES: "fp32" for an fp32 model on the CPU or the GPU, "reduced" where the backend computes
+in fp16 (a TensorRT engine built with --half) or TF32 (--tf32 on the GPU), whose rounding is about 1e-3
+relative.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import Any
 import torch
 
 PARITY_BATCHES = 4
-BOX_TOLERANCE = 1e-4  # of imgsz (0.064 px at 640)
-SCORE_TOLERANCE = 1e-4
-REL_TOLERANCE = 1e-4  # an output of another layout, relative to its largest absolute value
-AGREEMENT_TOLERANCE = 0.99
+TOLERANCES = {
+    # box: of imgsz (0.064 px at 640); other_relative: an output of another layout, relative to its largest value
+    "fp32": {"box_of_imgsz": 1e-4, "score": 1e-4, "other_relative": 1e-4, "detection_agreement": 0.99},
+    "reduced": {"box_of_imgsz": 2e-3, "score": 1e-2, "other_relative": 1e-2, "detection_agreement": 0.95},
+}
 MATCH_IOU = 0.5
 REFERENCE_CONF, CANDIDATE_CONF = 0.3, 0.2
 
@@ -58,9 +62,11 @@ def _is_detect_layout(output: torch.Tensor, classes: int | None) -> bool:
 
 
 def check_parity(reference: Callable[[torch.Tensor], Any], candidate: Callable[[torch.Tensor], Any],
-                 batches: list[torch.Tensor], imgsz: int, classes: int | None = None) -> dict[str, Any]:
-    """`classes`: the detection head's class count (its output is then [batch, 4 + classes, anchors])."""
-    """The `parity` section of a backend's report."""
+                 batches: list[torch.Tensor], imgsz: int, classes: int | None = None,
+                 precision: str = "fp32") -> dict[str, Any]:
+    """The `parity` section of a backend's report. `classes`: the detection head's class count (its output is
+    then [batch, 4 + classes, anchors]); `precision`: the TOLERANCES to judge by."""
+    tolerance = TOLERANCES[precision]
     from ultralytics.utils.nms import non_max_suppression
 
     box, score, other, scale, n_ref, n_cand, matched = 0.0, 0.0, 0.0, 0.0, 0, 0, 0
@@ -83,14 +89,13 @@ def check_parity(reference: Callable[[torch.Tensor], Any], candidate: Callable[[
                              "max_rel_diff": other / scale if scale > 0 else 0.0}
     if detect:
         agreement = matched / n_ref if n_ref else None
-        within = (box <= BOX_TOLERANCE * imgsz and score <= SCORE_TOLERANCE
-                  and (agreement is None or agreement >= AGREEMENT_TOLERANCE))
+        within = (box <= tolerance["box_of_imgsz"] * imgsz and score <= tolerance["score"]
+                  and (agreement is None or agreement >= tolerance["detection_agreement"]))
         found.update(box_max_abs_diff_px=box, box_max_diff_of_imgsz=box / imgsz, score_max_abs_diff=score,
                      detections_pytorch=n_ref, detections_backend=n_cand, detection_agreement=agreement)
     else:
-        within = found["max_rel_diff"] <= REL_TOLERANCE
-    found["tolerance"] = {"box_of_imgsz": BOX_TOLERANCE, "score": SCORE_TOLERANCE, "other_relative": REL_TOLERANCE,
-                          "detection_agreement": AGREEMENT_TOLERANCE, "match_iou": MATCH_IOU,
+        within = found["max_rel_diff"] <= tolerance["other_relative"]
+    found["tolerance"] = {"precision": precision, **tolerance, "match_iou": MATCH_IOU,
                           "conf": {"pytorch": REFERENCE_CONF, "backend": CANDIDATE_CONF}, "nms_iou": 0.7}
     found["within_tolerance"] = within
     return found

@@ -85,15 +85,17 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
     a study's worker, whose loop spans the other workers' turns and start-ups). `model_rss_mib`: the resident
     memory loading the model added, for the CPU memory section (`measure.memory`). `forward`: another
     runtime's forward over the same inputs (`detbench.backends`), timed in place of the model's;
-    `weights_override_mib` is then the size of that runtime's model."""
+    `weights_override_mib` is then the size of that runtime's model, and its inputs are fp32 (an exported
+    model's input; a TensorRT engine built with --half converts inside)."""
     on_cuda = device.type == "cuda"
     configure_backends(mode, device)
+    input_dtype = mode.input_dtype if forward is None else torch.float32
     if forward is None:
         model = apply_mode(model.to(device), mode)
         forward = make_forward(model, mode, device)
 
     def next_input(i: int) -> torch.Tensor:
-        return to_layout(inputs.batch(i, batch, device, mode.input_dtype), mode)
+        return to_layout(inputs.batch(i, batch, device, input_dtype), mode)
 
     monitor = GpuMonitor(device.index or 0, _pci_bus_id(device)) if on_cuda else None
     state: dict[str, Any] = {}

@@ -217,7 +217,8 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
     originals = decode_originals(paths, files_sha256, max_pixels)
     model = apply_mode(model.to(device), mode)
     names = getattr(model, "names", None)
-    stages = PipelineStages(forward or make_forward(model, mode, device), imgsz, device, mode.input_dtype,
+    input_dtype = mode.input_dtype if forward is None else torch.float32  # an exported model takes fp32
+    stages = PipelineStages(forward or make_forward(model, mode, device), imgsz, device, input_dtype,
                             end2end=bool(getattr(model, "end2end", False)), channels_last=mode.channels_last,
                             rect=rect, stride=stride, names=names if isinstance(names, dict) else None)
 

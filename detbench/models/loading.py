@@ -434,7 +434,7 @@ def file_sha256(weights: str) -> str | None:
     return hashlib.sha256(read_regular_file(path, f"--weights {weights}", limit)).hexdigest()
 
 
-EXPORTED_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript", ".xml": "openvino"}
+EXPORTED_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript", ".xml": "openvino", ".engine": "engine"}
 
 
 def not_a_checkpoint(weights: str, suffix: str) -> str:

@@ -25,7 +25,7 @@ import torch
 
 from detbench.backends.deploy import Deployed
 from detbench.backends.deploy import deploy as deploy_model
-from detbench.backends.formats import Format, check_format
+from detbench.backends.formats import Format, check_format, split_format
 from detbench.backends.parity import PARITY_BATCHES
 from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
@@ -178,6 +178,10 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownIns
     backend = check_format(cfg.format, device.type, vars(cfg))  # a missing extra fails now, before the model loads
     name = check_model_name(cfg.name, f"--name {cfg.name}") if cfg.name else check_model_name(
         model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
+    named_format = split_format(name)[1]
+    if named_format is not None and named_format != cfg.format:
+        raise DetbenchError(f"--name {name}: names the {named_format} backend but --format is {cfg.format}; pass "
+                            f"--format {named_format} or another --name")
     out_dir = Path(cfg.out)
     check_writable(out_dir, report_bytes_needed(cfg))
     if cfg.use_benchmark_list:  # a missing list or a wrong --data fails now, not after the model has loaded
@@ -241,12 +245,16 @@ def deploy(run: _Run, model: _Model, inputs, sha256: str | None) -> Deployed:
     cacheable = sha256 if model.loaded.kind == "checkpoint" else None
     try:
         deployed = deploy_model(run.backend, model.loaded.model, model.model, cacheable, model.numbers.imgsz,
-                                cfg.batch, cfg.threads, batches, run.echo)
+                                cfg.batch, cfg.threads, batches, run.echo, device=run.device, half=cfg.half,
+                                tf32=cfg.tf32 if cfg.tf32 is not None else bool(torch.backends.cudnn.allow_tf32))
     except DetbenchError:
         raise
     except Exception as exc:
         raise _failed_run(cfg, f"{run.backend.runtime} (--format {run.backend.name})", exc) from exc
     run.note(f"params and GFLOPs are those of the PyTorch model; the latency is {run.backend.runtime}'s")
+    if run.device.type == "cuda":
+        run.note(f"GPU memory: torch's allocator does not see {run.backend.runtime}'s own allocations; "
+                 f"settings.backend.runtime_device_MB is what opening it took on the device (driver-wide)")
     run.clock.mark("export")
     return deployed
 

@@ -3,9 +3,11 @@
 Runs `detbench bench` in fresh processes on YOLOv8n at 640 (batch 1 and 8,
 fp32 and fp16) and on the six zoo models, then one interleaved study
 (`detbench ablate`, baseline against p2, workers sharing the device), prints a
-compact table and one PASS/FAIL line per GPU-specific assertion. Without a
-GPU it runs a short CPU pass of the same machinery and reports every GPU-only
-assertion as skipped.
+compact table and one PASS/FAIL line per GPU-specific assertion. On a GPU it
+also benchmarks YOLOv8n at 640 as a TensorRT fp16 engine and on ONNX Runtime's
+CUDA provider, where those are installed (`pip install -e '.[tensorrt]'`,
+`'.[onnx-gpu]'`; skipped, saying so, where not). Without a GPU it runs a short
+CPU pass of the same machinery and reports every GPU-only assertion as skipped.
 """
 
 from __future__ import annotations
@@ -65,6 +67,50 @@ def _study_checks(record: dict | None, out: Path, has_gpu: bool) -> list[tuple[s
                       and bool(record.get("gpu_sharing")))]
 
 
+GPU_BACKENDS = (("v8n-b1-trt-fp16", "engine", ["--half"]), ("v8n-b1-ort-cuda", "onnx", []))
+
+
+def _gpu_backend_missing(fmt: str) -> str | None:
+    """Why `--format fmt` cannot run on this GPU (its package or provider missing), or None."""
+    from detbench.backends.formats import check_format
+    from detbench.errors import DetbenchError
+
+    try:
+        check_format(fmt, "cuda", {"half": fmt == "engine"})
+    except DetbenchError as exc:
+        return str(exc)
+    return None
+
+
+def _gpu_backend_runs(common: list[str], out: Path) -> tuple[dict[str, Report | None], dict[str, str]]:
+    """YOLOv8n at batch 1 as a TensorRT fp16 engine and on ORT's CUDA provider; the runs and what was skipped."""
+    runs: dict[str, Report | None] = {}
+    skipped: dict[str, str] = {}
+    for name, fmt, extra in GPU_BACKENDS:
+        missing = _gpu_backend_missing(fmt)
+        if missing:
+            skipped[name] = missing
+            print(f"  {name}: skipped ({missing})")
+            continue
+        runs[name] = _bench(["--weights", "yolov8n.yaml", *common, "--batch", "1", "--format", fmt, *extra], out,
+                            name, timeout=900)
+    return runs, skipped
+
+
+def _gpu_backend_checks(runs: dict[str, Report | None], skipped: dict[str, str],
+                        has_gpu: bool) -> list[tuple[str, bool | None]]:
+    checks: list[tuple[str, bool | None]] = []
+    for name, _, _ in GPU_BACKENDS:
+        label = f"{name}: finished, CUDA events, parity within tolerance"
+        if not has_gpu or name in skipped:
+            checks.append((label, None))
+            continue
+        report = runs.get(name)
+        checks.append((label, bool(report) and report.latency.timer == "cuda_event"
+                       and bool((report.parity or {}).get("within_tolerance"))))
+    return checks
+
+
 def _row(name: str, r: Report) -> str:
     lat = r.latency
     host = lat.host.median_ms if lat.host else None
@@ -108,7 +154,7 @@ def _print_checks(checks: list[tuple[str, bool | None]]) -> int:
     print()
     failed = 0
     for label, passed in checks:
-        status = "SKIP (no GPU)" if passed is None else ("PASS" if passed else "FAIL")
+        status = "SKIP" if passed is None else ("PASS" if passed else "FAIL")
         failed += passed is False
         print(f"{status:<14}{label}")
     return failed
@@ -151,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     for model in zoo.MODELS:
         runs[f"zoo-{model}"] = _bench(["--weights", model, *common, "--batch", "1"], out, f"zoo-{model}", 300)
 
+    skipped: dict[str, str] = {}
+    if has_gpu:
+        backend_runs, skipped = _gpu_backend_runs(common, out)
+        runs.update(backend_runs)
+
     print(f"\n{'run':<22}{'b':>3} {'prec':>5} {'p50 ms':>9} {'host p50':>9} {'p95 ms':>9} {'FPS':>9} "
           f"{'peak MB':>9} {'enq/dev':>8}")
     for name, report in runs.items():
@@ -158,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_row(name, report))
 
     record = _study(common, work / "study", has_gpu)
-    checks = _checks(runs, has_gpu) + _study_checks(record, work / "study", has_gpu)
+    checks = (_checks(runs, has_gpu) + _gpu_backend_checks(runs, skipped, has_gpu)
+              + _study_checks(record, work / "study", has_gpu))
     failed = _print_checks(checks)
     print(f"\ngpu_check: {len(checks) - failed} of {len(checks)} not failed, {time.perf_counter() - started:.0f} s")
     return 1 if failed else 0

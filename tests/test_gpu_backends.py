@@ -1,0 +1,274 @@
+"""The GPU backends (TensorRT `engine`, ONNX Runtime's CUDA provider), checked on the CPU with fakes of what this
+machine cannot have: the TensorRT module, ONNX Runtime's CUDA build, the GPU's name. What is real: the bindings
+detbench makes (addresses, stream, dtypes), the engine file's header, the export key and the exporter's
+arguments, the parity tolerances, and the fp32 inputs an exported model is given."""
+
+from __future__ import annotations
+
+import json
+import types
+from enum import Enum
+
+import pytest
+import torch
+
+from detbench.backends import deploy as deploy_module
+from detbench.backends.export import Artifact, Target, export_key, exporter_overrides, layers_code_sha256
+from detbench.backends.formats import FORMATS
+from detbench.backends.parity import check_parity
+from detbench.backends.runtimes import _onnx_cuda, _tensorrt, engine_bytes
+from detbench.data.inputs import InputCache
+from detbench.errors import DetbenchError
+from detbench.measure.measure import measure
+from detbench.measure.modes import ExecutionMode
+
+CUDA = torch.device("cuda:0")
+
+
+def _cpu_empty(shape, dtype, device):  # the output buffer the runtime would place on the GPU
+    assert device == CUDA
+    return torch.zeros(shape, dtype=dtype)
+
+
+def _artifact(name: str, data: bytes) -> Artifact:
+    return Artifact(name, {name: data}, "0" * 64, None, True, None)
+
+
+# --- TensorRT ---------------------------------------------------------------------------------------------------
+
+class _DataType(Enum):
+    FLOAT = 0
+    HALF = 1
+
+
+class _Mode(Enum):
+    INPUT = 0
+    OUTPUT = 1
+
+
+class _FakeEngine:
+    def __init__(self, tensors):
+        self.tensors = tensors  # name -> (mode, dtype, shape)
+        self.num_io_tensors = len(tensors)
+        self.context = _FakeContext()
+
+    def get_tensor_name(self, i):
+        return list(self.tensors)[i]
+
+    def get_tensor_mode(self, name):
+        return self.tensors[name][0]
+
+    def get_tensor_dtype(self, name):
+        return self.tensors[name][1]
+
+    def get_tensor_shape(self, name):
+        return self.tensors[name][2]
+
+    def create_execution_context(self):
+        return self.context
+
+
+class _FakeContext:
+    def __init__(self):
+        self.addresses, self.streams = {}, []
+
+    def set_tensor_address(self, name, address):
+        self.addresses[name] = address
+
+    def execute_async_v3(self, stream):
+        self.streams.append(stream)
+        return True
+
+
+def _fake_trt(engine, seen):
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            seen.append(data)
+            return engine
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            assert level == Logger.WARNING
+
+    return types.SimpleNamespace(Logger=Logger, Runtime=Runtime, TensorIOMode=_Mode, __version__="10.99")
+
+
+def test_an_ultralytics_engine_file_is_split_into_its_header_and_the_engine_and_anything_else_stays_whole():
+    header = json.dumps({"stride": 32, "args": {"quantize": 16}}).encode()
+    engine, metadata = engine_bytes(len(header).to_bytes(4, "little", signed=True) + header + b"ENGINE")
+    assert engine == b"ENGINE" and metadata["args"] == {"quantize": 16}
+    assert engine_bytes(b"\xff\xff\xff\x7fENGINE") == (b"\xff\xff\xff\x7fENGINE", {})  # a length past the end
+    assert engine_bytes((3).to_bytes(4, "little") + b"abcENGINE") == ((3).to_bytes(4, "little") + b"abcENGINE", {})
+
+
+def test_the_engine_runs_on_the_timers_stream_with_the_input_and_preallocated_output_bound_by_address():
+    engine = _FakeEngine({"images": (_Mode.INPUT, _DataType.HALF, (2, 3, 64, 64)),
+                          "output0": (_Mode.OUTPUT, _DataType.FLOAT, (2, 84, 84))})
+    seen: list[bytes] = []
+    header = b'{"args": {"quantize": 16}}'
+    artifact = _artifact("model.engine", len(header).to_bytes(4, "little") + header + b"SERIALIZED")
+    runtime = _tensorrt(_fake_trt(engine, seen), artifact, CUDA, lambda: 1234, empty=_cpu_empty)
+    assert seen == [b"SERIALIZED"]  # the header is not handed to TensorRT
+    out = runtime.forward(torch.rand(2, 3, 64, 64))
+    context = engine.context
+    assert context.streams == [1234]
+    assert context.addresses["output0"] == out.data_ptr() and tuple(out.shape) == (2, 84, 84)
+    assert runtime.info["input_dtype"] == "float16" and runtime.info["export_args"] == {"quantize": 16}
+    assert runtime.forward(torch.rand(2, 3, 64, 64)) is out  # the same buffer every call: read before the next
+    with pytest.raises(DetbenchError, match=r"the engine takes \[2, 3, 64, 64\], got \[1, 3, 64, 64\]"):
+        runtime.forward(torch.rand(1, 3, 64, 64))
+
+
+def test_an_engine_that_does_not_load_or_has_a_dynamic_shape_is_a_one_line_error():
+    with pytest.raises(DetbenchError, match="TensorRT could not load the engine"):
+        _tensorrt(_fake_trt(None, []), _artifact("model.engine", b"x"), CUDA, lambda: 0, empty=_cpu_empty)
+    dynamic = _FakeEngine({"images": (_Mode.INPUT, _DataType.FLOAT, (-1, 3, 64, 64)),
+                           "output0": (_Mode.OUTPUT, _DataType.FLOAT, (-1, 84, 84))})
+    with pytest.raises(DetbenchError, match="is not static"):
+        _tensorrt(_fake_trt(dynamic, []), _artifact("model.engine", b"x"), CUDA, lambda: 0, empty=_cpu_empty)
+
+
+# --- ONNX Runtime, CUDA provider ---------------------------------------------------------------------------------
+
+class _FakeBinding:
+    def __init__(self):
+        self.inputs, self.outputs = [], []
+
+    def bind_input(self, name, device_type, device_id, element_type, shape, buffer_ptr):
+        self.inputs.append((name, device_type, device_id, shape, buffer_ptr))
+
+    def bind_output(self, name, device_type, device_id, element_type, shape, buffer_ptr):
+        self.outputs.append((name, device_type, device_id, shape, buffer_ptr))
+
+
+def _fake_ort(cuda_starts: bool = True):
+    made = {}
+
+    class Session:
+        def __init__(self, data, options, providers):
+            made.update(data=data, options=options, providers=providers, runs=0)
+            self.binding = _FakeBinding()
+            made["binding"] = self.binding
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda_starts else ["CPUExecutionProvider"]
+
+        def get_inputs(self):
+            return [types.SimpleNamespace(name="images", shape=[1, 3, 64, 64])]
+
+        def get_outputs(self):
+            return [types.SimpleNamespace(name="output0", shape=[1, 84, 84])]
+
+        def io_binding(self):
+            return self.binding
+
+        def run_with_iobinding(self, binding):
+            made["runs"] += 1
+
+    ort = types.SimpleNamespace(
+        SessionOptions=lambda: types.SimpleNamespace(graph_optimization_level=None),
+        GraphOptimizationLevel=types.SimpleNamespace(ORT_ENABLE_ALL="all"), InferenceSession=Session,
+        get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    return ort, made
+
+
+def test_ort_cuda_binds_input_and_output_on_the_device_and_runs_on_the_timers_stream_with_the_runs_tf32():
+    ort, made = _fake_ort()
+    runtime = _onnx_cuda(ort, _artifact("model.onnx", b"ONNX"), CUDA, tf32=False, stream=777, empty=_cpu_empty)
+    x = torch.rand(1, 3, 64, 64)
+    out = runtime.forward(x)
+    provider, options = made["providers"][0]
+    assert provider == "CUDAExecutionProvider" and options["user_compute_stream"] == "777"
+    assert options["use_tf32"] == 0 and options["device_id"] == 0
+    binding = made["binding"]
+    assert binding.inputs == [("images", "cuda", 0, [1, 3, 64, 64], x.data_ptr())]
+    assert binding.outputs == [("output0", "cuda", 0, [1, 84, 84], out.data_ptr())]
+    assert made["runs"] == 1 and made["data"] == b"ONNX"
+    assert "no host copies" in runtime.info["io"]
+
+
+def test_ort_falling_back_to_the_cpu_on_a_gpu_run_is_refused():
+    ort, _ = _fake_ort(cuda_starts=False)
+    with pytest.raises(DetbenchError, match="could not start its CUDAExecutionProvider on cuda:0"):
+        _onnx_cuda(ort, _artifact("model.onnx", b"ONNX"), CUDA, tf32=True, stream=1, empty=_cpu_empty)
+
+
+# --- export: what is exported where, and the key ----------------------------------------------------------------
+
+def test_an_engine_is_built_on_its_gpu_in_fp16_and_keyed_by_that_gpu_while_onnx_exports_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    engine = deploy_module.export_target(FORMATS["engine"], 640, 1, CUDA, half=True)
+    assert engine == Target(640, 1, "0", True, "NVIDIA H200 (sm_90)")
+    assert exporter_overrides(FORMATS["engine"], engine)["quantize"] == 16
+    assert exporter_overrides(FORMATS["engine"], engine)["device"] == "0"
+    assert deploy_module.export_target(FORMATS["onnx"], 640, 1, CUDA, half=False) == Target(640, 1)
+    assert deploy_module.export_target(FORMATS["torchscript"], 640, 1, CUDA, half=False).device == "0"
+    versions = {"torch": "x"}
+    others = (Target(640, 1, "0", False, "NVIDIA H200 (sm_90)"), Target(640, 1, "0", True, "NVIDIA A100 (sm_80)"))
+    keys = {export_key("a" * 64, FORMATS["engine"], target, versions, "c") for target in (engine, *others)}
+    assert len(keys) == 3  # precision and GPU model each change the key
+    assert export_key("a" * 64, FORMATS["engine"], engine, versions, "c") != \
+        export_key("a" * 64, FORMATS["engine"], engine, versions, "d")  # so does the layers' code
+
+
+def test_the_export_key_covers_the_source_of_a_plugins_layers(tmp_path):
+    from detbench.models.loading import load_plugin
+
+    plugin = tmp_path / "keyed_layers.py"
+    plugin.write_text("import torch\nclass Twice(torch.nn.Module):\n    def forward(self, x):\n        return 2 * x\n")
+    load_plugin(str(plugin))
+    import keyed_layers
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), keyed_layers.Twice())
+    before = layers_code_sha256(model)
+    assert layers_code_sha256(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))) != before
+    plugin.write_text(plugin.read_text().replace("2 * x", "3 * x"))
+    assert layers_code_sha256(model) != before
+
+
+# --- parity and inputs -------------------------------------------------------------------------------------------
+
+def test_reduced_precision_parity_accepts_fp16_rounding_that_fp32_parity_flags():
+    torch.manual_seed(0)
+    preds = torch.cat([torch.rand(1, 4, 50) * 640, torch.rand(1, 80, 50)], dim=1)
+    rounded = preds.half().float()  # what fp16 does to the outputs
+    assert not check_parity(lambda x: preds, lambda x: rounded, [torch.zeros(1)], 640, 80)["within_tolerance"]
+    reduced = check_parity(lambda x: preds, lambda x: rounded, [torch.zeros(1)], 640, 80, "reduced")
+    assert reduced["within_tolerance"] and reduced["tolerance"]["precision"] == "reduced"
+
+
+def test_an_exported_model_is_given_fp32_inputs_even_when_the_run_is_half():
+    images = torch.randint(0, 255, (4, 3, 32, 32), dtype=torch.uint8)
+    inputs = InputCache(images, "f" * 64, "d" * 64)
+    dtypes = []
+
+    def forward(x):
+        dtypes.append(x.dtype)
+        return x
+
+    measure(torch.nn.Identity(), inputs, 1, torch.device("cpu"), ExecutionMode(half=True), 1, 3,
+            watch_host=False, forward=forward)
+    assert dtypes and set(dtypes) == {torch.float32}
+
+
+def test_a_name_that_names_another_backend_than_format_is_refused(cli, tmp_path):
+    result = cli("bench", "--weights", "yolov8n.yaml", "--name", "v8n@onnx", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --name v8n@onnx: names the onnx backend but --format is pytorch; pass "
+                                     "--format onnx or another --name")
+
+
+def test_gpu_check_skips_a_gpu_backend_whose_package_is_missing_and_says_which():
+    from detbench.workflows import gpu_check
+
+    missing = gpu_check._gpu_backend_missing("onnx")  # this machine's ONNX Runtime is the CPU build
+    assert missing and "onnx-gpu" in missing
+    checks = gpu_check._gpu_backend_checks({}, {"v8n-b1-ort-cuda": missing, "v8n-b1-trt-fp16": "x"}, has_gpu=True)
+    assert [passed for _, passed in checks] == [None, None]
+    assert [passed for _, passed in gpu_check._gpu_backend_checks({"v8n-b1-trt-fp16": None}, {}, True)][0] is False
