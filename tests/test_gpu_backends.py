@@ -5,6 +5,7 @@ arguments, the parity tolerances, and the fp32 inputs an exported model is given
 
 from __future__ import annotations
 
+import contextlib
 import json
 import types
 from enum import Enum
@@ -16,7 +17,7 @@ from detbench.backends import deploy as deploy_module
 from detbench.backends.export import Artifact, Target, export_key, exporter_overrides, layers_code_sha256
 from detbench.backends.formats import FORMATS
 from detbench.backends.parity import check_parity
-from detbench.backends.runtimes import _onnx_cuda, _tensorrt, engine_bytes
+from detbench.backends.runtimes import CudaPlace, _onnx_cuda, _tensorrt, engine_bytes
 from detbench.data.inputs import InputCache
 from detbench.errors import DetbenchError
 from detbench.measure.measure import measure
@@ -28,6 +29,21 @@ CUDA = torch.device("cuda:0")
 def _cpu_empty(shape, dtype, device):  # the output buffer the runtime would place on the GPU
     assert device == CUDA
     return torch.zeros(shape, dtype=dtype)
+
+
+class _Stream:
+    def __init__(self, name, handle, events):
+        self.name, self.cuda_stream, self.events = name, handle, events
+
+    def wait_stream(self, other):
+        self.events.append(f"{self.name} waits for {other.name}")
+
+
+def _place(events: list[str], handle: int = 1234) -> CudaPlace:
+    """The runtime's own stream (handle 1234) and the timer's stream (the legacy default, handle 0)."""
+    timer = _Stream("timer", 0, events)
+    return CudaPlace(CUDA, _Stream("runtime", handle, events), lambda: timer,
+                     lambda: contextlib.nullcontext(events.append("device made current")), _cpu_empty)
 
 
 def _artifact(name: str, data: bytes) -> Artifact:
@@ -70,13 +86,14 @@ class _FakeEngine:
 
 class _FakeContext:
     def __init__(self):
-        self.addresses, self.streams = {}, []
+        self.addresses, self.streams, self.events = {}, [], []
 
     def set_tensor_address(self, name, address):
         self.addresses[name] = address
 
     def execute_async_v3(self, stream):
         self.streams.append(stream)
+        self.events.append(f"launch on {stream}")
         return True
 
 
@@ -106,31 +123,55 @@ def test_an_ultralytics_engine_file_is_split_into_its_header_and_the_engine_and_
     assert engine_bytes((3).to_bytes(4, "little") + b"abcENGINE") == ((3).to_bytes(4, "little") + b"abcENGINE", {})
 
 
-def test_the_engine_runs_on_the_timers_stream_with_the_input_and_preallocated_output_bound_by_address():
-    engine = _FakeEngine({"images": (_Mode.INPUT, _DataType.HALF, (2, 3, 64, 64)),
+def test_the_engine_runs_on_its_own_stream_ordered_against_the_timers_with_buffers_bound_by_address():
+    engine = _FakeEngine({"images": (_Mode.INPUT, _DataType.FLOAT, (2, 3, 64, 64)),  # as Ultralytics' fp16 engines
                           "output0": (_Mode.OUTPUT, _DataType.FLOAT, (2, 84, 84))})
     seen: list[bytes] = []
-    header = b'{"args": {"quantize": 16}}'
+    header = b'{"args": {"quantize": 16, "nested": {"x": 1}}}'
     artifact = _artifact("model.engine", len(header).to_bytes(4, "little") + header + b"SERIALIZED")
-    runtime = _tensorrt(_fake_trt(engine, seen), artifact, CUDA, lambda: 1234, empty=_cpu_empty)
+    events: list[str] = []
+    engine.context.events = events
+    runtime = _tensorrt(_fake_trt(engine, seen), artifact, _place(events))
     assert seen == [b"SERIALIZED"]  # the header is not handed to TensorRT
-    out = runtime.forward(torch.rand(2, 3, 64, 64))
+    assert events == ["device made current"]  # loaded on the run's device, not the current one
+    x = torch.rand(2, 3, 64, 64)
+    out = runtime.forward(x)
+    assert events[1:] == ["runtime waits for timer", "launch on 1234", "timer waits for runtime"]
     context = engine.context
-    assert context.streams == [1234]
+    assert context.addresses["images"] == x.data_ptr()
     assert context.addresses["output0"] == out.data_ptr() and tuple(out.shape) == (2, 84, 84)
-    assert runtime.info["input_dtype"] == "float16" and runtime.info["export_args"] == {"quantize": 16}
+    assert runtime.info["input_dtype"] == "float32" and runtime.info["export_args"] == {"quantize": 16}
     assert runtime.forward(torch.rand(2, 3, 64, 64)) is out  # the same buffer every call: read before the next
     with pytest.raises(DetbenchError, match=r"the engine takes \[2, 3, 64, 64\], got \[1, 3, 64, 64\]"):
         runtime.forward(torch.rand(1, 3, 64, 64))
 
 
+def test_an_fp16_engine_input_is_cast_on_the_device_and_the_default_stream_is_never_used():
+    engine = _FakeEngine({"images": (_Mode.INPUT, _DataType.HALF, (1, 3, 64, 64)),
+                          "output0": (_Mode.OUTPUT, _DataType.FLOAT, (1, 84, 84))})
+    runtime = _tensorrt(_fake_trt(engine, []), _artifact("model.engine", b"E"), _place([]))
+    runtime.forward(torch.rand(1, 3, 64, 64))
+    assert runtime.info["input_dtype"] == "float16"
+    broken = _tensorrt(_fake_trt(_FakeEngine(engine.tensors), []), _artifact("model.engine", b"E"), _place([], 0))
+    with pytest.raises(RuntimeError, match="legacy default stream"):
+        broken.forward(torch.rand(1, 3, 64, 64))
+
+
+def test_an_engine_header_that_is_hostile_is_treated_as_no_header():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    data = len(deep).to_bytes(4, "little") + deep + b"ENGINE"
+    assert engine_bytes(data) == (data, {})  # too deeply nested to parse: no header
+    huge = (2**21).to_bytes(4, "little") + b"{}" + b"x" * 2**21
+    assert engine_bytes(huge)[1] == {}
+
+
 def test_an_engine_that_does_not_load_or_has_a_dynamic_shape_is_a_one_line_error():
     with pytest.raises(DetbenchError, match="TensorRT could not load the engine"):
-        _tensorrt(_fake_trt(None, []), _artifact("model.engine", b"x"), CUDA, lambda: 0, empty=_cpu_empty)
+        _tensorrt(_fake_trt(None, []), _artifact("model.engine", b"x"), _place([]))
     dynamic = _FakeEngine({"images": (_Mode.INPUT, _DataType.FLOAT, (-1, 3, 64, 64)),
                            "output0": (_Mode.OUTPUT, _DataType.FLOAT, (-1, 84, 84))})
     with pytest.raises(DetbenchError, match="is not static"):
-        _tensorrt(_fake_trt(dynamic, []), _artifact("model.engine", b"x"), CUDA, lambda: 0, empty=_cpu_empty)
+        _tensorrt(_fake_trt(dynamic, []), _artifact("model.engine", b"x"), _place([]))
 
 
 # --- ONNX Runtime, CUDA provider ---------------------------------------------------------------------------------
@@ -167,24 +208,37 @@ def _fake_ort(cuda_starts: bool = True):
         def io_binding(self):
             return self.binding
 
-        def run_with_iobinding(self, binding):
+        def run_with_iobinding(self, binding, run_options=None):
             made["runs"] += 1
+            made["run_options"] = run_options.entries
+            made["events"].append("ORT run")
 
+    class RunOptions:
+        def __init__(self):
+            self.entries = {}
+
+        def add_run_config_entry(self, key, value):
+            self.entries[key] = value
+
+    made["events"] = []
     ort = types.SimpleNamespace(
-        SessionOptions=lambda: types.SimpleNamespace(graph_optimization_level=None),
+        RunOptions=RunOptions, SessionOptions=lambda: types.SimpleNamespace(graph_optimization_level=None),
         GraphOptimizationLevel=types.SimpleNamespace(ORT_ENABLE_ALL="all"), InferenceSession=Session,
         get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     return ort, made
 
 
-def test_ort_cuda_binds_input_and_output_on_the_device_and_runs_on_the_timers_stream_with_the_runs_tf32():
+def test_ort_cuda_binds_on_the_device_runs_on_its_own_stream_unsynchronized_with_the_runs_tf32():
     ort, made = _fake_ort()
-    runtime = _onnx_cuda(ort, _artifact("model.onnx", b"ONNX"), CUDA, tf32=False, stream=777, empty=_cpu_empty)
+    events = made["events"]
+    runtime = _onnx_cuda(ort, _artifact("model.onnx", b"ONNX"), _place(events), tf32=False)
     x = torch.rand(1, 3, 64, 64)
     out = runtime.forward(x)
     provider, options = made["providers"][0]
-    assert provider == "CUDAExecutionProvider" and options["user_compute_stream"] == "777"
+    assert provider == "CUDAExecutionProvider" and options["user_compute_stream"] == "1234"
     assert options["use_tf32"] == 0 and options["device_id"] == 0
+    assert made["run_options"] == {"disable_synchronize_execution_providers": "1"}
+    assert events == ["device made current", "runtime waits for timer", "ORT run", "timer waits for runtime"]
     binding = made["binding"]
     assert binding.inputs == [("images", "cuda", 0, [1, 3, 64, 64], x.data_ptr())]
     assert binding.outputs == [("output0", "cuda", 0, [1, 84, 84], out.data_ptr())]
@@ -195,7 +249,18 @@ def test_ort_cuda_binds_input_and_output_on_the_device_and_runs_on_the_timers_st
 def test_ort_falling_back_to_the_cpu_on_a_gpu_run_is_refused():
     ort, _ = _fake_ort(cuda_starts=False)
     with pytest.raises(DetbenchError, match="could not start its CUDAExecutionProvider on cuda:0"):
-        _onnx_cuda(ort, _artifact("model.onnx", b"ONNX"), CUDA, tf32=True, stream=1, empty=_cpu_empty)
+        _onnx_cuda(ort, _artifact("model.onnx", b"ONNX"), _place([]), tf32=True)
+
+
+def test_the_parity_bounds_follow_what_the_backend_computes_in():
+    from detbench.backends.deploy import parity_precision
+
+    fp32 = Target(640, 1)
+    assert parity_precision(FORMATS["engine"], Target(640, 1, "0", True), False, CUDA) == ("fp16", "reduced")
+    assert parity_precision(FORMATS["engine"], Target(640, 1, "0"), False, CUDA)[1] == "reduced"  # TensorRT's TF32
+    assert parity_precision(FORMATS["onnx"], fp32, True, CUDA) == ("fp32", "reduced")
+    assert parity_precision(FORMATS["onnx"], fp32, False, CUDA) == ("fp32", "fp32")
+    assert parity_precision(FORMATS["onnx"], fp32, True, torch.device("cpu")) == ("fp32", "fp32")
 
 
 # --- export: what is exported where, and the key ----------------------------------------------------------------

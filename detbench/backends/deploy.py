@@ -50,6 +50,16 @@ def export_target(backend: Format, imgsz: int, batch: int, device: torch.device,
     return Target(imgsz, batch, str(device.index or 0), half and backend.half, name)
 
 
+def parity_precision(backend: Format, target: Target, tf32: bool, device: torch.device) -> tuple[str, str]:
+    """(the precision the report states, the parity tolerances to judge by). A TensorRT engine computes in fp16
+    with --half, and in fp32 its builder allows TF32; ORT's CUDA provider uses TF32 when the run does."""
+    if target.half:
+        return "fp16", "reduced"
+    if backend.name == "engine":
+        return "fp32 (TF32 allowed by TensorRT)", "reduced"
+    return "fp32", "reduced" if tf32 and device.type == "cuda" else "fp32"
+
+
 def _device_used_mib(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
@@ -79,10 +89,11 @@ def deploy(backend: Format, model: torch.nn.Module, fused: torch.nn.Module, weig
     runtime_device = None if device_before is None or device_after is None else max(0.0, device_after - device_before)
     spec = getattr(fused, "yaml", None)
     classes = getattr(fused, "nc", None) or (spec.get("nc") if isinstance(spec, dict) else None)
-    precision = "fp16" if target.half else "fp32"
-    reduced = target.half or (tf32 and device.type == "cuda")
-    parity = check_parity(reference, runtime.forward, batches[:PARITY_BATCHES], imgsz, classes,
-                          "reduced" if reduced else "fp32")
+    precision, tolerance = parity_precision(backend, target, tf32, device)
+    parity = check_parity(reference, runtime.forward, batches[:PARITY_BATCHES], imgsz, classes, tolerance)
+    if device.type == "cuda":
+        fused.to("cpu")  # the reference's weights would otherwise sit in the GPU memory the run reports
+        torch.cuda.empty_cache()
     runtime_rss = max(0.0, current_rss_mib(settle=True) - rss_before)
     warnings = parity_warnings(parity, backend.runtime)
     agreement = parity.get("detection_agreement")

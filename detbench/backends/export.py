@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ import torch
 from detbench import __version__
 from detbench.backends.formats import Format
 from detbench.errors import DetbenchError
+from detbench.files.safe_io import read_regular_file
 
 EXPORTS_DIRNAME = "exports"
 STEM = "model"
@@ -73,29 +75,59 @@ def _package_version(name: str) -> str:
 
 
 def versions(backend: Format) -> dict[str, str]:
+    """The versions an export depends on; a module's own `__version__` first (TensorRT from `tensorrt-cu12` or a
+    system package, or `onnxruntime-gpu`, has no distribution of the module's name)."""
     import ultralytics
 
     found = {"detbench": __version__, "torch": torch.__version__, "ultralytics": ultralytics.__version__}
     for name in (backend.module, *backend.export_modules):
         if name != "torch":
-            found[name] = _package_version(name)
+            found[name] = str(getattr(sys.modules.get(name), "__version__", None) or _package_version(name))
     return found
 
 
-def layers_code_sha256(model: torch.nn.Module) -> str:
-    """The source of the model's own layer classes (a plugin's, detbench's zoo's; not torch's or Ultralytics',
-    whose versions are in the key): a plugin edited under the same checkpoint must not reuse an old export."""
+MAX_SOURCE_BYTES = 32 * 2**20  # of one package's Python files
+
+
+def _source_files(cls: type) -> list[Path] | None:
+    """The Python files of the package (or the module) defining `cls`; None when it has no source file."""
+    top = sys.modules.get(cls.__module__.split(".")[0])
+    folders = getattr(top, "__path__", None)
+    if folders:
+        return sorted(path for folder in folders for path in Path(folder).rglob("*.py"))
+    try:
+        source = inspect.getsourcefile(cls)
+    except (OSError, TypeError):
+        return None
+    return [Path(source)] if source else None
+
+
+def layers_code_sha256(model: torch.nn.Module) -> str | None:
+    """The source of the packages defining the model's own layer classes (a plugin's, detbench's zoo's; not
+    torch's or Ultralytics', whose versions are in the key): a plugin edited under the same checkpoint must not
+    reuse an old export. None (the export is then not cached) when a class has no source file or a package's
+    files pass MAX_SOURCE_BYTES."""
     digest = hashlib.sha256()
     classes = sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+    hashed: set[Path] = set()
     for cls in classes:
         if cls.__module__.split(".")[0] in {"torch", "ultralytics"}:
             continue
         digest.update(f"{cls.__module__}.{cls.__qualname__}\0".encode())
-        try:
-            source = inspect.getsourcefile(cls)
-            digest.update(Path(source).read_bytes() if source else b"?")
-        except (OSError, TypeError):
-            digest.update(b"?")
+        files = _source_files(cls)
+        if files is None:
+            return None
+        total = 0
+        for path in files:
+            if path in hashed:
+                continue
+            hashed.add(path)
+            try:
+                data = read_regular_file(path, str(path), MAX_SOURCE_BYTES - total)
+            except DetbenchError:
+                return None
+            total += len(data)
+            digest.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
@@ -265,8 +297,9 @@ def exported(model: torch.nn.Module, weights_sha256: str | None, backend: Format
     cache = private_cache(cache_root or user_cache_root()) if weights_sha256 else None
     found_versions = versions(backend)
     entry = None
-    if cache is not None and weights_sha256:
-        entry = cache / export_key(weights_sha256, backend, target, found_versions, layers_code_sha256(model))
+    code = layers_code_sha256(model) if cache is not None and weights_sha256 else None
+    if cache is not None and weights_sha256 and code is not None:
+        entry = cache / export_key(weights_sha256, backend, target, found_versions, code)
         found = _stored(entry, backend, limit)
         if found is not None:
             return found
@@ -276,6 +309,8 @@ def exported(model: torch.nn.Module, weights_sha256: str | None, backend: Format
         began = time.perf_counter()
         _run_exporter(model, backend, target, work / "files")
         spent = time.perf_counter() - began
+        if backend.name == "engine":  # the exporter leaves its intermediate ONNX beside the engine
+            _keep_only(work / "files", _artifact_name(backend))
         files = read_export(work / "files", backend, limit)
         if files is None:
             raise DetbenchError(f"--format {backend.name}: Ultralytics' exporter wrote no {backend.runtime} model "
@@ -292,6 +327,15 @@ def exported(model: torch.nn.Module, weights_sha256: str | None, backend: Format
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return artifact
+
+
+def _keep_only(folder: Path, name: str) -> None:
+    for path in folder.iterdir():
+        if path.name != name:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def _replace_entry(work: Path, entry: Path) -> None:

@@ -45,10 +45,11 @@ def split_format(raw: str) -> tuple[str, str | None]:
     return (entry, fmt) if at and entry and fmt in CHOICES else (raw, None)
 
 
-def check_format(name: str, device_type: str, settings: Mapping[str, Any]) -> Format | None:
+def check_format(name: str, device_type: str, settings: Mapping[str, Any], runtime: bool = True) -> Format | None:
     """The backend of `--format NAME` (None for PyTorch eager), its runtime installed; a one-line error for an
     unknown name, a device it does not run on here, a PyTorch-only mode asked with it in `settings` (a run's
-    settings by field name), or a missing runtime."""
+    settings by field name), or (with `runtime`; a sweep planning for other machines passes False) a missing
+    runtime."""
     if name == PYTORCH:
         return None
     if name not in FORMATS:
@@ -63,9 +64,10 @@ def check_format(name: str, device_type: str, settings: Mapping[str, Any]) -> Fo
             raise DetbenchError(f"--format {name}: {flag} applies to PyTorch eager"
                                 f"{' and TensorRT' if key == 'half' else ''} only (the exported model is fp32 and "
                                 f"takes square inputs); drop {flag} or use --format pytorch")
-    module = require(backend)
-    if device_type == "cuda" and name == "onnx":
-        require_cuda_provider(module)
+    if runtime:
+        module = require(backend)
+        if device_type == "cuda" and name == "onnx":
+            require_cuda_provider(module)
     return backend
 
 

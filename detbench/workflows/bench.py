@@ -36,7 +36,7 @@ from detbench.errors import DetbenchError
 from detbench.measure.devices import resolve_device
 from detbench.measure.measure import measure
 from detbench.measure.memory import current_rss_mib
-from detbench.measure.modes import ExecutionMode
+from detbench.measure.modes import ExecutionMode, configure_backends
 from detbench.measure.phases import PhaseClock, first_run_of_process
 from detbench.measure.timing import StopRule, Timings, run_timed_loop, stopping_section
 from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
@@ -243,6 +243,7 @@ def deploy(run: _Run, model: _Model, inputs, sha256: str | None) -> Deployed:
     cfg = run.cfg
     batches = [inputs.batch(i, cfg.batch, run.device, torch.float32) for i in range(PARITY_BATCHES)]
     cacheable = sha256 if model.loaded.kind == "checkpoint" else None
+    configure_backends(run.mode, run.device)  # the PyTorch reference of the parity check runs with the run's TF32
     try:
         deployed = deploy_model(run.backend, model.loaded.model, model.model, cacheable, model.numbers.imgsz,
                                 cfg.batch, cfg.threads, batches, run.echo, device=run.device, half=cfg.half,
