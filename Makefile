@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,onnx,openvino]'
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,onnx,openvino,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

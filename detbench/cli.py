@@ -24,6 +24,10 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write csv/md/latex (repeatable): next to --output, else comparison.* next to "
                              "the reports (the folder given, or the common folder of the files given)")
     parser.add_argument("--plots", default=None, help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars)")
+    parser.add_argument("--sweep", default=None, metavar="OUT",
+                        help="compare a sweep (its --out folder): per device kind and setting the ablation table, "
+                             "then each model's verdicts across the cells (ranking stability); writes "
+                             "sweep_comparison.csv/.md and sweep_latency.png there (the plot in --plots if given)")
     parser.add_argument("--pivot", choices=["backend"], default=None,
                         help="also print a model x backend matrix: each model's median latency in each backend and "
                              "its verdict against the baseline in the same backend (with --plots, a bar chart)")
@@ -33,6 +37,24 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=None,
                         help="chance of any false verdict in a study: Holm over the models, split over the "
                              "study's looks (default: the study's own, 0.05 by default)")
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="the sweep file: models, axes (imgsz, batch, precision, format, threads, "
+                                     "device_kind) and the settings every study shares")
+    parser.add_argument("--out", default="results/sweep",
+                        help="folder of the sweep: sweep.json (the index), benchmark_list.txt, studies/CELL/ "
+                             "(default results/sweep)")
+    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                        help="print the plan (the studies, the devices, the estimated time) and run nothing")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="run the studies as Ray tasks: 'local' (a private Ray instance here), 'auto' (the "
+                             "running cluster) or a cluster address; needs pip install -e '.[ray]'")
+    parser.add_argument("--ray-cpus", "--ray_cpus", dest="ray_cpus", type=int, default=None,
+                        help="with --ray local: the CPUs Ray may use (default all)")
+    parser.add_argument("--study-timeout", "--study_timeout", dest="study_timeout", type=float, default=4 * 3600.0,
+                        help="seconds one study may run before it is stopped and recorded as failed "
+                             "(default 14400)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -72,7 +94,12 @@ def build_parser() -> Parser:
                                  description="Build a workspace with a synthetic dataset and the six zoo models, "
                                              "benchmark them and compare them, offline.")
     demo.add_arguments(demo_parser)
-    parser.commands = {"bench": bench, "compare": compare, "ablate": ablate, "demo": demo_parser}
+    sweep = sub.add_parser("sweep", help="one interleaved study per cell of a settings matrix, locally or on Ray",
+                           description="Run one interleaved study (every model, compared) per cell of the axes "
+                                       "in SWEEP.yaml, on this machine's GPUs (or CPU) or on a Ray cluster; "
+                                       "resumable, with an index of the studies.")
+    add_sweep_arguments(sweep)
+    parser.commands = {"bench": bench, "compare": compare, "ablate": ablate, "demo": demo_parser, "sweep": sweep}
     return parser
 
 
@@ -96,6 +123,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     # imported here, not at the top: loads numpy, kept out of light commands
+    if args.sweep:
+        from detbench.comparison.sweep import run_sweep_compare
+
+        return run_sweep_compare(args.sweep, plots_dir=args.plots)
     from detbench.comparison.run import run_compare
 
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
@@ -117,7 +148,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(options_from_args(args))
 
 
-COMMANDS = {"bench": cmd_bench, "compare": cmd_compare, "ablate": cmd_ablate, "demo": cmd_demo}
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from detbench.sweep.run import SweepOptions, run_sweep
+
+    return run_sweep(SweepOptions(spec=args.spec, out=args.out, ray=args.ray, dry_run=args.dry_run,
+                                  study_timeout=args.study_timeout, ray_cpus=args.ray_cpus))
+
+
+COMMANDS = {"bench": cmd_bench, "compare": cmd_compare, "ablate": cmd_ablate, "demo": cmd_demo, "sweep": cmd_sweep}
 
 
 class Terminated(KeyboardInterrupt):

@@ -74,15 +74,16 @@ def _label_spots(anchors_pt: Sequence[tuple[float, float]], names: Sequence[str]
     return spots
 
 
-def _figure(figsize: tuple[float, float]):
-    """A figure drawn by the Agg canvas directly: no pyplot, so the caller's matplotlib backend is left alone."""
+def figure(figsize: tuple[float, float], rows: int = 1):
+    """A figure drawn by the Agg canvas directly (no pyplot, so the caller's matplotlib backend is left alone), and
+    its axes: one, or a list of `rows` stacked."""
     # imported here, not at the top: loads matplotlib, which only this path needs
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=120)
     FigureCanvasAgg(fig)
-    return fig, fig.subplots()
+    return fig, (fig.subplots() if rows == 1 else list(fig.subplots(rows, 1)))
 
 
 def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, maximize_x: bool) -> Path | None:
@@ -93,7 +94,7 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
     points = [(r.metrics[x_key], r.metrics["latency_median_ms"]) for r in rows]
     keyed = [(-x if maximize_x else x, y) for x, y in points]
     front = pareto_front(keyed)
-    fig, ax = _figure((7.0, 4.8))
+    fig, ax = figure((7.0, 4.8))
     others = [i for i in range(len(rows)) if i not in front]
     if others:  # a legend entry only for what is drawn
         ax.scatter([points[i][0] for i in others], [points[i][1] for i in others], s=42, color=POINT_COLOR,
@@ -119,7 +120,7 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
         ax.annotate(names[i], points[i], xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_SIZE,
                     fontweight=weight, va="center", ha=ha, zorder=5,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
-    _save(fig, path)
+    save(fig, path)
     return path
 
 
@@ -134,7 +135,7 @@ def _bars(group: Group, path: Path) -> Path | None:
     high = [max(0.0, (r.metrics["latency_q75_ms"] if r.metrics["latency_q75_ms"] is not None else m) - m)
             for m, r in zip(medians, rows, strict=True)]
     colors = [BASELINE_COLOR if r.is_baseline else POINT_COLOR for r in rows]
-    fig, ax = _figure((max(5.5, 1.1 * len(rows) + 2.5), 4.6))
+    fig, ax = figure((max(5.5, 1.1 * len(rows) + 2.5), 4.6))
     ax.bar(range(len(rows)), medians, color=colors, yerr=[low, high], capsize=4, ecolor="0.2", zorder=3)
     for i, row in enumerate(rows):
         mark = f"\n{row.verdict.verdict}" if row.verdict is not None else ""
@@ -152,7 +153,7 @@ def _bars(group: Group, path: Path) -> Path | None:
     ax.set_ylim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.15)
     fig.text(0.01, 0.01, text.plot_label(group.setting()), fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _save(fig, path)
+    save(fig, path)
     return path
 
 
@@ -163,7 +164,7 @@ def backend_bars(pivot: Any, path: Path) -> Path:
     """Grouped bars: models along x, one bar per backend, its median latency and verdict on top."""
     models, backends = pivot.models, pivot.backends
     width = 0.8 / max(len(backends), 1)
-    fig, ax = _figure((max(6.0, 1.3 * len(models) * max(1, len(backends)) / 2 + 3), 4.8))
+    fig, ax = figure((max(6.0, 1.3 * len(models) * max(1, len(backends)) / 2 + 3), 4.8))
     for k, backend in enumerate(backends):
         xs, heights, marks = [], [], []
         for i, model in enumerate(models):
@@ -187,11 +188,11 @@ def backend_bars(pivot: Any, path: Path) -> Path:
     fig.tight_layout()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        _save(fig, path)
+        save(fig, path)
     return path
 
 
-def _save(fig, path: Path) -> None:
+def save(fig, path: Path) -> None:
     """Render the figure in memory, then write it atomically; a write failure is one line naming the file."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

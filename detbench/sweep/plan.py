@@ -1,0 +1,170 @@
+"""A sweep's plan: one study per cell of the axes, its `ablate` flags, where it may run, and its content key.
+
+A cell's study is `detbench ablate` over every model at the cell's settings. Its content key is the models
+(names, weights SHA-256 and backends), every flag the study runs with (its folders aside), the device kind
+and the benchmark list's hash: a resumed sweep skips a study whose key it has already finished. A cell that
+cannot run (fp16 on a CPU, a backend on a device it does not run on, a flag value ablate refuses) is planned as
+invalid, with ablate's own one-line reason, and the others still run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from detbench.errors import DetbenchError
+from detbench.study.models import ModelRun
+from detbench.sweep.spec import AXES, SweepSpec
+
+CPU_KIND = "cpu"
+ANY_GPU_KINDS = {"cuda", "gpu"}  # with --ray: any GPU; locally: this machine's GPUs
+
+
+@dataclass
+class PlannedStudy:
+    cell: dict[str, Any]  # axis -> value
+    name: str  # its folder under OUT/studies
+    argv: list[str]  # `ablate` flags, without --out, --list and --device (the executor adds them)
+    device_kind: str  # "cpu", a GPU name (local), or a Ray accelerator type
+    gpu: bool
+    key: str = ""
+    invalid: str | None = None  # why it cannot run (ablate's own error), planned but not run
+    threads: int = 1
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "cell": self.cell, "key": self.key, "device_kind": self.device_kind,
+                "gpu": self.gpu, "argv": self.argv, "invalid": self.invalid}
+
+
+@dataclass
+class Plan:
+    studies: list[PlannedStudy]
+    models: list[ModelRun]
+    baseline: str
+    list_sha256: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def runnable(self) -> list[PlannedStudy]:
+        return [s for s in self.studies if s.invalid is None]
+
+
+def _flag(key: str, value: Any, boolean_flags: set[str]) -> list[str]:
+    if isinstance(value, bool):
+        if value:
+            return [f"--{key}"]
+        return [f"--no-{key}"] if key in boolean_flags else []
+    if isinstance(value, list):
+        return [part for item in value for part in (f"--{key}", str(item))]
+    return [f"--{key}", str(value)]
+
+
+def _cell_name(cell: dict[str, Any]) -> str:
+    short = {"imgsz": "imgsz", "batch": "b", "precision": "", "format": "", "threads": "t", "device_kind": ""}
+    parts = [f"{short[axis]}{cell[axis]}" for axis in AXES if axis in cell]
+    raw = "-".join(parts) or "default"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:120]
+
+
+def _ablate_parser():
+    from detbench.cli import build_parser
+
+    return build_parser().commands["ablate"]
+
+
+def setting_flags(spec: SweepSpec) -> list[str]:
+    """The spec's `settings` as ablate flags; a one-line error for a key ablate does not take."""
+    parser = _ablate_parser()
+    known = {opt[2:].replace("-", "_") for action in parser._actions for opt in action.option_strings}
+    dests = {action.dest: action for action in parser._actions}
+    boolean = {opt[5:] for action in parser._actions for opt in action.option_strings if opt.startswith("--no-")}
+    flags: list[str] = []
+    for key, value in spec.settings.items():
+        name = "plugin" if key == "plugins" else key
+        if name not in known and key not in dests:
+            raise DetbenchError(f"{spec.path}: settings.{key} is not an ablate flag; see detbench ablate --help")
+        flags += _flag(name, value, boolean)
+    return flags
+
+
+def _cells(spec: SweepSpec) -> list[dict[str, Any]]:
+    names = [axis for axis in AXES if axis in spec.axes]
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(spec.axes[n] for n in names))]
+
+
+def cell_argv(spec: SweepSpec, cell: dict[str, Any], settings: list[str]) -> list[str]:
+    argv = ["--models", ",".join(spec.models), "--runs", spec.runs]
+    if spec.baseline:
+        argv += ["--baseline", spec.baseline]
+    if spec.data:
+        argv += ["--data", spec.data]
+    for axis in ("imgsz", "batch", "threads", "format"):
+        if axis in cell:
+            argv += [f"--{axis}", str(cell[axis])]
+    if cell.get("precision") == "fp16":
+        argv.append("--half")
+    return argv + settings
+
+
+def check_cell(argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int]:
+    """Why ablate would refuse this study on its device (None if it would not), and its threads."""
+    from detbench.study.ablation import options_from_args, study_config, validate_options
+
+    parser = _ablate_parser()
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            args = parser.parse_args([*argv, "--device", "0" if gpu else "cpu", "--out", "sweep-check"])
+    except SystemExit:
+        return (stderr.getvalue().strip().splitlines() or ["the flags are refused"])[-1], 1
+    opts = options_from_args(args)
+    try:
+        validate_options(opts)
+        config = study_config(opts.bench, opts.out)
+        if config.half and not gpu:
+            raise DetbenchError("precision fp16 (--half) needs a GPU; this study's device kind is the CPU")
+        from detbench.backends.formats import check_format
+
+        check_format(config.format, "cuda" if gpu else "cpu", vars(config), runtime=local)
+    except DetbenchError as exc:
+        return str(exc), 1
+    return None, config.threads
+
+
+def study_key(models: list[list[str | None]], argv: list[str], device_kind: str, list_sha256: str | None) -> str:
+    content = {"models": models, "argv": argv, "device_kind": device_kind, "list_sha256": list_sha256}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256: str | None = None) -> Plan:
+    """The studies of `spec`. `local_kind`: (this machine's device kind, is a GPU) for the local executor; None
+    when the studies go to Ray, whose device kinds come from the `device_kind` axis (default: cpu). A device
+    kind is `cpu`, a GPU's name (local) or a Ray accelerator type; the CPU's model is checked on resume (`run`)."""
+    from detbench.study.ablation import choose_baseline, weights_identity
+    from detbench.study.models import resolve_models
+
+    models = resolve_models(spec.models, spec.runs)
+    baseline = choose_baseline(models, spec.baseline)
+    identities = [[run.name, weights_identity(run), run.format] for run in models]
+    settings = setting_flags(spec)
+    studies = []
+    for cell in _cells(spec):
+        wanted = cell.get("device_kind")
+        if local_kind is not None:
+            kind, gpu = local_kind
+            if wanted is not None and not (wanted == CPU_KIND and not gpu or wanted in ANY_GPU_KINDS and gpu):
+                raise DetbenchError(f"{spec.path}: axes.device_kind {wanted}: this machine runs "
+                                    f"{'GPU' if gpu else 'CPU'} studies ({kind}); other device kinds need --ray")
+        else:
+            kind, gpu = wanted or CPU_KIND, (wanted or CPU_KIND) != CPU_KIND
+        argv = cell_argv(spec, cell, settings)
+        invalid, threads = check_cell(argv, gpu, local=local_kind is not None)
+        study = PlannedStudy(cell, _cell_name(cell), argv, kind, gpu, invalid=invalid, threads=threads)
+        study.key = study_key(identities, argv, kind, list_sha256)
+        studies.append(study)
+    return Plan(studies, models, baseline, list_sha256)

@@ -1,0 +1,269 @@
+"""`detbench sweep SWEEP.yaml`: plan the studies, create the shared benchmark list, run each study once (locally or
+on Ray), and keep the index OUT/sweep.json current as results return.
+
+Local executor: on a machine with GPUs, one study at a time per GPU, all GPUs at once (a thread per GPU, each
+study's process tree pinned with CUDA_VISIBLE_DEVICES); on a CPU, one study at a time, since studies side by
+side would measure each other. Resume: a study whose content key the index records as finished, with its
+study.json there, is skipped; a failed one runs again. A failed study (an OOM, an export that fails, a lost
+node) is recorded with its reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import queue
+import statistics
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detbench.data.benchmark_list import LIST_FILENAME
+from detbench.errors import DetbenchError
+from detbench.files.atomic import write_text_atomic
+from detbench.files.safe_io import read_text_file
+from detbench.limits import MAX_REPORT_BYTES
+from detbench.study.lock import study_lock
+from detbench.sweep.plan import CPU_KIND, Plan, PlannedStudy, make_plan
+from detbench.sweep.spec import SweepSpec, load_spec
+from detbench.sweep.task import STUDY_FILE, run_study
+from detbench.text import Echo, terminal_echo
+
+INDEX_NAME = "sweep.json"
+INDEX_KIND = "detbench sweep"
+STUDIES_DIR = "studies"
+DEFAULT_STUDY_TIMEOUT_S = 4 * 3600.0
+PRIOR_STUDY_S = 60.0  # start-up and first look of a small study, before any is measured
+
+
+@dataclass
+class SweepOptions:
+    spec: str
+    out: str = "results/sweep"
+    ray: str | None = None  # None: local; "local": a private Ray instance here; "auto" or an address
+    dry_run: bool = False
+    study_timeout: float = DEFAULT_STUDY_TIMEOUT_S
+    ray_cpus: int | None = None  # with --ray local: the CPUs it may use
+
+
+def now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def local_device_kind() -> tuple[str, bool, list[str]]:
+    """This machine's device kind (the GPU's name, or `cpu`), whether it is a GPU, and the devices the local
+    executor uses."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count:
+        return torch.cuda.get_device_name(0), True, [str(i) for i in range(count)]
+    return CPU_KIND, False, [CPU_KIND]
+
+
+def read_index(out: Path) -> dict[str, Any]:
+    path = out / INDEX_NAME
+    if not path.is_file():
+        return {}
+    try:
+        index = json.loads(read_text_file(path, str(path), MAX_REPORT_BYTES))
+    except (DetbenchError, ValueError):
+        return {}
+    return index if isinstance(index, dict) and index.get("kind") == INDEX_KIND else {}
+
+
+def finished(out: Path, index: dict[str, Any], study: PlannedStudy, cpu: str | None = None) -> bool:
+    """The index records this very study (same key) as ok, and its study.json is there. `cpu`: this machine's
+    CPU model, for a CPU study run here: one that ran on another CPU (a Ray node's) is not this one."""
+    entry = (index.get("studies") or {}).get(study.name)
+    if not (isinstance(entry, dict) and entry.get("key") == study.key and entry.get("status") == "ok"
+            and (out / STUDIES_DIR / study.name / STUDY_FILE).is_file()):
+        return False
+    node = entry.get("node") if isinstance(entry.get("node"), dict) else {}
+    return cpu is None or study.gpu or node.get("cpu") == cpu
+
+
+class Index:
+    """OUT/sweep.json, rewritten atomically each time a study's outcome arrives (from any executor thread)."""
+
+    def __init__(self, out: Path, spec: SweepSpec, plan: Plan, executor: str, previous: dict[str, Any]) -> None:
+        self.out, self.lock = out, threading.Lock()
+        old = previous.get("studies") or {}
+        self.data: dict[str, Any] = {
+            "kind": INDEX_KIND, "spec": spec.path, "axes": spec.axes, "settings": spec.settings,
+            "models": [run.name for run in plan.models], "baseline": plan.baseline, "list_sha256": plan.list_sha256,
+            "executor": executor, "updated": now(), "studies": {}}
+        for study in plan.studies:
+            entry = {**study.record(), "dir": f"{STUDIES_DIR}/{study.name}", "status": "pending", "reason": None}
+            if study.invalid:
+                entry.update(status="invalid", reason=study.invalid)
+            elif isinstance(old.get(study.name), dict) and old[study.name].get("key") == study.key:
+                kept = {k: old[study.name].get(k) for k in ("status", "reason", "seconds", "node", "finished",
+                                                             "attempts", "study_id")}
+                entry.update({k: v for k, v in kept.items() if v is not None})
+                if entry["status"] not in {"ok", "failed", "timeout"}:
+                    entry["status"] = "pending"
+            self.data["studies"][study.name] = entry
+        self.write()
+
+    def write(self) -> None:
+        self.data["updated"] = now()
+        write_text_atomic(self.out / INDEX_NAME, json.dumps(self.data, indent=1, default=str) + "\n")
+
+    def record(self, name: str, outcome: dict[str, Any]) -> None:
+        with self.lock:
+            entry = self.data["studies"][name]
+            entry.update({k: outcome.get(k) for k in ("status", "reason", "seconds", "node", "exit_code",
+                                                      "study_id", "attempts") if k in outcome},
+                         finished=now())
+            self.write()
+
+
+def estimate(plan: Plan, index: dict[str, Any], slots: int, max_time: float | None) -> str:
+    """How long the runnable studies would take: from this sweep's finished studies when there are any."""
+    todo = [s for s in plan.runnable]
+    measured = [e["seconds"] for e in (index.get("studies") or {}).values()
+                if isinstance(e, dict) and e.get("status") == "ok" and isinstance(e.get("seconds"), (int, float))]
+    if measured:
+        per = statistics.median(measured)
+        basis = f"median of {len(measured)} finished studies here, {per:.0f} s"
+    elif max_time is not None:
+        per = PRIOR_STUDY_S + max_time
+        basis = f"no study measured yet: at most {PRIOR_STUDY_S:.0f} s of start-up plus --max-time {max_time:g} s"
+    else:
+        per = PRIOR_STUDY_S
+        basis = f"no study measured yet: a guess of {PRIOR_STUDY_S:.0f} s per study of fixed rounds"
+    waves = -(-len(todo) // max(slots, 1))
+    return f"about {waves * per / 60:.0f} min on {slots} device(s) ({len(todo)} studies; {basis})"
+
+
+def prepare_list(spec: SweepSpec, plan: Plan, out: Path, echo: Echo) -> Path:
+    """The one benchmark list every study shares, made (or checked) once here."""
+    from detbench.study.ablation import bench_defaults
+    from detbench.study.ablation import prepare_list as study_list
+
+    values = {**bench_defaults(), "data": spec.data,
+              **{k: v for k, v in spec.settings.items() if k in bench_defaults()}}
+    list_path = out / LIST_FILENAME
+    outcome = study_list(plan.models, list_path, values, list_path.exists(), echo)
+    plan.list_sha256 = outcome.blist.sha256
+    return list_path
+
+
+def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index: Index, todo: list[PlannedStudy],
+              timeout_s: float, echo: Echo) -> None:
+    """Every study in `todo`: one at a time per device, the devices at once."""
+    work: queue.Queue[PlannedStudy] = queue.Queue()
+    for study in todo:
+        work.put(study)
+
+    def serve(device: str) -> None:
+        env = None if device == CPU_KIND else {"CUDA_VISIBLE_DEVICES": device}
+        while True:
+            try:
+                study = work.get_nowait()
+            except queue.Empty:
+                return
+            echo(f"· {study.name}: running on {'the CPU' if device == CPU_KIND else f'GPU {device}'}")
+            outcome = run_study(study.argv, out / STUDIES_DIR / study.name, list_path,
+                                CPU_KIND if device == CPU_KIND else "0", timeout_s, env=env)
+            outcome["attempts"] = 1
+            index.record(study.name, outcome)
+            echo(f"{'✓' if outcome['status'] == 'ok' else '✗'} {study.name}: {outcome['status']} in "
+                 f"{outcome['seconds']:.0f} s" + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
+
+    threads = [threading.Thread(target=serve, args=(device,), daemon=True) for device in devices]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def run_sweep(opts: SweepOptions, echo: Echo = print,
+              ray_runner: Callable[..., None] | None = None) -> int:
+    """Plan, then run what is not finished; 0 when every runnable study is ok, 1 otherwise."""
+    echo = terminal_echo(echo)
+    spec = load_spec(opts.spec)
+    out = Path(opts.out)
+    if opts.ray is None:
+        kind, gpu, devices = local_device_kind()
+        local: tuple[str, bool] | None = (kind, gpu)
+        if not gpu:
+            from detbench.report.provenance import cpu_model
+
+            kind = f"{CPU_KIND} ({cpu_model()})"  # as shown
+    else:
+        local, devices, kind = None, [], "per study (Ray)"
+    plan = make_plan(spec, local)
+    previous = read_index(out)
+    max_time = (None if spec.settings.get("until_decided") is False
+                else float(spec.settings.get("max_time", 600.0)))
+    if opts.dry_run:
+        print_plan(plan, previous, out, kind, devices, opts, max_time, echo)
+        return 0
+    cluster = None
+    if opts.ray is not None and ray_runner is None:
+        from detbench.sweep.ray_executor import open_cluster
+
+        cluster = open_cluster(opts.ray, opts.ray_cpus)  # a missing Ray or cluster fails before anything is written
+    try:
+        return _run(spec, plan, local, devices, kind, previous, opts, out, echo, ray_runner)
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def _run(spec: SweepSpec, plan: Plan, local: tuple[str, bool] | None, devices: list[str], kind: str,
+         previous: dict[str, Any], opts: SweepOptions, out: Path, echo: Echo,
+         ray_runner: Callable[..., None] | None) -> int:
+    with study_lock(out):
+        list_path = prepare_list(spec, plan, out, echo)
+        plan = make_plan(spec, local, plan.list_sha256)  # the keys now include the list's hash
+        index = Index(out, spec, plan, "local" if opts.ray is None else f"ray ({opts.ray})", previous)
+        from detbench.report.provenance import cpu_model
+
+        here = cpu_model() if local is not None else None
+        todo = [s for s in plan.runnable if not finished(out, previous, s, here)]
+        skipped = len(plan.runnable) - len(todo)
+        names = ", ".join(r.name for r in plan.models)
+        echo(f"detbench sweep: {len(plan.studies)} studies ({len(plan.runnable)} runnable, {skipped} already "
+             f"finished, {len(plan.studies) - len(plan.runnable)} invalid); models {names} against "
+             f"{plan.baseline}; device {kind} -> {out}")
+        for study in plan.studies:
+            if study.invalid:
+                echo(f"  invalid: {study.name}: {study.invalid}")
+        if opts.ray is None:
+            run_local(plan, out, list_path, devices, index, todo, opts.study_timeout, echo)
+        else:
+            from detbench.sweep.ray_executor import run_on_ray
+
+            (ray_runner or run_on_ray)(plan, out, list_path, index, todo, opts, echo)
+    entries = index.data["studies"].values()
+    ok = sum(e["status"] == "ok" for e in entries)
+    failed = [e for e in entries if e["status"] not in {"ok", "invalid"}]
+    echo(f"sweep done: {ok} ok, {len(failed)} not ok, "
+         f"{sum(e['status'] == 'invalid' for e in entries)} invalid; {out / INDEX_NAME}")
+    return 1 if failed else 0
+
+
+def print_plan(plan: Plan, previous: dict[str, Any], out: Path, kind: str, devices: list[str],
+               opts: SweepOptions, max_time: float | None, echo: Echo) -> None:
+    done = [s for s in plan.runnable if previous and (out / STUDIES_DIR / s.name / STUDY_FILE).is_file()
+            and ((previous.get("studies") or {}).get(s.name) or {}).get("status") == "ok"]
+    echo(f"detbench sweep (dry run): {len(plan.studies)} studies, {len(plan.runnable)} runnable, "
+         f"{len(plan.studies) - len(plan.runnable)} invalid, {len(done)} finished before (if the list is unchanged)")
+    echo(f"  models: {', '.join(r.name for r in plan.models)} (baseline {plan.baseline})")
+    if opts.ray is None:
+        echo(f"  executor: local, device {kind}, {len(devices)} at once ({', '.join(devices)})")
+        slots = len(devices)
+    else:
+        kinds = sorted({s.device_kind for s in plan.runnable})
+        echo(f"  executor: Ray ({opts.ray}), device kinds {', '.join(kinds) or '-'}; one study per GPU (CPU "
+             f"studies: one per node)")
+        slots = 1
+    echo(f"  estimated time: {estimate(plan, previous, slots, max_time)}")
+    for study in plan.studies:
+        status = f"invalid: {study.invalid}" if study.invalid else ("finished" if study in done else "to run")
+        echo(f"  {study.name:<40} {study.device_kind:<28} {status}")

@@ -1,0 +1,123 @@
+"""The sweep file (SWEEP.yaml): the models, the axes whose product are the studies, the settings every study shares.
+
+    models: [baseline, ghost, p2]      # as `ablate --models`: run folder names under `runs`, .pt/.yaml, zoo names
+    runs: results/runs                 # optional
+    baseline: baseline                 # optional (default: `baseline` if listed, else the first)
+    data: data.yaml                    # optional (default: the checkpoints' train_args)
+    axes:                              # each a list; a missing axis takes ablate's default
+      imgsz: [320, 640]
+      batch: [1, 8]
+      precision: [fp32, fp16]          # fp16: --half, on a GPU
+      format: [pytorch, onnx]
+      threads: [1]
+      device_kind: [cpu, H100]         # with --ray only: cpu, or a Ray accelerator type
+    settings:                          # any other `ablate` flag, the same in every study
+      warmup: 50
+      iters: 300
+
+Paths are taken relative to the current folder, as on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from detbench.errors import DetbenchError
+from detbench.files.safe_io import read_text_file
+from detbench.limits import MAX_YAML_BYTES
+
+AXES = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
+PRECISIONS = ("fp32", "fp16")
+MAX_STUDIES = 10_000
+MAX_AXIS_VALUES = 64
+# set by the sweep itself for every study: not settable in `settings`
+RESERVED = {"models", "runs", "baseline", "data", "out", "list", "list_path", "use_benchmark_list", "device",
+            "imgsz", "batch", "half", "format", "threads", "force", "quiet"}
+
+
+@dataclass
+class SweepSpec:
+    path: str
+    models: list[str]
+    axes: dict[str, list[Any]]
+    settings: dict[str, Any] = field(default_factory=dict)
+    runs: str = "results/runs"
+    baseline: str | None = None
+    data: str | None = None
+
+    def studies_planned(self) -> int:
+        count = 1
+        for values in self.axes.values():
+            count *= len(values)
+        return count
+
+
+def _fail(path: str, what: str) -> DetbenchError:
+    return DetbenchError(f"{path}: {what}")
+
+
+def _axis(path: str, name: str, raw: Any) -> list[Any]:
+    values = raw if isinstance(raw, list) else [raw]
+    if not values or len(values) > MAX_AXIS_VALUES:
+        raise _fail(path, f"axes.{name} must list 1 to {MAX_AXIS_VALUES} values, got {len(values)}")
+    if len(set(map(str, values))) != len(values):
+        raise _fail(path, f"axes.{name} lists a value twice ({values}); list each once")
+    for value in values:
+        if name in {"imgsz", "batch", "threads"} and (not isinstance(value, int) or isinstance(value, bool)
+                                                       or value < 1):
+            raise _fail(path, f"axes.{name} values must be positive integers, got {value!r}")
+        if name == "precision" and value not in PRECISIONS:
+            raise _fail(path, f"axes.precision values are {' or '.join(PRECISIONS)}, got {value!r}")
+        if name in {"format", "device_kind"} and (not isinstance(value, str) or not value.strip()
+                                                  or len(value) > 100):
+            raise _fail(path, f"axes.{name} values must be names, got {value!r}")
+    return values
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """SWEEP.yaml read (bounded) and checked; a one-line error naming the file and the key otherwise."""
+    shown = str(path)
+    if not Path(path).is_file():
+        raise DetbenchError(f"{shown}: no such sweep file; pass the path of a SWEEP.yaml")
+    try:
+        raw = yaml.safe_load(read_text_file(path, shown, MAX_YAML_BYTES))
+    except yaml.YAMLError as exc:
+        raise _fail(shown, f"not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+    if not isinstance(raw, dict):
+        raise _fail(shown, "expected a mapping with models, axes and settings")
+    unknown = set(raw) - {"models", "runs", "baseline", "data", "axes", "settings"}
+    if unknown:
+        raise _fail(shown, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}; the keys are models, runs, "
+                           f"baseline, data, axes, settings")
+    models = raw.get("models")
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) and m.strip() for m in models):
+        raise _fail(shown, "models must list at least one model (run folder names, .pt/.yaml paths or zoo names)")
+    axes_raw = raw.get("axes") or {}
+    if not isinstance(axes_raw, dict):
+        raise _fail(shown, "axes must be a mapping of axis name to a list of values")
+    bad = set(axes_raw) - set(AXES)
+    if bad:
+        raise _fail(shown, f"unknown axis {', '.join(sorted(map(str, bad)))}; the axes are {', '.join(AXES)}")
+    axes = {name: _axis(shown, name, axes_raw[name]) for name in AXES if name in axes_raw}
+    settings = raw.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise _fail(shown, "settings must be a mapping of ablate flag names to values")
+    clash = {str(k).replace("-", "_") for k in settings} & RESERVED
+    if clash:
+        raise _fail(shown, f"settings.{sorted(clash)[0]} is set by the sweep itself (an axis, or the sweep's "
+                           f"folders); use axes or the sweep's own flags")
+    for key in ("runs", "baseline", "data"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise _fail(shown, f"{key} must be a string")
+    spec = SweepSpec(shown, [m.strip() for m in models], axes, {str(k).replace("-", "_"): v for k, v in
+                                                               settings.items()},
+                     raw.get("runs") or "results/runs", raw.get("baseline"), raw.get("data"))
+    if spec.studies_planned() > MAX_STUDIES:
+        raise _fail(shown, f"the axes make {spec.studies_planned()} studies, above {MAX_STUDIES}; split the sweep")
+    return spec

@@ -1,0 +1,112 @@
+"""One study of a sweep, run as `detbench ablate` in a child process: the same on a local CPU or GPU and in a Ray
+task. The child is tied to the caller (it dies with it, and its whole tree is killed when it overruns or is
+interrupted); its output goes to the study folder's `ablate.log`."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from detbench.limits import MAX_REPORT_BYTES
+from detbench.proc import kill_tree, spawn_child
+
+LOG_NAME = "ablate.log"
+STUDY_FILE = "study.json"
+MAX_RESULT_BYTES = 1024 * 2**20  # what one study may send back to the driver
+RESULT_SUFFIXES = (".json", ".txt", ".log")
+
+
+def node_record(device: str) -> dict[str, Any]:
+    """Where the study ran: hostname, and the GPU's name and driver when it ran on one."""
+    record: dict[str, Any] = {"hostname": platform.node(), "device": device}
+    if device != "cpu":
+        try:
+            import torch
+
+            record["gpu_name"] = torch.cuda.get_device_name(0)
+            record["cuda"] = torch.version.cuda
+        except Exception as exc:  # noqa: BLE001 (recorded: the study's own reports say more)
+            record["gpu_name"] = f"unknown ({type(exc).__name__})"
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            record["driver"] = str(pynvml.nvmlSystemGetDriverVersion())
+        except Exception:  # noqa: BLE001
+            record["driver"] = None
+    else:
+        from detbench.report.provenance import cpu_model
+
+        record["cpu"] = cpu_model()
+    return record
+
+
+def _last_line(log: Path) -> str:
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(log) - 8192))
+            lines = [line for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return "no output"
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_s: float,
+              env: dict[str, str] | None = None, python: str = sys.executable) -> dict[str, Any]:
+    """`detbench ablate ARGV` into `out` on `device`; its outcome: status ("ok", "failed", "timeout",
+    "interrupted"), the reason when not ok, the exit code, seconds, and where it ran."""
+    out.mkdir(parents=True, exist_ok=True)
+    command = [python, "-m", "detbench.cli", "ablate", *argv, "--out", str(out), "--use_benchmark_list",
+               "--list", str(list_path), "--device", device, "--quiet"]
+    began = time.monotonic()
+    with open(out / LOG_NAME, "wb") as log:
+        log.write((" ".join(command) + "\n").encode())
+        log.flush()
+        child = spawn_child(command, extra_env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            code = child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            kill_tree(child)
+            code = None
+        except BaseException:
+            kill_tree(child)
+            raise
+    outcome: dict[str, Any] = {"exit_code": code, "seconds": round(time.monotonic() - began, 3),
+                               "node": node_record(device)}
+    study = out / STUDY_FILE
+    recorded = None
+    if study.is_file() and study.stat().st_size <= MAX_REPORT_BYTES:
+        try:
+            recorded = json.loads(study.read_text())
+        except (OSError, ValueError):
+            recorded = None
+    if code is None:
+        outcome.update(status="timeout", reason=f"the study ran past {timeout_s:g} s and was stopped")
+    elif code == 0 and isinstance(recorded, dict) and recorded.get("status") == "ok":
+        outcome.update(status="ok", reason=None, study_id=recorded.get("id"))
+    elif code == 130:
+        outcome.update(status="interrupted", reason="interrupted")
+    else:
+        outcome.update(status="failed", reason=_last_line(out / LOG_NAME))
+    return outcome
+
+
+def collect_results(out: Path) -> dict[str, bytes]:
+    """The study's reports, study.json, list and log as bytes (what a Ray task sends back), bounded in size."""
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in sorted(out.iterdir()):
+        if not path.is_file() or path.is_symlink() or not path.name.endswith(RESULT_SUFFIXES):
+            continue
+        total += path.stat().st_size
+        if total > MAX_RESULT_BYTES:
+            raise RuntimeError(f"the study's results pass {MAX_RESULT_BYTES // 2**20} MiB")
+        files[path.name] = path.read_bytes()
+    return files

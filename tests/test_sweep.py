@@ -1,0 +1,175 @@
+"""`detbench sweep`: the sweep file, the plan and its content keys, the local executor (real studies on the CPU;
+the GPU pinning with a fake device list), failures, resume, and `compare --sweep`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from detbench.errors import DetbenchError
+from detbench.sweep import run as sweep_run
+from detbench.sweep.plan import make_plan
+from detbench.sweep.spec import load_spec
+
+CPU = ("cpu", False)
+TINY = {"warmup": 2, "iters": 20, "workers_per_model": 1, "until_decided": False, "benchmark_size": 20}
+
+
+def write_spec(folder: Path, data: Path | None = None, models=("baseline", "p2"), axes=None, settings=None,
+               **extra) -> Path:
+    spec = {"models": list(models), "axes": axes or {"imgsz": [64]}, "settings": {**TINY, **(settings or {})},
+            **({"data": str(data)} if data else {}), **extra}
+    path = folder / "sweep.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    return path
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("models: [a]\naxes: {imgsz: [640, 640]}\n", r"axes.imgsz lists a value twice"),
+    ("models: [a]\naxes: {imgsz: [0]}\n", r"axes.imgsz values must be positive integers, got 0"),
+    ("models: [a]\naxes: {precision: [int8]}\n", r"axes.precision values are fp32 or fp16, got 'int8'"),
+    ("models: [a]\naxes: {resolution: [640]}\n", r"unknown axis resolution; the axes are imgsz, batch"),
+    ("models: [a]\nsettings: {imgsz: 320}\n", r"settings.imgsz is set by the sweep itself"),
+    ("models: []\n", r"models must list at least one model"),
+    ("models: [a]\nmodel: [b]\n", r"unknown key\(s\) model"),
+    ("models: [a\n", r"not valid YAML"),
+    ("models: [a]\naxes: {imgsz: [" + ", ".join(str(32 * i) for i in range(1, 60)) + "], batch: ["
+     + ", ".join(str(i) for i in range(1, 60)) + "], threads: [1, 2, 3, 4]}\n", r"the axes make 13924 studies"),
+])
+def test_a_bad_sweep_file_is_one_line_naming_the_file_and_the_key(tmp_path, content, message):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(content)
+    with pytest.raises(DetbenchError, match=message) as caught:
+        load_spec(path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+
+
+def test_the_plan_is_the_product_of_the_axes_with_impossible_cells_marked_and_unknown_flags_refused(tmp_path):
+    spec = load_spec(write_spec(tmp_path, axes={"imgsz": [64, 96], "precision": ["fp32", "fp16"],
+                                                "format": ["pytorch", "openvino"]}))
+    plan = make_plan(spec, CPU, "list")
+    assert [s.name for s in plan.studies][:3] == ["imgsz64-fp32-pytorch", "imgsz64-fp32-openvino",
+                                                  "imgsz64-fp16-pytorch"]
+    assert len(plan.studies) == 8 and len(plan.runnable) == 4  # fp16 needs a GPU
+    invalid = {s.name: s.invalid for s in plan.studies if s.invalid}
+    assert invalid["imgsz96-fp16-openvino"].startswith("precision fp16 (--half) needs a GPU")
+    study = plan.studies[1]
+    assert study.argv[:4] == ["--models", "baseline,p2", "--runs", "results/runs"]
+    assert "--format" in study.argv and "--no-until_decided" in study.argv
+    gpu_plan = make_plan(spec, ("NVIDIA H200", True), "list")
+    assert "OpenVINO runs on the CPU here" in {s.name: s.invalid for s in gpu_plan.studies}["imgsz64-fp16-openvino"]
+    bad = load_spec(write_spec(tmp_path, settings={"warmpu": 3}))
+    with pytest.raises(DetbenchError, match=r"settings.warmpu is not an ablate flag"):
+        make_plan(bad, CPU)
+    with pytest.raises(DetbenchError, match=r"axes.device_kind H100: this machine runs CPU studies .*need --ray"):
+        make_plan(load_spec(write_spec(tmp_path, axes={"device_kind": ["H100"]})), CPU)
+
+
+def test_content_keys_change_with_the_weights_the_settings_the_device_kind_and_the_list(tmp_path, yaml_checkpoint):
+    checkpoint = tmp_path / "m.pt"
+    checkpoint.write_bytes(yaml_checkpoint.read_bytes())
+    spec = load_spec(write_spec(tmp_path, models=["baseline", str(checkpoint)], axes={"imgsz": [64, 96]}))
+    first = make_plan(spec, CPU, "list-a")
+    assert [s.key for s in first.studies] == [s.key for s in make_plan(spec, CPU, "list-a").studies]
+    assert len({s.key for s in first.studies}) == 2
+    assert first.studies[0].key != make_plan(spec, ("NVIDIA H200", True), "list-a").studies[0].key
+    assert first.studies[0].key != make_plan(spec, CPU, "list-b").studies[0].key
+    more = load_spec(write_spec(tmp_path, models=["baseline", str(checkpoint)], axes={"imgsz": [64, 96]},
+                                settings={"iters": 30}))
+    assert first.studies[0].key != make_plan(more, CPU, "list-a").studies[0].key
+    checkpoint.write_bytes(yaml_checkpoint.read_bytes() + b"\0")  # other weights, same path
+    assert first.studies[0].key != make_plan(spec, CPU, "list-a").studies[0].key
+
+
+def _fake_study(calls: list, lock: threading.Lock, fail: set[str] = frozenset()):
+    def run_study(argv, out, list_path, device, timeout_s, env=None, python=None):
+        with lock:
+            calls.append({"study": out.name, "device": device, "env": env, "start": time.monotonic()})
+        time.sleep(0.3)
+        out.mkdir(parents=True, exist_ok=True)
+        if out.name in fail:
+            return {"status": "failed", "reason": "error: CUDA out of memory at --batch 32", "exit_code": 2,
+                    "seconds": 0.3, "node": {"hostname": "h"}}
+        (out / "study.json").write_text(json.dumps({"status": "ok", "id": out.name}))
+        return {"status": "ok", "reason": None, "exit_code": 0, "seconds": 0.3, "node": {"hostname": "h"}}
+    return run_study
+
+
+def test_on_gpus_one_study_runs_per_gpu_at_once_each_pinned_and_a_failure_is_recorded_while_the_rest_go_on(
+        tmp_path, monkeypatch, dataset):
+    calls: list = []
+    monkeypatch.setattr(sweep_run, "local_device_kind", lambda: ("NVIDIA H200", True, ["0", "1"]))
+    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, threading.Lock(), fail={"imgsz96-b8"}))
+    spec = write_spec(tmp_path, dataset, axes={"imgsz": [64, 96], "batch": [1, 8]})
+    out = tmp_path / "out"
+    assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=lambda line: None) == 1
+    assert sorted(c["env"]["CUDA_VISIBLE_DEVICES"] for c in calls) == ["0", "0", "1", "1"]
+    assert {c["device"] for c in calls} == {"0"}  # each study sees its one GPU as device 0
+    first_two = sorted(calls, key=lambda c: c["start"])[:2]
+    assert abs(first_two[0]["start"] - first_two[1]["start"]) < 0.25  # both GPUs busy at once
+    index = json.loads((out / "sweep.json").read_text())
+    statuses = {name: entry["status"] for name, entry in index["studies"].items()}
+    assert statuses == {"imgsz64-b1": "ok", "imgsz64-b8": "ok", "imgsz96-b1": "ok", "imgsz96-b8": "failed"}
+    assert index["studies"]["imgsz96-b8"]["reason"] == "error: CUDA out of memory at --batch 32"
+
+    calls.clear()  # resume: the finished studies are skipped, the failed one runs again
+    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, threading.Lock()))
+    assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=lambda line: None) == 0
+    assert [c["study"] for c in calls] == ["imgsz96-b8"]
+
+
+def test_ray_missing_or_unreachable_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, dataset):
+    import sys
+
+    from detbench.sweep import ray_executor
+
+    spec = write_spec(tmp_path, dataset)
+    out = tmp_path / "out"
+    with monkeypatch.context() as patched:
+        patched.setitem(sys.modules, "ray", None)
+        with pytest.raises(DetbenchError, match=r"--ray local: Ray is not installed; pip install -e '\.\[ray\]'"):
+            sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out), ray="local"), echo=lambda line: None)
+    pytest.importorskip("ray")
+    with pytest.raises(DetbenchError, match=r"--ray 127.0.0.1:1: nothing answers at 127.0.0.1:1"):
+        ray_executor.check_reachable("127.0.0.1:1", ray_executor.cluster_address("ray://127.0.0.1:1"))
+    with pytest.raises(DetbenchError, match=r"--ray 127.0.0.1:1: nothing answers"):
+        sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out), ray="127.0.0.1:1"), echo=lambda line: None)
+    assert not out.exists()
+
+
+def test_ray_tasks_hold_a_whole_gpu_of_the_asked_kind_or_a_whole_node_on_cpu():
+    from detbench.sweep.plan import PlannedStudy
+    from detbench.sweep.ray_executor import task_options
+
+    gpu = PlannedStudy({}, "x", [], "H100", True, threads=4)
+    assert task_options(gpu, 16) == {"num_cpus": 5, "num_gpus": 1, "max_retries": 1, "accelerator_type": "H100"}
+    assert "accelerator_type" not in task_options(PlannedStudy({}, "x", [], "cuda", True), 16)
+    assert task_options(PlannedStudy({}, "x", [], "cpu", False), 16) == {"num_cpus": 16, "num_gpus": 0,
+                                                                         "max_retries": 1}
+
+
+def test_a_local_cpu_sweep_runs_resumes_and_compares(cli, tmp_path, dataset):
+    spec = write_spec(tmp_path, dataset, axes={"imgsz": [64], "precision": ["fp32", "fp16"]})
+    dry = cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "2 studies, 1 runnable, 1 invalid" in dry.stdout and "estimated time" in dry.stdout
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+    first = cli("sweep", str(spec), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "✓ imgsz64-fp32: ok" in first.stdout
+    again = cli("sweep", str(spec), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert "1 runnable, 1 already finished" in again.stdout and "running" not in again.stdout
+    folder = tmp_path / "out" / "studies" / "imgsz64-fp32"
+    assert {"baseline.json", "p2.json", "study.json", "ablate.log"} <= {p.name for p in folder.iterdir()}
+    compared = cli("compare", "--sweep", str(tmp_path / "out"), cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    assert "== cpu: " in compared.stdout and "Ranking stability" in compared.stdout
+    assert "p2" in compared.stdout and "baseline" in compared.stdout
+    for name in ("sweep_comparison.csv", "sweep_comparison.md", "sweep_latency.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    rows = (tmp_path / "out" / "sweep_comparison.csv").read_text().splitlines()
+    assert rows[0].startswith("device_kind,study,imgsz") and len(rows) == 3
