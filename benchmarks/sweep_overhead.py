@@ -31,9 +31,9 @@ SWEEP_STUDIES = 500
 GPU_COUNTS = (1, 8, 64)
 
 
-def _spec(folder: Path, data: Path, studies: int) -> Path:
+def _spec(folder: Path, data: Path, studies: int, threads: int) -> Path:
     spec = {"models": ["baseline", "p2"], "data": str(data),
-            "axes": {"imgsz": [64 + 32 * i for i in range(studies)]},
+            "axes": {"imgsz": [64 + 32 * i for i in range(studies)], "threads": [threads]},
             "settings": {"warmup": 2, "iters": 20, "workers_per_model": 1, "until_decided": False,
                          "benchmark_size": 20}}
     path = folder / "sweep.yaml"
@@ -86,11 +86,13 @@ def main() -> int:
     parser.add_argument("--executors", default="local,ray")
     parser.add_argument("--study-seconds", type=float, default=120.0,
                         help="a study's length to project with besides the measured one (default 120)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="each study's --threads (default 1: on a small node, Ray's own processes need a core)")
     parser.add_argument("--workspace", default=None)
     opts = parser.parse_args()
     common.print_header("sweep overhead: local executor and Ray, per study; 500-study projection")
     work = Path(opts.workspace or tempfile.mkdtemp(prefix="detbench-sweep-overhead-")).resolve()
-    spec = _spec(work, common.dataset(work / "data", n_val=20), opts.studies)
+    spec = _spec(work, common.dataset(work / "data", n_val=20), opts.studies, opts.threads)
     for executor in [e.strip() for e in opts.executors.split(",") if e.strip()]:
         found = measure(spec, work / f"out-{executor}", executor)
         print(f"{executor:<6} {found['studies']} studies: wall {found['wall_s']:.1f} s, studies' own "
@@ -101,6 +103,12 @@ def main() -> int:
         print(f"       500 studies of {opts.study_seconds:.0f} s: "
               f"{projection(found['fixed_s'], opts.study_seconds, found['overhead_per_study_s'])}")
     print("(the local executor runs on one machine: 8 or 64 GPUs means that many GPUs in it, or Ray)")
+    for executor in [e.strip() for e in opts.executors.split(",") if e.strip()]:
+        reports = sorted((work / f"out-{executor}" / "studies").glob("*/baseline.json"))
+        worst = [json.loads(path.read_text())["latency"]["max_ms"] for path in reports]
+        medians = [json.loads(path.read_text())["latency"]["median_ms"] for path in reports]
+        print(f"{executor:<6} baseline's median per study {', '.join(f'{m:.2f}' for m in medians)} ms; "
+              f"slowest forward {', '.join(f'{w:.0f}' for w in worst)} ms")
     return 0
 
 

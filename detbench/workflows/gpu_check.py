@@ -8,6 +8,8 @@ also benchmarks YOLOv8n at 640 as a TensorRT fp16 engine and on ONNX Runtime's
 CUDA provider, where those are installed (`pip install -e '.[tensorrt]'`,
 `'.[onnx-gpu]'`; skipped, saying so, where not). Without a GPU it runs a short
 CPU pass of the same machinery and reports every GPU-only assertion as skipped.
+Last, a 2-study sweep (`detbench sweep`: baseline against p2 at two image
+sizes) and `detbench compare --sweep` on it.
 """
 
 from __future__ import annotations
@@ -111,6 +113,30 @@ def _gpu_backend_checks(runs: dict[str, Report | None], skipped: dict[str, str],
     return checks
 
 
+def _sweep(work: Path, data_yaml: Path, has_gpu: bool) -> list[tuple[str, bool | None]]:
+    """A 2-study sweep (baseline against p2, two image sizes) on this machine, then `compare --sweep`."""
+    out = work / "sweep"
+    imgsz = [320, 640] if has_gpu else [64, 96]
+    spec = {"models": ["baseline", "p2"], "data": str(data_yaml), "axes": {"imgsz": imgsz},
+            "settings": {"warmup": 20 if has_gpu else 2, "iters": 100 if has_gpu else 20, "workers_per_model": 1,
+                         "until_decided": False, "benchmark_size": 200 if has_gpu else 20}}
+    path = work / "sweep.yaml"
+    path.write_text(json.dumps(spec))
+    ran = subprocess.run([sys.executable, "-m", "detbench.cli", "sweep", str(path), "--out", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    print("\n" + "\n".join(line for line in ran.stdout.splitlines() if "imgsz" in line or "sweep done" in line))
+    compared = subprocess.run([sys.executable, "-m", "detbench.cli", "compare", "--sweep", str(out)],
+                              capture_output=True, text=True, timeout=300)
+    print("\n".join(compared.stdout.splitlines()[-6:]))
+    index = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
+    entries = list((index.get("studies") or {}).values())
+    statuses = [entry.get("status") for entry in entries]
+    gpu_kind = has_gpu and bool(entries) and all((entry.get("node") or {}).get("gpu_name") for entry in entries)
+    return [("2-study sweep finished, compare --sweep read it",
+             ran.returncode == 0 and statuses == ["ok", "ok"] and compared.returncode == 0),
+            ("sweep studies ran on the GPU (its name in the index)", gpu_kind if has_gpu else None)]
+
+
 def _row(name: str, r: Report) -> str:
     lat = r.latency
     host = lat.host.median_ms if lat.host else None
@@ -210,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     record = _study(common, work / "study", has_gpu)
     checks = (_checks(runs, has_gpu) + _gpu_backend_checks(runs, skipped, has_gpu)
-              + _study_checks(record, work / "study", has_gpu))
+              + _study_checks(record, work / "study", has_gpu) + _sweep(work, data_yaml, has_gpu))
     failed = _print_checks(checks)
     print(f"\ngpu_check: {len(checks) - failed} of {len(checks)} not failed, {time.perf_counter() - started:.0f} s")
     return 1 if failed else 0
