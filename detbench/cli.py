@@ -11,7 +11,7 @@ from detbench import __version__
 from detbench.errors import DetbenchError
 from detbench.flags import add_bench_arguments, bench_config_from_args
 from detbench.models.ultralytics_env import configure_process
-from detbench.proc import die_with_parent
+from detbench.proc import die_with_parent, keep_to_cpus
 from detbench.text import terminal
 
 
@@ -168,6 +168,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()  # a bench started by a study ends with it
+    keep_to_cpus()  # a sweep's study on one GPU of several keeps to that slot's cores
     configure_process()  # Ultralytics offline, quiet and restricted: read when it is imported, so first
     args = parse(argv)
     try:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 PARENT_ENV = "DETBENCH_PARENT_PID"
+CPUS_ENV = "DETBENCH_CPUS"  # cores a process (and its children) keeps to, e.g. "4,5,6,7": a sweep's GPU slot
 KILL_WAIT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
@@ -34,6 +35,21 @@ def die_with_parent() -> bool:
     if os.getppid() != int(expected):  # the parent died before the request took effect
         os._exit(137)
     return armed
+
+
+def keep_to_cpus() -> bool:
+    """If DETBENCH_CPUS names cores this process may use, keep it (and so its children) to them. True if applied."""
+    wanted = os.environ.get(CPUS_ENV)
+    if not wanted or not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        cores = {int(core) for core in wanted.split(",") if core.strip()} & os.sched_getaffinity(0)
+        if cores:
+            os.sched_setaffinity(0, cores)
+            return True
+    except (ValueError, OSError):
+        pass
+    return False
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -85,17 +85,24 @@ def test_content_keys_change_with_the_weights_the_settings_the_device_kind_and_t
     assert first.studies[0].key != make_plan(spec, CPU, "list-a").studies[0].key
 
 
-def _fake_study(calls: list, lock: threading.Lock, fail: set[str] = frozenset()):
+def _fake_study(calls: list, lock: threading.Lock, fail: set[str] = frozenset(),
+                together: threading.Barrier | None = None):
+    """A study that takes a moment; with `together`, the first studies must be running at the same time (the
+    barrier breaks after 10 s otherwise)."""
     def run_study(argv, out, list_path, device, timeout_s, env=None, python=None):
         with lock:
             calls.append({"study": out.name, "device": device, "env": env, "start": time.monotonic()})
-        time.sleep(0.3)
+            first = len(calls) <= (together.parties if together else 0)
+        if first:
+            together.wait(timeout=10)
+        time.sleep(0.1)
         out.mkdir(parents=True, exist_ok=True)
         if out.name in fail:
             return {"status": "failed", "reason": "error: CUDA out of memory at --batch 32", "exit_code": 2,
                     "seconds": 0.3, "node": {"hostname": "h"}}
         (out / "study.json").write_text(json.dumps({"status": "ok", "id": out.name}))
-        return {"status": "ok", "reason": None, "exit_code": 0, "seconds": 0.3, "node": {"hostname": "h"}}
+        return {"status": "ok", "reason": None, "exit_code": 0, "seconds": 0.3, "node": {"hostname": "h"},
+                "study_id": out.name}
     return run_study
 
 
@@ -103,14 +110,15 @@ def test_on_gpus_one_study_runs_per_gpu_at_once_each_pinned_and_a_failure_is_rec
         tmp_path, monkeypatch, dataset):
     calls: list = []
     monkeypatch.setattr(sweep_run, "local_device_kind", lambda: ("NVIDIA H200", True, ["0", "1"]))
-    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, threading.Lock(), fail={"imgsz96-b8"}))
+    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, threading.Lock(), fail={"imgsz96-b8"},
+                                                            together=threading.Barrier(2)))
+    monkeypatch.setattr(sweep_run, "slot_cpus", lambda devices: {"0": "0", "1": "1"})
     spec = write_spec(tmp_path, dataset, axes={"imgsz": [64, 96], "batch": [1, 8]})
     out = tmp_path / "out"
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=lambda line: None) == 1
     assert sorted(c["env"]["CUDA_VISIBLE_DEVICES"] for c in calls) == ["0", "0", "1", "1"]
     assert {c["device"] for c in calls} == {"0"}  # each study sees its one GPU as device 0
-    first_two = sorted(calls, key=lambda c: c["start"])[:2]
-    assert abs(first_two[0]["start"] - first_two[1]["start"]) < 0.25  # both GPUs busy at once
+    assert all(c["env"]["DETBENCH_CPUS"] == c["env"]["CUDA_VISIBLE_DEVICES"] for c in calls)  # its slot's cores
     index = json.loads((out / "sweep.json").read_text())
     statuses = {name: entry["status"] for name, entry in index["studies"].items()}
     assert statuses == {"imgsz64-b1": "ok", "imgsz64-b8": "ok", "imgsz96-b1": "ok", "imgsz96-b8": "failed"}
@@ -120,6 +128,22 @@ def test_on_gpus_one_study_runs_per_gpu_at_once_each_pinned_and_a_failure_is_rec
     monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, threading.Lock()))
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=lambda line: None) == 0
     assert [c["study"] for c in calls] == ["imgsz96-b8"]
+
+
+def test_gpu_slots_get_disjoint_cores_and_a_process_keeps_to_them(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    assert sweep_run.slot_cpus(["0", "1"]) == {"0": "0,1,2,3", "1": "4,5,6,7"}
+    assert sweep_run.slot_cpus(["cpu"]) == {}
+    monkeypatch.undo()
+    core = str(max(os.sched_getaffinity(0)))
+    kept = subprocess.run([sys.executable, "-c", "import os; from detbench.proc import keep_to_cpus; "
+                           "keep_to_cpus(); print(sorted(os.sched_getaffinity(0)))"],
+                          env={**os.environ, "DETBENCH_CPUS": core}, capture_output=True, text=True, timeout=60)
+    assert kept.stdout.strip() == f"[{core}]", kept.stderr
 
 
 def test_ray_missing_or_unreachable_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, dataset):
@@ -141,15 +165,98 @@ def test_ray_missing_or_unreachable_is_one_line_and_nothing_is_written(tmp_path,
     assert not out.exists()
 
 
-def test_ray_tasks_hold_a_whole_gpu_of_the_asked_kind_or_a_whole_node_on_cpu():
+def test_ray_tasks_hold_a_whole_gpu_of_the_asked_kind_or_a_whole_node_on_cpu_and_impossible_ones_are_named():
     from detbench.sweep.plan import PlannedStudy
-    from detbench.sweep.ray_executor import task_options
+    from detbench.sweep.ray_executor import infeasible, task_options
 
     gpu = PlannedStudy({}, "x", [], "H100", True, threads=4)
-    assert task_options(gpu, 16) == {"num_cpus": 5, "num_gpus": 1, "max_retries": 1, "accelerator_type": "H100"}
-    assert "accelerator_type" not in task_options(PlannedStudy({}, "x", [], "cuda", True), 16)
-    assert task_options(PlannedStudy({}, "x", [], "cpu", False), 16) == {"num_cpus": 16, "num_gpus": 0,
-                                                                         "max_retries": 1}
+    assert task_options(gpu, ("n1", 16)) == {"num_cpus": 5, "num_gpus": 1, "max_retries": 1,
+                                             "accelerator_type": "H100"}
+    assert "accelerator_type" not in task_options(PlannedStudy({}, "x", [], "cuda", True), ("n1", 16))
+    pinned = task_options(PlannedStudy({}, "x", [], "cpu", False), ("n2", 64), strategy="on n2")
+    assert pinned == {"num_cpus": 64, "num_gpus": 0, "max_retries": 1, "scheduling_strategy": "on n2"}
+    cluster = {"CPU": 64.0, "GPU": 8.0, "accelerator_type:A100": 1.0}
+    assert infeasible(gpu, cluster) == "no node of accelerator type H100 (the cluster has A100)"
+    assert infeasible(gpu, {"CPU": 2.0}) == "the cluster has no GPU"
+    assert infeasible(PlannedStudy({}, "x", [], "A100", True), cluster) is None
+
+
+def test_a_ray_tasks_results_are_checked_before_anything_is_written(tmp_path):
+    from detbench.sweep.ray_executor import _accept
+
+    folder = tmp_path / "studies" / "cell"
+    good = {"outcome": {"status": "ok", "seconds": 3.0, "node": {"hostname": "n"}, "study_id": "s", "evil": 1},
+            "files": {"study.json": b"{}", "baseline.json": b"{}"}}
+    outcome = _accept(good, folder)
+    assert outcome["status"] == "ok" and "evil" not in outcome
+    assert sorted(p.name for p in folder.iterdir()) == ["baseline.json", "study.json"]
+    for files in ({"../../escape.json": b"x"}, {"": b"x"}, {".hidden.json": b"x"}, {"a\0b.json": b"x"},
+                  {"ok.json": "not bytes"}, {"x.sh": b"x"}):
+        bad = _accept({"outcome": {"status": "ok"}, "files": files}, tmp_path / "other")
+        assert bad["status"] == "failed" and "could not be kept" in bad["reason"], files
+    assert not (tmp_path / "escape.json").exists()
+    assert _accept("garbage", tmp_path / "x")["status"] == "failed"
+    link = tmp_path / "studies" / "linked"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert _accept(good, link)["status"] == "failed"
+
+
+def test_a_study_that_cannot_even_start_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, dataset):
+    calls: list = []
+    fake = _fake_study(calls, threading.Lock())
+
+    def flaky(argv, out, *args, **kwargs):
+        if out.name == "imgsz64":
+            raise OSError("studies/imgsz64 is not a plain folder; remove it")
+        return fake(argv, out, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_run, "run_study", flaky)
+    spec = write_spec(tmp_path, dataset, axes={"imgsz": [64, 96]})
+    out = tmp_path / "out"
+    assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=lambda line: None) == 1
+    studies = json.loads((out / "sweep.json").read_text())["studies"]
+    assert studies["imgsz64"]["status"] == "failed" and "not a plain folder" in studies["imgsz64"]["reason"]
+    assert studies["imgsz96"]["status"] == "ok"
+
+
+def test_hostile_sweep_files_are_refused_quickly(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("models: [a]\naxes: {format: [&b0 [x, x, x], &b1 [*b0, *b0, *b0]]}\n")
+    with pytest.raises(DetbenchError, match="aliases .* are not allowed"):
+        load_spec(bomb)
+    big = tmp_path / "big.yaml"
+    big.write_text("models: [a]\naxes: {imgsz: [" + "9" * 5000 + "]}\n")
+    with pytest.raises(DetbenchError, match="a value cannot be read"):
+        load_spec(big)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("models: [a]\nsettings: {plugin: [[a, b]]}\n")
+    with pytest.raises(DetbenchError, match="settings.plugin must be a number, a word or a short list"):
+        load_spec(nested)
+    helpful = tmp_path / "help.yaml"
+    helpful.write_text("models: [a]\nsettings: {help: true}\n")
+    with pytest.raises(DetbenchError, match="settings.help is set by the sweep itself"):
+        load_spec(helpful)
+
+
+def test_cells_whose_folder_names_collide_get_distinct_folders(tmp_path):
+    spec = load_spec(write_spec(tmp_path, axes={"device_kind": ["A100 40GB", "A100_40GB"]}))
+    names = [s.name for s in make_plan(spec, None, "list").studies]
+    assert len(set(names)) == 2 and all(n.startswith("A100_40GB-") for n in names)
+
+
+def test_a_tampered_study_json_is_reported_not_followed(tmp_path, cli):
+    from detbench.comparison.sweep import load_sweep
+
+    out = tmp_path / "out"
+    (out / "studies" / "cell").mkdir(parents=True)
+    (out / "sweep.json").write_text(json.dumps({"kind": "detbench sweep", "studies": {
+        "cell": {"status": "ok", "cell": {"imgsz": 64}}, "../..": {"status": "ok"}}}))
+    (out / "studies" / "cell" / "study.json").write_text(json.dumps(
+        {"baseline": "b", "models": ["../../../../etc/passwd"], "comparisons": [{"model": "x", "delta_pct": "x"}]}))
+    _, cells, problems = load_sweep(out)
+    assert cells == [] and len(problems) == 2
+    assert any("not a study folder name" in p for p in problems)
+    assert any("unreadable" in p and "model name" in p for p in problems)
 
 
 def test_a_local_cpu_sweep_runs_resumes_and_compares(cli, tmp_path, dataset):
@@ -163,6 +270,12 @@ def test_a_local_cpu_sweep_runs_resumes_and_compares(cli, tmp_path, dataset):
     assert "✓ imgsz64-fp32: ok" in first.stdout
     again = cli("sweep", str(spec), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert "1 runnable, 1 already finished" in again.stdout and "running" not in again.stdout
+    changed = write_spec(tmp_path, dataset, axes={"imgsz": [64], "precision": ["fp32", "fp16"]},
+                         settings={"iters": 24})
+    rerun = cli("sweep", str(changed), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert rerun.returncode == 0 and "✓ imgsz64-fp32: ok" in rerun.stdout, rerun.stdout + rerun.stderr
+    rounds = json.loads((tmp_path / "out" / "studies" / "imgsz64-fp32" / "study.json").read_text())["rounds_done"]
+    assert rounds == 24  # measured again with the new setting, not the old study kept
     folder = tmp_path / "out" / "studies" / "imgsz64-fp32"
     assert {"baseline.json", "p2.json", "study.json", "ablate.log"} <= {p.name for p in folder.iterdir()}
     compared = cli("compare", "--sweep", str(tmp_path / "out"), cwd=tmp_path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,15 @@ from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_text_file
 from detbench.limits import MAX_REPORT_BYTES
+from detbench.names import check_model_name
 from detbench.report.schema import load_report
 from detbench.text import Echo, terminal_echo
 
 AXIS_ORDER = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
+SAFE_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
+VERDICTS = {"faster", "slower", "equivalent", "undecided"}
+MAX_PLOT_CELLS = 60  # per panel; beyond, the plot is skipped with a note (the CSV has every cell)
+MAX_PLOT_PANELS = 8
 CSV_COLUMNS = ["device_kind", "study", "imgsz", "batch", "precision", "format", "threads", "model", "median_ms",
                "delta_pct", "ci_low_pct", "ci_high_pct", "verdict", "node"]
 
@@ -79,23 +85,44 @@ def load_sweep(out: Path) -> tuple[dict[str, Any], list[CellResult], list[str]]:
         if entry.get("status") != "ok":
             problems.append(f"{name}: {entry.get('status')}" + (f" ({entry['reason']})" if entry.get("reason") else ""))
             continue
-        folder = out / "studies" / Path(str(name)).name
+        if not SAFE_FOLDER.fullmatch(str(name)):
+            problems.append(f"{text.terminal(str(name)[:80])}: not a study folder name")
+            continue
+        folder = out / "studies" / str(name)
         try:
             study = _read_json(folder / "study.json")
             result = CellResult(str(name), dict(entry.get("cell") or {}), "", str(study.get("baseline")),
                                 node=(entry.get("node") or {}).get("hostname"))
             for model in study.get("models") or []:
-                model_name = model if isinstance(model, str) else (model or {}).get("name")
+                model_name = check_model_name(str(model if isinstance(model, str) else (model or {}).get("name")),
+                                              f"{name}: study.json")
                 report = load_report(folder / f"{model_name}.json")
                 result.medians[str(model_name)] = float(report.latency.median_ms)
                 result.device_kind = result.device_kind or device_kind_of(report)
-            result.comparisons = {str(c.get("model")): c for c in study.get("comparisons") or []
+            result.comparisons = {str(c.get("model")): _clean(c) for c in study.get("comparisons") or []
                                   if isinstance(c, dict)}
         except (DetbenchError, ValueError, TypeError, AttributeError) as exc:
             problems.append(f"{name}: its results are unreadable ({text.terminal(exc)})")
             continue
         cells.append(result)
     return index, cells, problems
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _clean(comparison: dict[str, Any]) -> dict[str, Any]:
+    """A study's comparison with only what is shown, numbers as numbers (a tampered one shows '-')."""
+    ci = comparison.get("ci_pct")
+    ci = [_number(v) for v in ci[:2]] if isinstance(ci, list) and len(ci) >= 2 else [None, None]
+    verdict = comparison.get("verdict")
+    return {"model": str(comparison.get("model")), "delta_pct": _number(comparison.get("delta_pct")), "ci_pct": ci,
+            "verdict": verdict if verdict in VERDICTS else "?"}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
 
 
 def cell_label(cell: dict[str, Any]) -> str:
@@ -107,8 +134,7 @@ def _verdict_text(comparison: dict[str, Any] | None) -> str:
     if not comparison:
         return "-"
     delta = comparison.get("delta_pct")
-    return f"{comparison.get('verdict', '?')} {delta:+.1f} %" if isinstance(delta, (int, float)) \
-        else str(comparison.get("verdict", "?"))
+    return f"{comparison['verdict']} {delta:+.1f} %" if delta is not None else comparison["verdict"]
 
 
 def stability(cells: list[CellResult]) -> list[dict[str, Any]]:
@@ -215,8 +241,8 @@ def run_sweep_compare(out: str | Path, echo: Echo = print, plots_dir: str | None
                 if model == cell.baseline or not comparison:
                     echo(f"{model:<24}{median:>12.3f}  {'-':<28}{'baseline' if model == cell.baseline else '-'}")
                     continue
-                ci = comparison.get("ci_pct") or [float("nan"), float("nan")]
-                delta = f"{comparison.get('delta_pct', float('nan')):+.1f} % [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+                ci = comparison["ci_pct"]
+                delta = f"{_pct(comparison['delta_pct'])} % [{_pct(ci[0])}, {_pct(ci[1])}]"
                 echo(f"{model:<24}{median:>12.3f}  {delta:<28}{comparison.get('verdict')}")
         echo("")
         echo(f"Ranking stability ({kind}): each model's verdict against the baseline, cell by cell")
@@ -228,11 +254,17 @@ def run_sweep_compare(out: str | Path, echo: Echo = print, plots_dir: str | None
     if cells:
         write_text_atomic(out / "sweep_comparison.csv", _csv(cells))
         write_text_atomic(out / "sweep_comparison.md", _markdown(kinds) + "\n")
-        plot_path = Path(plots_dir or out) / "sweep_latency.png"
-        plot_path.parent.mkdir(parents=True, exist_ok=True)
-        _plot(kinds, plot_path)
+        written = [str(out / "sweep_comparison.csv"), str(out / "sweep_comparison.md")]
+        if len(kinds) > MAX_PLOT_PANELS or max(len(c) for c in kinds.values()) > MAX_PLOT_CELLS:
+            echo(f"note: no plot: more than {MAX_PLOT_PANELS} device kinds or {MAX_PLOT_CELLS} cells in one; the "
+                 f"CSV has every cell")
+        else:
+            plot_path = Path(plots_dir or out) / "sweep_latency.png"
+            plot_path.parent.mkdir(parents=True, exist_ok=True)
+            _plot(kinds, plot_path)
+            written.append(str(plot_path))
         echo("")
-        echo(f"wrote {out / 'sweep_comparison.csv'}, {out / 'sweep_comparison.md'}, {plot_path}")
+        echo(f"wrote {', '.join(written)}")
     invalid = sum(isinstance(e, dict) and e.get("status") == "invalid" for e in index["studies"].values())
     if invalid:
         echo(f"({invalid} invalid cell(s) of the plan were never run: see sweep.json)")

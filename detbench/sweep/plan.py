@@ -15,9 +15,13 @@ import io
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from detbench.backends.formats import split_format
 from detbench.errors import DetbenchError
+from detbench.files.safe_io import read_regular_file
+from detbench.limits import MAX_SMALL_FILE_BYTES
 from detbench.study.models import ModelRun
 from detbench.sweep.spec import AXES, SweepSpec
 
@@ -97,17 +101,33 @@ def _cells(spec: SweepSpec) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(spec.axes[n] for n in names))]
 
 
-def cell_argv(spec: SweepSpec, cell: dict[str, Any], settings: list[str]) -> list[str]:
-    argv = ["--models", ",".join(spec.models), "--runs", spec.runs]
+def _absolute(entry: str) -> str:
+    """A model entry, the runs folder or a file given by a relative path, made absolute (a Ray task runs in another
+    folder, maybe on another node); names (zoo models, run folders) stay as they are."""
+    name, fmt = split_format(entry)
+    path = Path(name)
+    if path.exists() and not path.is_absolute():
+        name = str(path.resolve())
+    return f"{name}@{fmt}" if fmt else name
+
+
+def cell_argv(spec: SweepSpec, cell: dict[str, Any], settings: list[str], absolute: bool = False) -> list[str]:
+    """The study's ablate flags; `absolute`: with every relative path made absolute (what runs), else as the sweep
+    file gives them (what the content key holds, so that it does not depend on the current folder)."""
+    fix = _absolute if absolute else (lambda value: value)
+    argv = ["--models", ",".join(fix(m) for m in spec.models), "--runs", fix(spec.runs)]
     if spec.baseline:
         argv += ["--baseline", spec.baseline]
     if spec.data:
-        argv += ["--data", spec.data]
+        argv += ["--data", fix(spec.data)]
     for axis in ("imgsz", "batch", "threads", "format"):
         if axis in cell:
             argv += [f"--{axis}", str(cell[axis])]
     if cell.get("precision") == "fp16":
         argv.append("--half")
+    if absolute:
+        settings = [fix(value) if previous == "--plugin" else value
+                    for previous, value in zip(["", *settings[:-1]], settings, strict=True)]
     return argv + settings
 
 
@@ -121,7 +141,9 @@ def check_cell(argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int
         with contextlib.redirect_stderr(stderr):
             args = parser.parse_args([*argv, "--device", "0" if gpu else "cpu", "--out", "sweep-check"])
     except SystemExit:
-        return (stderr.getvalue().strip().splitlines() or ["the flags are refused"])[-1], 1
+        detail = (stderr.getvalue().strip().splitlines() or ["the flags are refused"])[-1]
+        raise DetbenchError(f"the sweep's flags are refused by ablate ({detail.removeprefix('detbench ablate: ')}); "
+                            f"fix the sweep file's settings or axes") from None
     opts = options_from_args(args)
     try:
         validate_options(opts)
@@ -136,9 +158,40 @@ def check_cell(argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int
     return None, config.threads
 
 
-def study_key(models: list[list[str | None]], argv: list[str], device_kind: str, list_sha256: str | None) -> str:
-    content = {"models": models, "argv": argv, "device_kind": device_kind, "list_sha256": list_sha256}
+def study_key(models: list[list[str | None]], argv: list[str], device_kind: str, list_sha256: str | None,
+              code: dict[str, str] | None = None) -> str:
+    content = {"models": models, "argv": argv, "device_kind": device_kind, "list_sha256": list_sha256,
+               "code": code or {}}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def code_identity(spec: SweepSpec) -> dict[str, str]:
+    """What else decides a study's figures: the versions of detbench, torch and Ultralytics, and each plugin
+    file's content (its path alone would not change when the file does)."""
+    import torch
+    import ultralytics
+
+    from detbench import __version__
+
+    found = {"detbench": __version__, "torch": torch.__version__, "ultralytics": ultralytics.__version__}
+    plugins = spec.settings.get("plugin", spec.settings.get("plugins")) or []
+    for plugin in plugins if isinstance(plugins, list) else [plugins]:
+        path = Path(str(plugin))
+        found[f"plugin:{plugin}"] = (hashlib.sha256(read_regular_file(path, f"{spec.path}: settings.plugin {plugin}",
+                                                                      MAX_SMALL_FILE_BYTES)).hexdigest()
+                                     if path.is_file() else str(plugin))
+    return found
+
+
+def _unique_names(studies: list[PlannedStudy]) -> None:
+    """Cells whose names collide once made safe for a folder (`A100 40GB`, `A100_40GB`) get their cell's hash."""
+    counts: dict[str, int] = {}
+    for study in studies:
+        counts[study.name] = counts.get(study.name, 0) + 1
+    for study in studies:
+        if counts[study.name] > 1:
+            digest = hashlib.sha256(json.dumps(study.cell, sort_keys=True, default=str).encode()).hexdigest()[:8]
+            study.name = f"{study.name[:110]}-{digest}"
 
 
 def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256: str | None = None) -> Plan:
@@ -152,19 +205,25 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
     baseline = choose_baseline(models, spec.baseline)
     identities = [[run.name, weights_identity(run), run.format] for run in models]
     settings = setting_flags(spec)
+    code = code_identity(spec)
     studies = []
     for cell in _cells(spec):
         wanted = cell.get("device_kind")
+        generic = str(wanted).lower() if wanted is not None else None
         if local_kind is not None:
             kind, gpu = local_kind
-            if wanted is not None and not (wanted == CPU_KIND and not gpu or wanted in ANY_GPU_KINDS and gpu):
+            if wanted is not None and not (generic == CPU_KIND and not gpu or generic in ANY_GPU_KINDS and gpu):
                 raise DetbenchError(f"{spec.path}: axes.device_kind {wanted}: this machine runs "
                                     f"{'GPU' if gpu else 'CPU'} studies ({kind}); other device kinds need --ray")
+        elif generic in {CPU_KIND, None}:
+            kind, gpu = CPU_KIND, False
         else:
-            kind, gpu = wanted or CPU_KIND, (wanted or CPU_KIND) != CPU_KIND
-        argv = cell_argv(spec, cell, settings)
+            kind, gpu = ("cuda" if generic in ANY_GPU_KINDS else str(wanted)), True
+        key_argv = cell_argv(spec, cell, settings)
+        argv = cell_argv(spec, cell, settings, absolute=True)
         invalid, threads = check_cell(argv, gpu, local=local_kind is not None)
         study = PlannedStudy(cell, _cell_name(cell), argv, kind, gpu, invalid=invalid, threads=threads)
-        study.key = study_key(identities, argv, kind, list_sha256)
+        study.key = study_key(identities, key_argv, kind, list_sha256, code)
         studies.append(study)
+    _unique_names(studies)
     return Plan(studies, models, baseline, list_sha256)

@@ -1,8 +1,10 @@
 """The Ray executor (`detbench sweep --ray local|auto|ADDRESS`): each study is one Ray task.
 
 A GPU study holds one whole GPU (`num_gpus=1`, and the `device_kind` axis as Ray's `accelerator_type`, except
-`cuda`/`gpu`: any GPU) and `threads + 1` CPUs; a CPU study holds every CPU of the smallest node, so that no two
-studies share a device and a CPU study is never timed beside another. The task runs `detbench ablate` on the
+`cuda`/`gpu`: any GPU) and `threads + 1` CPUs; a CPU study holds every CPU of one node (the CPU studies are dealt
+to the nodes in turn, each pinned to its node), so that no two studies share a device and a CPU study is never
+timed beside another. A study no node of the cluster can take (no GPU, no node of that accelerator type) is
+recorded as failed at once instead of waiting forever. The task runs `detbench ablate` on the
 node into a temporary folder and returns the study's files; the driver writes them under OUT/studies/NAME as
 each task returns, and updates the index. A task whose worker or node is lost is retried once by Ray
 (`max_retries=1`), then recorded as failed with Ray's reason. detbench must be installed on every node, and
@@ -20,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from detbench.errors import DetbenchError
-from detbench.files.atomic import write_text_atomic
+from detbench.files.atomic import write_atomic
 from detbench.sweep.plan import ANY_GPU_KINDS, Plan, PlannedStudy
-from detbench.sweep.task import collect_results, run_study
+from detbench.sweep.task import MAX_RESULT_BYTES, collect_results, result_name_ok, run_study
 from detbench.text import Echo
 
 RETRIES = 1
@@ -57,6 +59,7 @@ def check_reachable(given: str, address: str | None) -> None:
     if not address:
         return
     host, _, port = address.rpartition(":")
+    host = host.strip("[]")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
@@ -76,6 +79,9 @@ def connect(ray: Any, address: str, cpus: int | None) -> None:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if address == "local":
+            raise DetbenchError(f"--ray local: Ray could not start here ({detail}); see ray's logs in "
+                                f"{tempfile.gettempdir()}/ray") from None
         raise DetbenchError(f"--ray {address}: cannot reach a Ray cluster ({detail}); start one (ray start --head) "
                             f"or pass --ray local") from None
 
@@ -93,29 +99,56 @@ def study_task(argv: list[str], list_files: dict[str, bytes], device: str, timeo
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _smallest_node_cpus(ray: Any) -> int:
-    cpus = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
-    cpus = [c for c in cpus if c > 0]
-    if not cpus:
+def cpu_nodes(ray: Any) -> list[tuple[str, int]]:
+    """(node id, CPUs) of every alive node with CPUs."""
+    nodes = [(node["NodeID"], int(node["Resources"].get("CPU", 0))) for node in ray.nodes() if node.get("Alive")]
+    nodes = [(node_id, cpus) for node_id, cpus in nodes if cpus > 0]
+    if not nodes:
         raise DetbenchError("--ray: the cluster has no node with CPUs")
-    return int(min(cpus))
+    return nodes
 
 
-def task_options(study: PlannedStudy, node_cpus: int) -> dict[str, Any]:
+def task_options(study: PlannedStudy, node: tuple[str, int], strategy: Any = None) -> dict[str, Any]:
+    """A CPU study: every CPU of `node`, pinned there (`strategy`); a GPU study: one GPU and threads + 1 CPUs (at
+    most `node`'s, the smallest node's when GPU studies are placed by Ray)."""
+    node_cpus = node[1]
     if not study.gpu:
-        return {"num_cpus": node_cpus, "num_gpus": 0, "max_retries": RETRIES}
+        options = {"num_cpus": node_cpus, "num_gpus": 0, "max_retries": RETRIES}
+        if strategy is not None:
+            options["scheduling_strategy"] = strategy
+        return options
     options = {"num_cpus": min(study.threads + 1, node_cpus), "num_gpus": 1, "max_retries": RETRIES}
     if study.device_kind not in ANY_GPU_KINDS:
         options["accelerator_type"] = study.device_kind
     return options
 
 
-def _write_files(folder: Path, files: dict[str, bytes]) -> None:
+def infeasible(study: PlannedStudy, resources: dict[str, float]) -> str | None:
+    """Why no node of the cluster can ever take this study (None if one can)."""
+    if not study.gpu:
+        return None
+    if resources.get("GPU", 0) < 1:
+        return "the cluster has no GPU"
+    if study.device_kind not in ANY_GPU_KINDS and f"accelerator_type:{study.device_kind}" not in resources:
+        kinds = sorted(k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:"))
+        return (f"no node of accelerator type {study.device_kind} (the cluster has "
+                f"{', '.join(kinds) or 'no typed accelerators'})")
+    return None
+
+
+def _write_files(folder: Path, files: Any) -> None:
+    """A task's returned files, written under `folder` (never through a link), each name checked, bounded."""
+    if not isinstance(files, dict):
+        raise ValueError("the task returned no file table")
+    if sum(len(data) for data in files.values() if isinstance(data, bytes)) > MAX_RESULT_BYTES:
+        raise ValueError(f"the study's results pass {MAX_RESULT_BYTES // 2**20} MiB")
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ValueError(f"{folder} is not a plain folder")
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        if "/" in name or name.startswith("."):
-            continue  # collect_results sends plain names only
-        write_text_atomic(folder / name, data.decode("utf-8", "replace"))
+        if not result_name_ok(name) or not isinstance(data, bytes):
+            raise ValueError(f"the task returned a file named {str(name)[:60]!r}, not a study's result")
+        write_atomic(folder / name, lambda handle, data=data: handle.write(data), follow_folder_link=False)
 
 
 def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[PlannedStudy], opts: Any,
@@ -123,10 +156,12 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
     """Submit every study of `todo` to the connected cluster (`open_cluster`), write each one's results as it
     returns."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     resources = ray.cluster_resources()
     echo(f"✓ Ray: {len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
-    node_cpus = _smallest_node_cpus(ray)
+    nodes = cpu_nodes(ray)
+    smallest = min(nodes, key=lambda node: node[1])
     list_files = {"benchmark_list.txt": list_path.read_bytes()}
     sidecar = list_path.with_name(list_path.name + ".json")
     if sidecar.is_file():
@@ -134,9 +169,20 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
     shared = ray.put(list_files)
     remote = ray.remote(study_task)
     pending: dict[Any, PlannedStudy] = {}
+    cpu_studies = 0
     for study in todo:
-        ref = remote.options(**task_options(study, node_cpus)).remote(
-            study.argv, shared, "0" if study.gpu else "cpu", opts.study_timeout)
+        reason = infeasible(study, resources)
+        if reason:
+            index.record(study.name, {"status": "failed", "reason": f"not submitted: {reason}", "attempts": 0})
+            echo(f"✗ {study.name}: not submitted ({reason})")
+            continue
+        if study.gpu:
+            options = task_options(study, smallest)
+        else:  # CPU studies dealt to the nodes in turn, each holding its whole node
+            node = nodes[cpu_studies % len(nodes)]
+            cpu_studies += 1
+            options = task_options(study, node, NodeAffinitySchedulingStrategy(node_id=node[0], soft=False))
+        ref = remote.options(**options).remote(study.argv, shared, "0" if study.gpu else "cpu", opts.study_timeout)
         pending[ref] = study
     echo(f"· {len(pending)} studies submitted")
     while pending:
@@ -149,13 +195,33 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
             outcome = {"status": "failed", "reason": f"{type(exc).__name__} after {RETRIES} retry: {reason}",
                        "attempts": RETRIES + 1}
         else:
-            outcome = dict(result["outcome"])
-            _write_files(out / "studies" / study.name, result["files"])
+            outcome = _accept(result, out / "studies" / study.name)
         index.record(study.name, outcome)
         echo(f"{'✓' if outcome['status'] == 'ok' else '✗'} {study.name}: {outcome['status']}"
              + (f" in {outcome['seconds']:.0f} s" if outcome.get("seconds") else "")
              + (f" on {outcome['node'].get('hostname')}" if outcome.get("node") else "")
              + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
+
+
+OUTCOME_KEYS = {"status": str, "reason": (str, type(None)), "exit_code": (int, type(None)),
+                "seconds": (int, float), "node": dict, "study_id": (str, type(None))}
+
+
+def _accept(result: Any, folder: Path) -> dict[str, Any]:
+    """A task's result checked and its files written; a malformed one, or one that cannot be written, is the
+    study's failure (the other studies go on)."""
+    try:
+        if not isinstance(result, dict) or not isinstance(result.get("outcome"), dict):
+            raise ValueError("the task returned no outcome")
+        outcome = {key: value for key, value in result["outcome"].items()
+                   if key in OUTCOME_KEYS and isinstance(value, OUTCOME_KEYS[key])}
+        if outcome.get("status") not in {"ok", "failed", "timeout", "interrupted"}:
+            raise ValueError("the task's outcome has no status")
+        _write_files(folder, result.get("files"))
+    except (ValueError, OSError) as exc:
+        return {"status": "failed", "reason": f"its results could not be kept ({str(exc)[:200]})", "attempts": 1}
+    outcome["attempts"] = 1
+    return outcome
 
 
 def open_cluster(address: str, cpus: int | None) -> Any:

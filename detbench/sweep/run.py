@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
+import os
 import queue
 import statistics
 import threading
@@ -25,6 +27,7 @@ from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_text_file
 from detbench.limits import MAX_REPORT_BYTES
+from detbench.proc import CPUS_ENV
 from detbench.study.lock import study_lock
 from detbench.sweep.plan import CPU_KIND, Plan, PlannedStudy, make_plan
 from detbench.sweep.spec import SweepSpec, load_spec
@@ -59,8 +62,35 @@ def local_device_kind() -> tuple[str, bool, list[str]]:
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count:
-        return torch.cuda.get_device_name(0), True, [str(i) for i in range(count)]
+        names = {torch.cuda.get_device_name(i) for i in range(count)}
+        if len(names) > 1:
+            raise DetbenchError(f"this machine has GPUs of {len(names)} kinds ({', '.join(sorted(names))}); a sweep "
+                                f"runs on one kind: set CUDA_VISIBLE_DEVICES to GPUs of one kind")
+        return names.pop(), True, [str(i) for i in range(count)]
     return CPU_KIND, False, [CPU_KIND]
+
+
+def slot_cpus(devices: list[str]) -> dict[str, str]:
+    """Each GPU slot's own share of this process's cores (DETBENCH_CPUS for its study's processes), so that studies
+    on different GPUs never time their host side on the same cores; empty for one slot."""
+    if len(devices) < 2:
+        return {}
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) < len(devices):
+        return {}
+    share = len(cores) // len(devices)
+    return {device: ",".join(map(str, cores[i * share:(i + 1) * share])) for i, device in enumerate(devices)}
+
+
+def existing_list_sha256(out: Path) -> str | None:
+    """The hash of the list a previous run made in OUT (the dry run's keys then match the real run's)."""
+    from detbench.data.benchmark_list import read_list
+
+    path = out / LIST_FILENAME
+    try:
+        return read_list(path).sha256 if path.is_file() else None
+    except DetbenchError:
+        return None
 
 
 def read_index(out: Path) -> dict[str, Any]:
@@ -78,8 +108,14 @@ def finished(out: Path, index: dict[str, Any], study: PlannedStudy, cpu: str | N
     """The index records this very study (same key) as ok, and its study.json is there. `cpu`: this machine's
     CPU model, for a CPU study run here: one that ran on another CPU (a Ray node's) is not this one."""
     entry = (index.get("studies") or {}).get(study.name)
-    if not (isinstance(entry, dict) and entry.get("key") == study.key and entry.get("status") == "ok"
-            and (out / STUDIES_DIR / study.name / STUDY_FILE).is_file()):
+    if not (isinstance(entry, dict) and entry.get("key") == study.key and entry.get("status") == "ok"):
+        return False
+    try:
+        recorded = json.loads(read_text_file(out / STUDIES_DIR / study.name / STUDY_FILE, study.name,
+                                             MAX_REPORT_BYTES))
+    except (DetbenchError, ValueError):
+        return False
+    if not isinstance(recorded, dict) or recorded.get("status") != "ok" or recorded.get("id") != entry.get("study_id"):
         return False
     node = entry.get("node") if isinstance(entry.get("node"), dict) else {}
     return cpu is None or study.gpu or node.get("cpu") == cpu
@@ -121,22 +157,30 @@ class Index:
             self.write()
 
 
-def estimate(plan: Plan, index: dict[str, Any], slots: int, max_time: float | None) -> str:
-    """How long the runnable studies would take: from this sweep's finished studies when there are any."""
-    todo = [s for s in plan.runnable]
-    measured = [e["seconds"] for e in (index.get("studies") or {}).values()
-                if isinstance(e, dict) and e.get("status") == "ok" and isinstance(e.get("seconds"), (int, float))]
-    if measured:
-        per = statistics.median(measured)
-        basis = f"median of {len(measured)} finished studies here, {per:.0f} s"
-    elif max_time is not None:
-        per = PRIOR_STUDY_S + max_time
-        basis = f"no study measured yet: at most {PRIOR_STUDY_S:.0f} s of start-up plus --max-time {max_time:g} s"
-    else:
-        per = PRIOR_STUDY_S
-        basis = f"no study measured yet: a guess of {PRIOR_STUDY_S:.0f} s per study of fixed rounds"
-    waves = -(-len(todo) // max(slots, 1))
-    return f"about {waves * per / 60:.0f} min on {slots} device(s) ({len(todo)} studies; {basis})"
+def estimate(todo: list[PlannedStudy], index: dict[str, Any], slots: int | None, max_time: float | None) -> str:
+    """How long the studies still to run would take: from this sweep's finished studies of the same device kind
+    when there are any."""
+    if not todo:
+        return "nothing to run"
+    done = [e for e in (index.get("studies") or {}).values() if isinstance(e, dict) and e.get("status") == "ok"
+            and isinstance(e.get("seconds"), (int, float))]
+    total, bases = 0.0, set()
+    for study in todo:
+        measured = [e["seconds"] for e in done if e.get("device_kind") == study.device_kind]
+        if measured:
+            total += statistics.median(measured)
+            bases.add(f"median of this sweep's finished {study.device_kind} studies")
+        elif max_time is not None:
+            total += PRIOR_STUDY_S + max_time
+            bases.add(f"at most {PRIOR_STUDY_S:.0f} s of start-up plus --max-time {max_time:g} s per study")
+        else:
+            total += PRIOR_STUDY_S
+            bases.add(f"a guess of {PRIOR_STUDY_S:.0f} s per study of fixed rounds")
+    if slots is None:
+        return (f"about {total / 60:.0f} min of studies ({len(todo)} to run; {'; '.join(sorted(bases))}), divided "
+                f"by the cluster's devices of each kind")
+    return (f"about {total / max(slots, 1) / 60:.0f} min on {slots} device(s) ({len(todo)} studies to run; "
+            f"{'; '.join(sorted(bases))})")
 
 
 def prepare_list(spec: SweepSpec, plan: Plan, out: Path, echo: Echo) -> Path:
@@ -147,7 +191,8 @@ def prepare_list(spec: SweepSpec, plan: Plan, out: Path, echo: Echo) -> Path:
     values = {**bench_defaults(), "data": spec.data,
               **{k: v for k, v in spec.settings.items() if k in bench_defaults()}}
     list_path = out / LIST_FILENAME
-    outcome = study_list(plan.models, list_path, values, list_path.exists(), echo)
+    # reuse=False: a list made from other data, seed or size is refused, never silently used
+    outcome = study_list(plan.models, list_path, values, False, echo)
     plan.list_sha256 = outcome.blist.sha256
     return list_path
 
@@ -159,20 +204,29 @@ def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index:
     for study in todo:
         work.put(study)
 
+    shares = slot_cpus(devices)
+
     def serve(device: str) -> None:
         env = None if device == CPU_KIND else {"CUDA_VISIBLE_DEVICES": device}
+        if device in shares:
+            env = {**(env or {}), CPUS_ENV: shares[device]}
         while True:
             try:
                 study = work.get_nowait()
             except queue.Empty:
                 return
             echo(f"· {study.name}: running on {'the CPU' if device == CPU_KIND else f'GPU {device}'}")
-            outcome = run_study(study.argv, out / STUDIES_DIR / study.name, list_path,
-                                CPU_KIND if device == CPU_KIND else "0", timeout_s, env=env)
+            try:
+                outcome = run_study(study.argv, out / STUDIES_DIR / study.name, list_path,
+                                    CPU_KIND if device == CPU_KIND else "0", timeout_s, env=env)
+            except Exception as exc:  # noqa: BLE001 (recorded: the other studies go on)
+                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                outcome = {"status": "failed", "reason": f"the study could not run ({type(exc).__name__}: {detail})"}
             outcome["attempts"] = 1
             index.record(study.name, outcome)
-            echo(f"{'✓' if outcome['status'] == 'ok' else '✗'} {study.name}: {outcome['status']} in "
-                 f"{outcome['seconds']:.0f} s" + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
+            echo(f"{'✓' if outcome['status'] == 'ok' else '✗'} {study.name}: {outcome['status']}"
+                 + (f" in {outcome['seconds']:.0f} s" if outcome.get("seconds") is not None else "")
+                 + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
 
     threads = [threading.Thread(target=serve, args=(device,), daemon=True) for device in devices]
     for thread in threads:
@@ -185,8 +239,14 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
               ray_runner: Callable[..., None] | None = None) -> int:
     """Plan, then run what is not finished; 0 when every runnable study is ok, 1 otherwise."""
     echo = terminal_echo(echo)
+    if not (math.isfinite(opts.study_timeout) and opts.study_timeout > 0):
+        raise DetbenchError(f"--study-timeout must be a positive number of seconds, got {opts.study_timeout:g}")
+    if opts.ray_cpus is not None and (opts.ray != "local" or opts.ray_cpus < 1):
+        raise DetbenchError("--ray-cpus applies to --ray local only, and must be at least 1")
     spec = load_spec(opts.spec)
     out = Path(opts.out)
+    if spec.data and not Path(spec.data).is_file():
+        raise DetbenchError(f"{spec.path}: data {spec.data}: no such file; give the dataset's data YAML")
     if opts.ray is None:
         kind, gpu, devices = local_device_kind()
         local: tuple[str, bool] | None = (kind, gpu)
@@ -196,10 +256,13 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
             kind = f"{CPU_KIND} ({cpu_model()})"  # as shown
     else:
         local, devices, kind = None, [], "per study (Ray)"
-    plan = make_plan(spec, local)
+    plan = make_plan(spec, local, existing_list_sha256(out))
+    if plan.studies and not plan.runnable and len({s.invalid for s in plan.studies}) == 1:
+        raise DetbenchError(f"{spec.path}: no study can run: {plan.studies[0].invalid}")
     previous = read_index(out)
-    max_time = (None if spec.settings.get("until_decided") is False
-                else float(spec.settings.get("max_time", 600.0)))
+    max_time = None if spec.settings.get("until_decided") is False else spec.settings.get("max_time", 600.0)
+    if max_time is not None and (not isinstance(max_time, (int, float)) or isinstance(max_time, bool)):
+        raise DetbenchError(f"{spec.path}: settings.max_time must be a number of seconds, got {max_time!r}")
     if opts.dry_run:
         print_plan(plan, previous, out, kind, devices, opts, max_time, echo)
         return 0
@@ -250,20 +313,23 @@ def _run(spec: SweepSpec, plan: Plan, local: tuple[str, bool] | None, devices: l
 
 def print_plan(plan: Plan, previous: dict[str, Any], out: Path, kind: str, devices: list[str],
                opts: SweepOptions, max_time: float | None, echo: Echo) -> None:
-    done = [s for s in plan.runnable if previous and (out / STUDIES_DIR / s.name / STUDY_FILE).is_file()
-            and ((previous.get("studies") or {}).get(s.name) or {}).get("status") == "ok"]
+    from detbench.report.provenance import cpu_model
+
+    here = cpu_model() if opts.ray is None else None
+    done = [s for s in plan.runnable if finished(out, previous, s, here)]
+    todo = [s for s in plan.runnable if s not in done]
     echo(f"detbench sweep (dry run): {len(plan.studies)} studies, {len(plan.runnable)} runnable, "
-         f"{len(plan.studies) - len(plan.runnable)} invalid, {len(done)} finished before (if the list is unchanged)")
+         f"{len(plan.studies) - len(plan.runnable)} invalid, {len(done)} already finished")
     echo(f"  models: {', '.join(r.name for r in plan.models)} (baseline {plan.baseline})")
     if opts.ray is None:
         echo(f"  executor: local, device {kind}, {len(devices)} at once ({', '.join(devices)})")
-        slots = len(devices)
+        slots: int | None = len(devices)
     else:
         kinds = sorted({s.device_kind for s in plan.runnable})
         echo(f"  executor: Ray ({opts.ray}), device kinds {', '.join(kinds) or '-'}; one study per GPU (CPU "
              f"studies: one per node)")
-        slots = 1
-    echo(f"  estimated time: {estimate(plan, previous, slots, max_time)}")
+        slots = None
+    echo(f"  estimated time: {estimate(todo, previous, slots, max_time)}")
     for study in plan.studies:
         status = f"invalid: {study.invalid}" if study.invalid else ("finished" if study in done else "to run")
         echo(f"  {study.name:<40} {study.device_kind:<28} {status}")

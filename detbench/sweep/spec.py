@@ -36,7 +36,26 @@ MAX_STUDIES = 10_000
 MAX_AXIS_VALUES = 64
 # set by the sweep itself for every study: not settable in `settings`
 RESERVED = {"models", "runs", "baseline", "data", "out", "list", "list_path", "use_benchmark_list", "device",
-            "imgsz", "batch", "half", "format", "threads", "force", "quiet"}
+            "imgsz", "batch", "half", "format", "threads", "force", "quiet", "help", "version"}
+MAX_VALUE_CHARS = 4096  # one setting's or axis value's text
+MAX_LIST_VALUES = 64  # a setting given as a list (e.g. plugin)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases: a few hundred bytes of nested aliases expand to gigabytes
+    (a 'billion laughs'); a sweep file has no use for them."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a sweep file",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _scalar_ok(value: Any) -> bool:
+    return (value is None or isinstance(value, (bool, int, float))
+            or isinstance(value, str) and len(value) <= MAX_VALUE_CHARS)
 
 
 @dataclass
@@ -64,6 +83,8 @@ def _axis(path: str, name: str, raw: Any) -> list[Any]:
     values = raw if isinstance(raw, list) else [raw]
     if not values or len(values) > MAX_AXIS_VALUES:
         raise _fail(path, f"axes.{name} must list 1 to {MAX_AXIS_VALUES} values, got {len(values)}")
+    if not all(_scalar_ok(value) for value in values):
+        raise _fail(path, f"axes.{name} values must be numbers or short names, not lists or mappings")
     if len(set(map(str, values))) != len(values):
         raise _fail(path, f"axes.{name} lists a value twice ({values}); list each once")
     for value in values:
@@ -84,9 +105,12 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not Path(path).is_file():
         raise DetbenchError(f"{shown}: no such sweep file; pass the path of a SWEEP.yaml")
     try:
-        raw = yaml.safe_load(read_text_file(path, shown, MAX_YAML_BYTES))
+        raw = yaml.load(read_text_file(path, shown, MAX_YAML_BYTES), Loader=_NoAliasLoader)  # noqa: S506 (safe)
     except yaml.YAMLError as exc:
-        raise _fail(shown, f"not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+        detail = " ".join(str(exc).split())[:200]
+        raise _fail(shown, f"not valid YAML ({detail}); fix the file") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise _fail(shown, f"a value cannot be read ({str(exc)[:120]}); fix the file") from None
     if not isinstance(raw, dict):
         raise _fail(shown, "expected a mapping with models, axes and settings")
     unknown = set(raw) - {"models", "runs", "baseline", "data", "axes", "settings"}
@@ -108,6 +132,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     settings = raw.get("settings") or {}
     if not isinstance(settings, dict):
         raise _fail(shown, "settings must be a mapping of ablate flag names to values")
+    for key, value in settings.items():
+        if not (_scalar_ok(value) or isinstance(value, list) and len(value) <= MAX_LIST_VALUES
+                and all(_scalar_ok(v) and not isinstance(v, bool) for v in value)) or len(str(key)) > 100:
+            raise _fail(shown, f"settings.{str(key)[:100]} must be a number, a word or a short list of them")
     clash = {str(k).replace("-", "_") for k in settings} & RESERVED
     if clash:
         raise _fail(shown, f"settings.{sorted(clash)[0]} is set by the sweep itself (an axis, or the sweep's "

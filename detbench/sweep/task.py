@@ -4,9 +4,11 @@ interrupted); its output goes to the study folder's `ablate.log`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -19,31 +21,27 @@ from detbench.proc import kill_tree, spawn_child
 LOG_NAME = "ablate.log"
 STUDY_FILE = "study.json"
 MAX_RESULT_BYTES = 1024 * 2**20  # what one study may send back to the driver
-RESULT_SUFFIXES = (".json", ".txt", ".log")
 
 
-def node_record(device: str) -> dict[str, Any]:
-    """Where the study ran: hostname, and the GPU's name and driver when it ran on one."""
+def node_record(out: Path, device: str) -> dict[str, Any]:
+    """Where the study ran, as its own reports recorded it (made in the study's processes, on its device):
+    hostname, CPU model, and the GPU's name and driver when it ran on one."""
     record: dict[str, Any] = {"hostname": platform.node(), "device": device}
-    if device != "cpu":
+    for path in sorted(out.glob("*.json")):
+        if path.name == STUDY_FILE or path.stat().st_size > MAX_REPORT_BYTES:
+            continue
         try:
-            import torch
-
-            record["gpu_name"] = torch.cuda.get_device_name(0)
-            record["cuda"] = torch.version.cuda
-        except Exception as exc:  # noqa: BLE001 (recorded: the study's own reports say more)
-            record["gpu_name"] = f"unknown ({type(exc).__name__})"
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            record["driver"] = str(pynvml.nvmlSystemGetDriverVersion())
-        except Exception:  # noqa: BLE001
-            record["driver"] = None
-    else:
-        from detbench.report.provenance import cpu_model
-
-        record["cpu"] = cpu_model()
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        environment = report.get("environment") if isinstance(report, dict) else None
+        if not isinstance(environment, dict):
+            continue
+        gpu = report.get("gpu") if isinstance(report.get("gpu"), dict) else {}
+        record.update(hostname=environment.get("hostname"), cpu=environment.get("cpu"))
+        if device != "cpu":
+            record.update(gpu_name=gpu.get("name") or environment.get("gpu_name"), driver=gpu.get("driver"))
+        break
     return record
 
 
@@ -62,11 +60,19 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
               env: dict[str, str] | None = None, python: str = sys.executable) -> dict[str, Any]:
     """`detbench ablate ARGV` into `out` on `device`; its outcome: status ("ok", "failed", "timeout",
     "interrupted"), the reason when not ok, the exit code, seconds, and where it ran."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OSError(f"{out} is not a plain folder; remove it")
     out.mkdir(parents=True, exist_ok=True)
+    # the sweep's content key decided this study runs: --force, so that ablate's own (narrower) key neither skips
+    # it nor refuses the reports of other settings left there; the old study.json goes first, so that only this
+    # run's can count as done
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(out / STUDY_FILE)
     command = [python, "-m", "detbench.cli", "ablate", *argv, "--out", str(out), "--use_benchmark_list",
-               "--list", str(list_path), "--device", device, "--quiet"]
+               "--list", str(list_path), "--device", device, "--quiet", "--force"]
     began = time.monotonic()
-    with open(out / LOG_NAME, "wb") as log:
+    fd = os.open(out / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as log:
         log.write((" ".join(command) + "\n").encode())
         log.flush()
         child = spawn_child(command, extra_env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -79,7 +85,7 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
             kill_tree(child)
             raise
     outcome: dict[str, Any] = {"exit_code": code, "seconds": round(time.monotonic() - began, 3),
-                               "node": node_record(device)}
+                               "node": node_record(out, device)}
     study = out / STUDY_FILE
     recorded = None
     if study.is_file() and study.stat().st_size <= MAX_REPORT_BYTES:
@@ -98,12 +104,20 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
     return outcome
 
 
+RESULT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,200}\.(json|txt|log)")
+
+
+def result_name_ok(name: Any) -> bool:
+    """A plain file name of a study's results: no folder, no leading dot, a known suffix."""
+    return isinstance(name, str) and RESULT_NAME.fullmatch(name) is not None
+
+
 def collect_results(out: Path) -> dict[str, bytes]:
     """The study's reports, study.json, list and log as bytes (what a Ray task sends back), bounded in size."""
     files: dict[str, bytes] = {}
     total = 0
     for path in sorted(out.iterdir()):
-        if not path.is_file() or path.is_symlink() or not path.name.endswith(RESULT_SUFFIXES):
+        if not path.is_file() or path.is_symlink() or not result_name_ok(path.name):
             continue
         total += path.stat().st_size
         if total > MAX_RESULT_BYTES:
