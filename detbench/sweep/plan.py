@@ -142,7 +142,8 @@ def check_cell(argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int
             args = parser.parse_args([*argv, "--device", "0" if gpu else "cpu", "--out", "sweep-check"])
     except SystemExit:
         detail = (stderr.getvalue().strip().splitlines() or ["the flags are refused"])[-1]
-        raise DetbenchError(f"the sweep's flags are refused by ablate ({detail.removeprefix('detbench ablate: ')}); "
+        detail = detail.removeprefix("detbench ablate: ").removeprefix("error: ")
+        raise DetbenchError(f"the sweep's flags are refused by ablate ({detail}); "
                             f"fix the sweep file's settings or axes") from None
     opts = options_from_args(args)
     try:
@@ -221,7 +222,10 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
             kind, gpu = ("cuda" if generic in ANY_GPU_KINDS else str(wanted)), True
         key_argv = cell_argv(spec, cell, settings)
         argv = cell_argv(spec, cell, settings, absolute=True)
-        invalid, threads = check_cell(argv, gpu, local=local_kind is not None)
+        try:
+            invalid, threads = check_cell(argv, gpu, local=local_kind is not None)
+        except DetbenchError as exc:
+            raise DetbenchError(f"{spec.path}: {exc}") from None
         study = PlannedStudy(cell, _cell_name(cell), argv, kind, gpu, invalid=invalid, threads=threads)
         study.key = study_key(identities, key_argv, kind, list_sha256, code)
         studies.append(study)

@@ -95,13 +95,16 @@ def existing_list_sha256(out: Path) -> str | None:
 
 def read_index(out: Path) -> dict[str, Any]:
     path = out / INDEX_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     try:
         index = json.loads(read_text_file(path, str(path), MAX_REPORT_BYTES))
     except (DetbenchError, ValueError):
-        return {}
-    return index if isinstance(index, dict) and index.get("kind") == INDEX_KIND else {}
+        index = None
+    if not isinstance(index, dict) or index.get("kind") != INDEX_KIND:
+        raise DetbenchError(f"--out {out}: {INDEX_NAME} there is not a detbench sweep index (or is damaged); "
+                            f"choose another --out, or move the file away to start this sweep afresh")
+    return index
 
 
 def finished(out: Path, index: dict[str, Any], study: PlannedStudy, cpu: str | None = None) -> bool:
