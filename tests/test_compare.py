@@ -399,7 +399,7 @@ def test_same_map_for_every_model_skips_that_plot_with_a_note_and_legends_name_o
         legend = fig.axes[0].get_legend()
         legends[path.name] = [t.get_text() for t in legend.get_texts()] if legend else None
 
-    monkeypatch.setattr(plots, "_save", keep_legend)
+    monkeypatch.setattr(plots, "save", keep_legend)
     notes = []
     comparison = build_comparison(load_entries(report_files([tmp_path]), print))
     paths = write_plots(comparison, tmp_path / "plots", note=notes.append)
