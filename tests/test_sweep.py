@@ -58,7 +58,7 @@ def test_the_plan_is_the_product_of_the_axes_with_impossible_cells_marked_and_un
     invalid = {s.name: s.invalid for s in plan.studies if s.invalid}
     assert invalid["imgsz96-fp16-openvino"].startswith("precision fp16 (--half) needs a GPU")
     study = plan.studies[1]
-    assert study.argv[:4] == ["--models", "baseline,p2", "--runs", "results/runs"]
+    assert study.argv[:4] == ["--models", "baseline,p2", "--runs", str(Path("results/runs").resolve())]
     assert "--format" in study.argv and "--no-until_decided" in study.argv
     gpu_plan = make_plan(spec, ("NVIDIA H200", True), "list")
     assert "OpenVINO runs on the CPU here" in {s.name: s.invalid for s in gpu_plan.studies}["imgsz64-fp16-openvino"]
@@ -67,6 +67,27 @@ def test_the_plan_is_the_product_of_the_axes_with_impossible_cells_marked_and_un
         make_plan(bad, CPU)
     with pytest.raises(DetbenchError, match=r"axes.device_kind H100: this machine runs CPU studies .*need --ray"):
         make_plan(load_spec(write_spec(tmp_path, axes={"device_kind": ["H100"]})), CPU)
+
+
+def test_only_paths_are_made_absolute_for_the_run_and_names_stay_names(tmp_path, monkeypatch, yaml_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "baseline").mkdir()  # a folder named like a zoo model, and one like a plugin module
+    (tmp_path / "myplugin").mkdir()
+    (tmp_path / "layers.py").write_text("")
+    (tmp_path / "m.pt").write_bytes(yaml_checkpoint.read_bytes())
+    spec = load_spec(write_spec(tmp_path, models=["baseline", "m.pt@onnx"],
+                                settings={"plugin": ["myplugin", "layers.py"]}))
+    study = make_plan(spec, CPU, "list").studies[0]
+    assert study.argv[1] == f"baseline,{tmp_path / 'm.pt'}@onnx"
+    plugins = [study.argv[i + 1] for i, flag in enumerate(study.argv) if flag == "--plugin"]
+    assert plugins == ["myplugin", str(tmp_path / "layers.py")]
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "m.pt").write_bytes(yaml_checkpoint.read_bytes())
+    (moved / "layers.py").write_text("")
+    (moved / "sweep.yaml").write_text((tmp_path / "sweep.yaml").read_text())
+    monkeypatch.chdir(moved)  # the same sweep from another folder: the same keys (paths as the file gives them)
+    assert make_plan(load_spec(moved / "sweep.yaml"), CPU, "list").studies[0].key == study.key
 
 
 def test_content_keys_change_with_the_weights_the_settings_the_device_kind_and_the_list(tmp_path, yaml_checkpoint):
@@ -286,3 +307,29 @@ def test_a_local_cpu_sweep_runs_resumes_and_compares(cli, tmp_path, dataset):
         assert (tmp_path / "out" / name).stat().st_size > 0
     rows = (tmp_path / "out" / "sweep_comparison.csv").read_text().splitlines()
     assert rows[0].startswith("device_kind,study,imgsz") and len(rows) == 3
+
+
+def test_gpu_slots_name_the_gpus_of_the_sweeps_own_mask(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
+    assert sweep_run.local_device_kind() == ("NVIDIA H200", True, ["2", "3"])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: ["NVIDIA H200", "NVIDIA A100"][i])
+    with pytest.raises(DetbenchError, match="GPUs of 2 kinds"):
+        sweep_run.local_device_kind()
+
+
+def test_the_node_comes_from_this_studys_own_reports_not_a_stale_one(tmp_path):
+    from detbench.sweep.task import node_record
+
+    (tmp_path / "study.json").write_text(json.dumps({"id": "s1", "models": ["b"]}))
+    (tmp_path / "a_dropped_model.json").write_text(json.dumps(
+        {"study": {"id": "s0"}, "environment": {"hostname": "node-7", "cpu": "old CPU"}}))
+    (tmp_path / "b.json").write_text(json.dumps(
+        {"study": {"id": "s1"}, "environment": {"hostname": "here", "cpu": "this CPU"},
+         "gpu": {"name": "NVIDIA H200", "driver": "580.1"}}))
+    assert node_record(tmp_path, "0") == {"hostname": "here", "device": "0", "cpu": "this CPU",
+                                          "gpu_name": "NVIDIA H200", "driver": "580.1"}

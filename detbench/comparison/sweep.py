@@ -36,6 +36,7 @@ SAFE_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
 VERDICTS = {"faster", "slower", "equivalent", "undecided"}
 MAX_PLOT_CELLS = 60  # per panel; beyond, the plot is skipped with a note (the CSV has every cell)
 MAX_PLOT_PANELS = 8
+MAX_PLOT_INCHES = 30.0  # at 120 dpi: at most 3600 x 3600 pixels
 CSV_COLUMNS = ["device_kind", "study", "imgsz", "batch", "precision", "format", "threads", "model", "median_ms",
                "delta_pct", "ci_low_pct", "ci_high_pct", "verdict", "node"]
 
@@ -91,6 +92,8 @@ def load_sweep(out: Path) -> tuple[dict[str, Any], list[CellResult], list[str]]:
         folder = out / "studies" / str(name)
         try:
             study = _read_json(folder / "study.json")
+            if not isinstance(study, dict) or study.get("id") != entry.get("study_id"):
+                raise ValueError("its study.json is not the one the sweep recorded")
             result = CellResult(str(name), dict(entry.get("cell") or {}), "", str(study.get("baseline")),
                                 node=(entry.get("node") or {}).get("hostname"))
             for model in study.get("models") or []:
@@ -203,7 +206,8 @@ def _plot(kinds: dict[str, list[CellResult]], path: Path) -> None:
 
     from detbench.comparison.plots import figure, save
 
-    fig, axes = figure((max(6.0, 2.2 * max(len(c) for c in kinds.values()) + 2), 4.2 * len(kinds)), len(kinds))
+    width = min(max(6.0, 0.6 * max(len(c) for c in kinds.values()) + 3), MAX_PLOT_INCHES)
+    fig, axes = figure((width, min(4.2 * len(kinds), MAX_PLOT_INCHES)), len(kinds))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for ax, (kind, cells) in zip(axes if len(kinds) > 1 else [axes], kinds.items(), strict=True):

@@ -101,12 +101,16 @@ def _cells(spec: SweepSpec) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(spec.axes[n] for n in names))]
 
 
+PATH_SUFFIXES = (".pt", ".yaml", ".yml", ".py")
+
+
 def _absolute(entry: str) -> str:
-    """A model entry, the runs folder or a file given by a relative path, made absolute (a Ray task runs in another
-    folder, maybe on another node); names (zoo models, run folders) stay as they are."""
+    """A model entry (.pt/.yaml, with its @FORMAT), a data YAML or a plugin file (.py) given by a relative path,
+    made absolute (a Ray task runs in another folder, maybe on another node). Names (zoo models, run folders,
+    plugin modules) stay as they are, even when a folder of that name happens to be here."""
     name, fmt = split_format(entry)
     path = Path(name)
-    if path.exists() and not path.is_absolute():
+    if path.suffix.lower() in PATH_SUFFIXES and not path.is_absolute():
         name = str(path.resolve())
     return f"{name}@{fmt}" if fmt else name
 
@@ -115,7 +119,8 @@ def cell_argv(spec: SweepSpec, cell: dict[str, Any], settings: list[str], absolu
     """The study's ablate flags; `absolute`: with every relative path made absolute (what runs), else as the sweep
     file gives them (what the content key holds, so that it does not depend on the current folder)."""
     fix = _absolute if absolute else (lambda value: value)
-    argv = ["--models", ",".join(fix(m) for m in spec.models), "--runs", fix(spec.runs)]
+    runs = str(Path(spec.runs).resolve()) if absolute else spec.runs
+    argv = ["--models", ",".join(fix(m) for m in spec.models), "--runs", runs]
     if spec.baseline:
         argv += ["--baseline", spec.baseline]
     if spec.data:

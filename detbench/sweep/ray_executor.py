@@ -4,12 +4,13 @@ A GPU study holds one whole GPU (`num_gpus=1`, and the `device_kind` axis as Ray
 `cuda`/`gpu`: any GPU) and `threads + 1` CPUs; a CPU study holds every CPU of one node (the CPU studies are dealt
 to the nodes in turn, each pinned to its node), so that no two studies share a device and a CPU study is never
 timed beside another. A study no node of the cluster can take (no GPU, no node of that accelerator type) is
-recorded as failed at once instead of waiting forever. The task runs `detbench ablate` on the
-node into a temporary folder and returns the study's files; the driver writes them under OUT/studies/NAME as
-each task returns, and updates the index. A task whose worker or node is lost is retried once by Ray
-(`max_retries=1`), then recorded as failed with Ray's reason. detbench must be installed on every node, and
-the models, data and the benchmark list's images must be at the same paths there (shared storage); the list
-itself is sent with the task.
+recorded as failed at once instead of waiting forever. The task runs `detbench ablate` on the node into a
+temporary folder and returns the study's files; the driver writes them under OUT/studies/NAME as each task
+returns, and updates the index. A task whose worker is lost is retried once by Ray (`max_retries=1`), then
+recorded as failed with Ray's reason. A CPU study is pinned to its node: if the node is gone before the study
+runs, it is dealt once more to a live node; if the node dies while it runs, it fails. detbench must be
+installed on every node, and the models, data and the benchmark list's images must be at the same paths there
+(shared storage); the list itself is sent with the task.
 """
 
 from __future__ import annotations
@@ -169,6 +170,12 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
     shared = ray.put(list_files)
     remote = ray.remote(study_task)
     pending: dict[Any, PlannedStudy] = {}
+    placed: dict[str, str] = {}  # a CPU study's node
+    redealt: set[str] = set()
+
+    def submit(study: PlannedStudy, options: dict[str, Any]) -> Any:
+        return remote.options(**options).remote(study.argv, shared, "0" if study.gpu else "cpu", opts.study_timeout)
+
     cpu_studies = 0
     for study in todo:
         reason = infeasible(study, resources)
@@ -181,19 +188,30 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
         else:  # CPU studies dealt to the nodes in turn, each holding its whole node
             node = nodes[cpu_studies % len(nodes)]
             cpu_studies += 1
+            placed[study.name] = node[0]
             options = task_options(study, node, NodeAffinitySchedulingStrategy(node_id=node[0], soft=False))
-        ref = remote.options(**options).remote(study.argv, shared, "0" if study.gpu else "cpu", opts.study_timeout)
-        pending[ref] = study
+        pending[submit(study, options)] = study
     echo(f"· {len(pending)} studies submitted")
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         study = pending.pop(ready[0])
         try:
             result = ray.get(ready[0])
-        except Exception as exc:  # noqa: BLE001 (a lost worker or node, after Ray's retry: recorded)
+        except Exception as exc:  # noqa: BLE001 (recorded: the other studies go on)
+            if type(exc).__name__ == "TaskUnschedulableError" and not study.gpu and study.name not in redealt:
+                live = [node for node in cpu_nodes(ray) if node[0] != placed.get(study.name)]
+                if live:  # its node died before it ran: dealt once more, to a live node
+                    redealt.add(study.name)
+                    node = live[0]
+                    placed[study.name] = node[0]
+                    pending[submit(study, task_options(study, node, NodeAffinitySchedulingStrategy(
+                        node_id=node[0], soft=False)))] = study
+                    continue
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            outcome = {"status": "failed", "reason": f"{type(exc).__name__} after {RETRIES} retry: {reason}",
-                       "attempts": RETRIES + 1}
+            application = isinstance(exc, ray.exceptions.RayTaskError)  # the task's own error: not retried
+            outcome = {"status": "failed", "reason": f"{type(exc).__name__}"
+                       + ("" if application else f" after {RETRIES} retry") + f": {reason}",
+                       "attempts": 1 if application else RETRIES + 1}
         else:
             outcome = _accept(result, out / "studies" / study.name)
         index.record(study.name, outcome)

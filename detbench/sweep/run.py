@@ -66,8 +66,22 @@ def local_device_kind() -> tuple[str, bool, list[str]]:
         if len(names) > 1:
             raise DetbenchError(f"this machine has GPUs of {len(names)} kinds ({', '.join(sorted(names))}); a sweep "
                                 f"runs on one kind: set CUDA_VISIBLE_DEVICES to GPUs of one kind")
-        return names.pop(), True, [str(i) for i in range(count)]
+        mask = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+        # each slot's CUDA_VISIBLE_DEVICES names a GPU of this process's own mask (an index or a UUID)
+        return names.pop(), True, mask[:count] if len(mask) >= count else [str(i) for i in range(count)]
     return CPU_KIND, False, [CPU_KIND]
+
+
+def _core_groups(cores: list[int]) -> list[list[int]]:
+    """The cores grouped by physical core (hyperthread siblings together), in order."""
+    groups: dict[str, list[int]] = {}
+    for core in cores:
+        try:
+            siblings = Path(f"/sys/devices/system/cpu/cpu{core}/topology/thread_siblings_list").read_text().strip()
+        except OSError:
+            siblings = str(core)
+        groups.setdefault(siblings, []).append(core)
+    return list(groups.values())
 
 
 def slot_cpus(devices: list[str]) -> dict[str, str]:
@@ -76,10 +90,12 @@ def slot_cpus(devices: list[str]) -> dict[str, str]:
     if len(devices) < 2:
         return {}
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cores) < len(devices):
+    groups = _core_groups(cores)
+    if len(groups) < len(devices):
         return {}
-    share = len(cores) // len(devices)
-    return {device: ",".join(map(str, cores[i * share:(i + 1) * share])) for i, device in enumerate(devices)}
+    share = len(groups) // len(devices)
+    return {device: ",".join(str(core) for group in groups[i * share:(i + 1) * share] for core in group)
+            for i, device in enumerate(devices)}
 
 
 def existing_list_sha256(out: Path) -> str | None:
@@ -208,6 +224,8 @@ def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index:
         work.put(study)
 
     shares = slot_cpus(devices)
+    if len(devices) > 1 and not shares:
+        echo(f"  note: fewer physical cores than GPUs: the {len(devices)} GPU slots share every core")
 
     def serve(device: str) -> None:
         env = None if device == CPU_KIND else {"CUDA_VISIBLE_DEVICES": device}
@@ -292,6 +310,9 @@ def _run(spec: SweepSpec, plan: Plan, local: tuple[str, bool] | None, devices: l
 
         here = cpu_model() if local is not None else None
         todo = [s for s in plan.runnable if not finished(out, previous, s, here)]
+        for study in todo:  # until its new outcome arrives, a study about to run again is not "ok"
+            index.data["studies"][study.name].update(status="pending", reason=None)
+        index.write()
         skipped = len(plan.runnable) - len(todo)
         names = ", ".join(r.name for r in plan.models)
         echo(f"detbench sweep: {len(plan.studies)} studies ({len(plan.runnable)} runnable, {skipped} already "

@@ -111,6 +111,8 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise _fail(shown, f"not valid YAML ({detail}); fix the file") from None
     except ValueError as exc:  # e.g. an integer of thousands of digits
         raise _fail(shown, f"a value cannot be read ({str(exc)[:120]}); fix the file") from None
+    except RecursionError:
+        raise _fail(shown, "nested too deeply to read; fix the file") from None
     if not isinstance(raw, dict):
         raise _fail(shown, "expected a mapping with models, axes and settings")
     unknown = set(raw) - {"models", "runs", "baseline", "data", "axes", "settings"}

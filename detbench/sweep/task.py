@@ -5,10 +5,12 @@ interrupted); its output goes to the study folder's `ablate.log`."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import platform
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from typing import Any
 
 from detbench.limits import MAX_REPORT_BYTES
 from detbench.proc import kill_tree, spawn_child
+from detbench.study.lock import LOCK_NAME
 
 LOG_NAME = "ablate.log"
 STUDY_FILE = "study.json"
@@ -25,24 +28,50 @@ MAX_RESULT_BYTES = 1024 * 2**20  # what one study may send back to the driver
 
 def node_record(out: Path, device: str) -> dict[str, Any]:
     """Where the study ran, as its own reports recorded it (made in the study's processes, on its device):
-    hostname, CPU model, and the GPU's name and driver when it ran on one."""
+    hostname, CPU model, and the GPU's name and driver when it ran on one. Only the reports of the models of
+    this very study.json count (a folder may still hold reports of models a sweep no longer lists)."""
     record: dict[str, Any] = {"hostname": platform.node(), "device": device}
-    for path in sorted(out.glob("*.json")):
-        if path.name == STUDY_FILE or path.stat().st_size > MAX_REPORT_BYTES:
+    study = _read_small_json(out / STUDY_FILE)
+    if not isinstance(study, dict):
+        return record
+    for model in study.get("models") or []:
+        name = model if isinstance(model, str) else (model or {}).get("name") if isinstance(model, dict) else None
+        if not result_name_ok(f"{name}.json"):
             continue
-        try:
-            report = json.loads(path.read_text())
-        except (OSError, ValueError):
+        report = _read_small_json(out / f"{name}.json")
+        if not isinstance(report, dict) or (report.get("study") or {}).get("id") != study.get("id"):
             continue
-        environment = report.get("environment") if isinstance(report, dict) else None
-        if not isinstance(environment, dict):
-            continue
+        environment = report.get("environment") if isinstance(report.get("environment"), dict) else {}
         gpu = report.get("gpu") if isinstance(report.get("gpu"), dict) else {}
         record.update(hostname=environment.get("hostname"), cpu=environment.get("cpu"))
         if device != "cpu":
             record.update(gpu_name=gpu.get("name") or environment.get("gpu_name"), driver=gpu.get("driver"))
         break
     return record
+
+
+def _read_small_json(path: Path) -> Any:
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_REPORT_BYTES:
+            return None
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _busy(out: Path) -> bool:
+    """Another study holds the folder's lock (checked before anything in the folder is touched)."""
+    lock = out / LOCK_NAME
+    if not lock.is_file() or lock.is_symlink():
+        return False
+    fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the probe's lock
+    return False
 
 
 def _last_line(log: Path) -> str:
@@ -63,6 +92,8 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OSError(f"{out} is not a plain folder; remove it")
     out.mkdir(parents=True, exist_ok=True)
+    if _busy(out):
+        raise OSError(f"another study is running in {out}; wait for it, or stop it")
     # the sweep's content key decided this study runs: --force, so that ablate's own (narrower) key neither skips
     # it nor refuses the reports of other settings left there; the old study.json goes first, so that only this
     # run's can count as done
@@ -71,7 +102,11 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
     command = [python, "-m", "detbench.cli", "ablate", *argv, "--out", str(out), "--use_benchmark_list",
                "--list", str(list_path), "--device", device, "--quiet", "--force"]
     began = time.monotonic()
-    fd = os.open(out / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    fd = os.open(out / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{out / LOG_NAME} is not a regular file; remove it")
+    os.ftruncate(fd, 0)
     with os.fdopen(fd, "wb") as log:
         log.write((" ".join(command) + "\n").encode())
         log.flush()
