@@ -200,6 +200,11 @@ def test_ray_tasks_hold_a_whole_gpu_of_the_asked_kind_or_a_whole_node_on_cpu_and
     assert infeasible(gpu, cluster) == "no node of accelerator type H100 (the cluster has A100)"
     assert infeasible(gpu, {"CPU": 2.0}) == "the cluster has no GPU"
     assert infeasible(PlannedStudy({}, "x", [], "A100", True), cluster) is None
+    from detbench.sweep.ray_executor import node_argv
+
+    assert node_argv(gpu) == ["--threads", "4"]  # the CPUs it asked Ray for, not every core of the node
+    assert node_argv(PlannedStudy({}, "x", ["--threads", "2"], "A100", True, threads=2)) == ["--threads", "2"]
+    assert node_argv(PlannedStudy({}, "x", [], "cpu", False, threads=2)) == []
 
 
 def test_a_ray_tasks_results_are_checked_before_anything_is_written(tmp_path):

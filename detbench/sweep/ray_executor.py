@@ -124,6 +124,14 @@ def task_options(study: PlannedStudy, node: tuple[str, int], strategy: Any = Non
     return options
 
 
+def node_argv(study: PlannedStudy) -> list[str]:
+    """The study's flags on the node: a GPU study without `threads` in the sweep gets the threads its CPUs were
+    asked for (else ablate would use every core of a node whose other cores Ray gives to other studies)."""
+    if study.gpu and "--threads" not in study.argv:
+        return [*study.argv, "--threads", str(study.threads)]
+    return study.argv
+
+
 def infeasible(study: PlannedStudy, resources: dict[str, float]) -> str | None:
     """Why no node of the cluster can ever take this study (None if one can)."""
     if not study.gpu:
@@ -174,7 +182,8 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
     redealt: set[str] = set()
 
     def submit(study: PlannedStudy, options: dict[str, Any]) -> Any:
-        return remote.options(**options).remote(study.argv, shared, "0" if study.gpu else "cpu", opts.study_timeout)
+        return remote.options(**options).remote(node_argv(study), shared, "0" if study.gpu else "cpu",
+                                                opts.study_timeout)
 
     cpu_studies = 0
     for study in todo:
