@@ -83,7 +83,7 @@ def build_parser() -> Parser:
     compare = sub.add_parser("compare", help="compare benchmark reports",
                              description="Compare benchmark reports against a baseline; verdicts for studies.")
     add_compare_arguments(compare)
-    from detbench.study import ablation  # their flags; imported here: they load torch
+    from detbench.study import options as ablation  # their flags (torch-free, as is every parser here)
     from detbench.workflows import demo
 
     ablate = sub.add_parser("ablate", help="benchmark every model of a study, each in a fresh process",

@@ -33,7 +33,6 @@ from pathlib import Path
 from filelock import FileLock
 
 from detbench.data.datasets import check_path, find_val_images, split_lines
-from detbench.data.inputs import check_images
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_text_file
@@ -253,6 +252,9 @@ def obtain_list(list_path: str | Path, data_yaml: str | Path | None, size: int, 
     if data_yaml is None:
         raise DetbenchError("no dataset to draw the benchmark list from: pass --data DATA.yaml (the weights carry "
                             "no train_args['data'])")
+    # imported here, not at the top: loads torch and OpenCV, which reading or naming a list does not need
+    from detbench.data.inputs import check_images
+
     blist = sample_list(data_yaml, size, seed)
     check_images(blist.paths, max_pixels)
     list_path.parent.mkdir(parents=True, exist_ok=True)
