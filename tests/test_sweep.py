@@ -151,6 +151,7 @@ def test_on_gpus_one_study_runs_per_gpu_at_once_each_pinned_and_a_failure_is_rec
     assert [c["study"] for c in calls] == ["imgsz96-b8"]
 
 
+@pytest.mark.slow  # starts a process
 def test_gpu_slots_get_disjoint_cores_and_a_process_keeps_to_them(monkeypatch):
     import os
     import subprocess
