@@ -39,7 +39,7 @@ import torch
 
 from detbench import __version__
 from detbench.backends.formats import Format
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 from detbench.files.safe_io import read_regular_file
 
 EXPORTS_DIRNAME = "exports"
@@ -272,7 +272,7 @@ def _run_exporter(model: torch.nn.Module, backend: Format, target: Target, folde
         raise DetbenchError(f"--format {backend.name}: Ultralytics' export needs {exc.name or exc}; "
                             f"pip install -e '.[{backend.extra or 'onnx'}]'") from None
     except Exception as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        detail = first_line(exc)
         raise DetbenchError(f"--format {backend.name}: Ultralytics' export failed ({type(exc).__name__}: "
                             f"{detail}); nothing was written") from None
     finally:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from detbench import limits
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 from detbench.files.safe_io import load_yaml, read_regular_file
 from detbench.models.archive import ArchiveError, DamagedArchive, read_archive
 from detbench.models.pickle_scan import ScanError, scan_pickle
@@ -75,11 +75,6 @@ def register_modules(module: Any) -> list[str]:
     return names
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
 def load_plugin(spec: str) -> list[str]:
     """Import a plugin (a .py path or a dotted module name), register and allow its layers."""
     path = Path(spec)
@@ -97,7 +92,7 @@ def load_plugin(spec: str) -> list[str]:
         except Exception as exc:
             del sys.modules[module_name]
             raise DetbenchError(f"--plugin {spec}: importing it failed ({type(exc).__name__}: "
-                                f"{_one_line(exc)}); fix the file") from exc
+                                f"{first_line(exc)}); fix the file") from exc
     else:
         try:
             module = importlib.import_module(spec)
@@ -105,7 +100,7 @@ def load_plugin(spec: str) -> list[str]:
             raise DetbenchError(f"--plugin {spec}: cannot import it ({exc}); give a .py path or module name") from exc
         except Exception as exc:
             raise DetbenchError(f"--plugin {spec}: importing it failed ({type(exc).__name__}: "
-                                f"{_one_line(exc)}); fix the module") from exc
+                                f"{first_line(exc)}); fix the module") from exc
     if module.__name__ not in _plugin_prefixes:
         _plugin_prefixes.append(module.__name__)
     return register_modules(module)
@@ -193,7 +188,7 @@ def load_checkpoint_bytes(data: bytes, path: str | Path, unsafe: bool = False) -
         if unsafe:
             raise _unreadable(path, data) from exc
         found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
-        stopped = found.group(1)[:200] if found else _one_line(exc)
+        stopped = found.group(1)[:200] if found else first_line(exc)
         raise _refused(path, f"the restricted unpickler stopped it ({stopped})") from exc
     except (MemoryError, RecursionError) as exc:
         raise _refused(path, f"loading it needs more than the memory or recursion available "
@@ -250,7 +245,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path) -> nn.Module:
         model = model.float().eval()
     except (MemoryError, RecursionError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         raise _refused(Path(path), f"converting its layers to fp32 failed ({type(exc).__name__}: "
-                                   f"{_one_line(exc)[:120]})") from exc
+                                   f"{first_line(exc)[:120]})") from exc
     if not hasattr(model, "stride"):
         model.stride = torch.tensor([32.0])
     return model
@@ -323,7 +318,7 @@ def _read_model_yaml(cfg: str | Path) -> tuple[dict[str, Any], str | None]:
         try:
             return yaml_model_load(cfg), None
         except Exception as exc:
-            raise DetbenchError(f"--weights {cfg}: not a model YAML that can be read ({_one_line(exc)})") from exc
+            raise DetbenchError(f"--weights {cfg}: not a model YAML that can be read ({first_line(exc)})") from exc
     data = read_regular_file(path, f"--weights {cfg}", limits.MAX_YAML_BYTES, "pass the model's .yaml file")
     spec = load_yaml(data, f"--weights {cfg}")
     if isinstance(spec, dict):
@@ -356,7 +351,7 @@ def build_from_yaml(cfg: str | Path, spec: dict[str, Any] | None = None) -> nn.M
             model = DetectionModel(spec, verbose=False)
     except Exception as exc:
         raise DetbenchError(f"--weights {cfg}: the YAML does not build a model ({type(exc).__name__}: "
-                            f"{_one_line(exc)[:160]})") from exc
+                            f"{first_line(exc)[:160]})") from exc
     return model.float().eval()
 
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from detbench import limits
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 from detbench.proc import die_with_parent, kill_tree, spawn_child
 
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "YOLO_OFFLINE": "1",
@@ -283,7 +283,7 @@ def child_main() -> int:
                                        f"--load-memory"})
         return 2
     except Exception as exc:  # any failure of a model that passed the checks: name it, do not trace back
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        text = first_line(exc)
         hint = "raise --load-memory if it is genuine" if "alloc" in text.lower() else "check the model"
         _answer({"ok": False, "error": f"--weights {request.weights}: the model fails to load and run once "
                                        f"({type(exc).__name__}: {text}); {hint}"})

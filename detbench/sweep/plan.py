@@ -9,6 +9,7 @@ invalid, with ablate's own one-line reason, and the others still run.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import io
@@ -39,6 +40,7 @@ class PlannedStudy:
     key: str = ""
     invalid: str | None = None  # why it cannot run (ablate's own error), planned but not run
     threads: int = 1
+    key_argv: list[str] = field(default_factory=list)  # the flags as the sweep file gives them (what is keyed)
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "cell": self.cell, "key": self.key, "device_kind": self.device_kind,
@@ -50,12 +52,19 @@ class Plan:
     studies: list[PlannedStudy]
     models: list[ModelRun]
     baseline: str
+    identities: list[list[str | None]]  # each model's name, weights identity and backend
+    code: dict[str, str]  # code_identity
     list_sha256: str | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def runnable(self) -> list[PlannedStudy]:
         return [s for s in self.studies if s.invalid is None]
+
+    def key_with_list(self, list_sha256: str | None) -> None:
+        """Every study's content key for this benchmark list (known once the list is made or checked)."""
+        self.list_sha256 = list_sha256
+        for study in self.studies:
+            study.key = study_key(self.identities, study.key_argv, study.device_kind, list_sha256, self.code)
 
 
 def _flag(key: str, value: Any, boolean_flags: set[str]) -> list[str]:
@@ -75,15 +84,14 @@ def _cell_name(cell: dict[str, Any]) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:120]
 
 
-def _ablate_parser():
+def _ablate_parser() -> argparse.ArgumentParser:
     from detbench.cli import build_parser
 
     return build_parser().commands["ablate"]
 
 
-def setting_flags(spec: SweepSpec) -> list[str]:
+def setting_flags(spec: SweepSpec, parser: argparse.ArgumentParser) -> list[str]:
     """The spec's `settings` as ablate flags; a one-line error for a key ablate does not take."""
-    parser = _ablate_parser()
     known = {opt[2:].replace("-", "_") for action in parser._actions for opt in action.option_strings}
     dests = {action.dest: action for action in parser._actions}
     boolean = {opt[5:] for action in parser._actions for opt in action.option_strings if opt.startswith("--no-")}
@@ -136,11 +144,11 @@ def cell_argv(spec: SweepSpec, cell: dict[str, Any], settings: list[str], absolu
     return argv + settings
 
 
-def check_cell(argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int]:
-    """Why ablate would refuse this study on its device (None if it would not), and its threads."""
+def check_cell(parser: argparse.ArgumentParser, argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int]:
+    """Why ablate (`parser`, its flags) would refuse this study on its device (None if it would not), and its
+    threads."""
     from detbench.study.ablation import options_from_args, study_config, validate_options
 
-    parser = _ablate_parser()
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
@@ -165,9 +173,9 @@ def check_cell(argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int
 
 
 def study_key(models: list[list[str | None]], argv: list[str], device_kind: str, list_sha256: str | None,
-              code: dict[str, str] | None = None) -> str:
+              code: dict[str, str]) -> str:
     content = {"models": models, "argv": argv, "device_kind": device_kind, "list_sha256": list_sha256,
-               "code": code or {}}
+               "code": code}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -210,8 +218,8 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
     models = resolve_models(spec.models, spec.runs)
     baseline = choose_baseline(models, spec.baseline)
     identities = [[run.name, weights_identity(run), run.format] for run in models]
-    settings = setting_flags(spec)
-    code = code_identity(spec)
+    parser = _ablate_parser()
+    settings = setting_flags(spec, parser)
     studies = []
     for cell in _cells(spec):
         wanted = cell.get("device_kind")
@@ -225,14 +233,14 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
             kind, gpu = CPU_KIND, False
         else:
             kind, gpu = ("cuda" if generic in ANY_GPU_KINDS else str(wanted)), True
-        key_argv = cell_argv(spec, cell, settings)
         argv = cell_argv(spec, cell, settings, absolute=True)
         try:
-            invalid, threads = check_cell(argv, gpu, local=local_kind is not None)
+            invalid, threads = check_cell(parser, argv, gpu, local=local_kind is not None)
         except DetbenchError as exc:
             raise DetbenchError(f"{spec.path}: {exc}") from None
-        study = PlannedStudy(cell, _cell_name(cell), argv, kind, gpu, invalid=invalid, threads=threads)
-        study.key = study_key(identities, key_argv, kind, list_sha256, code)
-        studies.append(study)
+        studies.append(PlannedStudy(cell, _cell_name(cell), argv, kind, gpu, invalid=invalid, threads=threads,
+                                    key_argv=cell_argv(spec, cell, settings)))
     _unique_names(studies)
-    return Plan(studies, models, baseline, list_sha256)
+    plan = Plan(studies, models, baseline, identities, code_identity(spec))
+    plan.key_with_list(list_sha256)
+    return plan

@@ -22,10 +22,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 from detbench.files.atomic import write_atomic
 from detbench.sweep.plan import ANY_GPU_KINDS, Plan, PlannedStudy
-from detbench.sweep.task import MAX_RESULT_BYTES, collect_results, result_name_ok, run_study
+from detbench.sweep.task import MAX_RESULT_BYTES, collect_results, outcome_line, result_name_ok, run_study
 from detbench.text import Echo
 
 RETRIES = 1
@@ -79,7 +79,7 @@ def connect(ray: Any, address: str, cpus: int | None) -> None:
             check_reachable(address, cluster_address(address))
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        detail = first_line(exc)
         if address == "local":
             raise DetbenchError(f"--ray local: Ray could not start here ({detail}); see ray's logs in "
                                 f"{tempfile.gettempdir()}/ray") from None
@@ -185,6 +185,11 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
         return remote.options(**options).remote(node_argv(study), shared, "0" if study.gpu else "cpu",
                                                 opts.study_timeout)
 
+    def on_node(study: PlannedStudy, node: tuple[str, int]) -> dict[str, Any]:
+        """A CPU study's options: the whole of `node`, pinned there."""
+        placed[study.name] = node[0]
+        return task_options(study, node, NodeAffinitySchedulingStrategy(node_id=node[0], soft=False))
+
     cpu_studies = 0
     for study in todo:
         reason = infeasible(study, resources)
@@ -195,10 +200,8 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
         if study.gpu:
             options = task_options(study, smallest)
         else:  # CPU studies dealt to the nodes in turn, each holding its whole node
-            node = nodes[cpu_studies % len(nodes)]
+            options = on_node(study, nodes[cpu_studies % len(nodes)])
             cpu_studies += 1
-            placed[study.name] = node[0]
-            options = task_options(study, node, NodeAffinitySchedulingStrategy(node_id=node[0], soft=False))
         pending[submit(study, options)] = study
     echo(f"· {len(pending)} studies submitted")
     while pending:
@@ -211,12 +214,9 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
                 live = [node for node in cpu_nodes(ray) if node[0] != placed.get(study.name)]
                 if live:  # its node died before it ran: dealt once more, to a live node
                     redealt.add(study.name)
-                    node = live[0]
-                    placed[study.name] = node[0]
-                    pending[submit(study, task_options(study, node, NodeAffinitySchedulingStrategy(
-                        node_id=node[0], soft=False)))] = study
+                    pending[submit(study, on_node(study, live[0]))] = study
                     continue
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            reason = first_line(exc, 300)
             application = isinstance(exc, ray.exceptions.RayTaskError)  # the task's own error: not retried
             outcome = {"status": "failed", "reason": f"{type(exc).__name__}"
                        + ("" if application else f" after {RETRIES} retry") + f": {reason}",
@@ -224,10 +224,7 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
         else:
             outcome = _accept(result, out / "studies" / study.name)
         index.record(study.name, outcome)
-        echo(f"{'✓' if outcome['status'] == 'ok' else '✗'} {study.name}: {outcome['status']}"
-             + (f" in {outcome['seconds']:.0f} s" if outcome.get("seconds") else "")
-             + (f" on {outcome['node'].get('hostname')}" if outcome.get("node") else "")
-             + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
+        echo(outcome_line(study.name, outcome, with_node=True))
 
 
 OUTCOME_KEYS = {"status": str, "reason": (str, type(None)), "exit_code": (int, type(None)),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from detbench.data.benchmark_list import LIST_FILENAME
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_text_file
 from detbench.limits import MAX_REPORT_BYTES
@@ -31,7 +31,7 @@ from detbench.proc import CPUS_ENV
 from detbench.study.lock import study_lock
 from detbench.sweep.plan import CPU_KIND, Plan, PlannedStudy, make_plan
 from detbench.sweep.spec import SweepSpec, load_spec
-from detbench.sweep.task import STUDY_FILE, run_study
+from detbench.sweep.task import STUDY_FILE, outcome_line, run_study
 from detbench.text import Echo, terminal_echo
 
 INDEX_NAME = "sweep.json"
@@ -207,12 +207,12 @@ def prepare_list(spec: SweepSpec, plan: Plan, out: Path, echo: Echo) -> Path:
     from detbench.study.ablation import bench_defaults
     from detbench.study.ablation import prepare_list as study_list
 
-    values = {**bench_defaults(), "data": spec.data,
-              **{k: v for k, v in spec.settings.items() if k in bench_defaults()}}
+    defaults = bench_defaults()
+    values = {**defaults, "data": spec.data, **{k: v for k, v in spec.settings.items() if k in defaults}}
     list_path = out / LIST_FILENAME
     # reuse=False: a list made from other data, seed or size is refused, never silently used
     outcome = study_list(plan.models, list_path, values, False, echo)
-    plan.list_sha256 = outcome.blist.sha256
+    plan.key_with_list(outcome.blist.sha256)
     return list_path
 
 
@@ -241,13 +241,11 @@ def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index:
                 outcome = run_study(study.argv, out / STUDIES_DIR / study.name, list_path,
                                     CPU_KIND if device == CPU_KIND else "0", timeout_s, env=env)
             except Exception as exc:  # noqa: BLE001 (recorded: the other studies go on)
-                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                detail = first_line(exc, 300)
                 outcome = {"status": "failed", "reason": f"the study could not run ({type(exc).__name__}: {detail})"}
             outcome["attempts"] = 1
             index.record(study.name, outcome)
-            echo(f"{'✓' if outcome['status'] == 'ok' else '✗'} {study.name}: {outcome['status']}"
-                 + (f" in {outcome['seconds']:.0f} s" if outcome.get("seconds") is not None else "")
-                 + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
+            echo(outcome_line(study.name, outcome))
 
     threads = [threading.Thread(target=serve, args=(device,), daemon=True) for device in devices]
     for thread in threads:
@@ -268,13 +266,16 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
     out = Path(opts.out)
     if spec.data and not Path(spec.data).is_file():
         raise DetbenchError(f"{spec.path}: data {spec.data}: no such file; give the dataset's data YAML")
+    # `here`: this machine's CPU model, which a finished local CPU study must have been made on (None on Ray)
+    here: str | None = None
     if opts.ray is None:
+        from detbench.report.provenance import cpu_model
+
         kind, gpu, devices = local_device_kind()
         local: tuple[str, bool] | None = (kind, gpu)
+        here = cpu_model()
         if not gpu:
-            from detbench.report.provenance import cpu_model
-
-            kind = f"{CPU_KIND} ({cpu_model()})"  # as shown
+            kind = f"{CPU_KIND} ({here})"  # as shown
     else:
         local, devices, kind = None, [], "per study (Ray)"
     plan = make_plan(spec, local, existing_list_sha256(out))
@@ -285,7 +286,7 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
     if max_time is not None and (not isinstance(max_time, (int, float)) or isinstance(max_time, bool)):
         raise DetbenchError(f"{spec.path}: settings.max_time must be a number of seconds, got {max_time!r}")
     if opts.dry_run:
-        print_plan(plan, previous, out, kind, devices, opts, max_time, echo)
+        print_plan(plan, previous, out, kind, devices, opts, max_time, here, echo)
         return 0
     cluster = None
     if opts.ray is not None and ray_runner is None:
@@ -293,22 +294,17 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
 
         cluster = open_cluster(opts.ray, opts.ray_cpus)  # a missing Ray or cluster fails before anything is written
     try:
-        return _run(spec, plan, local, devices, kind, previous, opts, out, echo, ray_runner)
+        return _run(spec, plan, devices, kind, previous, here, opts, out, echo, ray_runner)
     finally:
         if cluster is not None:
             cluster.shutdown()
 
 
-def _run(spec: SweepSpec, plan: Plan, local: tuple[str, bool] | None, devices: list[str], kind: str,
-         previous: dict[str, Any], opts: SweepOptions, out: Path, echo: Echo,
-         ray_runner: Callable[..., None] | None) -> int:
+def _run(spec: SweepSpec, plan: Plan, devices: list[str], kind: str, previous: dict[str, Any], here: str | None,
+         opts: SweepOptions, out: Path, echo: Echo, ray_runner: Callable[..., None] | None) -> int:
     with study_lock(out):
-        list_path = prepare_list(spec, plan, out, echo)
-        plan = make_plan(spec, local, plan.list_sha256)  # the keys now include the list's hash
+        list_path = prepare_list(spec, plan, out, echo)  # keys the plan with the list's hash
         index = Index(out, spec, plan, "local" if opts.ray is None else f"ray ({opts.ray})", previous)
-        from detbench.report.provenance import cpu_model
-
-        here = cpu_model() if local is not None else None
         todo = [s for s in plan.runnable if not finished(out, previous, s, here)]
         for study in todo:  # until its new outcome arrives, a study about to run again is not "ok"
             index.data["studies"][study.name].update(status="pending", reason=None)
@@ -336,10 +332,7 @@ def _run(spec: SweepSpec, plan: Plan, local: tuple[str, bool] | None, devices: l
 
 
 def print_plan(plan: Plan, previous: dict[str, Any], out: Path, kind: str, devices: list[str],
-               opts: SweepOptions, max_time: float | None, echo: Echo) -> None:
-    from detbench.report.provenance import cpu_model
-
-    here = cpu_model() if opts.ray is None else None
+               opts: SweepOptions, max_time: float | None, here: str | None, echo: Echo) -> None:
     done = [s for s in plan.runnable if finished(out, previous, s, here)]
     todo = [s for s in plan.runnable if s not in done]
     echo(f"detbench sweep (dry run): {len(plan.studies)} studies, {len(plan.runnable)} runnable, "

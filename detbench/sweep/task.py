@@ -121,13 +121,7 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
             raise
     outcome: dict[str, Any] = {"exit_code": code, "seconds": round(time.monotonic() - began, 3),
                                "node": node_record(out, device)}
-    study = out / STUDY_FILE
-    recorded = None
-    if study.is_file() and study.stat().st_size <= MAX_REPORT_BYTES:
-        try:
-            recorded = json.loads(study.read_text())
-        except (OSError, ValueError):
-            recorded = None
+    recorded = _read_small_json(out / STUDY_FILE)
     if code is None:
         outcome.update(status="timeout", reason=f"the study ran past {timeout_s:g} s and was stopped")
     elif code == 0 and isinstance(recorded, dict) and recorded.get("status") == "ok":
@@ -137,6 +131,15 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
     else:
         outcome.update(status="failed", reason=_last_line(out / LOG_NAME))
     return outcome
+
+
+def outcome_line(name: str, outcome: dict[str, Any], with_node: bool = False) -> str:
+    """The progress line of a study's outcome (`with_node`: and the host it ran on, for a remote one)."""
+    node = outcome.get("node") if with_node and isinstance(outcome.get("node"), dict) else None
+    return (f"{'✓' if outcome['status'] == 'ok' else '✗'} {name}: {outcome['status']}"
+            + (f" in {outcome['seconds']:.0f} s" if outcome.get("seconds") is not None else "")
+            + (f" on {node.get('hostname')}" if node else "")
+            + (f" ({outcome['reason']})" if outcome.get("reason") else ""))
 
 
 RESULT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,200}\.(json|txt|log)")

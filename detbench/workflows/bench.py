@@ -32,7 +32,7 @@ from detbench.data import cache as setup_cache
 from detbench.data.benchmark_list import LIST_FILENAME, check_list_exists, obtain_list
 from detbench.data.datasets import check_data_yaml
 from detbench.data.rect import RectInputCache
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 from detbench.measure.devices import resolve_device
 from detbench.measure.measure import measure
 from detbench.measure.memory import current_rss_mib
@@ -155,7 +155,7 @@ def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Compl
     """Write `{out}/{name}.json` with status "oom" (and the batch and imgsz); return the error to stop with."""
     cfg = run.cfg
     what = f"out of memory at --batch {cfg.batch}, imgsz {imgsz} on {run.device}"
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    detail = first_line(exc, 300)
     metadata = Metadata(model_name=run.name, weights=cfg.weights, imgsz=imgsz, imgsz_requested=cfg.imgsz,
                         batch=cfg.batch, device=str(run.device), warmup=cfg.warmup, iters=cfg.iters,
                         timestamp=_now(), unsafe_load=unsafe_load)
@@ -353,7 +353,7 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
 
 def _failed_run(cfg: BenchConfig, where: str, exc: BaseException) -> DetbenchError:
     """A model that loaded and ran once but fails in the run itself: one line, nothing written."""
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    detail = first_line(exc)
     return DetbenchError(f"--weights {cfg.weights}: the model fails in {where} at --batch {cfg.batch} "
                          f"({type(exc).__name__}: {detail}); nothing was written; check the model or try --batch 1")
 
