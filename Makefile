@@ -23,11 +23,11 @@ demo: $(STAMP)
 	$(VENV)/bin/detbench demo
 
 test: $(STAMP)
-	$(PY) -m ruff check detbench scripts tests benchmarks
+	$(PY) -m ruff check src scripts tests benchmarks
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=12
 
 lint: $(STAMP)
-	$(PY) -m ruff check detbench scripts tests benchmarks
+	$(PY) -m ruff check src scripts tests benchmarks
 
 clean:
 	rm -rf demo .pytest_cache build *.egg-info

@@ -285,7 +285,7 @@ def test_model_that_explodes_when_run_is_stopped_by_the_memory_bound(tmp_path, y
 
 @pytest.mark.slow
 def test_model_that_takes_forever_to_build_is_stopped_by_the_time_bound(tmp_path, dataset):
-    spec = (REPO / "detbench" / "zoo" / "baseline.yaml").read_text()
+    spec = (REPO / "src" / "detbench" / "zoo" / "baseline.yaml").read_text()
     slow = tmp_path / "slow.yaml"
     slow.write_text(spec.replace("[-1, 1, SPPF, [1024, 5]]", "[-1, 200000, Conv, [1024, 3, 1]]", 1))
     refused_by_cli(slow, tmp_path, r"loading and checking the model took more than 8 s, detbench's limit; .*"

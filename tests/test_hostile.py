@@ -190,7 +190,7 @@ def test_checkpoint_data_that_ultralytics_saves_still_loads(tmp_path, yaml_check
 
 def test_model_yaml_cannot_run_code(tmp_path):
     """Ultralytics eval()s `activation:` and calls whatever a layer name finds in its module; both are refused."""
-    baseline = (REPO / "detbench" / "zoo" / "baseline.yaml").read_text()
+    baseline = (REPO / "src" / "detbench" / "zoo" / "baseline.yaml").read_text()
     marker = tmp_path / "marker"
     evil_act = tmp_path / "act.yaml"
     evil_act.write_text(baseline + f"activation: __import__('os').mkdir('{marker}')\n")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sweep_files import write_spec
 
 from detbench.errors import DetbenchError
 from detbench.sweep import run as sweep_run
@@ -16,16 +17,6 @@ from detbench.sweep.plan import make_plan
 from detbench.sweep.spec import load_spec
 
 CPU = ("cpu", False)
-TINY = {"warmup": 2, "iters": 20, "workers_per_model": 1, "until_decided": False, "benchmark_size": 20}
-
-
-def write_spec(folder: Path, data: Path | None = None, models=("baseline", "p2"), axes=None, settings=None,
-               **extra) -> Path:
-    spec = {"models": list(models), "axes": axes or {"imgsz": [64]}, "settings": {**TINY, **(settings or {})},
-            **({"data": str(data)} if data else {}), **extra}
-    path = folder / "sweep.yaml"
-    path.write_text(json.dumps(spec))  # JSON is YAML
-    return path
 
 
 @pytest.mark.parametrize(("content", "message"), [

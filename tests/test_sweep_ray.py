@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tests.test_sweep import write_spec
+from sweep_files import write_spec
 
 pytest.importorskip("ray")
 

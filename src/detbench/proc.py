@@ -5,6 +5,10 @@ process in a study). A child started by `spawn_child` gets the parent's pid in
 `DETBENCH_PARENT_PID` and its own process group; at start-up it calls
 `die_with_parent`, which asks Linux to SIGKILL it the moment its parent exits
 (PR_SET_PDEATHSIG), so `kill -9` of a study leaves no orphan computing on.
+
+Every child runs a detbench module with `python_module` instead of `python -m`: `-m` (and `-c`) put the
+working folder first on the import path, so a `resource.py` there would run inside the child, and a folder
+named `detbench/` (a clone of this repository, say) would be imported in place of the package.
 """
 
 from __future__ import annotations
@@ -20,6 +24,30 @@ PARENT_ENV = "DETBENCH_PARENT_PID"
 CPUS_ENV = "DETBENCH_CPUS"  # cores a process (and its children) keeps to, e.g. "4,5,6,7": a sweep's GPU slot
 KILL_WAIT_S = 30.0
 _PR_SET_PDEATHSIG = 1
+
+
+# `python -c` puts the working folder ('') first on sys.path, unless the interpreter runs with -P /
+# PYTHONSAFEPATH (3.11+); it is dropped before the module is imported, and the module runs as `-m` would run it
+_SAFE_MODULE_BOOTSTRAP = ("import runpy, sys; getattr(sys.flags, 'safe_path', False) or sys.path.pop(0); "
+                          "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
+
+
+def python_module(python: str, module: str, *args: str) -> list[str]:
+    """The command line of `python -m MODULE ARGS`, without the working folder on the import path."""
+    return [python, "-c", _SAFE_MODULE_BOOTSTRAP, module, *args]
+
+
+def refuse_namespace_package() -> None:
+    """Exit with one line if `detbench` was imported as a namespace package: a folder named detbench/ without
+    __init__.py (a clone of the repository, say) found before the installed package."""
+    package = sys.modules.get("detbench")
+    if package is None or getattr(package, "__file__", None) is not None:
+        return
+    folders = ", ".join(str(folder) for folder in getattr(package, "__path__", [])) or "a folder"
+    sys.stderr.write(f"error: 'detbench' was imported from {folders}, a folder without __init__.py that shadows "
+                     f"the installed package; run from another folder, or reinstall detbench (make setup, or pip "
+                     f"install -e PATH_OF_THE_CLONE)\n")
+    raise SystemExit(2)
 
 
 def die_with_parent() -> bool:

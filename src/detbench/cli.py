@@ -7,11 +7,10 @@ import difflib
 import signal
 import sys
 
-from detbench import __version__
 from detbench.errors import DetbenchError
 from detbench.flags import add_bench_arguments, bench_config_from_args
 from detbench.models.ultralytics_env import configure_process
-from detbench.proc import die_with_parent, keep_to_cpus
+from detbench.proc import die_with_parent, keep_to_cpus, refuse_namespace_package
 from detbench.text import terminal
 
 
@@ -75,6 +74,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
+    from detbench import __version__  # here, not at the top: main() first checks that it is the real package
+
     parser = Parser(prog="detbench", description="Benchmarks for YOLO ablation studies.")
     parser.add_argument("--version", action="version", version=f"detbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -167,6 +168,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    refuse_namespace_package()
     die_with_parent()  # a bench started by a study ends with it
     keep_to_cpus()  # a sweep's study on one GPU of several keeps to that slot's cores
     configure_process()  # Ultralytics offline, quiet and restricted: read when it is imported, so first

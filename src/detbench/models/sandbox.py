@@ -31,7 +31,7 @@ from typing import Any
 
 from detbench import limits
 from detbench.errors import DetbenchError, first_line
-from detbench.proc import die_with_parent, kill_tree, spawn_child
+from detbench.proc import die_with_parent, kill_tree, python_module, refuse_namespace_package, spawn_child
 
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "YOLO_OFFLINE": "1",
              "YOLO_VERBOSE": "False", "ULTRALYTICS_SAFE_LOAD": "1", "PYTHONUNBUFFERED": "1"}
@@ -75,8 +75,8 @@ class PendingInspection:
         self.request = request
         self.started = time.monotonic()
         self.stderr = tempfile.TemporaryFile()
-        self.process = spawn_child([sys.executable, "-m", "detbench.models.sandbox"], CHILD_ENV, stdin=-1, stdout=-1,
-                                   stderr=self.stderr)
+        self.process = spawn_child(python_module(sys.executable, "detbench.models.sandbox"), CHILD_ENV, stdin=-1,
+                                   stdout=-1, stderr=self.stderr)
         self.process.stdin.write(json.dumps(asdict(request)).encode())
         self.process.stdin.close()
 
@@ -259,6 +259,7 @@ def _keep_stdout_for_the_answer() -> None:
 
 
 def child_main() -> int:
+    refuse_namespace_package()
     die_with_parent()
     _keep_stdout_for_the_answer()
     request = Request(**json.loads(sys.stdin.read(1 << 20)))

@@ -37,7 +37,7 @@ from typing import Any
 
 from detbench.errors import DetbenchError
 from detbench.models.ultralytics_env import configure_process
-from detbench.proc import die_with_parent
+from detbench.proc import die_with_parent, refuse_namespace_package
 from detbench.study.channel import WorkerEnd
 
 
@@ -151,6 +151,7 @@ def serve(channel: WorkerEnd) -> int:
 
 
 def main() -> int:
+    refuse_namespace_package()
     die_with_parent()
     configure_process()
     channel = WorkerEnd(sys.stdin.buffer)

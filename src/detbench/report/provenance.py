@@ -25,7 +25,7 @@ def cpu_model() -> str:
 
 def detbench_commit() -> str | None:
     """The git commit of the detbench checkout in use, with '-dirty' if it has local changes."""
-    root = Path(detbench.__file__).resolve().parent.parent
+    root = Path(detbench.__file__).resolve().parent.parent.parent  # src/detbench/__init__.py in a checkout
     if not (root / ".git").exists():
         return None
     try:

@@ -40,7 +40,7 @@ import numpy as np
 
 from detbench.config import BenchConfig
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
-from detbench.proc import kill_tree, spawn_child
+from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.stats import bias, paired
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
 from detbench.text import Echo
@@ -239,7 +239,7 @@ class Coordinator:
         report_path = plan.work_dir / f"{model.name}.w{index}.json"
         read_fd, write_fd = os.pipe()
         with open(log_path, "wb") as log:
-            process = spawn_child([plan.python, "-m", "detbench.study.worker"],
+            process = spawn_child(python_module(plan.python, "detbench.study.worker"),
                                   {"PYTHONUNBUFFERED": "1", REPLY_FD_ENV: str(write_fd)},
                                   stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,))
         os.close(write_fd)

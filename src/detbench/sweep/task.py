@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from detbench.limits import MAX_REPORT_BYTES
-from detbench.proc import kill_tree, spawn_child
+from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.study.lock import LOCK_NAME
 
 LOG_NAME = "ablate.log"
@@ -99,7 +99,7 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
     # run's can count as done
     with contextlib.suppress(FileNotFoundError):
         os.unlink(out / STUDY_FILE)
-    command = [python, "-m", "detbench.cli", "ablate", *argv, "--out", str(out), "--use_benchmark_list",
+    command = [*python_module(python, "detbench.cli", "ablate"), *argv, "--out", str(out), "--use_benchmark_list",
                "--list", str(list_path), "--device", device, "--quiet", "--force"]
     began = time.monotonic()
     fd = os.open(out / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.models.ultralytics_env import configure_process
+from detbench.proc import python_module
 from detbench.report.model import Report
 from detbench.report.schema import load_report
 
@@ -32,7 +33,7 @@ configure_process()  # offline, quiet, restricted: before Ultralytics is importe
 
 def _bench(args: list[str], out: Path, name: str, timeout: int) -> Report | None:
     # --force: this folder is gpu_check's own, and a re-run with other --iters/--warmup replaces its reports
-    command = [sys.executable, "-m", "detbench.cli", "bench", *args, "--out", str(out), "--name", name,
+    command = [*python_module(sys.executable, "detbench.cli", "bench"), *args, "--out", str(out), "--name", name,
                "--use_benchmark_list", "--list", str(out / LIST_FILENAME), "--force"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
@@ -46,7 +47,7 @@ def _study(common: list[str], out: Path, has_gpu: bool) -> dict | None:
     design = (["--workers-per-model", "2", "--max-time", "60"] if has_gpu
               else ["--workers-per-model", "1", "--no-until-decided"])
     # --force: this folder is gpu_check's own; every check measures again
-    command = [sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline,p2", "--out", str(out),
+    command = [*python_module(sys.executable, "detbench.cli", "ablate"), "--models", "baseline,p2", "--out", str(out),
                "--force", "--use_benchmark_list", "--list", str(out.parent / "bench" / LIST_FILENAME), *common, *design]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     print("\n" + "\n".join(line for line in result.stdout.splitlines() if "look" in line or "vs baseline" in line
@@ -122,10 +123,10 @@ def _sweep(work: Path, data_yaml: Path, has_gpu: bool) -> list[tuple[str, bool |
                          "until_decided": False, "benchmark_size": 200 if has_gpu else 20}}
     path = work / "sweep.yaml"
     path.write_text(json.dumps(spec))
-    ran = subprocess.run([sys.executable, "-m", "detbench.cli", "sweep", str(path), "--out", str(out)],
+    ran = subprocess.run(python_module(sys.executable, "detbench.cli", "sweep", str(path), "--out", str(out)),
                          capture_output=True, text=True, timeout=900)
     print("\n" + "\n".join(line for line in ran.stdout.splitlines() if "imgsz" in line or "sweep done" in line))
-    compared = subprocess.run([sys.executable, "-m", "detbench.cli", "compare", "--sweep", str(out)],
+    compared = subprocess.run(python_module(sys.executable, "detbench.cli", "compare", "--sweep", str(out)),
                               capture_output=True, text=True, timeout=300)
     print("\n".join(compared.stdout.splitlines()[-6:]))
     index = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
