@@ -50,6 +50,20 @@ def test_pressure_share_and_busy_warning_name_the_cause(tmp_path):
     assert any(w.startswith("--threads 1 exceeds the 0 core(s) free") for w in warnings), warnings
 
 
+def test_pressure_without_other_runnable_tasks_does_not_blame_other_programs(tmp_path):
+    """40 % of the loop waited for a core, but no other program was runnable at either reading: the warning says
+    the competition came between the readings, not that '0 runnable task(s) of other programs' compete."""
+    before = host_load.snapshot(fake_proc(tmp_path / "a", 1_000_000, running=1, own_states=["R"]))
+    after = dict(host_load.snapshot(fake_proc(tmp_path / "b", 1_400_000, running=1, own_states=["R"])),
+                 monotonic_s=before["monotonic_s"] + 1.0)
+    section = host_load.host_load_section(before, after, threads=2, cores=2)
+    assert section["other_runnable_max"] == 0
+    (warning,) = host_load.busy_warnings(section)
+    assert warning.startswith("CPU contended: tasks waited for a core during 40 % of the timed loop, though no other "
+                              "program was runnable when the loop started and ended"), warning
+    assert "0 runnable" not in warning and "other programs compete" not in warning
+
+
 def test_quiet_machine_gives_no_warning(tmp_path):
     before = host_load.snapshot(fake_proc(tmp_path / "a", 1_000_000, running=2, own_states=["R", "R"]))
     after = dict(host_load.snapshot(fake_proc(tmp_path / "b", 1_010_000, running=2, own_states=["R", "R"])),

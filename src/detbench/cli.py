@@ -6,7 +6,9 @@ import argparse
 import difflib
 import signal
 import sys
+from pathlib import Path
 
+from detbench.comparison import TABLE_FORMATS
 from detbench.errors import DetbenchError
 from detbench.flags import add_bench_arguments, bench_config_from_args
 from detbench.models.ultralytics_env import configure_process
@@ -18,11 +20,15 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reports", nargs="*", help="report files or folders (default: every *.json in --dir)")
     parser.add_argument("--dir", default="results/bench", help="folder of reports (default results/bench)")
     parser.add_argument("--baseline", default=None, help="model the deltas refer to (default: the one named baseline)")
-    parser.add_argument("--output", default=None, help="write the comparison as CSV to this file")
-    parser.add_argument("--format", dest="formats", action="append", default=[], choices=["csv", "md", "latex"],
-                        help="also write csv/md/latex (repeatable): next to --output, else comparison.* next to "
-                             "the reports (the folder given, or the common folder of the files given)")
-    parser.add_argument("--plots", default=None, help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars)")
+    parser.add_argument("--output", default=None,
+                        help="write the comparison as CSV to this file, the same table as Markdown (.md) and LaTeX "
+                             "(.tex) beside it, and the plots in plots/ of its folder (or --plots DIR)")
+    parser.add_argument("--format", dest="formats", action="append", default=[], choices=list(TABLE_FORMATS),
+                        help="without --output: also write csv/md/latex (repeatable) as comparison.* next to the "
+                             "reports (the folder given, or the common folder of the files given)")
+    parser.add_argument("--plots", default=None,
+                        help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars); with --output, plots/ in "
+                             "its folder by default")
     parser.add_argument("--sweep", default=None, metavar="OUT",
                         help="compare a sweep (its --out folder): per device kind and setting the ablation table, "
                              "then each model's verdicts across the cells (ranking stability); writes "
@@ -36,6 +42,14 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=None,
                         help="chance of any false verdict in a study: Holm over the models, split over the "
                              "study's looks (default: the study's own, 0.05 by default)")
+
+
+def compare_outputs(output: str | None, formats: list[str], plots: str | None) -> tuple[list[str], str | None]:
+    """(table formats, plots folder) of a compare run: --output writes every format beside it and the plots in
+    its folder's plots/ (the README's Outputs); without it, what --format and --plots ask."""
+    if output is None:
+        return formats, plots
+    return list(TABLE_FORMATS), plots if plots is not None else str(Path(output).parent / "plots")
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +114,14 @@ def build_parser() -> Parser:
                                        "in SWEEP.yaml, on this machine's GPUs (or CPU) or on a Ray cluster; "
                                        "resumable, with an index of the studies.")
     add_sweep_arguments(sweep)
-    parser.commands = {"bench": bench, "compare": compare, "ablate": ablate, "demo": demo_parser, "sweep": sweep}
+    clean = sub.add_parser("clean", help="remove the helper files detbench leaves beside its results",
+                           description="Remove the helper files detbench leaves in a results folder (and in a "
+                                       "sweep's studies): the decoded-input cache .detbench-cache/, the lock files "
+                                       "and an unfinished study's .study/. Reports, lists, tables and plots stay.")
+    clean.add_argument("folders", nargs="*", default=["results/bench"],
+                       help="results folders (default results/bench)")
+    parser.commands = {"bench": bench, "compare": compare, "ablate": ablate, "demo": demo_parser, "sweep": sweep,
+                       "clean": clean}
     return parser
 
 
@@ -130,8 +151,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return run_sweep_compare(args.sweep, plots_dir=args.plots)
     from detbench.comparison.run import run_compare
 
+    formats, plots = compare_outputs(args.output, args.formats, args.plots)
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
-                       formats=args.formats, plots_dir=args.plots, min_effect=args.min_effect, alpha=args.alpha,
+                       formats=formats, plots_dir=plots, min_effect=args.min_effect, alpha=args.alpha,
                        pivot=args.pivot)
 
 
@@ -156,7 +178,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                   study_timeout=args.study_timeout, ray_cpus=args.ray_cpus))
 
 
-COMMANDS = {"bench": cmd_bench, "compare": cmd_compare, "ablate": cmd_ablate, "demo": cmd_demo, "sweep": cmd_sweep}
+def cmd_clean(args: argparse.Namespace) -> int:
+    from detbench.workflows.clean import clean
+
+    return clean(args.folders)
+
+
+COMMANDS = {"bench": cmd_bench, "compare": cmd_compare, "ablate": cmd_ablate, "demo": cmd_demo, "sweep": cmd_sweep,
+            "clean": cmd_clean}
 
 
 class Terminated(KeyboardInterrupt):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detbench import text
+from detbench.comparison import TABLE_FORMATS
 from detbench.comparison.analysis import Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
@@ -119,7 +120,7 @@ def design_note(group: Group) -> str:
     if group.study_id is None:
         why = f" ({group.untested_why})" if group.untested_why else ""
         return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
-                f"{why}, whose noise cannot be compared; run them together with `detbench ablate` for verdicts.")
+                f"{why}, whose noise cannot be compared; run them together with detbench ablate for verdicts.")
     study = (group.baseline.entry.report.study or {}) if group.baseline else {}
     workers = study.get("workers_per_model")
     design = paired.design(study.get("fresh_workers_each_look") is True)
@@ -314,8 +315,9 @@ def latex_text(comparison: Comparison) -> str:
     return "\n".join(out)
 
 
-RENDERERS: dict[str, Callable[[Comparison], str]] = {"csv": csv_text, "md": markdown_text, "latex": latex_text}
-SUFFIXES = {"csv": ".csv", "md": ".md", "latex": ".tex"}
+RENDERERS: dict[str, Callable[[Comparison], str]] = dict(zip(TABLE_FORMATS, (csv_text, markdown_text, latex_text),
+                                                              strict=True))
+SUFFIXES = dict(zip(TABLE_FORMATS, (".csv", ".md", ".tex"), strict=True))
 
 
 def write_table(path: Path, content: str) -> None:

@@ -209,9 +209,14 @@ class ListOutcome:
     note: str = ""
 
 
+def list_lock_path(list_path: str | Path) -> Path:
+    """The lock file beside the list (LIST.lock), which makes concurrent first runs agree on one list."""
+    return Path(str(list_path) + ".lock")
+
+
 def _lock_file(list_path: Path) -> str:
     """The lock file beside the list; refused if it is a symlink or not a regular file (it is opened for writing)."""
-    lock = Path(str(list_path) + ".lock")
+    lock = list_lock_path(list_path)
     try:
         info = os.lstat(lock)
     except FileNotFoundError:

@@ -127,8 +127,16 @@ def busy_warnings(section: dict[str, Any]) -> list[str]:
                         f"core(s)): its threads wait for each other; lower --threads or stop the other programs")
     contended = (share >= BUSY_PRESSURE_SHARE if share is not None
                  else others is not None and others + threads > cores)
-    if contended and threads <= cores:
-        measured = f"tasks waited for a core during {100 * share:.0f} % of the timed loop; " if share else ""
-        warnings.append(f"CPU busy: {measured}{evidence or 'runnable tasks unknown'}; other programs compete with "
+    if not contended or threads > cores:
+        return warnings
+    measured = f"tasks waited for a core during {100 * share:.0f} % of the timed loop" if share else ""
+    if others:
+        warnings.append(f"CPU busy: {measured + '; ' if measured else ''}{evidence}; other programs compete with "
                         f"the benchmark, so latency may be inflated: benchmark on an idle machine")
+    else:  # waiting measured, but no other program runnable at either reading: it came between them
+        seen = ("no other program was runnable when the loop started and ended" if others == 0
+                else "other programs' runnable tasks could not be read")
+        warnings.append(f"CPU contended: {measured}, though {seen}: something ran in bursts between those "
+                        f"readings (another program, or this run's own threads beyond the {cores} core(s)), so "
+                        f"latency may be inflated: benchmark on an idle machine")
     return warnings

@@ -66,7 +66,8 @@ class Metadata(Section):
     batch: int | None = None
     device: str | None = None
     warmup: int | None = None
-    iters: int | None = None
+    iters: int | None = None  # timed iterations run (the samples); the stopping rule or a study may differ from --iters
+    iters_requested: int | None = None  # --iters
     timestamp: str | None = None
     benchmark_list: str | None = None
     benchmark_size: int | None = None

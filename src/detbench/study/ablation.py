@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,12 @@ from detbench.study.options import (  # noqa: F401 (the flags and options live t
 )
 from detbench.text import Echo, terminal_echo
 from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
-from detbench.workflows.existing import refuse_replacing_other_settings
+from detbench.workflows.existing import (
+    is_separate_run,
+    refuse_replacing_other_settings,
+    set_aside,
+    set_aside_path,
+)
 
 STUDY_NAME = "study.json"
 STUDY_KIND = "detbench study"
@@ -210,6 +215,7 @@ class _Study:
     runs: list[ModelRun]
     baseline: str
     python: str
+    separate_runs: list[str] = field(default_factory=list)  # models whose OUT/NAME.json is a `bench` report
 
 
 def check_targets(out: Path, runs: Sequence[ModelRun]) -> None:
@@ -259,7 +265,8 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
         max_time=opts.max_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
         python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads),
-        fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe)
+        fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe,
+        progress_every=None if opts.quiet else engine.PROGRESS_EVERY_S)
 
 
 def model_config(study: _Study, run: ModelRun) -> BenchConfig:
@@ -270,13 +277,19 @@ def model_config(study: _Study, run: ModelRun) -> BenchConfig:
 
 
 def refuse_replacing_reports(study: _Study) -> None:
-    """Without --force, a study replaces OUT/NAME.json only where an earlier study of the same settings wrote
-    it: not a `bench` report, not a study of other settings, not an unreadable file."""
-    if study.opts.force or study.opts.replace_reports:
-        return
-    for run in study.runs:  # weights are not compared here (a retrained model replaces its study's report)
-        refuse_replacing_other_settings(study.out / f"{run.name}.json", model_config(study, run), study.device,
-                                        None, by_study=True)
+    """A `bench` report at OUT/NAME.json is kept: the study moves it to OUT/separate_runs/ when it writes its own
+    (listed in `study.separate_runs`, said now). Otherwise, without --force, a study replaces OUT/NAME.json only
+    where an earlier study of the same settings wrote it: not a study of other settings, not an unreadable
+    file."""
+    for run in study.runs:
+        path = study.out / f"{run.name}.json"
+        if is_separate_run(path):
+            study.separate_runs.append(run.name)
+            study.echo(f"· {path} holds a separate `detbench bench` run of {run.name}: the study's report takes its "
+                       f"place, and the run is kept as {set_aside_path(path)}")
+        elif not (study.opts.force or study.opts.replace_reports):
+            # weights are not compared here (a retrained model replaces its study's report)
+            refuse_replacing_other_settings(path, model_config(study, run), study.device, None, by_study=True)
 
 
 def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:
@@ -345,6 +358,8 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
     for name, report in merged.items():
         report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks], finished_models=list(merged))
         try:
+            if name in study.separate_runs and is_separate_run(study.out / f"{name}.json"):
+                study.echo(f"  kept the separate run of {name} as {set_aside(study.out / f'{name}.json')}")
             write_report(report, study.out / f"{name}.json")
             written[name] = report
         except (DetbenchError, OSError) as exc:
@@ -381,6 +396,7 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
     process = outcome.process
     return {
         "stop_reason": outcome.stop_reason, "rounds_done": outcome.rounds_done,
+        "budget": outcome.budget.record() if outcome.budget is not None else None,
         "turn_seconds": round(outcome.turn_seconds, 3), "looks": outcome.looks,
         **_bias_record(outcome),
         "comparisons": [result.as_dict() for result in outcome.results],

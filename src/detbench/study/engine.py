@@ -9,9 +9,13 @@ each with its own model, threads and allocator. The coordinator:
 3. runs rounds: in each, every worker takes one turn (one timed batch), in an
    order drawn from a seeded generator and recorded; only one worker computes
    at a time, the others wait on their pipe;
-4. looks at planned round counts (`detbench.stats.paired`) and, with
-   `until_decided`, stops once every comparison is decided, at the last
-   planned look, or when `max_time` seconds of turns have run;
+4. looks at planned round counts (`detbench.stats.paired`), or, on a slow
+   machine, when the look's share of `max_time` has run (`StudyPlan.look_times`),
+   and, with `until_decided`, stops once every comparison is decided, at the
+   last planned look, or when `max_time` seconds of turns have run; before the
+   first round it says what the budget can decide (`detbench.study.budget`),
+   and every `progress_every` seconds it prints the round, the time left and
+   each comparison's interval so far;
 5. with `fresh_workers` (the default when it looks more than once), replaces
    every worker by a fresh process after each look that does not end the
    study, so that one process's luck is sampled again in every generation
@@ -42,6 +46,7 @@ from detbench.config import BenchConfig
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
 from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.stats import bias, paired
+from detbench.study import budget
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
 from detbench.text import Echo
 
@@ -50,6 +55,7 @@ LOOK_GROWTH = 1.6
 MAX_LOOKS = MAX_STUDY_GENERATIONS
 LOG_TAIL = 20
 MIN_TURN_TIMEOUT_S = 60.0
+PROGRESS_EVERY_S = 15.0
 
 
 def planned_looks(min_rounds: int, until_decided: bool) -> list[int]:
@@ -87,6 +93,7 @@ class StudyPlan:
     cpus: list[int] | None = None  # the cores every worker is pinned to (None: not pinned)
     fresh_workers: bool = True  # replace every worker by a fresh process after each look (needs W >= 2 to help)
     bias_probe: int = 0  # forwards of the probe run after each round (0: no probe)
+    progress_every: float | None = PROGRESS_EVERY_S  # seconds between progress lines (None: looks only)
 
     @property
     def rotates(self) -> bool:
@@ -96,12 +103,24 @@ class StudyPlan:
     def looks(self) -> list[int]:
         return planned_looks(self.min_rounds, self.until_decided)
 
+    @property
+    def look_times(self) -> list[float]:
+        """Seconds of turns by which each planned look is due even if its rounds have not all run: `max_time`
+        split evenly over the looks, so that a slow machine still gets its looks before `max_time` (each one
+        also waits for MIN_FIRST_LOOK rounds and LOOK_GROWTH times the previous look's rounds)."""
+        looks = self.looks
+        if not self.until_decided:
+            return [math.inf] * len(looks)
+        return [self.max_time * (k + 1) / len(looks) for k in range(len(looks))]
+
     def describe(self) -> dict[str, Any]:
         return {"id": self.study_id, "baseline": self.baseline, "models": [m.name for m in self.models],
                 "workers_per_model": self.workers_per_model, "turn_warmup": self.turn_warmup,
                 "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
-                "planned_looks": self.looks, "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
+                "planned_looks": self.looks,
+                "look_times_s": [t for t in self.look_times if math.isfinite(t)] or None,
+                "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
                 "fresh_workers_each_look": self.rotates, "bias_probe_forwards": self.bias_probe,
                 "formats": sorted({m.config.format for m in self.models}),
                 "design": paired.design(self.rotates)}
@@ -202,6 +221,7 @@ class StudyOutcome:
     stop_reason: str
     probes: list[bias.Probe] = field(default_factory=list)
     probe_seconds: float = 0.0
+    budget: budget.Budget | None = None
 
     def interleaving_bias(self) -> dict[str, dict[str, Any]] | None:
         """Per model, its turns against the probe's steady loop; None when the study ran no probe."""
@@ -215,9 +235,30 @@ class StudyOutcome:
         return [w.report_path for w in self.workers if w.model == model and w.report_path is not None]
 
 
+class Progress:
+    """Progress lines at most every `every` seconds (None: never), counted from the last line of any kind."""
+
+    def __init__(self, every: float | None, clock=time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self.last = clock()
+
+    def due(self) -> bool:
+        return self.every is not None and self.clock() - self.last >= self.every
+
+    def said(self) -> None:
+        self.last = self.clock()
+
+
 class Coordinator:
     def __init__(self, plan: StudyPlan, echo: Echo) -> None:
-        self.plan, self.echo = plan, echo
+        self.plan = plan
+        self.progress = Progress(plan.progress_every)
+
+        def echo_and_mark(line: str) -> None:
+            echo(line)
+            self.progress.said()
+
+        self.echo = echo_and_mark
         self.workers: list[Worker] = []
         self.failed: dict[str, str] = {}
         self.order: list[list[str]] = []
@@ -230,6 +271,8 @@ class Coordinator:
         self.probes: list[bias.Probe] = []
         self.probe_seconds = 0.0
         self.probe_rng = np.random.default_rng([plan.seed, 1])  # apart from the order's generator
+        self.warmup_ms: dict[str, list[list[float]]] = {}  # per model: each first-generation worker's warm-up
+        self.budget: budget.Budget | None = None
 
     # ------------------------------------------------------------ workers
 
@@ -274,17 +317,41 @@ class Coordinator:
         plan = self.plan
         base = generation * plan.workers_per_model
         specs = [(m, base + k) for m in plan.models for k in range(plan.workers_per_model)]
+        began, total, ready = time.monotonic(), len(specs), 0
         for group in ((specs[:1], specs[1:]) if generation == 0 else (specs,)):
             started = []
             for model, index in group:
                 if model.name not in self.failed:
                     started.append(self._spawn(model, index))
             for worker in started:
-                self._call(worker, None, "ready", plan.setup_timeout)
-        for worker in self.active():
-            self._call(worker, {"warmup": True}, "warm", plan.setup_timeout)
+                ready += self._call(worker, None, "ready", plan.setup_timeout) is not None
+                self._setup_progress(generation, f"{ready}/{total} workers loaded", began)
+        for done, worker in enumerate(self.active(), 1):
+            warm = self._call(worker, {"warmup": True}, "warm", plan.setup_timeout)
+            if generation == 0 and isinstance(warm, dict) and isinstance(warm.get("warmup_ms"), list):
+                self.warmup_ms.setdefault(worker.model, []).append([float(ms) for ms in warm["warmup_ms"]])
+            self._setup_progress(generation, f"{done}/{total} warm", began)
         fresh = f"generation {generation + 1}: " if plan.rotates else ""
-        self.echo(f"✓ {fresh}{len(self.active())} workers ready and warm ({plan.workers_per_model} per model)")
+        self.echo(f"✓ {fresh}{len(self.active())} workers ready and warm ({plan.workers_per_model} per model, "
+                  f"{time.monotonic() - began:.0f} s)")
+        if generation == 0:
+            self._estimate_budget()
+
+    def _setup_progress(self, generation: int, what: str, began: float) -> None:
+        if self.progress.due():
+            self.echo(f"  generation {generation + 1} starting: {what} ({time.monotonic() - began:.0f} s)")
+
+    def _estimate_budget(self) -> None:
+        """What the study's time can decide, from the first generation's warm-ups (said before the first round)."""
+        plan = self.plan
+        if not plan.until_decided or plan.baseline in self.failed:
+            return
+        warmups = {name: runs for name, runs in self.warmup_ms.items() if name not in self.failed}
+        self.budget = budget.estimate(warmups, plan.baseline, plan.workers_per_model, plan.turn_warmup,
+                                      plan.max_time, plan.looks, plan.alpha, plan.min_effect)
+        if self.budget is not None:
+            for line in self.budget.lines(len(warmups)):
+                self.echo(line)
 
     def replace_workers(self, generation: int) -> None:
         """Stop every worker (each writes its report) and start fresh ones in their place."""
@@ -372,9 +439,48 @@ class Coordinator:
         decided = sum(r.verdict != paired.UNDECIDED for r in self.results)
         self.looks.append({"rounds": rounds_done, "turn_seconds": round(self.turn_seconds, 3),
                            "alpha": alpha_look, "decided": decided, "comparisons": len(self.results)})
-        self.echo(f"  look {len(self.looks)} at round {rounds_done}: {decided}/{len(self.results)} decided "
-                  f"({self.turn_seconds:.0f} s of turns)")
+        self.echo(f"  look {len(self.looks)} of {len(plan.looks)} at round {rounds_done}: {decided}/"
+                  f"{len(self.results)} decided ({self.turn_seconds:.0f} s of turns); "
+                  + ", ".join(_shown(result, verdict=True) for result in self.results))
         return decided == len(self.results)
+
+    def look_due(self, rounds_done: int, next_look: int) -> bool:
+        """Whether planned look `next_look` is due: its rounds have run, or its share of max_time has, with at least
+        MIN_FIRST_LOOK rounds and LOOK_GROWTH times the rounds of the previous look."""
+        plan = self.plan
+        if rounds_done >= plan.looks[next_look]:
+            return True
+        return self.turn_seconds >= plan.look_times[next_look] and rounds_done >= self._fewest_rounds_for_a_look()
+
+    def _fewest_rounds_for_a_look(self) -> int:
+        previous = self.looks[-1]["rounds"] if self.looks else 0
+        return max(MIN_FIRST_LOOK, math.ceil(LOOK_GROWTH * previous))
+
+    def report_progress(self, rounds_done: int, next_look: int) -> None:
+        """One line: the round, the time, when the next look comes, and each comparison's interval so far."""
+        plan = self.plan
+        rounds, seconds = plan.looks[next_look], plan.look_times[next_look]
+        if self.turn_seconds >= seconds:  # its time has come: it waits for enough rounds
+            when = f"round {min(rounds, self._fewest_rounds_for_a_look())}"
+        else:
+            when = f"round {rounds}" + (f" or {seconds:.0f} s of turns" if math.isfinite(seconds) else "")
+        left = (f", {max(0.0, plan.max_time - self.turn_seconds):.0f} s left" if plan.until_decided else "")
+        line = (f"  round {rounds_done}: {self.turn_seconds:.0f} s of turns{left}; next look at {when}"
+                + self._interim(rounds_done))
+        self.echo(line)
+
+    def _interim(self, rounds_done: int) -> str:
+        """Each comparison's estimate and interval now, at the level of a look (no verdict is made here)."""
+        plan = self.plan
+        series = self._series()
+        if plan.baseline not in series or len(series) < 2:
+            return ""
+        current = paired.analyse_look(series, plan.baseline, plan.alpha / len(plan.looks), plan.min_effect,
+                                      rounds_done, family_size=len(plan.models) - 1)
+        shown = [_shown(result) for result in current.results if result.delta_pct is not None]
+        missing = "" if all(r.ci_pct for r in current.results) else (
+            f"; intervals from round {paired.MIN_BATCHES * paired.MIN_ROUNDS_PER_BATCH}")
+        return (f"; so far (interim, no verdict): {', '.join(shown)}" if shown else "") + missing
 
     def run(self) -> tuple[int, str]:
         """The rounds and looks; (rounds done, why they stopped)."""
@@ -388,17 +494,20 @@ class Coordinator:
             self.run_round(rounds_done, rng)
             rounds_done += 1
             out_of_time = plan.until_decided and self.turn_seconds >= plan.max_time
-            if rounds_done == looks[next_look] or out_of_time:
-                all_decided = self.look(rounds_done)
-                next_look += 1
-                if next_look == len(looks):
-                    return rounds_done, "last planned look" if plan.until_decided else "rounds done"
-                if plan.until_decided and all_decided:
-                    return rounds_done, "every comparison decided"
-                if out_of_time:
-                    return rounds_done, f"--max-time {plan.max_time:g} s of turns reached"
-                if plan.rotates:
-                    self.replace_workers(next_look)
+            if not (out_of_time or self.look_due(rounds_done, next_look)):
+                if self.progress.due():
+                    self.report_progress(rounds_done, next_look)
+                continue
+            all_decided = self.look(rounds_done)
+            next_look += 1
+            if next_look == len(looks):
+                return rounds_done, "last planned look" if plan.until_decided else "rounds done"
+            if plan.until_decided and all_decided:
+                return rounds_done, "every comparison decided"
+            if out_of_time:
+                return rounds_done, f"--max-time {plan.max_time:g} s of turns reached"
+            if plan.rotates:
+                self.replace_workers(next_look)
         return rounds_done, "no model left"
 
     def stop_workers(self, reason: str) -> None:
@@ -431,6 +540,16 @@ class Coordinator:
                              [look["rounds"] for look in self.looks], len(plan.looks), len(plan.models) - 1)
 
 
+def _shown(result: paired.PairResult, verdict: bool = False) -> str:
+    """`p2 +72.6 % [+28.4, +131.8]` (with `verdict`: `-> slower`), for the progress and look lines."""
+    if result.delta_pct is None:
+        return f"{result.model} n/a"
+    text = f"{result.model} {result.delta_pct:+.1f} %"
+    if result.ci_pct is not None:
+        text += f" [{result.ci_pct[0]:+.1f}, {result.ci_pct[1]:+.1f}]"
+    return f"{text} {result.verdict}" if verdict else text
+
+
 def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
     """Run the study; on any exception (Ctrl-C included) every worker is killed before it propagates."""
     plan.work_dir.mkdir(parents=True, exist_ok=True)
@@ -445,7 +564,7 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
         coordinator.kill_all()
     return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,
                         coordinator.final_results(), coordinator.process, rounds_done, coordinator.turn_seconds,
-                        reason, coordinator.probes, coordinator.probe_seconds)
+                        reason, coordinator.probes, coordinator.probe_seconds, coordinator.budget)
 
 
 def default_turn_warmup(threads: int, device: str) -> int:

@@ -176,6 +176,7 @@ def merge_workers(parts: list[Report], name: str) -> Report:
     _merged_warnings(merged, reports, latency_ms)
     _merged_bookkeeping(merged, reports, len(latency_ms))
     merged["metadata"]["timestamp"] = reports[-1]["metadata"].get("timestamp")
+    merged["metadata"]["iters"] = len(latency_ms)  # what the study ran: its turns, whatever --iters asked
     study = {key: value for key, value in (first.get("study") or {}).items() if key not in ("worker", "pid")}
     merged["study"] = {**study, "workers": _worker_entries(reports)}
     medians = [w["median_ms"] for w in merged["study"]["workers"]]

@@ -57,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order-seed", "--order_seed", dest="order_seed", type=int, default=0,
                         help="seed of the turn order (default 0; the order is recorded)")
     parser.add_argument("--force", action="store_true", help="run the study even if its results are up to date")
-    parser.add_argument("--quiet", action="store_true", help="fewer progress lines")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress lines between looks (by default one every 15 s: the round, the time left "
+                             "and each comparison's interval so far)")
     parser.add_argument("--model-timeout", "--model_timeout", dest="model_timeout", type=float,
                         default=DEFAULT_MODEL_TIMEOUT_S,
                         help=f"seconds one worker may take to load and warm up, and to finish, before it is "

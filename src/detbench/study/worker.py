@@ -8,7 +8,7 @@ and device. Then, in place of a timed loop of its own, it serves turns:
     {"start": {...}}            ->    (loads the model, decodes or maps the inputs)
                                 <-    {"ready": {"imgsz": ..., "pid": ...}}
     {"warmup": true}            ->    --warmup forwards, then the peak-memory reset
-                                <-    {"warm": {"warmup_s": ...}}
+                                <-    {"warm": {"warmup_s": ..., "warmup_ms": [the last 200 forwards]}}
     {"turn": R}                 ->    `turn_warmup` untimed forwards, then one timed forward
                                 <-    {"ms": latency, "host_ms": host}
     {"run": R, "forwards": N}   ->    (the bias probe) `turn_warmup` untimed forwards, then N timed forwards
@@ -67,7 +67,8 @@ class TurnServer:
             run_warmup(forward, next_input, warmup, device, cuda, timings)
             if after_warmup is not None:
                 after_warmup()
-            self.channel.send({"warm": {"warmup_s": timings.warmup_s}})
+            # the last warm-up forwards: the coordinator's estimate of what the study's time can decide
+            self.channel.send({"warm": {"warmup_s": timings.warmup_s, "warmup_ms": timings.warmup_ms[-200:]}})
             with collector_paused():
                 self._serve(forward, next_input, timer, timings)
         return timings

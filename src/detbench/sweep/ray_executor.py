@@ -15,10 +15,13 @@ installed on every node, and the models, data and the benchmark list's images mu
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +72,27 @@ def check_reachable(given: str, address: str | None) -> None:
                             f"start the cluster (ray start --head) or pass --ray local") from None
 
 
+@contextlib.contextmanager
+def empty_working_folder() -> Iterator[None]:
+    """Run the block in an empty private folder: `ray.init` puts the driver's working folder on every Ray worker's
+    import path (and a local Ray's workers start in it), where a folder named detbench/ or any .py file would be
+    imported in place of the modules a task needs. The folder stays (empty) while this process lives."""
+    previous = os.getcwd()
+    folder = tempfile.mkdtemp(prefix="detbench-ray-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def connect(ray: Any, address: str, cpus: int | None) -> None:
     """`local`: a private Ray instance on this machine; else `auto` or a cluster's address. One-line error when
-    there is no cluster there."""
+    there is no cluster there. Ray starts from an empty folder (`empty_working_folder`)."""
     try:
-        if address == "local":
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            check_reachable(address, cluster_address(address))
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        with empty_working_folder():
+            _init(ray, address, cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         detail = first_line(exc)
         if address == "local":
@@ -85,6 +100,15 @@ def connect(ray: Any, address: str, cpus: int | None) -> None:
                                 f"{tempfile.gettempdir()}/ray") from None
         raise DetbenchError(f"--ray {address}: cannot reach a Ray cluster ({detail}); start one (ray start --head) "
                             f"or pass --ray local") from None
+
+
+def _init(ray: Any, address: str, cpus: int | None) -> None:
+    if address == "local":  # "local" starts a new instance even where RAY_ADDRESS names a cluster
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    else:
+        check_reachable(address, cluster_address(address))
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
 
 
 def study_task(argv: list[str], list_files: dict[str, bytes], device: str, timeout_s: float) -> dict[str, Any]:

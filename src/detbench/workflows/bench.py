@@ -25,7 +25,7 @@ import torch
 
 from detbench.backends.deploy import Deployed
 from detbench.backends.deploy import deploy as deploy_model
-from detbench.backends.formats import Format, check_format, split_format
+from detbench.backends.formats import PYTORCH, Format, check_format, split_format
 from detbench.backends.parity import PARITY_BATCHES
 from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
@@ -165,6 +165,13 @@ def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Compl
     return DetbenchError(f"{what}; wrote {path} with status \"oom\"; try a smaller --batch or --imgsz")
 
 
+def default_name(cfg: BenchConfig) -> str:
+    """The report's name without --name: the run folder's (or file's) name, with @FORMAT for a backend other than
+    PyTorch eager (`baseline@onnx`), so that it never takes the PyTorch run's report."""
+    name = model_name_for(cfg.weights)
+    return name if cfg.format == PYTORCH else f"{name}@{cfg.format}"
+
+
 def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownInspection | None,
            replacing: bool = True) -> tuple[_Run, PendingInspection | KnownInspection | None, str | None]:
     """Flags, device, output folder and name checked (with `replacing`, also that OUT/NAME.json is not a report
@@ -177,7 +184,7 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownIns
     mode.check(device)
     backend = check_format(cfg.format, device.type, vars(cfg))  # a missing extra fails now, before the model loads
     name = check_model_name(cfg.name, f"--name {cfg.name}") if cfg.name else check_model_name(
-        model_name_for(cfg.weights), f"--weights {cfg.weights}", "pass --name NAME")
+        default_name(cfg), f"--weights {cfg.weights}", "pass --name NAME")
     named_format = split_format(name)[1]
     if named_format is not None and named_format != cfg.format:
         raise DetbenchError(f"--name {name}: names the {named_format} backend but --format is {cfg.format}; pass "
@@ -420,12 +427,13 @@ def _write(report: Report, path: Path) -> Path:
                             f"free space or choose another --out, then run again") from exc
 
 
-def _metadata(run: _Run, model: _Model, outcome) -> Metadata:
+def _metadata(run: _Run, model: _Model, outcome, iterations: int) -> Metadata:
     cfg, numbers, loaded = run.cfg, model.numbers, model.loaded
     return Metadata(
         model_name=run.name, weights=cfg.weights, weights_sha256=loaded.sha256, model_source=loaded.kind,
         imgsz=numbers.imgsz, imgsz_requested=cfg.imgsz, batch=cfg.batch, device=str(run.device),
-        warmup=cfg.warmup, iters=cfg.iters, timestamp=_now(), benchmark_list=str(outcome.path),
+        warmup=cfg.warmup, iters=iterations, iters_requested=cfg.iters, timestamp=_now(),
+        benchmark_list=str(outcome.path),
         benchmark_size=len(outcome.blist.paths), benchmark_size_requested=cfg.benchmark_size,
         seed=outcome.blist.seed, data=resolve_data(cfg, loaded.train_args)[0], unsafe_load=loaded.unsafe_load)
 
@@ -464,7 +472,7 @@ def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], st
     timings, on_cuda = measurement.timings, run.device.type == "cuda"
     pipeline, pipeline_samples, pipeline_warned = pipeline_parts
     return Report(
-        metadata=_metadata(run, model, outcome),
+        metadata=_metadata(run, model, outcome, len(timings.latency_ms)),
         model_complexity=_complexity(numbers),
         latency=_latency(timings, latency, on_cuda),
         throughput=Throughput(**stats.throughput(cfg.batch, latency["mean_ms"], latency["p50_ms"])),

@@ -6,6 +6,12 @@ compared are those that change the numbers (BenchConfig fields marked
 `compared`, the device as resolved, and the weights' SHA-256): re-running
 the same benchmark replaces its report as before, and any run replaces the
 report of a run that did not finish (status "oom").
+
+A study (`ablate`) that writes OUT/NAME.json where a separate `detbench bench`
+run of that model left its report moves that report to
+OUT/separate_runs/NAME.json first (`set_aside`), after saying so: the
+README's quick start benchmarks models one by one, then runs the study into
+the same folder, and neither result is lost.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from detbench.errors import DetbenchError
 from detbench.flags import bench_fields, default_of, flag_name
 from detbench.report.schema import load_report, shown
 
-SHOWN = 3  # differences named in the error
+SEPARATE_RUNS_DIRNAME = "separate_runs"  # OUT/separate_runs/NAME.json: a `bench` report a study replaced
 
 
 def _settings_of(config: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +91,40 @@ def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, s
         found = differences(path, cfg, device, sha256, by_study)
     except Exception:  # any file this run cannot read as a report of the same settings is not replaced silently
         found = ["it is not a readable detbench report"]
-    if found:
-        more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
+    if found:  # every difference is named: the one that matters may be any of them
         other = "this study another --out" if by_study else "this run another --name or --out"
         raise DetbenchError(f"{text.terminal(path)}: already holds a report of other settings "
-                            f"({'; '.join(found[:SHOWN])}{more}); give {other}, or pass --force to replace it")
+                            f"({'; '.join(found)}); give {other}, or pass --force to replace it")
+
+
+def is_separate_run(path: Path) -> bool:
+    """True when `path` is a regular file holding a finished report of `detbench bench` (not of a study)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        report = load_report(path)
+    except Exception:  # unreadable: not a separate run (the study's refusal names it)
+        return False
+    return report.status == "ok" and not report.study
+
+
+def set_aside_path(path: Path) -> Path:
+    """Where a study keeps the `bench` report it replaces: OUT/separate_runs/NAME.json, or NAME-2.json, … when
+    that is taken."""
+    folder = path.parent / SEPARATE_RUNS_DIRNAME
+    candidate, number = folder / path.name, 2
+    while os.path.lexists(candidate):
+        candidate, number = folder / f"{path.stem}-{number}{path.suffix}", number + 1
+    return candidate
+
+
+def set_aside(path: Path) -> Path:
+    """Move the `bench` report at `path` to `set_aside_path` (a rename: the bytes as they were); the new path."""
+    folder = path.parent / SEPARATE_RUNS_DIRNAME
+    if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
+        raise DetbenchError(f"{text.terminal(folder)}: is a symlink or not a folder, so {path.name} cannot be kept "
+                            f"there; remove it")
+    target = set_aside_path(path)
+    folder.mkdir(exist_ok=True)
+    os.rename(path, target)
+    return target

@@ -1,0 +1,105 @@
+"""`detbench clean [FOLDER ...]`: remove the helper files detbench leaves beside its results, and nothing else.
+
+In a results folder (default results/bench) and, for a sweep's folder, in each of its studies/NAME/:
+- `.detbench-cache/`: the decoded inputs a study's workers share (tens of MB; made again when needed);
+- `benchmark_list.txt.lock`: the lock that makes concurrent first runs agree on one list;
+- `.detbench-study.lock`: the lock that keeps one study per folder;
+- `.study/`: the workers' reports and logs of a study that did not finish (kept for a look at what happened).
+
+Reports, study.json, sweep.json, the benchmark list and its record, the comparison tables, plots and logs stay.
+A folder where a study is running is left alone, with a line saying so. A symlink is removed as a link, never
+followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from detbench import text
+from detbench.data.benchmark_list import LIST_FILENAME, list_lock_path
+from detbench.data.cache import CACHE_DIRNAME
+from detbench.errors import DetbenchError
+from detbench.study.ablation import WORK_DIR
+from detbench.study.lock import LOCK_NAME
+from detbench.text import Echo
+
+STUDIES_DIRNAME = "studies"  # a sweep's studies: OUT/studies/NAME/
+
+
+def helper_paths(folder: Path) -> list[Path]:
+    """The helper files that exist in `folder` (the study lock last: it is removed while held)."""
+    names = [CACHE_DIRNAME, list_lock_path(LIST_FILENAME).name, WORK_DIR, LOCK_NAME]
+    return [folder / name for name in names if os.path.lexists(folder / name)]
+
+
+def result_folders(folder: Path) -> Iterator[Path]:
+    """`folder`, then each study folder of a sweep in it (real folders only)."""
+    yield folder
+    studies = folder / STUDIES_DIRNAME
+    if studies.is_dir() and not studies.is_symlink():
+        for entry in sorted(os.scandir(studies), key=lambda e: e.name):
+            if entry.is_dir(follow_symlinks=False):
+                yield Path(entry.path)
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return os.lstat(path).st_size
+    return sum(os.lstat(os.path.join(top, name)).st_size for top, _, files in os.walk(path) for name in files)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+@contextlib.contextmanager
+def _unless_study_running(folder: Path) -> Iterator[bool]:
+    """Hold the folder's study lock (if there is one) for the block, which gets True; False when a study holds
+    it, and then nothing may be removed."""
+    lock = folder / LOCK_NAME
+    if lock.is_symlink() or not lock.is_file():
+        yield True
+        return
+    fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def clean(folders: Sequence[str | Path], echo: Echo = print) -> int:
+    """Remove the helper files of each folder; 0, or 1 if a folder was left alone because a study runs there."""
+    missing = [str(folder) for folder in folders if not Path(folder).is_dir()]
+    if missing:
+        raise DetbenchError(f"{text.terminal(missing[0])}: no such folder; name a results folder (e.g. "
+                            f"results/bench or results/sweep)")
+    freed, busy, removed = 0, 0, 0
+    for folder in (found for given in folders for found in result_folders(Path(given))):
+        paths = helper_paths(folder)
+        if not paths:
+            continue
+        with _unless_study_running(folder) as free:
+            if not free:
+                echo(f"· {text.terminal(folder)}: a study is running there; left alone")
+                busy += 1
+                continue
+            for path in paths:  # the study lock last, while this process holds it
+                size = _size(path)
+                _remove(path)
+                freed, removed = freed + size, removed + 1
+                echo(f"✓ removed {text.terminal(path)} ({size / 2**20:.1f} MiB)")
+    echo(f"cleaned: {removed} helper file(s), {freed / 2**20:.1f} MiB" if removed else "nothing to clean")
+    return 1 if busy else 0
