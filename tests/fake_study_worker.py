@@ -25,7 +25,7 @@ def main() -> int:
     rng = random.Random(f"{name}-{start['worker']}")
     channel.send({"ready": {"pid": os.getpid()}})
     channel.receive()
-    channel.send({"warm": {"warmup_s": 0.0}})
+    channel.send({"warm": {"warmup_s": 0.0, "warmup_ms": [10.0 * rng.lognormvariate(0.0, 0.02) for _ in range(20)]}})
     turns = []
     while True:
         command = channel.receive()

@@ -218,7 +218,9 @@ def test_an_impossible_bias_probe_is_refused_naming_the_flag(value):
         validate_options(AblationOptions(bias_probe=value))
 
 
-def test_a_study_does_not_replace_a_bench_report_in_its_folder_without_force(tmp_path, yaml_checkpoint, dataset):
+def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, yaml_checkpoint, dataset):
+    """The README's quick start: a model benchmarked alone, then the study into the same folder, without --force:
+    the study's report takes NAME.json, and the separate run moves to separate_runs/NAME.json, said so."""
     runs = tmp_path / "results" / "runs"
     for name in ("baseline", "ghost"):
         target = runs / name / "seed0" / "weights" / "best.pt"
@@ -229,8 +231,16 @@ def test_a_study_does_not_replace_a_bench_report_in_its_folder_without_force(tmp
                    "--data", str(dataset), *QUICK[:-1], cwd=tmp_path)  # bench has no --quiet
     assert done.returncode == 0, done.stderr
     before = (bench / "ghost.json").read_bytes()
-    refused = run_cli("ablate", *FIXED, cwd=tmp_path)
-    assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "ghost.json: already holds a report of other settings (made by `detbench bench`, not by a study" \
-        in refused.stderr and "pass --force" in refused.stderr
-    assert (bench / "ghost.json").read_bytes() == before and not (bench / "study.json").exists()
+    studied = run_cli("ablate", *FIXED, cwd=tmp_path)
+    assert studied.returncode == 0, studied.stdout + studied.stderr
+    assert ("results/bench/ghost.json holds a separate `detbench bench` run of ghost: the study's report takes its "
+            "place, and the run is kept as results/bench/separate_runs/ghost.json") in studied.stdout
+    assert "kept the separate run of ghost as results/bench/separate_runs/ghost.json" in studied.stdout
+    assert (bench / "separate_runs" / "ghost.json").read_bytes() == before
+    assert load_report(bench / "ghost.json").study and (bench / "study.json").is_file()
+    assert not (bench / "separate_runs" / "baseline.json").exists()  # nothing was there to keep
+    # a second separate run kept beside the first, never over it
+    (bench / "ghost.json").write_bytes(before)
+    again = run_cli("ablate", *FIXED, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (bench / "separate_runs" / "ghost-2.json").read_bytes() == before

@@ -37,6 +37,17 @@ def test_the_documented_example_works_and_writes_nothing_unless_asked(tmp_path, 
     from_file = detbench.compare([base, path], baseline="baseline")
     assert {row.name for group in from_file.groups for row in group.rows} == {"baseline", "ghost"}
 
+    # save() replaces a report only as `detbench bench` would: the same settings again, or with force=True
+    assert r.save(tmp_path / "bench") == path
+    other = detbench.bench("ghost", data=str(dataset), **{**QUICK, "imgsz": 96})
+    saved = path.read_bytes()
+    with pytest.raises(detbench.DetbenchError, match=r"ghost.json: already holds a report of other settings "
+                                                       r"\(--imgsz 64, now 96\); save into another folder, or with "
+                                                       r"force=True to replace it"):
+        other.save(tmp_path / "bench")
+    assert path.read_bytes() == saved
+    assert json.loads(other.save(tmp_path / "bench", force=True).read_text())["metadata"]["imgsz"] == 96
+
 
 def test_importing_detbench_changes_nothing_in_the_process():
     code = ("import os, sys; before = dict(os.environ); import detbench; "

@@ -116,6 +116,14 @@ def test_a_report_of_other_settings_is_not_replaced_without_force(cli, tmp_path,
     assert all(flag in line for flag in ("--name", "--out", "--force")), line
     assert path.read_bytes() == first
 
+    # every difference is named, not the first three and "and 1 more"
+    many = [*common[:common.index("--warmup")], "--warmup", "1", "--iters", "3", *common[common.index("--threads"):]]
+    refused = cli("bench", *many, "--imgsz", "96", "--batch", "2")
+    (line,) = refused.stderr.strip().splitlines()
+    for difference in ("--imgsz 64, now 96", "--batch 1, now 2", "--warmup 0, now 1", "--iters 2, now 3"):
+        assert difference in line, line
+    assert " more)" not in line and path.read_bytes() == first
+
     assert cli("bench", *common, "--imgsz", "64").returncode == 0  # the same benchmark again replaces it
     assert json.loads(path.read_text())["metadata"]["imgsz"] == 64
     forced = cli("bench", *common, "--imgsz", "96", "--force")

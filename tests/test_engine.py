@@ -3,7 +3,10 @@ generations of fresh workers after each look, the recorded order, the looks and 
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -108,3 +111,42 @@ def test_a_worker_that_dies_in_a_probe_fails_its_model_saying_so_and_the_others_
     assert reason.startswith("worker ") and "bias probe: exit status 4" in reason
     assert set(outcome.failed) == {"probedies"} and outcome.rounds_done == 40
     assert all(not alive(w.process.pid) for w in outcome.workers)
+
+
+def test_a_slow_study_looks_by_time_before_max_time_and_says_where_it_is(tmp_path, monkeypatch):
+    """Rounds that take long: the planned looks' rounds (400, 640, ...) never come within --max-time, so each look
+    comes when its share of max-time has run (with at least 40 rounds, and 1.6 times the previous look's), where
+    the study used to look once, at max-time. Every turn takes 1/256 s on a fake clock: 4 turns, 1/64 s a round."""
+    ticks = itertools.count()
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: next(ticks) / 256)  # a tick between two readings
+    lines: list[str] = []
+    outcome = engine.run_study(plan(tmp_path, ["base", "other"], min_rounds=400, max_time=100 / 64,
+                                    progress_every=0.0), lines.append)
+    looks = [look["rounds"] for look in outcome.looks]
+    assert outcome.plan.looks[0] == 400 and outcome.plan.look_times == pytest.approx(
+        [100 / 64 * k / 6 for k in range(1, 7)])
+    assert looks == [40, 64, 100]  # 40: the first look's fewest rounds; 64 = ceil(1.6 * 40); 100: at max-time
+    assert outcome.stop_reason == "--max-time 1.5625 s of turns reached"
+    assert len(outcome.workers) == 2 * 2 * 3  # fresh workers after each look but the last
+    # a progress line after every round (progress_every 0): the round, the time left, the next look, the intervals
+    progress = [line for line in lines if re.match(r"  round \d+: ", line)]
+    assert len(progress) == outcome.rounds_done - len(looks)
+    assert progress[0].startswith("  round 1: 0 s of turns, 2 s left; next look at round 400 or 0 s of turns")
+    round_10 = next(line for line in progress if line.startswith("  round 10: "))
+    assert round_10.endswith("; intervals from round 20")
+    round_30 = next(line for line in progress if line.startswith("  round 30: "))
+    assert "next look at round 40;" in round_30  # its time share has passed: it waits for 40 rounds
+    assert re.search(r"so far \(interim, no verdict\): other [+-]\d+\.\d % \[[+-]\d+\.\d, [+-]\d+\.\d\]$", round_30)
+    assert any(re.match(r"  look 1 of 6 at round 40: [01]/1 decided \(1 s of turns\); other [+-]", line)
+               for line in lines), lines
+    # the budget, said before the first round from the warm-ups: 4 turns of 2 forwards of about 10 ms a round
+    budget_line = next(line for line in lines if line.startswith("· budget: about "))
+    assert lines.index(budget_line) < lines.index(progress[0])
+    assert outcome.budget is not None and outcome.budget.round_s == pytest.approx(0.08, rel=0.05)
+    assert outcome.budget.rounds == math.floor(100 / 64 / outcome.budget.round_s)
+
+
+def test_quiet_studies_print_no_progress_lines(tmp_path):
+    lines: list[str] = []
+    engine.run_study(plan(tmp_path, ["base", "same"], until_decided=False, progress_every=None), lines.append)
+    assert not [line for line in lines if re.match(r"  (round \d+|generation \d+ starting):", line)]

@@ -28,7 +28,8 @@ _PR_SET_PDEATHSIG = 1
 
 # `python -c` puts the working folder ('') first on sys.path, unless the interpreter runs with -P /
 # PYTHONSAFEPATH (3.11+); it is dropped before the module is imported, and the module runs as `-m` would run it
-_SAFE_MODULE_BOOTSTRAP = ("import runpy, sys; getattr(sys.flags, 'safe_path', False) or sys.path.pop(0); "
+# (`sys` is built in: nothing is imported before the entry goes)
+_SAFE_MODULE_BOOTSTRAP = ("import sys; getattr(sys.flags, 'safe_path', False) or sys.path.pop(0); import runpy; "
                           "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
 
 

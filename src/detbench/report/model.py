@@ -271,11 +271,18 @@ class Report(Section):
     def latency_samples(self) -> list[float]:
         return list(self.samples.latency_ms or [])
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the report as FOLDER/NAME.json (validated, atomically); return the path."""
-        from detbench.report.schema import write_report  # schema imports this module: no import cycle
+    def save(self, folder: str | Path, force: bool = False) -> Path:
+        """Write the report as FOLDER/NAME.json (validated, atomically); return the path. A report already there is
+        replaced only by one of the same settings, as `detbench bench` would (DetbenchError naming each
+        difference); `force` replaces any."""
+        # both import this module: imported here, not at the top
+        from detbench.report.schema import write_report
+        from detbench.workflows.existing import refuse_replacing_with
 
-        return write_report(self, Path(folder) / f"{self.name}.json")
+        path = Path(folder) / f"{self.name}.json"
+        if not force:
+            refuse_replacing_with(path, self)
+        return write_report(self, path)
 
     def __repr__(self) -> str:
         return f"Report({self.metadata.model_name!r}, status {self.status!r}, median {self.latency.median_ms} ms)"

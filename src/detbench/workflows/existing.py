@@ -25,6 +25,7 @@ from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, read_list
 from detbench.errors import DetbenchError
 from detbench.flags import bench_fields, default_of, flag_name
+from detbench.report.model import Report
 from detbench.report.schema import load_report, shown
 
 SEPARATE_RUNS_DIRNAME = "separate_runs"  # OUT/separate_runs/NAME.json: a `bench` report a study replaced
@@ -78,7 +79,7 @@ def _list_sha256(cfg: BenchConfig) -> str | None:
 
 
 def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, sha256: str | None,
-                                    by_study: bool = False) -> None:
+                                    by_study: bool = False, fix: str | None = None) -> None:
     """One-line error when `path` holds a report of other settings (or is no readable report at all); with or
     without --force when `path` is not a file at all (a folder there would fail only after the whole run).
     `by_study`: see `differences`."""
@@ -94,7 +95,18 @@ def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, s
     if found:  # every difference is named: the one that matters may be any of them
         other = "this study another --out" if by_study else "this run another --name or --out"
         raise DetbenchError(f"{text.terminal(path)}: already holds a report of other settings "
-                            f"({'; '.join(found)}); give {other}, or pass --force to replace it")
+                            f"({'; '.join(found)}); {fix or f'give {other}, or pass --force to replace it'}")
+
+
+def refuse_replacing_with(path: Path, report: Report) -> None:
+    """The same rule for a finished report saved by the API (`Report.save`): a report of other settings at `path`
+    is not replaced."""
+    if report.config is None:
+        raise DetbenchError(f"{text.terminal(path)}: this report records no settings, so it cannot be checked against "
+                            f"the one there; save it with force=True or into another folder")
+    refuse_replacing_other_settings(path, BenchConfig.from_dict({**report.config, "force": False}),
+                                    str(report.metadata.device), report.metadata.weights_sha256,
+                                    fix="save into another folder, or with force=True to replace it")
 
 
 def is_separate_run(path: Path) -> bool:

@@ -1,0 +1,167 @@
+"""The user's workflow where the user runs it: a project folder holding results/runs/ of trained checkpoints and a
+clone of this repository named detbench/, the README's commands in the README's order, the spec's scripts; and a
+working folder whose .py files and detbench/ folder would run inside detbench's children if they could."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detbench.workflows.artifacts import train_tiny
+
+pytestmark = pytest.mark.slow  # trains a model, runs the scripts and a study
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "10", "--benchmark_size", "10",
+         "--threads", "1"]
+STUDY = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "20", "--benchmark_size", "10",
+         "--threads", "1", "--workers-per-model", "1", "--no-until-decided"]
+
+
+def tripwire(path: Path, marker: Path) -> None:
+    """A module that, if it is ever imported, leaves `marker` and stops the process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"open({str(marker)!r}, 'a').write({path.name!r} + '\\n')\nraise SystemExit(97)\n")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, trained_run, dataset) -> Path:
+    """results/runs/{baseline,ghost}/seed0 (trained by Ultralytics) and a clone-like detbench/ folder (no
+    __init__.py: a namespace package if Python ever looked there), whose modules are tripwires."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(trained_run, root / "results" / "runs" / "baseline" / "seed0")
+    train_tiny("ghost", dataset, root / "results" / "runs" / "ghost", "seed0")
+    clone = root / "detbench"
+    (clone / "scripts").mkdir(parents=True)
+    (clone / "README.md").write_text("# detbench\n")
+    for name in ("cli.py", "api.py", "proc.py", "__main__.py"):
+        tripwire(clone / name, root / "shadow-ran.txt")
+    return root
+
+
+def run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def script(name: str, *args: str) -> list[str]:
+    if name.endswith(".sh"):
+        return ["bash", str(REPO / "scripts" / name), *args]
+    return [sys.executable, str(REPO / "scripts" / name), *args]
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    return result.stdout
+
+
+def readme_api_snippet() -> str:
+    """The README's API example, at a tiny size on the CPU."""
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n(import detbench\n.*?)```", readme, re.S).group(1)
+    assert code.count('imgsz=640, device="0"') == 2, code
+    return code.replace('imgsz=640, device="0"', 'imgsz=64, device="cpu", warmup=2, iters=10, benchmark_size=10, '
+                                                 'threads=1')
+
+
+def test_the_quick_start_runs_as_written_in_a_project_folder_with_a_clone(project):
+    bench = project / "results" / "bench"
+    first = ok(run(script("benchmark_model.py", "--weights", "results/runs/baseline/seed0/weights/best.pt", *SMALL),
+                   project))
+    assert "✓ created benchmark list: results/bench/benchmark_list.txt" in first
+    ok(run(script("benchmark_model.py", "--weights", "results/runs/ghost/seed0/weights/best.pt", *SMALL,
+                  "--use_benchmark_list"), project))
+    separate = {name: (bench / f"{name}.json").read_bytes() for name in ("baseline", "ghost")}
+
+    # the study replaces neither silently nor refuses: each separate run is kept, and said so
+    studied = ok(run(script("batch_benchmark.sh", *STUDY), project))
+    for name in ("baseline", "ghost"):
+        assert f"kept the separate run of {name} as results/bench/separate_runs/{name}.json" in studied
+        assert (bench / "separate_runs" / f"{name}.json").read_bytes() == separate[name]
+        assert json.loads((bench / f"{name}.json").read_text())["study"]
+    assert json.loads((bench / "ghost.json").read_text())["metadata"]["iters"] == 20  # what ran: 20 rounds
+
+    # compare --output: the CSV, the Markdown and LaTeX beside it, and the plots in its folder
+    compared = ok(run(script("compare_benchmarks.py", "--output", "results/bench/comparison.csv"), project))
+    for suffix in (".csv", ".md", ".tex"):
+        assert (bench / f"comparison{suffix}").is_file() and f"comparison{suffix}" in compared
+    assert sorted(p.name for p in (bench / "plots").glob("*.png"))
+    assert "\\`" not in (bench / "comparison.md").read_text()
+
+    # the README's API example, typed as it stands from the project folder (python -c: the folder comes first)
+    api = project / "api"
+    api.mkdir()
+    snippet = readme_api_snippet().replace('r.save("results/api")', f'r.save({str(api)!r})')
+    ok(run([sys.executable, "-c", snippet], project))
+
+    # a backend without --name gets NAME@FORMAT: the PyTorch run's report is not touched
+    pytest.importorskip("onnxruntime")
+    before = (bench / "baseline.json").read_bytes()
+    onnx = ok(run(script("benchmark_model.py", "--weights", "results/runs/baseline/seed0/weights/best.pt", *SMALL,
+                         "--use_benchmark_list", "--format", "onnx"), project))
+    assert "✓ saved: results/bench/baseline@onnx.json" in onnx
+    assert (bench / "baseline.json").read_bytes() == before
+
+    # the spec's test command, from the project folder: collection and one file of the suite
+    collected = ok(run(script("test_benchmark.py", "--collect-only", "-p", "no:cacheprovider"), project))
+    assert re.search(r"^\d+ tests collected in ", collected, re.M) and "errors" not in collected.splitlines()[-1]
+    ok(run(script("test_benchmark.py", str(REPO / "tests" / "test_budget.py"), "-p", "no:cacheprovider"), project))
+
+    # the helper files, named in the README, go with one command; the results stay
+    helpers = [bench / ".detbench-cache", bench / "benchmark_list.txt.lock", bench / ".detbench-study.lock"]
+    assert all(os.path.lexists(path) for path in helpers)
+    cleaned = ok(run([sys.executable, "-m", "detbench.cli", "clean"], project))
+    assert "✓ removed results/bench/.detbench-cache" in cleaned
+    assert not any(os.path.lexists(path) for path in helpers)
+    assert {p.name for p in bench.glob("*.json")} >= {"baseline.json", "ghost.json", "study.json",
+                                                      "baseline@onnx.json"}
+    assert not (project / "shadow-ran.txt").exists()
+
+
+def test_python_files_in_the_working_folder_never_run_in_detbench_children(project, tmp_path, dataset):
+    """resource.py (imported by the bounded check), runpy.py (by every `python -m`) and the detbench/ tripwires:
+    the study's coordinator, the bounded check and the workers, and a sweep's study, all started from that folder."""
+    marker = tmp_path / "ran.txt"
+    for name in ("resource.py", "runpy.py"):
+        tripwire(tmp_path / name, marker)
+    for name in ("cli.py", "__main__.py"):
+        tripwire(tmp_path / "detbench" / "study" / name, marker)
+        tripwire(tmp_path / "detbench" / name, marker)
+    runs = project / "results" / "runs"
+    ok(run(script("batch_benchmark.sh", "--runs", str(runs), "--out", str(tmp_path / "study"), "--data", str(dataset),
+                  *STUDY), tmp_path))
+    assert not marker.exists(), marker.read_text()
+    console = Path(sys.executable).with_name("detbench")
+    if console.is_file():
+        shutil.copytree(runs, tmp_path / "results" / "runs")  # the sweep's models: run folders under results/runs
+        spec = tmp_path / "sweep.yaml"
+        spec.write_text(json.dumps({"models": ["baseline", "ghost"], "data": str(dataset),
+                                    "axes": {"imgsz": [64], "threads": [1]},
+                                    "settings": {"warmup": 2, "iters": 10, "workers_per_model": 1,
+                                                 "until_decided": False, "benchmark_size": 10}}))
+        ok(run([str(console), "sweep", str(spec), "--out", str(tmp_path / "sweep")], tmp_path))
+        assert not marker.exists(), marker.read_text()
+    # the payloads are real: `python -m`, as the children were started before, runs them
+    control = run([sys.executable, "-m", "detbench.models.sandbox"], tmp_path, timeout=60)
+    assert control.returncode == 97 and marker.exists()
+
+
+def test_a_namespace_detbench_is_refused_in_one_line(tmp_path):
+    """An installation where a folder named detbench/ without __init__.py wins (the editable finder of a flat
+    layout did that): the command line refuses to run as that namespace package, in one line."""
+    package = Path(__import__("detbench").__file__).parent
+    code = ("import sys, types; shadow = types.ModuleType('detbench'); shadow.__path__ = [" + repr(str(package))
+            + ", " + repr(str(tmp_path)) + "]; sys.modules['detbench'] = shadow; "
+            "from detbench.cli import main; sys.exit(main(['--version']))")
+    result = run([sys.executable, "-c", code], tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: 'detbench' was imported from {package}, {tmp_path}, a folder without "
+                           "__init__.py that shadows the installed package;"), line
