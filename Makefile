@@ -3,30 +3,39 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# `make setup` (and `make demo`): detbench with the CPU backends (ONNX Runtime, OpenVINO)
 STAMP := $(VENV)/.detbench-installed
+# `make test` adds the test tools and Ray (the sweep tests run a local Ray cluster)
+DEV_STAMP := $(VENV)/.detbench-dev-installed
 # Most tests wait on a child process using one core: two pytest workers, each kept to its own cores
 # (tests/conftest.py), keep both cores busy.
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint clean
+.PHONY: setup setup-dev demo test lint clean
 
 setup: $(STAMP)
+
+setup-dev: $(DEV_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,onnx,openvino,ray]'
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[onnx,openvino]'
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,onnx,openvino,ray]'
+	touch $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/detbench demo
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=12
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks
 
 clean:
