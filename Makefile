@@ -39,4 +39,4 @@ lint: $(DEV_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks
 
 clean:
-	rm -rf demo .pytest_cache build *.egg-info
+	rm -rf demo .pytest_cache build *.egg-info src/*.egg-info

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import common
 
+from detbench.proc import python_module
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +36,7 @@ def main() -> int:
     weights = save_untrained("yolov8n.yaml", work / "yolov8n.pt", data)
     formats = ["pytorch", *[f.strip() for f in opts.formats.split(",") if f.strip()]]
     out = work / "study"
-    command = [sys.executable, "-m", "detbench.cli", "ablate", "--models",
+    command = [*python_module(sys.executable, "detbench.cli"), "ablate", "--models",
                ",".join(f"{weights}@{fmt}" for fmt in formats), "--baseline", "yolov8n@pytorch", "--out", str(out),
                "--data", str(data), "--imgsz", str(opts.imgsz), "--threads", str(opts.threads), "--device", "cpu",
                "--max-time", str(opts.max_time), "--quiet"]
@@ -52,7 +54,7 @@ def main() -> int:
         export = "reused" if backend["exported"]["reused"] else "made"
         print(f"{fmt:<12} {backend['runtime']} {backend['version']}: threads {backend['threads']}; parity {shown}, "
               f"within tolerance {parity['within_tolerance']}; export {export}")
-    compared = subprocess.run([sys.executable, "-m", "detbench.cli", "compare", str(out), "--baseline",
+    compared = subprocess.run([*python_module(sys.executable, "detbench.cli"), "compare", str(out), "--baseline",
                                "yolov8n@pytorch"], capture_output=True, text=True)
     print(compared.stdout)
     return compared.returncode

@@ -47,14 +47,16 @@ from pathlib import Path
 import common
 from scipy import stats
 
+from detbench.proc import python_module
+
 MODELS = ("yolov8n.yaml", "ghost")
 TARGET_PCT = 2.0
 
 
 def cli(*args: str, cwd: Path, cpus: list[int] | None = None) -> None:
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    result = subprocess.run([sys.executable, "-m", "detbench.cli", *args], cwd=cwd, capture_output=True, text=True,
-                            preexec_fn=pin)
+    result = subprocess.run(python_module(sys.executable, "detbench.cli", *args), cwd=cwd, capture_output=True,
+                            text=True, preexec_fn=pin)
     if result.returncode != 0:
         print(result.stdout[-2000:] + result.stderr[-2000:])
         raise SystemExit(f"detbench {args[0]} failed (exit {result.returncode})")

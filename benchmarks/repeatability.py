@@ -20,6 +20,7 @@ from pathlib import Path
 import common
 import numpy as np
 
+from detbench.proc import python_module
 from detbench.report.schema import load_report
 
 
@@ -38,7 +39,7 @@ def main() -> int:
     data = common.dataset(work)
     medians, lines = [], []
     for k in range(args.runs):
-        command = [sys.executable, "-m", "detbench.cli", "bench", "--weights", args.weights, "--imgsz",
+        command = [*python_module(sys.executable, "detbench.cli"), "bench", "--weights", args.weights, "--imgsz",
                    str(args.imgsz), "--device", "cpu", "--warmup", str(args.warmup), "--iters", str(args.iters),
                    "--data", str(data), "--out", str(work / "bench"), "--name", f"run{k}"]
         if args.threads:

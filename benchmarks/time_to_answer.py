@@ -26,12 +26,14 @@ from pathlib import Path
 
 import common
 
+from detbench.proc import python_module
+
 SETUP = ("import", "load", "list", "flops", "decode")
 LOOPS = ("warmup", "timed", "pipeline")
 
 
 def run_demo(workspace: Path, extra: list[str]) -> float:
-    command = [sys.executable, "-m", "detbench.cli", "demo", "--workspace", str(workspace), *extra]
+    command = [*python_module(sys.executable, "detbench.cli"), "demo", "--workspace", str(workspace), *extra]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import common
 
+from detbench.proc import python_module
+
 PLUGIN = '''"""Two wrapper layers that add a known share to every forward's own time.
 
 StartClock wraps the first layer and notes when the forward began; ProportionalDelay wraps the last layer
@@ -90,7 +92,8 @@ RIGHT = {"aa": ("equivalent", "undecided"), "plus": ("slower",), "minus": ("fast
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "detbench.cli", *args], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run(python_module(sys.executable, "detbench.cli", *args), cwd=cwd, capture_output=True,
+                            text=True)
     if result.returncode != 0:
         print(result.stdout[-2000:] + result.stderr[-2000:])
         raise SystemExit(f"detbench {args[0]} failed (exit {result.returncode})")
@@ -153,7 +156,8 @@ def trial(kind: str, seed: int, runs: Path, work: Path, plugin: Path, data: Path
     shared_list = work / "benchmark_list.txt"
     reuse = ["--use_benchmark_list"] if shared_list.exists() else []
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "detbench.cli", "ablate", "--runs", str(runs), "--out", str(out),
+    result = subprocess.run([*python_module(sys.executable, "detbench.cli", "ablate"), "--runs", str(runs),
+                             "--out", str(out),
                              "--list", str(shared_list), *reuse, "--data", str(data), "--imgsz", str(opts.imgsz),
                              "--threads", str(opts.threads), "--device", "cpu", "--workers-per-model",
                              str(opts.workers_per_model), "--iters", str(opts.iters), "--max-time",

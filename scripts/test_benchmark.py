@@ -11,16 +11,26 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
+sys.path[:] = [entry for entry in sys.path if os.path.isabs(entry)]  # no relative entry: the working folder
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _from_here(arg: str) -> str:
+    """A test path (a .py file or a folder, maybe with ::node) given from the caller's folder, made absolute."""
+    path, sep, node = arg.partition("::")
+    if arg.startswith("-") or not (path.endswith(".py") or os.path.isdir(path)) or not os.path.exists(path):
+        return arg
+    return str(Path(path).resolve()) + sep + node
+
+
 def pytest_args(extra: list[str]) -> list[str]:
     """pytest's arguments, to run from the repository's root (where its configuration names the tests folder)."""
-    # a path that exists from the caller's folder stays that path once the suite runs from the repository
-    given = [str(Path(arg).resolve()) if not arg.startswith("-") and os.path.exists(arg) else arg for arg in extra]
-    chose_workers = any(arg.startswith(("-n", "--numprocesses")) for arg in given)
+    given = [_from_here(arg) for arg in extra]
+    chose_workers = any(arg.startswith(("-n", "--numprocesses")) or arg in ("no:xdist", "-pno:xdist")
+                        for arg in given)
     parallel = ["-n", "2", "--dist", "loadfile"] if importlib.util.find_spec("xdist") and not chose_workers else []
     return ["-q", *parallel, *given]
 

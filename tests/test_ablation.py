@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,30 @@ def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, 
     again = run_cli("ablate", *FIXED, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert (bench / "separate_runs" / "ghost-2.json").read_bytes() == before
+    # a separate_runs that is a link is refused before the study runs, not after it
+    (bench / "ghost.json").write_bytes(before)
+    shutil.move(bench / "separate_runs", tmp_path / "elsewhere")
+    (bench / "separate_runs").symlink_to(tmp_path / "elsewhere")
+    study_before = (bench / "study.json").read_bytes()
+    refused = run_cli("ablate", *FIXED, cwd=tmp_path)
+    assert refused.returncode == 2 and "separate_runs: is a symlink or not a folder" in refused.stderr
+    assert (bench / "study.json").read_bytes() == study_before and (bench / "ghost.json").read_bytes() == before
+    # a report of another backend under the same name is no separate run of the study's model: refused as before
+    (bench / "separate_runs").unlink()
+    onnx = run_cli("ablate", *FIXED, "--format", "onnx", "--models", "ghost", cwd=tmp_path)
+    assert onnx.returncode == 2, onnx.stderr
+    assert ("ghost.json: already holds a report of other settings (made by `detbench bench`, not by a study; "
+            "--iters 5, now 40; --format 'pytorch', now 'onnx')") in onnx.stderr
+    assert (bench / "ghost.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(("quiet", "every"), [(False, 15.0), (True, None)])
+def test_quiet_turns_the_progress_lines_off(tmp_path, quiet, every):
+    from detbench.study import ablation
+    from detbench.study.options import bench_defaults
+
+    values = {**bench_defaults(), "threads": 1}
+    study = ablation._Study(AblationOptions(quiet=quiet), print, values, BenchConfig(weights="x", threads=1), "cpu",
+                            tmp_path, tmp_path / "benchmark_list.txt", [ModelRun("baseline", "baseline")], "baseline",
+                            sys.executable)
+    assert ablation._plan(study, "0" * 64).progress_every == every

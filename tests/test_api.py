@@ -47,6 +47,8 @@ def test_the_documented_example_works_and_writes_nothing_unless_asked(tmp_path, 
         other.save(tmp_path / "bench")
     assert path.read_bytes() == saved
     assert json.loads(other.save(tmp_path / "bench", force=True).read_text())["metadata"]["imgsz"] == 96
+    other.config = None  # e.g. a version-1 report read back: nothing to compare, nothing in the way in a new folder
+    assert other.save(tmp_path / "fresh").is_file()
 
 
 def test_importing_detbench_changes_nothing_in_the_process():

@@ -251,7 +251,7 @@ def test_a_model_built_from_a_yaml_is_exported_afresh_and_never_cached(cli, tmp_
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(not cached)" in result.stdout
-    report = load_report(tmp_path / "results" / "bench" / "yolov8n.json")
+    report = load_report(tmp_path / "results" / "bench" / "yolov8n@onnx.json")  # NAME@FORMAT without --name
     assert report.settings.backend["exported"]["cached_at"] is None and report.parity["within_tolerance"]
 
 

@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from detbench.stats import paired
 from detbench.study import budget
 
 LOOKS = [150, 240, 384, 614, 983, 1573]
+UNCAPPED = [*LOOKS[:-1], 10**6]  # six looks (the same t), the last one beyond any budget here
 
 
 def warmups(median_ms: float, log_sd: float, workers: int = 2) -> list[list[float]]:
@@ -19,6 +21,11 @@ def warmups(median_ms: float, log_sd: float, workers: int = 2) -> list[list[floa
     return [[5 * median_ms] * len(tail) + list(tail) for _ in range(workers)]
 
 
+def estimate(models, max_time=600.0, looks=LOOKS, comparisons=None):
+    return budget.estimate(models, "baseline", 2, 1, max_time, looks, 0.05, 0.02,
+                           comparisons=len(models) - 1 if comparisons is None else comparisons, first_look=40)
+
+
 def test_forward_noise_reads_the_second_half_of_the_warm_up():
     median, spread = budget.forward_noise(warmups(80.0, 0.1)[0])
     assert median == pytest.approx(80.0) and spread == pytest.approx(0.1)
@@ -26,47 +33,63 @@ def test_forward_noise_reads_the_second_half_of_the_warm_up():
 
 
 def test_rounds_and_interval_follow_the_turns_and_the_noise():
-    found = budget.estimate({"baseline": warmups(80.0, 0.1), "ghost": warmups(60.0, 0.05)}, "baseline", 2, 1,
-                            600.0, LOOKS, 0.05, 0.02)
+    models = {"baseline": warmups(80.0, 0.1), "ghost": warmups(60.0, 0.05)}
+    found = estimate(models, looks=UNCAPPED)
     assert found.round_s == pytest.approx(2 * 2 * (80.0 + 60.0) / 1000)  # W workers x (turn warm-up + 1) forwards
-    assert found.rounds == int(600.0 / found.round_s)
-    assert found.noise_pct == pytest.approx(100 * math.expm1(0.1))  # the noisier model of the pair
-    uncapped = [*LOOKS[:-1], 10**6]  # six looks (the same t), the last one beyond both budgets
-    found = budget.estimate({"baseline": warmups(80.0, 0.1), "ghost": warmups(60.0, 0.05)}, "baseline", 2, 1,
-                            600.0, uncapped, 0.05, 0.02)
-    longer = budget.estimate({"baseline": warmups(80.0, 0.1), "ghost": warmups(60.0, 0.05)}, "baseline", 2, 1,
-                             2400.0, uncapped, 0.05, 0.02)
+    assert found.rounds == found.fit_rounds == int(600.0 / found.round_s)
+    assert found.noise_log == pytest.approx(0.1)  # the noisier model of the pair
+    t = paired.t_quantile(1 - 0.05 / 6 / 1 / 2, paired.MAX_BATCHES - 1)
+    assert math.log1p(found.half_width_pct / 100) == pytest.approx(t * math.sqrt(2 * 0.1 ** 2 / (2 * found.rounds)))
+    longer = estimate(models, max_time=2400.0, looks=UNCAPPED)
     # four times the rounds: half the interval (on the log scale)
     assert math.log1p(longer.half_width_pct / 100) == pytest.approx(math.log1p(found.half_width_pct / 100) / 2,
                                                                      rel=0.01)
+    # Holm's family is the comparisons the study planned, a failed model's included: a wider interval
+    assert estimate(models, looks=UNCAPPED, comparisons=5).half_width_pct > found.half_width_pct
 
 
-def test_the_time_it_names_for_equivalence_brings_the_interval_to_half_the_margin():
+def test_the_rounds_it_names_for_equivalence_bring_the_interval_to_half_the_margin():
     models = {"baseline": warmups(80.0, 0.15), "eca": warmups(81.0, 0.15), "p2": warmups(150.0, 0.15)}
-    found = budget.estimate(models, "baseline", 2, 1, 600.0, LOOKS, 0.05, 0.02)
-    assert not found.can_show_equivalence and found.decidable_pct > 2
-    enough = budget.estimate(models, "baseline", 2, 1, found.seconds_for_equivalence, [10**9], 0.05, 0.02)
-    # the same t (one planned look there, against six here) changes the bound: compare on the batch-means scale
-    assert found.rounds_for_equivalence == pytest.approx(found.rounds * (math.log1p(found.half_width_pct / 100)
-                                                                         / (math.log1p(0.02) / 2)) ** 2)
-    assert enough.rounds == pytest.approx(found.rounds_for_equivalence, rel=0.01)
-    (said, advice) = found.lines(models=3)
+    found = estimate(models)
+    assert not found.can_show_equivalence and found.half_width_pct > 2
+    enough = estimate(models, max_time=found.rounds_for_equivalence * found.round_s * 1.001, looks=UNCAPPED)
+    assert math.log1p(enough.half_width_pct / 100) == pytest.approx(math.log1p(0.02) / 2, rel=0.01)
+    said, advice = found.lines(models=3)
     assert said.startswith(f"· budget: about {found.rounds} rounds in 600 s of turns")
     assert "no model can be shown equivalent within ±2 %" in said
     assert advice.startswith("  to decide ±2 %: about --max-time ")
-    assert "smaller --imgsz" in advice and "fewer models" in advice
     assert "--iters" in advice  # more rounds than the last planned look (1573): --iters sets it
+    assert "smaller --imgsz" in advice and "fewer models" in advice
 
 
 def test_a_budget_that_suffices_gives_no_advice():
-    found = budget.estimate({"baseline": warmups(5.0, 0.02), "ghost": warmups(4.0, 0.02)}, "baseline", 2, 1, 600.0,
-                            LOOKS, 0.05, 0.02)
-    assert found.rounds == LOOKS[-1]  # the last planned look comes before --max-time
-    assert found.can_show_equivalence and len(found.lines(models=2)) == 1
+    found = estimate({"baseline": warmups(5.0, 0.02), "ghost": warmups(4.0, 0.02)})
+    assert found.rounds == LOOKS[-1] < found.fit_rounds  # the last planned look comes before --max-time
+    (said,) = found.lines(models=2)
+    assert "the last planned look, set by --iters, after about" in said and found.can_show_equivalence
 
 
-def test_no_estimate_without_enough_warm_up_or_without_the_baseline():
-    assert budget.estimate({"baseline": [[10.0, 10.0]], "ghost": warmups(5.0, 0.1)}, "baseline", 2, 1, 600.0,
-                           LOOKS, 0.05, 0.02) is None
-    assert budget.estimate({"ghost": warmups(5.0, 0.1), "eca": warmups(5.0, 0.1)}, "baseline", 2, 1, 600.0,
-                           LOOKS, 0.05, 0.02) is None
+def test_when_the_last_look_comes_first_the_advice_names_iters_not_max_time():
+    found = estimate({"baseline": warmups(5.0, 0.3), "ghost": warmups(5.0, 0.3)}, looks=[40, 64, 102, 164, 262, 419])
+    assert found.rounds == 419 and found.rounds * found.round_s < 600
+    advice = found.lines(models=2)[1]
+    assert "--iters" in advice and "--max-time" not in advice, advice
+
+
+@pytest.mark.parametrize("max_time", [1.0, 5.0])
+def test_too_little_time_for_an_interval_says_nothing_can_be_decided(max_time):
+    found = estimate({"baseline": warmups(500.0, 0.1), "ghost": warmups(500.0, 0.1)}, max_time=max_time)
+    assert found.rounds < budget.INTERVAL_ROUNDS and found.half_width_pct is None
+    said, advice = found.lines(models=2)
+    assert said.endswith(f"fewer than the {budget.INTERVAL_ROUNDS} an interval needs: nothing can be decided")
+    assert "--max-time" in advice
+
+
+def test_without_a_spread_the_rounds_are_still_said_and_without_warm_up_nothing():
+    few = estimate({"baseline": [[10.0, 10.0]], "ghost": warmups(5.0, 0.1)})  # --warmup 2
+    assert few.round_s == pytest.approx(2 * 2 * (10.0 + 5.0) / 1000) and few.half_width_pct is None
+    (said,) = few.lines(models=2)
+    assert "the interval is not estimated (too few warm-up forwards" in said
+    assert estimate({"baseline": [[], []], "ghost": warmups(5.0, 0.1)}) is None  # --warmup 0: nothing to time
+    assert budget.estimate({"ghost": warmups(5.0, 0.1), "eca": warmups(5.0, 0.1)}, "baseline", 2, 1, 600.0, LOOKS,
+                           0.05, 0.02, comparisons=1, first_look=40) is None

@@ -451,6 +451,8 @@ def two_reports(tmp_path, real_report) -> Path:
      "error: --plots {bench}/other.json: {bench}/other.json is a file, not a folder; give a folder"),
     (["--format", "md", "--output", "{tmp}/folder.csv"], "error: --output {tmp}/folder.csv: is a folder"),
     (["--output", "{bench}/other.json"], "error: --output {bench}/other.json: is one of the reports being compared"),
+    (["--output", "{tmp}/c.md"], "error: --output {tmp}/c.md: names the CSV, and the .md and .tex are written beside "
+                                 "it; give a .csv path, e.g. --output {tmp}/c.csv"),
 ])
 def test_output_places_are_checked_before_anything_is_written(tmp_path, two_reports, flags, message):
     (tmp_path / "folder.csv").mkdir()

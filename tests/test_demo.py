@@ -37,7 +37,9 @@ def test_demo_end_to_end_at_tiny_settings(tmp_path):
         ckpt = load_checkpoint(ws / "results" / "runs" / name / "seed0" / "weights" / "best.pt")
         assert Path(ckpt["train_args"]["data"]) == data_yaml.resolve()
         report = load_report(bench / f"{name}.json").to_dict()
-        assert (report["metadata"]["imgsz"], report["metadata"]["iters"]) == (64, 20)
+        metadata = report["metadata"]
+        assert (metadata["imgsz"], metadata["iters_requested"]) == (64, 20)
+        assert metadata["iters"] == len(report["samples"]["latency_ms"]) >= 20  # the turns the study ran
 
     with (bench / "comparison.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))

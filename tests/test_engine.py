@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from detbench.config import BenchConfig
+from detbench.stats import paired
 from detbench.study import engine
 
 pytestmark = pytest.mark.slow  # it starts processes (stand-in workers, without torch: a few seconds in all)
@@ -113,40 +114,55 @@ def test_a_worker_that_dies_in_a_probe_fails_its_model_saying_so_and_the_others_
     assert all(not alive(w.process.pid) for w in outcome.workers)
 
 
-def test_a_slow_study_looks_by_time_before_max_time_and_says_where_it_is(tmp_path, monkeypatch):
-    """Rounds that take long: the planned looks' rounds (400, 640, ...) never come within --max-time, so each look
-    comes when its share of max-time has run (with at least 40 rounds, and 1.6 times the previous look's), where
-    the study used to look once, at max-time. Every turn takes 1/256 s on a fake clock: 4 turns, 1/64 s a round."""
+def test_a_slow_study_looks_within_max_time_at_rounds_fixed_before_its_first_round(tmp_path, monkeypatch):
+    """Rounds that take long: the planned looks' rounds (400, 640, ...) never come within --max-time, so after the
+    warm-up each look is brought forward to the round where its share of max-time should run out, at the round time
+    the warm-ups give (at least 40 rounds, and 1.6 times the previous look's), where the study used to look once, at
+    max-time. Every turn takes 1/256 s on a fake clock: 4 turns, 1/64 s a round; the stand-in workers' warm-ups
+    (about 10 ms a forward, 2 forwards a turn) give 0.08 s a round."""
     ticks = itertools.count()
     monkeypatch.setattr(engine.time, "perf_counter", lambda: next(ticks) / 256)  # a tick between two readings
     lines: list[str] = []
     outcome = engine.run_study(plan(tmp_path, ["base", "other"], min_rounds=400, max_time=100 / 64,
                                     progress_every=0.0), lines.append)
-    looks = [look["rounds"] for look in outcome.looks]
-    assert outcome.plan.looks[0] == 400 and outcome.plan.look_times == pytest.approx(
-        [100 / 64 * k / 6 for k in range(1, 7)])
-    assert looks == [40, 64, 100]  # 40: the first look's fewest rounds; 64 = ceil(1.6 * 40); 100: at max-time
+    assert outcome.plan.looks[:2] == [400, 640] and outcome.budget.round_s == pytest.approx(0.08, rel=0.05)
+    assert outcome.look_schedule[:3] == [40, 64, 103]  # ceil(1.6 * 40) = 64; ceil(1.6 * 64) = 103
+    assert [look["rounds"] for look in outcome.looks] == [40, 64, 100]  # 100: --max-time ran out first
     assert outcome.stop_reason == "--max-time 1.5625 s of turns reached"
     assert len(outcome.workers) == 2 * 2 * 3  # fresh workers after each look but the last
+    assert any(line.startswith("  looks at rounds 40, 64, 103, ") for line in lines), lines
+    # what compare does: the study's looks replayed from the samples give the study's own verdicts
+    series = {name: [w.turns for w in outcome.workers if w.model == name] for name in ("base", "other")}
+    replayed = paired.replay(series, "base", outcome.plan.alpha, outcome.plan.min_effect,
+                             [look["rounds"] for look in outcome.looks], len(outcome.plan.looks), 1)
+    assert [r.as_dict() for r in replayed] == [r.as_dict() for r in outcome.results]
     # a progress line after every round (progress_every 0): the round, the time left, the next look, the intervals
     progress = [line for line in lines if re.match(r"  round \d+: ", line)]
-    assert len(progress) == outcome.rounds_done - len(looks)
-    assert progress[0].startswith("  round 1: 0 s of turns, 2 s left; next look at round 400 or 0 s of turns")
+    assert len(progress) == outcome.rounds_done - len(outcome.looks)
+    assert progress[0].startswith("  round 1: 0 s of turns, 2 s left; next look at round 40")
     round_10 = next(line for line in progress if line.startswith("  round 10: "))
-    assert round_10.endswith("; intervals from round 20")
+    assert round_10.endswith("next look at round 40; intervals from round 20")
     round_30 = next(line for line in progress if line.startswith("  round 30: "))
-    assert "next look at round 40;" in round_30  # its time share has passed: it waits for 40 rounds
     assert re.search(r"so far \(interim, no verdict\): other [+-]\d+\.\d % \[[+-]\d+\.\d, [+-]\d+\.\d\]$", round_30)
     assert any(re.match(r"  look 1 of 6 at round 40: [01]/1 decided \(1 s of turns\); other [+-]", line)
                for line in lines), lines
-    # the budget, said before the first round from the warm-ups: 4 turns of 2 forwards of about 10 ms a round
+    # the budget, said before the first round
     budget_line = next(line for line in lines if line.startswith("· budget: about "))
     assert lines.index(budget_line) < lines.index(progress[0])
-    assert outcome.budget is not None and outcome.budget.round_s == pytest.approx(0.08, rel=0.05)
     assert outcome.budget.rounds == math.floor(100 / 64 / outcome.budget.round_s)
 
 
+def test_a_fast_study_keeps_its_planned_looks(tmp_path):
+    outcome = engine.run_study(plan(tmp_path, ["base", "same"]), [].append)
+    assert outcome.look_schedule == outcome.plan.looks == [look["rounds"] for look in outcome.looks]
+
+
 def test_quiet_studies_print_no_progress_lines(tmp_path):
-    lines: list[str] = []
-    engine.run_study(plan(tmp_path, ["base", "same"], until_decided=False, progress_every=None), lines.append)
-    assert not [line for line in lines if re.match(r"  (round \d+|generation \d+ starting):", line)]
+    said = {}
+    for every in (0.0, None):  # a line whenever one may come, or never (--quiet)
+        (tmp_path / str(every)).mkdir()
+        lines: list[str] = []
+        engine.run_study(plan(tmp_path / str(every), ["base", "same"], until_decided=False, progress_every=every),
+                         lines.append)
+        said[every] = [line for line in lines if re.match(r"  (round \d+|generation \d+ starting):", line)]
+    assert len(said[0.0]) > 30 and said[None] == []

@@ -49,6 +49,9 @@ def compare_outputs(output: str | None, formats: list[str], plots: str | None) -
     its folder's plots/ (the README's Outputs); without it, what --format and --plots ask."""
     if output is None:
         return formats, plots
+    if Path(output).suffix.lower() in (".md", ".tex"):  # the CSV and that table would take the same file
+        raise DetbenchError(f"--output {terminal(output)}: names the CSV, and the .md and .tex are written beside "
+                            f"it; give a .csv path, e.g. --output {terminal(Path(output).with_suffix('.csv'))}")
     return list(TABLE_FORMATS), plots if plots is not None else str(Path(output).parent / "plots")
 
 

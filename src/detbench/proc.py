@@ -26,10 +26,11 @@ KILL_WAIT_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
-# `python -c` puts the working folder ('') first on sys.path, unless the interpreter runs with -P /
-# PYTHONSAFEPATH (3.11+); it is dropped before the module is imported, and the module runs as `-m` would run it
-# (`sys` is built in: nothing is imported before the entry goes)
-_SAFE_MODULE_BOOTSTRAP = ("import sys; getattr(sys.flags, 'safe_path', False) or sys.path.pop(0); import runpy; "
+# `python -c` puts the working folder ('') first on sys.path, and an empty or relative PYTHONPATH entry (as
+# `PYTHONPATH=$PYTHONPATH:/x` leaves) is the working folder again: only absolute entries are kept before the module
+# is imported, and the module runs as `-m` would run it. (`sys` is built in and `os` is loaded at start-up, so
+# nothing is looked up on the path before that.)
+_SAFE_MODULE_BOOTSTRAP = ("import sys, os; sys.path[:] = [p for p in sys.path if os.path.isabs(p)]; import runpy; "
                           "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
 
 
@@ -82,8 +83,17 @@ def keep_to_cpus() -> bool:
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment plus the parent pid a child needs for `die_with_parent`."""
-    return {**os.environ, **(extra or {}), PARENT_ENV: str(os.getpid())}
+    """This process's environment plus the parent pid a child needs for `die_with_parent`; PYTHONPATH keeps only
+    its absolute entries (an empty or relative one, as `PYTHONPATH=$PYTHONPATH:/x` leaves, is the working
+    folder again)."""
+    env = {**os.environ, **(extra or {}), PARENT_ENV: str(os.getpid())}
+    if "PYTHONPATH" in env:
+        kept = [entry for entry in env["PYTHONPATH"].split(os.pathsep) if os.path.isabs(entry)]
+        if kept:
+            env["PYTHONPATH"] = os.pathsep.join(kept)
+        else:
+            del env["PYTHONPATH"]
+    return env
 
 
 def spawn_child(argv: Sequence[str], extra_env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:

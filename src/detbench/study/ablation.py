@@ -61,6 +61,7 @@ from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
 from detbench.workflows.existing import (
     is_separate_run,
     refuse_replacing_other_settings,
+    separate_runs_problem,
     set_aside,
     set_aside_path,
 )
@@ -283,13 +284,16 @@ def refuse_replacing_reports(study: _Study) -> None:
     file."""
     for run in study.runs:
         path = study.out / f"{run.name}.json"
-        if is_separate_run(path):
+        if is_separate_run(path, model_config(study, run).format):
             study.separate_runs.append(run.name)
             study.echo(f"· {path} holds a separate `detbench bench` run of {run.name}: the study's report takes its "
                        f"place, and the run is kept as {set_aside_path(path)}")
         elif not (study.opts.force or study.opts.replace_reports):
             # weights are not compared here (a retrained model replaces its study's report)
             refuse_replacing_other_settings(path, model_config(study, run), study.device, None, by_study=True)
+    problem = separate_runs_problem(study.out) if study.separate_runs else None
+    if problem:  # found now, not after the whole study has run
+        raise DetbenchError(problem)
 
 
 def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:
@@ -354,12 +358,18 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
             merged[run.name] = merge_workers([load_report(path) for path in parts], run.name)
         except DetbenchError as exc:
             failed[run.name] = str(exc)
+    for name in [name for name in merged if name in study.separate_runs]:  # kept aside first, or not replaced
+        path, fmt = study.out / f"{name}.json", (merged[name].config or {}).get("format", "pytorch")
+        try:
+            if is_separate_run(path, fmt):
+                study.echo(f"  kept the separate run of {name} as {set_aside(path)}")
+        except (DetbenchError, OSError) as exc:
+            failed[name] = f"its separate run {path} could not be kept aside ({exc}), so it was not replaced"
+            del merged[name]
     written: dict[str, Report] = {}
     for name, report in merged.items():
         report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks], finished_models=list(merged))
         try:
-            if name in study.separate_runs and is_separate_run(study.out / f"{name}.json"):
-                study.echo(f"  kept the separate run of {name} as {set_aside(study.out / f'{name}.json')}")
             write_report(report, study.out / f"{name}.json")
             written[name] = report
         except (DetbenchError, OSError) as exc:
@@ -397,6 +407,7 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
     return {
         "stop_reason": outcome.stop_reason, "rounds_done": outcome.rounds_done,
         "budget": outcome.budget.record() if outcome.budget is not None else None,
+        "look_schedule": outcome.look_schedule,
         "turn_seconds": round(outcome.turn_seconds, 3), "looks": outcome.looks,
         **_bias_record(outcome),
         "comparisons": [result.as_dict() for result in outcome.results],

@@ -1,18 +1,20 @@
 """What a study's time budget can decide, estimated before its first round from the workers' warm-ups.
 
 After the first generation has warmed up, each model's forward time and the spread of its warm-up forwards are
-known. With `--max-time` seconds of turns and rounds of one turn per worker, the study gets about
-R = max_time / (seconds of one round) rounds (at most its last planned look). The per-round statistic of a
-comparison averages W workers of each model, so its standard error after R rounds is about
-sqrt(2 s^2 / (W R)) with s the larger of the two models' per-forward log spreads, and the interval at the last
-look is that times Student's t at the level of the last look's first Holm step (alpha / looks / comparisons),
-on MAX_BATCHES - 1 degrees of freedom.
+known. A round gives every worker one turn of `turn_warmup` + 1 forwards, so it takes about
+sum over models of W (turn_warmup + 1) forward_ms; with `--max-time` seconds of turns the study gets about
+R = max_time / round_s rounds, never more than its last planned look. The per-round statistic of a comparison
+averages W workers of each model, so its standard error after R rounds is about sqrt(2 s^2 / (W R)), s the larger
+of the two models' per-forward log spreads, and the interval at the last look is that times Student's t at the
+level of the last look's first Holm step (alpha / looks / comparisons), on MAX_BATCHES - 1 degrees of freedom.
+The rounds that would bring that half-width down to half of --min-effect (where a true difference of 0 is called
+equivalent) follow from the same formula: 8 t^2 s^2 / (W m^2), m = log(1 + min_effect).
 
 This is a lower bound on the interval's width, and it is said so: forwards run back to back during the warm-up
 vary less than turns taken between other workers' turns, and the spread between worker processes, which every
 interval includes, is not known before the study measures it. It is meant for the advice: when even this bound
 is wider than --min-effect, the study cannot call anything equivalent and can only call differences well beyond
-the bound, and the user learns it before waiting, with what would help (time, image size, fewer models).
+the bound, and the user learns it before waiting, with what would help (time, --iters, image size, fewer models).
 """
 
 from __future__ import annotations
@@ -26,103 +28,153 @@ import numpy as np
 
 from detbench.stats import paired
 
+INTERVAL_ROUNDS = paired.MIN_BATCHES * paired.MIN_ROUNDS_PER_BATCH  # the fewest rounds that give an interval
+MIN_NOISE_FORWARDS = 4  # warm-up forwards (of the second half) that give a spread
+
 
 @dataclass(frozen=True)
 class Budget:
     round_s: float  # seconds of turns one round takes (every worker's turn)
-    rounds: int  # rounds that fit in max_time (at most the last planned look)
-    half_width_pct: float  # the interval's half-width at the last look, at best (percent)
-    noise_pct: float  # per-forward spread of the warm-ups (the larger model of each pair; percent)
+    fit_rounds: int  # rounds that fit in max_time
+    planned_looks: tuple[int, ...]  # rounds of the planned looks: the study never runs beyond the last
+    first_look: int  # the fewest rounds of a look before --max-time
     max_time: float
     min_effect: float
-    rounds_for_equivalence: float  # rounds for the half-width to fall to half of --min-effect
-    planned_looks: tuple[int, ...]  # rounds of the planned looks: the study never runs beyond the last
     workers_per_model: int
+    noise_log: float | None = None  # per-forward log spread of the warm-ups (the noisier model of a pair)
+    t: float | None = None  # Student's t of the last look's first Holm step
 
     @property
-    def seconds_for_equivalence(self) -> float:
-        return self.rounds_for_equivalence * self.round_s
+    def rounds(self) -> int:
+        """The rounds the study runs at most: those that fit, or its last planned look."""
+        return min(self.fit_rounds, self.planned_looks[-1])
+
+    @property
+    def half_width_pct(self) -> float | None:
+        """The last interval's half-width at best (percent); None without a spread or below INTERVAL_ROUNDS."""
+        if self.noise_log is None or self.t is None or self.rounds < INTERVAL_ROUNDS:
+            return None
+        return 100.0 * math.expm1(self.t * math.sqrt(2.0 * self.noise_log ** 2 / (self.workers_per_model
+                                                                                  * self.rounds)))
+
+    @property
+    def rounds_for_equivalence(self) -> float | None:
+        """Rounds that bring the half-width to half of --min-effect."""
+        if self.noise_log is None or self.t is None:
+            return None
+        margin = math.log1p(self.min_effect)
+        return 8.0 * self.t ** 2 * self.noise_log ** 2 / (self.workers_per_model * margin ** 2)
 
     @property
     def can_show_equivalence(self) -> bool:
-        return self.half_width_pct < 100.0 * self.min_effect
-
-    @property
-    def decidable_pct(self) -> float:
-        """The smallest true difference the last look can call slower or faster (at best)."""
-        return 100.0 * self.min_effect + self.half_width_pct
+        half = self.half_width_pct
+        return half is not None and half < 100.0 * self.min_effect
 
     def record(self) -> dict[str, Any]:
-        return {"round_s": round(self.round_s, 4), "rounds": self.rounds,
-                "half_width_pct_at_best": round(self.half_width_pct, 3), "noise_pct": round(self.noise_pct, 3),
-                "decidable_pct_at_best": round(self.decidable_pct, 3),
-                "seconds_for_equivalence": round(self.seconds_for_equivalence, 1),
-                "rounds_for_equivalence": round(self.rounds_for_equivalence),
-                "meaning": "estimated after the warm-up, before the first round: rounds that fit in --max-time, "
-                           "and the interval's half-width at the last look from the warm-up forwards' spread "
-                           "alone (a lower bound: turns vary more, and the spread between processes is added "
-                           "once measured)"}
+        half, needed = self.half_width_pct, self.rounds_for_equivalence
+        return {"round_s": round(self.round_s, 4), "rounds": self.rounds, "rounds_fitting_max_time": self.fit_rounds,
+                "half_width_pct_at_best": None if half is None else round(half, 3),
+                "noise_pct": None if self.noise_log is None else round(100.0 * math.expm1(self.noise_log), 3),
+                "decidable_pct_at_best": None if half is None else round(100.0 * self.min_effect + half, 3),
+                "rounds_for_equivalence": None if needed is None else math.ceil(needed),
+                "meaning": "estimated after the warm-up, before the first round: the rounds the study can run "
+                           "(those that fit in --max-time, at most its last planned look) and the interval's "
+                           "half-width at the last look from the warm-up forwards' spread alone (a lower bound: "
+                           "turns vary more, and the spread between processes is added once measured)"}
 
     def lines(self, models: int) -> list[str]:
         """The estimate and, where the budget falls short, what would help."""
-        effect = 100.0 * self.min_effect
-        found = [f"· budget: about {self.rounds} rounds in {self.max_time:g} s of turns ({self.round_s:.2f} s a "
-                 f"round); at best the last interval is ±{self.half_width_pct:.1f} % (warm-up spread "
-                 f"{self.noise_pct:.1f} % per forward), so differences beyond about ±{self.decidable_pct:.0f} % can "
-                 f"be decided" + ("" if self.can_show_equivalence else
-                                  f", and no model can be shown equivalent within ±{effect:g} %")]
-        if not self.can_show_equivalence or self.decidable_pct > 4 * effect:
-            more = f"--max-time {_round_up(self.seconds_for_equivalence):g}"
+        effect, half = 100.0 * self.min_effect, self.half_width_pct
+        said = f"· budget: about {self.rounds} rounds"
+        if self.fit_rounds > self.planned_looks[-1]:
+            said += (f" (the last planned look, set by --iters, after about {self.rounds * self.round_s:.0f} of the "
+                     f"{self.max_time:g} s of turns allowed)")
+        else:
+            said += f" in {self.max_time:g} s of turns"
+        said += f" ({self.round_s:.2f} s a round)"
+        if self.rounds < INTERVAL_ROUNDS:
+            said += f", fewer than the {INTERVAL_ROUNDS} an interval needs: nothing can be decided"
+        elif half is None:
+            said += "; the interval is not estimated (too few warm-up forwards to measure their spread: --warmup 8 " \
+                    "or more)"
+        else:
+            if self.rounds < self.first_look:
+                said += f", fewer than a look's {self.first_look}: the study looks once, at --max-time"
+            said += (f"; at best the last interval is ±{half:.1f} % (warm-up spread "
+                     f"{100.0 * math.expm1(self.noise_log):.1f} % per forward), so differences beyond about "
+                     f"±{effect + half:.0f} % can be decided")
+            if not self.can_show_equivalence:
+                said += f", and no model can be shown equivalent within ±{effect:g} %"
+        found = [said]
+        needed = self.rounds_for_equivalence
+        if (half is None and self.rounds >= INTERVAL_ROUNDS) or self.can_show_equivalence:
+            return found
+        target = needed if needed is not None else float(self.first_look)  # without a spread: one real look
+        more = []
+        if target * self.round_s > self.max_time:
+            more.append(f"--max-time {_round_up(target * self.round_s):g}")
+        if target > self.planned_looks[-1]:
             first, last = self.planned_looks[0], self.planned_looks[-1]
-            if self.rounds_for_equivalence > last:  # the study stops at its last planned look, whatever the time
-                iters = self.workers_per_model * first * self.rounds_for_equivalence / last
-                more += f" and --iters {_round_up(iters):g} (the last look is at round {last}, set by --iters)"
-            advice = f"  to decide ±{effect:g} %: about {more}"
-            advice += ", or a smaller --imgsz (half the size: about 4 times fewer FLOPs)"
-            advice += ", or fewer models" if models > 2 else ""
-            found.append(advice + "; the study goes on and reports what it can decide")
+            more.append(f"--iters {_round_up(self.workers_per_model * first * target / last):g} (it sets the "
+                        f"planned looks, the last at round {last})")
+        advice = f"  to decide ±{effect:g} %: " + (f"about {' and '.join(more)}, or " if more else "")
+        advice += "a smaller --imgsz (half the size: about 4 times fewer FLOPs)" + (", or fewer models"
+                                                                                      if models > 2 else "")
+        found.append(advice + "; the study goes on and reports what it can decide")
         return found
 
 
-def _round_up(seconds: float) -> float:
-    """A round number of seconds at or above `seconds` (two significant digits)."""
-    if seconds <= 0 or not math.isfinite(seconds):
-        return seconds
-    step = 10 ** max(0, int(math.log10(seconds)) - 1)
-    return math.ceil(seconds / step) * step
+def _round_up(value: float) -> float:
+    """A round number at or above `value` (two significant digits)."""
+    if value <= 0 or not math.isfinite(value):
+        return value
+    step = 10 ** max(0, int(math.log10(value)) - 1)
+    return math.ceil(value / step) * step
+
+
+def _second_half(warmup_ms: Sequence[float]) -> np.ndarray:
+    tail = np.asarray(warmup_ms[len(warmup_ms) // 2:], dtype=np.float64)
+    return tail[np.isfinite(tail) & (tail > 0)]
 
 
 def forward_noise(warmup_ms: Sequence[float]) -> tuple[float, float] | None:
-    """(median ms, sd of log ms) of the second half of a worker's warm-up forwards; None with fewer than 4."""
-    tail = np.asarray(warmup_ms[len(warmup_ms) // 2:], dtype=np.float64)
-    tail = tail[np.isfinite(tail) & (tail > 0)]
-    if tail.size < 4:
+    """(median ms, sd of log ms) of the second half of a worker's warm-up forwards; None with too few of them."""
+    tail = _second_half(warmup_ms)
+    if tail.size < MIN_NOISE_FORWARDS:
         return None
     return float(np.median(tail)), float(np.std(np.log(tail), ddof=1))
 
 
+def round_seconds(warmups: Mapping[str, Sequence[Sequence[float]]], workers_per_model: int,
+                  turn_warmup: int) -> float | None:
+    """Seconds of one round from each model's warm-up forwards (the median of their second halves); None when a
+    model has none (--warmup 0)."""
+    total = 0.0
+    for workers in warmups.values():
+        tails = [_second_half(w) for w in workers]
+        tails = [tail for tail in tails if tail.size]
+        if not tails:
+            return None
+        total += workers_per_model * (turn_warmup + 1) * float(np.median(np.concatenate(tails)))
+    return total / 1000.0 if warmups and total > 0 else None
+
+
 def estimate(warmups: Mapping[str, Sequence[Sequence[float]]], baseline: str, workers_per_model: int,
-             turn_warmup: int, max_time: float, planned_looks: Sequence[int], alpha: float,
-             min_effect: float) -> Budget | None:
-    """The budget from each model's workers' warm-up forwards (ms); None when a model has too few of them."""
-    forward_ms: dict[str, float] = {}
-    noise: dict[str, float] = {}
+             turn_warmup: int, max_time: float, planned_looks: Sequence[int], alpha: float, min_effect: float,
+             comparisons: int, first_look: int) -> Budget | None:
+    """The budget from each model's workers' warm-up forwards (ms); None without a round time (--warmup 0) or
+    without the baseline. `comparisons`: those the study planned (Holm's family, a failed model included)."""
+    round_s = round_seconds(warmups, workers_per_model, turn_warmup)
+    if round_s is None or baseline not in warmups or len(warmups) < 2:
+        return None
+    fit = max(0, int(max_time / round_s))
+    common = (round_s, fit, tuple(planned_looks), first_look, max_time, min_effect, workers_per_model)
+    spreads: dict[str, float] = {}
     for model, workers in warmups.items():
         found = [f for f in (forward_noise(w) for w in workers) if f is not None]
         if not found:
-            return None
-        forward_ms[model] = float(np.median([f[0] for f in found]))
-        noise[model] = float(np.median([f[1] for f in found]))
-    if baseline not in noise or len(noise) < 2:
-        return None
-    round_s = sum(workers_per_model * (turn_warmup + 1) * ms for ms in forward_ms.values()) / 1000.0
-    rounds = max(1, min(planned_looks[-1], int(max_time / round_s)))
-    comparisons = len(noise) - 1
-    spread = max(max(noise[baseline], value) for model, value in noise.items() if model != baseline)
-    se = math.sqrt(2.0 * spread ** 2 / (workers_per_model * rounds))
-    t = paired.t_quantile(1.0 - alpha / len(planned_looks) / comparisons / 2.0, paired.MAX_BATCHES - 1)
-    half = t * se
-    margin = math.log1p(min_effect)
-    rounds_for_equivalence = rounds * (half / (margin / 2.0)) ** 2
-    return Budget(round_s, rounds, 100.0 * math.expm1(half), 100.0 * math.expm1(spread), max_time, min_effect,
-                  rounds_for_equivalence, tuple(planned_looks), workers_per_model)
+            return Budget(*common)
+        spreads[model] = float(np.median([f[1] for f in found]))
+    spread = max(max(spreads[baseline], value) for model, value in spreads.items() if model != baseline)
+    t = paired.t_quantile(1.0 - alpha / len(planned_looks) / max(comparisons, 1) / 2.0, paired.MAX_BATCHES - 1)
+    return Budget(*common, noise_log=spread, t=t)

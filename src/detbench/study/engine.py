@@ -9,13 +9,15 @@ each with its own model, threads and allocator. The coordinator:
 3. runs rounds: in each, every worker takes one turn (one timed batch), in an
    order drawn from a seeded generator and recorded; only one worker computes
    at a time, the others wait on their pipe;
-4. looks at planned round counts (`detbench.stats.paired`), or, on a slow
-   machine, when the look's share of `max_time` has run (`StudyPlan.look_times`),
-   and, with `until_decided`, stops once every comparison is decided, at the
-   last planned look, or when `max_time` seconds of turns have run; before the
-   first round it says what the budget can decide (`detbench.study.budget`),
-   and every `progress_every` seconds it prints the round, the time left and
-   each comparison's interval so far;
+4. looks at a schedule of round counts fixed before the first round
+   (`look_schedule`): the planned looks (`detbench.stats.paired`), each brought
+   forward on a slow machine to the round by which its share of `max_time`
+   should have run, at the round time the warm-ups give; with `until_decided`
+   it stops once every comparison is decided, at the last look, or when
+   `max_time` seconds of turns have run. Before the first round it says what
+   the budget can decide (`detbench.study.budget`), and every `progress_every`
+   seconds it prints the round, the time left and each comparison's interval
+   so far;
 5. with `fresh_workers` (the default when it looks more than once), replaces
    every worker by a fresh process after each look that does not end the
    study, so that one process's luck is sampled again in every generation
@@ -105,13 +107,28 @@ class StudyPlan:
 
     @property
     def look_times(self) -> list[float]:
-        """Seconds of turns by which each planned look is due even if its rounds have not all run: `max_time`
-        split evenly over the looks, so that a slow machine still gets its looks before `max_time` (each one
-        also waits for MIN_FIRST_LOOK rounds and LOOK_GROWTH times the previous look's rounds)."""
+        """Seconds of turns by which each planned look should come: `max_time` split evenly over the looks (none
+        without `until_decided`); `look_schedule` turns them into rounds."""
         looks = self.looks
         if not self.until_decided:
             return [math.inf] * len(looks)
         return [self.max_time * (k + 1) / len(looks) for k in range(len(looks))]
+
+    def look_schedule(self, round_s: float | None) -> list[int]:
+        """The rounds of the looks, fixed before the first round: each planned look, or, when rounds of `round_s`
+        seconds would reach it only after its share of `max_time` (`look_times`), the round where that share
+        runs out; at least MIN_FIRST_LOOK rounds, and LOOK_GROWTH times the previous look's. As many looks as
+        planned, so each keeps its share of alpha; the timed samples cannot move a look."""
+        looks = self.looks
+        if round_s is None or round_s <= 0 or not self.until_decided:
+            return looks
+        schedule: list[int] = []
+        for planned, seconds in zip(looks, self.look_times, strict=True):
+            rounds = min(planned, max(MIN_FIRST_LOOK, math.ceil(seconds / round_s)))
+            if schedule:  # never closer to the previous look than the plan's growth (nor beyond the planned look)
+                rounds = max(rounds, min(planned, math.ceil(LOOK_GROWTH * schedule[-1])))
+            schedule.append(min(rounds, MAX_STUDY_ROUNDS))
+        return sorted(set(schedule))
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.study_id, "baseline": self.baseline, "models": [m.name for m in self.models],
@@ -119,7 +136,6 @@ class StudyPlan:
                 "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
                 "planned_looks": self.looks,
-                "look_times_s": [t for t in self.look_times if math.isfinite(t)] or None,
                 "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
                 "fresh_workers_each_look": self.rotates, "bias_probe_forwards": self.bias_probe,
                 "formats": sorted({m.config.format for m in self.models}),
@@ -222,6 +238,7 @@ class StudyOutcome:
     probes: list[bias.Probe] = field(default_factory=list)
     probe_seconds: float = 0.0
     budget: budget.Budget | None = None
+    look_schedule: list[int] = field(default_factory=list)  # the rounds of the looks, fixed before the first round
 
     def interleaving_bias(self) -> dict[str, dict[str, Any]] | None:
         """Per model, its turns against the probe's steady loop; None when the study ran no probe."""
@@ -273,6 +290,7 @@ class Coordinator:
         self.probe_rng = np.random.default_rng([plan.seed, 1])  # apart from the order's generator
         self.warmup_ms: dict[str, list[list[float]]] = {}  # per model: each first-generation worker's warm-up
         self.budget: budget.Budget | None = None
+        self.schedule: list[int] = plan.looks  # the rounds of the looks, fixed after the warm-up (look_schedule)
 
     # ------------------------------------------------------------ workers
 
@@ -342,16 +360,26 @@ class Coordinator:
             self.echo(f"  generation {generation + 1} starting: {what} ({time.monotonic() - began:.0f} s)")
 
     def _estimate_budget(self) -> None:
-        """What the study's time can decide, from the first generation's warm-ups (said before the first round)."""
+        """What the study's time can decide, and the rounds of its looks, from the first generation's warm-ups
+        (said before the first round)."""
         plan = self.plan
         if not plan.until_decided or plan.baseline in self.failed:
             return
         warmups = {name: runs for name, runs in self.warmup_ms.items() if name not in self.failed}
         self.budget = budget.estimate(warmups, plan.baseline, plan.workers_per_model, plan.turn_warmup,
-                                      plan.max_time, plan.looks, plan.alpha, plan.min_effect)
-        if self.budget is not None:
-            for line in self.budget.lines(len(warmups)):
-                self.echo(line)
+                                      plan.max_time, plan.looks, plan.alpha, plan.min_effect,
+                                      comparisons=len(plan.models) - 1, first_look=MIN_FIRST_LOOK)
+        if self.budget is None:
+            self.echo("· budget: not estimated (no warm-up forwards to time: --warmup 0); the looks come at the "
+                      f"planned rounds ({', '.join(map(str, plan.looks))}) or at --max-time")
+            return
+        self.schedule = plan.look_schedule(self.budget.round_s)
+        for line in self.budget.lines(len(warmups)):
+            self.echo(line)
+        if self.schedule != plan.looks:
+            self.echo(f"  looks at rounds {', '.join(map(str, self.schedule))} (the planned "
+                      f"{', '.join(map(str, plan.looks))}, brought within --max-time at {self.budget.round_s:.2f} s "
+                      f"a round)")
 
     def replace_workers(self, generation: int) -> None:
         """Stop every worker (each writes its report) and start fresh ones in their place."""
@@ -444,29 +472,12 @@ class Coordinator:
                   + ", ".join(_shown(result, verdict=True) for result in self.results))
         return decided == len(self.results)
 
-    def look_due(self, rounds_done: int, next_look: int) -> bool:
-        """Whether planned look `next_look` is due: its rounds have run, or its share of max_time has, with at least
-        MIN_FIRST_LOOK rounds and LOOK_GROWTH times the rounds of the previous look."""
-        plan = self.plan
-        if rounds_done >= plan.looks[next_look]:
-            return True
-        return self.turn_seconds >= plan.look_times[next_look] and rounds_done >= self._fewest_rounds_for_a_look()
-
-    def _fewest_rounds_for_a_look(self) -> int:
-        previous = self.looks[-1]["rounds"] if self.looks else 0
-        return max(MIN_FIRST_LOOK, math.ceil(LOOK_GROWTH * previous))
-
     def report_progress(self, rounds_done: int, next_look: int) -> None:
         """One line: the round, the time, when the next look comes, and each comparison's interval so far."""
         plan = self.plan
-        rounds, seconds = plan.looks[next_look], plan.look_times[next_look]
-        if self.turn_seconds >= seconds:  # its time has come: it waits for enough rounds
-            when = f"round {min(rounds, self._fewest_rounds_for_a_look())}"
-        else:
-            when = f"round {rounds}" + (f" or {seconds:.0f} s of turns" if math.isfinite(seconds) else "")
         left = (f", {max(0.0, plan.max_time - self.turn_seconds):.0f} s left" if plan.until_decided else "")
-        line = (f"  round {rounds_done}: {self.turn_seconds:.0f} s of turns{left}; next look at {when}"
-                + self._interim(rounds_done))
+        line = (f"  round {rounds_done}: {self.turn_seconds:.0f} s of turns{left}; next look at round "
+                f"{self.schedule[next_look]}" + self._interim(rounds_done))
         self.echo(line)
 
     def _interim(self, rounds_done: int) -> str:
@@ -486,7 +497,6 @@ class Coordinator:
         """The rounds and looks; (rounds done, why they stopped)."""
         plan = self.plan
         rng = np.random.default_rng(plan.seed)
-        looks = plan.looks
         rounds_done, next_look = 0, 0
         while self.active():
             if plan.baseline in self.failed:
@@ -494,13 +504,13 @@ class Coordinator:
             self.run_round(rounds_done, rng)
             rounds_done += 1
             out_of_time = plan.until_decided and self.turn_seconds >= plan.max_time
-            if not (out_of_time or self.look_due(rounds_done, next_look)):
+            if not (out_of_time or rounds_done >= self.schedule[next_look]):
                 if self.progress.due():
                     self.report_progress(rounds_done, next_look)
                 continue
             all_decided = self.look(rounds_done)
             next_look += 1
-            if next_look == len(looks):
+            if next_look == len(self.schedule):
                 return rounds_done, "last planned look" if plan.until_decided else "rounds done"
             if plan.until_decided and all_decided:
                 return rounds_done, "every comparison decided"
@@ -564,7 +574,8 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
         coordinator.kill_all()
     return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,
                         coordinator.final_results(), coordinator.process, rounds_done, coordinator.turn_seconds,
-                        reason, coordinator.probes, coordinator.probe_seconds, coordinator.budget)
+                        reason, coordinator.probes, coordinator.probe_seconds, coordinator.budget,
+                        coordinator.schedule)
 
 
 def default_turn_warmup(threads: int, device: str) -> int:

@@ -157,8 +157,8 @@ def record_oom(run: _Run, imgsz: int, unsafe_load: bool, model_complexity: Compl
     what = f"out of memory at --batch {cfg.batch}, imgsz {imgsz} on {run.device}"
     detail = first_line(exc, 300)
     metadata = Metadata(model_name=run.name, weights=cfg.weights, imgsz=imgsz, imgsz_requested=cfg.imgsz,
-                        batch=cfg.batch, device=str(run.device), warmup=cfg.warmup, iters=cfg.iters,
-                        timestamp=_now(), unsafe_load=unsafe_load)
+                        batch=cfg.batch, device=str(run.device), warmup=cfg.warmup, iters=0,
+                        iters_requested=cfg.iters, timestamp=_now(), unsafe_load=unsafe_load)  # no timed run
     report = Report(status="oom", error=f"{what}: {detail}", metadata=metadata, model_complexity=model_complexity,
                     config=cfg.to_dict(), command=run.command, cwd=os.getcwd())
     path = write_report(report, run.out_dir / f"{run.name}.json")

@@ -17,6 +17,7 @@ the same folder, and neither result is lost.
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,14 @@ def _settings_of(config: dict[str, Any]) -> dict[str, Any]:
             if item.metadata["compared"]}
 
 
-def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None, by_study: bool = False) -> list[str]:
+def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None, by_study: bool = False,
+                list_sha256: str | None = None) -> list[str]:
     """How the report at `path` was made differently from this run ("--imgsz 64, now 96"); empty if the same,
     or if it records a run that did not finish (e.g. status "oom": the next run at a smaller --batch replaces it).
 
     `by_study`: the run is a study (`ablate`), which replaces the reports of an earlier study in its folder
-    when the weights changed, but not a `bench` report, whose own run would be lost."""
+    when the weights changed, but not a `bench` report, whose own run would be lost. `list_sha256`: the list the
+    run used (a finished report's), instead of the one it would find at `cfg`'s list path."""
     report = load_report(path)
     if report.status != "ok":
         return []
@@ -63,7 +66,7 @@ def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None, b
         old, new = _settings_of(report.config), _settings_of(cfg.to_dict())
     found += [f"--{key} {shown(old.get(key))}, now {shown(value)}" for key, value in new.items()
               if old.get(key) != value]
-    listed = _list_sha256(cfg)
+    listed = list_sha256 or _list_sha256(cfg)
     if listed is not None and report.inputs.list_sha256 not in (None, listed):
         found.append("another benchmark list (--list, --data, --seed or --benchmark_size)")
     return found
@@ -79,7 +82,8 @@ def _list_sha256(cfg: BenchConfig) -> str | None:
 
 
 def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, sha256: str | None,
-                                    by_study: bool = False, fix: str | None = None) -> None:
+                                    by_study: bool = False, fix: str | None = None,
+                                    list_sha256: str | None = None) -> None:
     """One-line error when `path` holds a report of other settings (or is no readable report at all); with or
     without --force when `path` is not a file at all (a folder there would fail only after the whole run).
     `by_study`: see `differences`."""
@@ -89,7 +93,7 @@ def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, s
     if cfg.force or not path.exists():
         return
     try:
-        found = differences(path, cfg, device, sha256, by_study)
+        found = differences(path, cfg, device, sha256, by_study, list_sha256)
     except Exception:  # any file this run cannot read as a report of the same settings is not replaced silently
         found = ["it is not a readable detbench report"]
     if found:  # every difference is named: the one that matters may be any of them
@@ -100,24 +104,37 @@ def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, s
 
 def refuse_replacing_with(path: Path, report: Report) -> None:
     """The same rule for a finished report saved by the API (`Report.save`): a report of other settings at `path`
-    is not replaced."""
+    is not replaced. The settings compared are the report's own (its config, device, weights and list hashes)."""
+    if not os.path.lexists(path):
+        return
+    fix = "save into another folder, or with force=True to replace it"
     if report.config is None:
         raise DetbenchError(f"{text.terminal(path)}: this report records no settings, so it cannot be checked against "
-                            f"the one there; save it with force=True or into another folder")
-    refuse_replacing_other_settings(path, BenchConfig.from_dict({**report.config, "force": False}),
-                                    str(report.metadata.device), report.metadata.weights_sha256,
-                                    fix="save into another folder, or with force=True to replace it")
+                            f"the one there; {fix}")
+    known = {item.name for item in fields(BenchConfig)}  # a newer version's settings are not compared
+    cfg = BenchConfig.from_dict({key: value for key, value in report.config.items() if key in known} | {"force": False})
+    refuse_replacing_other_settings(path, cfg, str(report.metadata.device or ""), report.metadata.weights_sha256,
+                                    fix=fix, list_sha256=report.inputs.list_sha256)
 
 
-def is_separate_run(path: Path) -> bool:
-    """True when `path` is a regular file holding a finished report of `detbench bench` (not of a study)."""
+def is_separate_run(path: Path, fmt: str) -> bool:
+    """True when `path` is a regular file holding a finished report of `detbench bench` (not of a study) in the
+    backend `fmt`: a report of another backend under the same name is no run of the same model to keep aside."""
     if path.is_symlink() or not path.is_file():
         return False
     try:
         report = load_report(path)
     except Exception:  # unreadable: not a separate run (the study's refusal names it)
         return False
-    return report.status == "ok" and not report.study
+    return report.status == "ok" and not report.study and (report.config or {}).get("format", "pytorch") == fmt
+
+
+def separate_runs_problem(out: Path) -> str | None:
+    """Why OUT/separate_runs cannot take a set-aside report (a symlink, or not a folder), or None."""
+    folder = out / SEPARATE_RUNS_DIRNAME
+    if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
+        return f"{text.terminal(folder)}: is a symlink or not a folder, so no report can be kept there; remove it"
+    return None
 
 
 def set_aside_path(path: Path) -> Path:
@@ -131,12 +148,20 @@ def set_aside_path(path: Path) -> Path:
 
 
 def set_aside(path: Path) -> Path:
-    """Move the `bench` report at `path` to `set_aside_path` (a rename: the bytes as they were); the new path."""
-    folder = path.parent / SEPARATE_RUNS_DIRNAME
-    if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
-        raise DetbenchError(f"{text.terminal(folder)}: is a symlink or not a folder, so {path.name} cannot be kept "
-                            f"there; remove it")
-    target = set_aside_path(path)
-    folder.mkdir(exist_ok=True)
-    os.rename(path, target)
-    return target
+    """Move the `bench` report at `path` to `set_aside_path` (the bytes as they were, never over another file);
+    the new path."""
+    problem = separate_runs_problem(path.parent)
+    if problem:
+        raise DetbenchError(problem)
+    (path.parent / SEPARATE_RUNS_DIRNAME).mkdir(exist_ok=True)
+    while True:
+        target = set_aside_path(path)
+        try:
+            os.link(path, target, follow_symlinks=False)  # fails if `target` appeared meanwhile: never replaces it
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: the name was free a moment ago
+            os.rename(path, target)
+            return target
+        os.unlink(path)
+        return target
