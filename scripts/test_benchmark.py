@@ -12,18 +12,29 @@ import sys
 from pathlib import Path
 
 sys.path[:] = [entry for entry in sys.path if os.path.isabs(entry)]  # no relative entry: the working folder
-
-import pytest  # noqa: E402
-
 REPO = Path(__file__).resolve().parent.parent
+
+try:
+    import pytest
+
+    import detbench  # noqa: F401  (the suite tests the installed package)
+except ImportError as exc:
+    sys.exit(f"error: {sys.executable} cannot import {exc.name}: the tests need detbench and its test tools "
+             f"(`make setup` leaves pytest out); run `make setup-dev` in {REPO}, then {REPO}/.venv/bin/python "
+             f"{Path(__file__).resolve()}")
 
 
 def _from_here(arg: str) -> str:
-    """A test path (a .py file or a folder, maybe with ::node) given from the caller's folder, made absolute."""
+    """A test path (a .py file or a folder, maybe with ::node) given from the caller's folder, made absolute; one
+    that is neither there nor in the repository is an error here, not a run that collects nothing."""
     path, sep, node = arg.partition("::")
-    if arg.startswith("-") or not (path.endswith(".py") or os.path.isdir(path)) or not os.path.exists(path):
+    if arg.startswith("-") or not (path.endswith(".py") or os.path.isdir(path) or sep):
         return arg
-    return str(Path(path).resolve()) + sep + node
+    if os.path.exists(path):
+        return str(Path(path).resolve()) + sep + node
+    if (REPO / path).exists():
+        return arg
+    sys.exit(f"error: {path}: no such test file or folder here or in {REPO}; give a path such as tests/test_timing.py")
 
 
 def pytest_args(extra: list[str]) -> list[str]:

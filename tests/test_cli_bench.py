@@ -129,3 +129,27 @@ def test_a_report_of_other_settings_is_not_replaced_without_force(cli, tmp_path,
     forced = cli("bench", *common, "--imgsz", "96", "--force")
     assert forced.returncode == 0, forced.stderr
     assert json.loads(path.read_text())["metadata"]["imgsz"] == 96
+
+
+def test_flag_mistakes_are_one_line(cli):
+    for args, expected in ((["--weights", "x.pt", "--imgzs", "320"], "error: detbench bench: unrecognized arguments: "
+                                                                     "--imgzs 320; did you mean --imgsz?"),
+                           (["--weights", "x.pt", "--imgsz", "abc"], "error: detbench bench: argument --imgsz: invalid "
+                                                                     "int value: 'abc'; see detbench bench --help")):
+        result = cli("bench", *args)
+        assert result.returncode == 2 and result.stdout == "" and result.stderr == expected + "\n", result.stderr
+
+
+def test_a_mistyped_checkpoint_path_is_file_not_found_even_where_a_report_of_its_name_is(cli, tmp_path,
+                                                                                       yaml_checkpoint, dataset):
+    out = tmp_path / "o"
+    common = ["--device", "cpu", "--warmup", "0", "--iters", "2", "--threads", "1", "--data", str(dataset),
+              "--benchmark_size", "6", "--out", str(out), "--imgsz", "64"]
+    assert cli("bench", "--weights", str(yaml_checkpoint), *common).returncode == 0
+    before = (out / "yolov8n.json").read_bytes()
+    typo = tmp_path / "yolov8n.pt"  # the same name, a path that does not exist
+    result = cli("bench", "--weights", str(typo), *common)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: --weights {typo}: file not found;"), line
+    assert (out / "yolov8n.json").read_bytes() == before

@@ -7,6 +7,7 @@ import difflib
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from detbench.comparison import TABLE_FORMATS
 from detbench.errors import DetbenchError
@@ -80,8 +81,13 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str) -> NoReturn:
+        """One line naming the flag and what to do (not argparse's usage block before it); exit status 2."""
+        help_hint = "" if "did you mean" in message or "--help" in message else f"; see {self.prog} --help"
+        self.exit(2, f"error: {self.prog}: {terminal(message)}{help_hint}\n")
+
     def flag_error(self, unknown: list[str]) -> None:
-        """Exit with this (sub)command's usage and one line naming the unknown flag and the closest known one."""
+        """Exit with one line naming the unknown flag and the closest known one."""
 
         known = [option for action in self._actions for option in action.option_strings]
         first = unknown[0].split("=", 1)[0]

@@ -229,7 +229,7 @@ def _group_plots(group: Group, folder: Path, note: Callable[[str], None]) -> lis
     accuracy = set(known)
     if len(known) >= 2 and len(accuracy) == 1:
         note(f"latency_vs_map{suffix}.png not drawn: every model with an mAP has the same mAP50-95 "
-             f"({accuracy.pop():g}), as untrained weights do; it would show latency alone")
+             f"({accuracy.pop():g}), as untrained or barely trained weights do; it would show latency alone")
     else:
         made.append(_scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
                              folder / f"latency_vs_map{suffix}.png", maximize_x=True))

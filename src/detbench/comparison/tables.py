@@ -123,7 +123,7 @@ def design_note(group: Group) -> str:
                 f"{why}, whose noise cannot be compared; run them together with detbench ablate for verdicts.")
     study = (group.baseline.entry.report.study or {}) if group.baseline else {}
     workers = study.get("workers_per_model")
-    design = paired.design(study.get("fresh_workers_each_look") is True)
+    design = paired.design(study.get("fresh_workers_each_look") is True, process_component=workers != 1)
     single = (" One worker process per model: luck of a process (memory layout, placement) is not measured and "
               "not in the intervals; use --workers-per-model 2 or more for claims." if workers == 1 else "")
     return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "

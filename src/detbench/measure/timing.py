@@ -161,8 +161,24 @@ class ForwardTimer:
         return float(self.start.elapsed_time(self.end)), host
 
 
+class Heartbeat:
+    """A progress line at most every `every` seconds of a loop, from outside its timed regions (one clock reading
+    per iteration): `heartbeat("warm-up", done, total)`."""
+
+    def __init__(self, echo: Callable[[str], None], every: float = 15.0, clock: Callable[[], float] = time.monotonic):
+        self.echo, self.every, self.clock = echo, every, clock
+        self.began = self.last = clock()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            count = f"{done} of {total}" if done <= total else f"{done} ({total} asked, the stopping rule goes on)"
+            self.echo(f"  {phase}: {count} forwards ({now - self.began:.0f} s)")
+
+
 def run_warmup(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int], torch.Tensor], warmup: int,
-               device: torch.device, cuda: Any, timings: Timings) -> None:
+               device: torch.device, cuda: Any, timings: Timings, heartbeat: Heartbeat | None = None) -> None:
     """`warmup` untimed-for-the-statistics forwards; their wall times go to `timings.warmup_ms`."""
     on_cuda = device.type == "cuda"
     warmup_start = time.perf_counter()
@@ -173,24 +189,28 @@ def run_warmup(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int
         if on_cuda:
             cuda.synchronize(device)
         timings.warmup_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        if heartbeat is not None:
+            heartbeat("warm-up", i + 1, warmup)
     timings.warmup_s = time.perf_counter() - warmup_start
 
 
 def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int], torch.Tensor],
                    warmup: int, iters: int, device: torch.device, cuda: Any = torch.cuda,
-                   after_warmup: Callable[[], None] | None = None, stop: StopRule | None = None) -> Timings:
+                   after_warmup: Callable[[], None] | None = None, stop: StopRule | None = None,
+                   heartbeat: Heartbeat | None = None) -> Timings:
     """Warm up, call `after_warmup` (e.g. reset the peak-memory counter), then time `iters` forwards.
 
     `next_input(i)` gives iteration i's batch, prepared outside the timed region;
     the timed iterations start again at input 0, so every model sees the same
     sequence. `cuda` is injectable so the CUDA path can be tested without a GPU.
-    `stop` replaces the fixed count by the stopping rule (its `iters` is the floor).
+    `stop` replaces the fixed count by the stopping rule (its `iters` is the floor). `heartbeat` says how far the
+    loop is, every so often, between iterations.
     """
     stopper = Stopper(stop if stop is not None else StopRule(iters))
     timer = ForwardTimer(device, cuda)
     timings = Timings(timer=timer.name)
     with torch.inference_mode():
-        run_warmup(forward, next_input, warmup, device, cuda, timings)
+        run_warmup(forward, next_input, warmup, device, cuda, timings, heartbeat)
         if after_warmup is not None:
             after_warmup()
         with collector_paused():
@@ -199,6 +219,8 @@ def run_timed_loop(forward: Callable[[torch.Tensor], Any], next_input: Callable[
             while not stopper.done(timings.latency_ms, (time.perf_counter_ns() - loop_start) / 1e9):
                 timings.add(timer, *timer(forward, next_input(i)))
                 i += 1
+                if heartbeat is not None:
+                    heartbeat("timed loop", i, stopper.rule.iters)
             timings.timed_s = (time.perf_counter_ns() - loop_start) / 1e9
     timings.stop_reason = stopper.reason
     timings.ci_half_width_rel = stopper.ci_half_width_rel

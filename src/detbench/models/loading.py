@@ -457,6 +457,8 @@ def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsa
     if path.is_dir():
         raise DetbenchError(f"--weights {weights}: is a folder; pass the .pt file inside it (e.g. weights/best.pt)")
     if not path.exists():
+        if path.suffix.lower() == ".pt" or path.is_symlink():  # a mistyped checkpoint path, a dangling link
+            read_checkpoint_bytes(path)  # its one-line "file not found", before anything else is said
         return None
     if path.suffix.lower() in {".yaml", ".yml"}:
         spec, digest = _read_model_yaml(path)

@@ -66,13 +66,14 @@ MIN_BATCHES = 4
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
 
 
-def design(fresh_workers: bool) -> str:
-    """The study design in one line, as the footnotes and the study file name it."""
+def design(fresh_workers: bool, process_component: bool = True) -> str:
+    """The study design in one line, as the footnotes and the study file name it. `process_component`: the study
+    has two or more workers per model, so the intervals include the spread between processes."""
     workers = ("workers replaced by fresh processes after each look" if fresh_workers
                else "the same worker processes throughout")
+    interval = "batch-means t interval" + (" with a process variance component" if process_component else "")
     return (f"interleaved rounds, one turn per worker per round in seeded random order, {workers}; "
-            "geometric mean of per-round ratios; batch-means t interval with a process variance component; Holm over "
-            "comparisons, alpha split over planned looks")
+            f"geometric mean of per-round ratios; {interval}; Holm over comparisons, alpha split over planned looks")
 
 
 # per worker: round index -> latency (ms) of its turn in that round

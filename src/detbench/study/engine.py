@@ -34,10 +34,12 @@ reason, its model's other workers are stopped, and the study goes on.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ MAX_LOOKS = MAX_STUDY_GENERATIONS
 LOG_TAIL = 20
 MIN_TURN_TIMEOUT_S = 60.0
 PROGRESS_EVERY_S = 15.0
+WAIT_SLICE_S = 1.0  # while a worker loads or warms up, the coordinator looks up this often to say where it is
 
 
 def planned_looks(min_rounds: int, until_decided: bool) -> list[int]:
@@ -139,7 +142,7 @@ class StudyPlan:
                 "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
                 "fresh_workers_each_look": self.rotates, "bias_probe_forwards": self.bias_probe,
                 "formats": sorted({m.config.format for m in self.models}),
-                "design": paired.design(self.rotates)}
+                "design": paired.design(self.rotates, process_component=self.workers_per_model >= 2)}
 
 
 class WorkerFailed(Exception):
@@ -172,13 +175,20 @@ class Worker:
         except (BrokenPipeError, OSError) as exc:
             raise WorkerFailed(self, self._death("its pipe closed")) from exc
 
-    def receive(self, key: str, timeout: float) -> Any:
-        try:
-            message = self.reader.read(timeout)
-        except ChannelTimeout as exc:
-            raise WorkerFailed(self, f"no answer within {timeout:g} s") from exc
-        except ChannelClosed as exc:
-            raise WorkerFailed(self, self._death(str(exc))) from exc
+    def receive(self, key: str, timeout: float, waiting: Callable[[], None] | None = None) -> Any:
+        """The answer `key`, within `timeout` s; `waiting` is called every WAIT_SLICE_S while there is none."""
+        deadline = time.monotonic() + timeout
+        while True:
+            slice_s = timeout if waiting is None else min(WAIT_SLICE_S, max(0.0, deadline - time.monotonic()))
+            try:
+                message = self.reader.read(slice_s)
+                break
+            except ChannelTimeout as exc:
+                if waiting is None or time.monotonic() >= deadline:
+                    raise WorkerFailed(self, f"no answer within {timeout:g} s") from exc
+                waiting()
+            except ChannelClosed as exc:
+                raise WorkerFailed(self, self._death(str(exc))) from exc
         if "error" in message:
             raise WorkerFailed(self, str(message["error"]))
         if key not in message:
@@ -342,20 +352,24 @@ class Coordinator:
                 if model.name not in self.failed:
                     started.append(self._spawn(model, index))
             for worker in started:
-                ready += self._call(worker, None, "ready", plan.setup_timeout) is not None
-                self._setup_progress(generation, f"{ready}/{total} workers loaded", began)
-        for done, worker in enumerate(self.active(), 1):
-            warm = self._call(worker, {"warmup": True}, "warm", plan.setup_timeout)
-            if generation == 0 and isinstance(warm, dict) and isinstance(warm.get("warmup_ms"), list):
-                self.warmup_ms.setdefault(worker.model, []).append([float(ms) for ms in warm["warmup_ms"]])
-            self._setup_progress(generation, f"{done}/{total} warm", began)
+                waiting = functools.partial(self._setup_progress, generation, began,
+                                            f"{ready}/{total} workers loaded, {worker.label} loading")
+                ready += self._call(worker, None, "ready", plan.setup_timeout, waiting) is not None
+        warm = 0
+        for worker in self.active():
+            waiting = functools.partial(self._setup_progress, generation, began,
+                                        f"{warm}/{total} warm, {worker.label} warming up")
+            answer = self._call(worker, {"warmup": True}, "warm", plan.setup_timeout, waiting)
+            warm += answer is not None
+            if generation == 0 and isinstance(answer, dict) and isinstance(answer.get("warmup_ms"), list):
+                self.warmup_ms.setdefault(worker.model, []).append([float(ms) for ms in answer["warmup_ms"]])
         fresh = f"generation {generation + 1}: " if plan.rotates else ""
         self.echo(f"✓ {fresh}{len(self.active())} workers ready and warm ({plan.workers_per_model} per model, "
                   f"{time.monotonic() - began:.0f} s)")
         if generation == 0:
             self._estimate_budget()
 
-    def _setup_progress(self, generation: int, what: str, began: float) -> None:
+    def _setup_progress(self, generation: int, began: float, what: str) -> None:
         if self.progress.due():
             self.echo(f"  generation {generation + 1} starting: {what} ({time.monotonic() - began:.0f} s)")
 
@@ -392,13 +406,14 @@ class Coordinator:
         self.looks[-1]["replace_s"] = {"stop": round(stopped - began, 3),
                                        "start": round(time.perf_counter() - stopped, 3)}
 
-    def _call(self, worker: Worker, message: dict[str, Any] | None, key: str, timeout: float) -> Any:
+    def _call(self, worker: Worker, message: dict[str, Any] | None, key: str, timeout: float,
+              waiting: Callable[[], None] | None = None) -> Any:
         if worker.model in self.failed:
             return None
         try:
             if message is not None:
                 worker.send(message)
-            return worker.receive(key, timeout)
+            return worker.receive(key, timeout, waiting)
         except WorkerFailed as failure:
             self.fail(failure)
             return None

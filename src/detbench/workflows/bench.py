@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import shutil
 import sys
@@ -38,7 +39,7 @@ from detbench.measure.measure import measure
 from detbench.measure.memory import current_rss_mib
 from detbench.measure.modes import ExecutionMode, configure_backends
 from detbench.measure.phases import PhaseClock, first_run_of_process
-from detbench.measure.timing import StopRule, Timings, run_timed_loop, stopping_section
+from detbench.measure.timing import Heartbeat, StopRule, Timings, run_timed_loop, stopping_section
 from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
 from detbench.models.sandbox import (
     Inspection,
@@ -331,7 +332,8 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
     try:
         deployed = model.deployed
         measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters,
-                              loop=loop or run_timed_loop, watch_host=loop is None,
+                              loop=loop or functools.partial(run_timed_loop, heartbeat=Heartbeat(run.echo)),
+                              watch_host=loop is None,
                               model_rss_mib=deployed.runtime_rss_mib if deployed else model.rss_mib,
                               stop=stop, forward=deployed.runtime.forward if deployed else None,
                               weights_override_mib=deployed.size_mib if deployed else None)

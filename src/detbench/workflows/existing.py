@@ -98,7 +98,9 @@ def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, s
         found = ["it is not a readable detbench report"]
     if found:  # every difference is named: the one that matters may be any of them
         other = "this study another --out" if by_study else "this run another --name or --out"
-        raise DetbenchError(f"{text.terminal(path)}: already holds a report of other settings "
+        kind = "of other settings" if any(not reason.startswith("made by") for reason in found) else \
+            "of another kind of run"
+        raise DetbenchError(f"{text.terminal(path)}: already holds a report {kind} "
                             f"({'; '.join(found)}); {fix or f'give {other}, or pass --force to replace it'}")
 
 
