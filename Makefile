@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-# `make setup` (and `make demo`): detbench with the CPU backends (ONNX Runtime, OpenVINO)
+# `make setup` (and `make demo`): detbench with the CPU backends (ONNX Runtime, OpenVINO) and pandas (the API's to_pandas)
 STAMP := $(VENV)/.detbench-installed
 # `make test` adds the test tools and Ray (the sweep tests run a local Ray cluster)
 DEV_STAMP := $(VENV)/.detbench-dev-installed
@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q $(TORCH_PINS) -e '.[onnx,openvino]'
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[onnx,openvino,api]'
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,onnx,openvino,ray]'
+	$(PY) -m pip install -q $(TORCH_PINS) -e '.[dev,onnx,openvino,api,ray]'
 	touch $(DEV_STAMP)
 
 demo: $(STAMP)

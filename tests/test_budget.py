@@ -15,9 +15,10 @@ UNCAPPED = [*LOOKS[:-1], 10**6]  # six looks (the same t), the last one beyond a
 
 
 def warmups(median_ms: float, log_sd: float, workers: int = 2) -> list[list[float]]:
-    """Warm-up forwards whose second half has exactly this median and log spread (the first half is slower)."""
-    z = np.array([-1.0, 0.0, 1.0] * 7)
-    tail = median_ms * np.exp(log_sd * z / np.std(z, ddof=1))
+    """Warm-up forwards whose second half has exactly this median and robust log spread (1.4826 MAD); the first
+    half is slower."""
+    z = np.array([-2.0, -1.0, -1.0, 0.0, 1.0, 1.0, 2.0] * 3)  # median |z| is 1
+    tail = median_ms * np.exp(log_sd * z / 1.4826)
     return [[5 * median_ms] * len(tail) + list(tail) for _ in range(workers)]
 
 
@@ -30,6 +31,10 @@ def test_forward_noise_reads_the_second_half_of_the_warm_up():
     median, spread = budget.forward_noise(warmups(80.0, 0.1)[0])
     assert median == pytest.approx(80.0) and spread == pytest.approx(0.1)
     assert budget.forward_noise([10.0, 11.0, 12.0]) is None  # --warmup 3: too few to say anything
+    # a burst during the warm-up (forwards 20 times slower) does not make the spread absurd
+    burst = warmups(80.0, 0.1)[0]
+    burst[-3:] = [1600.0] * 3
+    assert budget.forward_noise(burst)[1] == pytest.approx(0.1, rel=0.6)
 
 
 def test_rounds_and_interval_follow_the_turns_and_the_noise():

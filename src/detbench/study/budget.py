@@ -11,10 +11,12 @@ The rounds that would bring that half-width down to half of --min-effect (where 
 equivalent) follow from the same formula: 8 t^2 s^2 / (W m^2), m = log(1 + min_effect).
 
 This is a lower bound on the interval's width, and it is said so: forwards run back to back during the warm-up
-vary less than turns taken between other workers' turns, and the spread between worker processes, which every
-interval includes, is not known before the study measures it. It is meant for the advice: when even this bound
-is wider than --min-effect, the study cannot call anything equivalent and can only call differences well beyond
-the bound, and the user learns it before waiting, with what would help (time, --iters, image size, fewer models).
+vary less than turns taken between other workers' turns, the spread is a robust one (the median absolute
+deviation: bursts are left out, and the batch means will count them), and the spread between worker processes,
+which every interval includes, is not known before the study measures it. It is meant for the advice: when even
+this bound is wider than --min-effect, the study cannot call anything equivalent and can only call differences
+well beyond the bound, and the user learns it before waiting, with what would help (time, --iters, image size,
+fewer models).
 """
 
 from __future__ import annotations
@@ -115,8 +117,8 @@ class Budget:
             more.append(f"--max-time {_round_up(target * self.round_s):g}")
         if target > self.planned_looks[-1]:
             first, last = self.planned_looks[0], self.planned_looks[-1]
-            more.append(f"--iters {_round_up(self.workers_per_model * first * target / last):g} (it sets the "
-                        f"planned looks, the last at round {last})")
+            more.append(f"--iters {_round_up(self.workers_per_model * first * target / last):g} (the planned looks "
+                        f"end at round {last} now)")
         advice = f"  to decide ±{effect:g} %: " + (f"about {' and '.join(more)}, or " if more else "")
         advice += "a smaller --imgsz (half the size: about 4 times fewer FLOPs)" + (", or fewer models"
                                                                                       if models > 2 else "")
@@ -138,11 +140,15 @@ def _second_half(warmup_ms: Sequence[float]) -> np.ndarray:
 
 
 def forward_noise(warmup_ms: Sequence[float]) -> tuple[float, float] | None:
-    """(median ms, sd of log ms) of the second half of a worker's warm-up forwards; None with too few of them."""
+    """(median ms, spread of log ms) of the second half of a worker's warm-up forwards; None with too few of them.
+
+    The spread is the median absolute deviation scaled to a normal sd (1.4826 MAD): a burst from another program
+    during the warm-up (a few forwards ten times slower) would make the sd, and so the estimate, absurd."""
     tail = _second_half(warmup_ms)
     if tail.size < MIN_NOISE_FORWARDS:
         return None
-    return float(np.median(tail)), float(np.std(np.log(tail), ddof=1))
+    logs = np.log(tail)
+    return float(np.median(tail)), float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
 def round_seconds(warmups: Mapping[str, Sequence[Sequence[float]]], workers_per_model: int,
