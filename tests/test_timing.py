@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from detbench.measure.timing import run_timed_loop
+from detbench.measure.timing import Heartbeat, StopRule, run_timed_loop
 from detbench.stats.summary import summarize, throughput
 
 
@@ -104,3 +104,16 @@ def test_statistics_use_linear_percentiles_and_sample_std():
 
 def test_throughput_counts_the_batch():
     assert throughput(8, 10.0, 8.0) == {"fps_mean": 800.0, "fps_p50": 1000.0}
+
+
+def test_the_heartbeat_says_how_far_the_loop_is_between_iterations():
+    lines: list[str] = []
+    run_timed_loop(lambda x: None, lambda i: torch.tensor(i), warmup=2, iters=3, device=torch.device("cpu"),
+                   heartbeat=Heartbeat(lines.append, every=0.0), stop=StopRule(3))
+    assert [line.split(" (")[0] for line in lines] == [
+        "  warm-up: 1 of 2 forwards", "  warm-up: 2 of 2 forwards", "  timed loop: 1 of 3 forwards",
+        "  timed loop: 2 of 3 forwards", "  timed loop: 3 of 3 forwards"]
+    quiet: list[str] = []
+    run_timed_loop(lambda x: None, lambda i: torch.tensor(i), warmup=2, iters=3, device=torch.device("cpu"),
+                   heartbeat=Heartbeat(quiet.append))  # every 15 s: a loop of milliseconds says nothing
+    assert quiet == []

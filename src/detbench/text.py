@@ -8,6 +8,7 @@ in a plot. One function per output format; numbers never pass through them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,20 @@ def plot_label(text: Any) -> str:
 
 
 Echo = Callable[[str], None]  # where a command's progress lines go (print, a list's append, a silent sink)
+
+
+class Cadence:
+    """When a progress line is due: at most every `every` seconds (None: never), counted from the last one."""
+
+    def __init__(self, every: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self.began = self.last = clock()
+
+    def due(self) -> bool:
+        return self.every is not None and self.clock() - self.last >= self.every
+
+    def said(self) -> None:
+        self.last = self.clock()
 
 
 def terminal_echo(echo: Echo) -> Echo:

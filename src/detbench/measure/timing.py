@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from detbench.stats import summary as stats
+from detbench.text import Cadence
 
 DEFAULT_MAX_TIME_S = 60.0
 
@@ -165,16 +166,14 @@ class Heartbeat:
     """A progress line at most every `every` seconds of a loop, from outside its timed regions (one clock reading
     per iteration): `heartbeat("warm-up", done, total)`."""
 
-    def __init__(self, echo: Callable[[str], None], every: float = 15.0, clock: Callable[[], float] = time.monotonic):
-        self.echo, self.every, self.clock = echo, every, clock
-        self.began = self.last = clock()
+    def __init__(self, echo: Callable[[str], None], every: float = 15.0) -> None:
+        self.echo, self.cadence = echo, Cadence(every)
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        now = self.clock()
-        if now - self.last >= self.every:
-            self.last = now
+        if self.cadence.due():
+            self.cadence.said()
             count = f"{done} of {total}" if done <= total else f"{done} ({total} asked, the stopping rule goes on)"
-            self.echo(f"  {phase}: {count} forwards ({now - self.began:.0f} s)")
+            self.echo(f"  {phase}: {count} forwards ({self.cadence.last - self.cadence.began:.0f} s)")
 
 
 def run_warmup(forward: Callable[[torch.Tensor], Any], next_input: Callable[[int], torch.Tensor], warmup: int,

@@ -52,7 +52,7 @@ from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.stats import bias, paired
 from detbench.study import budget
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
-from detbench.text import Echo
+from detbench.text import Cadence, Echo
 
 MIN_FIRST_LOOK = 40  # rounds: batch means need 4 batches of 5, and the first look should not waste alpha
 LOOK_GROWTH = 1.6
@@ -262,24 +262,10 @@ class StudyOutcome:
         return [w.report_path for w in self.workers if w.model == model and w.report_path is not None]
 
 
-class Progress:
-    """Progress lines at most every `every` seconds (None: never), counted from the last line of any kind."""
-
-    def __init__(self, every: float | None, clock=time.monotonic) -> None:
-        self.every, self.clock = every, clock
-        self.last = clock()
-
-    def due(self) -> bool:
-        return self.every is not None and self.clock() - self.last >= self.every
-
-    def said(self) -> None:
-        self.last = self.clock()
-
-
 class Coordinator:
     def __init__(self, plan: StudyPlan, echo: Echo) -> None:
         self.plan = plan
-        self.progress = Progress(plan.progress_every)
+        self.progress = Cadence(plan.progress_every)  # counted from the last line of any kind
 
         def echo_and_mark(line: str) -> None:
             echo(line)
