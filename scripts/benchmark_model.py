@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Benchmark one YOLO model: `python scripts/benchmark_model.py --weights best.pt --device 0`."""
 
-import os
+import _safe_path  # noqa: F401  (first: the working folder leaves the import path)
+
+# isort: split
 import sys
 
-sys.path[:] = [entry for entry in sys.path if os.path.isabs(entry)]  # no relative entry: the working folder
-
-from detbench.cli import bench_main  # noqa: E402
+from detbench.cli import bench_main
 
 if __name__ == "__main__":
     sys.exit(bench_main())

@@ -6,12 +6,14 @@ pytest-xdist is installed). Extra arguments go to pytest; `-m "not slow"` runs t
 process. Test paths may be given relative to the folder you are in.
 """
 
+import _safe_path  # noqa: F401  (first: the working folder leaves the import path)
+
+# isort: split
 import importlib.util
 import os
 import sys
 from pathlib import Path
 
-sys.path[:] = [entry for entry in sys.path if os.path.isabs(entry)]  # no relative entry: the working folder
 REPO = Path(__file__).resolve().parent.parent
 
 try:

@@ -260,6 +260,17 @@ def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, 
     assert ("ghost.json: already holds a report of other settings (made by `detbench bench`, not by a study; "
             "--iters 5, now 40; --format 'pytorch', now 'onnx')") in onnx.stderr
     assert (bench / "ghost.json").read_bytes() == before
+    # with --force that report would be replaced: it is kept aside like one of the study's own backend
+    from detbench.study import ablation
+    from detbench.study.options import bench_defaults
+
+    lines: list[str] = []
+    values = {**bench_defaults(), "threads": 1, "format": "onnx"}
+    forced = ablation._Study(AblationOptions(force=True), lines.append, values, BenchConfig(weights="x", threads=1),
+                             "cpu", bench, bench / "benchmark_list.txt", [ModelRun("ghost", "ghost")], "ghost",
+                             sys.executable)
+    ablation.refuse_replacing_reports(forced)
+    assert forced.separate_runs == ["ghost"] and "holds a separate `detbench bench` run of ghost" in lines[0]
 
 
 @pytest.mark.parametrize(("quiet", "every"), [(False, 15.0), (True, None)])

@@ -90,11 +90,26 @@ def test_too_little_time_for_an_interval_says_nothing_can_be_decided(max_time):
     assert "--max-time" in advice
 
 
-def test_without_a_spread_the_rounds_are_still_said_and_without_warm_up_nothing():
-    few = estimate({"baseline": [[10.0, 10.0]], "ghost": warmups(5.0, 0.1)})  # --warmup 2
-    assert few.round_s == pytest.approx(2 * 2 * (10.0 + 5.0) / 1000) and few.half_width_pct is None
-    (said,) = few.lines(models=2)
-    assert "the interval is not estimated (too few warm-up forwards" in said
-    assert estimate({"baseline": [[], []], "ghost": warmups(5.0, 0.1)}) is None  # --warmup 0: nothing to time
+def test_too_few_warm_up_forwards_give_no_estimate_and_no_schedule():
+    """--warmup 2 or 6: the first forwards are the slowest; a round time from them would bring the looks too early."""
+    for warmup in ([10.0, 10.0], [30.0, 20.0, 15.0, 12.0, 11.0, 10.0]):
+        assert estimate({"baseline": [warmup, warmup], "ghost": warmups(5.0, 0.1)}) is None
+    assert estimate({"baseline": [[], []], "ghost": warmups(5.0, 0.1)}) is None  # --warmup 0
     assert budget.estimate({"ghost": warmups(5.0, 0.1), "eca": warmups(5.0, 0.1)}, "baseline", 2, 1, 600.0, LOOKS,
                            0.05, 0.02, comparisons=1, first_look=40) is None
+
+
+def test_a_warm_up_of_equal_timings_has_no_spread_rather_than_a_zero_one():
+    equal = [[50.0] * 7 + [10.0] * 14] * 2  # a coarse clock: every forward of the second half the same
+    found = estimate({"baseline": equal, "ghost": equal})
+    assert found.round_s == pytest.approx(2 * 2 * 20.0 / 1000) and found.half_width_pct is None
+    assert not found.can_show_equivalence
+    (said,) = found.lines(models=2)
+    assert "the interval is not estimated (too few warm-up forwards to measure their spread: --warmup 7" in said
+
+
+def test_too_little_time_for_a_look_advises_the_time_a_look_needs():
+    found = estimate({"baseline": warmups(2000.0, 0.01), "ghost": warmups(2000.0, 0.01)}, max_time=30.0)
+    assert found.rounds < budget.INTERVAL_ROUNDS
+    advice = found.lines(models=2)[1]
+    assert f"--max-time {40 * found.round_s:g}" in advice, advice  # 40 rounds: the first look's

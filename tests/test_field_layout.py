@@ -46,8 +46,11 @@ def project(tmp_path_factory, trained_run, dataset) -> Path:
     return root
 
 
-def run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, timeout: int = 600,
+        pythonpath: str | None = None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -127,7 +130,8 @@ def test_the_quick_start_runs_as_written_in_a_project_folder_with_a_clone(projec
 
 def test_python_files_in_the_working_folder_never_run_in_detbench_children(project, tmp_path, dataset):
     """resource.py (imported by the bounded check), runpy.py (by every `python -m`) and the detbench/ tripwires:
-    the study's coordinator, the bounded check and the workers, and a sweep's study, all started from that folder."""
+    the study's coordinator, the bounded check and the workers, and a sweep's study, all started from that folder,
+    the study with an empty PYTHONPATH entry too (as `PYTHONPATH=$PYTHONPATH:/x` leaves: the working folder)."""
     marker = tmp_path / "ran.txt"
     for name in ("resource.py", "runpy.py"):
         tripwire(tmp_path / name, marker)
@@ -136,7 +140,7 @@ def test_python_files_in_the_working_folder_never_run_in_detbench_children(proje
         tripwire(tmp_path / "detbench" / name, marker)
     runs = project / "results" / "runs"
     ok(run(script("batch_benchmark.sh", "--runs", str(runs), "--out", str(tmp_path / "study"), "--data", str(dataset),
-                  *STUDY), tmp_path))
+                  *STUDY), tmp_path, pythonpath=f"{os.pathsep}/nonexistent"))
     assert not marker.exists(), marker.read_text()
     console = Path(sys.executable).with_name("detbench")
     if console.is_file():

@@ -27,10 +27,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 # `python -c` puts the working folder ('') first on sys.path, and an empty or relative PYTHONPATH entry (as
-# `PYTHONPATH=$PYTHONPATH:/x` leaves) is the working folder again: only absolute entries are kept before the module
-# is imported, and the module runs as `-m` would run it. (`sys` is built in and `os` is loaded at start-up, so
-# nothing is looked up on the path before that.)
-_SAFE_MODULE_BOOTSTRAP = ("import sys, os; sys.path[:] = [p for p in sys.path if os.path.isabs(p)]; import runpy; "
+# `PYTHONPATH=$PYTHONPATH:/x` leaves) is the working folder again, made absolute: every entry that is the working
+# folder goes before the module is imported, and the module runs as `-m` would run it. (`sys` is built in and `os`
+# is loaded at start-up, so nothing is looked up on the path before that.)
+_SAFE_MODULE_BOOTSTRAP = ("import sys, os; here = os.getcwd(); "
+                          "sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != here]; import runpy; "
                           "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
 
 
@@ -83,12 +84,14 @@ def keep_to_cpus() -> bool:
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment plus the parent pid a child needs for `die_with_parent`; PYTHONPATH keeps only
-    its absolute entries (an empty or relative one, as `PYTHONPATH=$PYTHONPATH:/x` leaves, is the working
-    folder again)."""
+    """This process's environment plus the parent pid a child needs for `die_with_parent`. PYTHONPATH loses every
+    entry that is the working folder (an empty one, as `PYTHONPATH=$PYTHONPATH:/x` leaves, or '.'): Python reads it
+    before any of the child's code runs. Other relative entries are made absolute."""
     env = {**os.environ, **(extra or {}), PARENT_ENV: str(os.getpid())}
     if "PYTHONPATH" in env:
-        kept = [entry for entry in env["PYTHONPATH"].split(os.pathsep) if os.path.isabs(entry)]
+        here = os.getcwd()
+        kept = [os.path.abspath(entry) for entry in env["PYTHONPATH"].split(os.pathsep)
+                if entry and os.path.abspath(entry) != here]
         if kept:
             env["PYTHONPATH"] = os.pathsep.join(kept)
         else:

@@ -284,7 +284,9 @@ def refuse_replacing_reports(study: _Study) -> None:
     file."""
     for run in study.runs:
         path = study.out / f"{run.name}.json"
-        if is_separate_run(path, model_config(study, run).format):
+        # a bench report of the study's backend is kept aside; one of another backend is refused below, or, where
+        # --force replaces it, kept aside too
+        if is_separate_run(path, None if study.opts.force else model_config(study, run).format):
             study.separate_runs.append(run.name)
             study.echo(f"· {path} holds a separate `detbench bench` run of {run.name}: the study's report takes its "
                        f"place, and the run is kept as {set_aside_path(path)}")
@@ -359,9 +361,9 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
         except DetbenchError as exc:
             failed[run.name] = str(exc)
     for name in [name for name in merged if name in study.separate_runs]:  # kept aside first, or not replaced
-        path, fmt = study.out / f"{name}.json", (merged[name].config or {}).get("format", "pytorch")
+        path = study.out / f"{name}.json"
         try:
-            if is_separate_run(path, fmt):
+            if is_separate_run(path, None):  # the one found before the study (or a like one since)
                 study.echo(f"  kept the separate run of {name} as {set_aside(path)}")
         except (DetbenchError, OSError) as exc:
             failed[name] = f"its separate run {path} could not be kept aside ({exc}), so it was not replaced"

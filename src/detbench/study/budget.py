@@ -32,6 +32,7 @@ from detbench.stats import paired
 
 INTERVAL_ROUNDS = paired.MIN_BATCHES * paired.MIN_ROUNDS_PER_BATCH  # the fewest rounds that give an interval
 MIN_NOISE_FORWARDS = 4  # warm-up forwards (of the second half) that give a spread
+MIN_SPREAD = 1e-6  # of log latency: below, the timings do not vary (rounding), and no interval can be foreseen
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ class Budget:
         if self.rounds < INTERVAL_ROUNDS:
             said += f", fewer than the {INTERVAL_ROUNDS} an interval needs: nothing can be decided"
         elif half is None:
-            said += "; the interval is not estimated (too few warm-up forwards to measure their spread: --warmup 8 " \
-                    "or more)"
+            said += (f"; the interval is not estimated (too few warm-up forwards to measure their spread: --warmup "
+                     f"{2 * MIN_NOISE_FORWARDS - 1} or more)")
         else:
             if self.rounds < self.first_look:
                 said += f", fewer than a look's {self.first_look}: the study looks once, at --max-time"
@@ -111,7 +112,8 @@ class Budget:
         needed = self.rounds_for_equivalence
         if (half is None and self.rounds >= INTERVAL_ROUNDS) or self.can_show_equivalence:
             return found
-        target = needed if needed is not None else float(self.first_look)  # without a spread: one real look
+        # the rounds to reach: where the interval is half the margin, and never fewer than a look needs
+        target = max(needed or 0.0, float(self.first_look))
         more = []
         if target * self.round_s > self.max_time:
             more.append(f"--max-time {_round_up(target * self.round_s):g}")
@@ -148,17 +150,21 @@ def forward_noise(warmup_ms: Sequence[float]) -> tuple[float, float] | None:
     if tail.size < MIN_NOISE_FORWARDS:
         return None
     logs = np.log(tail)
-    return float(np.median(tail)), float(1.4826 * np.median(np.abs(logs - np.median(logs))))
+    spread = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    if spread < MIN_SPREAD:  # most forwards took the same time (a coarse clock): the sd, if that says anything
+        spread = float(np.std(logs, ddof=1))
+    return (float(np.median(tail)), spread) if spread >= MIN_SPREAD else None
 
 
 def round_seconds(warmups: Mapping[str, Sequence[Sequence[float]]], workers_per_model: int,
                   turn_warmup: int) -> float | None:
     """Seconds of one round from each model's warm-up forwards (the median of their second halves); None when a
-    model has none (--warmup 0)."""
+    model has fewer than MIN_NOISE_FORWARDS of them (the first forwards are the slowest: from one or two, the
+    round time would be overestimated, and the looks scheduled from it would come too early)."""
     total = 0.0
     for workers in warmups.values():
         tails = [_second_half(w) for w in workers]
-        tails = [tail for tail in tails if tail.size]
+        tails = [tail for tail in tails if tail.size >= MIN_NOISE_FORWARDS]
         if not tails:
             return None
         total += workers_per_model * (turn_warmup + 1) * float(np.median(np.concatenate(tails)))

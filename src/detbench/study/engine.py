@@ -370,8 +370,9 @@ class Coordinator:
                                       plan.max_time, plan.looks, plan.alpha, plan.min_effect,
                                       comparisons=len(plan.models) - 1, first_look=MIN_FIRST_LOOK)
         if self.budget is None:
-            self.echo("· budget: not estimated (no warm-up forwards to time: --warmup 0); the looks come at the "
-                      f"planned rounds ({', '.join(map(str, plan.looks))}) or at --max-time")
+            self.echo(f"· budget: not estimated (too few warm-up forwards timed for every model: --warmup "
+                      f"{2 * budget.MIN_NOISE_FORWARDS - 1} or more); the looks come at the planned rounds "
+                      f"({', '.join(map(str, plan.looks))}) or at --max-time")
             return
         self.schedule = plan.look_schedule(self.budget.round_s)
         for line in self.budget.lines(len(warmups)):

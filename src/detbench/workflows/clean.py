@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -77,8 +78,11 @@ def _unless_study_running(folder: Path) -> Iterator[bool]:
     if lock.is_symlink() or not lock.is_file():
         yield True
         return
-    fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)  # no FIFO hang
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since it was looked at: no lock to respect
+            yield True
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -16,6 +16,7 @@ the same folder, and neither result is lost.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -30,6 +31,7 @@ from detbench.report.model import Report
 from detbench.report.schema import load_report, shown
 
 SEPARATE_RUNS_DIRNAME = "separate_runs"  # OUT/separate_runs/NAME.json: a `bench` report a study replaced
+NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}  # os.link not possible
 
 
 def _settings_of(config: dict[str, Any]) -> dict[str, Any]:
@@ -119,23 +121,26 @@ def refuse_replacing_with(path: Path, report: Report) -> None:
                                     fix=fix, list_sha256=report.inputs.list_sha256)
 
 
-def is_separate_run(path: Path, fmt: str) -> bool:
+def is_separate_run(path: Path, fmt: str | None) -> bool:
     """True when `path` is a regular file holding a finished report of `detbench bench` (not of a study) in the
-    backend `fmt`: a report of another backend under the same name is no run of the same model to keep aside."""
+    backend `fmt` (None: any): a report of another backend under the same name is no run of the same model to
+    keep aside, unless it would be replaced anyway (--force)."""
     if path.is_symlink() or not path.is_file():
         return False
     try:
         report = load_report(path)
     except Exception:  # unreadable: not a separate run (the study's refusal names it)
         return False
-    return report.status == "ok" and not report.study and (report.config or {}).get("format", "pytorch") == fmt
+    return report.status == "ok" and not report.study and fmt in (None, (report.config or {}).get("format", "pytorch"))
 
 
 def separate_runs_problem(out: Path) -> str | None:
-    """Why OUT/separate_runs cannot take a set-aside report (a symlink, or not a folder), or None."""
+    """Why OUT/separate_runs cannot take a set-aside report (a symlink, not a folder, not writable), or None."""
     folder = out / SEPARATE_RUNS_DIRNAME
     if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
         return f"{text.terminal(folder)}: is a symlink or not a folder, so no report can be kept there; remove it"
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{text.terminal(folder)}: cannot write in it, so no report can be kept there; fix its permissions"
     return None
 
 
@@ -162,8 +167,14 @@ def set_aside(path: Path) -> Path:
             os.link(path, target, follow_symlinks=False)  # fails if `target` appeared meanwhile: never replaces it
         except FileExistsError:
             continue
-        except OSError:  # a file system without hard links: the name was free a moment ago
-            os.rename(path, target)
+        except OSError as exc:
+            if exc.errno not in NO_HARD_LINKS:
+                raise
+            os.rename(path, target)  # a file system without hard links: the name was free a moment ago
             return target
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except OSError:
+            os.unlink(target)  # no second copy left behind: the report stays where it was, and the error says why
+            raise
         return target
