@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if str(REPO / "src") not in sys.path:  # the package from this checkout, installed or not
+    sys.path.insert(0, str(REPO / "src"))
 
 from detbench.models.ultralytics_env import configure_process  # noqa: E402
 
