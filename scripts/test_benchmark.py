@@ -36,7 +36,9 @@ def _from_here(arg: str) -> str:
         return str(Path(path).resolve()) + sep + node
     if (REPO / path).exists():
         return arg
-    sys.exit(f"error: {path}: no such test file or folder here or in {REPO}; give a path such as tests/test_timing.py")
+    print(f"error: {path}: no such test file or folder here or in {REPO}; give a path such as tests/test_timing.py",
+          file=sys.stderr)
+    sys.exit(2)
 
 
 def pytest_args(extra: list[str]) -> list[str]:

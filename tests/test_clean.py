@@ -36,7 +36,7 @@ def test_clean_removes_helpers_only_in_the_folder_and_a_sweeps_studies(tmp_path)
     assert (outside / ".detbench-cache" / "inputs.npy").is_file() and (outside / ".study").is_dir()
     assert f"✓ removed {bench / '.detbench-cache'} (1.0 MiB)" in lines
     assert lines[-1] == "cleaned: 8 helper file(s), 2.0 MiB"
-    assert clean([bench], lines.append) == 0 and lines[-1] == "nothing to clean"
+    assert clean([bench], lines.append) == 0 and lines[-1] == f"nothing to clean in {bench}"
 
 
 def test_a_folder_where_a_study_runs_is_left_alone(tmp_path):
@@ -66,7 +66,7 @@ def test_a_folder_detbench_did_not_make_is_not_touched(tmp_path):
     (tmp_path / ".study").mkdir()
     (tmp_path / ".study" / "notes.txt").write_text("mine")
     lines: list[str] = []
-    assert clean([tmp_path], lines.append) == 0 and lines == ["nothing to clean"]
+    assert clean([tmp_path], lines.append) == 0 and lines == [f"nothing to clean in {tmp_path}"]
     assert (tmp_path / ".study" / "notes.txt").read_text() == "mine"
 
 

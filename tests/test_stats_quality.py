@@ -98,6 +98,10 @@ def test_warnings_name_their_cause():
     slow_start = [30.0] * 30 + quiet[30:]
     text = " ".join(quality.statistics_section(slow_start)["warnings"])
     assert "first 30 timed iterations" in text and "warm-up too short" in text
+    # a study worker's first turns came at another time of the study: the machine's drift is named first
+    turns = quality.warmup_warning(quality.statistics_section(slow_start)["warmup_check"], turns=True)
+    assert turns.startswith("its first 30 turns are ") and "the machine was slower then" in turns
+    assert "the comparisons are not biased" in turns and "raise --warmup if most workers show it" in turns
 
     # events stretch to the launches, so host time tells nothing; the time to enqueue does
     launch = quality.statistics_section(quiet, host_samples=[10.1] * 300, enqueue_samples=[9.5] * 300)

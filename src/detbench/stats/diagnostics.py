@@ -86,10 +86,16 @@ def warmup_check(samples: Sequence[float]) -> dict[str, Any] | None:
     }
 
 
-def warmup_warning(warm: dict[str, Any] | None) -> str | None:
-    """The warm-up-too-short sentence when the first timed iterations were clearly slower, else None."""
+def warmup_warning(warm: dict[str, Any] | None, turns: bool = False) -> str | None:
+    """The warm-up-too-short sentence when the first timed iterations were clearly slower, else None. `turns`: the
+    iterations are a study worker's turns, spread over the study's time, where the machine's drift shows too."""
     if warm is None or warm["ratio"] <= WARMUP_SLOW_RATIO:
         return None
+    if turns:
+        return (f"its first {warm['head_iterations']} turns are {warm['ratio'] - 1:.0%} slower than its others "
+                f"(median {warm['head_median_ms']:.3f} vs {warm['rest_median_ms']:.3f} ms): the machine was slower "
+                f"then (every model's turns of those rounds share that, so the comparisons are not biased), or the "
+                f"warm-up was too short: raise --warmup if most workers show it")
     return (f"the first {warm['head_iterations']} timed iterations are {warm['ratio'] - 1:.0%} slower "
             f"than the rest (median {warm['head_median_ms']:.3f} vs {warm['rest_median_ms']:.3f} ms): "
             f"warm-up too short; raise --warmup")

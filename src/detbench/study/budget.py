@@ -106,7 +106,9 @@ class Budget:
             said += (f"; at best the last interval is ±{half:.1f} % (warm-up spread "
                      f"{100.0 * math.expm1(self.noise_log):.1f} % per forward), so differences beyond about "
                      f"±{effect + half:.0f} % can be decided")
-            if not self.can_show_equivalence:
+            if self.can_show_equivalence:
+                said += f"; a model within about ±{effect - half:.1f} % of the baseline can be shown equivalent"
+            else:
                 said += f", and no model can be shown equivalent within ±{effect:g} %"
         found = [said]
         needed = self.rounds_for_equivalence

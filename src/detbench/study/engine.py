@@ -287,6 +287,7 @@ class Coordinator:
         self.warmup_ms: dict[str, list[list[float]]] = {}  # per model: each first-generation worker's warm-up
         self.budget: budget.Budget | None = None
         self.schedule: list[int] = plan.looks  # the rounds of the looks, fixed after the warm-up (look_schedule)
+        self.setup_seconds = 0.0  # what the last generation of workers took to start and warm up
 
     # ------------------------------------------------------------ workers
 
@@ -350,8 +351,9 @@ class Coordinator:
             if generation == 0 and isinstance(answer, dict) and isinstance(answer.get("warmup_ms"), list):
                 self.warmup_ms.setdefault(worker.model, []).append([float(ms) for ms in answer["warmup_ms"]])
         fresh = f"generation {generation + 1}: " if plan.rotates else ""
+        self.setup_seconds = time.monotonic() - began
         self.echo(f"✓ {fresh}{len(self.active())} workers ready and warm ({plan.workers_per_model} per model, "
-                  f"{time.monotonic() - began:.0f} s)")
+                  f"{self.setup_seconds:.0f} s)")
         if generation == 0:
             self._estimate_budget()
 
@@ -518,9 +520,19 @@ class Coordinator:
                 return rounds_done, "every comparison decided"
             if out_of_time:
                 return rounds_done, f"--max-time {plan.max_time:g} s of turns reached"
-            if plan.rotates:
+            if plan.rotates and self._worth_a_generation():
                 self.replace_workers(next_look)
         return rounds_done, "no model left"
+
+    def _worth_a_generation(self) -> bool:
+        """Fresh workers only where the turns left are worth their start: a generation that would take longer to
+        start than the seconds of turns left would sample process luck for a handful of rounds."""
+        left = self.plan.max_time - self.turn_seconds
+        if left >= self.setup_seconds:
+            return True
+        self.echo(f"  the same workers go on: {left:.0f} s of turns left, less than fresh ones take to start "
+                  f"({self.setup_seconds:.0f} s)")
+        return False
 
     def stop_workers(self, reason: str) -> None:
         """Stop the workers one at a time (each may still run --pipeline alone); collect their reports."""

@@ -79,7 +79,7 @@ def _merged_statistics(reports: list[dict[str, Any]], latency_ms: list[float], h
     warnings = quality.warnings_for(section, section["outliers"], None, float(np.median(latency_ms)),
                                     enqueue_median, len(latency_ms))
     for index, warm in enumerate(warm_checks):
-        warm_up = quality.warmup_warning(warm)
+        warm_up = quality.warmup_warning(warm, turns=True)
         if warm_up:
             warnings.append(f"worker {index}: {warm_up}")
     section["warnings"] = warnings

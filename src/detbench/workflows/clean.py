@@ -146,5 +146,6 @@ def _clean(folders: Sequence[str | Path], echo: Echo) -> int:
                     _remove(path)
                 freed, removed = freed + size, removed + 1
                 echo(f"✓ removed {text.terminal(path)} ({size / 2**20:.1f} MiB)")
-    echo(f"cleaned: {removed} helper file(s), {freed / 2**20:.1f} MiB" if removed else "nothing to clean")
+    where = ", ".join(text.terminal(folder) for folder in folders)
+    echo(f"cleaned: {removed} helper file(s), {freed / 2**20:.1f} MiB" if removed else f"nothing to clean in {where}")
     return 1 if busy else 0
