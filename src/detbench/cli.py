@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     refuse_namespace_package()
     die_with_parent()  # a bench started by a study ends with it
     keep_to_cpus()  # a sweep's study on one GPU of several keeps to that slot's cores
-    configure_process()  # Ultralytics offline, quiet and restricted: read when it is imported, so first
+    for note in configure_process():  # Ultralytics offline, quiet and restricted: read when it is imported, so first
+        print("note: " + terminal(note), file=sys.stderr)
     args = parse(argv)
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)

@@ -54,18 +54,48 @@ def refuse_namespace_package() -> None:
 
 
 def die_with_parent() -> bool:
-    """If started by `spawn_child`: die with the parent (exit at once if it is already gone). True if armed."""
+    """If started by `spawn_child`: die with the parent (exit at once if it is already gone). True if armed.
+
+    DETBENCH_PARENT_PID is only believed when it names this process's parent: a value left in a user's shell
+    (not a number, or a process that is not the parent) is ignored, except that a parent pid that names no
+    running process means the parent died before this check, and the process exits with a line saying so."""
     expected = os.environ.get(PARENT_ENV)
     if not expected or not sys.platform.startswith("linux"):
         return False
+    parent = _pid(expected)
+    if parent is None:
+        return False
+    if os.getppid() != parent:
+        if _running(parent):
+            return False  # not about this process: some other process's pid, left in the environment
+        sys.stderr.write(f"error: the detbench process that started this one (pid {parent}, {PARENT_ENV}) is "
+                         f"gone, so this one stops too; unset {PARENT_ENV} if you set it yourself\n")
+        os._exit(137)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
     except (OSError, AttributeError):
         armed = False
-    if os.getppid() != int(expected):  # the parent died before the request took effect
+    if os.getppid() != parent:  # the parent died between the check and the request
         os._exit(137)
     return armed
+
+
+def _pid(text: str) -> int | None:
+    text = text.strip()
+    if not text.isdigit() or len(text) > 10 or int(text) <= 1:  # 1 is init: never a detbench parent
+        return None
+    return int(text)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
 
 
 def keep_to_cpus() -> bool:

@@ -16,6 +16,8 @@ model for the first time also runs in a bounded child process: see
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import hashlib
 import importlib
 import importlib.util
@@ -23,6 +25,7 @@ import io
 import pickle
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,11 @@ _TORCHSCRIPT = ("it is a TorchScript archive (torch.jit.save), not an Ultralytic
                 "pass the training checkpoint (weights/best.pt) or the model .yaml")
 _UNSAFE_HINT = "pass --unsafe-load only if you trust the file (runs its code)"
 DOWNLOADING_LAYERS = frozenset({"TorchVision"})  # Ultralytics layers that fetch pretrained weights when built
-_plugin_prefixes: list[str] = []
+_plugin_prefixes: list[str] = []  # every plugin module this process has imported (it stays imported)
+_plugin_modules: dict[Path, Any] = {}  # a .py plugin's module, by resolved path: a file is executed once
+# the plugin modules of the load in progress: only these are on the allow-list (an API call's plugin is not
+# allowed in the next call, although Python keeps it imported)
+_active_plugins: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("detbench_plugins", default=())
 
 
 @dataclass
@@ -75,24 +82,14 @@ def register_modules(module: Any) -> list[str]:
     return names
 
 
-def load_plugin(spec: str) -> list[str]:
-    """Import a plugin (a .py path or a dotted module name), register and allow its layers."""
+def load_plugin(spec: str) -> str:
+    """Import a plugin (a .py path or a dotted module name) once per process, register its layers; its module name."""
     path = Path(spec)
     if path.suffix == ".py":
         if not path.is_file():
             raise DetbenchError(f"--plugin {spec}: file not found")
-        # under its own name when free, so that a checkpoint's `layers.MyConv` globals resolve to it
-        module_name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules \
-            else f"detbench_plugin_{path.stem}"
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[module_name] = module
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as exc:
-            del sys.modules[module_name]
-            raise DetbenchError(f"--plugin {spec}: importing it failed ({type(exc).__name__}: "
-                                f"{first_line(exc)}); fix the file") from exc
+        module = _plugin_modules.get(path.resolve()) or _import_plugin_file(spec, path)
+        _plugin_modules[path.resolve()] = module
     else:
         try:
             module = importlib.import_module(spec)
@@ -103,7 +100,39 @@ def load_plugin(spec: str) -> list[str]:
                                 f"{first_line(exc)}); fix the module") from exc
     if module.__name__ not in _plugin_prefixes:
         _plugin_prefixes.append(module.__name__)
-    return register_modules(module)
+    register_modules(module)
+    return module.__name__
+
+
+def _import_plugin_file(spec: str, path: Path) -> Any:
+    # under its own name when free, so that a checkpoint's `layers.MyConv` globals resolve to it
+    module_name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules \
+        else f"detbench_plugin_{path.stem}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise DetbenchError(f"--plugin {spec}: importing it failed ({type(exc).__name__}: "
+                            f"{first_line(exc)}); fix the file") from exc
+    return module
+
+
+def plugins_ever_imported() -> tuple[str, ...]:
+    """The plugin modules imported in this process so far (their code may have changed any layer's behaviour)."""
+    return tuple(_plugin_prefixes)
+
+
+@contextlib.contextmanager
+def plugins_allowed(plugins: list[str] | tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Import `plugins` (once per process) and put their modules, and only theirs, on the allow-list meanwhile."""
+    token = _active_plugins.set(tuple(load_plugin(plugin) for plugin in plugins))
+    try:
+        yield _active_plugins.get()
+    finally:
+        _active_plugins.reset(token)
 
 
 def _describe_unreadable(data: bytes) -> tuple[str, str]:
@@ -179,7 +208,7 @@ def load_checkpoint_bytes(data: bytes, path: str | Path, unsafe: bool = False) -
         if unsafe:
             ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
         else:
-            clean, entries = _checked_archive(path, data, tuple(_plugin_prefixes))
+            clean, entries = _checked_archive(path, data, _active_plugins.get())
             with torch.serialization.safe_globals(entries):
                 ckpt = torch.load(io.BytesIO(clean), map_location="cpu", weights_only=True)
     except DetbenchError:
@@ -299,13 +328,18 @@ def check_model_spec(spec: Any, cfg: str | Path) -> None:
             obj = getattr(importlib.import_module("torchvision.ops"), name[16:], None)
         else:
             obj = vars(tasks).get(name)
-        if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        if not (isinstance(obj, type) and issubclass(obj, nn.Module)) or _from_inactive_plugin(obj):
             raise DetbenchError(f"--weights {cfg}: refused: layer {index} names '{name[:80]}', which is not a layer "
                                 f"class; pass --plugin MODULE if it is one of yours")
         if name in DOWNLOADING_LAYERS:
             raise DetbenchError(f"--weights {cfg}: refused: layer {index} is {name}, which downloads weights from "
                                 f"the network and stores them outside the output folder; use a layer defined in "
                                 f"the YAML or a --plugin")
+
+
+def _from_inactive_plugin(cls: type) -> bool:
+    """A layer class registered by a plugin that this load was not given (an earlier API call's)."""
+    return cls.__module__ in _plugin_prefixes and cls.__module__ not in _active_plugins.get()
 
 
 def _read_model_yaml(cfg: str | Path) -> tuple[dict[str, Any], str | None]:
@@ -398,8 +432,14 @@ def load_model(weights: str, unsafe_load: bool = False, plugins: list[str] | tup
     from detbench import zoo
 
     zoo.register()
-    for plugin in plugins:
-        load_plugin(plugin)
+    with plugins_allowed(plugins):
+        return _load_model(weights, unsafe_load, expected_sha256)
+
+
+def _load_model(weights: str, unsafe_load: bool, expected_sha256: str | None) -> LoadedModel:
+    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
+    from detbench import zoo
+
     path = Path(weights)
     suffix = path.suffix.lower()
     if path.is_dir():
@@ -451,8 +491,11 @@ def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsa
     from detbench import zoo
 
     zoo.register()
-    for plugin in plugins:
-        load_plugin(plugin)
+    with plugins_allowed(plugins):
+        return _precheck_model(weights, unsafe)
+
+
+def _precheck_model(weights: str, unsafe: bool) -> str | None:
     path = Path(weights)
     if path.is_dir():
         raise DetbenchError(f"--weights {weights}: is a folder; pass the .pt file inside it (e.g. weights/best.pt)")
@@ -471,7 +514,7 @@ def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsa
     if "image" in reason or "ONNX" in reason or (not unsafe and not data.startswith(b"PK\x03\x04")):
         raise _unreadable(path, data)
     if not unsafe:
-        _checked_archive(path, data, tuple(_plugin_prefixes))
+        _checked_archive(path, data, _active_plugins.get())
     return hashlib.sha256(data).hexdigest()
 
 
