@@ -4,11 +4,31 @@ A study benchmarks every model in its own process on the same benchmark list;
 without a cache each process decodes and letterboxes the same images again.
 The decoded array is stored beside the benchmark list, in `.detbench-cache/`,
 under a key made of content hashes, so a stale entry is never used: the hash
-of the listed files' bytes (the report's `files_sha256`), imgsz and the
-OpenCV / Ultralytics versions. A cached array is used only if its hash still
-equals the one stored with it; it is saved only up to MAX_INPUT_BYTES.
-(FLOPs are not cached: the bounded check of each model counts them anyway.)
+of the listed files' bytes (the report's `files_sha256`), imgsz, `--rect`'s
+stride and the OpenCV / Ultralytics versions. It is saved only up to
+MAX_INPUT_BYTES. (FLOPs are not cached: the bounded check of each model counts
+them anyway.)
 
+Whoever can write the folder can also write an entry whose stored hashes
+agree with each other, so nothing an entry says is taken on its word: it is
+used only where its claims hold for the image files themselves
+(`_contradiction`):
+
+- the listed files are read once (their hash, which is the key, and each
+  header's width and height, read without decoding); a `--rect` entry's
+  original size of every image must be its header's, and its content size
+  what LetterBox makes of that (`rect.sizes_hold`): these decide the shapes
+  the model is timed on. Where a header and the entry disagree (also an
+  image that OpenCV turns by its EXIF orientation), the image is decoded and
+  the decoded size decides;
+- the first image and SPOT_CHECKS others drawn at random (from the
+  operating system's randomness, so no entry can know which) are decoded
+  from the bytes that were hashed, and their stored pixels must be exactly
+  what decoding and letterboxing them gives;
+- the stored array's hash must still equal the one stored with it.
+
+An entry that fails any of these is not used: the inputs are decoded from the
+images again, the entry is replaced, and the run gets a note saying why.
 Deleting the folder is always safe; the report says what came from it.
 
 The cache never leads outside the folder that holds the list: if
@@ -26,13 +46,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import stat
+import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import cv2
 import numpy as np
 import torch
 
@@ -42,9 +66,11 @@ from detbench.data.inputs import (
     array_sha256,
     check_host_memory,
     decode_images,
-    read_image_file,
+    letterbox,
+    read_image,
+    read_image_header,
 )
-from detbench.data.rect import RectInputCache, decode_rect_images, rect_digest, sizes_hold
+from detbench.data.rect import RectInputCache, decode_rect_images, rect_digest, resized_content, sizes_hold
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_atomic
 from detbench.files.safe_io import read_regular_file
@@ -53,6 +79,7 @@ from detbench.limits import MAX_IMAGE_PIXELS, MAX_SMALL_FILE_BYTES
 CACHE_DIRNAME = ".detbench-cache"
 MAX_INPUT_BYTES = 1 << 30
 NPY_HEADER_BYTES = 4096  # an .npy header of a 4-d uint8 array is about 128 bytes
+SPOT_CHECKS = 8  # images drawn at random, besides the first, whose stored pixels are compared with a fresh decode
 
 
 def cache_dir_for(list_path: str | Path) -> Path:
@@ -141,16 +168,86 @@ def _write_json(cache_dir: Path, name: str, value: dict[str, Any]) -> None:
     _write_entry(cache_dir, name, lambda handle: handle.write(data))
 
 
-def files_digest(paths: Sequence[str | Path]) -> str | None:
-    """The hash decode_images records as files_sha256 (sha256 of each file's sha256); None if a file is missing
-    or empty (decode_images then names it). A file that is not a regular image file is refused (DetbenchError)."""
-    digest = FilesHash()
+@dataclass(frozen=True)
+class ListedFiles:
+    """What one read of the listed files says, before anything is decoded: `files_sha256` (the hash
+    decode_images records), each file's sha256 and each header's (height, width), None where it cannot be read."""
+
+    files_sha256: str
+    digests: tuple[bytes, ...]
+    sizes: tuple[tuple[int, int] | None, ...]
+
+
+def read_listed_files(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS) -> ListedFiles | None:
+    """Read every listed file once: its hash and its header's size (no pixels decoded). None if a file is missing
+    or empty (decode_images then names it); a file that is not a regular image file, or whose header is above
+    `max_pixels`, is refused (DetbenchError), as decoding would refuse it."""
+    files_hash, digests, sizes = FilesHash(), [], []
     for raw in paths:
-        data = read_image_file(Path(raw))
+        data, size = read_image_header(Path(raw), max_pixels)
         if not data:
             return None
-        digest.add(data)
-    return digest.hexdigest()
+        digests.append(files_hash.add(data))
+        sizes.append(None if size is None else (size[1], size[0]))
+    return ListedFiles(files_hash.hexdigest(), tuple(digests), tuple(sizes))
+
+
+def files_digest(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
+    """The hash decode_images records as files_sha256 (sha256 of each file's sha256); None if a file is missing
+    or empty (decode_images then names it). A file that is not a regular image file is refused (DetbenchError)."""
+    listed = read_listed_files(paths, max_pixels)
+    return None if listed is None else listed.files_sha256
+
+
+def _spot_checks(count: int) -> list[int]:
+    """The first image and SPOT_CHECKS others, drawn with the operating system's randomness."""
+    others = random.SystemRandom().sample(range(1, count), min(SPOT_CHECKS, count - 1)) if count > 1 else []
+    return [0, *others] if count else []
+
+
+def _differs(stacked: np.ndarray, sizes: np.ndarray | None, index: int, path: Path, listed: ListedFiles,
+             imgsz: int, rect_stride: int | None, max_pixels: int) -> str | None:
+    """How the entry's image `index` differs from the image decoded from the bytes that were hashed; None if not."""
+    data, image = read_image(path, cv2.IMREAD_COLOR, max_pixels)
+    if data is None or hashlib.sha256(data).digest() != listed.digests[index]:
+        return f"image {path} changed while it was checked"
+    if image is None:
+        return f"image {path} cannot be decoded"
+    if sizes is None:
+        expected = letterbox(image, imgsz)[:, :, ::-1].transpose(2, 0, 1)
+        same = np.array_equal(stacked[index], expected)
+    else:
+        stored = (int(sizes[index, 2]), int(sizes[index, 3]))
+        if stored != image.shape[:2]:
+            return (f"it says image {path} is {stored[0]}x{stored[1]} pixels (height x width), decoding it gives "
+                    f"{image.shape[0]}x{image.shape[1]}")
+        expected = resized_content(image, imgsz, rect_stride)[:, :, ::-1]
+        height, width = expected.shape[:2]
+        same = (height, width) == (int(sizes[index, 0]), int(sizes[index, 1])) and np.array_equal(
+            stacked[index, :height, :width], expected)
+    return None if same else f"its pixels of image {path} are not what decoding and letterboxing the image gives"
+
+
+def _contradiction(stacked: np.ndarray, sizes: np.ndarray | None, paths: Sequence[str | Path], listed: ListedFiles,
+                   imgsz: int, rect_stride: int | None, max_pixels: int) -> str | None:
+    """Where an entry's claims do not hold for the image files (the note to show); None where they hold.
+
+    A `--rect` entry's original sizes are compared with every header; an image whose header disagrees is decoded
+    and the decoded size decides (OpenCV turns an image by its EXIF orientation, its header does not). The first
+    image and SPOT_CHECKS drawn at random are decoded and their stored pixels compared."""
+    disputed: list[int] = []
+    if sizes is not None:
+        for index, (header, stored) in enumerate(zip(listed.sizes, sizes[:, 2:].tolist(), strict=True)):
+            if header is None:
+                return f"the size of image {paths[index]} cannot be read from its header"
+            if header != tuple(stored):
+                disputed.append(index)
+    checked = dict.fromkeys([*disputed, *_spot_checks(len(paths))])
+    for index in checked:
+        why = _differs(stacked, sizes, index, Path(paths[index]), listed, imgsz, rect_stride, max_pixels)
+        if why:
+            return why
+    return None
 
 
 def _map_entry(cache_dir: Path, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -180,56 +277,77 @@ def _map_entry(cache_dir: Path, name: str, shape: tuple[int, ...]) -> np.ndarray
         return np.memmap(handle, dtype=np.uint8, mode="r", offset=offset, shape=shape)
 
 
-def _load_inputs(cache_dir: Path, key: str, files_sha256: str, shape: tuple[int, int, int, int],
-                 rect_stride: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> InputCache | None:
-    """The stored array for `key` if it has the expected shape and hash; None otherwise."""
+def _load_inputs(cache_dir: Path, key: str, paths: Sequence[str | Path], listed: ListedFiles,
+                 shape: tuple[int, int, int, int], rect_stride: int | None = None,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[InputCache | None, str | None]:
+    """The stored entry for `key` if its claims hold for the files (`_contradiction`) and its array has the
+    expected shape and hash; else (None, why it is not used), why being None where there is no entry."""
     meta = _read_json(cache_dir, f"inputs-{key}.json")
+    if not meta:
+        there = _cache_ready(cache_dir) and os.path.lexists(cache_dir / f"inputs-{key}.json")
+        return None, "it is not a regular file holding an entry" if there else None
     decoded_sha256 = meta.get("decoded_sha256")
-    if meta.get("files_sha256") != files_sha256 or not isinstance(decoded_sha256, str):
-        return None
+    if meta.get("files_sha256") != listed.files_sha256 or not isinstance(decoded_sha256, str):
+        return None, "it is not the entry of these image files"
     sizes = None
     if rect_stride is not None:
         try:
             sizes = np.asarray(meta.get("sizes"), dtype=np.int64)
         except (TypeError, ValueError, OverflowError):
-            return None
+            return None, "its image sizes are not a table of numbers"
         if sizes.shape != (shape[0], 4) or not sizes_hold(sizes, shape[1], rect_stride, max_pixels):
-            return None  # each content size must be what LetterBox makes of its original
+            # each content size must be what LetterBox makes of its original
+            return None, "its image sizes are not what LetterBox makes of its original sizes"
     check_host_memory(shape[0], shape[2])
     stacked = _map_entry(cache_dir, f"inputs-{key}.npy", shape)
     if stacked is None:
-        return None
+        return None, "its array is missing, or not the array of these images"
+    why = _contradiction(stacked, sizes, paths, listed, shape[2], rect_stride, max_pixels)
+    if why:
+        return None, why
     found = array_sha256(stacked) if sizes is None else rect_digest(stacked, sizes)
     if found != decoded_sha256:
-        return None
+        return None, "its array no longer has the hash stored with it"
     with warnings.catch_warnings():  # read-only memory: batches are copies, the mapping is never written
         warnings.simplefilter("ignore", UserWarning)
         images = torch.from_numpy(stacked)
     if sizes is None:
-        return InputCache(images, files_sha256, decoded_sha256)
-    return RectInputCache(images, files_sha256, decoded_sha256, sizes=sizes, imgsz=shape[1], stride=rect_stride)
+        return InputCache(images, listed.files_sha256, decoded_sha256), None
+    return RectInputCache(images, listed.files_sha256, decoded_sha256, sizes=sizes, imgsz=shape[1],
+                          stride=rect_stride), None
+
+
+def _print_note(text: str) -> None:
+    print(f"  note: {text}", file=sys.stderr)
 
 
 def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX_IMAGE_PIXELS,
-                  rect_stride: int | None = None) -> tuple[InputCache, bool]:
-    """Decoded inputs from the cache when the files, imgsz, rect and versions match; else decoded and stored.
+                  rect_stride: int | None = None,
+                  note: Callable[[str], None] | None = None) -> tuple[InputCache, bool]:
+    """Decoded inputs from the cache when the files, imgsz, rect and versions match and the entry's claims hold
+    for the image files; else decoded and stored.
 
-    `rect_stride`: the model's stride for `--rect` inputs (`detbench.data.rect`); None for square ones."""
+    `rect_stride`: the model's stride for `--rect` inputs (`detbench.data.rect`); None for square ones.
+    `note`: told (one line) why an entry that was there was not used; None: the line goes to stderr."""
     def decode() -> InputCache:
         if rect_stride is None:
             return decode_images(paths, imgsz, max_pixels)
         return decode_rect_images(paths, imgsz, rect_stride, max_pixels)
 
-    files_sha256 = files_digest(paths)
-    if files_sha256 is None:
+    listed = read_listed_files(paths, max_pixels)
+    if listed is None:
         return decode(), False  # it names the unreadable files
+    files_sha256 = listed.files_sha256
     rect = "" if rect_stride is None else f"|rect{rect_stride}"
     key = hashlib.sha256(f"{files_sha256}|{imgsz}{rect}|{_versions()}".encode()).hexdigest()[:32]
     shape = (len(paths), 3, imgsz, imgsz) if rect_stride is None else (len(paths), imgsz, imgsz, 3)
-    stored = _load_inputs(cache_dir, key, files_sha256, shape, rect_stride, max_pixels)
+    stored, why = _load_inputs(cache_dir, key, paths, listed, shape, rect_stride, max_pixels)
     if stored is not None:
         return stored, True
     inputs = decode()
+    if why:
+        (note or _print_note)(f"set-up cache entry {cache_dir / f'inputs-{key}.json'} not used: {why}; the inputs "
+                              f"were decoded from the images again and the entry replaced")
     array = inputs.images.numpy()
     if array.nbytes <= MAX_INPUT_BYTES and inputs.files_sha256 == files_sha256:
         meta: dict[str, Any] = {"files_sha256": files_sha256, "imgsz": imgsz, "decoded_sha256": inputs.decoded_sha256}

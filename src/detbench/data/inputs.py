@@ -80,8 +80,11 @@ class FilesHash:
     def __init__(self) -> None:
         self._digest = hashlib.sha256()
 
-    def add(self, data: bytes) -> None:
-        self._digest.update(hashlib.sha256(data).digest())
+    def add(self, data: bytes) -> bytes:
+        """Add one file's bytes; returns that file's own sha256 (digest bytes)."""
+        digest = hashlib.sha256(data).digest()
+        self._digest.update(digest)
+        return digest
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()

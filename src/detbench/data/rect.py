@@ -9,6 +9,11 @@ So the cache keeps each image's resized, unpadded content (RGB, height x width x
 square slot, with its content size and its original size. A batch is padded when it is served, outside the
 timed region, with Ultralytics' own LetterBox applied to the content: the content already has the target scale
 (ratio 1), so LetterBox only pads it, exactly as it would have padded the original.
+
+The sizes decide the shapes the model is timed on, so a stored entry (`detbench.data.cache`) is used only where
+they hold for the images themselves: each content size must be what LetterBox makes of its original size
+(`sizes_hold`), and each original size must be the image's own, read from its header or, where the header
+disagrees (an EXIF orientation), from decoding it.
 """
 
 from __future__ import annotations
@@ -109,7 +114,8 @@ def content_size(original_height: int, original_width: int, imgsz: int, stride: 
 
 def sizes_hold(sizes: np.ndarray, imgsz: int, stride: int, max_pixels: int) -> bool:
     """Whether stored sizes are what LetterBox makes of the stored original sizes (each original at most
-    `max_pixels`): a cache entry must not change the shapes the model is given."""
+    `max_pixels`): a cache entry must not change the shapes the model is given. (That the original sizes are the
+    images' own is checked against the files, by `detbench.data.cache`.)"""
     for height, width, original_height, original_width in sizes.tolist():
         if not (1 <= original_height and 1 <= original_width and original_height * original_width <= max_pixels):
             return False

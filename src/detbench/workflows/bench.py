@@ -322,7 +322,7 @@ def _prepare_inputs(run: _Run, model: _Model):
                           original_pixels(outcome.blist.paths, cfg.max_image_pixels))
     inputs, inputs_cached = setup_cache.cached_inputs(cache_dir, outcome.blist.paths, numbers.imgsz,
                                                       max_pixels=cfg.max_image_pixels,
-                                                      rect_stride=numbers.stride if cfg.rect else None)
+                                                      rect_stride=numbers.stride if cfg.rect else None, note=run.note)
     run.clock.mark("decode")
     return outcome, inputs, {"dir": str(cache_dir), "inputs_reused": inputs_cached}
 
