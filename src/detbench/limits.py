@@ -46,3 +46,33 @@ MAX_BIAS_PROBE = 1000  # forwards of one bias-probe run (--bias-probe)
 MAX_STUDY_GENERATIONS = 6  # looks, each after which the workers may be replaced by fresh ones
 MAX_STUDY_WORKERS = MAX_WORKERS_PER_MODEL * MAX_STUDY_GENERATIONS  # worker processes of one model over a study
 MAX_STUDY_LOOKS = 20
+
+# `compare`: what reports, a sweep's index (sweep.json) and its studies' records (study.json) may make it read,
+# print, write and draw. Reports are read whole (MAX_REPORT_BYTES, report.schema's shape check); an index or a
+# study record is JSON of at most MAX_REPORT_BYTES too.
+MAX_SWEEP_STUDIES = 10_000  # studies in a sweep's index: the most a sweep plans (sweep.spec.MAX_STUDIES); beyond,
+#                             the index is refused
+MAX_STUDY_MODELS = 10_000  # models a study record lists: the most a report's study section may name
+#                            (report.schema NAMES); beyond, that study is not compared
+MAX_SWEEP_REPORTS = 100_000  # model results `compare --sweep` reads in all (10,000 studies of 10 models); the
+#                              studies beyond are named as not compared. Each report file is read once, however
+#                              many names or links lead to it
+MAX_RECORD_CONTAINERS = 4_000_000  # lists and objects in a sweep index or a study record (a study keeps one list a
+#                                    round, its turn order: 2,000,000 rounds fit in MAX_REPORT_BYTES), where a
+#                                    report may hold 200,000; values: a report's bound (16,000,000). 128 MiB of empty
+#                                    lists would take 3 GB once parsed
+MAX_SHOWN_CHARS = 200  # a name or value from a file, as printed or written into a table: the longest model name
+#                        detbench accepts (names.MAX_NAME_BYTES); a longer one keeps its start, then "…#" and 16
+#                        hex digits of its SHA-256
+MAX_SHOWN_TEXT_CHARS = 1000  # a sentence from a file (a report's warning, a study's failure reason)
+MAX_PLOT_LABEL_CHARS = 40  # a name or value drawn in a plot
+MAX_PLOT_INCHES = 30.0  # every plot's width and height: at most 3600 x 3600 pixels at 120 dpi
+MAX_PLOT_ITEMS = 60  # models (bars, points, lines), model x backend bars, or sweep cells in one plot (panel); beyond,
+#                      the plot is not drawn, with a note (the tables have every row)
+MAX_PLOT_PANELS = 8  # device kinds in the sweep plot, one panel each
+MAX_PLOT_GROUPS = 50  # groups of comparable reports (and pivot matrices) plotted; beyond, a note
+MAX_PIVOT_MODELS = 200  # rows of a `compare --pivot backend` matrix; beyond, the first ones, with a note
+MAX_PIVOT_BACKENDS = 8  # its columns (detbench has 5 backends); beyond, the first ones, with a note
+MAX_TABLE_CELLS = 1_000_000  # models x cells of a sweep's ranking-stability tables, all device kinds together;
+#                              beyond, a table is left out with a note (the CSV has every result)
+MAX_TERMINAL_BYTES = 16 * MiB  # what one `compare` prints of its tables; beyond, a note says where the rest is

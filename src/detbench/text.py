@@ -4,14 +4,20 @@ Whoever wrote a report chose these strings, so none of them may act in the
 output: no terminal escape sequence, no spreadsheet formula, no Markdown
 table break or raw HTML, no LaTeX optional argument or command, no mathtext
 in a plot. One function per output format; numbers never pass through them.
+How much of it is shown is bounded too: each name or value (`bounded`, with a
+hash so that long ones stay distinct), and all the lines a command prints of
+it (`bounded_echo`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+from detbench.limits import MAX_SHOWN_CHARS
 from detbench.names import bad_characters
 
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: cells a spreadsheet may run as a formula
@@ -90,3 +96,46 @@ class Cadence:
 def terminal_echo(echo: Echo) -> Echo:
     """`echo` that shows control characters (escape sequences from names or checkpoints) instead of sending them."""
     return lambda line: echo(terminal(line))
+
+
+# ---------------------------------------------------------------- bounded text (how much of a file's text is shown)
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+ELLIPSIS = "\u2026"
+HASH_DIGITS = 16
+
+
+def no_surrogates(text: Any) -> str:
+    """Text with lone surrogates (JSON's "\\ud800", a file name's undecodable bytes) shown as \\uXXXX: no UTF-8
+    terminal or file takes them."""
+    return _SURROGATES.sub(lambda match: _visible(match.group()), str(text))
+
+
+def bounded(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """A name or value from a file as shown: `no_surrogates`, and at most `limit` characters. A longer one keeps its
+    start, then "…#" and 16 hex digits of its SHA-256, so that two long texts that differ are shown differently."""
+    shown = no_surrogates(value)
+    if len(shown) <= limit:
+        return shown
+    digest = hashlib.sha256(shown.encode("utf-8")).hexdigest()[:HASH_DIGITS]
+    return shown[:max(0, limit - HASH_DIGITS - 2)] + ELLIPSIS + "#" + digest
+
+
+def bounded_echo(echo: Echo, max_bytes: int, note: str) -> Echo:
+    """`echo` for lines made of text from files: each one terminal-safe (`terminal`, `no_surrogates`), and together at
+    most `max_bytes` of UTF-8. The line that would pass the bound is replaced by `note`, and nothing follows it."""
+    spent, stopped = 0, False
+
+    def say(line: str) -> None:
+        nonlocal spent, stopped
+        if stopped:
+            return
+        safe = terminal(no_surrogates(line))
+        spent += len(safe.encode("utf-8")) + 1
+        if spent > max_bytes:
+            stopped = True
+            echo(note)
+            return
+        echo(safe)
+
+    return say

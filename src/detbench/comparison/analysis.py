@@ -29,6 +29,7 @@ import numpy as np
 from detbench import text
 from detbench.comparison.accuracy import Accuracy, accuracy_for
 from detbench.errors import DetbenchError
+from detbench.limits import MAX_SHOWN_TEXT_CHARS
 from detbench.names import is_reserved_stem
 from detbench.report.model import Report
 from detbench.report.schema import parse_report, validate_report
@@ -39,19 +40,25 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_EFFECT = 0.02
 OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
 
-# (label, how to read it from a report); hashes are shortened when shown
+
+def _bounded(value: Any) -> Any:
+    """A setting's text as compared and shown (`text.bounded`: a long one cut, with a hash); numbers and None kept."""
+    return value if value is None or isinstance(value, (int, float)) else text.bounded(value)
+
+
+# (label, how to read it from a report); text is bounded (`text.bounded`), hashes are shortened when shown
 COMPARABILITY: tuple[tuple[str, Callable[[Report], Any]], ...] = (
     ("imgsz", lambda r: r.metadata.imgsz),
     ("batch", lambda r: r.metadata.batch),
-    ("device", lambda r: r.metadata.device),
-    ("precision", lambda r: r.settings.precision),
+    ("device", lambda r: _bounded(r.metadata.device)),
+    ("precision", lambda r: _bounded(r.settings.precision)),
     ("threads", lambda r: r.settings.threads),
-    ("hardware", lambda r: _hardware(r)),
-    ("input list", lambda r: r.inputs.list_sha256),
-    ("decoded inputs", lambda r: r.inputs.decoded_sha256),
+    ("hardware", lambda r: _bounded(_hardware(r))),
+    ("input list", lambda r: _bounded(r.inputs.list_sha256)),
+    ("decoded inputs", lambda r: _bounded(r.inputs.decoded_sha256)),
     ("modes", lambda r: _modes(r)),
-    ("software", lambda r: _software(r)),
-    ("backend", lambda r: backend_of(r)),
+    ("software", lambda r: _bounded(_software(r))),
+    ("backend", lambda r: _bounded(backend_of(r))),
 )
 
 
@@ -66,7 +73,8 @@ class Entry:
 
     @property
     def model_name(self) -> str:
-        return str(self.report.metadata.model_name or self.path.stem)
+        """The report's model name, bounded (`text.bounded`: every name detbench accepts is shown whole)."""
+        return text.bounded(self.report.metadata.model_name or self.path.stem)
 
     def samples(self) -> np.ndarray:
         return np.asarray(self.report.latency_samples(), dtype=np.float64)
@@ -78,7 +86,7 @@ class Entry:
 
     def caveats(self) -> list[str]:
         """The report's own warnings (noise, outliers, warm-up, busy or throttled device), each once."""
-        return list(dict.fromkeys(str(w) for w in self.report.warnings or []))
+        return list(dict.fromkeys(text.bounded(w, MAX_SHOWN_TEXT_CHARS) for w in self.report.warnings or []))
 
 
 @dataclass
@@ -221,9 +229,9 @@ def read_entry(path: Path, warn: Callable[[str], None]) -> Entry | None:
         warn(f"skipped {exc}")
         return None
     if not report.ok:
-        error = report.error or "no error recorded"
-        warn(f"skipped {path}: the benchmark of {report.metadata.model_name or path.stem} "
-             f"{report.status} ({error})")
+        error = text.bounded(report.error or "no error recorded", MAX_SHOWN_TEXT_CHARS)
+        warn(f"skipped {path}: the benchmark of {text.bounded(report.metadata.model_name or path.stem)} "
+             f"{text.bounded(report.status)} ({error})")
         return None
     return Entry(path=path, report=report, name="")
 
@@ -250,7 +258,7 @@ def name_entries(entries: list[Entry], warn: Callable[[str], None] = stderr_warn
             warn(f"no mAP for {entry.model_name}: {exc}")
     for same in (group for group in by_name.values() if len(group) > 1):
         for entry, suffix in zip(same, _distinct_suffixes([e.path for e in same]), strict=True):
-            entry.name = f"{entry.model_name} [{suffix}]"
+            entry.name = f"{entry.model_name} [{text.bounded(suffix)}]"
     return entries
 
 
@@ -331,15 +339,20 @@ def study_of(row: Row) -> dict[str, Any] | None:
     return study
 
 
+MISSING_SHOWN = 10  # names of a study's missing reports shown in the note
+
+
 def replay_problem(study: dict[str, Any], members: list[Row], baseline_name: str) -> str:
     """Why the study's verdicts cannot be rebuilt from these reports ("" when they can)."""
     finished = study.get("finished_models")
     names = sorted(row.entry.model_name for row in members)
     if study.get("baseline") != baseline_name:
-        return f"the study compared against {study.get('baseline')!r}, not {baseline_name!r}"
-    if not isinstance(finished, list) or sorted(map(str, finished)) != names:
-        missing = sorted(set(map(str, finished or [])) - set(names))
-        return (f"not every report of the study is here (missing: {', '.join(missing)})" if missing
+        return f"the study compared against {text.bounded(study.get('baseline'))!r}, not {baseline_name!r}"
+    if not isinstance(finished, list) or sorted(map(text.bounded, finished)) != names:
+        missing = sorted(set(map(text.bounded, finished or [])) - set(names))
+        shown = ", ".join(missing[:MISSING_SHOWN]) + (f" and {len(missing) - MISSING_SHOWN} more"
+                                                      if len(missing) > MISSING_SHOWN else "")
+        return (f"not every report of the study is here (missing: {shown})" if missing
                 else "the reports do not match the study's list of models")
     planned, looks = study.get("planned_looks") or [], study.get("looks_at_rounds") or []
     increasing = all(b > a for a, b in zip(looks, looks[1:], strict=False))
@@ -362,7 +375,7 @@ def study_verdicts(group: Group, alpha: float | None, min_effect: float | None) 
     if problem:
         group.untested_why = f"study {study['id']}: {problem}"
         return {}
-    group.study_id, group.alpha = study["id"], alpha if alpha is not None else float(study["alpha"])
+    group.study_id, group.alpha = text.bounded(study["id"]), alpha if alpha is not None else float(study["alpha"])
     group.min_effect = min_effect if min_effect is not None else float(study["min_effect"])
     series = {row.entry.model_name: row.entry.worker_series() for row in members}
     planned = study["planned_looks"]
@@ -414,8 +427,8 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
     by_key: dict[tuple[Any, ...], list[Entry]] = {}
     for entry in entries:
         by_key.setdefault(comparability_key(entry.report), []).append(entry)
-    keys = sorted(by_key, key=lambda k: (not any(e.model_name == baseline_name for e in by_key[k]),
-                                         list(by_key).index(k)))
+    order = {key: index for index, key in enumerate(by_key)}  # a dict keeps insertion order: first seen first
+    keys = sorted(by_key, key=lambda k: (not any(e.model_name == baseline_name for e in by_key[k]), order[k]))
     groups = []
     for index, key in enumerate(keys, start=1):
         on_gpu = str(key[2]).startswith("cuda")

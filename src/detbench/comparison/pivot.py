@@ -7,6 +7,9 @@ ghost@onnx,baseline@onnx,...`), the paired verdict, replayed from the samples at
 (alpha split over its planned looks; within a study, each backend's m comparisons get m/M of alpha, M being all
 the within-backend comparisons of the study, with Holm inside each backend; so the chance of any false verdict
 among a study's cells stays at most alpha). Elsewhere: the ratio of medians, untested.
+
+Names and backends come from reports: bounded (`text.bounded`) and printed through `text.terminal`; the matrix
+shows at most MAX_PIVOT_MODELS rows and MAX_PIVOT_BACKENDS columns, with a note naming what it leaves out.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from typing import Any
 from detbench import text
 from detbench.backends.formats import PYTORCH, split_format
 from detbench.comparison.analysis import COMPARABILITY, DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
+from detbench.limits import MAX_PIVOT_BACKENDS, MAX_PIVOT_MODELS
 from detbench.stats import paired
 
 
 def model_and_backend(entry: Entry) -> tuple[str, str]:
     name = entry.model_name
     backend = entry.report.settings.backend if isinstance(entry.report.settings.backend, dict) else {}
-    fmt = str(backend.get("format") or PYTORCH)
+    fmt = text.bounded(backend.get("format") or PYTORCH)
     return split_format(name)[0], fmt
 
 
@@ -111,7 +115,7 @@ def build_pivot(entries: Sequence[Entry], baseline: str | None, alpha: float | N
                 min_effect: float | None = None) -> Pivot:
     """`baseline` may carry an @FORMAT (the main table's baseline); the matrix's baseline is the model. The
     entries must share one setting (`build_pivots`)."""
-    baseline = split_format(baseline or "baseline")[0]
+    baseline = split_format(text.bounded(baseline or "baseline"))[0]
     cells: dict[tuple[str, str], Cell] = {}
     notes: list[str] = []
     for entry in entries:
@@ -148,11 +152,22 @@ def _cell_text(cell: Cell | None) -> str:
     return f"{shown} ({verdict.delta_pct:+.1f} % {verdict.verdict})"
 
 
+def left_out(pivot: Pivot) -> list[str]:
+    """Notes for the rows and columns beyond the matrix's bounds (MAX_PIVOT_MODELS, MAX_PIVOT_BACKENDS)."""
+    notes = []
+    for count, bound, what in ((len(pivot.models), MAX_PIVOT_MODELS, "models"),
+                               (len(pivot.backends), MAX_PIVOT_BACKENDS, "backends")):
+        if count > bound:
+            notes.append(f"{count - bound} more {what} not shown: a matrix shows at most {bound} (baseline and "
+                         f"PyTorch first); compare fewer reports at a time to see them")
+    return notes
+
+
 def pivot_lines(pivot: Pivot) -> list[str]:
     """The matrix for the console: median latency, and the verdict against the baseline of the same backend."""
-    header = ["Model", *pivot.backends]
-    rows = [[text.terminal(model), *(_cell_text(pivot.cells.get((model, b))) for b in pivot.backends)]
-            for model in pivot.models]
+    models, backends = pivot.models[:MAX_PIVOT_MODELS], pivot.backends[:MAX_PIVOT_BACKENDS]
+    header = ["Model", *(text.terminal(backend) for backend in backends)]
+    rows = [[text.terminal(model), *(_cell_text(pivot.cells.get((model, b))) for b in backends)] for model in models]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["Median latency per model and backend; each model against "
              f"{text.terminal(pivot.baseline)} in the same backend:"]
@@ -161,5 +176,5 @@ def pivot_lines(pivot: Pivot) -> list[str]:
                                                                                             strict=True)]).rstrip())
     lines.append("Verdicts where the model and that backend's baseline ran in one interleaved study (alpha shared "
                  "over every comparison of the matrix within that study); 'untested' elsewhere (ratio of medians).")
-    lines += [f"note: {text.terminal(note)}" for note in pivot.notes]
+    lines += [f"note: {text.terminal(note)}" for note in [*left_out(pivot), *pivot.notes]]
     return lines

@@ -14,7 +14,11 @@ model, one bar per backend, each labelled with its verdict against the
 baseline in the same backend.
 Groups after the first get a `_group{N}` suffix. Names and settings come
 from reports: they are drawn through `text.plot_label` (no mathtext, no
-control characters).
+control characters), names cut to MAX_PLOT_LABEL_CHARS (`text.bounded`).
+Sizes are bounded whatever the reports hold: every figure at most
+MAX_PLOT_INCHES wide and high; a plot of more than MAX_PLOT_ITEMS models
+(bars or points) is not drawn, and only the first MAX_PLOT_GROUPS groups are
+plotted, each with a note.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from detbench import text
 from detbench.comparison.analysis import Comparison, Group
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_atomic
+from detbench.limits import MAX_PLOT_GROUPS, MAX_PLOT_INCHES, MAX_PLOT_ITEMS, MAX_PLOT_LABEL_CHARS
 
 FRONT_COLOR = "#d62728"
 POINT_COLOR = "#1f77b4"
 BASELINE_COLOR = "#ff7f0e"
+Note = Callable[[str], None]  # hears of a plot not drawn
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -74,21 +80,40 @@ def _label_spots(anchors_pt: Sequence[tuple[float, float]], names: Sequence[str]
     return spots
 
 
+def label(value: Any) -> str:
+    """A name or value from a report as a plot draws it: at most MAX_PLOT_LABEL_CHARS, no mathtext."""
+    return text.plot_label(text.bounded(value, MAX_PLOT_LABEL_CHARS))
+
+
+def too_many(count: int, what: str, name: str, instead: str = "the tables have every row") -> str | None:
+    """Why the plot `name` is not drawn (`count` `what` is more than MAX_PLOT_ITEMS in one plot), or None."""
+    if count <= MAX_PLOT_ITEMS:
+        return None
+    return (f"{name} not drawn: {count} {what}, more than the {MAX_PLOT_ITEMS} one plot shows; {instead} (compare "
+            "fewer reports at a time for the plot)")
+
+
 def figure(figsize: tuple[float, float], rows: int = 1):
     """A figure drawn by the Agg canvas directly (no pyplot, so the caller's matplotlib backend is left alone), and
-    its axes: one, or a list of `rows` stacked."""
+    its axes: one, or a list of `rows` stacked. Width and height are at most MAX_PLOT_INCHES."""
     # imported here, not at the top: loads matplotlib, which only this path needs
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    figsize = (min(figsize[0], MAX_PLOT_INCHES), min(figsize[1], MAX_PLOT_INCHES))
     fig = Figure(figsize=figsize, dpi=120)
     FigureCanvasAgg(fig)
     return fig, (fig.subplots() if rows == 1 else list(fig.subplots(rows, 1)))
 
 
-def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, maximize_x: bool) -> Path | None:
+def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, maximize_x: bool,
+             note: Note) -> Path | None:
     rows = [r for r in group.rows if r.metrics[x_key] is not None and r.metrics["latency_median_ms"] is not None]
     if len(rows) < 2:
+        return None
+    problem = too_many(len(rows), "models", path.name)
+    if problem:
+        note(problem)
         return None
     # x: the cost or accuracy axis, y: median latency (lower is better)
     points = [(r.metrics[x_key], r.metrics["latency_median_ms"]) for r in rows]
@@ -114,7 +139,7 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.canvas.draw()  # fixes limits and layout, so data can be mapped to points for label placement
     anchors = ax.transData.transform(points) * 72.0 / fig.dpi
-    names = [text.plot_label(r.name) for r in rows]
+    names = [label(r.name) for r in rows]
     for i, (dx, dy, ha) in enumerate(_label_spots([tuple(a) for a in anchors], names)):
         weight = "bold" if rows[i].is_baseline else "normal"
         ax.annotate(names[i], points[i], xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_SIZE,
@@ -124,11 +149,15 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
     return path
 
 
-def _bars(group: Group, path: Path) -> Path | None:
+def _bars(group: Group, path: Path, note: Note) -> Path | None:
     rows = [r for r in group.rows if r.metrics["latency_median_ms"] is not None]
     if not rows:
         return None
-    names = [text.plot_label(r.name) for r in rows]
+    problem = too_many(len(rows), "models", path.name)
+    if problem:
+        note(problem)
+        return None
+    names = [label(r.name) for r in rows]
     medians = [r.metrics["latency_median_ms"] for r in rows]
     low = [max(0.0, m - (r.metrics["latency_q25_ms"] if r.metrics["latency_q25_ms"] is not None else m))
            for m, r in zip(medians, rows, strict=True)]
@@ -146,7 +175,7 @@ def _bars(group: Group, path: Path) -> Path | None:
     ax.set_ylabel("median latency (ms), bars: IQR")
     title = "Median latency per model"
     if group.baseline is not None:
-        title += (f" (orange: {text.plot_label(group.baseline.name)}; verdicts "
+        title += (f" (orange: {label(group.baseline.name)}; verdicts "
                   f"{'from the interleaved study' if group.study_id else 'untested: separate runs'})")
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3, zorder=0)
@@ -160,9 +189,15 @@ def _bars(group: Group, path: Path) -> Path | None:
 BACKEND_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
-def backend_bars(pivot: Any, path: Path) -> Path:
-    """Grouped bars: models along x, one bar per backend, its median latency and verdict on top."""
+def backend_bars(pivot: Any, path: Path, note: Note | None = None) -> Path | None:
+    """Grouped bars: models along x, one bar per backend, its median latency and verdict on top. Not drawn (None,
+    and a line to `note`) for more than MAX_PLOT_ITEMS bars (models x backends)."""
     models, backends = pivot.models, pivot.backends
+    problem = too_many(len(models) * max(1, len(backends)), f"bars ({len(models)} models x {len(backends)} "
+                       "backends)", path.name, "the matrix printed above has its cells")
+    if problem:
+        (note or (lambda line: None))(problem)
+        return None
     width = 0.8 / max(len(backends), 1)
     fig, ax = figure((max(6.0, 1.3 * len(models) * max(1, len(backends)) / 2 + 3), 4.8))
     for k, backend in enumerate(backends):
@@ -175,13 +210,13 @@ def backend_bars(pivot: Any, path: Path) -> Path:
             heights.append(cell.median_ms)
             marks.append("baseline" if cell.is_baseline else (cell.verdict.verdict if cell.verdict else ""))
         ax.bar(xs, heights, width=width, color=BACKEND_COLORS[k % len(BACKEND_COLORS)],
-               label=text.plot_label(backend), zorder=3)
+               label=label(backend), zorder=3)
         for x, height, mark in zip(xs, heights, marks, strict=True):
             ax.annotate(f"{height:.1f}\n{text.plot_label(mark)}", (x, height), xytext=(0, 2),
                         textcoords="offset points", ha="center", fontsize=7)
-    ax.set_xticks(range(len(models)), [text.plot_label(m) for m in models])
+    ax.set_xticks(range(len(models)), [label(m) for m in models])
     ax.set_ylabel("median latency (ms)")
-    ax.set_title(f"Median latency per model and backend (verdicts against {text.plot_label(pivot.baseline)} "
+    ax.set_title(f"Median latency per model and backend (verdicts against {label(pivot.baseline)} "
                  f"in the same backend)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3, zorder=0)
@@ -213,17 +248,21 @@ def write_plots(comparison: Comparison, folder: str | Path,
         raise DetbenchError(f"--plots {text.terminal(folder)}: cannot make the folder ({exc.strerror}); choose "
                             "another folder") from exc
     written: list[Path] = []
+    note = note or (lambda line: None)
+    if len(comparison.groups) > MAX_PLOT_GROUPS:
+        note(f"plots of the first {MAX_PLOT_GROUPS} groups only, of {len(comparison.groups)}; the tables have "
+             "every group")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. a glyph a name uses is missing from the font
-        for group in comparison.groups:
-            written.extend(_group_plots(group, folder, note or (lambda line: None)))
+        for group in comparison.groups[:MAX_PLOT_GROUPS]:
+            written.extend(_group_plots(group, folder, note))
     return written
 
 
 def _group_plots(group: Group, folder: Path, note: Callable[[str], None]) -> list[Path]:
     suffix = "" if group.index == 1 else f"_group{group.index}"
     made = [_scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
-                     "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False)]
+                     "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False, note=note)]
     known = [r.metrics["mAP50_95"] for r in group.rows
              if r.metrics["mAP50_95"] is not None and r.metrics["latency_median_ms"] is not None]
     accuracy = set(known)
@@ -232,6 +271,6 @@ def _group_plots(group: Group, folder: Path, note: Callable[[str], None]) -> lis
              f"({accuracy.pop():g}), as untrained or barely trained weights do; it would show latency alone")
     else:
         made.append(_scatter(group, "mAP50_95", "mAP50-95, higher is better", "Latency vs accuracy",
-                             folder / f"latency_vs_map{suffix}.png", maximize_x=True))
-    made.append(_bars(group, folder / f"latency_bars{suffix}.png"))
+                             folder / f"latency_vs_map{suffix}.png", maximize_x=True, note=note))
+    made.append(_bars(group, folder / f"latency_bars{suffix}.png", note))
     return [path for path in made if path is not None]

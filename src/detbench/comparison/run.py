@@ -2,6 +2,8 @@
 
 The analysis itself is `comparison.analysis`; the renderers are `comparison.tables` and
 `comparison.plots`. This module sits on top of all three, so none of them imports another's caller.
+What the tables print is terminal-safe and at most MAX_TERMINAL_BYTES (`text.bounded_echo`); the lines that
+say what was saved follow it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from detbench import text
 from detbench.comparison import tables
 from detbench.comparison.analysis import (
     DEFAULT_BASELINE,
+    Comparison,
     build_comparison,
     load_entries,
     report_files,
     stderr_warning,
 )
-from detbench.comparison.pivot import build_pivots, pivot_lines
+from detbench.comparison.pivot import Pivot, build_pivots, pivot_lines
 from detbench.errors import DetbenchError
+from detbench.limits import MAX_PLOT_GROUPS, MAX_TERMINAL_BYTES
 
 # ---------------------------------------------------------------- output places
 
@@ -87,11 +91,15 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     given, or the common folder of what was given) as comparison.{csv,md,tex}.
     Every output place is checked before anything is loaded. Warnings about
     skipped files go to `warn` (default: stderr). Every line passed to `echo`
-    or `warn` is terminal-safe (`text.terminal`). `pivot="backend"` adds the model x backend matrix
+    or `warn` is terminal-safe (`text.terminal`); the tables' lines are at most
+    MAX_TERMINAL_BYTES together. `pivot="backend"` adds the model x backend matrix
     (`comparison.pivot`). Returns 0.
     """
     def safe_warn(message: str) -> None:
-        warn(text.terminal(message))
+        warn(text.terminal(text.no_surrogates(message)))
+
+    def safe_echo(line: str) -> None:
+        echo(text.terminal(text.no_surrogates(line)))
 
     sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
     unknown = sorted(set(formats) - set(tables.RENDERERS))
@@ -103,31 +111,48 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     refuse_overwriting_inputs(targets, files)
     entries = load_entries(files, safe_warn)
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
+    say = text.bounded_echo(echo, MAX_TERMINAL_BYTES, TERMINAL_NOTE)
     for line in tables.console_lines(comparison):
-        echo(text.terminal(line))
-    matrices = []
-    if pivot == "backend":
-        matrices = build_pivots(entries, baseline or DEFAULT_BASELINE, alpha, min_effect)
-        for index, matrix in enumerate(matrices, 1):
-            echo("")
-            if len(matrices) > 1:
-                echo(f"Matrix {index} of {len(matrices)} (reports of one setting each; see the groups above)")
-            for line in pivot_lines(matrix):
-                echo(line)
+        say(line)
+    matrices = build_pivots(entries, baseline or DEFAULT_BASELINE, alpha, min_effect) if pivot == "backend" else []
+    for index, matrix in enumerate(matrices, 1):
+        say("")
+        if len(matrices) > 1:
+            say(f"Matrix {index} of {len(matrices)} (reports of one setting each; see the groups above)")
+        for line in pivot_lines(matrix):
+            say(line)
     rendered = {path: tables.RENDERERS[fmt](comparison) for fmt, path in targets.items()}
     for path, content in rendered.items():
         tables.write_table(path, content)
-        echo(f"✓ saved: {text.terminal(path)}")
+        safe_echo(f"✓ saved: {path}")
     if plots_dir is not None:
-        # imported here, not at the top: loads numpy and matplotlib, kept out of light commands
-        from detbench.comparison.plots import backend_bars, write_plots
-
-        for path in write_plots(comparison, plots_dir, note=lambda line: echo(f"  note: {text.terminal(line)}")):
-            echo(f"✓ saved: {text.terminal(path)}")
-        for index, matrix in enumerate(matrices, 1):
-            name = "latency_by_backend.png" if index == 1 else f"latency_by_backend_{index}.png"
-            echo(f"✓ saved: {text.terminal(backend_bars(matrix, Path(plots_dir) / name))}")
+        write_all_plots(comparison, matrices, Path(plots_dir), safe_echo)
     return 0
+
+
+TERMINAL_NOTE = (f"... the rest of the tables is not printed: more than {MAX_TERMINAL_BYTES // 2**20} MiB of text "
+                 "(names or notes from the reports); write them with --output or --format to read every row")
+
+
+def write_all_plots(comparison: Comparison, matrices: Sequence[Pivot], folder: Path,
+                    echo: Callable[[str], None]) -> None:
+    """The comparison's plots, then each pivot matrix's bar chart (the first MAX_PLOT_GROUPS); a note for each one
+    not drawn."""
+    # imported here, not at the top: loads numpy and matplotlib, kept out of light commands
+    from detbench.comparison.plots import backend_bars, write_plots
+
+    def note(line: str) -> None:
+        echo(f"  note: {line}")
+
+    for path in write_plots(comparison, folder, note=note):
+        echo(f"✓ saved: {path}")
+    if len(matrices) > MAX_PLOT_GROUPS:
+        note(f"bar charts of the first {MAX_PLOT_GROUPS} matrices only, of {len(matrices)}")
+    for index, matrix in enumerate(matrices[:MAX_PLOT_GROUPS], 1):
+        name = "latency_by_backend.png" if index == 1 else f"latency_by_backend_{index}.png"
+        path = backend_bars(matrix, folder / name, note=note)
+        if path is not None:
+            echo(f"✓ saved: {path}")
 
 
 def refuse_overwriting_inputs(targets: dict[str, Path], files: Sequence[Path]) -> None:

@@ -10,6 +10,16 @@ order of the models (by median) is shown per cell and whether it is the same in 
 are tested differences, so a change of order between models no verdict separates may be noise.
 Written beside the index: sweep_comparison.csv, sweep_comparison.md and sweep_latency.png (one panel per
 device kind: each model's median latency in each cell).
+
+The index, the study records and the reports may be hostile; reading them is bounded. sweep.json and each
+study.json are JSON of at most MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS lists and objects and as many values as a
+report (checked before they are parsed); an index of more
+than MAX_SWEEP_STUDIES studies (more than a sweep plans) is refused, a study record listing more than
+MAX_STUDY_MODELS models is not compared, and at most MAX_SWEEP_REPORTS model results are read in all (the studies
+beyond are named as not compared). Each file is read once, however many names, studies or links lead to it.
+Only the study folder names and model names detbench makes are followed (no path from the index is). Text from
+the files is bounded (`text.bounded`), printed through `text.terminal` (MAX_TERMINAL_BYTES in all) and written
+through the CSV and Markdown neutralisers; the ranking-stability tables hold at most MAX_TABLE_CELLS verdicts.
 """
 
 from __future__ import annotations
@@ -17,7 +27,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,18 +37,31 @@ from typing import Any
 from detbench import text
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
-from detbench.files.safe_io import read_text_file
-from detbench.limits import MAX_REPORT_BYTES
+from detbench.files.safe_io import read_regular_file, regular_file_status
+from detbench.limits import (
+    MAX_PLOT_INCHES,
+    MAX_PLOT_ITEMS,
+    MAX_PLOT_PANELS,
+    MAX_RECORD_CONTAINERS,
+    MAX_REPORT_BYTES,
+    MAX_SHOWN_TEXT_CHARS,
+    MAX_STUDY_MODELS,
+    MAX_SWEEP_REPORTS,
+    MAX_SWEEP_STUDIES,
+    MAX_TABLE_CELLS,
+    MAX_TERMINAL_BYTES,
+)
 from detbench.names import check_model_name
-from detbench.report.schema import load_report
-from detbench.text import Echo, terminal_echo
+from detbench.report.schema import MAX_JSON_VALUES, load_report
+from detbench.text import Echo
 
 AXIS_ORDER = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
 SAFE_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
 VERDICTS = {"faster", "slower", "equivalent", "undecided"}
-MAX_PLOT_CELLS = 60  # per panel; beyond, the plot is skipped with a note (the CSV has every cell)
-MAX_PLOT_PANELS = 8
-MAX_PLOT_INCHES = 30.0  # at 120 dpi: at most 3600 x 3600 pixels
+MAX_PLOT_CELLS = MAX_PLOT_ITEMS  # per panel, and models per panel; beyond, no plot, with a note (the CSV has all)
+MAX_SHOWN_PERCENT = 1e9  # a delta or CI bound beyond this is not a measurement: shown as '-'
+TERMINAL_NOTE = (f"... the rest is not printed: more than {MAX_TERMINAL_BYTES // 2**20} MiB of text; "
+                 "sweep_comparison.csv and .md have every result")
 CSV_COLUMNS = ["device_kind", "study", "imgsz", "batch", "precision", "format", "threads", "model", "median_ms",
                "delta_pct", "ci_low_pct", "ci_high_pct", "verdict", "node"]
 
@@ -52,67 +77,218 @@ class CellResult:
     node: str | None = None
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(read_text_file(path, str(path), MAX_REPORT_BYTES))
+def json_shape(data: bytes) -> tuple[int, int]:
+    """(lists and objects, values) in JSON text, counted outside strings in linear time, as
+    `report.schema.check_json_shape` counts them (escaped backslashes dropped, then escaped quotes; what remains
+    between quotes is string text)."""
+    bare = data.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2]
+    containers = sum(part.count(b"[") + part.count(b"{") for part in bare)
+    return containers, containers + sum(part.count(b",") for part in bare)
+
+
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    """The JSON in a file of the sweep: a regular file of at most MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS lists and
+    objects and MAX_JSON_VALUES values (a report's bound), checked before it is parsed; any problem is a one-line
+    DetbenchError naming `what`, with `fix`."""
+    data = read_regular_file(path, what, MAX_REPORT_BYTES, fix)
+    containers, values = json_shape(data)
+    if containers > MAX_RECORD_CONTAINERS or values > MAX_JSON_VALUES:
+        raise DetbenchError(f"{what}: holds {containers:,} lists and objects and {values:,} values, more than "
+                            f"detbench writes in one ({MAX_RECORD_CONTAINERS:,} and {MAX_JSON_VALUES:,}); {fix}")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
+        raise DetbenchError(f"{what}: not valid JSON ({type(exc).__name__}); {fix}") from None
 
 
 def device_kind_of(report: Any) -> str:
     gpu = report.gpu or {}
     if isinstance(gpu, dict) and gpu.get("name"):
-        return str(gpu["name"])
+        return text.bounded(gpu["name"])
     environment = report.environment or {}
     if environment.get("gpu_name") and str(report.metadata.device).startswith("cuda"):
-        return str(environment["gpu_name"])
-    return f"cpu: {environment.get('cpu', 'unknown')}"
+        return text.bounded(environment["gpu_name"])
+    return f"cpu: {text.bounded(environment.get('cpu', 'unknown'))}"
 
 
-def load_sweep(out: Path) -> tuple[dict[str, Any], list[CellResult], list[str]]:
+@dataclass
+class StudyRecord:
+    """What compare uses of a study.json: its id, baseline, model names (each once) and cleaned comparisons."""
+
+    id: Any
+    baseline: str
+    models: list[str]
+    comparisons: dict[str, dict[str, Any]]
+
+
+def _model_name(model: Any, source: str) -> str:
+    """A model of a study record (a name, or an object with one) as a checked report name."""
+    name = model.get("name") if isinstance(model, dict) else model
+    if not isinstance(name, str):
+        raise ValueError(f"{source}: a model is {type(name).__name__}, not a name")
+    return check_model_name(name, source, "run the study again")
+
+
+def study_record(data: Any, source: str) -> StudyRecord:
+    """The parts of a study.json compare uses; ValueError or DetbenchError when they are not what a study writes."""
+    if not isinstance(data, dict):
+        raise ValueError("its study.json is not a study record")
+    models = data.get("models")
+    if not isinstance(models, list):
+        raise ValueError("its study.json lists no models")
+    if len(models) > MAX_STUDY_MODELS:
+        raise ValueError(f"its study.json lists {len(models):,} models, more than a study records "
+                         f"({MAX_STUDY_MODELS:,})")
+    names = list(dict.fromkeys(_model_name(model, source) for model in models))
+    listed = data.get("comparisons")
+    comparisons = {}
+    for comparison in listed if isinstance(listed, list) else []:
+        if isinstance(comparison, dict):
+            cleaned = _clean(comparison)
+            comparisons.setdefault(cleaned["model"], cleaned)
+    return StudyRecord(data.get("id"), text.bounded(data.get("baseline")), names, comparisons)
+
+
+class SweepReader:
+    """Reads a sweep's study records and reports: each file once (by device and inode, so that names, studies or
+    links leading to one file cost one read), at most MAX_SWEEP_REPORTS model results in all."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[int, ...], StudyRecord | str] = {}  # a str: why it cannot be read
+        self.results: dict[tuple[int, ...], tuple[float, str] | str] = {}
+        self.taken = 0  # model results handed out so far
+        self.reads = 0  # files read (study records and reports)
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, ...] | None:
+        info = regular_file_status(path)
+        return None if info is None else (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def _once(self, cache: dict[tuple[int, ...], Any], path: Path, read: Callable[[Path], Any]) -> Any:
+        """`read(path)`, or what it gave (or the error it raised, as a DetbenchError) for the same file before;
+        nothing is cached for a path that is not a regular file (its read fails at once, naming it)."""
+        key = self._identity(path)
+        if key is None or key not in cache:
+            self.reads += 1
+            try:
+                value = read(path)
+            except (DetbenchError, ValueError, TypeError) as exc:
+                value = text.bounded(exc, MAX_SHOWN_TEXT_CHARS)
+            if key is not None:
+                cache[key] = value
+        else:
+            value = cache[key]
+        if isinstance(value, str):
+            raise DetbenchError(value)
+        return value
+
+    def record(self, folder: Path) -> StudyRecord:
+        """The study record in `folder` (study.json)."""
+        return self._once(self.records, folder / "study.json",
+                          lambda p: study_record(_read_json(p, str(p), "run the study again"), str(p)))
+
+    def result(self, path: Path) -> tuple[float, str]:
+        """A report's median latency and device kind."""
+        def read(p: Path) -> tuple[float, str]:
+            report = load_report(p)
+            return float(report.latency.median_ms), device_kind_of(report)
+
+        return self._once(self.results, path, read)
+
+    def take(self, count: int) -> bool:
+        """Whether `count` more model results fit in MAX_SWEEP_REPORTS (they are then counted)."""
+        if self.taken + count > MAX_SWEEP_REPORTS:
+            return False
+        self.taken += count
+        return True
+
+
+def load_sweep(out: Path, reader: SweepReader | None = None) -> tuple[dict[str, Any], list[CellResult], list[str]]:
     """The index, the finished studies' results, and a line for each study that is not there or not ok."""
-    index_path = out / "sweep.json"
-    if not index_path.is_file():
-        raise DetbenchError(f"--sweep {text.terminal(out)}: no sweep.json there; pass the --out folder of a "
-                            f"detbench sweep")
-    try:
-        index = _read_json(index_path)
-    except ValueError as exc:
-        raise DetbenchError(f"--sweep {text.terminal(out)}: sweep.json is not valid JSON ({exc}); run the sweep "
-                            f"again") from None
-    if not isinstance(index, dict) or not isinstance(index.get("studies"), dict):
-        raise DetbenchError(f"--sweep {text.terminal(out)}: sweep.json is not a detbench sweep index")
+    index = read_index(out)
+    reader = reader or SweepReader()
     cells, problems = [], []
     for name, entry in index["studies"].items():
         if not isinstance(entry, dict) or entry.get("status") == "invalid":  # planned, never runnable: not a failure
             continue
-        if entry.get("status") != "ok":
-            problems.append(f"{name}: {entry.get('status')}" + (f" ({entry['reason']})" if entry.get("reason") else ""))
-            continue
-        if not SAFE_FOLDER.fullmatch(str(name)):
-            problems.append(f"{text.terminal(str(name)[:80])}: not a study folder name")
-            continue
-        folder = out / "studies" / str(name)
         try:
-            study = _read_json(folder / "study.json")
-            if not isinstance(study, dict) or study.get("id") != entry.get("study_id"):
-                raise ValueError("its study.json is not the one the sweep recorded")
-            result = CellResult(str(name), dict(entry.get("cell") or {}), "", str(study.get("baseline")),
-                                node=(entry.get("node") or {}).get("hostname"))
-            for model in study.get("models") or []:
-                model_name = check_model_name(str(model if isinstance(model, str) else (model or {}).get("name")),
-                                              f"{name}: study.json")
-                report = load_report(folder / f"{model_name}.json")
-                result.medians[str(model_name)] = float(report.latency.median_ms)
-                result.device_kind = result.device_kind or device_kind_of(report)
-            result.comparisons = {str(c.get("model")): _clean(c) for c in study.get("comparisons") or []
-                                  if isinstance(c, dict)}
-        except (DetbenchError, ValueError, TypeError, AttributeError) as exc:
-            problems.append(f"{name}: its results are unreadable ({text.terminal(exc)})")
-            continue
-        cells.append(result)
+            cells.append(load_study(out, name, entry, reader))
+        except (DetbenchError, ValueError, TypeError) as exc:
+            problems.append(f"{text.bounded(name)}: {text.bounded(exc, MAX_SHOWN_TEXT_CHARS)}")
     return index, cells, problems
 
 
+def read_index(out: Path) -> dict[str, Any]:
+    """OUT/sweep.json, a detbench sweep index of at most MAX_SWEEP_STUDIES studies; else one line."""
+    index_path = out / "sweep.json"
+    shown = text.terminal(text.bounded(out))
+    if not index_path.exists():  # anything else there (a FIFO, a folder) is refused by _read_json, named
+        raise DetbenchError(f"--sweep {shown}: no sweep.json there; pass the --out folder of a detbench sweep")
+    index = _read_json(index_path, f"--sweep {shown}: sweep.json", "run the sweep again")
+    if not isinstance(index, dict) or not isinstance(index.get("studies"), dict):
+        raise DetbenchError(f"--sweep {shown}: sweep.json is not a detbench sweep index")
+    if len(index["studies"]) > MAX_SWEEP_STUDIES:
+        raise DetbenchError(f"--sweep {shown}: sweep.json lists {len(index['studies']):,} studies, more than a sweep "
+                            f"plans ({MAX_SWEEP_STUDIES:,}): not an index detbench wrote; pass the --out folder of a "
+                            "detbench sweep")
+    return index
+
+
+def load_study(out: Path, name: str, entry: dict[str, Any], reader: SweepReader) -> CellResult:
+    """One study of the index, read; ValueError or DetbenchError (the problem line) when it has no results."""
+    if entry.get("status") != "ok":
+        reason = entry.get("reason")
+        raise ValueError(f"{text.bounded(entry.get('status'))}"
+                         + (f" ({text.bounded(reason, MAX_SHOWN_TEXT_CHARS)})" if reason else ""))
+    if not SAFE_FOLDER.fullmatch(name):
+        raise ValueError("not a study folder name")
+    folder = out / "studies" / name
+    try:
+        record = reader.record(folder)
+        if record.id != entry.get("study_id"):
+            raise ValueError("its study.json is not the one the sweep recorded")
+    except (DetbenchError, ValueError, TypeError) as exc:
+        raise ValueError(f"its results are unreadable ({text.bounded(exc, MAX_SHOWN_TEXT_CHARS)})") from None
+    if not reader.take(len(record.models)):
+        raise ValueError(f"not read: the studies before it hold {reader.taken:,} model results, the most compare "
+                         f"--sweep reads ({MAX_SWEEP_REPORTS:,}); compare a smaller sweep")
+    result = CellResult(name, _cell(entry.get("cell")), "", record.baseline, node=_node(entry.get("node")))
+    try:
+        for model in record.models:
+            result.medians[model], kind = reader.result(folder / f"{model}.json")
+            result.device_kind = result.device_kind or kind
+    except (DetbenchError, ValueError, TypeError) as exc:
+        raise ValueError(f"its results are unreadable ({text.bounded(exc, MAX_SHOWN_TEXT_CHARS)})") from None
+    result.comparisons = {model: record.comparisons[model] for model in result.medians if model in record.comparisons}
+    return result
+
+
+def _value(value: Any) -> Any:
+    """A cell's axis value as shown: a number, a flag or None as it is, anything else as bounded text."""
+    if value is None or isinstance(value, (bool, float)) or (isinstance(value, int) and abs(value) < 10**15):
+        return value
+    return text.bounded(value)
+
+
+def _cell(cell: Any) -> dict[str, Any]:
+    """The settings of a study's cell, as the index records them (the axes compare shows)."""
+    return {axis: _value(cell[axis]) for axis in AXIS_ORDER if axis in cell} if isinstance(cell, dict) else {}
+
+
+def _node(node: Any) -> str | None:
+    hostname = node.get("hostname") if isinstance(node, dict) else None
+    return None if hostname is None else text.bounded(hostname)
+
+
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A percent from a study record, or None (not a number, not finite, or beyond MAX_SHOWN_PERCENT)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and abs(number) <= MAX_SHOWN_PERCENT else None
 
 
 def _clean(comparison: dict[str, Any]) -> dict[str, Any]:
@@ -120,8 +296,8 @@ def _clean(comparison: dict[str, Any]) -> dict[str, Any]:
     ci = comparison.get("ci_pct")
     ci = [_number(v) for v in ci[:2]] if isinstance(ci, list) and len(ci) >= 2 else [None, None]
     verdict = comparison.get("verdict")
-    return {"model": str(comparison.get("model")), "delta_pct": _number(comparison.get("delta_pct")), "ci_pct": ci,
-            "verdict": verdict if verdict in VERDICTS else "?"}
+    return {"model": text.bounded(comparison.get("model")), "delta_pct": _number(comparison.get("delta_pct")),
+            "ci_pct": ci, "verdict": verdict if isinstance(verdict, str) and verdict in VERDICTS else "?"}
 
 
 def _pct(value: float | None) -> str:
@@ -170,6 +346,23 @@ def _by_kind(cells: list[CellResult]) -> dict[str, list[CellResult]]:
     return kinds
 
 
+def stability_tables(kinds: dict[str, list[CellResult]]) -> dict[str, list[dict[str, Any]] | None]:
+    """Each device kind's ranking-stability rows (`stability`), or None for a kind whose table would take the
+    verdicts shown past MAX_TABLE_CELLS (models x cells, all device kinds together)."""
+    left, tables = MAX_TABLE_CELLS, {}
+    for kind, cells in kinds.items():
+        size = len({m for c in cells for m in c.comparisons}) * len(cells)
+        tables[kind] = stability(cells) if size <= left else None
+        left -= size if size <= left else 0
+    return tables
+
+
+def _too_big(kind_cells: list[CellResult]) -> str:
+    models = len({m for c in kind_cells for m in c.comparisons})
+    return (f"not shown: {models:,} models x {len(kind_cells):,} cells, more than the {MAX_TABLE_CELLS:,} verdicts "
+            "the stability tables show; sweep_comparison.csv has every verdict")
+
+
 def _csv(cells: list[CellResult]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -186,25 +379,38 @@ def _csv(cells: list[CellResult]) -> str:
     return buffer.getvalue()
 
 
-def _markdown(kinds: dict[str, list[CellResult]]) -> str:
+def _markdown(kinds: dict[str, list[CellResult]], tables: dict[str, list[dict[str, Any]] | None]) -> str:
     lines = ["# Sweep: ranking stability", ""]
     for kind, cells in kinds.items():
-        lines += [f"## {text.markdown(kind)}", "",
-                  "| model | " + " | ".join(text.markdown(c.study) for c in cells) + " | across cells |",
-                  "|---" * (len(cells) + 2) + "|"]
-        for row in stability(cells):
-            lines.append(f"| {text.markdown(row['model'])} | " + " | ".join(text.markdown(v) for v in row["verdicts"])
-                         + f" | {text.markdown(row['summary'])} |")
+        lines += [f"## {text.markdown(kind)}", ""]
+        rows = tables[kind]
+        if rows is None:
+            lines += [text.markdown(f"Ranking stability {_too_big(cells)}"), ""]
+        else:
+            lines += ["| model | " + " | ".join(text.markdown(c.study) for c in cells) + " | across cells |",
+                      "|---" * (len(cells) + 2) + "|"]
+            lines += [f"| {text.markdown(row['model'])} | " + " | ".join(text.markdown(v) for v in row["verdicts"])
+                      + f" | {text.markdown(row['summary'])} |" for row in rows]
         orders, same = latency_orders(cells)
         lines += ["", f"Latency order {'the same' if same else 'not the same'} in every cell: "
                   + "; ".join(text.markdown(" < ".join(o)) for o in orders), ""]
     return "\n".join(lines)
 
 
+def plot_problem(kinds: dict[str, list[CellResult]]) -> str | None:
+    """Why the sweep plot is not drawn (more panels, cells or models than one plot shows), or None."""
+    cells = max(len(c) for c in kinds.values())
+    models = max(len({m for c in kind_cells for m in c.medians}) for kind_cells in kinds.values())
+    if len(kinds) <= MAX_PLOT_PANELS and cells <= MAX_PLOT_CELLS and models <= MAX_PLOT_CELLS:
+        return None
+    return (f"no plot: {len(kinds)} device kinds, {cells} cells and {models} models in one, more than the "
+            f"{MAX_PLOT_PANELS} panels and {MAX_PLOT_CELLS} cells or models a plot shows; the CSV has every cell")
+
+
 def _plot(kinds: dict[str, list[CellResult]], path: Path) -> None:
     import warnings
 
-    from detbench.comparison.plots import figure, save
+    from detbench.comparison.plots import figure, label, save
 
     width = min(max(6.0, 0.6 * max(len(c) for c in kinds.values()) + 3), MAX_PLOT_INCHES)
     fig, axes = figure((width, min(4.2 * len(kinds), MAX_PLOT_INCHES)), len(kinds))
@@ -214,62 +420,91 @@ def _plot(kinds: dict[str, list[CellResult]], path: Path) -> None:
             models = list(dict.fromkeys(m for c in cells for m in c.medians))
             for model in models:
                 xs = [i for i, c in enumerate(cells) if model in c.medians]
-                ax.plot(xs, [cells[i].medians[model] for i in xs], marker="o", label=text.plot_label(model))
+                ax.plot(xs, [cells[i].medians[model] for i in xs], marker="o", label=label(model))
             ax.set_xticks(range(len(cells)))
-            ax.set_xticklabels([text.plot_label(c.study) for c in cells], rotation=20, ha="right", fontsize=8)
+            ax.set_xticklabels([label(c.study) for c in cells], rotation=20, ha="right", fontsize=8)
             ax.set_ylabel("median latency (ms)")
-            ax.set_title(text.plot_label(kind), fontsize=10)
+            ax.set_title(label(kind), fontsize=10)
             ax.legend(fontsize=8)
         fig.tight_layout()
     save(fig, path)
 
 
+def _print_kind(say: Echo, kind: str, kind_cells: list[CellResult], rows: list[dict[str, Any]] | None) -> None:
+    """One device kind: each cell's table, the ranking stability and the latency orders."""
+    say("")
+    say(f"== {kind} ({len(kind_cells)} studies) ==")
+    for cell in kind_cells:
+        say(f"-- {cell.study}: {cell_label(cell.cell)} (baseline {cell.baseline}"
+            + (f", on {cell.node}" if cell.node else "") + ") --")
+        say(f"{'model':<24}{'median ms':>12}  {'Δ vs baseline [CI]':<28}verdict")
+        for model, median in cell.medians.items():
+            comparison = cell.comparisons.get(model)
+            if model == cell.baseline or not comparison:
+                say(f"{model:<24}{median:>12.3f}  {'-':<28}{'baseline' if model == cell.baseline else '-'}")
+                continue
+            ci = comparison["ci_pct"]
+            delta = f"{_pct(comparison['delta_pct'])} % [{_pct(ci[0])}, {_pct(ci[1])}]"
+            say(f"{model:<24}{median:>12.3f}  {delta:<28}{comparison.get('verdict')}")
+    say("")
+    if rows is None:
+        say(f"Ranking stability ({kind}) {_too_big(kind_cells)}")
+    else:
+        say(f"Ranking stability ({kind}): each model's verdict against the baseline, cell by cell")
+        for row in rows:
+            say(f"  {row['model']:<22} " + " | ".join(row["verdicts"]) + f"  ->  {row['summary']}")
+    orders, same = latency_orders(kind_cells)
+    say(f"  latency order {'the same in every cell' if same else 'changes between cells'}: "
+        + "; ".join(" < ".join(order) for order in orders))
+
+
+def _write_table(path: Path, content: str) -> None:
+    """Write a table atomically; a failure is one line naming the file."""
+    try:
+        write_text_atomic(path, content)
+    except OSError as exc:
+        raise DetbenchError(f"{text.terminal(path)}: cannot write it ({exc.strerror or exc}); free some space or "
+                            "make the sweep folder writable") from None
+
+
+def _write_plot(kinds: dict[str, list[CellResult]], path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DetbenchError(f"--plots {text.terminal(path.parent)}: cannot make the folder ({exc.strerror or exc}); "
+                            "choose another folder") from None
+    _plot(kinds, path)
+
+
 def run_sweep_compare(out: str | Path, echo: Echo = print, plots_dir: str | None = None) -> int:
     """Print the sweep's tables and stability summary, write its CSV, Markdown and plot; 1 if a study is not ok."""
-    echo = terminal_echo(echo)
+    def safe_echo(line: str) -> None:
+        echo(text.terminal(text.no_surrogates(line)))
+
+    say = text.bounded_echo(echo, MAX_TERMINAL_BYTES, TERMINAL_NOTE)
     out = Path(out)
     index, cells, problems = load_sweep(out)
     kinds = _by_kind(cells)
-    echo(f"Sweep {out}: {len(cells)} studies with results, {len(problems)} without")
+    tables = stability_tables(kinds)
+    say(f"Sweep {out}: {len(cells)} studies with results, {len(problems)} without")
     for problem in problems:
-        echo(f"  not compared: {problem}")
+        say(f"  not compared: {problem}")
     for kind, kind_cells in kinds.items():
-        echo("")
-        echo(f"== {kind} ({len(kind_cells)} studies) ==")
-        for cell in kind_cells:
-            echo(f"-- {cell.study}: {cell_label(cell.cell)} (baseline {cell.baseline}"
-                 + (f", on {cell.node}" if cell.node else "") + ") --")
-            echo(f"{'model':<24}{'median ms':>12}  {'Δ vs baseline [CI]':<28}verdict")
-            for model, median in cell.medians.items():
-                comparison = cell.comparisons.get(model)
-                if model == cell.baseline or not comparison:
-                    echo(f"{model:<24}{median:>12.3f}  {'-':<28}{'baseline' if model == cell.baseline else '-'}")
-                    continue
-                ci = comparison["ci_pct"]
-                delta = f"{_pct(comparison['delta_pct'])} % [{_pct(ci[0])}, {_pct(ci[1])}]"
-                echo(f"{model:<24}{median:>12.3f}  {delta:<28}{comparison.get('verdict')}")
-        echo("")
-        echo(f"Ranking stability ({kind}): each model's verdict against the baseline, cell by cell")
-        for row in stability(kind_cells):
-            echo(f"  {row['model']:<22} " + " | ".join(row["verdicts"]) + f"  ->  {row['summary']}")
-        orders, same = latency_orders(kind_cells)
-        echo(f"  latency order {'the same in every cell' if same else 'changes between cells'}: "
-             + "; ".join(" < ".join(order) for order in orders))
+        _print_kind(say, kind, kind_cells, tables[kind])
     if cells:
-        write_text_atomic(out / "sweep_comparison.csv", _csv(cells))
-        write_text_atomic(out / "sweep_comparison.md", _markdown(kinds) + "\n")
+        _write_table(out / "sweep_comparison.csv", _csv(cells))
+        _write_table(out / "sweep_comparison.md", _markdown(kinds, tables) + "\n")
         written = [str(out / "sweep_comparison.csv"), str(out / "sweep_comparison.md")]
-        if len(kinds) > MAX_PLOT_PANELS or max(len(c) for c in kinds.values()) > MAX_PLOT_CELLS:
-            echo(f"note: no plot: more than {MAX_PLOT_PANELS} device kinds or {MAX_PLOT_CELLS} cells in one; the "
-                 f"CSV has every cell")
+        problem = plot_problem(kinds)
+        if problem:
+            safe_echo(f"note: {problem}")
         else:
             plot_path = Path(plots_dir or out) / "sweep_latency.png"
-            plot_path.parent.mkdir(parents=True, exist_ok=True)
-            _plot(kinds, plot_path)
+            _write_plot(kinds, plot_path)
             written.append(str(plot_path))
-        echo("")
-        echo(f"wrote {', '.join(written)}")
+        safe_echo("")
+        safe_echo(f"wrote {', '.join(written)}")
     invalid = sum(isinstance(e, dict) and e.get("status") == "invalid" for e in index["studies"].values())
     if invalid:
-        echo(f"({invalid} invalid cell(s) of the plan were never run: see sweep.json)")
+        safe_echo(f"({invalid} invalid cell(s) of the plan were never run: see sweep.json)")
     return 1 if problems else 0

@@ -3,7 +3,9 @@
 Text that comes from reports (model names, paths, hardware) passes through
 `detbench.text` for the format at hand: console table cells before they are
 aligned (and `comparison.run.run_compare` makes every printed line terminal-safe),
-CSV cells, Markdown cells and notes, LaTeX cells and captions.
+CSV cells, Markdown cells and notes, LaTeX cells and captions. Names and settings
+are bounded before that (`text.bounded`, in `comparison.analysis`), paths in the
+CSV to MAX_PATH_CHARS, so no row grows with what a report holds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from detbench.comparison import TABLE_FORMATS
 from detbench.comparison.analysis import Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
+from detbench.limits import MAX_PATH_CHARS
 from detbench.stats import paired
 
 TITLE = "Model performance benchmark comparison"
@@ -195,6 +198,11 @@ DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta
 PIPELINE_COLUMNS = ["end_to_end_median_ms", "end_to_end_delta_pct"]
 
 
+def _path_text(path: object) -> str | None:
+    """A path a report names, as the CSV holds it: whole up to the longest path (MAX_PATH_CHARS), UTF-8."""
+    return None if path is None else text.bounded(path, MAX_PATH_CHARS)
+
+
 def csv_text(comparison: Comparison) -> str:
     columns = CSV_COLUMNS + (ACCURACY_COLUMNS if comparison.has_accuracy else []) + DELTA_COLUMNS + PIPELINE_COLUMNS
     buffer = io.StringIO()
@@ -204,8 +212,8 @@ def csv_text(comparison: Comparison) -> str:
         setting = group.values()
         for row in group.rows:
             m, d = row.metrics, row.deltas
-            record = {"group": group.index, "model": row.name, "report": str(row.entry.path),
-                      "weights": row.entry.report.metadata.weights,
+            record = {"group": group.index, "model": row.name, "report": text.no_surrogates(row.entry.path),
+                      "weights": _path_text(row.entry.report.metadata.weights),
                       **{column: setting[label] for column, label in SETTING_COLUMNS.items()},
                       "mem_kind": "gpu peak allocated" if group.on_gpu else "model (weights + activations)"}
             for key in ("params_M", "gflops", "latency_mean_ms", "latency_median_ms", "latency_p95_ms",
@@ -214,7 +222,8 @@ def csv_text(comparison: Comparison) -> str:
             if comparison.has_accuracy:
                 acc = row.entry.accuracy
                 record.update({"mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
-                               "map_epoch": acc.epoch if acc else None, "map_source": str(acc.source) if acc else None})
+                               "map_epoch": acc.epoch if acc else None,
+                               "map_source": _path_text(acc.source) if acc else None})
             if group.baseline is not None:
                 record.update({"baseline": group.baseline.name, "params_delta_pct": d.get("params"),
                                "latency_delta_pct": d.get("latency"), "fps_delta_pct": d.get("fps"),
