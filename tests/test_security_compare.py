@@ -456,3 +456,12 @@ def test_every_field_pivot_prints_or_writes_is_inert(tmp_path):
     latex = (folder / "comparison.tex").read_text()
     assert "\\input{" not in latex and "\x1b" not in latex
     assert (tmp_path / "plots" / "latency_by_backend.png").exists()
+
+
+def test_a_lone_surrogate_is_shown_by_every_terminal_line_and_refused_in_a_name():
+    from detbench.names import name_problem
+    from detbench.text import terminal
+
+    assert terminal("model\ud800") == "model\\ud800"
+    terminal("model\ud800").encode("utf-8")  # a UTF-8 terminal takes it
+    assert "control or line-separator character" in name_problem("model\udc80")

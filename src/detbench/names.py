@@ -20,8 +20,9 @@ MAX_NAME_BYTES = 200  # NAME_MAX is 255; the temporary file adds 14 characters a
 
 
 def bad_characters(text: str) -> list[str]:
-    """Characters that break a line-oriented file or a terminal: controls, line and paragraph separators."""
-    return [ch for ch in text if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} or ch in "\x85"]
+    """Characters that break a line-oriented file or a terminal: controls, line and paragraph separators, lone
+    surrogates (no UTF-8 file takes them)."""
+    return [ch for ch in text if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Zl", "Zp"} or ch in "\x85"]
 
 
 def name_problem(name: str) -> str | None:

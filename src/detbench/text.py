@@ -40,8 +40,9 @@ def _visible(ch: str) -> str:
 
 
 def terminal(text: Any) -> str:
-    """One line for a terminal: escape sequences and control or line-separator characters shown as \\xNN/\\uNNNN."""
-    return _replace_bad(str(text), _visible)
+    """One line for a terminal: escape sequences, control or line-separator characters and lone surrogates (which
+    no UTF-8 terminal takes) shown as \\xNN/\\uNNNN."""
+    return _replace_bad(no_surrogates(text), _visible)
 
 
 def csv_cell(value: Any) -> Any:

@@ -24,7 +24,14 @@ import numpy as np
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import read_regular_file
-from detbench.limits import MAX_PATH_CHARS, MAX_REPORT_BYTES, MAX_STUDY_LOOKS, MAX_STUDY_ROUNDS, MAX_STUDY_WORKERS
+from detbench.limits import (
+    MAX_PATH_CHARS,
+    MAX_REPORT_BYTES,
+    MAX_STUDY_LOOKS,
+    MAX_STUDY_MODELS,
+    MAX_STUDY_ROUNDS,
+    MAX_STUDY_WORKERS,
+)
 from detbench.report.model import READABLE_VERSIONS, Report, upgrade_v1
 
 REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "memory")
@@ -134,7 +141,8 @@ LOOKS = Kind(f"a list of at most {MAX_LOOKS_LISTED} round counts",
              lambda v: isinstance(v, list) and len(v) <= MAX_LOOKS_LISTED
              and all(type(x) is int and 0 < x <= MAX_ROUND_INDEX for x in v))
 FRACTION = Kind("a number between 0 and 1", lambda v: _is_number(v) and 0 < v < 1, numeric=True)
-NAMES = Kind("a list of at most 10,000 names", lambda v: isinstance(v, list) and len(v) <= 10_000
+NAMES = Kind(f"a list of at most {MAX_STUDY_MODELS:,} names",
+             lambda v: isinstance(v, list) and len(v) <= MAX_STUDY_MODELS
              and all(isinstance(x, str) and len(x) <= MAX_PATH_CHARS for x in v))
 FIELDS["study"] = {"id": TEXT, "baseline": TEXT, "planned_looks": LOOKS, "looks_at_rounds": LOOKS, "alpha": FRACTION,
                    "min_effect": FRACTION, "models": NAMES, "finished_models": NAMES}
