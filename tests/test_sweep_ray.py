@@ -43,8 +43,9 @@ def test_a_ray_sweep_retries_a_lost_worker_once_records_the_failure_and_resumes_
     killer.write_text(KILLER)
     spec = write_spec(tmp_path, dataset, axes={"imgsz": [64, 96]}, settings={"plugin": [str(killer)]})
     out = tmp_path / "out"
-    on_ray = cli("sweep", str(spec), "--out", str(out), "--ray", "local", "--ray-cpus", "2", cwd=tmp_path,
-                 timeout=300)
+    # the sweep file's plugin runs only because the command line gives it too
+    on_ray = cli("sweep", str(spec), "--out", str(out), "--ray", "local", "--ray-cpus", "2", "--plugin", str(killer),
+                 cwd=tmp_path, timeout=300)
     assert on_ray.returncode == 1, on_ray.stdout + on_ray.stderr
     index = json.loads((out / "sweep.json").read_text())
     ok, lost = index["studies"]["imgsz64"], index["studies"]["imgsz96"]
@@ -54,7 +55,7 @@ def test_a_ray_sweep_retries_a_lost_worker_once_records_the_failure_and_resumes_
     assert len(kills) == 2 and kills[0] != kills[1]  # killed, retried in another worker, killed again
     assert not (out / "studies" / "imgsz96" / "study.json").exists()
 
-    resumed = cli("sweep", str(spec), "--out", str(out), cwd=tmp_path, timeout=300)
+    resumed = cli("sweep", str(spec), "--out", str(out), "--plugin", str(killer), cwd=tmp_path, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "2 runnable, 1 already finished" in resumed.stdout and "imgsz64: running" not in resumed.stdout
     assert json.loads((out / "sweep.json").read_text())["studies"]["imgsz96"]["status"] == "ok"

@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from detbench.comparison import TABLE_FORMATS
 from detbench.errors import DetbenchError
-from detbench.flags import add_bench_arguments, bench_config_from_args
+from detbench.flags import CODE_RUNNING, add_bench_arguments, bench_config_from_args
 from detbench.models.ultralytics_env import configure_process
 from detbench.proc import die_with_parent, keep_to_cpus, refuse_namespace_package
 from detbench.text import terminal
@@ -72,6 +72,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study-timeout", "--study_timeout", dest="study_timeout", type=float, default=4 * 3600.0,
                         help="seconds one study may run before it is stopped and recorded as failed "
                              "(default 14400)")
+    # a sweep file's plugin or unsafe_load runs only if the command line says the same
+    add_bench_arguments(parser, only=CODE_RUNNING)
 
 
 class Parser(argparse.ArgumentParser):
@@ -184,7 +186,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from detbench.sweep.run import SweepOptions, run_sweep
 
     return run_sweep(SweepOptions(spec=args.spec, out=args.out, ray=args.ray, dry_run=args.dry_run,
-                                  study_timeout=args.study_timeout, ray_cpus=args.ray_cpus))
+                                  study_timeout=args.study_timeout, ray_cpus=args.ray_cpus,
+                                  unsafe_load=args.unsafe_load, plugins=args.plugins))
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

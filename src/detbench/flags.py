@@ -39,10 +39,15 @@ def _kind(item: Field) -> str:
     return str(item.type).replace(" | None", "")
 
 
-def add_bench_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per BenchConfig field (except those in `skip`), its destination the field's name."""
+CODE_RUNNING = ("plugins", "unsafe_load")  # the settings that run code other than detbench's and the model's
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
+                        only: tuple[str, ...] | None = None) -> None:
+    """One flag per BenchConfig field (except those in `skip`; with `only`, just those), its destination the
+    field's name."""
     for item in bench_fields():
-        if item.name in skip:
+        if item.name in skip or (only is not None and item.name not in only):
             continue
         name, kind, default = flag_name(item), _kind(item), default_of(item)
         spellings = sorted({f"--{name}", f"--{name.replace('_', '-')}"}, reverse=True)

@@ -23,10 +23,12 @@ from detbench.backends.formats import split_format
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_regular_file
 from detbench.limits import MAX_SMALL_FILE_BYTES
+from detbench.names import name_problem
 from detbench.study.models import ModelRun
 from detbench.sweep.spec import AXES, SweepSpec
 
 CPU_KIND = "cpu"
+STUDIES_DIR = "studies"  # OUT/studies/NAME: each study's folder
 ANY_GPU_KINDS = {"cuda", "gpu"}  # with --ray: any GPU; locally: this machine's GPUs
 
 
@@ -140,7 +142,7 @@ def cell_argv(spec: SweepSpec, cell: dict[str, Any], settings: list[str], absolu
         argv.append("--half")
     if absolute:
         settings = [fix(value) if previous == "--plugin" else value
-                    for previous, value in zip(["", *settings[:-1]], settings, strict=True)]
+                    for previous, value in zip(["", *settings][:len(settings)], settings, strict=True)]
     return argv + settings
 
 
@@ -208,6 +210,18 @@ def _unique_names(studies: list[PlannedStudy]) -> None:
             study.name = f"{study.name[:110]}-{digest}"
 
 
+def check_names(spec: SweepSpec, studies: list[PlannedStudy]) -> None:
+    """Every study's folder name is one plain name (the rules of a model's name: not empty, `.` or `..`, no path
+    separator, no leading `.` or `-`, ...): OUT/studies/.. would be OUT itself. One line naming the cell."""
+    for study in studies:
+        problem = ("is '.' or '..' (OUT/studies/.. would be OUT itself)" if study.name in {".", ".."}
+                   else name_problem(study.name))
+        if problem:
+            values = ", ".join(f"{axis} {value}" for axis, value in study.cell.items()) or "no axes"
+            raise DetbenchError(f"{spec.path}: the cell ({values}) makes the study folder name {study.name[:80]!r}, "
+                                f"which {problem}; change that axis value")
+
+
 def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256: str | None = None) -> Plan:
     """The studies of `spec`. `local_kind`: (this machine's device kind, is a GPU) for the local executor; None
     when the studies go to Ray, whose device kinds come from the `device_kind` axis (default: cpu). A device
@@ -241,6 +255,7 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
         studies.append(PlannedStudy(cell, _cell_name(cell), argv, kind, gpu, invalid=invalid, threads=threads,
                                     key_argv=cell_argv(spec, cell, settings)))
     _unique_names(studies)
+    check_names(spec, studies)
     plan = Plan(studies, models, baseline, identities, code_identity(spec))
     plan.key_with_list(list_sha256)
     return plan

@@ -10,7 +10,9 @@ returns, and updates the index. A task whose worker is lost is retried once by R
 recorded as failed with Ray's reason. A CPU study is pinned to its node: if the node is gone before the study
 runs, it is dealt once more to a live node; if the node dies while it runs, it fails. detbench must be
 installed on every node, and the models, data and the benchmark list's images must be at the same paths there
-(shared storage); the list itself is sent with the task.
+(shared storage); the list itself is sent with the task. A task's files are written only into a real
+OUT/studies/NAME (no link on the way: files.out_tree, checked as they arrive). `--ray local`'s processes end
+with the sweep however it ends, `kill -9` included (sweep.reaper).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any
 
 from detbench.errors import DetbenchError, first_line
 from detbench.files.atomic import write_atomic
-from detbench.sweep.plan import ANY_GPU_KINDS, Plan, PlannedStudy
+from detbench.files.out_tree import check_below
+from detbench.sweep.plan import ANY_GPU_KINDS, STUDIES_DIR, Plan, PlannedStudy
+from detbench.sweep.reaper import Reaper
 from detbench.sweep.task import MAX_RESULT_BYTES, collect_results, outcome_line, result_name_ok, run_study
 from detbench.text import Echo
 
@@ -72,14 +76,20 @@ def check_reachable(given: str, address: str | None) -> None:
                             f"start the cluster (ray start --head) or pass --ray local") from None
 
 
-@contextlib.contextmanager
-def empty_working_folder() -> Iterator[None]:
-    """Run the block in an empty private folder: `ray.init` puts the driver's working folder on every Ray worker's
-    import path (and a local Ray's workers start in it), where a folder named detbench/ or any .py file would be
-    imported in place of the modules a task needs. The folder stays (empty) while this process lives."""
-    previous = os.getcwd()
+def private_folder() -> str:
+    """A new empty folder for Ray to start in; it stays while this process lives."""
     folder = tempfile.mkdtemp(prefix="detbench-ray-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+@contextlib.contextmanager
+def empty_working_folder(folder: str | None = None) -> Iterator[None]:
+    """Run the block in an empty private folder (`folder`, default a new one): `ray.init` puts the driver's working
+    folder on every Ray worker's import path (and a local Ray's processes start in it), where a folder named
+    detbench/ or any .py file would be imported in place of the modules a task needs."""
+    previous = os.getcwd()
+    folder = folder or private_folder()
     os.chdir(folder)
     try:
         yield
@@ -87,11 +97,11 @@ def empty_working_folder() -> Iterator[None]:
         os.chdir(previous)
 
 
-def connect(ray: Any, address: str, cpus: int | None) -> None:
+def connect(ray: Any, address: str, cpus: int | None, folder: str | None = None) -> None:
     """`local`: a private Ray instance on this machine; else `auto` or a cluster's address. One-line error when
     there is no cluster there. Ray starts from an empty folder (`empty_working_folder`)."""
     try:
-        with empty_working_folder():
+        with empty_working_folder(folder):
             _init(ray, address, cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         detail = first_line(exc)
@@ -169,18 +179,21 @@ def infeasible(study: PlannedStudy, resources: dict[str, float]) -> str | None:
     return None
 
 
-def _write_files(folder: Path, files: Any) -> None:
-    """A task's returned files, written under `folder` (never through a link), each name checked, bounded."""
+def _write_files(folder: Path, files: Any, out: Path) -> None:
+    """A task's returned files, written under `folder` (never through a link: every folder from `out` down is a
+    real one, checked as the files arrive), each name checked, bounded."""
     if not isinstance(files, dict):
         raise ValueError("the task returned no file table")
     if sum(len(data) for data in files.values() if isinstance(data, bytes)) > MAX_RESULT_BYTES:
         raise ValueError(f"the study's results pass {MAX_RESULT_BYTES // 2**20} MiB")
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise ValueError(f"{folder} is not a plain folder")
-    folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         if not result_name_ok(name) or not isinstance(data, bytes):
             raise ValueError(f"the task returned a file named {str(name)[:60]!r}, not a study's result")
+    try:
+        check_below(out, folder)
+    except DetbenchError as exc:
+        raise ValueError(str(exc)) from None
+    for name, data in files.items():
         write_atomic(folder / name, lambda handle, data=data: handle.write(data), follow_folder_link=False)
 
 
@@ -246,7 +259,7 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
                        + ("" if application else f" after {RETRIES} retry") + f": {reason}",
                        "attempts": 1 if application else RETRIES + 1}
         else:
-            outcome = _accept(result, out / "studies" / study.name)
+            outcome = _accept(result, out / STUDIES_DIR / study.name, out)
         index.record(study.name, outcome)
         echo(outcome_line(study.name, outcome, with_node=True))
 
@@ -255,9 +268,10 @@ OUTCOME_KEYS = {"status": str, "reason": (str, type(None)), "exit_code": (int, t
                 "seconds": (int, float), "node": dict, "study_id": (str, type(None))}
 
 
-def _accept(result: Any, folder: Path) -> dict[str, Any]:
-    """A task's result checked and its files written; a malformed one, or one that cannot be written, is the
-    study's failure (the other studies go on)."""
+def _accept(result: Any, folder: Path, out: Path | None = None) -> dict[str, Any]:
+    """A task's result checked and its files written into `folder`, below the sweep's `out` (default: `folder`'s
+    own parent), with no link on the way; a malformed result, or one that cannot be written, is the study's
+    failure (the other studies go on)."""
     try:
         if not isinstance(result, dict) or not isinstance(result.get("outcome"), dict):
             raise ValueError("the task returned no outcome")
@@ -265,15 +279,38 @@ def _accept(result: Any, folder: Path) -> dict[str, Any]:
                    if key in OUTCOME_KEYS and isinstance(value, OUTCOME_KEYS[key])}
         if outcome.get("status") not in {"ok", "failed", "timeout", "interrupted"}:
             raise ValueError("the task's outcome has no status")
-        _write_files(folder, result.get("files"))
+        _write_files(folder, result.get("files"), folder.parent if out is None else out)
     except (ValueError, OSError) as exc:
         return {"status": "failed", "reason": f"its results could not be kept ({str(exc)[:200]})", "attempts": 1}
     outcome["attempts"] = 1
     return outcome
 
 
-def open_cluster(address: str, cpus: int | None) -> Any:
-    """Ray imported and connected (before the sweep writes anything); the caller shuts it down."""
+class Cluster:
+    """The connected Ray and, for `--ray local`, the reaper that ends Ray's processes with this one."""
+
+    def __init__(self, ray: Any, reaper: Reaper | None = None) -> None:
+        self.ray, self.reaper = ray, reaper
+
+    def shutdown(self) -> None:
+        """Ray shut down (a local instance: its processes stopped), then whatever of it is left killed."""
+        try:
+            self.ray.shutdown()
+        finally:
+            if self.reaper is not None:
+                self.reaper.stop()
+
+
+def open_cluster(address: str, cpus: int | None) -> Cluster:
+    """Ray imported and connected (before the sweep writes anything); the caller shuts it down. A local instance
+    starts in the reaper's folder, so that none of its processes outlives this one however it ends
+    (sweep.reaper)."""
     ray = _import_ray(address)
-    connect(ray, address, cpus)
-    return ray
+    reaper = Reaper(private_folder()) if address == "local" else None
+    try:
+        connect(ray, address, cpus, reaper.folder if reaper is not None else None)
+    except BaseException:
+        if reaper is not None:
+            reaper.stop()
+        raise
+    return Cluster(ray, reaper)

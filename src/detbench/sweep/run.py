@@ -6,37 +6,38 @@ study's process tree pinned with CUDA_VISIBLE_DEVICES); on a CPU, one study at a
 side would measure each other. Resume: a study whose content key the index records as finished, with its
 study.json there, is skipped; a failed one runs again. A failed study (an OOM, an export that fails, a lost
 node) is recorded with its reason and the others go on.
+
+Before anything is written: the sweep file's code-running settings must be confirmed on the command line
+(sweep.code_options) and are shown; OUT/studies and every study's folder must be real folders, no link
+(files.out_tree; checked again under the lock, and as each study starts); OUT must hold no other sweep's
+studies that this one would replace or drop (sweep.index: one sweep per OUT).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import math
 import os
 import queue
 import statistics
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError, first_line
-from detbench.files.atomic import write_text_atomic
-from detbench.files.safe_io import read_text_file
-from detbench.limits import MAX_REPORT_BYTES
+from detbench.files.out_tree import folder_below
 from detbench.proc import CPUS_ENV
 from detbench.study.lock import study_lock
-from detbench.sweep.plan import CPU_KIND, Plan, PlannedStudy, make_plan
+from detbench.sweep.code_options import code_warnings, with_command_line
+from detbench.sweep.index import INDEX_NAME, Index, check_same_sweep, finished, read_index, sweep_identity
+from detbench.sweep.plan import CPU_KIND, STUDIES_DIR, Plan, PlannedStudy, make_plan
 from detbench.sweep.spec import SweepSpec, load_spec
-from detbench.sweep.task import STUDY_FILE, outcome_line, run_study
+from detbench.sweep.task import outcome_line, run_study
 from detbench.text import Echo, terminal_echo
 
-INDEX_NAME = "sweep.json"
-INDEX_KIND = "detbench sweep"
-STUDIES_DIR = "studies"
+__all__ = ["INDEX_NAME", "STUDIES_DIR", "Index", "SweepOptions", "finished", "read_index", "run_sweep"]
 DEFAULT_STUDY_TIMEOUT_S = 4 * 3600.0
 PRIOR_STUDY_S = 60.0  # start-up and first look of a small study, before any is measured
 
@@ -49,10 +50,8 @@ class SweepOptions:
     dry_run: bool = False
     study_timeout: float = DEFAULT_STUDY_TIMEOUT_S
     ray_cpus: int | None = None  # with --ray local: the CPUs it may use
-
-
-def now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    unsafe_load: bool = False  # --unsafe-load on the command line: every study may load pickles in full
+    plugins: list[str] = field(default_factory=list)  # --plugin on the command line: every study imports them
 
 
 def local_device_kind() -> tuple[str, bool, list[str]]:
@@ -107,73 +106,6 @@ def existing_list_sha256(out: Path) -> str | None:
         return read_list(path).sha256 if path.is_file() else None
     except DetbenchError:
         return None
-
-
-def read_index(out: Path) -> dict[str, Any]:
-    path = out / INDEX_NAME
-    if not os.path.lexists(path):
-        return {}
-    try:
-        index = json.loads(read_text_file(path, str(path), MAX_REPORT_BYTES))
-    except (DetbenchError, ValueError):
-        index = None
-    if not isinstance(index, dict) or index.get("kind") != INDEX_KIND:
-        raise DetbenchError(f"--out {out}: {INDEX_NAME} there is not a detbench sweep index (or is damaged); "
-                            f"choose another --out, or move the file away to start this sweep afresh")
-    return index
-
-
-def finished(out: Path, index: dict[str, Any], study: PlannedStudy, cpu: str | None = None) -> bool:
-    """The index records this very study (same key) as ok, and its study.json is there. `cpu`: this machine's
-    CPU model, for a CPU study run here: one that ran on another CPU (a Ray node's) is not this one."""
-    entry = (index.get("studies") or {}).get(study.name)
-    if not (isinstance(entry, dict) and entry.get("key") == study.key and entry.get("status") == "ok"):
-        return False
-    try:
-        recorded = json.loads(read_text_file(out / STUDIES_DIR / study.name / STUDY_FILE, study.name,
-                                             MAX_REPORT_BYTES))
-    except (DetbenchError, ValueError):
-        return False
-    if not isinstance(recorded, dict) or recorded.get("status") != "ok" or recorded.get("id") != entry.get("study_id"):
-        return False
-    node = entry.get("node") if isinstance(entry.get("node"), dict) else {}
-    return cpu is None or study.gpu or node.get("cpu") == cpu
-
-
-class Index:
-    """OUT/sweep.json, rewritten atomically each time a study's outcome arrives (from any executor thread)."""
-
-    def __init__(self, out: Path, spec: SweepSpec, plan: Plan, executor: str, previous: dict[str, Any]) -> None:
-        self.out, self.lock = out, threading.Lock()
-        old = previous.get("studies") or {}
-        self.data: dict[str, Any] = {
-            "kind": INDEX_KIND, "spec": spec.path, "axes": spec.axes, "settings": spec.settings,
-            "models": [run.name for run in plan.models], "baseline": plan.baseline, "list_sha256": plan.list_sha256,
-            "executor": executor, "updated": now(), "studies": {}}
-        for study in plan.studies:
-            entry = {**study.record(), "dir": f"{STUDIES_DIR}/{study.name}", "status": "pending", "reason": None}
-            if study.invalid:
-                entry.update(status="invalid", reason=study.invalid)
-            elif isinstance(old.get(study.name), dict) and old[study.name].get("key") == study.key:
-                kept = {k: old[study.name].get(k) for k in ("status", "reason", "seconds", "node", "finished",
-                                                             "attempts", "study_id")}
-                entry.update({k: v for k, v in kept.items() if v is not None})
-                if entry["status"] not in {"ok", "failed", "timeout"}:
-                    entry["status"] = "pending"
-            self.data["studies"][study.name] = entry
-        self.write()
-
-    def write(self) -> None:
-        self.data["updated"] = now()
-        write_text_atomic(self.out / INDEX_NAME, json.dumps(self.data, indent=1, default=str) + "\n")
-
-    def record(self, name: str, outcome: dict[str, Any]) -> None:
-        with self.lock:
-            entry = self.data["studies"][name]
-            entry.update({k: outcome.get(k) for k in ("status", "reason", "seconds", "node", "exit_code",
-                                                      "study_id", "attempts") if k in outcome},
-                         finished=now())
-            self.write()
 
 
 def estimate(todo: list[PlannedStudy], index: dict[str, Any], slots: int | None, max_time: float | None) -> str:
@@ -238,8 +170,9 @@ def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index:
                 return
             echo(f"· {study.name}: running on {'the CPU' if device == CPU_KIND else f'GPU {device}'}")
             try:
-                outcome = run_study(study.argv, out / STUDIES_DIR / study.name, list_path,
-                                    CPU_KIND if device == CPU_KIND else "0", timeout_s, env=env)
+                folder = folder_below(out, STUDIES_DIR, study.name)  # checked again as the study starts
+                outcome = run_study(study.argv, folder, list_path, CPU_KIND if device == CPU_KIND else "0",
+                                    timeout_s, env=env)
             except Exception as exc:  # noqa: BLE001 (recorded: the other studies go on)
                 detail = first_line(exc, 300)
                 outcome = {"status": "failed", "reason": f"the study could not run ({type(exc).__name__}: {detail})"}
@@ -254,71 +187,125 @@ def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index:
         thread.join()
 
 
-def run_sweep(opts: SweepOptions, echo: Echo = print,
-              ray_runner: Callable[..., None] | None = None) -> int:
-    """Plan, then run what is not finished; 0 when every runnable study is ok, 1 otherwise."""
-    echo = terminal_echo(echo)
+@dataclass
+class _Sweep:
+    """What a sweep runs with, once planned."""
+
+    opts: SweepOptions
+    spec: SweepSpec  # with the command line's code-running flags applied
+    identity: dict[str, str]  # the sweep file's (sweep_identity)
+    plan: Plan
+    out: Path
+    devices: list[str]
+    kind: str  # the device kind as shown
+    here: str | None  # this machine's CPU model, which a finished local CPU study must have been made on
+    echo: Echo
+    warnings: list[str] = field(default_factory=list)  # code-running settings in force
+
+
+def _check_options(opts: SweepOptions) -> None:
     if not (math.isfinite(opts.study_timeout) and opts.study_timeout > 0):
         raise DetbenchError(f"--study-timeout must be a positive number of seconds, got {opts.study_timeout:g}")
     if opts.ray_cpus is not None and (opts.ray != "local" or opts.ray_cpus < 1):
         raise DetbenchError("--ray-cpus applies to --ray local only, and must be at least 1")
-    spec = load_spec(opts.spec)
-    out = Path(opts.out)
-    if spec.data and not Path(spec.data).is_file():
-        raise DetbenchError(f"{spec.path}: data {spec.data}: no such file; give the dataset's data YAML")
-    # `here`: this machine's CPU model, which a finished local CPU study must have been made on (None on Ray)
-    here: str | None = None
-    if opts.ray is None:
-        from detbench.report.provenance import cpu_model
 
-        kind, gpu, devices = local_device_kind()
-        local: tuple[str, bool] | None = (kind, gpu)
-        here = cpu_model()
-        if not gpu:
-            kind = f"{CPU_KIND} ({here})"  # as shown
-    else:
-        local, devices, kind = None, [], "per study (Ray)"
-    plan = make_plan(spec, local, existing_list_sha256(out))
-    if plan.studies and not plan.runnable and len({s.invalid for s in plan.studies}) == 1:
-        raise DetbenchError(f"{spec.path}: no study can run: {plan.studies[0].invalid}")
-    previous = read_index(out)
+
+def _devices(opts: SweepOptions) -> tuple[tuple[str, bool] | None, list[str], str, str | None]:
+    """The local device kind (None on Ray), the devices, the kind as shown, and this machine's CPU model (None on
+    Ray)."""
+    if opts.ray is not None:
+        return None, [], "per study (Ray)", None
+    from detbench.report.provenance import cpu_model
+
+    kind, gpu, devices = local_device_kind()
+    here = cpu_model()
+    return (kind, gpu), devices, kind if gpu else f"{CPU_KIND} ({here})", here
+
+
+def check_out_tree(out: Path, plan: Plan) -> None:
+    """Before anything is written: OUT/studies and every study's folder, where they exist, are real folders (no
+    symlink: `files.out_tree`); one line naming the first that is not."""
+    folder_below(out, STUDIES_DIR, create=False)
+    for study in plan.studies:
+        folder_below(out, STUDIES_DIR, study.name, create=False)
+
+
+def _max_time(spec: SweepSpec) -> float | None:
     max_time = None if spec.settings.get("until_decided") is False else spec.settings.get("max_time", 600.0)
     if max_time is not None and (not isinstance(max_time, (int, float)) or isinstance(max_time, bool)):
         raise DetbenchError(f"{spec.path}: settings.max_time must be a number of seconds, got {max_time!r}")
+    return max_time
+
+
+def run_sweep(opts: SweepOptions, echo: Echo = print,
+              ray_runner: Callable[..., None] | None = None) -> int:
+    """Plan, then run what is not finished; 0 when every runnable study is ok, 1 otherwise."""
+    echo = terminal_echo(echo)
+    _check_options(opts)
+    loaded = load_spec(opts.spec)
+    spec = with_command_line(loaded, opts.unsafe_load, opts.plugins)
+    out = Path(opts.out)
+    if spec.data and not Path(spec.data).is_file():
+        raise DetbenchError(f"{spec.path}: data {spec.data}: no such file; give the dataset's data YAML")
+    local, devices, kind, here = _devices(opts)
+    plan = make_plan(spec, local, existing_list_sha256(out))
+    if plan.studies and not plan.runnable and len({s.invalid for s in plan.studies}) == 1:
+        raise DetbenchError(f"{spec.path}: no study can run: {plan.studies[0].invalid}")
+    check_out_tree(out, plan)
+    sweep = _Sweep(opts, spec, sweep_identity(loaded), plan, out, devices, kind, here, echo,
+                   code_warnings(spec, on_ray=opts.ray is not None))
+    previous = read_index(out)
+    check_same_sweep(out, previous, sweep.identity, spec.path, plan)
+    max_time = _max_time(spec)
     if opts.dry_run:
-        print_plan(plan, previous, out, kind, devices, opts, max_time, here, echo)
+        print_plan(plan, previous, out, kind, devices, opts, max_time, here, echo, sweep.warnings)
         return 0
+    for line in sweep.warnings:
+        echo(line)
     cluster = None
     if opts.ray is not None and ray_runner is None:
         from detbench.sweep.ray_executor import open_cluster
 
         cluster = open_cluster(opts.ray, opts.ray_cpus)  # a missing Ray or cluster fails before anything is written
     try:
-        return _run(spec, plan, devices, kind, previous, here, opts, out, echo, ray_runner)
+        return _run(sweep, ray_runner)
     finally:
         if cluster is not None:
             cluster.shutdown()
 
 
-def _run(spec: SweepSpec, plan: Plan, devices: list[str], kind: str, previous: dict[str, Any], here: str | None,
-         opts: SweepOptions, out: Path, echo: Echo, ray_runner: Callable[..., None] | None) -> int:
+def _start(sweep: _Sweep) -> tuple[Path, Index, list[PlannedStudy]]:
+    """Under the sweep's lock: OUT checked again (another sweep may have finished there meanwhile), the list, the
+    index, and the studies to run."""
+    out, plan, opts = sweep.out, sweep.plan, sweep.opts
+    previous = read_index(out)
+    check_same_sweep(out, previous, sweep.identity, sweep.spec.path, plan)
+    check_out_tree(out, plan)
+    folder_below(out, STUDIES_DIR)
+    list_path = prepare_list(sweep.spec, plan, out, sweep.echo)  # keys the plan with the list's hash
+    index = Index(out, sweep.spec, plan, "local" if opts.ray is None else f"ray ({opts.ray})", previous,
+                  sweep.identity)
+    todo = [s for s in plan.runnable if not finished(out, previous, s, sweep.here)]
+    for study in todo:  # until its new outcome arrives, a study about to run again is not "ok"
+        index.data["studies"][study.name].update(status="pending", reason=None)
+    index.write()
+    return list_path, index, todo
+
+
+def _run(sweep: _Sweep, ray_runner: Callable[..., None] | None) -> int:
+    plan, out, opts, echo = sweep.plan, sweep.out, sweep.opts, sweep.echo
     with study_lock(out):
-        list_path = prepare_list(spec, plan, out, echo)  # keys the plan with the list's hash
-        index = Index(out, spec, plan, "local" if opts.ray is None else f"ray ({opts.ray})", previous)
-        todo = [s for s in plan.runnable if not finished(out, previous, s, here)]
-        for study in todo:  # until its new outcome arrives, a study about to run again is not "ok"
-            index.data["studies"][study.name].update(status="pending", reason=None)
-        index.write()
+        list_path, index, todo = _start(sweep)
         skipped = len(plan.runnable) - len(todo)
         names = ", ".join(r.name for r in plan.models)
         echo(f"detbench sweep: {len(plan.studies)} studies ({len(plan.runnable)} runnable, {skipped} already "
              f"finished, {len(plan.studies) - len(plan.runnable)} invalid); models {names} against "
-             f"{plan.baseline}; device {kind} -> {out}")
+             f"{plan.baseline}; device {sweep.kind} -> {out}")
         for study in plan.studies:
             if study.invalid:
                 echo(f"  invalid: {study.name}: {study.invalid}")
         if opts.ray is None:
-            run_local(plan, out, list_path, devices, index, todo, opts.study_timeout, echo)
+            run_local(plan, out, list_path, sweep.devices, index, todo, opts.study_timeout, echo)
         else:
             from detbench.sweep.ray_executor import run_on_ray
 
@@ -332,11 +319,16 @@ def _run(spec: SweepSpec, plan: Plan, devices: list[str], kind: str, previous: d
 
 
 def print_plan(plan: Plan, previous: dict[str, Any], out: Path, kind: str, devices: list[str],
-               opts: SweepOptions, max_time: float | None, here: str | None, echo: Echo) -> None:
+               opts: SweepOptions, max_time: float | None, here: str | None, echo: Echo,
+               warnings: list[str] | None = None) -> None:
+    """The dry run's plan: the studies, the executor, the estimate, and a warning line for each code-running
+    setting in force."""
     done = [s for s in plan.runnable if finished(out, previous, s, here)]
     todo = [s for s in plan.runnable if s not in done]
     echo(f"detbench sweep (dry run): {len(plan.studies)} studies, {len(plan.runnable)} runnable, "
          f"{len(plan.studies) - len(plan.runnable)} invalid, {len(done)} already finished")
+    for line in warnings or []:
+        echo(f"  {line}")
     echo(f"  models: {', '.join(r.name for r in plan.models)} (baseline {plan.baseline})")
     if opts.ray is None:
         echo(f"  executor: local, device {kind}, {len(devices)} at once ({', '.join(devices)})")

@@ -28,11 +28,11 @@ import yaml
 
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_text_file
+from detbench.limits import MAX_SWEEP_STUDIES as MAX_STUDIES
 from detbench.limits import MAX_YAML_BYTES
 
 AXES = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
 PRECISIONS = ("fp32", "fp16")
-MAX_STUDIES = 10_000
 MAX_AXIS_VALUES = 64
 # set by the sweep itself for every study: not settable in `settings`
 RESERVED = {"models", "runs", "baseline", "data", "out", "list", "list_path", "use_benchmark_list", "device",

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from detbench.files.out_tree import folder_below
 from detbench.limits import MAX_REPORT_BYTES
 from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.study.lock import LOCK_NAME
@@ -88,10 +89,9 @@ def _last_line(log: Path) -> str:
 def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_s: float,
               env: dict[str, str] | None = None, python: str = sys.executable) -> dict[str, Any]:
     """`detbench ablate ARGV` into `out` on `device`; its outcome: status ("ok", "failed", "timeout",
-    "interrupted"), the reason when not ok, the exit code, seconds, and where it ran."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise OSError(f"{out} is not a plain folder; remove it")
-    out.mkdir(parents=True, exist_ok=True)
+    "interrupted"), the reason when not ok, the exit code, seconds, and where it ran. `out` is made if missing
+    and must not be a link; the folders above it are the caller's to check (`files.out_tree`)."""
+    folder_below(out.parent, out.name)  # a real folder, not a link (its parent: the caller's, checked there)
     if _busy(out):
         raise OSError(f"another study is running in {out}; wait for it, or stop it")
     # the sweep's content key decided this study runs: --force, so that ablate's own (narrower) key neither skips
