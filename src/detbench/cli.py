@@ -53,7 +53,12 @@ def compare_outputs(output: str | None, formats: list[str], plots: str | None) -
     if Path(output).suffix.lower() in (".md", ".tex"):  # the CSV and that table would take the same file
         raise DetbenchError(f"--output {terminal(output)}: names the CSV, and the .md and .tex are written beside "
                             f"it; give a .csv path, e.g. --output {terminal(Path(output).with_suffix('.csv'))}")
-    return list(TABLE_FORMATS), plots if plots is not None else str(Path(output).parent / "plots")
+    if plots is not None:
+        return list(TABLE_FORMATS), plots
+    from detbench.files.out_tree import folder_below
+
+    # the folder detbench picks below the output's: a symlink there is refused, as below any OUT
+    return list(TABLE_FORMATS), str(folder_below(Path(output).parent, "plots", create=False, flag="--output"))
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
+from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_text_file
 from detbench.flags import bench_fields, default_of
 from detbench.limits import MAX_BIAS_PROBE, MAX_REPORT_BYTES, MAX_STUDY_GENERATIONS, MAX_WORKERS_PER_MODEL
@@ -225,8 +226,7 @@ def check_targets(out: Path, runs: Sequence[ModelRun]) -> None:
         if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
             raise DetbenchError(f"--out {out}: {path.name} exists and is not a regular file; move it away or choose "
                                 f"another --out")
-    if (out / WORK_DIR).is_symlink():
-        raise DetbenchError(f"--out {out}: {WORK_DIR} is a symlink; delete it (detbench writes only inside OUT)")
+    folder_below(out, WORK_DIR, create=False)  # a symlink there is refused: detbench writes only inside OUT
 
 
 def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from detbench.config import BenchConfig
+from detbench.files.out_tree import folder_below
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
 from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.stats import bias, paired
@@ -576,7 +577,7 @@ def _shown(result: paired.PairResult, verdict: bool = False) -> str:
 
 def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
     """Run the study; on any exception (Ctrl-C included) every worker is killed before it propagates."""
-    plan.work_dir.mkdir(parents=True, exist_ok=True)
+    folder_below(plan.work_dir.parent, plan.work_dir.name)  # a real folder, made without following a link
     coordinator = Coordinator(plan, echo)
     try:
         coordinator.start()

@@ -26,6 +26,7 @@ from detbench import text
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, read_list
 from detbench.errors import DetbenchError
+from detbench.files.out_tree import folder_below
 from detbench.flags import bench_fields, default_of, flag_name
 from detbench.report.model import Report
 from detbench.report.schema import load_report, shown
@@ -137,7 +138,9 @@ def is_separate_run(path: Path, fmt: str | None) -> bool:
 def separate_runs_problem(out: Path) -> str | None:
     """Why OUT/separate_runs cannot take a set-aside report (a symlink, not a folder, not writable), or None."""
     folder = out / SEPARATE_RUNS_DIRNAME
-    if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
+    try:
+        folder_below(out, SEPARATE_RUNS_DIRNAME, create=False)
+    except DetbenchError:
         return f"{text.terminal(folder)}: is a symlink or not a folder, so no report can be kept there; remove it"
     if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"{text.terminal(folder)}: cannot write in it, so no report can be kept there; fix its permissions"
@@ -160,7 +163,7 @@ def set_aside(path: Path) -> Path:
     problem = separate_runs_problem(path.parent)
     if problem:
         raise DetbenchError(problem)
-    (path.parent / SEPARATE_RUNS_DIRNAME).mkdir(exist_ok=True)
+    folder_below(path.parent, SEPARATE_RUNS_DIRNAME)
     while True:
         target = set_aside_path(path)
         try:
