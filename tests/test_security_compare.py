@@ -465,3 +465,13 @@ def test_a_lone_surrogate_is_shown_by_every_terminal_line_and_refused_in_a_name(
     assert terminal("model\ud800") == "model\\ud800"
     terminal("model\ud800").encode("utf-8")  # a UTF-8 terminal takes it
     assert "control or line-separator character" in name_problem("model\udc80")
+
+
+def test_a_study_folder_that_is_a_link_is_not_read(tmp_path):
+    out = a_sweep(tmp_path / "out", {"a": {}, "b": {}})
+    elsewhere = tmp_path / "elsewhere"
+    (out / "studies" / "b").rename(elsewhere)
+    (out / "studies" / "b").symlink_to(elsewhere)  # the same files, reached through a link
+    code, lines = compare_sweep(out)
+    shown = "\n".join(lines)
+    assert code == 1 and "b: its results are unreadable" in shown and "studies/b is a symlink" in shown

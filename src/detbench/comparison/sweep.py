@@ -37,6 +37,7 @@ from typing import Any
 from detbench import text
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
+from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_regular_file, regular_file_status
 from detbench.limits import (
     MAX_PLOT_INCHES,
@@ -244,6 +245,7 @@ def load_study(out: Path, name: str, entry: dict[str, Any], reader: SweepReader)
         raise ValueError("not a study folder name")
     folder = out / "studies" / name
     try:
+        folder_below(out, "studies", name, create=False, flag="--sweep")  # what a sweep wrote: no link on the way
         record = reader.record(folder)
         if record.id != entry.get("study_id"):
             raise ValueError("its study.json is not the one the sweep recorded")
