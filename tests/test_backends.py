@@ -10,54 +10,76 @@ from pathlib import Path
 import pytest
 import torch
 
-from detbench.backends.export import exported
+from detbench.backends.export import (
+    Target,
+    Unusable,
+    _stored,
+    export_key,
+    export_limit,
+    exported,
+    private_cache,
+    versions,
+)
+from detbench.backends.export_child import ExportSource
 from detbench.backends.formats import FORMATS, Format, check_format, require
 from detbench.backends.parity import check_parity, parity_warnings
 from detbench.errors import DetbenchError
-from detbench.models.loading import load_model
+from detbench.models.loading import load_model, prepare_for_inference
 from detbench.report.schema import load_report
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "8", "--threads", "1"]
 
 
+@pytest.fixture
+def no_plugins(monkeypatch):
+    """This process as a fresh one: a plugin an earlier test imported would keep every export out of the cache."""
+    from detbench.models import loading
+
+    monkeypatch.setattr(loading, "_plugin_prefixes", [])
+
+
+def _checkpoint(weights: Path) -> tuple[ExportSource, torch.nn.Module]:
+    """What a run hands the export: the checkpoint as it loaded it, and its fused model."""
+    loaded = load_model(str(weights))
+    return ExportSource.of(loaded), prepare_for_inference(loaded.model)
+
+
 @pytest.mark.slow
-def test_an_export_is_cached_privately_and_not_reused_once_its_files_change(tmp_path, yaml_checkpoint):
-    model = load_model(str(yaml_checkpoint)).model
+def test_an_export_is_cached_privately_and_not_reused_once_changed_or_writable_by_others(tmp_path, yaml_checkpoint,
+                                                                                         no_plugins):
+    """(tests/test_security_export.py checks every other kind of entry that is not used)"""
+    source, fused = _checkpoint(yaml_checkpoint)
     root = tmp_path / "exports"
-    first = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root)
+    first = exported(source, fused, FORMATS["onnx"], Target(64, 1), root)
     assert not first.reused and first.cached_at and first.name == "model.onnx" and first.files["model.onnx"]
+    assert first.not_cached is None and first.record()["not_cached"] is None
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
-    second = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root)
+    second = exported(source, fused, FORMATS["onnx"], Target(64, 1), root)
     assert second.reused and second.sha256 == first.sha256 and second.files == first.files
-    assert not exported(model, "a" * 64, FORMATS["onnx"], 96, 1, root).reused  # another imgsz: another key
+    found = versions(FORMATS["onnx"])
+    assert export_key(source.sha256, FORMATS["onnx"], Target(96, 1), found) != \
+        export_key(source.sha256, FORMATS["onnx"], Target(64, 1), found)  # another imgsz: another key
     stored = Path(first.cached_at) / "files" / "model.onnx"
     stored.write_bytes(stored.read_bytes() + b"\0")  # a changed file is never used
-    third = exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root)
-    assert not third.reused and third.cached_at == first.cached_at
-    assert exported(model, "a" * 64, FORMATS["onnx"], 64, 1, root).reused
+    third = exported(source, fused, FORMATS["onnx"], Target(64, 1), root)
+    assert not third.reused and third.cached_at == first.cached_at and "do not hash" in third.refused_entry
+    assert exported(source, fused, FORMATS["onnx"], Target(64, 1), root).reused
     assert not list(root.glob(".export-*"))  # no work folder left behind
-    fresh = exported(model, None, FORMATS["onnx"], 64, 1, root)  # no checkpoint file: exported afresh, not stored
-    assert not fresh.reused and fresh.cached_at is None
-
-
-@pytest.mark.slow
-def test_a_cache_someone_else_could_write_or_a_symlink_in_it_is_never_used(tmp_path, yaml_checkpoint):
-    model = load_model(str(yaml_checkpoint)).model
-    root = tmp_path / "exports"
-    first = exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root)
-    entry = Path(first.cached_at)
+    entry, limit = Path(first.cached_at), export_limit(fused)
     entry.chmod(0o777)  # writable by others: anyone could have planted it
-    assert not exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root).reused
-    entry = Path(exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root).cached_at)
+    with pytest.raises(Unusable, match="writable by group or others"):
+        _stored(entry, FORMATS["onnx"], limit)
+    entry.chmod(0o700)
     elsewhere = tmp_path / "elsewhere.onnx"
-    elsewhere.write_bytes((entry / "files" / "model.onnx").read_bytes())
-    (entry / "files" / "model.onnx").unlink()
-    (entry / "files" / "model.onnx").symlink_to(elsewhere)
-    assert not exported(model, "b" * 64, FORMATS["onnx"], 64, 1, root).reused
+    elsewhere.write_bytes(stored.read_bytes())
+    stored.unlink()
+    stored.symlink_to(elsewhere)
+    with pytest.raises(Unusable, match=r"files/model\.onnx is a symlink"):
+        _stored(entry, FORMATS["onnx"], limit)
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
-    assert exported(model, "b" * 64, FORMATS["onnx"], 64, 1, shared).cached_at is None  # not private: not used
+    assert private_cache(shared) is None  # not private: not used
 
 
 def _preds(boxes: list[list[float]], classes: list[int], scores: list[float]) -> torch.Tensor:
@@ -250,9 +272,10 @@ def test_a_model_built_from_a_yaml_is_exported_afresh_and_never_cached(cli, tmp_
     result = cli("bench", "--weights", "yolov8n.yaml", "--data", str(dataset), "--format", "onnx", *QUICK,
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "(not cached)" in result.stdout
+    assert "not cached: the model was built from a YAML" in result.stdout
     report = load_report(tmp_path / "results" / "bench" / "yolov8n@onnx.json")  # NAME@FORMAT without --name
     assert report.settings.backend["exported"]["cached_at"] is None and report.parity["within_tolerance"]
+    assert "built from a YAML" in report.settings.backend["exported"]["not_cached"]
 
 
 def test_the_pivot_never_mixes_settings_and_takes_the_family_from_the_study(tmp_path):

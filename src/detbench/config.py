@@ -123,8 +123,13 @@ class BenchConfig:
                                   f"seconds the bounded check of the model (load, count, one forward pass) may "
                                   f"take (default {limits.LOAD_TIMEOUT_S:g})", compared=False)
     load_memory_mb: float = setting(limits.LOAD_MEMORY_BYTES / 2**20,
-                                    f"MiB of memory that check may use beyond the interpreter (default "
+                                    f"MiB of memory that check, and the export for --format, may use beyond the "
+                                    f"interpreter (default "
                                     f"{limits.LOAD_MEMORY_BYTES // 2**20})", flag="load_memory", compared=False)
+    export_timeout: float | None = setting(None, "seconds the export for --format (Ultralytics' exporter, in a bounded "
+                                                 "child process) may take (default: 60, or 1800 for --format engine, "
+                                                 "plus 20 forward passes of the batch as the model check timed one)",
+                                           compared=False)
     time_budget: float = setting(limits.RUN_TIME_BUDGET_S,
                                  f"seconds the warm-up and timed loop may be expected to take, judged from the "
                                  f"bounded check's forward pass before they start (default "
@@ -157,6 +162,9 @@ class BenchConfig:
         if self.rect and self.cuda_graph:
             raise DetbenchError("--rect gives inputs of varying shape, which a CUDA graph (one static shape) cannot "
                                 "replay; drop --rect or --cuda-graph")
+        if self.export_timeout is not None and (isinstance(self.export_timeout, bool) or not isinstance(
+                self.export_timeout, (int, float)) or not 0 < self.export_timeout <= 86_400):
+            raise DetbenchError(f"--export-timeout must be a positive number up to 86400, got {self.export_timeout!r}")
         for flag, value, high in (("--load-timeout", self.load_timeout, 86_400),
                                   ("--load-memory", self.load_memory_mb, 2**30),
                                   ("--time-budget", self.time_budget, 30 * 86_400)):

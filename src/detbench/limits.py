@@ -76,3 +76,11 @@ MAX_PIVOT_BACKENDS = 8  # its columns (detbench has 5 backends); beyond, the fir
 MAX_TABLE_CELLS = 1_000_000  # models x cells of a sweep's ranking-stability tables, all device kinds together;
 #                              beyond, a table is left out with a note (the CSV has every result)
 MAX_TERMINAL_BYTES = 16 * MiB  # what one `compare` prints of its tables; beyond, a note says where the rest is
+# the whole child (imports, the model's load, the export) may take the base time plus EXPORT_FORWARDS forward
+# passes of the batch, as the bounded model check timed one (batch 1, one thread). Measured on a busy 2-core
+# machine, in the child: YOLOv8n to ONNX or OpenVINO 3-5 s; YOLOv8x at imgsz 640 12-22 s (its exporter does about
+# 4 forward passes' work per image: 58 s at batch 8, one thread); a 0.2 KB YAML of 2000 1x1 convolutions passes
+# the model check in seconds and its ONNX export runs 73 s. A TensorRT engine's builder times kernels for minutes.
+EXPORT_TIMEOUT_S = 60.0
+ENGINE_EXPORT_TIMEOUT_S = 1800.0
+EXPORT_FORWARDS = 20

@@ -1,4 +1,5 @@
-"""One model deployed to a backend: exported (or found in the cache), opened in its runtime, checked for parity."""
+"""One model deployed to a backend: exported in a bounded child process (or found in the cache), opened in its
+runtime, checked for parity."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from detbench.backends.export import Artifact, Target, exported
+from detbench.backends.export_child import ExportBounds, ExportSource
 from detbench.backends.formats import Format
 from detbench.backends.parity import PARITY_BATCHES, check_parity, parity_warnings
 from detbench.backends.runtimes import Runtime, open_runtime
@@ -29,6 +31,7 @@ class Deployed:
     warnings: list[str] = field(default_factory=list)
     runtime_device_mib: float | None = None  # GPU memory that opening it took, seen by the driver (not by torch)
     precision: str = "fp32"
+    notes: list[str] = field(default_factory=list)  # for the report's notes: why the export was not cached
 
     def record(self) -> dict[str, Any]:
         """The report's settings.backend."""
@@ -68,19 +71,20 @@ def _device_used_mib(device: torch.device) -> float | None:
     return (total - free) / MIB
 
 
-def deploy(backend: Format, model: torch.nn.Module, fused: torch.nn.Module, weights_sha256: str | None,
-           imgsz: int, batch: int, threads: int, batches: list[torch.Tensor], echo: Echo,
-           cache_root: Path | None = None, device: torch.device | None = None, half: bool = False,
-           tf32: bool = False) -> Deployed:
-    """Export `model` (as loaded), open it in the backend's runtime on `device` (default the CPU), compare it
-    with `fused` on `batches`. `weights_sha256`: the checkpoint file's, which keys the private export cache;
-    None exports afresh. `half`: an fp16 TensorRT engine; `tf32`: ONNX Runtime's CUDA provider may use TF32."""
+def deploy(backend: Format, source: ExportSource, fused: torch.nn.Module, imgsz: int, batch: int, threads: int,
+           batches: list[torch.Tensor], echo: Echo, cache_root: Path | None = None, device: torch.device | None = None,
+           half: bool = False, tf32: bool = False, bounds: ExportBounds | None = None) -> Deployed:
+    """Export the model `source` names (as the run loaded it) in a bounded child process, or find it in the
+    private export cache; open it in the backend's runtime on `device` (default the CPU), compare it with `fused`
+    (the run's model) on `batches`. `half`: an fp16 TensorRT engine; `tf32`: ONNX Runtime's CUDA provider may use
+    TF32; `bounds`: the export's time and memory (default: the format's time, `--load-memory`'s default)."""
     device = device or torch.device("cpu")
     target = export_target(backend, imgsz, batch, device, half)
-    artifact = exported(model, weights_sha256, backend, imgsz, batch, cache_root, target)
-    how = ("reused from the private export cache" if artifact.reused
-           else f"exported in {artifact.export_s:.1f} s" + ("" if artifact.cached_at else " (not cached)"))
-    echo(f"✓ {backend.runtime} model {how} (sha256 {artifact.sha256[:12]})")
+    artifact = exported(source, fused, backend, target, cache_root, bounds, threads)
+    echo(f"✓ {backend.runtime} model {_how(artifact)} (sha256 {artifact.sha256[:12]})")
+    notes = export_notes(artifact)
+    if artifact.refused_entry:
+        echo(f"  note: {notes[0]}")
     reference = fused.to(device)
     rss_before, device_before = current_rss_mib(settle=True), _device_used_mib(device)
     runtime = open_runtime(backend, artifact, threads, device, tf32)
@@ -97,10 +101,29 @@ def deploy(backend: Format, model: torch.nn.Module, fused: torch.nn.Module, weig
     runtime_rss = max(0.0, current_rss_mib(settle=True) - rss_before)
     warnings = parity_warnings(parity, backend.runtime)
     agreement = parity.get("detection_agreement")
-    echo(f"✓ parity with PyTorch: boxes within {parity.get('box_max_abs_diff_px', float('nan')):.2g} px, scores "
+    mark = "✓" if parity.get("within_tolerance") else "✗"
+    echo(f"{mark} parity with PyTorch: boxes within {parity.get('box_max_abs_diff_px', float('nan')):.2g} px, scores "
          f"within {parity.get('score_max_abs_diff', float('nan')):.2g}, detections "
          f"{'n/a (none at conf 0.3)' if agreement is None else f'{100 * agreement:.1f} % agree'}")
     for warning in warnings:
         echo(f"  warning: {warning}")
     return Deployed(backend, artifact, runtime, parity, artifact.size_bytes / MIB, runtime_rss, warnings,
-                    runtime_device, precision)
+                    runtime_device, precision, notes)
+
+
+def _how(artifact: Artifact) -> str:
+    if artifact.reused:
+        return "reused from the private export cache"
+    cached = f"; not cached: {artifact.not_cached}" if artifact.not_cached else ""
+    return f"exported in {artifact.export_s:.1f} s ({artifact.process_s:.1f} s in its bounded process{cached})"
+
+
+def export_notes(artifact: Artifact) -> list[str]:
+    """What the report's notes say of the export: why it was not cached, and a cache entry that was not used."""
+    notes = []
+    if artifact.refused_entry:
+        notes.append(f"export cache: the entry {artifact.refused_entry}; it was not used, and the model was "
+                     f"exported afresh")
+    if artifact.not_cached:
+        notes.append(f"the exported model was made for this run only and not cached: {artifact.not_cached}")
+    return notes

@@ -1,36 +1,41 @@
-"""The exported model, made by Ultralytics' own exporter from the model detbench loaded, and cached privately.
+"""The exported model, made by Ultralytics' own exporter in a bounded child process, and cached privately.
 
-The exporter is handed the checkpoint detbench already loaded through its bounded, allow-listed loader (it is
-never given the file to unpickle). An exported model is code a runtime will run (a TorchScript file can read
-and write files), so an export is trusted only where no one else can have written it:
+The export runs in a child process (`backends.export_child`) bounded in time and memory like the model check,
+that dies with its parent. The child loads the model the way the run did: the checkpoint file, checked again
+against the SHA-256 the run hashed, through detbench's allow-listed loader with the run's plugins (a model built
+from a YAML also gets the run's own weights, which are random in every process). The exporter runs with its
+working folder in a private folder and is given only the short name `model.pt`, so nothing it derives from a
+path can write outside that folder; its HOME is a throwaway folder too.
+
+An exported model is code a runtime will run (a TorchScript file can read and write files), so an export is
+trusted only where no one else can have written it:
 
 - exports are cached per user, under `$DETBENCH_CACHE_DIR/exports` (default `~/.cache/detbench/exports`), a
-  folder detbench makes with mode 0700 and uses only while it, and every entry in it, is owned by this user,
-  is not a symlink and is writable by no one else; anything else is not used, and the export is made in a
-  private temporary folder instead, loaded, and deleted;
-- only models read from a checkpoint file are cached (keyed by its SHA-256, the format, imgsz, batch, the
-  device kind and precision, the GPU model for a TensorRT engine, the source of the model's own layer classes
-  (a plugin's) and the versions of detbench, torch, Ultralytics and the runtime and export packages): a
-  model built from a YAML has new random weights in every process, so it is exported each time;
+  folder detbench makes with mode 0700 and uses only while it, and every folder and file in an entry, is owned by
+  this user, is not a symlink and is writable by no one else, and every file is a regular file; an entry that is
+  anything else is not used (the run says so), and the export is made afresh;
+- only an export that depends on nothing but the checkpoint's bytes is cached (keyed by its SHA-256, the format,
+  imgsz, batch, the device kind and precision, the GPU model for a TensorRT engine, and the versions of detbench,
+  torch, Ultralytics and the runtime and export packages). Not cached, and never taken from the cache: a model
+  built from a YAML (new random weights in every process), a checkpoint loaded with --unsafe-load, and any export
+  made while a plugin is imported in this process (a plugin's code, or a module it imports, can change any layer,
+  Ultralytics' own included). Those are made in a private temporary folder, loaded and deleted, and the report
+  records why (`exported.not_cached`);
 - an export's files are read once, bounded in size, as bytes: the recorded hash is of those bytes, and the
-  runtime loads those bytes (never the path again), so what was hashed is what runs; only regular files
-  count, and an export with any other entry (a symlink, a FIFO) is not used.
+  runtime loads those bytes (never the path again), so what was hashed is what runs.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
-import inspect
-import io
 import json
 import os
 import shutil
 import stat
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -38,9 +43,9 @@ from typing import Any
 import torch
 
 from detbench import __version__
+from detbench.backends.export_child import ExportBounds, ExportSource, run_export
 from detbench.backends.formats import Format
-from detbench.errors import DetbenchError, first_line
-from detbench.files.safe_io import read_regular_file
+from detbench.errors import DetbenchError
 
 EXPORTS_DIRNAME = "exports"
 STEM = "model"
@@ -57,14 +62,18 @@ class Artifact:
     reused: bool
     cached_at: str | None  # the private cache folder it is stored in (None: exported for this run only)
     versions: dict[str, str] = field(default_factory=dict)
+    process_s: float | None = None  # seconds its bounded process took in all: imports, the model's load, the export
+    not_cached: str | None = None  # why it is neither taken from nor stored in the cache (None: it is cached)
+    refused_entry: str | None = None  # a cache entry found for it and not used, and why
 
     @property
     def size_bytes(self) -> int:
         return sum(len(data) for data in self.files.values())
 
     def record(self) -> dict[str, Any]:
-        return {"file": self.name, "sha256": self.sha256, "export_s": self.export_s, "reused": self.reused,
-                "cached_at": self.cached_at, "versions": self.versions}
+        return {"file": self.name, "sha256": self.sha256, "export_s": self.export_s, "process_s": self.process_s,
+                "reused": self.reused, "cached_at": self.cached_at, "not_cached": self.not_cached,
+                "refused_cache_entry": self.refused_entry, "versions": self.versions}
 
 
 def _package_version(name: str) -> str:
@@ -86,51 +95,6 @@ def versions(backend: Format) -> dict[str, str]:
     return found
 
 
-MAX_SOURCE_BYTES = 32 * 2**20  # of one package's Python files
-
-
-def _source_files(cls: type) -> list[Path] | None:
-    """The Python files of the package (or the module) defining `cls`; None when it has no source file."""
-    top = sys.modules.get(cls.__module__.split(".")[0])
-    folders = getattr(top, "__path__", None)
-    if folders:
-        return sorted(path for folder in folders for path in Path(folder).rglob("*.py"))
-    try:
-        source = inspect.getsourcefile(cls)
-    except (OSError, TypeError):
-        return None
-    return [Path(source)] if source else None
-
-
-def layers_code_sha256(model: torch.nn.Module) -> str | None:
-    """The source of the packages defining the model's own layer classes (a plugin's, detbench's zoo's; not
-    torch's or Ultralytics', whose versions are in the key): a plugin edited under the same checkpoint must not
-    reuse an old export. None (the export is then not cached) when a class has no source file or a package's
-    files pass MAX_SOURCE_BYTES."""
-    digest = hashlib.sha256()
-    classes = sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}")
-    hashed: set[Path] = set()
-    for cls in classes:
-        if cls.__module__.split(".")[0] in {"torch", "ultralytics"}:
-            continue
-        digest.update(f"{cls.__module__}.{cls.__qualname__}\0".encode())
-        files = _source_files(cls)
-        if files is None:
-            return None
-        total = 0
-        for path in files:
-            if path in hashed:
-                continue
-            hashed.add(path)
-            try:
-                data = read_regular_file(path, str(path), MAX_SOURCE_BYTES - total)
-            except DetbenchError:
-                return None
-            total += len(data)
-            digest.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Target:
     """What an export is made for, besides the model and the format."""
@@ -141,10 +105,9 @@ class Target:
     device_name: str | None = None  # the GPU a TensorRT engine is built for (an engine runs on that model only)
 
 
-def export_key(weights_sha256: str, backend: Format, target: Target, found_versions: dict[str, str],
-               code_sha256: str) -> str:
+def export_key(weights_sha256: str, backend: Format, target: Target, found_versions: dict[str, str]) -> str:
     text = json.dumps([weights_sha256, backend.name, target.imgsz, target.batch, target.device != "cpu",
-                       target.half, target.device_name, found_versions, code_sha256], sort_keys=True)
+                       target.half, target.device_name, found_versions], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -179,33 +142,73 @@ def _artifact_name(backend: Format) -> str:
             "openvino": f"{STEM}_openvino_model/{STEM}.xml"}[backend.name]
 
 
-def read_export(folder: Path, backend: Format, max_bytes: int) -> dict[str, bytes] | None:
-    """Every file under `folder` as bytes, read once; None when an entry is not a regular file or a folder (a
-    symlink, a FIFO), a folder is not private, the total passes `max_bytes`, or the model's file is missing."""
+class Unusable(Exception):
+    """An export folder or cache entry that is not used; the message says why."""
+
+
+def _owned_privately(info: os.stat_result, name: str) -> None:
+    if info.st_uid != os.getuid():
+        raise Unusable(f"{name} is owned by another user (uid {info.st_uid})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise Unusable(f"{name} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})")
+
+
+def _checked_folder(path: str, name: str) -> None:
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise Unusable(f"{name} is {'a symlink' if stat.S_ISLNK(info.st_mode) else 'not a folder'}")
+    _owned_privately(info, name)
+
+
+def _read_checked_file(path: str, name: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of this user's that no one else may write, read once through one descriptor."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Unusable(f"{name} is a symlink") from None
+        raise Unusable(f"{name} cannot be opened as a file ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise Unusable(f"{name} is not a regular file")
+        _owned_privately(info, name)
+        if info.st_size > max_bytes:
+            raise Unusable(f"its files pass {max_bytes / 2**20:.0f} MiB")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise Unusable(f"its files pass {max_bytes / 2**20:.0f} MiB")
+    return data
+
+
+def read_tree(folder: Path, max_bytes: int) -> dict[str, bytes]:
+    """Every file under `folder` as bytes, by name relative to it, read once. Raises Unusable unless every folder
+    (`folder` too) and every file is this user's, writable by no one else, and not a symlink, every file is a
+    regular file, and all of them together hold at most `max_bytes`."""
     files: dict[str, bytes] = {}
     total = 0
-    for directory, subdirs, names in os.walk(folder, followlinks=False):
-        if not _private(Path(directory)):
-            return None
-        for name in sorted(subdirs):
-            if os.path.islink(os.path.join(directory, name)):
-                return None
-        for name in sorted(names):
-            path = os.path.join(directory, name)
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError:
-                return None
-            with os.fdopen(fd, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                if not stat.S_ISREG(info.st_mode) or total + info.st_size > max_bytes:
-                    return None
-                data = handle.read(max_bytes - total + 1)
-            total += len(data)
-            if total > max_bytes:
-                return None
-            files[os.path.relpath(path, folder)] = data
-    return files if _artifact_name(backend) in files else None
+    try:
+        _checked_folder(str(folder), folder.name)
+        for directory, subdirs, names in os.walk(folder, followlinks=False):
+            for name in sorted(subdirs):
+                path = os.path.join(directory, name)
+                _checked_folder(path, os.path.relpath(path, folder))
+            for name in sorted(names):
+                path = os.path.join(directory, name)
+                data = _read_checked_file(path, os.path.relpath(path, folder), max_bytes - total)
+                total += len(data)
+                files[os.path.relpath(path, folder)] = data
+    except OSError as exc:
+        raise Unusable(f"reading it failed ({exc.strerror or exc})") from None
+    return files
+
+
+def read_export(folder: Path, backend: Format, max_bytes: int) -> dict[str, bytes]:
+    """The export's files under `folder` (see `read_tree`); Unusable also when the model's file is missing."""
+    files = read_tree(folder, max_bytes)
+    if _artifact_name(backend) not in files:
+        raise Unusable(f"it holds no {_artifact_name(backend)}")
+    return files
 
 
 def files_sha256(files: dict[str, bytes]) -> str:
@@ -215,39 +218,34 @@ def files_sha256(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
+META = "export.json"
+MAX_META_BYTES = 2**20
+FILES = "files"
+
+
 def _stored(entry: Path, backend: Format, max_bytes: int) -> Artifact | None:
-    """The export in the cache entry if the entry is private and its files hash to the recorded value."""
-    if not _private(entry):
+    """The export in the cache entry; None when there is none. Raises Unusable when the entry, or anything in it,
+    fails the checks of `read_tree`, holds anything but its record and its files, or its files do not hash to
+    the recorded value."""
+    if not os.path.lexists(entry):
         return None
+    tree = read_tree(entry, max_bytes + MAX_META_BYTES)
+    prefix = FILES + os.sep
+    strays = sorted(name for name in tree if name != META and not name.startswith(prefix))
+    if strays:
+        raise Unusable(f"it holds {strays[0]}, which no export writes")
     try:
-        meta_path = entry / "export.json"
-        fd = os.open(meta_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return None
-            meta = json.loads(handle.read(2**20).decode())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    files = read_export(entry / "files", backend, max_bytes)
-    if not isinstance(meta, dict) or files is None or meta.get("sha256") != files_sha256(files):
-        return None
+        meta = json.loads(tree.get(META, b"").decode())
+    except (ValueError, UnicodeDecodeError):
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+        raise Unusable(f"its {META} is missing or not a record")
+    files = {name[len(prefix):]: data for name, data in tree.items() if name.startswith(prefix)}
+    if _artifact_name(backend) not in files or meta["sha256"] != files_sha256(files):
+        raise Unusable(f"its files do not hash to the sha256 in its {META}")
     recorded = meta.get("versions")
-    return Artifact(_artifact_name(backend), files, str(meta["sha256"]), None, True, str(entry),
+    return Artifact(_artifact_name(backend), files, meta["sha256"], None, True, str(entry),
                     {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {})
-
-
-def _with_path(model: torch.nn.Module, pt_path: Path) -> torch.nn.Module:
-    """A shallow copy of `model` whose `pt_path` names where the exporter writes (it deep-copies it again), with
-    the task and class names the exporter reads (a model built from a YAML has none)."""
-    import copy
-
-    shallow = copy.copy(model)
-    shallow.pt_path = str(pt_path)
-    if not getattr(shallow, "task", None):
-        shallow.task = "detect"
-    if not isinstance(getattr(shallow, "names", None), dict):
-        shallow.names = {i: str(i) for i in range(int(getattr(shallow, "nc", 80)))}
-    return shallow
 
 
 def exporter_overrides(backend: Format, target: Target) -> dict[str, Any]:
@@ -256,77 +254,89 @@ def exporter_overrides(backend: Format, target: Target) -> dict[str, Any]:
             "quantize": 16 if target.half else None, "dynamic": False, "simplify": True, "verbose": False}
 
 
-def _run_exporter(model: torch.nn.Module, backend: Format, target: Target, folder: Path) -> None:
-    """Ultralytics' exporter on a copy of `model`, writing into `folder`; a one-line error if it fails. Its
-    output is swallowed, and torch's thread settings, which it changes, are restored."""
-    # imported here, not at the top: loads Ultralytics' exporter, which only this path needs
-    from ultralytics.engine.exporter import Exporter
-
-    overrides = exporter_overrides(backend, target)
-    threads, interop = torch.get_num_threads(), torch.get_num_interop_threads()
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            Exporter(overrides=overrides)(model=_with_path(model, folder / f"{STEM}.pt"))
-    except ImportError as exc:
-        raise DetbenchError(f"--format {backend.name}: Ultralytics' export needs {exc.name or exc}; "
-                            f"pip install -e '.[{backend.extra or 'onnx'}]'") from None
-    except Exception as exc:
-        detail = first_line(exc)
-        raise DetbenchError(f"--format {backend.name}: Ultralytics' export failed ({type(exc).__name__}: "
-                            f"{detail}); nothing was written") from None
-    finally:
-        torch.set_num_threads(threads)
-        with contextlib.suppress(RuntimeError):  # settable only before any inter-op work has started
-            torch.set_num_interop_threads(interop)
-
-
 def export_limit(model: torch.nn.Module) -> int:
     """The most bytes an export of `model` may take: a few times its fp32 weights."""
     weights = sum(t.numel() * 4 for t in [*model.parameters(), *model.buffers()])
     return max(MIN_EXPORT_BYTES_LIMIT, 4 * weights)
 
 
-def exported(model: torch.nn.Module, weights_sha256: str | None, backend: Format, imgsz: int, batch: int,
-             cache_root: Path | None = None, target: Target | None = None) -> Artifact:
-    """The export of `model` for `backend`: from the private cache under `cache_root` (default
-    `user_cache_root()`) when `weights_sha256` is known and the cache holds it, else made (and stored there).
-    `target`: the device and precision to export for (default: fp32 on the CPU at `imgsz` and `batch`)."""
-    target = target or Target(imgsz, batch)
-    limit = export_limit(model)
-    cache = private_cache(cache_root or user_cache_root()) if weights_sha256 else None
+def imported_plugins(source: ExportSource) -> list[str]:
+    """The plugins imported in this process (by this run, or by an earlier call of the Python API: a module stays
+    imported), else the run's own (which its child imports)."""
+    from detbench.models.loading import plugins_ever_imported  # imported here: loads Ultralytics' model code
+
+    return list(plugins_ever_imported()) or list(source.plugins)
+
+
+def not_cached_because(source: ExportSource) -> str | None:
+    """Why an export of `source` made in this process must be neither taken from nor stored in the cache; None
+    when it depends on the checkpoint's bytes alone."""
+    if source.kind != "checkpoint" or not source.sha256:
+        return "the model was built from a YAML, with new random weights in every process"
+    if source.unsafe_load:
+        return "the checkpoint was loaded with --unsafe-load, which runs its code"
+    plugins = imported_plugins(source)
+    if plugins:
+        return (f"a plugin is imported in this process ({', '.join(plugins)}), and a plugin's code, or a module it "
+                f"imports, can change any layer")
+    return None
+
+
+def exported(source: ExportSource, reference: torch.nn.Module, backend: Format, target: Target,
+             cache_root: Path | None = None, bounds: ExportBounds | None = None, threads: int = 1) -> Artifact:
+    """The export of the model `source` names, for `backend` and `target`: from the private cache under
+    `cache_root` (default `user_cache_root()`) when it may be cached and the cache holds it, else made in a
+    bounded child process (and stored there when it may be cached). `reference`: the model as this run holds it
+    (a model built from a YAML is exported with its weights); `threads`: the exporter's CPU threads."""
+    limit = export_limit(reference)
     found_versions = versions(backend)
-    entry = None
-    code = layers_code_sha256(model) if cache is not None and weights_sha256 else None
-    if cache is not None and weights_sha256 and code is not None:
-        entry = cache / export_key(weights_sha256, backend, target, found_versions, code)
-        found = _stored(entry, backend, limit)
-        if found is not None:
-            return found
+    why, cache, entry, refused = not_cached_because(source), None, None, None
+    if why is None:
+        root = cache_root or user_cache_root()
+        cache = private_cache(root)
+        if cache is None:
+            why = f"the export cache {root} is not a folder of this user's that only it may write"
+        else:
+            entry = cache / export_key(str(source.sha256), backend, target, found_versions)
+            try:
+                found = _stored(entry, backend, limit)
+            except Unusable as exc:
+                found, refused = None, f"{entry}: {exc}"
+            if found is not None:
+                return found
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache))  # 0700, in the cache or the system's temp
     try:
-        os.mkdir(work / "files", 0o700)
-        began = time.perf_counter()
-        _run_exporter(model, backend, target, work / "files")
-        spent = time.perf_counter() - began
+        os.mkdir(work / FILES, 0o700)
+        spent, process = run_export(source, reference, backend, target, work / FILES, bounds or ExportBounds(),
+                                    threads)
         if backend.name == "engine":  # the exporter leaves its intermediate ONNX beside the engine
-            _keep_only(work / "files", _artifact_name(backend))
-        files = read_export(work / "files", backend, limit)
-        if files is None:
-            raise DetbenchError(f"--format {backend.name}: Ultralytics' exporter wrote no {backend.runtime} model "
-                                f"(or one above {limit / 2**20:.0f} MiB)")
-        artifact = Artifact(_artifact_name(backend), files, files_sha256(files), spent, False, None, found_versions)
+            _keep_only(work / FILES, _artifact_name(backend))
+        try:
+            files = read_export(work / FILES, backend, limit)
+        except Unusable as exc:
+            raise DetbenchError(f"--format {backend.name}: Ultralytics' exporter wrote no usable {backend.runtime} "
+                                f"model ({exc}); nothing was kept") from None
+        artifact = Artifact(_artifact_name(backend), files, files_sha256(files), spent, False, None, found_versions,
+                            round(process, 3), why, refused)
         if entry is not None:
-            meta = {"sha256": artifact.sha256, "format": backend.name, "imgsz": target.imgsz, "batch": target.batch,
-                    "device": target.device, "half": target.half, "device_name": target.device_name,
-                    "weights_sha256": weights_sha256, "versions": artifact.versions, "export_s": round(spent, 3)}
-            (work / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
-            _replace_entry(work, entry)
-            if not work.exists():
-                artifact.cached_at = str(entry)
+            _store(work, entry, artifact, {"format": backend.name, **asdict(target), "weights_sha256": source.sha256})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return artifact
+
+
+def _store(work: Path, entry: Path, artifact: Artifact, made_for: dict[str, Any]) -> None:
+    """Write the entry's record (mode 0600, whatever the umask) and move the export into the cache."""
+    meta = {"sha256": artifact.sha256, **made_for, "versions": artifact.versions,
+            "export_s": round(artifact.export_s or 0.0, 3)}
+    fd = os.open(work / META, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(meta, indent=1) + "\n")
+    _replace_entry(work, entry)
+    if work.exists():
+        artifact.not_cached = f"storing it in {entry.parent} failed (another run stored it first, or no space)"
+    else:
+        artifact.cached_at = str(entry)
 
 
 def _keep_only(folder: Path, name: str) -> None:

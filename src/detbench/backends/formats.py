@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -80,13 +82,35 @@ def require_cuda_provider(ort: ModuleType) -> None:
                             f"'.[{FORMATS['onnx'].gpu_extra}]'")
 
 
+# set while a runtime is imported, so that it writes nothing under the home folder and sends nothing: ONNX Runtime
+# (1.32) writes a device id and an event store under ~/.cache/Microsoft/DeveloperTools/.onnxruntime when imported;
+# `import openvino` starts OpenVINO's converter's telemetry (a client id and stats under ~/intel, events to Google
+# Analytics), which declines in CI, the only switch it reads
+QUIET_IMPORT_ENV = {"onnxruntime": {"ORT_DISABLE_TELEMETRY": "1"}, "openvino": {"CI": "true"}}
+
+
+@contextlib.contextmanager
+def quiet_import() -> Iterator[None]:
+    """Every QUIET_IMPORT_ENV while the block runs (one package may import another; a value the user set is kept),
+    the environment as it was after."""
+    wanted = {key: value for env in QUIET_IMPORT_ENV.values() for key, value in env.items()}
+    added = {key: value for key, value in wanted.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def require(backend: Format) -> ModuleType:
     """The backend's runtime package (after the packages its export needs), or a one-line error naming the extra
-    that installs them."""
+    that installs them, imported `quiet_import`."""
     try:
-        for name in backend.export_modules:
-            importlib.import_module(name)
-        return importlib.import_module(backend.module)
+        with quiet_import():
+            for name in backend.export_modules:
+                importlib.import_module(name)
+            return importlib.import_module(backend.module)
     except ImportError as exc:
         extra = f"pip install -e '.[{backend.extra}]'" if backend.extra else f"pip install {backend.module}"
         raise DetbenchError(f"--format {backend.name}: {backend.runtime} or its exporter's packages are not "

@@ -14,7 +14,8 @@ limit is killed, and the run stops with a one-line error naming the file and
 the limit. The run itself then repeats only the load and the fuse: the same
 deterministic work on the same bytes, now known to end within bounds.
 `--unsafe-load` skips the child: that file is trusted, and a full pickle load
-would run its code in both processes.
+would run its code in both processes. The export for `--format` runs in a
+child started, limited and answered the same way (`detbench.backends.export_child`).
 """
 
 from __future__ import annotations
@@ -74,18 +75,14 @@ class PendingInspection:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.started = time.monotonic()
-        self.stderr = tempfile.TemporaryFile()
-        self.process = spawn_child(python_module(sys.executable, "detbench.models.sandbox"), CHILD_ENV, stdin=-1,
-                                   stdout=-1, stderr=self.stderr)
-        self.process.stdin.write(json.dumps(asdict(request)).encode())
-        self.process.stdin.close()
+        self.process, self.stderr = start_child("detbench.models.sandbox", asdict(request), CHILD_ENV)
 
     def result(self) -> Inspection:
         what = f"--weights {self.request.weights}"
         left = max(self.request.timeout_s - (time.monotonic() - self.started), 0.1)
         try:
             try:
-                output = self.process.stdout.read() if self._wait(left) else None
+                output = self.process.stdout.read() if wait_for(self.process, left) else None
             finally:
                 if self.process.poll() is None:
                     kill_tree(self.process)
@@ -102,33 +99,56 @@ class PendingInspection:
         if self.process.poll() is None:
             kill_tree(self.process)
 
-    def _wait(self, seconds: float) -> bool:
-
-        try:
-            self.process.wait(timeout=seconds)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-
     def _parse(self, output: bytes, what: str) -> Inspection:
-        try:
-            answer = json.loads(output.decode("utf-8").strip().splitlines()[-1])
-        except (UnicodeDecodeError, ValueError, IndexError):
-            answer = None
-        if isinstance(answer, dict) and answer.get("ok") is True:
-            return Inspection(**answer["inspection"])
-        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-            raise DetbenchError(answer["error"])
-        code = self.process.returncode
-        cause = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
-        raise DetbenchError(f"{what}: the bounded process that checks the model {cause} ({self._tail()}); the file "
-                            f"may be hostile, or raise --load-memory if it is genuine and large")
+        found = read_answer(output)
+        if isinstance(found, dict) and found.get("ok") is True:
+            return Inspection(**found["inspection"])
+        if isinstance(found, dict) and isinstance(found.get("error"), str):
+            raise DetbenchError(found["error"])
+        raise DetbenchError(f"{what}: the bounded process that checks the model {exit_cause(self.process)} "
+                            f"({stderr_tail(self.stderr)}); the file may be hostile, or raise --load-memory if it "
+                            f"is genuine and large")
 
-    def _tail(self) -> str:
-        self.stderr.seek(0, os.SEEK_END)
-        self.stderr.seek(max(self.stderr.tell() - _STDERR_TAIL, 0))
-        lines = [line for line in self.stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
-        return (lines[-1][:200] if lines else "no message").replace("\n", " ")
+
+def start_child(module: str, request: dict[str, Any], env: dict[str, str],
+                cwd: str | None = None) -> tuple[subprocess.Popen, Any]:
+    """`python -m MODULE` as a child tied to this process, `request` written to its stdin as JSON; (the process,
+    the temporary file that takes its stderr)."""
+    stderr = tempfile.TemporaryFile()
+    process = spawn_child(python_module(sys.executable, module), env, stdin=-1, stdout=-1, stderr=stderr, cwd=cwd)
+    process.stdin.write(json.dumps(request).encode())
+    process.stdin.close()
+    return process, stderr
+
+
+def wait_for(process: subprocess.Popen, seconds: float) -> bool:
+    """True if the process ended within `seconds`."""
+    try:
+        process.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def read_answer(output: bytes) -> Any:
+    """The child's one-line JSON answer (the last line of its stdout); None when there is none."""
+    try:
+        return json.loads(output.decode("utf-8").strip().splitlines()[-1])
+    except (UnicodeDecodeError, ValueError, IndexError):
+        return None
+
+
+def exit_cause(process: subprocess.Popen) -> str:
+    code = process.returncode
+    return f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
+
+
+def stderr_tail(stderr: Any) -> str:
+    """The last non-empty line the child wrote to stderr (at most 200 characters), for a one-line error."""
+    stderr.seek(0, os.SEEK_END)
+    stderr.seek(max(stderr.tell() - _STDERR_TAIL, 0))
+    lines = [line for line in stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    return (lines[-1][:200] if lines else "no message").replace("\n", " ")
 
 
 @dataclass
@@ -187,20 +207,23 @@ def _vm_size() -> int:
     return 0
 
 
-def _limit(budget: int, seconds: float) -> None:
-    """Address space: what the interpreter holds now plus `budget`; CPU time: a backstop to the parent's clock.
+def limit_process(budget: int | None, cpu_seconds: float) -> None:
+    """Address space: what the interpreter holds now plus `budget` (None: not limited); CPU time, all threads
+    together: `cpu_seconds` more than used so far, a backstop to the parent's clock.
 
     Hard limits equal the soft ones, so nothing the model does can raise them again.
     """
-    for kind, wanted in ((resource.RLIMIT_AS, _vm_size() + budget),
-                         (resource.RLIMIT_CPU, int(resource.getrusage(resource.RUSAGE_SELF).ru_utime + seconds) + 5)):
+    wanted = [(resource.RLIMIT_CPU, int(resource.getrusage(resource.RUSAGE_SELF).ru_utime + cpu_seconds) + 5)]
+    if budget is not None:
+        wanted.append((resource.RLIMIT_AS, _vm_size() + budget))
+    for kind, value in wanted:
         _soft, hard = resource.getrlimit(kind)
-        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)  # never above an inherited limit
+        ceiling = value if hard == resource.RLIM_INFINITY else min(value, hard)  # never above an inherited limit
         resource.setrlimit(kind, (ceiling, ceiling))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -219,7 +242,7 @@ def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
     return fused, Inspection(
         params=params, params_fused=count_params(fused), gflops=ultralytics_gflops(fused, imgsz),
         gflops_unfused=gflops_unfused, stride=loaded.stride, imgsz=imgsz, modules=sum(1 for _ in fused.modules()),
-        seconds=round(time.monotonic() - start, 3), peak_rss_MB=round(_peak_rss_mb(), 1),
+        seconds=round(time.monotonic() - start, 3), peak_rss_MB=round(peak_rss_mb(), 1),
         train_args={"data": data} if data is not None else {}, notes=list(loaded.notes))
 
 
@@ -238,19 +261,20 @@ def inspect_here(request: Request) -> Inspection:
         fused(torch.zeros(1, 3, inspection.imgsz, inspection.imgsz))
         inspection.forward_s = round(time.perf_counter() - started, 4)
     inspection.seconds = round(time.monotonic() - start, 3)
-    inspection.peak_rss_MB = round(_peak_rss_mb(), 1)
+    inspection.peak_rss_MB = round(peak_rss_mb(), 1)
     return inspection
 
 
 _answers = sys.stdout
 
 
-def _answer(payload: dict[str, Any]) -> None:
+def answer(payload: dict[str, Any]) -> None:
+    """Write the child's one-line answer to the parent."""
     _answers.write(json.dumps(payload, default=str) + "\n")
     _answers.flush()
 
 
-def _keep_stdout_for_the_answer() -> None:
+def keep_stdout_for_the_answer() -> None:
     """Anything the model's code prints goes to stderr; stdout carries only the one-line answer."""
     global _answers
     _answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -261,7 +285,7 @@ def _keep_stdout_for_the_answer() -> None:
 def child_main() -> int:
     refuse_namespace_package()
     die_with_parent()
-    _keep_stdout_for_the_answer()
+    keep_stdout_for_the_answer()
     request = Request(**json.loads(sys.stdin.read(1 << 20)))
     # imported here, not at the top: loads torch, Ultralytics, NVML, numpy, which only this path needs
     import torch
@@ -271,14 +295,14 @@ def child_main() -> int:
 
     torch.set_num_threads(1)
     zoo.register()
-    _limit(request.memory_bytes, request.timeout_s)
+    limit_process(request.memory_bytes, request.timeout_s)
     try:
         inspection = inspect_here(request)
     except DetbenchError as exc:
-        _answer({"ok": False, "error": str(exc)})
+        answer({"ok": False, "error": str(exc)})
         return 2
     except (MemoryError, RecursionError) as exc:
-        _answer({"ok": False, "error": f"--weights {request.weights}: refused: the model needs more than "
+        answer({"ok": False, "error": f"--weights {request.weights}: refused: the model needs more than "
                                        f"detbench's limit of {request.memory_bytes / 2**30:.1f} GiB (or recursion) "
                                        f"to load and run once ({type(exc).__name__}); if it is genuine, raise "
                                        f"--load-memory"})
@@ -286,10 +310,10 @@ def child_main() -> int:
     except Exception as exc:  # any failure of a model that passed the checks: name it, do not trace back
         text = first_line(exc)
         hint = "raise --load-memory if it is genuine" if "alloc" in text.lower() else "check the model"
-        _answer({"ok": False, "error": f"--weights {request.weights}: the model fails to load and run once "
+        answer({"ok": False, "error": f"--weights {request.weights}: the model fails to load and run once "
                                        f"({type(exc).__name__}: {text}); {hint}"})
         return 2
-    _answer({"ok": True, "inspection": asdict(inspection)})
+    answer({"ok": True, "inspection": asdict(inspection)})
     return 0
 
 

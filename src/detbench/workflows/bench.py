@@ -26,6 +26,7 @@ import torch
 
 from detbench.backends.deploy import Deployed
 from detbench.backends.deploy import deploy as deploy_model
+from detbench.backends.export_child import ExportBounds, ExportSource
 from detbench.backends.formats import PYTORCH, Format, check_format, split_format
 from detbench.backends.parity import PARITY_BATCHES
 from detbench.config import BenchConfig
@@ -244,23 +245,26 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
     return _Model(loaded, fused, numbers, isinstance(pending, KnownInspection), model_rss)
 
 
-def deploy(run: _Run, model: _Model, inputs, sha256: str | None) -> Deployed:
-    """--format: the model exported (or found in the private export cache), opened in its runtime, checked for
-    parity on the first batches of the list. Only a checkpoint file is cached: a model built from a YAML has new
-    random weights in every process."""
+def deploy(run: _Run, model: _Model, inputs) -> Deployed:
+    """--format: the model exported in a bounded child process (or found in the private export cache), opened in
+    its runtime, checked for parity on the first batches of the list. Only an export that depends on the
+    checkpoint's bytes alone is cached (not a model built from a YAML, not with --plugin or --unsafe-load)."""
     cfg = run.cfg
     batches = [inputs.batch(i, cfg.batch, run.device, torch.float32) for i in range(PARITY_BATCHES)]
-    cacheable = sha256 if model.loaded.kind == "checkpoint" else None
+    bounds = ExportBounds(cfg.export_timeout, int(cfg.load_memory_mb * 2**20), model.numbers.forward_s)
     configure_backends(run.mode, run.device)  # the PyTorch reference of the parity check runs with the run's TF32
     try:
-        deployed = deploy_model(run.backend, model.loaded.model, model.model, cacheable, model.numbers.imgsz,
-                                cfg.batch, cfg.threads, batches, run.echo, device=run.device, half=cfg.half,
+        deployed = deploy_model(run.backend, ExportSource.of(model.loaded, cfg.plugins), model.model,
+                                model.numbers.imgsz, cfg.batch, cfg.threads, batches, run.echo, device=run.device,
+                                half=cfg.half, bounds=bounds,
                                 tf32=cfg.tf32 if cfg.tf32 is not None else bool(torch.backends.cudnn.allow_tf32))
     except DetbenchError:
         raise
     except Exception as exc:
         raise _failed_run(cfg, f"{run.backend.runtime} (--format {run.backend.name})", exc) from exc
     run.note(f"params and GFLOPs are those of the PyTorch model; the latency is {run.backend.runtime}'s")
+    for note in deployed.notes:
+        run.note(note)
     if run.device.type == "cuda":
         run.note(f"GPU memory: torch's allocator does not see {run.backend.runtime}'s own allocations; "
                  f"settings.backend.runtime_device_MB is what opening it took on the device (driver-wide)")
@@ -406,7 +410,7 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
     model = _prepare_model(run, pending, sha256, known)
     outcome, inputs, cache = _prepare_inputs(run, model)
     if run.backend is not None:
-        model.deployed = deploy(run, model, inputs, sha256)
+        model.deployed = deploy(run, model, inputs)
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
     measurement, latency, statistics = _measure(run, model, inputs, stop, loop)
     pipeline, pipeline_samples, pipeline_warned = _pipeline(run, model, outcome, inputs, stop)
