@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from detbench import text
+from detbench.comparison.tables import write_table
 from detbench.errors import DetbenchError
-from detbench.files.atomic import write_text_atomic
 from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_regular_file, regular_file_status
 from detbench.limits import (
@@ -461,12 +461,7 @@ def _print_kind(say: Echo, kind: str, kind_cells: list[CellResult], rows: list[d
 
 
 def _write_table(path: Path, content: str) -> None:
-    """Write a table atomically; a failure is one line naming the file."""
-    try:
-        write_text_atomic(path, content)
-    except OSError as exc:
-        raise DetbenchError(f"{text.terminal(path)}: cannot write it ({exc.strerror or exc}); free some space or "
-                            "make the sweep folder writable") from None
+    write_table(path, content, fix="make the sweep folder writable")
 
 
 def _write_plot(kinds: dict[str, list[CellResult]], path: Path) -> None:

@@ -329,10 +329,10 @@ RENDERERS: dict[str, Callable[[Comparison], str]] = dict(zip(TABLE_FORMATS, (csv
 SUFFIXES = dict(zip(TABLE_FORMATS, (".csv", ".md", ".tex"), strict=True))
 
 
-def write_table(path: Path, content: str) -> None:
+def write_table(path: Path, content: str, fix: str = "choose another place with --output") -> None:
     """Write one table atomically; a failure (no space, read-only, no permission) is one line naming the path."""
     try:
         write_text_atomic(path, content)
     except OSError as exc:
         raise DetbenchError(f"{text.terminal(path)}: cannot write the table ({exc.strerror or exc}); free some "
-                            "space or choose another place with --output") from exc
+                            f"space or {fix}") from exc
