@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hostile_checkpoints import save_with
 from torch import nn
 
 from detbench.config import BenchConfig
@@ -96,13 +97,6 @@ class CallClass:
 
     def __reduce__(self):
         return self.cls, self.args
-
-
-def save_with(base: Path, path: Path, **extra) -> Path:
-    ckpt = torch.load(base, map_location="cpu", weights_only=False)
-    ckpt.update(extra)
-    torch.save(ckpt, path)
-    return path
 
 
 def onnx_like_bytes() -> bytes:

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostile_checkpoints import save_with
 
 from detbench.errors import DetbenchError
 from detbench.models.loading import load_model, precheck_model
 from detbench.proc import PARENT_ENV, python_module
-from tests.test_hostile import save_with
 
 
 def _counting_plugin(folder: Path, name: str, counter: Path) -> Path:

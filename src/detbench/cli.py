@@ -57,8 +57,11 @@ def compare_outputs(output: str | None, formats: list[str], plots: str | None) -
         return list(TABLE_FORMATS), plots
     from detbench.files.out_tree import folder_below
 
-    # the folder detbench picks below the output's: a symlink there is refused, as below any OUT
-    return list(TABLE_FORMATS), str(folder_below(Path(output).parent, "plots", create=False, flag="--output"))
+    folder = Path(output).parent
+    if folder.is_dir():  # (an output folder that is not one is refused with the output's own checks)
+        # the folder detbench picks below the output's: a symlink there is refused, as below any OUT
+        folder_below(folder, "plots", create=False, flag="--output")
+    return list(TABLE_FORMATS), str(folder / "plots")
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
