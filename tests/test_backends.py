@@ -36,6 +36,8 @@ def no_plugins(monkeypatch):
     from detbench.models import loading
 
     monkeypatch.setattr(loading, "_plugin_prefixes", [])
+    monkeypatch.setattr(loading, "_foreign_code", [])
+    monkeypatch.delenv("PYTHONPATH", raising=False)
 
 
 def _checkpoint(weights: Path) -> tuple[ExportSource, torch.nn.Module]:

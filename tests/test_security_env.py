@@ -147,3 +147,21 @@ def test_a_parent_pid_that_names_no_running_process_stops_with_one_line(tmp_path
     assert done.stderr.strip().splitlines() == [
         f"error: the detbench process that started this one (pid {gone.pid}, {PARENT_ENV}) is gone, so this one "
         f"stops too; unset {PARENT_ENV} if you set it yourself"]
+
+
+def test_a_hangup_cleans_up_as_sigterm_does(monkeypatch, capsys):
+    import signal
+
+    from detbench import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "clean", lambda args: os.kill(os.getpid(), signal.SIGHUP) or time_to_die())
+    assert cli.main(["clean"]) == 129
+    assert "interrupted (SIGHUP): no partial report or list was left" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+
+
+def time_to_die() -> int:
+    import time
+
+    time.sleep(30)  # the handler raises first
+    return 0

@@ -81,6 +81,8 @@ def no_plugins(monkeypatch):
     from ultralytics.nn.modules.conv import Conv
 
     monkeypatch.setattr(loading, "_plugin_prefixes", [])
+    monkeypatch.setattr(loading, "_foreign_code", [])
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     monkeypatch.setattr(Conv, "forward", Conv.forward)
     monkeypatch.setattr(Conv, "forward_fuse", Conv.forward_fuse)
     yield
@@ -128,7 +130,7 @@ def test_an_export_made_with_a_plugin_that_patches_ultralytics_is_never_cached_o
     patched = exported(ExportSource(source.weights, source.sha256, "checkpoint", (str(plugin),)), fused, ONNX,
                        Target(64, 1), root)
     assert _cosines(patched.files["model.onnx"]) > 0  # the child ran the plugin: its export is the patched model
-    assert patched.cached_at is None and "a plugin is imported" in patched.not_cached
+    assert patched.cached_at is None and "code other than detbench's ran in this process (plugin" in patched.not_cached
     assert patched.record()["not_cached"] == patched.not_cached and not root.exists()  # nothing stored
     clean = exported(source, fused, ONNX, Target(64, 1), root)  # a later run without the plugin
     assert not clean.reused and clean.cached_at and _cosines(clean.files["model.onnx"]) == 0
@@ -335,6 +337,7 @@ def cached(tmp_path_factory, yaml_checkpoint) -> tuple[Path, ExportSource, torch
     """One cache entry of the checkpoint's ONNX export: (its folder, the source, the fused model)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loading, "_plugin_prefixes", [])
+        patch.setattr(loading, "_foreign_code", [])
         source, fused = _loaded(yaml_checkpoint)
         artifact = exported(source, fused, ONNX, Target(64, 1), tmp_path_factory.mktemp("cache") / "exports")
     assert artifact.cached_at
@@ -394,8 +397,9 @@ def test_an_entry_that_fails_its_checks_is_not_used_and_the_run_says_so(tmp_path
 
 # ---------------------------------------------------------------- 3 and 6. nothing written outside its own folder
 
-OWN_FOLDER_ONLY = """import sys
+OWN_FOLDER_ONLY = """import os, sys
 from pathlib import Path
+sys.path.insert(0, os.environ.pop("DETBENCH_TEST_HELPERS"))  # not on PYTHONPATH: that alone keeps an export uncached
 import torch
 from detbench.backends.export import Target, exported
 from detbench.backends.formats import FORMATS, require
@@ -424,7 +428,8 @@ def test_an_export_writes_only_in_its_own_folder_and_nothing_under_the_home_fold
     script = tmp_path / "run.py"
     script.write_text(OWN_FOLDER_ONLY)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("XDG_", "ORT_")) and key != "CI"}
-    env.update(HOME=str(home), PYTHONPATH=_pythonpath())
+    env.update(HOME=str(home), DETBENCH_TEST_HELPERS=str(Path(__file__).parent))
+    env.pop("PYTHONPATH", None)
     result = subprocess.run([sys.executable, str(script), str(weights), str(root)], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -456,3 +461,80 @@ def test_a_checkpoints_hash_is_what_the_child_checks(tmp_path, yaml_checkpoint, 
     weights.write_bytes(weights.read_bytes() + b"\0")
     with pytest.raises(DetbenchError, match=r"the file changed while detbench was checking it"):
         exported(source, fused, ONNX, Target(64, 1), tmp_path / "exports")
+
+
+# ---------------------------------------------------------------- the second review: what else changes an export
+
+def test_a_plugin_that_fails_half_way_or_an_unsafe_load_keeps_every_later_export_out_of_the_cache(
+        tmp_path, yaml_checkpoint, no_plugins):
+    source, _fused = _loaded(yaml_checkpoint)
+    assert not_cached_because(source) is None
+    sloppy = tmp_path / "sloppy_plugin_q9.py"  # it has run (and could have patched anything) before it fails
+    sloppy.write_text("import os\nos.environ['DETBENCH_TEST_SLOPPY'] = '1'\nimport a_module_that_is_not_there\n")
+    with pytest.raises(DetbenchError, match="importing it failed"):
+        loading.load_plugin(str(sloppy))
+    assert "sloppy_plugin_q9.py" in not_cached_because(source)
+    os.environ.pop("DETBENCH_TEST_SLOPPY", None)
+
+    loading._foreign_code.clear()
+    loading.load_checkpoint_bytes(Path(yaml_checkpoint).read_bytes(), yaml_checkpoint, unsafe=True)
+    assert "loaded with --unsafe-load" in not_cached_because(source)
+
+
+def test_code_on_the_pythonpath_keeps_an_export_out_of_the_cache(yaml_checkpoint, no_plugins, monkeypatch):
+    source, _fused = _loaded(yaml_checkpoint)
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/with/a/sitecustomize")
+    assert "PYTHONPATH is set" in not_cached_because(source)
+
+
+def test_the_api_gives_back_the_whole_environment_a_plugin_changed():
+    from detbench.api import _detbench_settings
+
+    before = dict(os.environ)
+    with _detbench_settings():
+        os.environ["PYTHONPATH"] = "/planted"  # what a sloppy plugin did, for detbench's children to inherit
+        os.environ.pop("HOME", None)
+    assert dict(os.environ) == before
+
+
+def test_a_cache_entry_that_is_deep_or_has_names_that_are_not_text_is_refused_not_fatal(cached, tmp_path):
+    from detbench.backends.export import MAX_TREE_DEPTH, read_tree
+
+    deep = tmp_path / "deep"
+    os.makedirs(deep.joinpath(*["d"] * (MAX_TREE_DEPTH + 2)), mode=0o700)
+    deep.chmod(0o700)
+    with pytest.raises(Unusable, match="nested more than"):
+        read_tree(deep, 2**20)
+    odd = tmp_path / "odd"
+    odd.mkdir(mode=0o700)
+    os.makedirs(os.path.join(os.fsencode(odd), b"files"), mode=0o700)
+    fd = os.open(os.path.join(os.fsencode(odd), b"files", b"\xff"), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    with pytest.raises(Unusable, match="not text"):
+        read_tree(odd, 2**20)
+    entry, _source, _fused = cached
+    recursion = tmp_path / "recursion"
+    shutil.copytree(entry, recursion)
+    (recursion / "export.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(Unusable, match="missing or not a record"):
+        _stored(recursion, ONNX, 2**30)
+
+
+def test_parity_takes_the_class_count_from_the_detection_head_not_the_checkpoints_attribute(yaml_checkpoint):
+    from detbench.backends.deploy import head_classes
+
+    _source, fused = _loaded(yaml_checkpoint)
+    real = fused.model[-1].nc
+    fused.nc = real + 3  # a checkpoint may say anything here; the head's layout decides the output
+    assert head_classes(fused) == real
+    assert head_classes(torch.nn.Conv2d(3, 3, 1)) is None
+
+
+def test_cache_folder_given_relative_or_with_a_tilde_is_made_absolute(monkeypatch, tmp_path):
+    from detbench.backends.export import CACHE_ENV, user_cache_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CACHE_ENV, "relative-cache")
+    assert user_cache_root() == tmp_path / "relative-cache" / "exports"
+    monkeypatch.setenv(CACHE_ENV, "~/somewhere")
+    assert user_cache_root() == Path.home() / "somewhere" / "exports"

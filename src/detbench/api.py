@@ -9,14 +9,15 @@
 `bench` writes nothing unless asked: without `out`, the benchmark list and the
 decoded-input cache live in a temporary folder that is removed afterwards, and
 the report is written only by `BenchReport.save`. Ultralytics' environment
-(offline, quiet, restricted loading) is set only while detbench works, and
-torch's thread count and backend flags are restored when the call returns.
+(offline, quiet, restricted loading) is set only while detbench works, and the
+environment, torch's thread count and backend flags are restored when the call returns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,10 +39,14 @@ def _detbench_settings() -> Iterator[None]:
 
     threads = torch.get_num_threads()
     flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    environment = dict(os.environ)  # all of it: a plugin may set a variable (PYTHONPATH, say) later calls inherit
     try:
         with ultralytics_environment():
             yield
     finally:
+        for key in set(os.environ) - set(environment):
+            del os.environ[key]
+        os.environ.update(environment)
         torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
 

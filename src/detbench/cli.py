@@ -209,11 +209,15 @@ COMMANDS = {"bench": cmd_bench, "compare": cmd_compare, "ablate": cmd_ablate, "d
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that the same clean-up runs and no partial file is left."""
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that the same clean-up runs and no partial file is left."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+    raise Terminated(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     for note in configure_process():  # Ultralytics offline, quiet and restricted: read when it is imported, so first
         print("note: " + terminal(note), file=sys.stderr)
     args = parse(argv)
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:  # SIGTERM, and SIGHUP (the terminal closed, the SSH session lost): the clean-up of Ctrl-C
+        previous = {signum: signal.signal(signum, _raise_terminated) for signum in (signal.SIGTERM, signal.SIGHUP)}
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
@@ -234,12 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: " + terminal(str(exc).replace("\r", " ").replace("\n", " ")), file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"interrupted{' (SIGTERM)' if isinstance(exc, Terminated) else ''}: no partial report or list was "
-              f"left; results finished before it are kept", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        by = f" ({signal.Signals(exc.signum).name})" if isinstance(exc, Terminated) else ""
+        print(f"interrupted{by}: no partial report or list was left; results finished before it are kept",
+              file=sys.stderr)
+        return 128 + exc.signum if isinstance(exc, Terminated) else 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in (previous or {}).items():
+            signal.signal(signum, handler)
 
 
 def bench_main(argv: list[str] | None = None) -> int:

@@ -91,8 +91,7 @@ def deploy(backend: Format, source: ExportSource, fused: torch.nn.Module, imgsz:
     runtime.forward(batches[0])  # a runtime may allocate its working memory on the first run
     device_after = _device_used_mib(device)
     runtime_device = None if device_before is None or device_after is None else max(0.0, device_after - device_before)
-    spec = getattr(fused, "yaml", None)
-    classes = getattr(fused, "nc", None) or (spec.get("nc") if isinstance(spec, dict) else None)
+    classes = head_classes(fused)
     precision, tolerance = parity_precision(backend, target, tf32, device)
     parity = check_parity(reference, runtime.forward, batches[:PARITY_BATCHES], imgsz, classes, tolerance)
     if device.type == "cuda":
@@ -102,9 +101,13 @@ def deploy(backend: Format, source: ExportSource, fused: torch.nn.Module, imgsz:
     warnings = parity_warnings(parity, backend.runtime)
     agreement = parity.get("detection_agreement")
     mark = "✓" if parity.get("within_tolerance") else "✗"
-    echo(f"{mark} parity with PyTorch: boxes within {parity.get('box_max_abs_diff_px', float('nan')):.2g} px, scores "
-         f"within {parity.get('score_max_abs_diff', float('nan')):.2g}, detections "
-         f"{'n/a (none at conf 0.3)' if agreement is None else f'{100 * agreement:.1f} % agree'}")
+    if "box_max_abs_diff_px" in parity:
+        echo(f"{mark} parity with PyTorch: boxes within {parity['box_max_abs_diff_px']:.2g} px, scores within "
+             f"{parity['score_max_abs_diff']:.2g}, detections "
+             f"{'n/a (none at conf 0.3)' if agreement is None else f'{100 * agreement:.1f} % agree'}")
+    else:  # not a detection head's layout: one relative bound on every value
+        echo(f"{mark} parity with PyTorch: every value within {parity['max_rel_diff']:.2g} of the largest "
+             f"(not a detection head's output: boxes and detections not compared)")
     for warning in warnings:
         echo(f"  warning: {warning}")
     return Deployed(backend, artifact, runtime, parity, artifact.size_bytes / MIB, runtime_rss, warnings,
@@ -127,3 +130,12 @@ def export_notes(artifact: Artifact) -> list[str]:
     if artifact.not_cached:
         notes.append(f"the exported model was made for this run only and not cached: {artifact.not_cached}")
     return notes
+
+
+def head_classes(model: torch.nn.Module) -> int | None:
+    """The class count of the model's detection head (its last layer), which decides the output's layout; a
+    checkpoint's own `nc` attribute may say otherwise, and would switch parity to its looser, layout-free bound."""
+    layers = getattr(model, "model", None)
+    head = layers[-1] if isinstance(layers, torch.nn.Sequential) and len(layers) else None
+    classes = getattr(head, "nc", None)
+    return classes if isinstance(classes, int) and not isinstance(classes, bool) and classes > 0 else None

@@ -17,10 +17,12 @@ trusted only where no one else can have written it:
 - only an export that depends on nothing but the checkpoint's bytes is cached (keyed by its SHA-256, the format,
   imgsz, batch, the device kind and precision, the GPU model for a TensorRT engine, and the versions of detbench,
   torch, Ultralytics and the runtime and export packages). Not cached, and never taken from the cache: a model
-  built from a YAML (new random weights in every process), a checkpoint loaded with --unsafe-load, and any export
-  made while a plugin is imported in this process (a plugin's code, or a module it imports, can change any layer,
-  Ultralytics' own included). Those are made in a private temporary folder, loaded and deleted, and the report
-  records why (`exported.not_cached`);
+  built from a YAML (new random weights in every process), a checkpoint loaded with --unsafe-load, any export
+  made after code other than detbench's ran in this process (a plugin, even one whose import failed half-way, or
+  a --unsafe-load checkpoint, by this run or an earlier call of the Python API: it can change any layer,
+  Ultralytics' own included, or the environment the export's process inherits), and any export made with
+  PYTHONPATH set (a sitecustomize.py there runs in the export's process). Those are made in a private temporary
+  folder, loaded and deleted, and the report records why (`exported.not_cached`);
 - an export's files are read once, bounded in size, as bytes: the recorded hash is of those bytes, and the
   runtime loads those bytes (never the path again), so what was hashed is what runs.
 """
@@ -112,7 +114,11 @@ def export_key(weights_sha256: str, backend: Format, target: Target, found_versi
 
 
 def user_cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "detbench") / EXPORTS_DIRNAME
+    """$DETBENCH_CACHE_DIR/exports (`~` expanded, made absolute: never the working folder by accident), or
+    ~/.cache/detbench/exports."""
+    chosen = os.environ.get(CACHE_ENV)
+    root = Path(chosen).expanduser().absolute() if chosen else Path.home() / ".cache" / "detbench"
+    return root / EXPORTS_DIRNAME
 
 
 def _private(path: Path) -> bool:
@@ -161,7 +167,10 @@ def _checked_folder(path: str, name: str) -> None:
 
 
 def _read_checked_file(path: str, name: str, max_bytes: int) -> bytes:
-    """The bytes of a regular file of this user's that no one else may write, read once through one descriptor."""
+    """The bytes of a regular file of this user's that no one else may write, read once through one descriptor
+    (looked at with lstat first: a device is never opened)."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise Unusable(f"{name} is {'a symlink' if os.path.islink(path) else 'not a regular file'}")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
@@ -181,25 +190,43 @@ def _read_checked_file(path: str, name: str, max_bytes: int) -> bytes:
     return data
 
 
+MAX_TREE_ENTRIES = 10_000  # files and folders of one entry (an OpenVINO export: 3 files)
+MAX_TREE_DEPTH = 8
+
+
 def read_tree(folder: Path, max_bytes: int) -> dict[str, bytes]:
     """Every file under `folder` as bytes, by name relative to it, read once. Raises Unusable unless every folder
     (`folder` too) and every file is this user's, writable by no one else, and not a symlink, every file is a
-    regular file, and all of them together hold at most `max_bytes`."""
+    regular file, every name is text, and all of them together hold at most MAX_TREE_ENTRIES entries,
+    MAX_TREE_DEPTH levels and `max_bytes` bytes. Walked without recursion."""
     files: dict[str, bytes] = {}
-    total = 0
+    total, seen = 0, 0
     try:
         _checked_folder(str(folder), folder.name)
-        for directory, subdirs, names in os.walk(folder, followlinks=False):
-            for name in sorted(subdirs):
-                path = os.path.join(directory, name)
-                _checked_folder(path, os.path.relpath(path, folder))
-            for name in sorted(names):
-                path = os.path.join(directory, name)
-                data = _read_checked_file(path, os.path.relpath(path, folder), max_bytes - total)
-                total += len(data)
-                files[os.path.relpath(path, folder)] = data
+        pending = [("", 0)]
+        while pending:
+            relative, depth = pending.pop()
+            with os.scandir(os.path.join(folder, relative)) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+            seen += len(entries)
+            if seen > MAX_TREE_ENTRIES:
+                raise Unusable(f"it holds more than {MAX_TREE_ENTRIES:,} files and folders")
+            for entry in entries:
+                name = os.path.join(relative, entry.name)
+                name.encode("utf-8")  # a name that is not text (undecodable bytes) is refused here
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 > MAX_TREE_DEPTH:
+                        raise Unusable(f"its folders are nested more than {MAX_TREE_DEPTH} deep")
+                    _checked_folder(entry.path, name)
+                    pending.append((name, depth + 1))
+                else:
+                    data = _read_checked_file(entry.path, name, max_bytes - total)
+                    total += len(data)
+                    files[name] = data
     except OSError as exc:
         raise Unusable(f"reading it failed ({exc.strerror or exc})") from None
+    except UnicodeError:
+        raise Unusable("it holds a file name that is not text") from None
     return files
 
 
@@ -236,7 +263,7 @@ def _stored(entry: Path, backend: Format, max_bytes: int) -> Artifact | None:
         raise Unusable(f"it holds {strays[0]}, which no export writes")
     try:
         meta = json.loads(tree.get(META, b"").decode())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
         raise Unusable(f"its {META} is missing or not a record")
@@ -260,12 +287,12 @@ def export_limit(model: torch.nn.Module) -> int:
     return max(MIN_EXPORT_BYTES_LIMIT, 4 * weights)
 
 
-def imported_plugins(source: ExportSource) -> list[str]:
-    """The plugins imported in this process (by this run, or by an earlier call of the Python API: a module stays
-    imported), else the run's own (which its child imports)."""
-    from detbench.models.loading import plugins_ever_imported  # imported here: loads Ultralytics' model code
+def foreign_code(source: ExportSource) -> list[str]:
+    """Code other than detbench's that ran in this process (by this run, or by an earlier call of the Python API:
+    a module stays imported), and the plugins the run's child will import."""
+    from detbench.models.loading import foreign_code_ran  # imported here: loads Ultralytics' model code
 
-    return list(plugins_ever_imported()) or list(source.plugins)
+    return list(dict.fromkeys([*foreign_code_ran(), *(f"plugin {plugin}" for plugin in source.plugins)]))
 
 
 def not_cached_because(source: ExportSource) -> str | None:
@@ -275,10 +302,13 @@ def not_cached_because(source: ExportSource) -> str | None:
         return "the model was built from a YAML, with new random weights in every process"
     if source.unsafe_load:
         return "the checkpoint was loaded with --unsafe-load, which runs its code"
-    plugins = imported_plugins(source)
-    if plugins:
-        return (f"a plugin is imported in this process ({', '.join(plugins)}), and a plugin's code, or a module it "
+    ran = foreign_code(source)
+    if ran:
+        return (f"code other than detbench's ran in this process ({'; '.join(ran)[:300]}), and it, or a module it "
                 f"imports, can change any layer")
+    if os.environ.get("PYTHONPATH"):
+        return ("PYTHONPATH is set, and code in its folders (a sitecustomize.py, say) runs in the export's process "
+                "too")
     return None
 
 

@@ -48,6 +48,9 @@ _TORCHSCRIPT = ("it is a TorchScript archive (torch.jit.save), not an Ultralytic
 _UNSAFE_HINT = "pass --unsafe-load only if you trust the file (runs its code)"
 DOWNLOADING_LAYERS = frozenset({"TorchVision"})  # Ultralytics layers that fetch pretrained weights when built
 _plugin_prefixes: list[str] = []  # every plugin module this process has imported (it stays imported)
+# code other than detbench's that has run in this process: every plugin it began to import (one that failed
+# half-way ran too), a checkpoint loaded with --unsafe-load; such code may have changed anything in the process
+_foreign_code: list[str] = []
 _plugin_modules: dict[Path, Any] = {}  # a .py plugin's module, by resolved path: a file is executed once
 # the plugin modules of the load in progress: only these are on the allow-list (an API call's plugin is not
 # allowed in the next call, although Python keeps it imported)
@@ -88,9 +91,11 @@ def load_plugin(spec: str) -> str:
     if path.suffix == ".py":
         if not path.is_file():
             raise DetbenchError(f"--plugin {spec}: file not found")
+        _ran(f"plugin {path.resolve()}")
         module = _plugin_modules.get(path.resolve()) or _import_plugin_file(spec, path)
         _plugin_modules[path.resolve()] = module
     else:
+        _ran(f"plugin {spec}")
         try:
             module = importlib.import_module(spec)
         except ImportError as exc:
@@ -120,9 +125,15 @@ def _import_plugin_file(spec: str, path: Path) -> Any:
     return module
 
 
-def plugins_ever_imported() -> tuple[str, ...]:
-    """The plugin modules imported in this process so far (their code may have changed any layer's behaviour)."""
-    return tuple(_plugin_prefixes)
+def _ran(what: str) -> None:
+    if what not in _foreign_code:
+        _foreign_code.append(what)
+
+
+def foreign_code_ran() -> tuple[str, ...]:
+    """What code other than detbench's has run in this process so far (plugins, --unsafe-load checkpoints): it may
+    have changed any layer's behaviour, Ultralytics' own included, or the environment of later child processes."""
+    return tuple(_foreign_code)
 
 
 @contextlib.contextmanager
@@ -206,6 +217,7 @@ def load_checkpoint_bytes(data: bytes, path: str | Path, unsafe: bool = False) -
         raise _unreadable(path, data)  # weights_only loading is checked on zip checkpoints only
     try:
         if unsafe:
+            _ran(f"the checkpoint {path} loaded with --unsafe-load")
             ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
         else:
             clean, entries = _checked_archive(path, data, _active_plugins.get())
