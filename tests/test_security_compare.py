@@ -475,3 +475,28 @@ def test_a_study_folder_that_is_a_link_is_not_read(tmp_path):
     code, lines = compare_sweep(out)
     shown = "\n".join(lines)
     assert code == 1 and "b: its results are unreadable" in shown and "studies/b is a symlink" in shown
+
+
+def test_one_results_csv_behind_many_reports_is_read_once_and_all_of_them_are_bounded(tmp_path, monkeypatch):
+    from detbench.comparison import accuracy, analysis
+
+    run_dir = tmp_path / "run"
+    (run_dir / "weights").mkdir(parents=True)
+    (run_dir / "results.csv").write_text("epoch,metrics/mAP50(B),metrics/mAP50-95(B)\n" + "1,0.5,0.3\n" * 1000)
+    reports = tmp_path / "reports"
+    for index in range(50):
+        data = report(f"m{index}", 10.0 + index)
+        data["metadata"]["weights"] = str(run_dir / "weights" / "best.pt")
+        write_json(reports / f"m{index}.json", data)
+    reads = []
+    real = accuracy.best_epoch
+    monkeypatch.setattr(accuracy, "best_epoch", lambda *args: reads.append(args) or real(*args))
+    entries = analysis.load_entries(analysis.report_files([reports]))
+    assert len(entries) == 50 and all(entry.accuracy.map50 == 0.5 for entry in entries)
+    assert len(reads) == 1  # the 16 MiB of a hostile results.csv once, not 50 times (5.7 s each)
+
+    monkeypatch.setattr(accuracy, "MAX_RESULTS_CSV_TOTAL_BYTES", 10)
+    warnings = []
+    entries = analysis.name_entries(analysis.load_entries(analysis.report_files([reports])), warnings.append)
+    assert all(entry.accuracy is None for entry in entries) and len(warnings) == 50
+    assert "not read: the results.csv files before it hold 0 MiB, the most one compare reads" in warnings[0]

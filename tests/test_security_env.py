@@ -131,7 +131,7 @@ def test_the_api_is_offline_without_autoinstall_during_a_call_and_gives_the_call
     assert imported_first or list(home.rglob("*")) == []  # an Ultralytics the caller imported wrote its own
 
 
-@pytest.mark.parametrize("value", ["abc", "1", "-5", "99999999999999999999", " "])
+@pytest.mark.parametrize("value", ["abc", "1", "-5", "99999999999999999999", " ", "\u00b2", "\u2460"])
 def test_a_parent_pid_left_in_the_environment_is_ignored(tmp_path, value):
     done = subprocess.run(python_module(sys.executable, "detbench.cli", "--help"), cwd=tmp_path,
                           env={**os.environ, PARENT_ENV: value}, capture_output=True, text=True, timeout=120)
@@ -165,3 +165,28 @@ def time_to_die() -> int:
 
     time.sleep(30)  # the handler raises first
     return 0
+
+
+def test_compares_plots_write_nothing_under_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    code = ("import sys; from detbench.models.ultralytics_env import configure_process; configure_process(); "
+            "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
+            "plt.figure(); plt.plot([1, 2]); plt.savefig(sys.argv[1])")
+    env = {**_clean_env(home), "TMPDIR": str(tmp_path)}
+    env.pop("MPLCONFIGDIR", None)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.png")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert list(home.rglob("*")) == [] and (tmp_path / "p.png").is_file()
+
+
+def test_a_plugins_layer_registered_with_ultralytics_is_not_allowed_under_ultralytics_name(tmp_path):
+    from detbench.models.loading import load_plugin
+    from detbench.models.policy import restorable_class
+
+    plugin = _counting_plugin(tmp_path, "registered_k5", tmp_path / "imports.txt")
+    module = load_plugin(str(plugin))
+    assert restorable_class("ultralytics.nn.tasks.Gate", ()) is None  # reachable there, defined in the plugin
+    assert restorable_class("ultralytics.nn.tasks.Gate", (module,)) is not None
+    assert restorable_class("ultralytics.nn.modules.conv.Conv", ()) is not None

@@ -84,3 +84,4 @@ MAX_TERMINAL_BYTES = 16 * MiB  # what one `compare` prints of its tables; beyond
 EXPORT_TIMEOUT_S = 60.0
 ENGINE_EXPORT_TIMEOUT_S = 1800.0
 EXPORT_FORWARDS = 20
+MAX_RESULTS_CSV_TOTAL_BYTES = 256 * MiB  # results.csv read by one `compare` in all (each file once); beyond, no mAP

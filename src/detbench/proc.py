@@ -83,7 +83,7 @@ def die_with_parent() -> bool:
 
 def _pid(text: str) -> int | None:
     text = text.strip()
-    if not text.isdigit() or len(text) > 10 or int(text) <= 1:  # 1 is init: never a detbench parent
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) <= 1:  # 1 is init: never a parent
         return None
     return int(text)
 

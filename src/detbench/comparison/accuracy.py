@@ -27,10 +27,11 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_text_file
-from detbench.limits import MAX_SMALL_FILE_BYTES
+from detbench.limits import MAX_RESULTS_CSV_TOTAL_BYTES, MAX_SMALL_FILE_BYTES
 from detbench.report.model import Report
 
 MAP50 = "metrics/mAP50(B)"
@@ -104,12 +105,46 @@ def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_W
 
 def accuracy_for(report: Report) -> Accuracy | None:
     """The report's checkpoint accuracy from its run folder, if it has one (DetbenchError if it is unusable)."""
-    source = results_csv_for(report)
-    if source is None:
-        return None
-    environment = report.environment
-    version = environment.get("ultralytics") if isinstance(environment, dict) else None
-    return best_epoch(source, fitness_weights(version))
+    return AccuracyReader().accuracy_for(report)
+
+
+class AccuracyReader:
+    """Reads the accuracies of many reports: each results.csv once, however many reports lead to it (by device and
+    inode, size and time), and at most MAX_RESULTS_CSV_TOTAL_BYTES of them in all."""
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[Any, ...], Accuracy | DetbenchError | None] = {}
+        self.bytes_read = 0
+
+    def accuracy_for(self, report: Report) -> Accuracy | None:
+        source = results_csv_for(report)
+        if source is None:
+            return None
+        environment = report.environment
+        version = environment.get("ultralytics") if isinstance(environment, dict) else None
+        weights = fitness_weights(version)
+        try:
+            info = os.stat(source)
+        except OSError:
+            return best_epoch(source, weights)  # its one-line error
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, weights)
+        if key not in self.found:
+            self.found[key] = self._read(source, weights, info.st_size)
+        found = self.found[key]
+        if isinstance(found, DetbenchError):
+            raise found
+        return found
+
+    def _read(self, source: Path, weights: tuple[float, float], size: int) -> Accuracy | DetbenchError | None:
+        if self.bytes_read + size > MAX_RESULTS_CSV_TOTAL_BYTES:
+            return DetbenchError(f"{source}: not read: the results.csv files before it hold "
+                                 f"{self.bytes_read / 2**20:.0f} MiB, the most one compare reads "
+                                 f"({MAX_RESULTS_CSV_TOTAL_BYTES // 2**20} MiB)")
+        self.bytes_read += size
+        try:
+            return best_epoch(source, weights)
+        except DetbenchError as exc:
+            return exc
 
 
 def _number(text: str | None) -> float | None:

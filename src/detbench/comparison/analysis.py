@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from detbench import text
-from detbench.comparison.accuracy import Accuracy, accuracy_for
+from detbench.comparison.accuracy import Accuracy, AccuracyReader
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_SHOWN_TEXT_CHARS
 from detbench.names import is_reserved_stem
@@ -249,11 +249,12 @@ def load_entries(files: Sequence[Path], warn: Callable[[str], None] = stderr_war
 def name_entries(entries: list[Entry], warn: Callable[[str], None] = stderr_warning) -> list[Entry]:
     """Give each entry its display name (paths added where two share a model name) and its accuracy."""
     by_name: dict[str, list[Entry]] = {}
+    accuracies = AccuracyReader()  # each results.csv once, and a bounded amount of them
     for entry in entries:
         by_name.setdefault(entry.model_name, []).append(entry)
         entry.name = entry.model_name
         try:
-            entry.accuracy = accuracy_for(entry.report)
+            entry.accuracy = accuracies.accuracy_for(entry.report)
         except DetbenchError as exc:
             warn(f"no mAP for {entry.model_name}: {exc}")
     for same in (group for group in by_name.values() if len(group) > 1):

@@ -135,7 +135,10 @@ def restorable_class(name: str, plugins: tuple[str, ...]) -> type | None:
     if not _in_modules(module_name, SAFE_MODULE_PREFIXES + plugins):
         return None
     obj = _import(name)
-    return obj if isinstance(obj, type) and issubclass(obj, nn.Module) else None
+    # defined, not only reachable, in an allowed module: a plugin's layer registered with Ultralytics
+    # (`ultralytics.nn.tasks.MyConv`) is allowed only where its plugin is
+    return obj if isinstance(obj, type) and issubclass(obj, nn.Module) and \
+        _in_modules(obj.__module__, SAFE_MODULE_PREFIXES + plugins) else None
 
 
 def class_problem(cls: type) -> str | None:

@@ -7,8 +7,9 @@ Ultralytics reads its switches from the environment once, when it is imported, i
 - in detbench's own processes (the CLI, its children) `configure_process` sets them before the import, and a
   user's own `YOLO_OFFLINE=0` or `YOLO_AUTOINSTALL=true` is replaced, with a note: a benchmark has no business
   resolving DNS names or running `pip install`;
-- Ultralytics writes its `settings.json` into its config folder when it is imported: unless the user named one
-  (`YOLO_CONFIG_DIR`), that is a private temporary folder, removed when the process exits, not `~/.config`;
+- Ultralytics writes its `settings.json` into its config folder when it is imported, and matplotlib its font
+  cache: unless the user named them (`YOLO_CONFIG_DIR`, `MPLCONFIGDIR`), that is a private temporary folder,
+  removed when the process exits, not `~/.config` or `~/.cache`;
 - in someone else's process (the Python API) `ultralytics_environment` sets the same, and also the constants of
   an Ultralytics the caller had already imported, for the duration of the call only. Afterwards the caller's
   values are back; if the call was what imported Ultralytics, its constants are made what the caller's
@@ -40,6 +41,7 @@ ENFORCED_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
 QUIET_ENV = {"YOLO_VERBOSE": "False", "ULTRALYTICS_SAFE_LOAD": "1"}
 ULTRALYTICS_ENV = {**ENFORCED_ENV, **QUIET_ENV}
 CONFIG_DIR_ENV = "YOLO_CONFIG_DIR"
+MATPLOTLIB_DIR_ENV = "MPLCONFIGDIR"  # matplotlib's settings and font cache (compare's plots): ~/.config, ~/.cache
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 # the module constants Ultralytics derives from the environment, and their values while detbench works
 _CONSTANTS = {"AUTOINSTALL": False, "ONLINE": False, "VERBOSE": False}
@@ -61,9 +63,17 @@ def configure_process() -> list[str]:
         os.environ[key] = value
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
-    if not os.environ.get(CONFIG_DIR_ENV):
-        os.environ[CONFIG_DIR_ENV] = _private_config_dir()
+    _private_settings_folders()
     return notes
+
+
+def _private_settings_folders() -> None:
+    """Ultralytics' and matplotlib's settings in a private folder of this process's, unless the user named one."""
+    missing = [key for key in (CONFIG_DIR_ENV, MATPLOTLIB_DIR_ENV) if not os.environ.get(key)]
+    if missing:
+        folder = _private_config_dir()
+        for key in missing:
+            os.environ[key] = folder
 
 
 def _private_config_dir() -> str:
@@ -109,12 +119,11 @@ def _callers_values(keys: Iterator[tuple[str, str]] | list[tuple[str, str]]) -> 
 @contextlib.contextmanager
 def ultralytics_environment() -> Iterator[None]:
     """For a call into detbench from someone else's process: detbench's settings while it runs, the caller's after."""
-    saved_env = {key: os.environ.get(key) for key in (*ULTRALYTICS_ENV, CONFIG_DIR_ENV)}
+    saved_env = {key: os.environ.get(key) for key in (*ULTRALYTICS_ENV, CONFIG_DIR_ENV, MATPLOTLIB_DIR_ENV)}
     saved_constants = _loaded_constants()
     level = logging.getLogger("ultralytics").level
     os.environ.update(ULTRALYTICS_ENV)
-    if not os.environ.get(CONFIG_DIR_ENV):
-        os.environ[CONFIG_DIR_ENV] = _private_config_dir()
+    _private_settings_folders()
     _set_constants({key: _CONSTANTS[key[1]] for key in saved_constants})
     try:
         yield
