@@ -18,6 +18,14 @@ or be longer than MAX_PATH_CHARS: drawing a list refuses such a val image
 (see `datasets`), and reading a list refuses such a line, so every reader,
 `str.splitlines` included, sees the same paths. The list is read with
 `safe_io` (regular file, at most MAX_LIST_BYTES).
+
+Links: a list file that is a symlink (a `--list` link the user made, or one
+left at OUT/benchmark_list.txt) is read through, like any file detbench only
+reads; nothing is written through it or beside its target. The sidecar and
+the lock are named from the path as given (beside the link), the lock is
+refused if it is a symlink, the list and sidecar are written atomically (the
+rename replaces a link instead of writing through it), and the set-up cache
+goes in the folder of the path as given (`cache.cache_dir_for`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,11 @@ An entry that fails any of these is not used: the inputs are decoded from the
 images again, the entry is replaced, and the run gets a note saying why.
 Deleting the folder is always safe; the report says what came from it.
 
-The cache never leads outside the folder that holds the list: if
+The cache never leads outside the folder that holds the list: it goes in the
+list's folder as the list's path names it, never resolved (a list file that
+is itself a symlink, such as OUT/benchmark_list.txt -> elsewhere, is read,
+but the cache stays beside the link, below OUT, not beside its target), and
+is made there with `out_tree.folder_below`. If
 `.detbench-cache` is a symlink or not a folder, it is not used at all (set-up
 work is done again, nothing is stored; `cache_problem` gives the note to
 show), and an entry that is a symlink or not a regular file is not read.
@@ -73,6 +77,7 @@ from detbench.data.inputs import (
 from detbench.data.rect import RectInputCache, decode_rect_images, rect_digest, resized_content, sizes_hold
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_atomic
+from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_regular_file
 from detbench.limits import MAX_IMAGE_PIXELS, MAX_SMALL_FILE_BYTES
 
@@ -83,7 +88,9 @@ SPOT_CHECKS = 8  # images drawn at random, besides the first, whose stored pixel
 
 
 def cache_dir_for(list_path: str | Path) -> Path:
-    return Path(list_path).resolve().parent / CACHE_DIRNAME
+    """`.detbench-cache` in the folder of the list's path as given: not resolved, so a list that is a symlink
+    keeps its cache beside the link, never beside the link's target."""
+    return Path(list_path).parent / CACHE_DIRNAME
 
 
 def cache_problem(cache_dir: str | Path) -> str | None:
@@ -107,12 +114,9 @@ def _cache_ready(cache_dir: Path, create: bool = False) -> bool:
     if cache_problem(cache_dir) is not None:
         return False
     if create and not os.path.lexists(cache_dir):
-        try:
-            cache_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.mkdir(cache_dir)
-        except FileExistsError:
-            pass
-        except OSError:
+        try:  # made in the list's folder, following no link there (a link made meanwhile is refused)
+            folder_below(cache_dir.parent, cache_dir.name, flag="the benchmark list's folder")
+        except DetbenchError:
             return False
     return os.path.lexists(cache_dir) and cache_problem(cache_dir) is None
 

@@ -8,6 +8,10 @@ The workspace (default `demo/`, git-ignored) holds:
   results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md, plots/*.png
 Everything is reused when present, and the benchmark resumes: a second run only re-prints the comparison.
 Untrained weights have no accuracy, so the comparison has no mAP column unless the models were trained.
+
+The workspace itself may be (or lie under) a link the user made; no link below it is followed (`out_tree`): every
+folder the demo writes or replaces below it is made and checked with `folder_below` before anything is written
+or removed, so a `data -> /elsewhere` or `results/runs/MODEL -> /elsewhere` link is refused in one line.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from pathlib import Path
 
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
+from detbench.files.out_tree import folder_below
 from detbench.text import Echo
 
 N_TRAIN = 16
 DATA_MARKER = ".complete"
+FLAG = "--workspace"
 
 
 @dataclass
@@ -92,7 +98,9 @@ def ensure_dataset(root: Path, val_images: int, echo: Echo) -> tuple[Path, bool]
     if data_yaml.is_file() and marker.is_file() and marker.read_text().strip() == wanted:
         echo(f"✓ dataset: {data_yaml} (reused: {val_images} val images)")
         return data_yaml, False
+    folder_below(root.parent, root.name, create=False, flag=FLAG)  # never remove through a link
     shutil.rmtree(root, ignore_errors=True)
+    folder_below(root.parent, root.name, flag=FLAG)
     data_yaml = make_dataset(root, n_train=N_TRAIN, n_val=val_images, seed=0)
     marker.write_text(wanted + "\n")
     echo(f"✓ dataset: {data_yaml} (written: {N_TRAIN} train, {val_images} val synthetic images)")
@@ -117,11 +125,13 @@ def ensure_checkpoints(models: tuple[str, ...], runs_dir: Path, data_yaml: Path,
     for name in models:
         run_dir = runs_dir / name / "seed0"
         best = run_dir / "weights" / "best.pt"
+        folder_below(runs_dir, name, "seed0", "weights", flag=FLAG)  # no link below RUNS, before any write
         trained = _epochs_done(run_dir / "results.csv")
         if train_epochs > 0:
             if best.is_file() and trained == train_epochs:
                 reused.append(name)
                 continue
+            folder_below(runs_dir, name, "seed0", create=False, flag=FLAG)  # checked again just before removing
             shutil.rmtree(run_dir, ignore_errors=True)
             echo(f"  training {name}: {train_epochs} epoch(s) at imgsz {imgsz} on the synthetic data …")
             train_tiny(name, data_yaml, runs_dir / name, "seed0", epochs=train_epochs, imgsz=imgsz)
@@ -159,8 +169,16 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     if unknown_formats:
         raise DetbenchError(f"--formats {','.join(unknown_formats)}: not a backend; choose from {','.join(FORMATS)}")
     workspace = Path(opts.workspace)
-    bench_dir = workspace / "results" / ("bench-" + "-".join(opts.formats) if opts.formats else "bench")
-    runs_dir = workspace / "results" / "runs"
+    bench_name = "bench-" + "-".join(opts.formats) if opts.formats else "bench"
+    # every folder written below the workspace: all checked (no link followed) before any is made, and all made
+    # before anything is written or removed
+    made = [("data",), ("results", bench_name), *(("results", "runs", m, "seed0", "weights") for m in models)]
+    for parts in [*made, ("results", bench_name, "plots")]:
+        folder_below(workspace, *parts, create=False, flag=FLAG)
+    for parts in made:
+        folder_below(workspace, *parts, flag=FLAG)
+    data_dir, runs_dir = workspace / "data", workspace / "results" / "runs"
+    bench_dir = workspace / "results" / bench_name
     threads = opts.threads or available_cores()
     training = (f"{opts.train_epochs} epoch(s) of Ultralytics training per model (mAP from results.csv)"
                 if opts.train_epochs else "none: untrained weights, so latency, params and GFLOPs only (no mAP)")
@@ -178,7 +196,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     echo(f"  dataset     synthetic, {opts.val_images} val images")
     echo(f"  training    {training}")
 
-    data_yaml, new_data = ensure_dataset(workspace / "data", opts.val_images, echo)
+    data_yaml, new_data = ensure_dataset(data_dir, opts.val_images, echo)
     if new_data:  # a list drawn from an earlier dataset would not fit
         (bench_dir / LIST_FILENAME).unlink(missing_ok=True)
     ensure_checkpoints(models, runs_dir, data_yaml, opts.train_epochs, opts.imgsz, echo)
