@@ -136,3 +136,30 @@ def test_cli_rect_run_with_a_forged_entry_times_the_true_shapes_and_says_so(cli,
     assert b["setup_cache"]["inputs_reused"] is False
     assert b["inputs"]["shapes"] == a["inputs"]["shapes"] and b["inputs"] == a["inputs"]
     assert "set-up cache entry" in second.stdout + second.stderr and "not used" in second.stdout + second.stderr
+
+
+def test_an_entry_giving_a_turned_image_its_header_size_is_not_used(tmp_path, images, monkeypatch):
+    """The header of an image with EXIF orientation 6 gives its sides swapped from what decoding gives: an entry
+    that claims the header's size agrees with the header, so only decoding can refute it (random checks off)."""
+    from PIL import Image
+
+    monkeypatch.setattr(setup_cache, "SPOT_CHECKS", 0)
+    turned = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(cv2.imread(images[0])[:, :, ::-1]).save(buffer, "JPEG", exif=exif.tobytes())
+    turned.write_bytes(buffer.getvalue())
+    paths = [*images[1:4], str(turned)]
+    cache = tmp_path / "cache"
+    setup_cache.cached_inputs(cache, paths, IMGSZ, rect_stride=STRIDE)
+    meta_path, meta, slots = entry(cache)
+    sizes = np.asarray(meta["sizes"], dtype=np.int64)
+    height, width = int(sizes[-1, 3]), int(sizes[-1, 2])  # what the header says: the decoded sides swapped
+    sizes[-1, 2:] = (height, width)
+    sizes[-1, :2] = content_size(height, width, IMGSZ, STRIDE)
+    meta.update(sizes=sizes.tolist(), decoded_sha256=rect_digest(slots, sizes))
+    meta_path.write_text(json.dumps(meta))
+    notes: list[str] = []
+    _inputs, reused = setup_cache.cached_inputs(cache, paths, IMGSZ, rect_stride=STRIDE, note=notes.append)
+    assert not reused and len(notes) == 1 and "turned.jpg" in notes[0]

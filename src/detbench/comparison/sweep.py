@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from detbench import text
 from detbench.comparison.tables import write_table
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
-from detbench.files.safe_io import read_regular_file, regular_file_status
+from detbench.files.safe_io import parse_json_bounded, read_regular_file, regular_file_status
 from detbench.limits import (
     MAX_PLOT_INCHES,
     MAX_PLOT_ITEMS,
@@ -78,28 +77,11 @@ class CellResult:
     node: str | None = None
 
 
-def json_shape(data: bytes) -> tuple[int, int]:
-    """(lists and objects, values) in JSON text, counted outside strings in linear time, as
-    `report.schema.check_json_shape` counts them (escaped backslashes dropped, then escaped quotes; what remains
-    between quotes is string text)."""
-    bare = data.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2]
-    containers = sum(part.count(b"[") + part.count(b"{") for part in bare)
-    return containers, containers + sum(part.count(b",") for part in bare)
-
-
 def _read_json(path: Path, what: str, fix: str) -> Any:
-    """The JSON in a file of the sweep: a regular file of at most MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS lists and
-    objects and MAX_JSON_VALUES values (a report's bound), checked before it is parsed; any problem is a one-line
-    DetbenchError naming `what`, with `fix`."""
+    """The JSON in a file of the sweep: at most MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS lists and objects and
+    MAX_JSON_VALUES values (a report's bound), checked before it is parsed; else one line naming `what`."""
     data = read_regular_file(path, what, MAX_REPORT_BYTES, fix)
-    containers, values = json_shape(data)
-    if containers > MAX_RECORD_CONTAINERS or values > MAX_JSON_VALUES:
-        raise DetbenchError(f"{what}: holds {containers:,} lists and objects and {values:,} values, more than "
-                            f"detbench writes in one ({MAX_RECORD_CONTAINERS:,} and {MAX_JSON_VALUES:,}); {fix}")
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
-        raise DetbenchError(f"{what}: not valid JSON ({type(exc).__name__}); {fix}") from None
+    return parse_json_bounded(data, what, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES, fix)
 
 
 def device_kind_of(report: Any) -> str:

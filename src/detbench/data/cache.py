@@ -71,6 +71,7 @@ from detbench.data.inputs import (
     check_host_memory,
     decode_images,
     letterbox,
+    may_be_turned,
     read_image,
     read_image_header,
 )
@@ -180,20 +181,22 @@ class ListedFiles:
     files_sha256: str
     digests: tuple[bytes, ...]
     sizes: tuple[tuple[int, int] | None, ...]
+    turned: tuple[bool, ...] = ()  # an EXIF orientation may swap the sides: only decoding tells the size
 
 
 def read_listed_files(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS) -> ListedFiles | None:
     """Read every listed file once: its hash and its header's size (no pixels decoded). None if a file is missing
     or empty (decode_images then names it); a file that is not a regular image file, or whose header is above
     `max_pixels`, is refused (DetbenchError), as decoding would refuse it."""
-    files_hash, digests, sizes = FilesHash(), [], []
+    files_hash, digests, sizes, turned = FilesHash(), [], [], []
     for raw in paths:
         data, size = read_image_header(Path(raw), max_pixels)
         if not data:
             return None
         digests.append(files_hash.add(data))
         sizes.append(None if size is None else (size[1], size[0]))
-    return ListedFiles(files_hash.hexdigest(), tuple(digests), tuple(sizes))
+        turned.append(may_be_turned(data))
+    return ListedFiles(files_hash.hexdigest(), tuple(digests), tuple(sizes), tuple(turned))
 
 
 def files_digest(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
@@ -236,16 +239,17 @@ def _contradiction(stacked: np.ndarray, sizes: np.ndarray | None, paths: Sequenc
                    imgsz: int, rect_stride: int | None, max_pixels: int) -> str | None:
     """Where an entry's claims do not hold for the image files (the note to show); None where they hold.
 
-    A `--rect` entry's original sizes are compared with every header; an image whose header disagrees is decoded
-    and the decoded size decides (OpenCV turns an image by its EXIF orientation, its header does not). The first
+    A `--rect` entry's original sizes are compared with every header; an image whose header disagrees, or that an
+    EXIF orientation may turn (OpenCV turns it, its header does not say so), is decoded and the decoded size
+    decides. The first
     image and SPOT_CHECKS drawn at random are decoded and their stored pixels compared."""
     disputed: list[int] = []
     if sizes is not None:
         for index, (header, stored) in enumerate(zip(listed.sizes, sizes[:, 2:].tolist(), strict=True)):
             if header is None:
                 return f"the size of image {paths[index]} cannot be read from its header"
-            if header != tuple(stored):
-                disputed.append(index)
+            if header != tuple(stored) or (listed.turned and listed.turned[index]):
+                disputed.append(index)  # a header that disagrees, or one an EXIF orientation may overrule
     checked = dict.fromkeys([*disputed, *_spot_checks(len(paths))])
     for index in checked:
         why = _differs(stacked, sizes, index, Path(paths[index]), listed, imgsz, rect_stride, max_pixels)

@@ -172,6 +172,63 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def may_be_turned(data: bytes) -> bool:
+    """Whether decoding may give the image's width and height swapped from its header's: OpenCV turns an image by
+    its EXIF orientation (5 to 8 swap the sides). A JPEG's orientation is read; another format that carries EXIF
+    at all (PNG's eXIf, WebP's EXIF chunk, TIFF) counts as turned."""
+    if data.startswith(b"\xff\xd8\xff"):
+        orientation = _jpeg_orientation(data)
+        return orientation is not None and orientation >= 5
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return b"eXIf" in data[:MAX_JPEG_HEADER_BYTES]
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return b"EXIF" in data[:MAX_JPEG_HEADER_BYTES]
+    return data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _jpeg_orientation(data: bytes) -> int | None:
+    """The EXIF orientation of a JPEG (its first APP1 Exif segment before the scan); None if it has none."""
+    offset, segments = 2, 0
+    while offset + 4 <= len(data) and segments < MAX_JPEG_SEGMENTS and offset <= MAX_JPEG_HEADER_BYTES:
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker == 0xFF:
+            offset += 1
+            continue
+        segments += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            offset += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            return None
+        length = struct.unpack(">H", data[offset + 2:offset + 4])[0]
+        payload = data[offset + 4:offset + 2 + length]
+        if marker == 0xE1 and payload.startswith(b"Exif\x00\x00"):
+            return _tiff_orientation(payload[6:])
+        offset += 2 + length
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    """Tag 274 (Orientation) of a TIFF header's first IFD; None if absent or damaged."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return None
+    ifd = struct.unpack(order + "I", tiff[4:8])[0]
+    if ifd + 2 > len(tiff):
+        return None
+    count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
+    for index in range(min(count, 1000)):
+        entry = ifd + 2 + 12 * index
+        if entry + 12 > len(tiff):
+            return None
+        tag, kind = struct.unpack(order + "HH", tiff[entry:entry + 4])
+        if tag == 274 and kind == 3:  # SHORT
+            return struct.unpack(order + "H", tiff[entry + 8:entry + 10])[0]
+    return None
+
+
 def tiff_tile_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of one tile (or strip) of a TIFF, which OpenCV allocates per decode; None if not a TIFF."""
     if data[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):

@@ -12,9 +12,11 @@ refused, not truncated.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from detbench.errors import DetbenchError
 
@@ -98,6 +100,35 @@ def read_text_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(what, f"is not UTF-8 text (byte {exc.start})", fix) from exc
+
+
+def json_shape(data: bytes) -> tuple[int, int]:
+    """(lists and objects, values) in JSON text, counted outside strings in linear time, as
+    `report.schema.check_json_shape` counts them (escaped backslashes dropped, then escaped quotes; what remains
+    between quotes is string text)."""
+    bare = data.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2]
+    containers = sum(part.count(b"[") + part.count(b"{") for part in bare)
+    return containers, containers + sum(part.count(b",") for part in bare)
+
+
+def read_json_bounded(path: str | Path, what: str, max_bytes: int, max_containers: int, max_values: int,
+                      fix: str = "") -> Any:
+    """The JSON in a regular file of at most `max_bytes`, `max_containers` lists and objects and `max_values`
+    values, checked before it is parsed (a file of a million empty lists would cost gigabytes once parsed); any
+    problem is a one-line DetbenchError naming `what`, with `fix`."""
+    return parse_json_bounded(read_regular_file(path, what, max_bytes, fix), what, max_containers, max_values, fix)
+
+
+def parse_json_bounded(data: bytes, what: str, max_containers: int, max_values: int, fix: str = "") -> Any:
+    """`read_json_bounded` for bytes already read (bounded): the shape checked, then parsed; else one line."""
+    containers, values = json_shape(data)
+    if containers > max_containers or values > max_values:
+        raise _fail(what, f"holds {containers:,} lists and objects and {values:,} values, more than detbench "
+                          f"writes in one ({max_containers:,} and {max_values:,})", fix)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
+        raise _fail(what, f"not valid JSON ({type(exc).__name__})", fix) from None
 
 
 MAX_YAML_NODES = 100_000  # a data or model YAML has a few hundred

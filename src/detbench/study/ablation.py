@@ -36,15 +36,21 @@ from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.out_tree import folder_below
-from detbench.files.safe_io import read_text_file
+from detbench.files.safe_io import read_json_bounded
 from detbench.flags import bench_fields, default_of
-from detbench.limits import MAX_BIAS_PROBE, MAX_REPORT_BYTES, MAX_STUDY_GENERATIONS, MAX_WORKERS_PER_MODEL
+from detbench.limits import (
+    MAX_BIAS_PROBE,
+    MAX_RECORD_CONTAINERS,
+    MAX_REPORT_BYTES,
+    MAX_STUDY_GENERATIONS,
+    MAX_WORKERS_PER_MODEL,
+)
 from detbench.measure.devices import resolve_device
 from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
 from detbench.models.sandbox import Request, start_inspection
 from detbench.report.model import Report
-from detbench.report.schema import load_report, write_report
+from detbench.report.schema import MAX_JSON_VALUES, load_report, write_report
 from detbench.study import engine
 from detbench.study.lock import study_lock
 from detbench.study.merge import merge_workers
@@ -186,8 +192,8 @@ def stale_reason(out: Path, key: str, runs: Sequence[ModelRun]) -> str | None:
     if not path.is_file():
         return "no study yet"
     try:
-        recorded = json.loads(read_text_file(path, str(path), MAX_REPORT_BYTES))
-    except (DetbenchError, ValueError):
+        recorded = read_json_bounded(path, str(path), MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES)
+    except DetbenchError:
         return f"{STUDY_NAME} unreadable"
     if not isinstance(recorded, dict) or recorded.get("key") != key:
         return "the models, weights, settings, list or design changed"

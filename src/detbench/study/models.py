@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from detbench import zoo
+from detbench import text, zoo
 from detbench.backends.formats import split_format
 from detbench.errors import DetbenchError
 from detbench.models.loading import model_name_for
@@ -97,7 +97,18 @@ def _with_format(run: ModelRun, fmt: str | None) -> ModelRun:
 
 
 def _resolve_one(raw: str, fmt: str | None, runs_dir: str | Path) -> tuple[ModelRun, str | None]:
-    """One --models entry (its @FORMAT already split off) as a run, and that format."""
+    """One --models entry (its @FORMAT already split off) as a run, and that format; an entry (or --runs) the
+    file system cannot look up (a name too long, a NUL byte, a lone surrogate) is a one-line error naming it."""
+    try:
+        return _lookup(raw, fmt, runs_dir)
+    except (OSError, ValueError) as exc:  # ValueError: also UnicodeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise DetbenchError(f"--models {text.bounded(raw)} (under --runs {text.bounded(runs_dir)}): cannot be "
+                            f"looked up as a file or run folder ({reason}); give a shorter, plain model entry "
+                            f"or --runs") from None
+
+
+def _lookup(raw: str, fmt: str | None, runs_dir: str | Path) -> tuple[ModelRun, str | None]:
     path, run_dir = Path(raw), Path(runs_dir) / raw
     if path.suffix.lower() in {".pt", ".yaml", ".yml"}:
         if not path.is_file() and path.suffix.lower() == ".pt":

@@ -25,8 +25,9 @@ from typing import Any
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.out_tree import folder_below
-from detbench.files.safe_io import read_text_file
-from detbench.limits import MAX_REPORT_BYTES
+from detbench.files.safe_io import read_json_bounded
+from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
+from detbench.report.schema import MAX_JSON_VALUES
 from detbench.sweep.plan import STUDIES_DIR, Plan, PlannedStudy
 from detbench.sweep.spec import SweepSpec
 from detbench.sweep.task import STUDY_FILE
@@ -83,8 +84,8 @@ def read_index(out: Path) -> dict[str, Any]:
     if not os.path.lexists(path):
         return {}
     try:
-        index = json.loads(read_text_file(path, str(path), MAX_REPORT_BYTES))
-    except (DetbenchError, ValueError, RecursionError):
+        index = read_json_bounded(path, str(path), MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES)
+    except DetbenchError:
         index = None
     if not isinstance(index, dict) or index.get("kind") != INDEX_KIND:
         raise _damaged(out, "is not a detbench sweep index (or is damaged)")
@@ -137,8 +138,9 @@ def finished(out: Path, index: dict[str, Any], study: PlannedStudy, cpu: str | N
         return False
     try:
         folder = folder_below(out, STUDIES_DIR, study.name, create=False)
-        recorded = json.loads(read_text_file(folder / STUDY_FILE, study.name, MAX_REPORT_BYTES))
-    except (DetbenchError, ValueError, RecursionError):
+        recorded = read_json_bounded(folder / STUDY_FILE, study.name, MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS,
+                                     MAX_JSON_VALUES)
+    except DetbenchError:
         return False
     if not isinstance(recorded, dict) or recorded.get("status") != "ok" or recorded.get("id") != entry.get("study_id"):
         return False

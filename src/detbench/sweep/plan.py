@@ -30,6 +30,7 @@ from detbench.sweep.spec import AXES, SweepSpec
 CPU_KIND = "cpu"
 STUDIES_DIR = "studies"  # OUT/studies/NAME: each study's folder
 ANY_GPU_KINDS = {"cuda", "gpu"}  # with --ray: any GPU; locally: this machine's GPUs
+MAX_NAME_ROUNDS = 4  # rounds of hashing colliding study names (one is enough unless a cell is named like a hash)
 
 
 @dataclass
@@ -200,22 +201,30 @@ def code_identity(spec: SweepSpec) -> dict[str, str]:
 
 
 def _unique_names(studies: list[PlannedStudy]) -> None:
-    """Cells whose names collide once made safe for a folder (`A100 40GB`, `A100_40GB`) get their cell's hash."""
-    counts: dict[str, int] = {}
-    for study in studies:
-        counts[study.name] = counts.get(study.name, 0) + 1
-    for study in studies:
-        if counts[study.name] > 1:
-            digest = hashlib.sha256(json.dumps(study.cell, sort_keys=True, default=str).encode()).hexdigest()[:8]
-            study.name = f"{study.name[:110]}-{digest}"
+    """Cells whose names collide once made safe for a folder (`A100 40GB`, `A100_40GB`) get their cell's hash; a
+    name made so may collide again (with a cell named `A100_40GB-f6c2eed4`): those get a further hash, until every
+    name is unique (`check_names` refuses what still is not)."""
+    for attempt in range(MAX_NAME_ROUNDS):
+        counts: dict[str, int] = {}
+        for study in studies:
+            counts[study.name] = counts.get(study.name, 0) + 1
+        if all(count == 1 for count in counts.values()):
+            return
+        for study in studies:
+            if counts[study.name] > 1:
+                content = study.cell if attempt == 0 else [study.name, study.cell]
+                digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:8]
+                study.name = f"{study.name[:110]}-{digest}"
 
 
 def check_names(spec: SweepSpec, studies: list[PlannedStudy]) -> None:
     """Every study's folder name is one plain name (the rules of a model's name: not empty, `.` or `..`, no path
     separator, no leading `.` or `-`, ...): OUT/studies/.. would be OUT itself. One line naming the cell."""
+    seen: set[str] = set()
     for study in studies:
         problem = ("is '.' or '..' (OUT/studies/.. would be OUT itself)" if study.name in {".", ".."}
-                   else name_problem(study.name))
+                   else name_problem(study.name) or ("is another cell's too" if study.name in seen else None))
+        seen.add(study.name)
         if problem:
             values = ", ".join(f"{axis} {value}" for axis, value in study.cell.items()) or "no axes"
             raise DetbenchError(f"{spec.path}: the cell ({values}) makes the study folder name {study.name[:80]!r}, "

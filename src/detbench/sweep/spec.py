@@ -28,8 +28,8 @@ import yaml
 
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_text_file
+from detbench.limits import MAX_PATH_CHARS, MAX_YAML_BYTES
 from detbench.limits import MAX_SWEEP_STUDIES as MAX_STUDIES
-from detbench.limits import MAX_YAML_BYTES
 
 AXES = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
 PRECISIONS = ("fp32", "fp16")
@@ -79,6 +79,37 @@ def _fail(path: str, what: str) -> DetbenchError:
     return DetbenchError(f"{path}: {what}")
 
 
+def _check_text(path: str, raw: Any) -> None:
+    """Refuse a lone surrogate (e.g. a JSON `"\\ud800"`) in any key or value: it cannot be a path, a flag or a
+    file name (encoding it fails later, as a traceback); a one-line error naming where."""
+    pending: list[tuple[str, Any]] = [("the file", raw)]
+    while pending:
+        where, value = pending.pop()
+        items = (value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list)
+                 else [])
+        for key, item in items:
+            if isinstance(key, str) and not _encodes(key):
+                bad = f"a key of {where}"
+                break
+            name = str(key)[:100]
+            pending.append((name if where == "the file" else f"{where}.{name}"[:200], item))
+        else:
+            if not (isinstance(value, str) and not _encodes(value)):
+                continue
+            bad = where
+        shown = "".join(c if _encodes(c) else "?" for c in bad)[:100]
+        raise _fail(path, f"{shown} holds a lone surrogate (an escape such as \\ud800, which is no character); "
+                          f"fix the file")
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _axis(path: str, name: str, raw: Any) -> list[Any]:
     values = raw if isinstance(raw, list) else [raw]
     if not values or len(values) > MAX_AXIS_VALUES:
@@ -115,6 +146,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise _fail(shown, "nested too deeply to read; fix the file") from None
     if not isinstance(raw, dict):
         raise _fail(shown, "expected a mapping with models, axes and settings")
+    _check_text(shown, raw)
     unknown = set(raw) - {"models", "runs", "baseline", "data", "axes", "settings"}
     if unknown:
         raise _fail(shown, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}; the keys are models, runs, "
@@ -145,6 +177,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     for key in ("runs", "baseline", "data"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise _fail(shown, f"{key} must be a string")
+    for key, value in [("runs", raw.get("runs")), ("data", raw.get("data")), *(("models", m) for m in models)]:
+        if isinstance(value, str) and len(value.strip()) > MAX_PATH_CHARS:
+            raise _fail(shown, f"{key} holds a path or name of {len(value.strip()):,} characters, longer than any "
+                               f"path ({MAX_PATH_CHARS:,}); fix the file")
     spec = SweepSpec(shown, [m.strip() for m in models], axes, {str(k).replace("-", "_"): v for k, v in
                                                                settings.items()},
                      raw.get("runs") or "results/runs", raw.get("baseline"), raw.get("data"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import platform
 import re
@@ -17,9 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
-from detbench.limits import MAX_REPORT_BYTES
+from detbench.files.safe_io import read_json_bounded
+from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
 from detbench.proc import kill_tree, python_module, spawn_child
+from detbench.report.schema import MAX_JSON_VALUES
 from detbench.study.lock import LOCK_NAME
 
 LOG_NAME = "ablate.log"
@@ -55,8 +57,8 @@ def _read_small_json(path: Path) -> Any:
     try:
         if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_REPORT_BYTES:
             return None
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json_bounded(path, str(path), MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES)
+    except (OSError, DetbenchError):
         return None
 
 
