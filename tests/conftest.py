@@ -79,6 +79,19 @@ def run_cli(*args: str, cwd: Path | str | None = None, timeout: int = 600,
     return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time in clock ticks) of every process, from /proc/PID/stat."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry.name)] = (int(fields[1]), fields[19])
+    return table
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import process_table, run_cli
 
 from detbench.errors import DetbenchError
 from detbench.report.schema import load_report
@@ -79,16 +79,7 @@ def test_resume_skips_a_finished_study_and_runs_it_again_for_force_or_replaced_w
 
 
 def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return [child for child, (parent, _started) in process_table().items() if parent == pid]
 
 
 def _alive(pid: int) -> bool:

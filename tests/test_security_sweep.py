@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import process_table
 from sweep_files import write_spec
 
 from detbench.errors import DetbenchError
@@ -383,14 +384,7 @@ def test_the_reaper_ends_ray_processes_when_the_sweep_is_killed_and_nothing_else
 
 def _descendants(root: int) -> dict[int, str]:
     """pid -> start time of every process below `root`."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            table[int(entry.name)] = (int(fields[1]), fields[19])
+    table = process_table()
     found, frontier = {}, [root]
     while frontier:
         parent = frontier.pop()
