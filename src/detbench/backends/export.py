@@ -124,11 +124,10 @@ def user_cache_root() -> Path:
 def _private(path: Path) -> bool:
     """A real folder of this user's that no one else may write (so no one else can have put files in it)."""
     try:
-        info = os.lstat(path)
-    except OSError:
+        _checked_folder(str(path), path.name)
+    except (OSError, Unusable):
         return False
-    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
-            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    return True
 
 
 def private_cache(root: Path) -> Path | None:

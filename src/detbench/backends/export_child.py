@@ -164,14 +164,13 @@ def _child_env(scratch: Path, threads: int) -> dict[str, str]:
 
 
 def _rss(pid: int) -> int:
+    """The process's resident bytes, as measure.memory reads this process's (psutil); 0 once it is gone."""
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
 
 
 def _ceiling(ready: str, memory_bytes: int) -> int | None:
