@@ -41,7 +41,7 @@ import hashlib
 import io
 import os
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,13 +142,13 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first SOFn segment; None if there is none. Raises HeaderError where it lies
-    beyond MAX_JPEG_SEGMENTS segments or MAX_JPEG_HEADER_BYTES bytes."""
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int]]:
+    """(marker, offset) of each JPEG segment that has a length, up to the scan; stops at anything that is not a
+    marker. Raises HeaderError past MAX_JPEG_SEGMENTS segments or MAX_JPEG_HEADER_BYTES bytes."""
     offset, segments = 2, 0
     while offset + 4 <= len(data):
         if data[offset] != 0xFF:
-            return None
+            return
         marker = data[offset + 1]
         if marker == 0xFF:  # a fill byte
             offset += 1
@@ -161,14 +161,21 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
             offset += 2
             continue
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before
-            return None
+        if marker in (0xD9, 0xDA):  # end of image, start of scan
+            return
+        yield marker, offset
+        offset += 2 + struct.unpack(">H", data[offset + 2:offset + 4])[0]
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first SOFn segment; None if there is none. Raises HeaderError where it lies
+    beyond MAX_JPEG_SEGMENTS segments or MAX_JPEG_HEADER_BYTES bytes."""
+    for marker, offset in _jpeg_segments(data):
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             if offset + 9 > len(data):
                 return None
             height, width = struct.unpack(">HH", data[offset + 5:offset + 9])
             return (width, height) if width > 0 and height > 0 else None
-        offset += 2 + struct.unpack(">H", data[offset + 2:offset + 4])[0]
     return None
 
 
@@ -177,7 +184,10 @@ def may_be_turned(data: bytes) -> bool:
     its EXIF orientation (5 to 8 swap the sides). A JPEG's orientation is read; another format that carries EXIF
     at all (PNG's eXIf, WebP's EXIF chunk, TIFF) counts as turned."""
     if data.startswith(b"\xff\xd8\xff"):
-        orientation = _jpeg_orientation(data)
+        try:
+            orientation = _jpeg_orientation(data)
+        except HeaderError:  # markers without end past the frame header: decoding decides
+            return True
         return orientation is not None and orientation >= 5
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return b"eXIf" in data[:MAX_JPEG_HEADER_BYTES]
@@ -188,25 +198,11 @@ def may_be_turned(data: bytes) -> bool:
 
 def _jpeg_orientation(data: bytes) -> int | None:
     """The EXIF orientation of a JPEG (its first APP1 Exif segment before the scan); None if it has none."""
-    offset, segments = 2, 0
-    while offset + 4 <= len(data) and segments < MAX_JPEG_SEGMENTS and offset <= MAX_JPEG_HEADER_BYTES:
-        if data[offset] != 0xFF:
-            return None
-        marker = data[offset + 1]
-        if marker == 0xFF:
-            offset += 1
-            continue
-        segments += 1
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            offset += 2
-            continue
-        if marker in (0xD9, 0xDA):
-            return None
+    for marker, offset in _jpeg_segments(data):
         length = struct.unpack(">H", data[offset + 2:offset + 4])[0]
         payload = data[offset + 4:offset + 2 + length]
         if marker == 0xE1 and payload.startswith(b"Exif\x00\x00"):
             return _tiff_orientation(payload[6:])
-        offset += 2 + length
     return None
 
 

@@ -106,7 +106,7 @@ def _set_constants(values: dict[tuple[str, str], bool]) -> None:
         logging.getLogger("ultralytics").setLevel(logging.INFO if verbose[0] else logging.ERROR)
 
 
-def _callers_values(keys: Iterator[tuple[str, str]] | list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+def _callers_values(keys: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
     """The constants an Ultralytics imported under the caller's environment would have (ONLINE: False, unprobed)."""
     def flag(key: str, default: bool) -> bool:
         value = os.environ.get(key)
