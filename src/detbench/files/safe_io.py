@@ -103,9 +103,9 @@ def read_text_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -
 
 
 def json_shape(data: bytes) -> tuple[int, int]:
-    """(lists and objects, values) in JSON text, counted outside strings in linear time, as
-    `report.schema.check_json_shape` counts them (escaped backslashes dropped, then escaped quotes; what remains
-    between quotes is string text)."""
+    """(lists and objects, values) in JSON text, counted outside strings in linear time: escaped backslashes
+    dropped, then escaped quotes; what remains between quotes is string text (the odd-numbered pieces of a split
+    on '"')."""
     bare = data.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2]
     containers = sum(part.count(b"[") + part.count(b"{") for part in bare)
     return containers, containers + sum(part.count(b",") for part in bare)

@@ -23,7 +23,7 @@ import numpy as np
 
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
-from detbench.files.safe_io import read_regular_file
+from detbench.files.safe_io import json_shape, read_regular_file
 from detbench.limits import (
     MAX_PATH_CHARS,
     MAX_REPORT_BYTES,
@@ -261,11 +261,7 @@ MAX_JSON_VALUES = 16_000_000  # 1,000,000 iterations of every sample kind, with 
 
 def check_json_shape(data: bytes, source: str) -> None:
     """Refuse JSON whose parse would cost far more memory than its size suggests (a list of a million empty lists)."""
-    # outside strings only, in linear time: drop escaped backslashes, then escaped quotes; what remains
-    # between quotes is string text (the odd-numbered pieces of a split on '"')
-    bare = data.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2]
-    containers = sum(part.count(b"[") + part.count(b"{") for part in bare)
-    values = sum(part.count(b",") for part in bare) + containers
+    containers, values = json_shape(data)
     if containers > MAX_JSON_CONTAINERS or values > MAX_JSON_VALUES:
         raise DetbenchError(f"{source}: holds {containers:,} lists and objects and {values:,} values, far more than "
                             f"a report; {DAMAGED}")
