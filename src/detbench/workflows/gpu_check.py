@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from detbench.data.benchmark_list import LIST_FILENAME
+from detbench.errors import DetbenchError
 from detbench.models.ultralytics_env import configure_process
 from detbench.proc import python_module
 from detbench.report.model import Report
@@ -129,7 +130,12 @@ def _sweep(work: Path, data_yaml: Path, has_gpu: bool) -> list[tuple[str, bool |
     compared = subprocess.run(python_module(sys.executable, "detbench.cli", "compare", "--sweep", str(out)),
                               capture_output=True, text=True, timeout=300)
     print("\n".join(compared.stdout.splitlines()[-6:]))
-    index = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
+    from detbench.sweep.index import read_index  # the sweep's own reader of its index
+
+    try:
+        index = read_index(out)
+    except DetbenchError:
+        index = {}
     entries = list((index.get("studies") or {}).values())
     statuses = [entry.get("status") for entry in entries]
     gpu_kind = has_gpu and bool(entries) and all((entry.get("node") or {}).get("gpu_name") for entry in entries)
