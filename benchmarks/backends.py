@@ -29,7 +29,7 @@ def main() -> int:
     opts = parser.parse_args()
     common.print_header("backends: YOLOv8n in PyTorch eager and each CPU backend, one interleaved study")
     # imported here, not at the top: common must configure the process before Ultralytics is imported
-    from detbench.workflows.artifacts import save_untrained
+    from detbench.data.artifacts import save_untrained
 
     work = Path(opts.workspace or tempfile.mkdtemp(prefix="detbench-backends-")).resolve()
     data = common.dataset(work / "data")

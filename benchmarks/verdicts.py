@@ -134,7 +134,7 @@ def make_models(work: Path, data: Path) -> tuple[dict[str, tuple[Path, Path]], P
 
 
 def save_untrained_model(work: Path, data: Path) -> Path:
-    from detbench.workflows.artifacts import save_untrained
+    from detbench.data.artifacts import save_untrained
 
     return save_untrained("yolov8n.yaml", work / "plain.pt", data)
 

@@ -11,4 +11,4 @@ elif ! "$PY" -c "import detbench, ultralytics" 2>/dev/null; then
   "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1
   "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1 -e .
 fi
-exec "$PY" -m detbench.workflows.gpu_check "$@"
+exec "$PY" benchmarks/gpu_check.py "$@"

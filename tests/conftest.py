@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from detbench.data.artifacts import make_dataset, save_untrained, train_tiny
 from detbench.models.ultralytics_env import configure_process
-from detbench.workflows.artifacts import make_dataset, save_untrained, train_tiny
 
 
 def _own_cores_per_pytest_worker() -> None:

@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli
 
 from detbench.config import BenchConfig
+from detbench.data.artifacts import save_untrained
 from detbench.errors import DetbenchError
 from detbench.report.model import Report
 from detbench.report.schema import load_report
@@ -18,7 +19,6 @@ from detbench.stats import summary as stats
 from detbench.study.ablation import AblationOptions, design_of, study_key, validate_options
 from detbench.study.merge import merge_workers
 from detbench.study.models import ModelRun, discover_runs, resolve_models
-from detbench.workflows.artifacts import save_untrained
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 

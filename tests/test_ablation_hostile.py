@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import process_table, run_cli
 
+from detbench.data.artifacts import save_untrained
 from detbench.errors import DetbenchError
 from detbench.report.schema import load_report
 from detbench.study.channel import ChannelTimeout, LineReader
 from detbench.study.models import discover_runs
-from detbench.workflows.artifacts import save_untrained
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 

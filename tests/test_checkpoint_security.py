@@ -356,7 +356,7 @@ def test_a_run_that_would_outlast_its_time_budget_is_refused_before_it_starts(tm
 
 
 def test_checkpoint_archive_declaring_millions_of_entries_is_refused_from_its_end_record(tmp_path):
-    from detbench.models.archive import ArchiveError, check_central_directory
+    from detbench.checkpoint.archive import ArchiveError, check_central_directory
 
     end = b"PK\x05\x06" + bytes(6) + (65535).to_bytes(2, "little") + (470 * 2**20).to_bytes(4, "little") + bytes(6)
     with pytest.raises(ArchiveError, match=r"declares 65,535 entries in a 470\.0 MiB directory"):

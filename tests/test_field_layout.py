@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from detbench.workflows.artifacts import train_tiny
+from detbench.data.artifacts import train_tiny
 
 pytestmark = pytest.mark.slow  # trains a model, runs the scripts and a study
 
@@ -153,7 +153,7 @@ def test_python_files_in_the_working_folder_never_run_in_detbench_children(proje
         ok(run([str(console), "sweep", str(spec), "--out", str(tmp_path / "sweep")], tmp_path))
         assert not marker.exists(), marker.read_text()
     # the payloads are real: `python -m`, as the children were started before, runs them
-    control = run([sys.executable, "-m", "detbench.models.sandbox"], tmp_path, timeout=60)
+    control = run([sys.executable, "-m", "detbench.checkpoint.model_check"], tmp_path, timeout=60)
     assert control.returncode == 97 and marker.exists()
 
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import types
 from enum import Enum
+from pathlib import Path
 
 import pytest
 import torch
@@ -313,7 +314,12 @@ def test_a_name_that_names_another_backend_than_format_is_refused(cli, tmp_path)
 
 
 def test_gpu_check_skips_a_gpu_backend_whose_package_is_missing_and_says_which():
-    from detbench.workflows import gpu_check
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).resolve().parent.parent / "benchmarks"
+                                                  / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
 
     missing = gpu_check._gpu_backend_missing("onnx")  # this machine's ONNX Runtime is the CPU build
     assert missing and "onnx-gpu" in missing

@@ -19,13 +19,13 @@ import torch
 from hostile_checkpoints import save_with
 from torch import nn
 
+from detbench.checkpoint.pickle_scan import scan_pickle
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import read_list
 from detbench.data.synthetic import make_dataset
 from detbench.errors import DetbenchError
 from detbench.measure.devices import resolve_device
 from detbench.models.loading import load_model
-from detbench.models.pickle_scan import scan_pickle
 from detbench.report.schema import load_report
 from detbench.workflows.bench import run_bench
 
@@ -225,7 +225,7 @@ def test_pickle_scan_follows_memo_and_names_calls():
     import pickle
     import pickletools
 
-    from detbench.models.pickle_scan import ScanError
+    from detbench.checkpoint.pickle_scan import ScanError
 
     payload = pickle.dumps([CallClass(nn.Linear, 1, 1), CallClass(nn.Linear, 2, 2)], protocol=2)
     ops = [op.name for op, _, _ in pickletools.genops(payload)]
@@ -524,8 +524,8 @@ def test_compare_skips_bad_reports_with_a_warning_naming_them(tmp_path, real_rep
 
 
 def test_scan_of_a_real_checkpoint_finds_only_allowed_calls(yaml_checkpoint):
-    from detbench.models.archive import read_archive
-    from detbench.models.policy import SCHEMAS, judge
+    from detbench.checkpoint.archive import read_archive
+    from detbench.checkpoint.policy import SCHEMAS, judge
 
     archive = read_archive(yaml_checkpoint.read_bytes())
     scan = scan_pickle(archive.pickle)

@@ -182,8 +182,8 @@ def test_compares_plots_write_nothing_under_home(tmp_path):
 
 
 def test_a_plugins_layer_registered_with_ultralytics_is_not_allowed_under_ultralytics_name(tmp_path):
+    from detbench.checkpoint.policy import restorable_class
     from detbench.models.loading import load_plugin
-    from detbench.models.policy import restorable_class
 
     plugin = _counting_plugin(tmp_path, "registered_k5", tmp_path / "imports.txt")
     module = load_plugin(str(plugin))

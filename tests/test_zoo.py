@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from detbench import zoo
+from detbench.data.artifacts import save_untrained
 from detbench.models import complexity
 from detbench.models.loading import load_model
-from detbench.workflows.artifacts import save_untrained
 from detbench.zoo.eca import ECA, eca_kernel_size
 
 EXPECTED_PARAMS = {"baseline": 3_157_200, "ghost": 1_865_316, "eca": 3_157_213, "p2": 3_354_144,

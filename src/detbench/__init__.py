@@ -13,6 +13,6 @@ variables, no thread settings, no heavy imports until a function is called.
 
 from detbench.api import BenchReport, Comparison, bench, compare
 from detbench.errors import DetbenchError
+from detbench.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["BenchReport", "Comparison", "DetbenchError", "__version__", "bench", "compare"]

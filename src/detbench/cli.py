@@ -107,7 +107,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from detbench import __version__  # here, not at the top: main() first checks that it is the real package
+    from detbench.version import __version__  # here, not at the top: main() first checks that it is the real package
 
     parser = Parser(prog="detbench", description="Benchmarks for YOLO ablation studies.")
     parser.add_argument("--version", action="version", version=f"detbench {__version__}")

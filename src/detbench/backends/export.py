@@ -44,10 +44,10 @@ from typing import Any
 
 import torch
 
-from detbench import __version__
 from detbench.backends.export_child import ExportBounds, ExportSource, run_export
 from detbench.backends.formats import Format
 from detbench.errors import DetbenchError
+from detbench.version import __version__
 
 EXPORTS_DIRNAME = "exports"
 STEM = "model"

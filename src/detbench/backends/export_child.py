@@ -35,9 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from detbench import limits
 from detbench.backends.formats import QUIET_IMPORT_ENV
-from detbench.errors import DetbenchError, first_line
-from detbench.limits import ENGINE_EXPORT_TIMEOUT_S, EXPORT_FORWARDS, EXPORT_TIMEOUT_S
-from detbench.models.sandbox import (
+from detbench.checkpoint.model_check import (
     CHILD_ENV,
     answer,
     exit_cause,
@@ -49,6 +47,8 @@ from detbench.models.sandbox import (
     stderr_tail,
     wait_for,
 )
+from detbench.errors import DetbenchError, first_line
+from detbench.limits import ENGINE_EXPORT_TIMEOUT_S, EXPORT_FORWARDS, EXPORT_TIMEOUT_S
 from detbench.proc import die_with_parent, kill_tree, refuse_namespace_package
 
 if TYPE_CHECKING:

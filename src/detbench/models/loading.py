@@ -10,7 +10,7 @@ shapes torch writes, tensor views inside their storages. Only then does
 and the model it returns is checked again as a structure (`model_checks`).
 `--unsafe-load` is the only way to a full pickle load. Loading an untrusted
 model for the first time also runs in a bounded child process: see
-`detbench.models.sandbox`.
+`detbench.checkpoint.model_check`.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ import torch
 from torch import nn
 
 from detbench import limits
+from detbench.checkpoint.archive import ArchiveError, DamagedArchive, read_archive
+from detbench.checkpoint.pickle_scan import ScanError, scan_pickle
+from detbench.checkpoint.policy import NotACheckpoint, Refused, judge
+from detbench.checkpoint.structure import StructureError, check_model, model_stride
 from detbench.errors import DetbenchError, first_line
 from detbench.files.safe_io import load_yaml, read_regular_file
-from detbench.models.archive import ArchiveError, DamagedArchive, read_archive
-from detbench.models.pickle_scan import ScanError, scan_pickle
-from detbench.models.policy import NotACheckpoint, Refused, judge
-from detbench.models.structure import StructureError, check_model, model_stride
 from detbench.names import bad_characters
 
 _LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"  # torch.save before torch 1.6 (not a zip)

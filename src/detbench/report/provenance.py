@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import detbench
+import detbench.version
 
 
 def cpu_model() -> str:
@@ -25,7 +25,7 @@ def cpu_model() -> str:
 
 def detbench_commit() -> str | None:
     """The git commit of the detbench checkout in use, with '-dirty' if it has local changes."""
-    root = Path(detbench.__file__).resolve().parent.parent.parent  # src/detbench/__init__.py in a checkout
+    root = Path(detbench.version.__file__).resolve().parent.parent.parent  # src/detbench/version.py in a checkout
     if not (root / ".git").exists():
         return None
     try:
@@ -65,7 +65,7 @@ def capture_environment(device: torch.device) -> dict[str, Any]:
         "torch_cuda": torch.version.cuda,
         "ultralytics": ultralytics.__version__,
         "numpy": np.__version__,
-        "detbench": detbench.__version__,
+        "detbench": detbench.version.__version__,
         "detbench_commit": detbench_commit(),
         **gpu_info(device),
     }

@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from detbench.backends.formats import check_format
+from detbench.checkpoint.model_check import Request, start_inspection
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_json_bounded
+from detbench.files.space import MIN_FREE_BYTES, check_writable
 from detbench.flags import bench_fields, default_of
 from detbench.limits import (
     MAX_BIAS_PROBE,
@@ -48,7 +50,6 @@ from detbench.limits import (
 from detbench.measure.devices import resolve_device
 from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
-from detbench.models.sandbox import Request, start_inspection
 from detbench.report.model import Report
 from detbench.report.schema import MAX_JSON_VALUES, load_report, write_report
 from detbench.study import engine
@@ -64,7 +65,6 @@ from detbench.study.options import (  # noqa: F401 (the flags and options live t
     options_from_args,
 )
 from detbench.text import Echo, terminal_echo
-from detbench.workflows.bench import MIN_FREE_BYTES, check_writable
 from detbench.workflows.existing import (
     is_separate_run,
     refuse_replacing_other_settings,

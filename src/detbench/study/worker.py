@@ -125,8 +125,8 @@ def _stderr(line: str) -> None:
 def serve(channel: WorkerEnd) -> int:
     """One model's run with its turns served; the report written where the coordinator asked."""
     # imported here, not at the top: these load torch and Ultralytics, after configure_process has run
+    from detbench.checkpoint.model_check import KnownInspection
     from detbench.config import BenchConfig
-    from detbench.models.sandbox import KnownInspection
     from detbench.report.schema import write_report
     from detbench.workflows.bench import run_bench
 

@@ -188,7 +188,7 @@ def code_identity(spec: SweepSpec) -> dict[str, str]:
     import torch
     import ultralytics
 
-    from detbench import __version__
+    from detbench.version import __version__
 
     found = {"detbench": __version__, "torch": torch.__version__, "ultralytics": ultralytics.__version__}
     plugins = spec.settings.get("plugin", spec.settings.get("plugins")) or []

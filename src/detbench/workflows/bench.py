@@ -1,7 +1,7 @@
 """One model's benchmark, end to end: the steps of `detbench bench`.
 
 1. Check the flags, the device and the output folder; hash the weights file
-   and start its bounded inspection (`detbench.models.sandbox`) in a child process.
+   and start its bounded inspection (`detbench.checkpoint.model_check`) in a child process.
 2. Meanwhile import Ultralytics and set the threads; take the child's answer
    (params, GFLOPs, stride, the checkpoint's data YAML), then load and fuse
    the same bytes in this process.
@@ -14,9 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +27,7 @@ from detbench.backends.deploy import deploy as deploy_model
 from detbench.backends.export_child import ExportBounds, ExportSource
 from detbench.backends.formats import PYTORCH, Format, check_format, split_format
 from detbench.backends.parity import PARITY_BATCHES
-from detbench.config import BenchConfig
-from detbench.data import cache as setup_cache
-from detbench.data.benchmark_list import LIST_FILENAME, check_list_exists, obtain_list
-from detbench.data.datasets import check_data_yaml
-from detbench.data.rect import RectInputCache
-from detbench.errors import DetbenchError, first_line
-from detbench.measure.devices import resolve_device
-from detbench.measure.measure import measure
-from detbench.measure.memory import current_rss_mib
-from detbench.measure.modes import ExecutionMode, configure_backends
-from detbench.measure.phases import PhaseClock, first_run_of_process
-from detbench.measure.timing import Heartbeat, StopRule, Timings, run_timed_loop, stopping_section
-from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
-from detbench.models.sandbox import (
+from detbench.checkpoint.model_check import (
     Inspection,
     KnownInspection,
     PendingInspection,
@@ -50,6 +35,20 @@ from detbench.models.sandbox import (
     count_and_fuse,
     start_inspection,
 )
+from detbench.config import BenchConfig
+from detbench.data import cache as setup_cache
+from detbench.data.benchmark_list import LIST_FILENAME, check_list_exists, obtain_list
+from detbench.data.datasets import check_data_yaml
+from detbench.data.rect import RectInputCache
+from detbench.errors import DetbenchError, first_line
+from detbench.files.space import MIN_FREE_BYTES, check_writable
+from detbench.measure.devices import resolve_device
+from detbench.measure.measure import measure
+from detbench.measure.memory import current_rss_mib
+from detbench.measure.modes import ExecutionMode, configure_backends
+from detbench.measure.phases import PhaseClock, first_run_of_process
+from detbench.measure.timing import Heartbeat, StopRule, Timings, run_timed_loop, stopping_section
+from detbench.models.loading import LoadedModel, load_model, model_name_for, precheck_model, prepare_for_inference
 from detbench.names import check_model_name
 from detbench.report.model import (
     Complexity,
@@ -71,31 +70,8 @@ from detbench.stats import summary as stats
 from detbench.text import Echo, terminal_echo
 from detbench.workflows.existing import refuse_replacing_other_settings
 
-MIN_FREE_BYTES = 64 * 2**20
 GFLOPS_METHOD = "ultralytics (thop MACs x 2), fused model, at imgsz"
 LATENCY_SCOPE = "model forward only; batch already on the device and normalised"
-
-
-def check_writable(folder: Path, needed: int = MIN_FREE_BYTES) -> None:
-    """Fail before any work if results cannot be written there; create nothing.
-
-    The folder, or its nearest existing parent, is probed with a temporary file (removed at once) and for
-    free space; the folder itself is made only when the first result is written.
-    """
-    try:
-        probe = folder
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise DetbenchError(f"--out {folder}: {probe} is a file, not a folder; choose another --out")
-        with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-test-"):
-            pass
-        free = shutil.disk_usage(probe).free
-    except OSError as exc:
-        raise DetbenchError(f"--out {folder}: cannot write there ({exc.strerror}); choose a writable folder") from exc
-    if free < needed:
-        raise DetbenchError(f"--out {folder}: only {free / 2**20:.0f} MiB free there, the results need about "
-                            f"{needed / 2**20:.0f} MiB; free some space or choose another --out")
 
 
 def report_bytes_needed(cfg: BenchConfig) -> int:

@@ -119,7 +119,7 @@ def ensure_checkpoints(models: tuple[str, ...], runs_dir: Path, data_yaml: Path,
                        echo: Echo) -> None:
     """Zoo models at RUNS/{model}/seed0/weights/best.pt: saved untrained, or trained `train_epochs` epochs."""
     # imported here, not at the top: loads OpenCV, PyYAML, numpy, which only this path needs
-    from detbench.workflows.artifacts import save_untrained, train_tiny
+    from detbench.data.artifacts import save_untrained, train_tiny
 
     made, reused = [], []
     for name in models:

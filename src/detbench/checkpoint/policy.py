@@ -43,8 +43,8 @@ import torch
 from torch import nn
 
 from detbench import limits
-from detbench.models.archive import Archive
-from detbench.models.pickle_scan import Node, Scan, expansion
+from detbench.checkpoint.archive import Archive
+from detbench.checkpoint.pickle_scan import Node, Scan, expansion
 
 # layer classes (nn.Module subclasses only) from these modules may be restored
 SAFE_MODULE_PREFIXES = ("torch.nn.modules", "ultralytics.nn.modules", "ultralytics.nn.tasks", "detbench.zoo")

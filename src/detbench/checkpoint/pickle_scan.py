@@ -9,7 +9,7 @@ imported or called. The scan is linear in the size of the pickle (MARK uses
 a stack of positions, never a search), and bounded: opcodes, nesting, and
 the number of objects the graph would expand to when every shared reference
 is counted each time it is used (what hashing a nested tuple or walking a
-shared module graph costs). `detbench.models.policy` judges the result.
+shared module graph costs). `detbench.checkpoint.policy` judges the result.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Static checks refuse the hostile files detbench knows of; this is the bound
 for the ones it does not. Before a run loads a checkpoint or a model YAML in
-its own process, a child process (`python -m detbench.models.sandbox`) does the same
+its own process, a child process (`python -m detbench.checkpoint.model_check`) does the same
 work first: it reads the file (and checks it is byte for byte the one the run
 hashed), loads and checks it exactly as the run will, converts it to fp32,
 counts params and GFLOPs (unfused and fused, so the run need not count them
@@ -75,7 +75,7 @@ class PendingInspection:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.started = time.monotonic()
-        self.process, self.stderr = start_child("detbench.models.sandbox", asdict(request), CHILD_ENV)
+        self.process, self.stderr = start_child("detbench.checkpoint.model_check", asdict(request), CHILD_ENV)
 
     def result(self) -> Inspection:
         what = f"--weights {self.request.weights}"

@@ -1,0 +1,2 @@
+"""Checkpoint security: what a file may hold before anything of it is loaded (archive, pickle_scan, policy), what
+the loaded model may be (structure), and the bounded child that loads, counts and runs it first (model_check)."""
