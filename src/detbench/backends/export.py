@@ -44,13 +44,12 @@ from typing import Any
 
 import torch
 
-from detbench.backends.export_child import ExportBounds, ExportSource, run_export
+from detbench.backends.export_child import STEM, ExportBounds, ExportSource, Target, run_export
 from detbench.backends.formats import Format
 from detbench.errors import DetbenchError
 from detbench.version import __version__
 
 EXPORTS_DIRNAME = "exports"
-STEM = "model"
 CACHE_ENV = "DETBENCH_CACHE_DIR"
 MIN_EXPORT_BYTES_LIMIT = 64 * 2**20
 
@@ -95,16 +94,6 @@ def versions(backend: Format) -> dict[str, str]:
         if name != "torch":
             found[name] = str(getattr(sys.modules.get(name), "__version__", None) or _package_version(name))
     return found
-
-
-@dataclass(frozen=True)
-class Target:
-    """What an export is made for, besides the model and the format."""
-    imgsz: int
-    batch: int
-    device: str = "cpu"  # where the exporter runs: "cpu", or a CUDA index (a TensorRT engine, a TorchScript trace)
-    half: bool = False  # an fp16 TensorRT engine
-    device_name: str | None = None  # the GPU a TensorRT engine is built for (an engine runs on that model only)
 
 
 def export_key(weights_sha256: str, backend: Format, target: Target, found_versions: dict[str, str]) -> str:
@@ -272,12 +261,6 @@ def _stored(entry: Path, backend: Format, max_bytes: int) -> Artifact | None:
     recorded = meta.get("versions")
     return Artifact(_artifact_name(backend), files, meta["sha256"], None, True, str(entry),
                     {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {})
-
-
-def exporter_overrides(backend: Format, target: Target) -> dict[str, Any]:
-    """Ultralytics' exporter's arguments: a static shape, simplified, on the target's device."""
-    return {"format": backend.export_format, "imgsz": target.imgsz, "batch": target.batch, "device": target.device,
-            "quantize": 16 if target.half else None, "dynamic": False, "simplify": True, "verbose": False}
 
 
 def export_limit(model: torch.nn.Module) -> int:

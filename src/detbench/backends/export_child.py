@@ -56,16 +56,32 @@ if TYPE_CHECKING:
 
     import torch
 
-    from detbench.backends.export import Target
     from detbench.backends.formats import Format
     from detbench.models.loading import LoadedModel
 
 MODULE = "detbench.backends.export_child"
+STEM = "model"  # the exported files' stem: model.pt, model.onnx, model_openvino_model/, model.engine
 POLL_S = 0.2
 # no telemetry: ONNX Runtime's is off (see formats.QUIET_IMPORT_ENV); OpenVINO's converter, which the export runs,
 # reads the user's answer from ~/intel/openvino_telemetry, and the child's home holds "0" (declined) there
 EXPORT_ENV = dict(QUIET_IMPORT_ENV["onnxruntime"])
 OPENVINO_CONSENT = ("intel", "openvino_telemetry")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an export is made for, besides the model and the format."""
+    imgsz: int
+    batch: int
+    device: str = "cpu"  # where the exporter runs: "cpu", or a CUDA index (a TensorRT engine, a TorchScript trace)
+    half: bool = False  # an fp16 TensorRT engine
+    device_name: str | None = None  # the GPU a TensorRT engine is built for (an engine runs on that model only)
+
+
+def exporter_overrides(backend: Format, target: Target) -> dict[str, Any]:
+    """Ultralytics' exporter's arguments: a static shape, simplified, on the target's device."""
+    return {"format": backend.export_format, "imgsz": target.imgsz, "batch": target.batch, "device": target.device,
+            "quantize": 16 if target.half else None, "dynamic": False, "simplify": True, "verbose": False}
 
 
 @dataclass(frozen=True)
@@ -268,7 +284,6 @@ def _with_run_weights(model: torch.nn.Module, path: str, weights: str) -> torch.
 
 def load_for_export(request: dict[str, Any]) -> torch.nn.Module:
     """The model, loaded as the run loaded it, named `model.pt` with the task and class names the exporter reads."""
-    from detbench.backends.export import STEM
     from detbench.models.loading import load_model
 
     loaded = load_model(request["weights"], unsafe_load=request["unsafe_load"], plugins=request["plugins"],
@@ -287,8 +302,6 @@ def load_for_export(request: dict[str, Any]) -> torch.nn.Module:
 def export_here(model: torch.nn.Module, request: dict[str, Any], backend: Format) -> float:
     """Ultralytics' exporter on `model`, writing into the working folder; the seconds it took."""
     from ultralytics.engine.exporter import Exporter
-
-    from detbench.backends.export import Target, exporter_overrides
 
     overrides = exporter_overrides(backend, Target(**request["target"]))
     began = time.perf_counter()

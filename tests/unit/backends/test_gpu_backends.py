@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from detbench.backends import deploy as deploy_module
-from detbench.backends.export import Artifact, Target, export_key, exporter_overrides
+from detbench.backends.export import Artifact, Target, export_key
+from detbench.backends.export_child import exporter_overrides
 from detbench.backends.formats import FORMATS
 from detbench.backends.parity import check_parity
 from detbench.backends.runtimes import CudaPlace, _onnx_cuda, _tensorrt, engine_bytes
@@ -316,7 +317,7 @@ def test_a_name_that_names_another_backend_than_format_is_refused(cli, tmp_path)
 def test_gpu_check_skips_a_gpu_backend_whose_package_is_missing_and_says_which():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).resolve().parent.parent / "benchmarks"
+    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).resolve().parents[3] / "benchmarks"
                                                   / "gpu_check.py")
     gpu_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu_check)
