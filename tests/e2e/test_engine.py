@@ -19,7 +19,7 @@ from detbench.study import engine
 
 pytestmark = pytest.mark.slow  # it starts processes (stand-in workers, without torch: a few seconds in all)
 
-FAKE = Path(__file__).with_name("fake_study_worker.py")
+FAKE = Path(__file__).resolve().parents[1] / "fake_study_worker.py"
 
 
 def fake_python(folder: Path) -> str:

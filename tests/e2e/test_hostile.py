@@ -29,7 +29,7 @@ from detbench.models.loading import load_model
 from detbench.report.schema import load_report
 from detbench.workflows.bench import run_bench
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 QUICK = {"device": "cpu", "imgsz": 64, "warmup": 1, "iters": 2, "threads": 1, "benchmark_size": 10}
 CLI_QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "2", "--threads", "1",
              "--benchmark_size", "10"]

@@ -39,7 +39,7 @@ from torch import nn
 from detbench.errors import DetbenchError
 from detbench.models.loading import load_model, precheck_model
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "2", "--threads", "1",
          "--benchmark_size", "4"]
 MEMORY_LIMIT = 10 * 2**30  # address space of the CLI process: torch's import alone maps about 3.4 GB
