@@ -51,7 +51,8 @@ class Request:
 
 @dataclass
 class Inspection:
-    """What the child measured: the run uses these numbers instead of counting again."""
+    """What the child measured (`models.complexity.Counts` and the cost of the check): the run uses these numbers
+    instead of counting again."""
 
     params: int
     params_fused: int
@@ -229,21 +230,16 @@ def peak_rss_mb() -> float:
 
 def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
     """Params and GFLOPs (unfused, then fused) at the run's image size; the fused model and the numbers."""
-    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
-    from detbench.models.complexity import count_params, ultralytics_gflops
-    from detbench.models.loading import effective_imgsz, prepare_for_inference
+    # imported here, not at the top: loads torch and Ultralytics, which only this path needs
+    from detbench.models.complexity import fuse_and_count
 
     start = time.monotonic()
-    imgsz = effective_imgsz(requested_imgsz, loaded.stride)
-    params = count_params(loaded.model)
-    gflops_unfused = ultralytics_gflops(loaded.model, imgsz)
-    fused = prepare_for_inference(loaded.model)
+    fused, counts = fuse_and_count(loaded, requested_imgsz)
     data = loaded.train_args.get("data")
     return fused, Inspection(
-        params=params, params_fused=count_params(fused), gflops=ultralytics_gflops(fused, imgsz),
-        gflops_unfused=gflops_unfused, stride=loaded.stride, imgsz=imgsz, modules=sum(1 for _ in fused.modules()),
-        seconds=round(time.monotonic() - start, 3), peak_rss_MB=round(peak_rss_mb(), 1),
-        train_args={"data": data} if data is not None else {}, notes=list(loaded.notes))
+        **asdict(counts), modules=sum(1 for _ in fused.modules()), seconds=round(time.monotonic() - start, 3),
+        peak_rss_MB=round(peak_rss_mb(), 1), train_args={"data": data} if data is not None else {},
+        notes=list(loaded.notes))
 
 
 def inspect_here(request: Request) -> Inspection:

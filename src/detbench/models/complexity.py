@@ -10,10 +10,25 @@ FlopCounterMode (dispatcher-level, 2 x MAC) on a real imgsz input.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from detbench.errors import DetbenchError
+from detbench.models.loading import effective_imgsz, prepare_for_inference
+
+
+@dataclass
+class Counts:
+    """A model's size at the run's image size: params and GFLOPs before and after fusing."""
+
+    params: int
+    params_fused: int
+    gflops: float
+    gflops_unfused: float
+    stride: int
+    imgsz: int  # as run: the requested size rounded up to the stride
 
 
 def count_params(model: nn.Module) -> int:
@@ -32,3 +47,14 @@ def ultralytics_gflops(model: nn.Module, imgsz: int) -> float:
     return gflops
 
 
+
+
+def fuse_and_count(loaded: Any, requested_imgsz: int) -> tuple[nn.Module, Counts]:
+    """The fused model of a `LoadedModel`, and its counts (params and GFLOPs unfused, then fused) at the run's
+    image size."""
+    imgsz = effective_imgsz(requested_imgsz, loaded.stride)
+    params = count_params(loaded.model)
+    gflops_unfused = ultralytics_gflops(loaded.model, imgsz)
+    fused = prepare_for_inference(loaded.model)
+    return fused, Counts(params=params, params_fused=count_params(fused), gflops=ultralytics_gflops(fused, imgsz),
+                         gflops_unfused=gflops_unfused, stride=loaded.stride, imgsz=imgsz)
