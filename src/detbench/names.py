@@ -13,9 +13,10 @@ import unicodedata
 
 from detbench.errors import DetbenchError
 
-# stems of the files detbench writes next to the reports (compared case-insensitively)
+# stems of the files detbench writes next to the reports (compared case-insensitively): benchmark_list.txt.json is
+# the list's record, sweep.json a sweep's index; ablation_summary.json is what ablate wrote before study.json
 RESERVED_STEMS = frozenset({"ablation_summary", "benchmark_list", "benchmark_list.txt", "comparison", "study",
-                            "sweep_index"})  # benchmark_list.txt.json: the list's record
+                            "sweep"})
 MAX_NAME_BYTES = 200  # NAME_MAX is 255; the temporary file adds 14 characters and ".json" 5
 
 

@@ -2,12 +2,13 @@
 
 A `.pt` file is a pickle, and a plain `torch.load` runs whatever code it holds.
 detbench reads the file once (a regular file, bounded in size), checks its
-zip archive (`checkpoint_archive`), replays its pickle on abstract values
-(`pickle_scan`) and judges what it would build (`checkpoint_policy`): only
-allowed classes, restored and never called, only callables with the argument
-shapes torch writes, tensor views inside their storages. Only then does
-`torch.load(weights_only=True)` run, on exactly the bytes that were checked,
-and the model it returns is checked again as a structure (`model_checks`).
+zip archive (`detbench.checkpoint.archive`), replays its pickle on abstract
+values (`checkpoint.pickle_scan`) and judges what it would build
+(`checkpoint.policy`): only allowed classes, restored and never called, only
+callables with the argument shapes torch writes, tensor views inside their
+storages. Only then does `torch.load(weights_only=True)` run, on exactly the
+bytes that were checked, and the model it returns is checked again as a
+structure (`checkpoint.structure`).
 `--unsafe-load` is the only way to a full pickle load. Loading an untrusted
 model for the first time also runs in a bounded child process: see
 `detbench.checkpoint.model_check`.
