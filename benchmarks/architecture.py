@@ -7,7 +7,8 @@ Prints, for the package under ROOT:
   graph of every `import`/`from ... import` anywhere in a module);
 - the lookups of a report's top-level section names by string outside `report/` (`x["latency"]`, `x.get("memory")`),
   each with its place;
-- the imports inside functions, internal and external;
+- the imports inside functions, internal and external, and those without a comment giving the reason (on the
+  import's line, or on a comment line just above the function's run of imports);
 - the lines of the package, and the modules no test imports.
 """
 
@@ -70,6 +71,27 @@ def inside_function(tree: ast.AST) -> set[int]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             found.update(id(inner) for inner in ast.walk(node) if isinstance(inner, (ast.Import, ast.ImportFrom)))
     return found
+
+
+def unexplained(tree: ast.AST, lines: list[str]) -> Iterator[int]:
+    """Line numbers of imports inside functions with no reason: no comment on the line, nor on the comment lines
+    just above the run of imports it belongs to."""
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for inner in node.body:
+            for child in ast.walk(inner):
+                if not isinstance(child, (ast.Import, ast.ImportFrom)):
+                    continue
+                line = child.lineno
+                if "#" in lines[line - 1]:
+                    continue
+                above = line - 1
+                while above > 0 and (lines[above - 1].strip().startswith(("import ", "from "))
+                                     or not lines[above - 1].strip()):
+                    above -= 1
+                if not (above > 0 and lines[above - 1].strip().startswith("#")):
+                    yield line
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -142,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     graph: dict[str, set[str]] = {name: set() for name in known}
     in_function = {"internal": 0, "external": 0}
     lookups: list[str] = []
+    no_reason: list[str] = []
     lines = 0
     for name, path in known.items():
         source = path.read_text()
@@ -151,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             if target and target != name:
                 graph[name].add(target)
         local = inside_function(tree)
+        no_reason += [f"{path}:{line}" for line in sorted(set(unexplained(tree, source.splitlines())))]
         for node in ast.walk(tree):
             if id(node) in local:
                 if isinstance(node, ast.ImportFrom):
@@ -166,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     for component in found:
         print("  " + " <-> ".join(component))
     print(f"imports inside functions: {sum(in_function.values())} ({in_function['internal']} internal, "
-          f"{in_function['external']} external)")
+          f"{in_function['external']} external), {len(no_reason)} without a reason")
+    for line in no_reason:
+        print("  " + line)
     print(f"report section names looked up by string outside {package}/report: {len(lookups)}")
     for line in lookups:
         print("  " + line)

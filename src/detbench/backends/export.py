@@ -87,6 +87,7 @@ def _package_version(name: str) -> str:
 def versions(backend: Format) -> dict[str, str]:
     """The versions an export depends on; a module's own `__version__` first (TensorRT from `tensorrt-cu12` or a
     system package, or `onnxruntime-gpu`, has no distribution of the module's name)."""
+    # imported here: Ultralytics only once the process is set up for it (models.ultralytics_env)
     import ultralytics
 
     found = {"detbench": __version__, "torch": torch.__version__, "ultralytics": ultralytics.__version__}

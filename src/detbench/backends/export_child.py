@@ -156,6 +156,7 @@ def _request(source: ExportSource, reference: torch.nn.Module, backend: Format, 
              bounds: ExportBounds, threads: int, scratch: Path) -> dict[str, Any]:
     weights = None
     if source.kind != "checkpoint":
+        # imported here: this module's top stays torch-free (the child imports torch in _prepare, before its limits)
         import torch
 
         weights = str(scratch / "weights.pt")
@@ -181,6 +182,7 @@ def _child_env(scratch: Path, threads: int) -> dict[str, str]:
 
 def _rss(pid: int) -> int:
     """The process's resident bytes, as measure.memory reads this process's (psutil); 0 once it is gone."""
+    # imported here: psutil is needed only while a GPU export runs
     import psutil
 
     try:
@@ -238,6 +240,7 @@ def memory_error(what: str, memory_bytes: int) -> str:
 
 def _prepare(request: dict[str, Any]) -> Format:
     """Everything imported before the memory limit, which then covers only the export."""
+    # imported here, before the memory limit, which then covers only the export
     import torch
     import ultralytics.engine.exporter  # noqa: F401
 
@@ -256,6 +259,7 @@ def _bound(request: dict[str, Any]) -> None:
     if request["ready"] is None:
         limit_process(request["memory_bytes"], cpu_seconds)
         return
+    # imported here: this module's top stays torch-free (the child imports torch in _prepare, before its limits)
     import torch
 
     # CUDA reserves far more address space than it uses: the parent watches the resident memory instead, from
@@ -267,6 +271,7 @@ def _bound(request: dict[str, Any]) -> None:
 
 def _with_run_weights(model: torch.nn.Module, path: str, weights: str) -> torch.nn.Module:
     """`model` holding the run's weights (saved by the parent): fused first when the run's model is."""
+    # imported here: this module's top stays torch-free (the child imports torch in _prepare, before its limits)
     import torch
 
     from detbench.models.loading import prepare_for_inference
@@ -284,6 +289,7 @@ def _with_run_weights(model: torch.nn.Module, path: str, weights: str) -> torch.
 
 def load_for_export(request: dict[str, Any]) -> torch.nn.Module:
     """The model, loaded as the run loaded it, named `model.pt` with the task and class names the exporter reads."""
+    # imported here: loads torch and Ultralytics' model code, which the parent's side of this module does not need
     from detbench.models.loading import load_model
 
     loaded = load_model(request["weights"], unsafe_load=request["unsafe_load"], plugins=request["plugins"],
@@ -301,6 +307,7 @@ def load_for_export(request: dict[str, Any]) -> torch.nn.Module:
 
 def export_here(model: torch.nn.Module, request: dict[str, Any], backend: Format) -> float:
     """Ultralytics' exporter on `model`, writing into the working folder; the seconds it took."""
+    # imported here: Ultralytics' exporter, in the child only
     from ultralytics.engine.exporter import Exporter
 
     overrides = exporter_overrides(backend, Target(**request["target"]))
@@ -316,6 +323,7 @@ def _failure(request: dict[str, Any], exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or "alloc" in first_line(exc).lower():
         return memory_error(what, request["memory_bytes"])
     if isinstance(exc, ImportError):
+        # imported here: only to name the extra that installs a missing runtime
         from detbench.backends.formats import FORMATS
 
         return (f"{what}: Ultralytics' exporter needs {exc.name or exc}; pip install -e "

@@ -45,6 +45,7 @@ def raw_output(output: Any) -> torch.Tensor:
 
 def _matched(reference: torch.Tensor, candidate: torch.Tensor) -> int:
     """PyTorch's detections that the backend also has: same class, IoU >= MATCH_IOU, each used once."""
+    # imported here: Ultralytics only once the process is set up for it (models.ultralytics_env)
     from ultralytics.utils.metrics import box_iou
 
     if len(reference) == 0 or len(candidate) == 0:
@@ -81,6 +82,7 @@ def check_parity(reference: Callable[[torch.Tensor], Any], candidate: Callable[[
     """The `parity` section of a backend's report. `classes`: the detection head's class count (its output is
     then [batch, 4 + classes, anchors]); `precision`: the TOLERANCES to judge by."""
     tolerance = TOLERANCES[precision]
+    # imported here: Ultralytics only once the process is set up for it (models.ultralytics_env)
     from ultralytics.utils.nms import non_max_suppression
 
     box, score, other, scale, n_ref, n_cand, matched = 0.0, 0.0, 0.0, 0.0, 0, 0, 0
