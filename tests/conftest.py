@@ -101,8 +101,12 @@ SLOW_FIXTURES = {"cli", "trained_run", "trained_best", "real_reports", "real_rep
                  "measured"}
 
 
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """Tests that run the CLI, train, or build reports through the CLI are `slow` (marked in the module or here)."""
+    """Every test under tests/e2e is `slow`, and so is any test that runs the CLI, trains, or builds reports through
+    the CLI: the unit tier (`pytest -m "not slow"`, or `pytest tests/unit`) starts none of that."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if E2E in Path(item.path).parents or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

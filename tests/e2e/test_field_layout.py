@@ -115,7 +115,8 @@ def test_the_quick_start_runs_as_written_in_a_project_folder_with_a_clone(projec
     # the spec's test command, from the project folder: collection and one file of the suite
     collected = ok(run(script("test_benchmark.py", "--collect-only", "-p", "no:cacheprovider"), project))
     assert re.search(r"^\d+ tests collected in ", collected, re.M) and "errors" not in collected.splitlines()[-1]
-    ok(run(script("test_benchmark.py", str(REPO / "tests" / "unit" / "study" / "test_budget.py"), "-p", "no:cacheprovider"), project))
+    budget_tests = REPO / "tests" / "unit" / "study" / "test_budget.py"
+    ok(run(script("test_benchmark.py", str(budget_tests), "-p", "no:cacheprovider"), project))
 
     # the helper files, named in the README, go with one command; the results stay
     helpers = [bench / ".detbench-cache", bench / "benchmark_list.txt.lock", bench / ".detbench-study.lock"]

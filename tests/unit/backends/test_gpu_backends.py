@@ -52,8 +52,6 @@ def _artifact(name: str, data: bytes) -> Artifact:
     return Artifact(name, {name: data}, "0" * 64, None, True, None)
 
 
-# --- TensorRT ---------------------------------------------------------------------------------------------------
-
 class _DataType(Enum):
     FLOAT = 0
     HALF = 1
@@ -176,8 +174,6 @@ def test_an_engine_that_does_not_load_or_has_a_dynamic_shape_is_a_one_line_error
         _tensorrt(_fake_trt(dynamic, []), _artifact("model.engine", b"x"), _place([]))
 
 
-# --- ONNX Runtime, CUDA provider ---------------------------------------------------------------------------------
-
 class _FakeBinding:
     def __init__(self):
         self.inputs, self.outputs = [], []
@@ -265,8 +261,6 @@ def test_the_parity_bounds_follow_what_the_backend_computes_in():
     assert parity_precision(FORMATS["onnx"], fp32, True, torch.device("cpu")) == ("fp32", "fp32")
 
 
-# --- export: what is exported where, and the key ----------------------------------------------------------------
-
 def test_an_engine_is_built_on_its_gpu_in_fp16_and_keyed_by_that_gpu_while_onnx_exports_on_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
@@ -281,8 +275,6 @@ def test_an_engine_is_built_on_its_gpu_in_fp16_and_keyed_by_that_gpu_while_onnx_
     keys = {export_key("a" * 64, FORMATS["engine"], target, versions) for target in (engine, *others)}
     assert len(keys) == 3  # precision and GPU model each change the key
 
-
-# --- parity and inputs -------------------------------------------------------------------------------------------
 
 def test_reduced_precision_parity_accepts_fp16_rounding_that_fp32_parity_flags():
     torch.manual_seed(0)
@@ -305,13 +297,6 @@ def test_an_exported_model_is_given_fp32_inputs_even_when_the_run_is_half():
     measure(torch.nn.Identity(), inputs, 1, torch.device("cpu"), ExecutionMode(half=True), 1, 3,
             watch_host=False, forward=forward)
     assert dtypes and set(dtypes) == {torch.float32}
-
-
-def test_a_name_that_names_another_backend_than_format_is_refused(cli, tmp_path):
-    result = cli("bench", "--weights", "yolov8n.yaml", "--name", "v8n@onnx", "--device", "cpu", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip() == ("error: --name v8n@onnx: names the onnx backend but --format is pytorch; pass "
-                                     "--format onnx or another --name")
 
 
 def test_gpu_check_skips_a_gpu_backend_whose_package_is_missing_and_says_which():

@@ -122,22 +122,6 @@ def test_an_image_turned_by_its_exif_orientation_keeps_its_entry(tmp_path, image
     assert reused and notes == [] and second.decoded_sha256 == first.decoded_sha256
 
 
-@pytest.mark.slow
-def test_cli_rect_run_with_a_forged_entry_times_the_true_shapes_and_says_so(cli, tmp_path, yaml_checkpoint):
-    data = make_dataset(tmp_path / "data", n_train=0, n_val=6, seed=4)
-    quick = ["bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", str(IMGSZ), "--warmup", "1",
-             "--iters", "3", "--threads", "1", "--data", str(data), "--rect"]
-    first = cli(*quick, "--name", "a", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    forge_original_sizes(tmp_path / "results" / "bench" / setup_cache.CACHE_DIRNAME)
-    second = cli(*quick, "--name", "b", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    a, b = (json.loads((tmp_path / f"results/bench/{name}.json").read_text()) for name in "ab")
-    assert b["setup_cache"]["inputs_reused"] is False
-    assert b["inputs"]["shapes"] == a["inputs"]["shapes"] and b["inputs"] == a["inputs"]
-    assert "set-up cache entry" in second.stdout + second.stderr and "not used" in second.stdout + second.stderr
-
-
 def test_an_entry_giving_a_turned_image_its_header_size_is_not_used(tmp_path, images, monkeypatch):
     """The header of an image with EXIF orientation 6 gives its sides swapped from what decoding gives: an entry
     that claims the header's size agrees with the header, so only decoding can refute it (random checks off)."""

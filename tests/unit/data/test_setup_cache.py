@@ -74,20 +74,6 @@ def test_a_forged_rect_entry_with_a_matching_hash_but_other_shapes_is_not_used(t
     assert not reused and again.decoded_sha256 == first.decoded_sha256
 
 
-def test_second_cli_run_reuses_set_up_with_identical_results(cli, tmp_path, yaml_checkpoint, dataset):
-    quick = ["bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "64", "--warmup", "1",
-             "--iters", "3", "--threads", "1", "--data", str(dataset)]
-    reports = []
-    for name in ("a", "b"):
-        result = cli(*quick, "--name", name, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-        reports.append(json.loads((tmp_path / f"results/bench/{name}.json").read_text()))
-    first, second = reports
-    assert first["setup_cache"]["inputs_reused"] is False and second["setup_cache"]["inputs_reused"] is True
-    assert second["model_complexity"] == first["model_complexity"]
-    assert second["inputs"] == first["inputs"]
-
-
 def test_symlinked_cache_folder_is_never_used_or_written_through(tmp_path, paths, yaml_checkpoint):
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -51,17 +51,6 @@ def test_a_linked_cache_folder_is_still_not_used(tmp_path, dataset):
     assert list((other / "elsewhere").iterdir()) == []
 
 
-@pytest.mark.slow
-def test_bench_with_a_linked_default_list_writes_nothing_outside_out(cli, tmp_path, dataset, yaml_checkpoint):
-    other, out, _ = _linked_list(tmp_path, dataset)
-    before = _tree(other)
-    result = cli("bench", "--weights", str(yaml_checkpoint), "--imgsz", "64", "--iters", "5", "--warmup", "1",
-                 "--out", "OUT", "--use_benchmark_list", "--device", "cpu", "--threads", "1", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert _tree(other) == before
-    assert list((out / setup_cache.CACHE_DIRNAME).glob("inputs-*.npy"))
-
-
 def _quiet_demo(workspace: Path, **changes) -> DemoOptions:
     return DemoOptions(workspace=str(workspace), models=("baseline",), val_images=2, iters=2, warmup=1, max_time=5,
                        imgsz=64, threads=1, device="cpu", **changes)

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import process_table
 from sweep_files import write_spec
 
 from detbench.errors import DetbenchError
@@ -75,8 +74,6 @@ def _untouched(victim: Path) -> None:
     assert (victim / "imgsz64" / "study.json").read_text() == "precious"
     assert sorted(p.relative_to(victim).as_posix() for p in victim.rglob("*")) == ["imgsz64", "imgsz64/study.json"]
 
-
-# ---------------------------------------------------------------- 1. no link below OUT
 
 def test_out_tree_follows_no_link_below_out_but_out_itself_may_be_one(tmp_path):
     real = tmp_path / "real"
@@ -178,8 +175,6 @@ def test_a_ray_tasks_files_are_never_written_through_a_symlinked_studies_folder(
     _untouched(victim)
 
 
-# ---------------------------------------------------------------- 2. one sweep per OUT
-
 def _spec_file(folder: Path, dataset: Path, **kwargs) -> Path:
     folder.mkdir(exist_ok=True)
     return write_spec(folder, dataset, **kwargs)
@@ -213,8 +208,6 @@ def test_another_sweep_file_never_replaces_or_drops_the_studies_in_out(tmp_path,
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(edited), str(out)), echo=_quiet) == 0
     assert calls[3:] == [str(out / "studies" / "imgsz64")]
 
-
-# ---------------------------------------------------------------- 3. code-running settings
 
 PLUGIN = "from pathlib import Path\nPath({marker!r}).write_text('plugin code ran')\n"
 
@@ -271,8 +264,6 @@ def test_code_running_settings_are_shown_in_the_plan_and_at_the_start_and_reach_
         assert plugins == [str(plugin), "mymodule"] and "--unsafe_load" in argv
 
 
-# ---------------------------------------------------------------- 4. any sweep.json
-
 @pytest.mark.parametrize("index", [
     {"kind": "detbench sweep", "studies": ["imgsz64"]},
     {"kind": "detbench sweep", "studies": []},
@@ -314,8 +305,6 @@ def test_entries_of_the_wrong_shape_are_dropped_and_the_sweep_goes_on(tmp_path, 
     assert sorted(studies) == ["imgsz64", "imgsz96"] and {e["status"] for e in studies.values()} == {"ok"}
 
 
-# ---------------------------------------------------------------- 5. cell names
-
 @pytest.mark.parametrize(("axes", "local"), [({"device_kind": ["..", "cpu"]}, None), ({"device_kind": ["."]}, None),
                                              ({"device_kind": ["-x"]}, None), ({"format": [".."]}, ("cpu", False)),
                                              ({"format": ["..", "onnx"]}, None)])
@@ -334,8 +323,6 @@ def test_a_sweep_file_without_settings_is_planned(tmp_path):
     assert [s.name for s in plan.studies] == ["cpu"] and plan.studies[0].argv[-2:] == ["--runs", str(
         Path("results/runs").resolve())]
 
-
-# ---------------------------------------------------------------- 6. Ray's processes end with the sweep
 
 DRIVER = """
 import subprocess, tempfile, time
@@ -380,69 +367,3 @@ def test_the_reaper_ends_ray_processes_when_the_sweep_is_killed_and_nothing_else
         for pid in (first, second, unrelated):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _descendants(root: int) -> dict[int, str]:
-    """pid -> start time of every process below `root`."""
-    table = process_table()
-    found, frontier = {}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, started) in table.items():
-            if ppid == parent and pid not in found:
-                found[pid] = started
-                frontier.append(pid)
-    return found
-
-
-def _names(pids) -> list[str]:
-    names = []
-    for pid in pids:
-        try:
-            names.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()[:60])
-        except OSError:
-            pass
-    return names
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
-def test_a_sigkilled_ray_local_sweep_leaves_no_ray_process(tmp_path, dataset):
-    pytest.importorskip("ray")
-    spec = write_spec(tmp_path, dataset, axes={"imgsz": [64]}, settings={"iters": 2000})
-    sweep = subprocess.Popen([sys.executable, "-m", "detbench.cli", "sweep", str(spec), "--out", str(tmp_path / "o"),
-                              "--ray", "local", "--ray-cpus", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # until a study runs in a Ray worker, beside Ray's agents
-            names = _names(_descendants(sweep.pid))
-            if any("DashboardAgent" in n for n in names) and any(n.startswith("ray::study_task") for n in names):
-                time.sleep(3)  # and its ablate child started
-                break
-            assert sweep.poll() is None, "the sweep ended before its study ran"
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"no study ran within 240 s: {names}")
-        tree = _descendants(sweep.pid)
-    finally:
-        sweep.kill()
-        sweep.wait(timeout=30)
-    left = _gone_within(list(tree), 10.0)
-    assert left == [], f"still running 10 s after kill -9: {_names(left)}"
-
-
-def test_the_command_line_confirms_a_sweep_files_plugin_and_the_dry_run_shows_it(cli, tmp_path, dataset):
-    """Needs `detbench sweep --plugin/--unsafe-load` (cli.py): the wiring of the flags to SweepOptions."""
-    marker = tmp_path / "ran"
-    plugin = tmp_path / "evil.py"
-    plugin.write_text(PLUGIN.format(marker=str(marker)))
-    spec = write_spec(tmp_path, dataset, settings={"plugin": [str(plugin)], "unsafe_load": True})
-    refused = cli("sweep", str(spec), "--out", str(tmp_path / "out"), cwd=tmp_path)
-    assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "pass --plugin" in refused.stderr
-    shown = cli("sweep", str(spec), "--out", str(tmp_path / "out"), "--dry-run", "--plugin", str(plugin),
-                "--unsafe-load", cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    assert f"warning: --plugin {plugin}: every study imports it" in shown.stdout
-    assert "warning: --unsafe-load: every study loads its checkpoints with a full pickle load" in shown.stdout
-    assert not marker.exists() and not (tmp_path / "out").exists()
