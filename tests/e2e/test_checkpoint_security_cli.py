@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from hostile_checkpoints import (
     checkpoint_archive,
     from_type_payload,
@@ -30,7 +31,6 @@ from hostile_checkpoints import (
 from detbench.errors import DetbenchError
 from detbench.models.loading import load_model, precheck_model
 
-REPO = Path(__file__).resolve().parents[3]
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "2", "--threads", "1",
          "--benchmark_size", "4"]
 MEMORY_LIMIT = 10 * 2**30  # address space of the CLI process: torch's import alone maps about 3.4 GB

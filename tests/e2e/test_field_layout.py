@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from detbench.data.artifacts import train_tiny
 
-pytestmark = pytest.mark.slow  # trains a model, runs the scripts and a study
-
-REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "10", "--benchmark_size", "10",
          "--threads", "1"]
 STUDY = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "20", "--benchmark_size", "10",

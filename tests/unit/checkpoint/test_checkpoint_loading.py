@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from hostile_checkpoints import save_with
 from torch import nn
 
 from detbench.checkpoint.pickle_scan import scan_pickle
 from detbench.errors import DetbenchError
 from detbench.models.loading import load_model
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 class MakeMarker:
