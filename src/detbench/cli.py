@@ -11,9 +11,11 @@ from typing import NoReturn
 
 from detbench.comparison import TABLE_FORMATS
 from detbench.errors import DetbenchError
-from detbench.flags import CODE_RUNNING, add_bench_arguments, bench_config_from_args
+from detbench.flags import CODE_RUNNING, DeprecatedFlag, add_bench_arguments, bench_config_from_args
 from detbench.models.ultralytics_env import configure_process
 from detbench.proc import die_with_parent, keep_to_cpus, refuse_namespace_package
+from detbench.study import options as ablation  # its flags (torch-free, as is every parser here)
+from detbench.study.options import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, StudyConfig
 from detbench.text import terminal
 
 
@@ -24,9 +26,12 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None,
                         help="write the comparison as CSV to this file, the same table as Markdown (.md) and LaTeX "
                              "(.tex) beside it, and the plots in plots/ of its folder (or --plots DIR)")
-    parser.add_argument("--format", dest="formats", action="append", default=[], choices=list(TABLE_FORMATS),
+    parser.add_argument("--table-format", "--table_format", dest="formats", action="append", default=[],
+                        choices=list(TABLE_FORMATS),
                         help="without --output: also write csv/md/latex (repeatable) as comparison.* next to the "
                              "reports (the folder given, or the common folder of the files given)")
+    parser.add_argument("--format", dest="formats", action=DeprecatedFlag, new="--table-format", append=True,
+                        choices=list(TABLE_FORMATS))
     parser.add_argument("--plots", default=None,
                         help="folder for PNG plots (latency vs GFLOPs/mAP, latency bars); with --output, plots/ in "
                              "its folder by default")
@@ -38,11 +43,12 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also print a model x backend matrix: each model's median latency in each backend and "
                              "its verdict against the baseline in the same backend (with --plots, a bar chart)")
     parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=None,
-                        help="smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
-                             "equivalent the CI inside it (default: the study's own, 0.02 = 2 %% by default)")
+                        help=f"smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
+                             f"equivalent the CI inside it (default: the study's own, {DEFAULT_MIN_EFFECT:g} = "
+                             f"{100 * DEFAULT_MIN_EFFECT:g} %% by default)")
     parser.add_argument("--alpha", type=float, default=None,
-                        help="chance of any false verdict in a study: Holm over the models, split over the "
-                             "study's looks (default: the study's own, 0.05 by default)")
+                        help=f"chance of any false verdict in a study: Holm over the models, split over the "
+                             f"study's looks (default: the study's own, {DEFAULT_ALPHA:g} by default)")
 
 
 def compare_outputs(output: str | None, formats: list[str], plots: str | None) -> tuple[list[str], str | None]:
@@ -117,8 +123,7 @@ def build_parser() -> Parser:
     compare = sub.add_parser("compare", help="compare benchmark reports",
                              description="Compare benchmark reports against a baseline; verdicts for studies.")
     add_compare_arguments(compare)
-    from detbench.study import options as ablation  # their flags (torch-free, as is every parser here)
-    from detbench.workflows import demo
+    from detbench.workflows import demo  # its flags (torch-free, as is every parser here)
 
     ablate = sub.add_parser("ablate", help="benchmark every model of a study, each in a fresh process",
                             description="Benchmark every results/runs/*/seed*/weights/best.pt (or --models) on one "
@@ -178,9 +183,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
-    from detbench.study.ablation import options_from_args, run_ablation
+    from detbench.study.ablation import run_ablation
 
-    return run_ablation(options_from_args(args))
+    return run_ablation(StudyConfig.from_args(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -49,15 +49,31 @@ def validate_stopping(min_time: float, target_ci: float | None, max_time: float 
 
 
 def setting(default: Any = None, help: str = "", *, flag: str | None = None, per_model: bool = False,
-            compared: bool = True, in_study: bool = True, default_factory: Any = None) -> Any:
-    """A BenchConfig field with what its flag needs: the help text, the flag's name if not the field's, and
-    how a study treats it (`per_model`: set by the study for each model, not passed through; `compared`: a
-    finished study is re-run when its value changes; `in_study`: False for the timed loop's own stopping
-    rule, which a study replaces by its turns)."""
-    metadata = {"help": help, "flag": flag, "per_model": per_model, "compared": compared, "in_study": in_study}
+            compared: bool = True, in_study: bool = True, default_factory: Any = None, **more: Any) -> Any:
+    """A config field with what its flag needs: the help text, the flag's name if not the field's, and how a
+    study treats it (`per_model`: set by the study for each model, not passed through; `compared`: a finished
+    study is re-run when its value changes; `in_study`: False for the timed loop's own stopping rule, which a
+    study replaces by its turns). `more`: `check` ((is it valid, what it must be)), `deprecated` (old spellings),
+    `metavar`, `csv` (a list given as one comma-separated value)."""
+    metadata = {"help": help, "flag": flag, "per_model": per_model, "compared": compared, "in_study": in_study,
+                **more}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def check_settings(config: Any) -> None:
+    """Raise DetbenchError naming the flag for a value its field's `check` refuses."""
+    for item in fields(config):
+        value = getattr(config, item.name)
+        ok, what = item.metadata.get("check") or (None, "")
+        try:
+            good = ok is None or not isinstance(value, bool) and ok(value)
+        except TypeError:  # e.g. a text where a number belongs
+            good = False
+        if not good:
+            raise DetbenchError(f"--{(item.metadata['flag'] or item.name).replace('_', '-')} must be {what}, "
+                                f"got {value}")
 
 
 @dataclass
@@ -70,14 +86,14 @@ class BenchConfig:
 
     weights: str = setting(help="Ultralytics .pt checkpoint, model .yaml, zoo name or shipped YAML name "
                                 "(e.g. yolov8n.yaml)", per_model=True)
-    imgsz: int = setting(640, "square input size (default 640)")
+    imgsz: int = setting(640, "square input size (default %(default)s)")
     rect: bool = setting(False, "letterbox each image to its minimal rectangle within imgsz (a multiple of the "
                                 "stride, e.g. 640x480 for a 4:3 photo), as Ultralytics' predictor does; a batch of "
                                 "mixed shapes stays square, as there (default: the square imgsz x imgsz)")
     device: str | None = setting(None, "0, 1, cuda:N or cpu (default: GPU 0 if present, else cpu)",
                                  compared=False)  # compared as resolved (cuda:0), not as typed
-    warmup: int = setting(50, "warm-up iterations (default 50)")
-    iters: int = setting(300, "timed iterations (default 300)")
+    warmup: int = setting(50, "warm-up iterations (default %(default)s)")
+    iters: int = setting(300, "timed iterations (default %(default)s)")
     batch: int = setting(1, "batch size (default 1)")
     # the list's hash covers data, seed and size
     data: str | None = setting(None, "dataset YAML (default: the checkpoint's train_args['data'])", compared=False)

@@ -13,12 +13,13 @@ from conftest import run_cli
 from detbench.config import BenchConfig
 from detbench.data.artifacts import save_untrained
 from detbench.errors import DetbenchError
+from detbench.report.merge import merge_workers
 from detbench.report.model import Report
 from detbench.report.schema import load_report
 from detbench.stats import summary as stats
-from detbench.study.ablation import AblationOptions, design_of, study_key, validate_options
-from detbench.study.merge import merge_workers
+from detbench.study.ablation import study_key
 from detbench.study.models import ModelRun, discover_runs, resolve_models
+from detbench.study.options import StudyConfig
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
@@ -151,9 +152,9 @@ def test_the_bias_probe_is_recorded_in_the_study_file_and_kept_out_of_the_report
 
 
 def test_the_bias_probe_changes_the_study_key_only_when_on():
-    assert design_of(AblationOptions(), "b") == design_of(AblationOptions(bias_probe=0), "b")
-    assert "bias_probe" not in design_of(AblationOptions(), "b")
-    assert design_of(AblationOptions(bias_probe=3), "b")["bias_probe"] == 3
+    assert StudyConfig().design("b") == StudyConfig(bias_probe=0).design("b")
+    assert "bias_probe" not in StudyConfig().design("b")
+    assert StudyConfig(bias_probe=3).design("b")["bias_probe"] == 3
 
 
 def test_compare_rebuilds_the_studys_verdicts_from_the_reports(study, cli):
@@ -216,7 +217,7 @@ def test_the_study_key_changes_with_anything_that_changes_the_numbers(tmp_path):
 @pytest.mark.parametrize("value", [-1, 1, 1001])
 def test_an_impossible_bias_probe_is_refused_naming_the_flag(value):
     with pytest.raises(DetbenchError, match=r"--bias-probe must be 0 \(off\) or between 2 and 1000 forwards"):
-        validate_options(AblationOptions(bias_probe=value))
+        StudyConfig(bias_probe=value).validate()
 
 
 def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, yaml_checkpoint, dataset):
@@ -266,7 +267,7 @@ def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, 
 
     lines: list[str] = []
     values = {**bench_defaults(), "threads": 1, "format": "onnx"}
-    forced = ablation._Study(AblationOptions(force=True), lines.append, values, BenchConfig(weights="x", threads=1),
+    forced = ablation._Study(StudyConfig(force=True), lines.append, values, BenchConfig(weights="x", threads=1),
                              "cpu", bench, bench / "benchmark_list.txt", [ModelRun("ghost", "ghost")], "ghost",
                              sys.executable)
     ablation.refuse_replacing_reports(forced)
@@ -279,7 +280,7 @@ def test_quiet_turns_the_progress_lines_off(tmp_path, quiet, every):
     from detbench.study.options import bench_defaults
 
     values = {**bench_defaults(), "threads": 1}
-    study = ablation._Study(AblationOptions(quiet=quiet), print, values, BenchConfig(weights="x", threads=1), "cpu",
+    study = ablation._Study(StudyConfig(quiet=quiet), print, values, BenchConfig(weights="x", threads=1), "cpu",
                             tmp_path, tmp_path / "benchmark_list.txt", [ModelRun("baseline", "baseline")], "baseline",
                             sys.executable)
     assert ablation._plan(study, "0" * 64).progress_every == every

@@ -16,7 +16,7 @@ from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_data
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
-TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "20", "--max-time", "20", "--val-images", "24", "--threads",
+TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "20", "--study-time", "20", "--val-images", "24", "--threads",
         "1", "--device", "cpu"]
 
 

@@ -33,33 +33,13 @@ from detbench.limits import MAX_SHOWN_TEXT_CHARS
 from detbench.names import is_reserved_stem
 from detbench.report.model import Report
 from detbench.report.schema import parse_report, validate_report
+from detbench.report.setting import SettingKey, short_hash
 from detbench.stats import paired
 
 DEFAULT_BASELINE = "baseline"
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_EFFECT = 0.02
 OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
-
-
-def _bounded(value: Any) -> Any:
-    """A setting's text as compared and shown (`text.bounded`: a long one cut, with a hash); numbers and None kept."""
-    return value if value is None or isinstance(value, (int, float)) else text.bounded(value)
-
-
-# (label, how to read it from a report); text is bounded (`text.bounded`), hashes are shortened when shown
-COMPARABILITY: tuple[tuple[str, Callable[[Report], Any]], ...] = (
-    ("imgsz", lambda r: r.metadata.imgsz),
-    ("batch", lambda r: r.metadata.batch),
-    ("device", lambda r: _bounded(r.metadata.device)),
-    ("precision", lambda r: _bounded(r.settings.precision)),
-    ("threads", lambda r: r.settings.threads),
-    ("hardware", lambda r: _bounded(_hardware(r))),
-    ("input list", lambda r: _bounded(r.inputs.list_sha256)),
-    ("decoded inputs", lambda r: _bounded(r.inputs.decoded_sha256)),
-    ("modes", lambda r: _modes(r)),
-    ("software", lambda r: _bounded(_software(r))),
-    ("backend", lambda r: _bounded(backend_of(r))),
-)
 
 
 @dataclass
@@ -109,7 +89,7 @@ class Group:
     """Reports measured under one setting."""
 
     index: int
-    key: tuple[Any, ...]
+    key: SettingKey  # its grouped fields
     rows: list[Row]
     baseline: Row | None = None
     why: str = ""  # how this group differs from the first one
@@ -120,7 +100,7 @@ class Group:
 
     @property
     def device(self) -> str:
-        return str(self.key[2])
+        return str(self.key.device)
 
     @property
     def on_gpu(self) -> bool:
@@ -140,8 +120,8 @@ class Group:
         return any(row.metrics.get("end_to_end_median_ms") is not None for row in self.rows)
 
     def values(self) -> dict[str, Any]:
-        """The group's comparability key by label."""
-        return dict(zip([label for label, _ in COMPARABILITY], self.key, strict=True))
+        """The group's setting by label."""
+        return self.key.labelled()
 
     def setting(self) -> str:
         values = self.values()
@@ -154,7 +134,7 @@ class Group:
         if values["hardware"]:
             parts.append(str(values["hardware"]))
         if n_images:
-            parts.append(f"{n_images} images (inputs {_short(values['decoded inputs'])})")
+            parts.append(f"{n_images} images (inputs {short_hash(values['decoded inputs'])})")
         parts += [values["modes"], values["software"]]
         if values["backend"] != "pytorch":
             parts.append(f"backend {values['backend']}")
@@ -274,20 +254,6 @@ def _distinct_suffixes(paths: Sequence[Path]) -> list[str]:
 
 
 # ---------------------------------------------------------------- analysis
-
-def comparability_key(report: Report) -> tuple[Any, ...]:
-    return tuple(read(report) for _, read in COMPARABILITY)
-
-
-def describe_difference(key: tuple[Any, ...], reference: tuple[Any, ...]) -> str:
-    parts = []
-    for (label, _), mine, theirs in zip(COMPARABILITY, key, reference, strict=True):
-        if mine != theirs:
-            if label in ("input list", "decoded inputs"):
-                mine, theirs = _short(mine), _short(theirs)
-            parts.append(f"{label} {mine} vs {theirs}")
-    return ", ".join(parts)
-
 
 def base_metrics(entry: Entry, on_gpu: bool) -> dict[str, float | None]:
     report = entry.report
@@ -425,74 +391,22 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
         shown = text.terminal(", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else ""))
         raise DetbenchError(f"no report of a model named {baseline_name!r} (models: {shown}); {hint}")
 
-    by_key: dict[tuple[Any, ...], list[Entry]] = {}
+    by_key: dict[SettingKey, list[Entry]] = {}
     for entry in entries:
-        by_key.setdefault(comparability_key(entry.report), []).append(entry)
+        by_key.setdefault(SettingKey.of_report(entry.report).grouped(), []).append(entry)
     order = {key: index for index, key in enumerate(by_key)}  # a dict keeps insertion order: first seen first
     keys = sorted(by_key, key=lambda k: (not any(e.model_name == baseline_name for e in by_key[k]), order[k]))
     groups = []
     for index, key in enumerate(keys, start=1):
-        on_gpu = str(key[2]).startswith("cuda")
+        on_gpu = str(key.device).startswith("cuda")
         rows = [Row(entry=e, metrics=base_metrics(e, on_gpu)) for e in by_key[key]]
         rows.sort(key=lambda row: (row.metrics["latency_mean_ms"] is None, row.metrics["latency_mean_ms"] or 0.0))
         group = Group(index=index, key=key, rows=rows)
         if index > 1:
-            group.why = describe_difference(key, keys[0])
+            group.why = key.difference(keys[0])
         analyse_group(group, baseline_name, alpha, min_effect)
         groups.append(group)
     return Comparison(groups=groups, baseline_name=baseline_name)
-
-
-def backend_of(report: Report) -> str:
-    """What ran the model: "pytorch" (eager), or the --format's runtime and version; for the reports of a study
-    that compared backends (`--models NAME@FORMAT`), one value for that study, so that its reports stay in one
-    table and no other report joins them."""
-    formats = (report.study or {}).get("formats")
-    if isinstance(formats, list) and len(formats) > 1:
-        return f"several ({', '.join(map(str, formats))}), compared in interleaved study {report.study.get('id')}"
-    backend = report.settings.backend if isinstance(report.settings.backend, dict) else {}
-    if not backend.get("format"):
-        return "pytorch"
-    return f"{backend['format']} ({backend.get('runtime')} {backend.get('version')})"
-
-
-def _modes(report: Report) -> str:
-    """The execution settings beyond precision that change latency, each as the run had it. A report that
-    predates a setting ran with detbench's default then (no channels-last, no graph, cuDNN autotuning on,
-    torch's TF32 defaults: convolutions yes, matmuls no)."""
-    settings, on_cuda = report.settings, str(report.metadata.device or "").startswith("cuda")
-    parts = ["channels-last" if settings.channels_last else "contiguous"]
-    if (report.config or {}).get("rect"):
-        parts.insert(0, "rect inputs (--rect)")
-    if on_cuda:
-        parts.append("CUDA graph" if settings.cuda_graph else "eager")
-        parts.append("cudnn.benchmark " + ("off" if settings.cudnn_benchmark is False else "on"))
-        conv = settings.tf32_conv if settings.tf32_conv is not None else True
-        matmul = settings.tf32_matmul if settings.tf32_matmul is not None else False
-        parts.append(f"TF32 conv {'on' if conv else 'off'}, matmul {'on' if matmul else 'off'}")
-    return ", ".join(parts)
-
-
-def _software(report: Report) -> str:
-    """torch, and on CUDA the CUDA runtime, cuDNN and the driver: their kernels decide the latency."""
-    env, on_cuda = report.environment or {}, str(report.metadata.device or "").startswith("cuda")
-    parts = [f"torch {env.get('torch') or '?'}"]
-    if on_cuda:
-        driver = (report.gpu or {}).get("driver") if isinstance(report.gpu, dict) else None
-        parts += [f"CUDA {env.get('torch_cuda') or '?'}", f"cuDNN {env.get('cudnn_version') or '?'}",
-                  f"driver {driver or '?'}"]
-    return ", ".join(parts)
-
-
-def _hardware(report: Report) -> str | None:
-    env = report.environment or {}
-    if str(report.metadata.device or "").startswith("cuda"):
-        return env.get("gpu_name")
-    return env.get("cpu")
-
-
-def _short(digest: Any) -> str:
-    return str(digest)[:12] if digest else "unknown"
 
 
 def _num(value: Any) -> float | None:

@@ -20,8 +20,9 @@ from typing import Any
 
 from detbench import text
 from detbench.backends.formats import PYTORCH, split_format
-from detbench.comparison.analysis import COMPARABILITY, DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
+from detbench.comparison.analysis import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
 from detbench.limits import MAX_PIVOT_BACKENDS, MAX_PIVOT_MODELS
+from detbench.report.setting import SettingKey
 from detbench.stats import paired
 
 
@@ -96,18 +97,13 @@ def _study_verdicts(cells: dict[tuple[str, str], Cell], baseline: str, alpha: fl
                 cells[(model, backend)].verdict = result
 
 
-def setting_key(entry: Entry) -> tuple[Any, ...]:
-    """What must match for two reports to share a matrix: the comparison's key, the backend aside."""
-    return tuple(read(entry.report) for label, read in COMPARABILITY if label != "backend")
-
-
 def build_pivots(entries: Sequence[Entry], baseline: str | None, alpha: float | None = None,
                  min_effect: float | None = None) -> list[Pivot]:
     """One matrix per setting (image size, batch, device, threads, inputs, ...): reports measured under another
     setting are never put in one matrix, exactly as `compare` never puts them in one table."""
-    by_setting: dict[tuple[Any, ...], list[Entry]] = {}
-    for entry in entries:
-        by_setting.setdefault(setting_key(entry), []).append(entry)
+    by_setting: dict[SettingKey, list[Entry]] = {}
+    for entry in entries:  # the comparison's groups, the backend aside
+        by_setting.setdefault(SettingKey.of_report(entry.report).grouped().without("backend"), []).append(entry)
     return [build_pivot(group, baseline, alpha, min_effect) for group in by_setting.values()]
 
 

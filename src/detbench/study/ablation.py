@@ -19,7 +19,6 @@ Steps:
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -39,31 +38,18 @@ from detbench.files.atomic import write_text_atomic
 from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_json_bounded
 from detbench.files.space import MIN_FREE_BYTES, check_writable
-from detbench.flags import bench_fields, default_of
-from detbench.limits import (
-    MAX_BIAS_PROBE,
-    MAX_RECORD_CONTAINERS,
-    MAX_REPORT_BYTES,
-    MAX_STUDY_GENERATIONS,
-    MAX_WORKERS_PER_MODEL,
-)
+from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES, MAX_STUDY_GENERATIONS
 from detbench.measure.devices import resolve_device
 from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
+from detbench.report.merge import merge_workers
 from detbench.report.model import Report
 from detbench.report.schema import MAX_JSON_VALUES, load_report, write_report
+from detbench.report.setting import SettingKey
 from detbench.study import engine
 from detbench.study.lock import study_lock
-from detbench.study.merge import merge_workers
 from detbench.study.models import ModelRun, discover_runs, resolve_models
-from detbench.study.options import (  # noqa: F401 (the flags and options live there; imported from here too)
-    DEFAULT_MAX_TIME_S,
-    DEFAULT_MODEL_TIMEOUT_S,
-    AblationOptions,
-    add_arguments,
-    bench_defaults,
-    options_from_args,
-)
+from detbench.study.options import StudyConfig
 from detbench.text import Echo, terminal_echo
 from detbench.workflows.existing import (
     is_separate_run,
@@ -78,31 +64,7 @@ STUDY_KIND = "detbench study"
 WORK_DIR = ".study"
 
 
-# ---------------------------------------------------------------- flags
-
-def study_config(values: dict[str, Any], out: str) -> BenchConfig:
-    """The pass-through settings checked once, here, as bench would (DetbenchError naming the flag)."""
-    return BenchConfig(**{**bench_defaults(), **values, "weights": "ablate", "out": out})
-
-
-def validate_options(opts: AblationOptions) -> None:
-    checks = [
-        ("--workers-per-model", opts.workers_per_model, 1 <= opts.workers_per_model <= MAX_WORKERS_PER_MODEL,
-         f"between 1 and {MAX_WORKERS_PER_MODEL}"),
-        ("--max-time", opts.max_time, 0 < opts.max_time <= 7 * 86_400, "a positive number of seconds (at most a week)"),
-        ("--min-effect", opts.min_effect, 0 < opts.min_effect < 1, "a fraction between 0 and 1 (e.g. 0.02 for 2 %)"),
-        ("--alpha", opts.alpha, 0 < opts.alpha < 1, "between 0 and 1 (e.g. 0.05)"),
-        ("--model-timeout", opts.model_timeout, 0 < opts.model_timeout <= 7 * 86_400,
-         "a positive number of seconds (at most a week)"),
-        ("--turn-warmup", opts.turn_warmup, opts.turn_warmup is None or 0 <= opts.turn_warmup <= 100,
-         "between 0 and 100"),
-        ("--bias-probe", opts.bias_probe, opts.bias_probe == 0 or 2 <= opts.bias_probe <= MAX_BIAS_PROBE,
-         f"0 (off) or between 2 and {MAX_BIAS_PROBE} forwards (the first of a probe is not the steady loop)"),
-    ]
-    for flag, value, ok, what in checks:
-        if not ok:
-            raise DetbenchError(f"{flag} must be {what}, got {value}")
-
+# ---------------------------------------------------------------- checks
 
 def check_formats(runs: Sequence[ModelRun], values: dict[str, Any], device: str) -> None:
     """Every backend the study will use must run here (device, modes, its runtime installed): checked once, before
@@ -177,13 +139,8 @@ def weights_identity(run: ModelRun) -> str:
 def study_key(runs: Sequence[ModelRun], cfg: BenchConfig, device: str, list_sha256: str,
               design: dict[str, Any]) -> str:
     """What makes two studies the same: models and weights, compared settings, device, list and design."""
-    # settings at their default are left out, so that a setting added later does not make every finished
-    # study look changed
-    compared = {item.name: getattr(cfg, item.name) for item in bench_fields(pass_through=True)
-                if item.metadata["compared"] and getattr(cfg, item.name) != default_of(item)}
-    content = {"models": [[run.name, weights_identity(run)] for run in runs], "config": compared, "device": device,
-               "list_sha256": list_sha256, "design": design}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    models = [[run.name, weights_identity(run)] for run in runs]
+    return SettingKey.of_config(cfg, device, list_sha256).digest(models=models, design=design)
 
 
 def stale_reason(out: Path, key: str, runs: Sequence[ModelRun]) -> str | None:
@@ -213,7 +170,7 @@ def stale_reason(out: Path, key: str, runs: Sequence[ModelRun]) -> str | None:
 
 @dataclass
 class _Study:
-    opts: AblationOptions
+    opts: StudyConfig
     echo: Echo
     values: dict[str, Any]
     config: BenchConfig  # the pass-through settings, checked (threads resolved)
@@ -235,12 +192,10 @@ def check_targets(out: Path, runs: Sequence[ModelRun]) -> None:
     folder_below(out, WORK_DIR, create=False)  # a symlink there is refused: detbench writes only inside OUT
 
 
-def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.executable) -> int:
+def run_ablation(opts: StudyConfig, echo: Echo = print, python: str = sys.executable) -> int:
     """Run the study; 0 if every model is ok (or the study is up to date), 1 if any failed, 130 if interrupted."""
     echo = terminal_echo(echo)
-    validate_options(opts)
-    values = {**bench_defaults(), **opts.bench}
-    config = study_config(values, opts.out)
+    values, config = opts.bench_values(), opts.validate()
     device = str(resolve_device(values.get("device")))
     out = Path(opts.out)
     runs = resolve_models(opts.models, opts.runs) if opts.models else discover_runs(opts.runs)
@@ -250,7 +205,7 @@ def run_ablation(opts: AblationOptions, echo: Echo = print, python: str = sys.ex
     check_writable(out, MIN_FREE_BYTES + 4 * 2**20 * len(runs) * opts.workers_per_model * generations)
     check_targets(out, runs)
     list_path = Path(opts.list_path) if opts.list_path else out / LIST_FILENAME
-    mode = (f"until decided (at most {opts.max_time:g} s of turns)" if opts.until_decided
+    mode = (f"until decided (at most {opts.study_time:g} s of turns)" if opts.until_decided
             else f"{engine.rounds_for(values['iters'], opts.workers_per_model)} rounds")
     echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}) against {baseline}, "
          f"{opts.workers_per_model} worker(s) each, {mode}; device {device}, imgsz {values['imgsz']}, batch "
@@ -270,7 +225,7 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         models=models, baseline=study.baseline, work_dir=study.out / WORK_DIR,
         workers_per_model=opts.workers_per_model, turn_warmup=turn_warmup, seed=opts.order_seed,
         until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
-        max_time=opts.max_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
+        max_time=opts.study_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
         python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads),
         fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe,
         progress_every=None if opts.quiet else engine.PROGRESS_EVERY_S)
@@ -304,14 +259,6 @@ def refuse_replacing_reports(study: _Study) -> None:
         raise DetbenchError(problem)
 
 
-def design_of(opts: AblationOptions, baseline: str) -> dict[str, Any]:
-    return {"baseline": baseline, "workers_per_model": opts.workers_per_model, "fresh_workers": opts.fresh_workers,
-            "until_decided": opts.until_decided,
-            "max_time": opts.max_time, "min_effect": opts.min_effect, "alpha": opts.alpha,
-            "turn_warmup": opts.turn_warmup, "order_seed": opts.order_seed,
-            **({"bias_probe": opts.bias_probe} if opts.bias_probe else {})}  # off: the key studies had before it
-
-
 def _study(study: _Study) -> int:
     """Under the folder's lock: the list, the resume decision, the engine, the reports and the study file."""
     out, echo = study.out, study.echo
@@ -319,7 +266,7 @@ def _study(study: _Study) -> int:
     clock = time.monotonic()
     refuse_replacing_reports(study)
     listed = prepare_list(study.runs, study.list_path, study.values, study.opts.reuse_list, echo)
-    key = study_key(study.runs, study.config, study.device, listed.blist.sha256, design_of(study.opts, study.baseline))
+    key = study_key(study.runs, study.config, study.device, listed.blist.sha256, study.opts.design(study.baseline))
     reason = "--force" if study.opts.force else stale_reason(out, key, study.runs)
     if reason is None:
         echo(f"· the study in {out} is up to date ({out / STUDY_NAME}); --force runs it again")

@@ -1,30 +1,31 @@
 """A sweep's plan: one study per cell of the axes, its `ablate` flags, where it may run, and its content key.
 
-A cell's study is `detbench ablate` over every model at the cell's settings. Its content key is the models
-(names, weights SHA-256 and backends), every flag the study runs with (its folders aside), the device kind
-and the benchmark list's hash: a resumed sweep skips a study whose key it has already finished. A cell that
-cannot run (fp16 on a CPU, a backend on a device it does not run on, a flag value ablate refuses) is planned as
-invalid, with ablate's own one-line reason, and the others still run.
+A cell's study is `detbench ablate` over every model at the cell's settings: a `StudyConfig`, the sweep file's
+settings checked against its fields and BenchConfig's. Its content key is the SettingKey's digest of the models
+(names, weights SHA-256 and backends), the compared settings, the study's design, the device kind, the benchmark
+list's hash and the code: a resumed sweep skips a study whose key it has already finished. A cell that cannot run
+(fp16 on a CPU, a backend on a device it does not run on, a value ablate refuses) is planned as invalid, with
+ablate's own one-line reason, and the others still run.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
-import io
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from detbench.backends.formats import split_format
+from detbench.backends.formats import check_format, split_format
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_regular_file
+from detbench.flags import bench_fields, flag_name, typed
 from detbench.limits import MAX_SMALL_FILE_BYTES
 from detbench.names import name_problem
+from detbench.report.setting import SettingKey
 from detbench.study.models import ModelRun
+from detbench.study.options import StudyConfig
 from detbench.sweep.spec import AXES, SweepSpec
 
 CPU_KIND = "cpu"
@@ -37,13 +38,16 @@ MAX_NAME_ROUNDS = 4  # rounds of hashing colliding study names (one is enough un
 class PlannedStudy:
     cell: dict[str, Any]  # axis -> value
     name: str  # its folder under OUT/studies
-    argv: list[str]  # `ablate` flags, without --out, --list and --device (the executor adds them)
+    config: StudyConfig  # without its folders and device (the executor sets them)
     device_kind: str  # "cpu", a GPU name (local), or a Ray accelerator type
     gpu: bool
     key: str = ""
     invalid: str | None = None  # why it cannot run (ablate's own error), planned but not run
     threads: int = 1
-    key_argv: list[str] = field(default_factory=list)  # the flags as the sweep file gives them (what is keyed)
+
+    @property
+    def argv(self) -> list[str]:
+        return self.config.argv()
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "cell": self.cell, "key": self.key, "device_kind": self.device_kind,
@@ -67,17 +71,8 @@ class Plan:
         """Every study's content key for this benchmark list (known once the list is made or checked)."""
         self.list_sha256 = list_sha256
         for study in self.studies:
-            study.key = study_key(self.identities, study.key_argv, study.device_kind, list_sha256, self.code)
-
-
-def _flag(key: str, value: Any, boolean_flags: set[str]) -> list[str]:
-    if isinstance(value, bool):
-        if value:
-            return [f"--{key}"]
-        return [f"--no-{key}"] if key in boolean_flags else []
-    if isinstance(value, list):
-        return [part for item in value for part in (f"--{key}", str(item))]
-    return [f"--{key}", str(value)]
+            key = SettingKey.of_config(study.config.bench_values(), study.device_kind, list_sha256)
+            study.key = key.digest(models=self.identities, design=study.config.design(self.baseline), code=self.code)
 
 
 def _cell_name(cell: dict[str, Any]) -> str:
@@ -87,24 +82,29 @@ def _cell_name(cell: dict[str, Any]) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:120]
 
 
-def _ablate_parser() -> argparse.ArgumentParser:
-    from detbench.cli import build_parser
-
-    return build_parser().commands["ablate"]
-
-
-def setting_flags(spec: SweepSpec, parser: argparse.ArgumentParser) -> list[str]:
-    """The spec's `settings` as ablate flags; a one-line error for a key ablate does not take."""
-    known = {opt[2:].replace("-", "_") for action in parser._actions for opt in action.option_strings}
-    dests = {action.dest: action for action in parser._actions}
-    boolean = {opt[5:] for action in parser._actions for opt in action.option_strings if opt.startswith("--no-")}
-    flags: list[str] = []
+def _settings(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The spec's `settings` as (StudyConfig fields, bench fields), each value typed as its flag would parse it; a
+    one-line error for a key ablate does not take."""
+    own = {item.name: item for item in fields(StudyConfig) if "help" in item.metadata}
+    bench = {item.name: item for item in bench_fields(pass_through=True)}
+    found: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
     for key, value in spec.settings.items():
-        name = "plugin" if key == "plugins" else key
-        if name not in known and key not in dests:
+        name = LEGACY_KEYS.get(key, key)
+        for table, values in zip((own, bench), found, strict=True):
+            item = table.get(name) or next((i for i in table.values() if flag_name(i) == name), None)
+            if item is not None:
+                try:
+                    values[item.name] = typed(item, value, f"settings.{key}")
+                except DetbenchError as exc:
+                    raise DetbenchError(f"{spec.path}: the sweep's flags are refused by ablate ({exc}); fix the "
+                                        f"sweep file's settings or axes") from None
+                break
+        else:
             raise DetbenchError(f"{spec.path}: settings.{key} is not an ablate flag; see detbench ablate --help")
-        flags += _flag(name, value, boolean)
-    return flags
+    return found
+
+
+LEGACY_KEYS = {"max_time": "study_time"}  # a sweep file's key for a flag since renamed
 
 
 def _cells(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -126,60 +126,30 @@ def _absolute(entry: str) -> str:
     return f"{name}@{fmt}" if fmt else name
 
 
-def cell_argv(spec: SweepSpec, cell: dict[str, Any], settings: list[str], absolute: bool = False) -> list[str]:
-    """The study's ablate flags; `absolute`: with every relative path made absolute (what runs), else as the sweep
-    file gives them (what the content key holds, so that it does not depend on the current folder)."""
-    fix = _absolute if absolute else (lambda value: value)
-    runs = str(Path(spec.runs).resolve()) if absolute else spec.runs
-    argv = ["--models", ",".join(fix(m) for m in spec.models), "--runs", runs]
-    if spec.baseline:
-        argv += ["--baseline", spec.baseline]
+def cell_config(spec: SweepSpec, cell: dict[str, Any], own: dict[str, Any], bench: dict[str, Any]) -> StudyConfig:
+    """The study of a cell (`own`, `bench`: the sweep file's settings), every relative path made absolute (a Ray
+    task runs in another folder)."""
+    bench = dict(bench)
     if spec.data:
-        argv += ["--data", fix(spec.data)]
-    for axis in ("imgsz", "batch", "threads", "format"):
-        if axis in cell:
-            argv += [f"--{axis}", str(cell[axis])]
+        bench["data"] = _absolute(spec.data)
+    bench["plugins"] = [_absolute(plugin) for plugin in bench.get("plugins", [])]
+    bench.update({axis: cell[axis] for axis in ("imgsz", "batch", "threads", "format") if axis in cell})
     if cell.get("precision") == "fp16":
-        argv.append("--half")
-    if absolute:
-        settings = [fix(value) if previous == "--plugin" else value
-                    for previous, value in zip(["", *settings][:len(settings)], settings, strict=True)]
-    return argv + settings
+        bench["half"] = True
+    return replace(StudyConfig(), **own, models=[_absolute(m) for m in spec.models],
+                   runs=str(Path(spec.runs).resolve()), baseline=spec.baseline, bench=bench)
 
 
-def check_cell(parser: argparse.ArgumentParser, argv: list[str], gpu: bool, local: bool) -> tuple[str | None, int]:
-    """Why ablate (`parser`, its flags) would refuse this study on its device (None if it would not), and its
-    threads."""
-    from detbench.study.ablation import options_from_args, study_config, validate_options
-
-    stderr = io.StringIO()
+def check_cell(config: StudyConfig, gpu: bool, local: bool) -> tuple[str | None, int]:
+    """Why ablate would refuse this study on its device (None if it would not), and its threads."""
     try:
-        with contextlib.redirect_stderr(stderr):
-            args = parser.parse_args([*argv, "--device", "0" if gpu else "cpu", "--out", "sweep-check"])
-    except SystemExit:
-        detail = (stderr.getvalue().strip().splitlines() or ["the flags are refused"])[-1]
-        detail = detail.removeprefix("detbench ablate: ").removeprefix("error: ")
-        raise DetbenchError(f"the sweep's flags are refused by ablate ({detail}); "
-                            f"fix the sweep file's settings or axes") from None
-    opts = options_from_args(args)
-    try:
-        validate_options(opts)
-        config = study_config(opts.bench, opts.out)
-        if config.half and not gpu:
+        bench = replace(config, bench={**config.bench, "device": "0" if gpu else "cpu"}).validate()
+        if bench.half and not gpu:
             raise DetbenchError("precision fp16 (--half) needs a GPU; this study's device kind is the CPU")
-        from detbench.backends.formats import check_format
-
-        check_format(config.format, "cuda" if gpu else "cpu", vars(config), runtime=local)
+        check_format(bench.format, "cuda" if gpu else "cpu", vars(bench), runtime=local)
     except DetbenchError as exc:
         return str(exc), 1
-    return None, config.threads
-
-
-def study_key(models: list[list[str | None]], argv: list[str], device_kind: str, list_sha256: str | None,
-              code: dict[str, str]) -> str:
-    content = {"models": models, "argv": argv, "device_kind": device_kind, "list_sha256": list_sha256,
-               "code": code}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return None, bench.threads
 
 
 def code_identity(spec: SweepSpec) -> dict[str, str]:
@@ -241,8 +211,7 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
     models = resolve_models(spec.models, spec.runs)
     baseline = choose_baseline(models, spec.baseline)
     identities = [[run.name, weights_identity(run), run.format] for run in models]
-    parser = _ablate_parser()
-    settings = setting_flags(spec, parser)
+    settings = _settings(spec)
     studies = []
     for cell in _cells(spec):
         wanted = cell.get("device_kind")
@@ -256,13 +225,9 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
             kind, gpu = CPU_KIND, False
         else:
             kind, gpu = ("cuda" if generic in ANY_GPU_KINDS else str(wanted)), True
-        argv = cell_argv(spec, cell, settings, absolute=True)
-        try:
-            invalid, threads = check_cell(parser, argv, gpu, local=local_kind is not None)
-        except DetbenchError as exc:
-            raise DetbenchError(f"{spec.path}: {exc}") from None
-        studies.append(PlannedStudy(cell, _cell_name(cell), argv, kind, gpu, invalid=invalid, threads=threads,
-                                    key_argv=cell_argv(spec, cell, settings)))
+        config = cell_config(spec, cell, *settings)
+        invalid, threads = check_cell(config, gpu, local=local_kind is not None)
+        studies.append(PlannedStudy(cell, _cell_name(cell), config, kind, gpu, invalid=invalid, threads=threads))
     _unique_names(studies)
     check_names(spec, studies)
     plan = Plan(studies, models, baseline, identities, code_identity(spec))

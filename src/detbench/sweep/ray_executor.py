@@ -24,12 +24,14 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from detbench.errors import DetbenchError, first_line
 from detbench.files.atomic import write_atomic
 from detbench.files.out_tree import check_below
+from detbench.study.options import StudyConfig
 from detbench.sweep.plan import ANY_GPU_KINDS, STUDIES_DIR, Plan, PlannedStudy
 from detbench.sweep.reaper import Reaper
 from detbench.sweep.task import MAX_RESULT_BYTES, collect_results, outcome_line, result_name_ok, run_study
@@ -121,14 +123,14 @@ def _init(ray: Any, address: str, cpus: int | None) -> None:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
 
 
-def study_task(argv: list[str], list_files: dict[str, bytes], device: str, timeout_s: float) -> dict[str, Any]:
+def study_task(config: StudyConfig, list_files: dict[str, bytes], device: str, timeout_s: float) -> dict[str, Any]:
     """On the node: the study in a temporary folder; its outcome and files."""
     work = Path(tempfile.mkdtemp(prefix="detbench-sweep-"))
     try:
         for name, data in list_files.items():
             (work / name).write_bytes(data)
         out = work / "out"
-        outcome = run_study(argv, out, work / "benchmark_list.txt", device, timeout_s)
+        outcome = run_study(config, out, work / "benchmark_list.txt", device, timeout_s)
         return {"outcome": outcome, "files": collect_results(out) if out.is_dir() else {}}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -158,12 +160,12 @@ def task_options(study: PlannedStudy, node: tuple[str, int], strategy: Any = Non
     return options
 
 
-def node_argv(study: PlannedStudy) -> list[str]:
-    """The study's flags on the node: a GPU study without `threads` in the sweep gets the threads its CPUs were
-    asked for (else ablate would use every core of a node whose other cores Ray gives to other studies)."""
-    if study.gpu and "--threads" not in study.argv:
-        return [*study.argv, "--threads", str(study.threads)]
-    return study.argv
+def node_config(study: PlannedStudy) -> StudyConfig:
+    """The study on the node: a GPU study without `threads` in the sweep gets the threads its CPUs were asked for
+    (else ablate would use every core of a node whose other cores Ray gives to other studies)."""
+    if study.gpu and study.config.bench.get("threads") is None:
+        return replace(study.config, bench={**study.config.bench, "threads": study.threads})
+    return study.config
 
 
 def infeasible(study: PlannedStudy, resources: dict[str, float]) -> str | None:
@@ -219,7 +221,7 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
     redealt: set[str] = set()
 
     def submit(study: PlannedStudy, options: dict[str, Any]) -> Any:
-        return remote.options(**options).remote(node_argv(study), shared, "0" if study.gpu else "cpu",
+        return remote.options(**options).remote(node_config(study), shared, "0" if study.gpu else "cpu",
                                                 opts.study_timeout)
 
     def on_node(study: PlannedStudy, node: tuple[str, int]) -> dict[str, Any]:

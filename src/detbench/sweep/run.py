@@ -136,11 +136,9 @@ def estimate(todo: list[PlannedStudy], index: dict[str, Any], slots: int | None,
 
 def prepare_list(spec: SweepSpec, plan: Plan, out: Path, echo: Echo) -> Path:
     """The one benchmark list every study shares, made (or checked) once here."""
-    from detbench.study.ablation import bench_defaults
-    from detbench.study.ablation import prepare_list as study_list
+    from detbench.study.ablation import prepare_list as study_list  # here, not at the top: loads torch
 
-    defaults = bench_defaults()
-    values = {**defaults, "data": spec.data, **{k: v for k, v in spec.settings.items() if k in defaults}}
+    values = plan.studies[0].config.bench_values()  # the settings every study shares (data, seed, size, ...)
     list_path = out / LIST_FILENAME
     # reuse=False: a list made from other data, seed or size is refused, never silently used
     outcome = study_list(plan.models, list_path, values, False, echo)
@@ -171,7 +169,7 @@ def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index:
             echo(f"· {study.name}: running on {'the CPU' if device == CPU_KIND else f'GPU {device}'}")
             try:
                 folder = folder_below(out, STUDIES_DIR, study.name)  # checked again as the study starts
-                outcome = run_study(study.argv, folder, list_path, CPU_KIND if device == CPU_KIND else "0",
+                outcome = run_study(study.config, folder, list_path, CPU_KIND if device == CPU_KIND else "0",
                                     timeout_s, env=env)
             except Exception as exc:  # noqa: BLE001 (recorded: the other studies go on)
                 detail = first_line(exc, 300)

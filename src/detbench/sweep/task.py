@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
 from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.report.schema import MAX_JSON_VALUES
 from detbench.study.lock import LOCK_NAME
+from detbench.study.options import StudyConfig
 
 LOG_NAME = "ablate.log"
 STUDY_FILE = "study.json"
@@ -88,9 +90,9 @@ def _last_line(log: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_s: float,
+def run_study(config: StudyConfig, out: Path, list_path: Path, device: str, timeout_s: float,
               env: dict[str, str] | None = None, python: str = sys.executable) -> dict[str, Any]:
-    """`detbench ablate ARGV` into `out` on `device`; its outcome: status ("ok", "failed", "timeout",
+    """`detbench ablate` of `config` into `out` on `device`; its outcome: status ("ok", "failed", "timeout",
     "interrupted"), the reason when not ok, the exit code, seconds, and where it ran. `out` is made if missing
     and must not be a link; the folders above it are the caller's to check (`files.out_tree`)."""
     folder_below(out.parent, out.name)  # a real folder, not a link (its parent: the caller's, checked there)
@@ -101,8 +103,9 @@ def run_study(argv: list[str], out: Path, list_path: Path, device: str, timeout_
     # run's can count as done
     with contextlib.suppress(FileNotFoundError):
         os.unlink(out / STUDY_FILE)
-    command = [*python_module(python, "detbench.cli", "ablate"), *argv, "--out", str(out), "--use_benchmark_list",
-               "--list", str(list_path), "--device", device, "--quiet", "--force"]
+    config = replace(config, out=str(out), reuse_list=True, list_path=str(list_path), quiet=True, force=True,
+                     bench={**config.bench, "device": device})
+    command = [*python_module(python, "detbench.cli", "ablate"), *config.argv()]
     began = time.monotonic()
     fd = os.open(out / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
+from detbench.flags import add_bench_arguments
+from detbench.study.options import StudyConfig, bench_defaults
 from detbench.text import Echo
 
 N_TRAIN = 16
@@ -39,7 +41,7 @@ class DemoOptions:
     warmup: int = 10
     iters: int = 40
     workers_per_model: int = 1
-    max_time: float = 60.0
+    study_time: float = 60.0
     train_epochs: int = 0
     threads: int | None = None
     device: str | None = None
@@ -49,43 +51,34 @@ class DemoOptions:
     formats: tuple[str, ...] = ()  # backends besides PyTorch eager (--formats onnx,openvino)
 
 
+STUDY_FLAGS = ("workers_per_model", "study_time", "force")  # the demo's defaults, ablate's flags
+BENCH_FLAGS = ("imgsz", "warmup", "iters", "threads", "device")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoOptions()
     parser.add_argument("--workspace", default=defaults.workspace, help="folder to build and run in (default demo)")
-    parser.add_argument("--imgsz", type=int, default=defaults.imgsz, help=f"input size (default {defaults.imgsz})")
-    parser.add_argument("--warmup", type=int, default=defaults.warmup,
-                        help=f"warm-up iterations per worker (default {defaults.warmup})")
-    parser.add_argument("--iters", type=int, default=defaults.iters,
-                        help=f"timed samples per model at least (default {defaults.iters})")
-    parser.add_argument("--workers-per-model", "--workers_per_model", dest="workers_per_model", type=int,
-                        default=defaults.workers_per_model,
-                        help=f"worker processes per model (default {defaults.workers_per_model})")
-    parser.add_argument("--max-time", "--max_time", dest="max_time", type=float, default=defaults.max_time,
-                        help=f"seconds of turns before an undecided study stops (default {defaults.max_time:g})")
+    add_bench_arguments(parser, only=BENCH_FLAGS)
+    add_bench_arguments(parser, config=StudyConfig, only=STUDY_FLAGS)
     parser.add_argument("--train-epochs", "--train_epochs", dest="train_epochs", type=int,
                         default=defaults.train_epochs,
                         help="train each model this many epochs with Ultralytics first, giving mAP (default 0: "
                              "untrained, latency/params/GFLOPs only)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
-    parser.add_argument("--device", default=None, help="cpu, 0, cuda:N (default: GPU 0 if present, else cpu)")
     parser.add_argument("--val-images", "--val_images", dest="val_images", type=int, default=defaults.val_images,
                         help=f"val images of the synthetic dataset (default {defaults.val_images})")
-    parser.add_argument("--force", action="store_true", help="re-run every benchmark even if up to date")
     parser.add_argument("--models", default=None,
                         help="comma-separated subset of the zoo models (default: all six)")
     parser.add_argument("--formats", default=None,
                         help="also run every model in these backends, in the same study (e.g. onnx,openvino): "
                              "results in results/bench-FORMATS/, with the model x backend matrix (default: PyTorch "
                              "eager only)")
+    parser.set_defaults(**{name: getattr(defaults, name) for name in (*STUDY_FLAGS, *BENCH_FLAGS)})
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
-    return DemoOptions(workspace=args.workspace, imgsz=args.imgsz, warmup=args.warmup, iters=args.iters,
-                       workers_per_model=args.workers_per_model, max_time=args.max_time,
-                       train_epochs=args.train_epochs, threads=args.threads,
-                       device=args.device, val_images=args.val_images, force=args.force,
-                       models=tuple(m.strip() for m in (args.models or "").split(",") if m.strip()),
-                       formats=tuple(f.strip() for f in (args.formats or "").split(",") if f.strip()))
+    values = {item.name: getattr(args, item.name) for item in fields(DemoOptions)}
+    return DemoOptions(**{**values, "models": tuple(m.strip() for m in (args.models or "").split(",") if m.strip()),
+                          "formats": tuple(f.strip() for f in (args.formats or "").split(",") if f.strip())})
 
 
 def ensure_dataset(root: Path, val_images: int, echo: Echo) -> tuple[Path, bool]:
@@ -155,7 +148,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     from detbench.backends.formats import FORMATS
     from detbench.config import available_cores
     from detbench.measure.devices import resolve_device
-    from detbench.study.ablation import AblationOptions, bench_defaults, run_ablation
+    from detbench.study.ablation import run_ablation
 
     models = opts.models or zoo.MODELS
     unknown = [m for m in models if m not in zoo.MODELS]
@@ -191,7 +184,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
          f"model, {opts.workers_per_model} worker(s) per model, {threads} thread(s), device "
          f"{resolve_device(opts.device)}")
     echo("              the models' workers take turns in seeded random order until every comparison with the")
-    echo(f"              baseline is decided (faster / slower / equivalent), or {opts.max_time:g} s of turns;")
+    echo(f"              baseline is decided (faster / slower / equivalent), or {opts.study_time:g} s of turns;")
     echo("              fewer samples than the specification's 300, to suit a CPU laptop.")
     echo(f"  dataset     synthetic, {opts.val_images} val images")
     echo(f"  training    {training}")
@@ -206,9 +199,9 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     studied = [f"{m}@{f}" for m in models for f in ("pytorch", *opts.formats)] if opts.formats else list(models)
     baseline = ("baseline@pytorch" if opts.formats else "baseline") if "baseline" in models else None
     # the workspace is the demo's own: a demo at other settings replaces its reports
-    status = run_ablation(AblationOptions(runs=str(runs_dir), models=studied, baseline=baseline, force=opts.force,
-                                          replace_reports=True, out=str(bench_dir), quiet=True, bench=bench,
-                                          workers_per_model=opts.workers_per_model, max_time=opts.max_time), echo)
+    status = run_ablation(replace(StudyConfig(), runs=str(runs_dir), models=studied, baseline=baseline,
+                                  force=opts.force, replace_reports=True, out=str(bench_dir), quiet=True, bench=bench,
+                                  workers_per_model=opts.workers_per_model, study_time=opts.study_time), echo)
 
     # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare

@@ -20,25 +20,18 @@ import errno
 import os
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
 from detbench import text
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, read_list
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
-from detbench.flags import bench_fields, default_of, flag_name
 from detbench.report.model import Report
 from detbench.report.schema import load_report, shown
+from detbench.report.setting import SettingKey
 
 SEPARATE_RUNS_DIRNAME = "separate_runs"  # OUT/separate_runs/NAME.json: a `bench` report a study replaced
 NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}  # os.link not possible
-
-
-def _settings_of(config: dict[str, Any]) -> dict[str, Any]:
-    """The compared settings by flag; one a report predates counts as its default."""
-    return {flag_name(item): config.get(item.name, default_of(item)) for item in bench_fields(pass_through=True)
-            if item.metadata["compared"]}
 
 
 def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None, by_study: bool = False,
@@ -57,22 +50,8 @@ def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None, b
         found.append("made by `detbench bench`, not by a study")
     if report.study and not by_study:  # its samples carry the study's rounds: the verdicts are rebuilt from them
         found.append(f"made by interleaved study {shown(report.study.get('id'))}, whose pairing would be lost")
-    if not by_study and report.metadata.weights_sha256 != sha256 and (sha256 or report.metadata.weights != cfg.weights):
-        found.append("other weights")
-    if report.metadata.device != device:
-        found.append(f"--device {report.metadata.device}, now {device}")
-    if report.config is None:  # a version-1 report: what its metadata says
-        old = {"imgsz": report.metadata.imgsz_requested or report.metadata.imgsz, "batch": report.metadata.batch,
-               "warmup": report.metadata.warmup, "iters": report.metadata.iters}
-        new = {"imgsz": cfg.imgsz, "batch": cfg.batch, "warmup": cfg.warmup, "iters": cfg.iters}
-    else:
-        old, new = _settings_of(report.config), _settings_of(cfg.to_dict())
-    found += [f"--{key} {shown(old.get(key))}, now {shown(value)}" for key, value in new.items()
-              if old.get(key) != value]
-    listed = list_sha256 or _list_sha256(cfg)
-    if listed is not None and report.inputs.list_sha256 not in (None, listed):
-        found.append("another benchmark list (--list, --data, --seed or --benchmark_size)")
-    return found
+    run = SettingKey.of_config(cfg, device, list_sha256 or _list_sha256(cfg), sha256)
+    return found + SettingKey.of_report(report).changes_to(run, weights=not by_study)
 
 
 def _list_sha256(cfg: BenchConfig) -> str | None:

@@ -52,7 +52,7 @@ def test_a_linked_cache_folder_is_still_not_used(tmp_path, dataset):
 
 
 def _quiet_demo(workspace: Path, **changes) -> DemoOptions:
-    return DemoOptions(workspace=str(workspace), models=("baseline",), val_images=2, iters=2, warmup=1, max_time=5,
+    return DemoOptions(workspace=str(workspace), models=("baseline",), val_images=2, iters=2, warmup=1, study_time=5,
                        imgsz=64, threads=1, device="cpu", **changes)
 
 

@@ -250,9 +250,9 @@ def test_code_running_settings_are_shown_in_the_plan_and_at_the_start_and_reach_
     calls: list[str] = []
     argvs: list[list[str]] = []
 
-    def runner(argv, out, *args, **kwargs):
-        argvs.append(argv)
-        return _fake_study(calls)(argv, out, *args, **kwargs)
+    def runner(config, out, *args, **kwargs):
+        argvs.append(config.argv())
+        return _fake_study(calls)(config, out, *args, **kwargs)
 
     monkeypatch.setattr(sweep_run, "run_study", runner)
     lines.clear()
@@ -260,7 +260,7 @@ def test_code_running_settings_are_shown_in_the_plan_and_at_the_start_and_reach_
     assert [line for line in lines if "warning:" in line] == warnings
     assert lines.index(warnings[0]) < min(i for i, line in enumerate(lines) if line.startswith("detbench sweep:"))
     for argv in argvs:
-        plugins = [argv[i + 1] for i, flag in enumerate(argv) if flag == "--plugin"]
+        plugins = [flag.removeprefix("--plugin=") for flag in argv if flag.startswith("--plugin=")]
         assert plugins == [str(plugin), "mymodule"] and "--unsafe_load" in argv
 
 
@@ -320,8 +320,8 @@ def test_a_sweep_file_without_settings_is_planned(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text(json.dumps({"models": ["baseline", "p2"], "axes": {"device_kind": ["cpu"]}}))
     plan = make_plan(load_spec(path), None, "list")  # was a ValueError traceback (zip of the settings' flags)
-    assert [s.name for s in plan.studies] == ["cpu"] and plan.studies[0].argv[-2:] == ["--runs", str(
-        Path("results/runs").resolve())]
+    assert [s.name for s in plan.studies] == ["cpu"] and plan.studies[0].argv[-1:] == [
+        f"--runs={Path('results/runs').resolve()}"]
 
 
 DRIVER = """

@@ -49,8 +49,8 @@ def test_the_plan_is_the_product_of_the_axes_with_impossible_cells_marked_and_un
     invalid = {s.name: s.invalid for s in plan.studies if s.invalid}
     assert invalid["imgsz96-fp16-openvino"].startswith("precision fp16 (--half) needs a GPU")
     study = plan.studies[1]
-    assert study.argv[:4] == ["--models", "baseline,p2", "--runs", str(Path("results/runs").resolve())]
-    assert "--format" in study.argv and "--no-until_decided" in study.argv
+    assert study.argv[:2] == ["--models=baseline,p2", f"--runs={Path('results/runs').resolve()}"]
+    assert "--format=openvino" in study.argv and "--no-until_decided" in study.argv
     gpu_plan = make_plan(spec, ("NVIDIA H200", True), "list")
     assert "OpenVINO runs on the CPU here" in {s.name: s.invalid for s in gpu_plan.studies}["imgsz64-fp16-openvino"]
     bad = load_spec(write_spec(tmp_path, settings={"warmpu": 3}))
@@ -69,8 +69,8 @@ def test_only_paths_are_made_absolute_for_the_run_and_names_stay_names(tmp_path,
     spec = load_spec(write_spec(tmp_path, models=["baseline", "m.pt@onnx"],
                                 settings={"plugin": ["myplugin", "layers.py"]}))
     study = make_plan(spec, CPU, "list").studies[0]
-    assert study.argv[1] == f"baseline,{tmp_path / 'm.pt'}@onnx"
-    plugins = [study.argv[i + 1] for i, flag in enumerate(study.argv) if flag == "--plugin"]
+    assert study.argv[0] == f"--models=baseline,{tmp_path / 'm.pt'}@onnx"
+    plugins = [flag.removeprefix("--plugin=") for flag in study.argv if flag.startswith("--plugin=")]
     assert plugins == ["myplugin", str(tmp_path / "layers.py")]
     moved = tmp_path / "elsewhere"
     moved.mkdir()
@@ -175,11 +175,14 @@ def test_ray_tasks_hold_a_whole_gpu_of_the_asked_kind_or_a_whole_node_on_cpu_and
     assert infeasible(gpu, cluster) == "no node of accelerator type H100 (the cluster has A100)"
     assert infeasible(gpu, {"CPU": 2.0}) == "the cluster has no GPU"
     assert infeasible(PlannedStudy({}, "x", [], "A100", True), cluster) is None
-    from detbench.sweep.ray_executor import node_argv
+    from detbench.study.options import StudyConfig
+    from detbench.sweep.ray_executor import node_config
 
-    assert node_argv(gpu) == ["--threads", "4"]  # the CPUs it asked Ray for, not every core of the node
-    assert node_argv(PlannedStudy({}, "x", ["--threads", "2"], "A100", True, threads=2)) == ["--threads", "2"]
-    assert node_argv(PlannedStudy({}, "x", [], "cpu", False, threads=2)) == []
+    on_gpu = PlannedStudy({}, "x", StudyConfig(), "H100", True, threads=4)
+    assert node_config(on_gpu).argv() == ["--threads=4"]  # the CPUs it asked Ray for, not every core of the node
+    given = StudyConfig(bench={"threads": 2})
+    assert node_config(PlannedStudy({}, "x", given, "A100", True, threads=2)).argv() == ["--threads=2"]
+    assert node_config(PlannedStudy({}, "x", StudyConfig(), "cpu", False, threads=2)).argv() == []
 
 
 def test_a_ray_tasks_results_are_checked_before_anything_is_written(tmp_path):
