@@ -2,7 +2,7 @@
 # Benchmark every model of the ablation study in one interleaved study (worker processes taking turns), with
 # verdicts against the baseline, on one shared benchmark list:
 #   bash scripts/batch_benchmark.sh                    # every results/runs/*/seed*/weights/best.pt
-#   bash scripts/batch_benchmark.sh --device 0 --max-time 300
+#   bash scripts/batch_benchmark.sh --device 0 --study-time 300
 #   bash scripts/batch_benchmark.sh --models baseline,ghost,eca
 # All flags are those of `detbench ablate` (see --help). Resumable: a finished, unchanged study is skipped.
 set -euo pipefail

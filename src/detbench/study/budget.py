@@ -2,7 +2,7 @@
 
 After the first generation has warmed up, each model's forward time and the spread of its warm-up forwards are
 known. A round gives every worker one turn of `turn_warmup` + 1 forwards, so it takes about
-sum over models of W (turn_warmup + 1) forward_ms; with `--max-time` seconds of turns the study gets about
+sum over models of W (turn_warmup + 1) forward_ms; with `--study-time` seconds of turns the study gets about
 R = max_time / round_s rounds, never more than its last planned look. The per-round statistic of a comparison
 averages W workers of each model, so its standard error after R rounds is about sqrt(2 s^2 / (W R)), s the larger
 of the two models' per-forward log spreads, and the interval at the last look is that times Student's t at the
@@ -40,7 +40,7 @@ class Budget:
     round_s: float  # seconds of turns one round takes (every worker's turn)
     fit_rounds: int  # rounds that fit in max_time
     planned_looks: tuple[int, ...]  # rounds of the planned looks: the study never runs beyond the last
-    first_look: int  # the fewest rounds of a look before --max-time
+    first_look: int  # the fewest rounds of a look before --study-time
     max_time: float
     min_effect: float
     workers_per_model: int
@@ -81,7 +81,7 @@ class Budget:
                 "decidable_pct_at_best": None if half is None else round(100.0 * self.min_effect + half, 3),
                 "rounds_for_equivalence": None if needed is None else math.ceil(needed),
                 "meaning": "estimated after the warm-up, before the first round: the rounds the study can run "
-                           "(those that fit in --max-time, at most its last planned look) and the interval's "
+                           "(those that fit in --study-time, at most its last planned look) and the interval's "
                            "half-width at the last look from the warm-up forwards' spread alone (a lower bound: "
                            "turns vary more, and the spread between processes is added once measured)"}
 
@@ -102,7 +102,7 @@ class Budget:
                      f"{2 * MIN_NOISE_FORWARDS - 1} or more)")
         else:
             if self.rounds < self.first_look:
-                said += f", fewer than a look's {self.first_look}: the study looks once, at --max-time"
+                said += f", fewer than a look's {self.first_look}: the study looks once, at --study-time"
             said += (f"; at best the last interval is ±{half:.1f} % (warm-up spread "
                      f"{100.0 * math.expm1(self.noise_log):.1f} % per forward), so differences beyond about "
                      f"±{effect + half:.0f} % can be decided")
@@ -118,7 +118,7 @@ class Budget:
         target = max(needed or 0.0, float(self.first_look))
         more = []
         if target * self.round_s > self.max_time:
-            more.append(f"--max-time {_round_up(target * self.round_s):g}")
+            more.append(f"--study-time {_round_up(target * self.round_s):g}")
         if target > self.planned_looks[-1]:
             first, last = self.planned_looks[0], self.planned_looks[-1]
             more.append(f"--iters {_round_up(self.workers_per_model * first * target / last):g} (the planned looks "

@@ -62,14 +62,14 @@ def test_the_rounds_it_names_for_equivalence_bring_the_interval_to_half_the_marg
     said, advice = found.lines(models=3)
     assert said.startswith(f"· budget: about {found.rounds} rounds in 600 s of turns")
     assert "no model can be shown equivalent within ±2 %" in said
-    assert advice.startswith("  to decide ±2 %: about --max-time ")
+    assert advice.startswith("  to decide ±2 %: about --study-time ")
     assert "--iters" in advice  # more rounds than the last planned look (1573): --iters sets it
     assert "smaller --imgsz" in advice and "fewer models" in advice
 
 
 def test_a_budget_that_suffices_gives_no_advice():
     found = estimate({"baseline": warmups(5.0, 0.02), "ghost": warmups(4.0, 0.02)})
-    assert found.rounds == LOOKS[-1] < found.fit_rounds  # the last planned look comes before --max-time
+    assert found.rounds == LOOKS[-1] < found.fit_rounds  # the last planned look comes before --study-time
     (said,) = found.lines(models=2)
     assert "the last planned look, set by --iters, after about" in said and found.can_show_equivalence
 
@@ -78,7 +78,7 @@ def test_when_the_last_look_comes_first_the_advice_names_iters_not_max_time():
     found = estimate({"baseline": warmups(5.0, 0.3), "ghost": warmups(5.0, 0.3)}, looks=[40, 64, 102, 164, 262, 419])
     assert found.rounds == 419 and found.rounds * found.round_s < 600
     advice = found.lines(models=2)[1]
-    assert "--iters" in advice and "--max-time" not in advice, advice
+    assert "--iters" in advice and "--study-time" not in advice, advice
 
 
 @pytest.mark.parametrize("max_time", [1.0, 5.0])
@@ -87,7 +87,7 @@ def test_too_little_time_for_an_interval_says_nothing_can_be_decided(max_time):
     assert found.rounds < budget.INTERVAL_ROUNDS and found.half_width_pct is None
     said, advice = found.lines(models=2)
     assert said.endswith(f"fewer than the {budget.INTERVAL_ROUNDS} an interval needs: nothing can be decided")
-    assert "--max-time" in advice
+    assert "--study-time" in advice
 
 
 def test_too_few_warm_up_forwards_give_no_estimate_and_no_schedule():
@@ -112,4 +112,4 @@ def test_too_little_time_for_a_look_advises_the_time_a_look_needs():
     found = estimate({"baseline": warmups(2000.0, 0.01), "ghost": warmups(2000.0, 0.01)}, max_time=30.0)
     assert found.rounds < budget.INTERVAL_ROUNDS
     advice = found.lines(models=2)[1]
-    assert f"--max-time {40 * found.round_s:g}" in advice, advice  # 40 rounds: the first look's
+    assert f"--study-time {40 * found.round_s:g}" in advice, advice  # 40 rounds: the first look's
