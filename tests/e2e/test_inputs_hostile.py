@@ -3,25 +3,27 @@
 Every case that could hang (a FIFO), read forever (/dev/zero) or take gigabytes
 (a decompression bomb) if detbench regressed runs in a child process under a
 wall-clock timeout and an address-space limit (what importing detbench takes
-plus 3 GiB), so a regression fails the test instead of the machine.
+plus 3 GiB), so a regression fails the test instead of the machine. The cases
+share ONE child (`batch_child.py`: importing torch and Ultralytics once), which
+bounds each case by an alarm and gives back each case's exit code, output and
+time; the tests stay one per case and fail one per case.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import struct
-import subprocess
-import sys
-import time
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from batch_child import CaseOutcome, run_batch
 
 from detbench.data.benchmark_list import obtain_list, read_list
 from detbench.data.datasets import find_val_images
@@ -30,54 +32,60 @@ from detbench.data.synthetic import make_dataset
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_IMAGE_PIXELS
 
-pytestmark = pytest.mark.slow  # subprocesses and whole runs
-
 HEADROOM = 3 * 2**30
 TIMEOUT_S = 120
-FAST_S = 60  # importing torch and Ultralytics takes a few seconds; the hostile file itself must take none
-DRIVER = """
-import sys
-from detbench.errors import DetbenchError
-try:
-    exec(sys.argv[1])
-except DetbenchError as exc:
-    sys.stderr.write(f"error: {exc}\\n")
-    sys.exit(2)
-"""
+FAST_S = 60  # a case may take a few seconds (a whole bench run); the hostile file itself must take none
 IMPORTS = ("import detbench.data.benchmark_list, detbench.data.inputs, detbench.measure.pipeline, detbench.data.cache, "
            "ultralytics.data.augment")
 
 
-# ---------------------------------------------------------------- bounded child processes
+# ---------------------------------------------------------------- the bounded child: one for every case below
+
+@dataclass
+class Case:
+    """What a case runs in the child (`code` with sys.argv[2:] = args) and the paths its test asserts on."""
+    code: str
+    args: tuple[str | Path, ...]
+    folder: Path
+    paths: dict[str, Path]
+
+
+CASES: dict[str, Callable[[Path], Case]] = {}
+
+
+def case(name: str):
+    """Register a case: a function that makes its files in an empty folder of its own and says what to run."""
+
+    def register(prepare: Callable[[Path], Case]) -> Callable[[Path], Case]:
+        CASES[name] = prepare
+        return prepare
+
+    return register
+
 
 @pytest.fixture(scope="module")
-def memory_limit() -> int:
-    """Bytes of address space for a child: the peak of one that imports what the cases use, plus HEADROOM."""
-    code = IMPORTS + "\nprint(open('/proc/self/status').read())"
-    status = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S,
-                            check=True).stdout
-    return int(re.search(r"VmPeak:\s+(\d+) kB", status).group(1)) * 1024 + HEADROOM
+def outcomes(tmp_path_factory) -> dict[str, tuple[Case, CaseOutcome | None]]:
+    """Every case prepared in its own folder, then run in one bounded child: the whole bench runs (cli_*) last."""
+    order = sorted(CASES, key=lambda name: name.startswith("cli_"))
+    prepared = {name: CASES[name](tmp_path_factory.mktemp(name)) for name in order}
+    results = run_batch([(name, c.code, [str(a) for a in c.args], str(c.folder)) for name, c in prepared.items()],
+                        imports=IMPORTS, headroom=HEADROOM, case_timeout=TIMEOUT_S,
+                        scratch=tmp_path_factory.mktemp("batch"))
+    return {name: (c, results.get(name)) for name, c in prepared.items()}
 
 
-def bounded(code: str, *args: str | Path, limit: int, cwd: Path) -> tuple[int, str, str, float]:
-    """Run `code` (with sys.argv[2:] = args) in a child under `limit` bytes of address space and TIMEOUT_S."""
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", DRIVER, f"{IMPORTS}\n{code}", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=TIMEOUT_S, preexec_fn=cap,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return done.returncode, done.stdout, done.stderr, time.monotonic() - start
+def outcome_of(outcomes, name: str) -> tuple[Case, CaseOutcome]:
+    prepared, result = outcomes[name]
+    assert result is not None, f"case {name} gave no outcome: the child died before or during it"
+    return prepared, result
 
 
-def refused(result: tuple[int, str, str, float], *fragments: str) -> str:
-    """The child ended fast with exactly one `error:` line (no traceback) holding every fragment."""
-    code, _, stderr, seconds = result
-    assert code == 2, stderr
+def refused(result: CaseOutcome, *fragments: str) -> str:
+    """The case ended fast with exactly one `error:` line (no traceback) holding every fragment."""
+    assert result.returncode == 2, result.stderr
+    stderr = result.stderr
     assert "Traceback" not in stderr and stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
-    assert seconds < FAST_S, seconds
+    assert result.seconds < FAST_S, result.seconds
     for fragment in fragments:
         assert fragment in stderr, (fragment, stderr)
     return stderr.strip()
@@ -114,9 +122,13 @@ KINDS = {"fifo": "is a FIFO (named pipe), not a regular file", "dev_zero": "is a
          "link_to_fifo": "is a FIFO (named pipe), not a regular file"}
 
 
+def small_dataset(folder: Path) -> Path:
+    return make_dataset(folder / "data", n_train=0, n_val=6, seed=5)
+
+
 @pytest.fixture
 def data(tmp_path) -> Path:
-    return make_dataset(tmp_path / "data", n_train=0, n_val=6, seed=5)
+    return small_dataset(tmp_path)
 
 
 def val_folder(data: Path) -> Path:
@@ -135,49 +147,90 @@ DRAW = "from detbench.data.benchmark_list import obtain_list\nobtain_list(sys.ar
 
 # ---------------------------------------------------------------- files that never end
 
+def _endless_val_txt(kind: str) -> Callable[[Path], Case]:
+    def prepare(folder: Path) -> Case:
+        data = small_dataset(folder)
+        target = hostile(kind, folder / "bad.jpg")
+        good = sorted(val_folder(data).glob("*.jpg"))
+        (data.parent / "val.txt").write_text("".join(f"{p}\n" for p in good) + f"{target}\n")
+        out = folder / "out"
+        return Case(DRAW, (out / "benchmark_list.txt", with_val(data, "val.txt")), folder,
+                    {"target": target, "out": out})
+
+    return prepare
+
+
+def _endless_listing(kind: str, which: str) -> Callable[[Path], Case]:
+    def prepare(folder: Path) -> Case:
+        data = small_dataset(folder)
+        if which == "val_list":
+            listing = hostile(kind, data.parent / "val.txt")
+            return Case(DRAW, (folder / "l.txt", with_val(data, "val.txt")), folder, {"file": listing})
+        if which == "data_yaml":
+            yaml_file = hostile(kind, folder / "data.yaml")
+            return Case(DRAW, (folder / "l.txt", yaml_file), folder, {"file": yaml_file})
+        list_file = hostile(kind, folder / "benchmark_list.txt")  # as --list would name it
+        return Case(DRAW, (list_file, data), folder, {"file": list_file})
+
+    return prepare
+
+
+for _kind in sorted(KINDS):
+    case(f"val_txt-{_kind}")(_endless_val_txt(_kind))
+    for _which in ("val_list", "data_yaml", "benchmark_list"):
+        case(f"endless-{_which}-{_kind}")(_endless_listing(_kind, _which))
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_val_txt_naming_an_endless_file_is_refused(kind, data, tmp_path, memory_limit):
-    target = hostile(kind, tmp_path / "bad.jpg")
-    good = sorted(val_folder(data).glob("*.jpg"))
-    (data.parent / "val.txt").write_text("".join(f"{p}\n" for p in good) + f"{target}\n")
-    out = tmp_path / "out"
-    message = refused(bounded(DRAW, out / "benchmark_list.txt", with_val(data, "val.txt"), limit=memory_limit,
-                              cwd=tmp_path), f"image {os.path.realpath(target)}:", KINDS[kind])
+def test_val_txt_naming_an_endless_file_is_refused(kind, outcomes):
+    prepared, result = outcome_of(outcomes, f"val_txt-{kind}")
+    message = refused(result, f"image {os.path.realpath(prepared.paths['target'])}:", KINDS[kind])
     assert message.endswith("replace it with a regular image file, or take it out of the val split")
+    out = prepared.paths["out"]
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_val_txt_naming_dev_zero_itself_is_refused(data, tmp_path, memory_limit):
+@case("val_txt-dev_zero_itself")
+def _val_txt_naming_dev_zero(folder: Path) -> Case:
+    data = small_dataset(folder)
     (data.parent / "val.txt").write_text(f"{next(val_folder(data).glob('*.jpg'))}\n/dev/zero\n")
-    refused(bounded(DRAW, tmp_path / "l.txt", with_val(data, "val.txt"), limit=memory_limit, cwd=tmp_path),
-            "image /dev/zero: is a device, not a regular file")
+    return Case(DRAW, (folder / "l.txt", with_val(data, "val.txt")), folder, {})
+
+
+def test_val_txt_naming_dev_zero_itself_is_refused(outcomes):
+    refused(outcome_of(outcomes, "val_txt-dev_zero_itself")[1], "image /dev/zero: is a device, not a regular file")
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_endless_val_list_data_yaml_or_benchmark_list_is_refused(kind, data, tmp_path, memory_limit):
-    listing = hostile(kind, data.parent / "val.txt")
-    refused(bounded(DRAW, tmp_path / "l.txt", with_val(data, "val.txt"), limit=memory_limit, cwd=tmp_path),
-            f"val list {listing} (from --data ", KINDS[kind], "; fix 'val' in the YAML or the list")
-    yaml_file = hostile(kind, tmp_path / "data.yaml")
-    refused(bounded(DRAW, tmp_path / "l.txt", yaml_file, limit=memory_limit, cwd=tmp_path),
-            f"--data {yaml_file}: {KINDS[kind]}; pass the dataset's data YAML file")
-    list_file = hostile(kind, tmp_path / "benchmark_list.txt")  # as --list would name it
-    refused(bounded(DRAW, list_file, data, limit=memory_limit, cwd=tmp_path),
-            f"benchmark list {list_file}: {KINDS[kind]}; delete it to make a new one, or choose another --list")
+def test_endless_val_list_data_yaml_or_benchmark_list_is_refused(kind, outcomes):
+    prepared, result = outcome_of(outcomes, f"endless-val_list-{kind}")
+    refused(result, f"val list {prepared.paths['file']} (from --data ", KINDS[kind],
+            "; fix 'val' in the YAML or the list")
+    prepared, result = outcome_of(outcomes, f"endless-data_yaml-{kind}")
+    refused(result, f"--data {prepared.paths['file']}: {KINDS[kind]}; pass the dataset's data YAML file")
+    prepared, result = outcome_of(outcomes, f"endless-benchmark_list-{kind}")
+    refused(result, f"benchmark list {prepared.paths['file']}: {KINDS[kind]}; delete it to make a new one, or "
+                    f"choose another --list")
 
 
-def test_val_folder_walk_skips_special_files_and_link_loops(data, tmp_path, memory_limit):
-    folder = val_folder(data)
-    hostile("fifo", folder / "pipe.jpg")
-    hostile("dev_zero", folder / "zero.png")
-    hostile("link_to_fifo", folder / "linked.jpg")
-    (folder / "loop").symlink_to(folder, target_is_directory=True)  # images/val/loop/loop/... never ends
-    (folder / "self.jpg").symlink_to(folder / "self.jpg")  # a link to itself
+@case("walk")
+def _val_folder_with_special_files_and_link_loops(folder: Path) -> Case:
+    data = small_dataset(folder)
+    images = val_folder(data)
+    hostile("fifo", images / "pipe.jpg")
+    hostile("dev_zero", images / "zero.png")
+    hostile("link_to_fifo", images / "linked.jpg")
+    (images / "loop").symlink_to(images, target_is_directory=True)  # images/val/loop/loop/... never ends
+    (images / "self.jpg").symlink_to(images / "self.jpg")  # a link to itself
     code = ("from detbench.data.datasets import find_val_images\n"
             "print(*[p.name for p in find_val_images(sys.argv[2])[0]])")
-    returncode, stdout, stderr, seconds = bounded(code, data, limit=memory_limit, cwd=tmp_path)
-    assert returncode == 0 and seconds < FAST_S, stderr
-    assert stdout.split() == [f"val_{i:05d}.jpg" for i in range(6)]
+    return Case(code, (data,), folder, {})
+
+
+def test_val_folder_walk_skips_special_files_and_link_loops(outcomes):
+    result = outcome_of(outcomes, "walk")[1]
+    assert result.returncode == 0 and result.seconds < FAST_S, result.stderr
+    assert result.stdout.split() == [f"val_{i:05d}.jpg" for i in range(6)]
 
 
 # ---------------------------------------------------------------- decompression bombs
@@ -191,23 +244,42 @@ BOMB_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BOMB_CASES))
-def test_decompression_bomb_is_refused_from_its_header(case, tmp_path, memory_limit):
-    bomb = png_bomb(tmp_path / "bomb.png")
+def _bomb(code: str) -> Callable[[Path], Case]:
+    def prepare(folder: Path) -> Case:
+        bomb = png_bomb(folder / "bomb.png")
+        return Case(code, (bomb, folder / "cache"), folder, {"bomb": bomb, "cache": folder / "cache"})
+
+    return prepare
+
+
+for _name, _code in sorted(BOMB_CASES.items()):
+    case(f"bomb-{_name}")(_bomb(_code))
+
+
+@pytest.mark.parametrize("reader", sorted(BOMB_CASES))
+def test_decompression_bomb_is_refused_from_its_header(reader, outcomes):
+    prepared, result = outcome_of(outcomes, f"bomb-{reader}")
+    bomb = prepared.paths["bomb"]
     assert bomb.stat().st_size < 200_000
-    message = refused(bounded(BOMB_CASES[case], bomb, tmp_path / "cache", limit=memory_limit, cwd=tmp_path))
+    message = refused(result)
     assert message == (f"error: image {bomb}: 30000x30000 pixels (900.0 megapixels) is above the limit of "
                        f"{MAX_IMAGE_PIXELS:,} pixels; raise the limit with --max-image-pixels if you trust the "
                        f"image, or take it out of the val split")
-    assert not (tmp_path / "cache").exists()
+    assert not prepared.paths["cache"].exists()
 
 
-def test_bomb_in_the_val_split_writes_no_list(data, tmp_path, memory_limit):
+@case("bomb_in_val_split")
+def _bomb_in_the_val_split(folder: Path) -> Case:
+    data = small_dataset(folder)
     png_bomb(val_folder(data) / "val_99999.png")
-    out = tmp_path / "out"
-    refused(bounded(DRAW.replace("10, 42", "100, 42"), out / "benchmark_list.txt", data, limit=memory_limit,
-                    cwd=tmp_path), "val_99999.png: 30000x30000 pixels", "--max-image-pixels")
-    assert not (out / "benchmark_list.txt").exists()
+    out = folder / "out"
+    return Case(DRAW.replace("10, 42", "100, 42"), (out / "benchmark_list.txt", data), folder, {"out": out})
+
+
+def test_bomb_in_the_val_split_writes_no_list(outcomes):
+    prepared, result = outcome_of(outcomes, "bomb_in_val_split")
+    refused(result, "val_99999.png: 30000x30000 pixels", "--max-image-pixels")
+    assert not (prepared.paths["out"] / "benchmark_list.txt").exists()
 
 
 def test_pixel_limit_is_a_parameter(data):
@@ -297,11 +369,17 @@ CLI = ("from detbench.cli import main\nsys.exit(main(['bench', '--weights', 'yol
        "sys.argv[3]]))")
 
 
-def test_cli_refuses_a_bomb_in_the_val_split_in_seconds(data, tmp_path, memory_limit):
+@case("cli_bomb")
+def _cli_with_a_bomb_in_the_val_split(folder: Path) -> Case:
+    data = small_dataset(folder)
     bomb = png_bomb(val_folder(data) / "val_00002.png")
-    out = tmp_path / "out"
-    code, _, stderr, seconds = bounded(CLI, data, out, limit=memory_limit, cwd=tmp_path)
-    assert code == 2 and seconds < FAST_S and "Traceback" not in stderr, stderr
+    return Case(CLI, (data, folder / "out"), folder, {"bomb": bomb, "out": folder / "out"})
+
+
+def test_cli_refuses_a_bomb_in_the_val_split_in_seconds(outcomes):
+    prepared, result = outcome_of(outcomes, "cli_bomb")
+    bomb, out, stderr = prepared.paths["bomb"], prepared.paths["out"], result.stderr
+    assert result.returncode == 2 and result.seconds < FAST_S and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines() == [f"error: image {bomb}: 30000x30000 pixels (900.0 megapixels) is above the "
                                            f"limit of {MAX_IMAGE_PIXELS:,} pixels; raise the limit with "
                                            f"--max-image-pixels if you trust the image, or take it out of the val "
@@ -309,14 +387,32 @@ def test_cli_refuses_a_bomb_in_the_val_split_in_seconds(data, tmp_path, memory_l
     assert not (out / "benchmark_list.txt").exists()
 
 
-def test_cli_never_writes_through_a_symlinked_cache(data, tmp_path, memory_limit):
-    outside, out = tmp_path / "outside", tmp_path / "out"
+_LINKED_CACHE: dict[str, Path] = {}
+
+
+@case("cli_linked_cache-first")
+def _cli_beside_a_linked_cache(folder: Path) -> Case:
+    outside, out = folder / "outside", folder / "out"
     outside.mkdir()
     out.mkdir()
     (out / ".detbench-cache").symlink_to(outside, target_is_directory=True)
-    for _ in range(2):
-        code, _, stderr, _ = bounded(CLI, data, out, limit=memory_limit, cwd=tmp_path)
-        assert code == 0, stderr
+    _LINKED_CACHE["data"], _LINKED_CACHE["folder"] = small_dataset(folder), folder
+    return Case(CLI, (_LINKED_CACHE["data"], out), folder, {"outside": outside, "out": out})
+
+
+@case("cli_linked_cache-second")
+def _cli_again_beside_the_linked_cache(_: Path) -> Case:
+    """The same run again in a fresh process, in the first run's folder: it finds what the first one left."""
+    folder = _LINKED_CACHE["folder"]
+    return Case(CLI, (_LINKED_CACHE["data"], folder / "out"), folder,
+                {"outside": folder / "outside", "out": folder / "out"})
+
+
+def test_cli_never_writes_through_a_symlinked_cache(outcomes):
+    for name in ("cli_linked_cache-first", "cli_linked_cache-second"):
+        prepared, result = outcome_of(outcomes, name)
+        assert result.returncode == 0, result.stderr
+    outside, out = prepared.paths["outside"], prepared.paths["out"]
     assert list(outside.iterdir()) == [] and (out / ".detbench-cache").is_symlink()
     assert (out / "yolov8n.json").is_file()
 
@@ -339,9 +435,16 @@ def jpeg_with_markers(path: Path, markers: int) -> Path:
     return path
 
 
-def test_jpeg_with_millions_of_empty_markers_is_refused_fast(tmp_path, memory_limit):
-    padded = jpeg_with_markers(tmp_path / "padded.jpg", 5_000_000)
-    message = refused(bounded(BOMB_CASES["check"], padded, limit=memory_limit, cwd=tmp_path))
+@case("jpeg_markers")
+def _jpeg_with_millions_of_empty_markers(folder: Path) -> Case:
+    padded = jpeg_with_markers(folder / "padded.jpg", 5_000_000)
+    return Case(BOMB_CASES["check"], (padded,), folder, {"padded": padded})
+
+
+def test_jpeg_with_millions_of_empty_markers_is_refused_fast(tmp_path, outcomes):
+    prepared, result = outcome_of(outcomes, "jpeg_markers")
+    padded = prepared.paths["padded"]
+    message = refused(result)
     assert message == (f"error: image {padded}: more than 1,000 markers or 16 MiB come before its frame header "
                        f"(SOF); re-save it without the extra markers, or take it out of the val split")
     few = jpeg_with_markers(tmp_path / "few.jpg", 900)
@@ -349,12 +452,18 @@ def test_jpeg_with_millions_of_empty_markers_is_refused_fast(tmp_path, memory_li
     check_images([few])
 
 
-def test_png_with_a_million_empty_chunks_is_sized_from_ihdr(tmp_path, memory_limit):
-    bomb = png_bomb(tmp_path / "bomb.png").read_bytes()
-    padded = tmp_path / "padded.png"
+@case("png_chunks")
+def _png_with_a_million_empty_chunks(folder: Path) -> Case:
+    bomb = png_bomb(folder / "bomb.png").read_bytes()
+    padded = folder / "padded.png"
     padded.write_bytes(bomb[:33] + png_chunk(b"abCd", b"") * 1_000_000 + bomb[33:])  # after IHDR, before IDAT
-    refused(bounded(BOMB_CASES["check"], padded, limit=memory_limit, cwd=tmp_path),
-            f"image {padded}: 30000x30000 pixels (900.0 megapixels) is above the limit")
+    return Case(BOMB_CASES["check"], (padded,), folder, {"padded": padded, "bomb": folder / "bomb.png"})
+
+
+def test_png_with_a_million_empty_chunks_is_sized_from_ihdr(outcomes):
+    prepared, result = outcome_of(outcomes, "png_chunks")
+    refused(result, f"image {prepared.paths['padded']}: 30000x30000 pixels (900.0 megapixels) is above the limit")
+    bomb = prepared.paths["bomb"].read_bytes()
     assert header_size(bomb[:8] + png_chunk(b"abCd", b"") + bomb[8:]) is None  # IHDR must come first
 
 
@@ -371,10 +480,17 @@ def tiff_tile_bomb(path: Path, tile_width: int = 16384, tile_length: int = 16368
     return path
 
 
-def test_tiff_declaring_one_pixel_with_a_huge_tile_is_refused(tmp_path, memory_limit):
-    bomb = tiff_tile_bomb(tmp_path / "tile.tif")
+@case("tiff_tile")
+def _tiff_declaring_one_pixel_with_a_huge_tile(folder: Path) -> Case:
+    bomb = tiff_tile_bomb(folder / "tile.tif")
+    return Case(BOMB_CASES["decode"], (bomb,), folder, {"bomb": bomb})
+
+
+def test_tiff_declaring_one_pixel_with_a_huge_tile_is_refused(tmp_path, outcomes):
+    prepared, result = outcome_of(outcomes, "tiff_tile")
+    bomb = prepared.paths["bomb"]
     assert bomb.stat().st_size < 1_000_000 and header_size(bomb.read_bytes()) == (1, 1)
-    message = refused(bounded(BOMB_CASES["decode"], bomb, limit=memory_limit, cwd=tmp_path))
+    message = refused(result)
     assert message == (f"error: image {bomb}: a TIFF tile of 16384x16368 pixels (268.2 megapixels) is above the "
                        f"limit of {MAX_IMAGE_PIXELS:,} pixels; raise the limit with --max-image-pixels if you "
                        f"trust the image, or take it out of the val split")
@@ -386,11 +502,17 @@ def test_tiff_declaring_one_pixel_with_a_huge_tile_is_refused(tmp_path, memory_l
 
 # ---------------------------------------------------------------- repeated val entries
 
-def test_val_listing_many_entries_is_refused_naming_the_count(data, tmp_path, memory_limit):
-    aliases = with_val(data, "[&v /usr/share" + ", *v" * 1999 + "]")
+@case("val_aliases")
+def _val_listing_many_entries(folder: Path) -> Case:
+    aliases = with_val(small_dataset(folder), "[&v /usr/share" + ", *v" * 1999 + "]")
     code = "from detbench.data.datasets import find_val_images\nfind_val_images(sys.argv[2])"
-    refused(bounded(code, aliases, limit=memory_limit, cwd=tmp_path),
-            f"--data {aliases}: 'val' lists 2,000 entries, above 64; name the validation folders")
+    return Case(code, (aliases,), folder, {"aliases": aliases})
+
+
+def test_val_listing_many_entries_is_refused_naming_the_count(outcomes):
+    prepared, result = outcome_of(outcomes, "val_aliases")
+    refused(result, f"--data {prepared.paths['aliases']}: 'val' lists 2,000 entries, above 64; name the validation "
+                    f"folders")
 
 
 def test_repeated_val_entries_are_searched_once_within_one_budget(data, monkeypatch):
