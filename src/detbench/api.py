@@ -26,7 +26,22 @@ from typing import Any
 from detbench.errors import DetbenchError
 from detbench.report.model import Report
 
-BenchReport = Report  # one model's report: typed sections (`r.latency.median_ms`), `r.save(folder)`, `r.to_dict()`
+
+class BenchReport(Report):
+    """One model's report: typed sections (`r.latency.median_ms`), `r.save(folder)`, `r.to_dict()`."""
+
+    def save(self, folder: str | Path, force: bool = False) -> Path:
+        """Write the report as FOLDER/NAME.json (validated, atomically); return the path. A report already there is
+        replaced only by one of the same settings, as `detbench bench` would (DetbenchError naming each
+        difference); `force` replaces any."""
+        # imported here, not at the top: loads numpy, kept out of `import detbench`
+        from detbench.report.schema import write_report
+        from detbench.workflows.existing import refuse_replacing_with
+
+        path = Path(folder) / f"{self.name}.json"
+        if not force:
+            refuse_replacing_with(path, self)
+        return write_report(self, path)
 
 
 @contextlib.contextmanager
@@ -68,7 +83,7 @@ def bench(weights: str | Path, *, out: str | Path | None = None, verbose: bool =
         cfg = BenchConfig(weights=str(weights), out=str(folder), **settings)
         with _detbench_settings():
             report, _path = run_bench(cfg, echo=print if verbose else _silent, argv=command, write=False)
-    return report
+    return BenchReport(**vars(report))
 
 
 def _silent(line: str) -> None:

@@ -57,4 +57,4 @@ def test_importing_detbench_changes_nothing_in_the_process():
             "sorted(n for n in dir(detbench) if not n.startswith('_')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ("[] False False ['BenchReport', 'Comparison', 'DetbenchError', 'api', 'bench', 'compare', 'errors', "
-                   "'report']")
+                   "'limits', 'report', 'version']")

@@ -23,10 +23,11 @@ from detbench.comparison.analysis import report_files
 from detbench.comparison.run import run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
+from detbench.report.kinds import MAX_MEASURE, MIN_LATENCY_MS
+from detbench.report.merge import merge_workers
 from detbench.report.model import Report
-from detbench.report.schema import MAX_MEASURE, MIN_LATENCY_MS, load_report
+from detbench.report.schema import load_report
 from detbench.stats import paired
-from detbench.study.merge import merge_workers
 
 HOSTILE_NAMES = ['=HYPERLINK("http://x")', "a|b", "<img src=x onerror=alert(1)>", "x\ny", "[evil]", "\x1b[31mred",
                  r"$\frac{1}{0}$", "u\u2028v", "n\x85m", "+1", "@SUM(A1)", "-2", "\tz", "\rw", "*star", "a\\b&c%_{}~^#"]

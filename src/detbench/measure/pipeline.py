@@ -47,13 +47,12 @@ from detbench.data.rect import letterbox_for, predictor_rect
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_IMAGE_PIXELS
 from detbench.measure.timing import Stopper, StopRule
-from detbench.stats import diagnostics as quality
-from detbench.stats import summary as stats
+from detbench.report.model import Pipeline
 
 CONF = 0.25
 IOU = 0.7
 MAX_DET = 300
-STAGES = ("preprocess", "inference", "postprocess", "total")
+STAGES = Pipeline.STAGES
 
 
 def _unreadable(raw: str | Path, data: bytes | None) -> DetbenchError:
@@ -178,30 +177,22 @@ def run_pipeline_loop(stages: Any, next_images: Callable[[int], list[np.ndarray]
     return out
 
 
-def pipeline_section(timings: PipelineTimings, batch: int, warmup: int, rect: bool = False) -> dict[str, Any]:
+def pipeline_section(timings: PipelineTimings, batch: int, warmup: int, rect: bool = False) -> Pipeline:
     """The report's `pipeline` section: each stage with the same statistics as the model-only latency."""
-    section: dict[str, Any] = {
-        "scope": ("per iteration of `batch` images from the decoded BGR uint8 originals: preprocess (letterbox, "
-                  "stack, uint8 transfer, BCHW, BGR->RGB, cast, /255), inference (forward), postprocess "
-                  "(Ultralytics non_max_suppression, then scale_boxes and one Results per image as the "
-                  "predictor's construct_results), total (their sum)"),
-        "letterbox": ("--rect: the minimal rectangle (a multiple of the stride) when the batch's images share one "
-                      "shape, else the square, as Ultralytics' predictor" if rect else "the square imgsz x imgsz"),
-        "timer": "perf_counter_ns; device synchronized at every stage boundary on CUDA",
-        "nms": {"function": "ultralytics.utils.nms.non_max_suppression", "conf": CONF, "iou": IOU,
-                "max_det": MAX_DET},
-        "batch": batch,
-        "warmup": warmup,
-        "n_samples": len(timings.stages_ms["total"]),
-        "stop_reason": timings.stop_reason,
-        "detections_per_image_mean": (float(np.mean(timings.detections)) / batch) if timings.detections else 0.0,
-    }
-    for stage in STAGES:
-        samples = timings.stages_ms[stage]
-        section[stage] = {**stats.summarize(samples), "statistics": quality.statistics_section(samples)}
-    section["per_image_ms"] = per_image(section, batch)
-    section["per_image_note"] = "each stage's mean and median per iteration divided by the batch size"
-    section["throughput"] = stats.throughput(batch, section["total"]["mean_ms"], section["total"]["p50_ms"])
+    section = Pipeline(
+        scope=("per iteration of `batch` images from the decoded BGR uint8 originals: preprocess (letterbox, "
+               "stack, uint8 transfer, BCHW, BGR->RGB, cast, /255), inference (forward), postprocess "
+               "(Ultralytics non_max_suppression, then scale_boxes and one Results per image as the "
+               "predictor's construct_results), total (their sum)"),
+        letterbox=("--rect: the minimal rectangle (a multiple of the stride) when the batch's images share one "
+                   "shape, else the square, as Ultralytics' predictor" if rect else "the square imgsz x imgsz"),
+        timer="perf_counter_ns; device synchronized at every stage boundary on CUDA",
+        nms={"function": "ultralytics.utils.nms.non_max_suppression", "conf": CONF, "iou": IOU, "max_det": MAX_DET},
+        batch=batch, warmup=warmup, n_samples=len(timings.stages_ms["total"]), stop_reason=timings.stop_reason,
+        detections_per_image_mean=(float(np.mean(timings.detections)) / batch) if timings.detections else 0.0,
+        **dict.fromkeys(STAGES), per_image_ms=None,  # their places in the layout, filled by `summarise`
+        per_image_note="each stage's mean and median per iteration divided by the batch size", throughput=None)
+    section.summarise(timings.stages_ms, batch)
     return section
 
 
@@ -209,7 +200,7 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
                      files_sha256: str, imgsz: int, batch: int, warmup: int, stop: StopRule,
                      max_pixels: int = MAX_IMAGE_PIXELS, rect: bool = False, stride: int = 32,
                      forward: Callable[[torch.Tensor], Any] | None = None,
-                     ) -> tuple[dict[str, Any], dict[str, list[float]]]:
+                     ) -> tuple[Pipeline, dict[str, list[float]]]:
     """Run the pipeline loop for a prepared model in its execution mode; the section and the raw samples."""
     # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     from detbench.measure.modes import apply_mode, make_forward
@@ -231,7 +222,7 @@ def measure_pipeline(model: torch.nn.Module, mode: Any, device: torch.device, pa
     timings = run_pipeline_loop(stages, next_images, warmup, device, stop)
     section = pipeline_section(timings, batch, warmup, rect)
     if getattr(mode, "cuda_graph", False):
-        section["note"] = "inference here is the eager forward; the model-only loop replays a CUDA graph"
+        section.note = "inference here is the eager forward; the model-only loop replays a CUDA graph"
     samples = {stage: timings.stages_ms[stage] for stage in STAGES}
     samples["warmup_total"] = timings.warmup_total_ms
     return section, samples
@@ -252,14 +243,3 @@ def warm_each_pipeline_shape(stages: PipelineStages, next_images: Callable[[int]
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return len(seen)
-
-
-def per_image(section: dict[str, Any], batch: int) -> dict[str, dict[str, float]]:
-    """Each stage's mean and median per iteration divided by the batch size (Ultralytics states its `speed` so)."""
-    return {stage: {key: section[stage][key] / batch for key in ("mean_ms", "median_ms")} for stage in STAGES}
-
-
-def pipeline_warnings(section: dict[str, Any]) -> list[str]:
-    """Each stage's warnings, prefixed with the stage's name."""
-    return [f"pipeline {stage}: {warning}" for stage in STAGES
-            for warning in section[stage]["statistics"]["warnings"]]

@@ -6,7 +6,8 @@ follow the specification; `schema_version`, `settings`, `environment`,
 
 A report is untrusted input when it is read: it must be a regular file of at
 most `MAX_REPORT_BYTES`, strict JSON (no NaN or Infinity), and every field
-detbench uses must have its type and a sensible value (`FIELDS`), so that one
+detbench uses must have its type and a sensible value (the `Kind` its section
+declares in `detbench.report.model`), so that one
 damaged or crafted file is refused with one line instead of breaking a tool.
 """
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,12 @@ import numpy as np
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.safe_io import json_shape, read_regular_file
-from detbench.limits import (
-    MAX_PATH_CHARS,
-    MAX_REPORT_BYTES,
-    MAX_STUDY_LOOKS,
-    MAX_STUDY_MODELS,
-    MAX_STUDY_ROUNDS,
-    MAX_STUDY_WORKERS,
-)
-from detbench.report.model import READABLE_VERSIONS, Report, upgrade_v1
+from detbench.limits import MAX_REPORT_BYTES, MAX_STUDY_ROUNDS, MAX_STUDY_WORKERS
+from detbench.report.kinds import NONNEGATIVE, OBJECTS, SAMPLE, Kind, is_number
+from detbench.report.model import READABLE_VERSIONS, Memory, Report, upgrade_v1
 
 REQUIRED_SECTIONS = ("metadata", "model_complexity", "latency", "throughput", "memory")
 REQUIRED_LATENCY = ("mean_ms", "median_ms", "p50_ms", "p95_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
-MAX_MEASURE = 1e12  # ms, MB, parameters, GFLOPs: far above any real value, far below overflow when summed
-MIN_LATENCY_MS = 1e-6  # 1 ns, the timer's resolution: ratios of latencies stay within 1e18
 SUMMARY_TOLERANCE = 1e-6  # relative: latency.median_ms, min_ms and max_ms against the samples
 DAMAGED = "the file was edited or damaged, re-run the benchmark"
 
@@ -66,93 +57,11 @@ def write_report(report: Report | dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- what each field may hold
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _measure(low: float, strict: bool = False, nullable: bool = True) -> Callable[[Any], bool]:
-    """A test for a finite number from `low` (excluded if `strict`) to MAX_MEASURE, or None if `nullable`."""
-    def test(value: Any) -> bool:
-        if value is None:
-            return nullable
-        if not _is_number(value) or abs(value) > MAX_MEASURE:
-            return False
-        return math.isfinite(value) and (value > low if strict else value >= low)
-    return test
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What a field must hold: `what` for the message, `test` the check."""
-
-    what: str
-    test: Callable[[Any], bool]
-    numeric: bool = False
-
-
-TEXT = Kind(f"text of at most {MAX_PATH_CHARS} characters or null",
-            lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_PATH_CHARS))
-ANY_TEXT = Kind("text or null", lambda v: v is None or isinstance(v, str))
-COUNT = Kind("an integer >= 1 or null", lambda v: v is None or (type(v) is int and v >= 1))
-COUNT0 = Kind("an integer >= 0 or null", lambda v: v is None or (type(v) is int and v >= 0))
-POSITIVE = Kind(f"a number > 0 and <= {MAX_MEASURE:g}, or null", _measure(0.0, strict=True), numeric=True)
-NONNEGATIVE = Kind(f"a number >= 0 and <= {MAX_MEASURE:g}, or null", _measure(0.0), numeric=True)
-LATENCY = Kind(f"a number of ms from {MIN_LATENCY_MS:g} to {MAX_MEASURE:g}, or null", _measure(MIN_LATENCY_MS),
-               numeric=True)
-SAMPLE = Kind(f"a number of ms from {MIN_LATENCY_MS:g} to {MAX_MEASURE:g}", _measure(MIN_LATENCY_MS, nullable=False),
-              numeric=True)
-OBJECT = Kind("an object", lambda v: isinstance(v, dict))
-OBJECT_OR_NULL = Kind("an object or null", lambda v: v is None or isinstance(v, dict))
-OBJECTS = Kind("a list of objects", lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))
-TEXTS = Kind("a list of text", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
-SAMPLES = Kind("a list of numbers", lambda v: isinstance(v, list))
-
-# top-level sections besides the required ones, when present
-SECTIONS: dict[str, Kind] = {
-    "inputs": OBJECT, "settings": OBJECT, "environment": OBJECT, "samples": OBJECT, "statistics": OBJECT_OR_NULL,
-    "pipeline": OBJECT_OR_NULL, "gpu": OBJECT_OR_NULL, "host_load": OBJECT_OR_NULL, "rounds": OBJECTS,
-    "study": OBJECT_OR_NULL,
-    "config": OBJECT_OR_NULL, "warnings": TEXTS, "notes": TEXTS,
-    "command": TEXTS, "cwd": TEXT, "error": ANY_TEXT}
-# fields inside sections, when present
-FIELDS: dict[str, dict[str, Kind]] = {
-    "metadata": {"model_name": TEXT, "weights": TEXT, "model_source": TEXT, "device": TEXT, "timestamp": TEXT,
-                 "imgsz": COUNT, "batch": COUNT},
-    "settings": {"precision": TEXT, "threads": COUNT},
-    "environment": {"cpu": TEXT, "gpu_name": TEXT, "ultralytics": TEXT},
-    "inputs": {"list_sha256": TEXT, "decoded_sha256": TEXT, "n_images": COUNT0},
-    "model_complexity": dict.fromkeys(("params", "params_M", "params_fused", "gflops", "gflops_unfused"),
-                                      NONNEGATIVE),
-    "throughput": {"fps_mean": POSITIVE, "fps_p50": POSITIVE},
-    "latency": {**dict.fromkeys(REQUIRED_LATENCY, LATENCY), "std_ms": NONNEGATIVE},
-    "samples": {"latency_ms": SAMPLES},
-    "statistics": {"n_samples": COUNT0, "median_ci_half_width_rel": NONNEGATIVE, "cv": NONNEGATIVE,
-                   "iqr_over_median": NONNEGATIVE, "p95_upper95_ms": LATENCY, "p99_upper95_ms": LATENCY,
-                   "host_over_device": NONNEGATIVE, "enqueue_over_device": NONNEGATIVE, "unavailable": OBJECT,
-                   "notes": TEXTS},
-}
-ROUND_FIELDS: dict[str, Kind] = {"median_ms": LATENCY, "timestamp": TEXT}
-MAX_ROUND_INDEX = MAX_STUDY_ROUNDS
-MAX_WORKER_INDEX = MAX_STUDY_WORKERS
-MAX_LOOKS_LISTED = MAX_STUDY_LOOKS
-LOOKS = Kind(f"a list of at most {MAX_LOOKS_LISTED} round counts",
-             lambda v: isinstance(v, list) and len(v) <= MAX_LOOKS_LISTED
-             and all(type(x) is int and 0 < x <= MAX_ROUND_INDEX for x in v))
-FRACTION = Kind("a number between 0 and 1", lambda v: _is_number(v) and 0 < v < 1, numeric=True)
-NAMES = Kind(f"a list of at most {MAX_STUDY_MODELS:,} names",
-             lambda v: isinstance(v, list) and len(v) <= MAX_STUDY_MODELS
-             and all(isinstance(x, str) and len(x) <= MAX_PATH_CHARS for x in v))
-FIELDS["study"] = {"id": TEXT, "baseline": TEXT, "planned_looks": LOOKS, "looks_at_rounds": LOOKS, "alpha": FRACTION,
-                   "min_effect": FRACTION, "models": NAMES, "finished_models": NAMES}
-
-
 def shown(value: Any) -> str:
     """A value as an error message names it: short, and never the whole of a huge one."""
     if isinstance(value, (dict, list)):
         return f"a {'list' if isinstance(value, list) else 'object'}"
-    if _is_number(value):
+    if is_number(value):
         return f"{value:g}" if isinstance(value, float) or abs(value) < 10**15 else "a huge number"
     if isinstance(value, str) and len(value) > 40:
         return repr(value[:37]) + "..."
@@ -162,22 +71,29 @@ def shown(value: Any) -> str:
 def _problem(name: str, value: Any, kind: Kind) -> str | None:
     if kind.test(value):
         return None
-    if kind.numeric and not _is_number(value):
+    if kind.numeric and not is_number(value):
         return f"{name} not numeric"
     return f"{name} is {shown(value)}, not {kind.what}"
 
 
+def _section_problems(section: type, values: dict[str, Any], prefix: str = "") -> list[str | None]:
+    """The fields of one section (a `Section` or `Record` type) whose value is not of their declared kind."""
+    return [_problem(f"{prefix}{name}", values[name], kind) for name, kind in section.kinds()
+            if kind is not None and name in values]
+
+
 def _field_problems(report: dict[str, Any]) -> list[str]:
     """Every field of a wrong type or value, named by its place (e.g. "metadata.imgsz")."""
-    problems = [_problem(name, report[name], kind) for name, kind in SECTIONS.items() if name in report]
-    for section, fields in FIELDS.items():
-        values = report.get(section)
+    problems = _section_problems(Report, report)
+    for name, section in Report.NESTED.items():
+        values = report.get(name)
         if isinstance(values, dict):
-            problems += [_problem(f"{section}.{key}", values[key], kind) for key, kind in fields.items()
-                         if key in values]
-    memory = report["memory"]
-    problems += [_problem(f"memory.{key}", value, NONNEGATIVE) for key, value in memory.items()
-                 if key.endswith("_MB")]
+            problems += _section_problems(section, values, f"{name}.")
+        elif name == "rounds" and OBJECTS.test(values):
+            problems += [p for i, one in enumerate(values) for p in _section_problems(section, one, f"rounds[{i}].")]
+    declared = {name for name, _ in Memory.kinds()}
+    problems += [_problem(f"memory.{key}", value, NONNEGATIVE) for key, value in report["memory"].items()
+                 if key.endswith("_MB") and key not in declared]
     samples = report.get("samples")
     latency_ms = samples.get("latency_ms") if isinstance(samples, dict) else None
     if isinstance(latency_ms, list):
@@ -185,10 +101,6 @@ def _field_problems(report: dict[str, Any]) -> list[str]:
         if first_bad is not None:
             problems.append(_problem(f"samples.latency_ms[{first_bad}]", latency_ms[first_bad], SAMPLE))
     problems += _turn_problems(samples)
-    rounds = report.get("rounds")
-    if OBJECTS.test(rounds):
-        problems += [_problem(f"rounds[{i}].{key}", one[key], kind) for i, one in enumerate(rounds)
-                     for key, kind in ROUND_FIELDS.items() if key in one]
     return [problem for problem in problems if problem]
 
 
@@ -198,7 +110,7 @@ def _turn_problems(samples: Any) -> list[str]:
         return []
     latency_ms = samples.get("latency_ms")
     problems = []
-    for key, high in (("round", MAX_ROUND_INDEX), ("worker", MAX_WORKER_INDEX)):
+    for key, high in (("round", MAX_STUDY_ROUNDS), ("worker", MAX_STUDY_WORKERS)):
         values = samples.get(key)
         if values is None:
             continue

@@ -38,6 +38,7 @@ from typing import Any
 from detbench.errors import DetbenchError
 from detbench.models.ultralytics_env import configure_process
 from detbench.proc import die_with_parent, refuse_namespace_package
+from detbench.report.model import Stopping, Study
 from detbench.study.channel import WorkerEnd
 
 
@@ -139,13 +140,13 @@ def serve(channel: WorkerEnd) -> int:
     server = TurnServer(channel, int(start["turn_warmup"]))
     known = KnownInspection.from_dict(start.get("inspection"))  # the previous generation's check of these bytes
     report, _ = run_bench(cfg, echo=_stderr, argv=list(start["command"]), write=False, loop=server.loop, known=known)
+    measured = report.stopping or Stopping()
     report.samples.round = server.rounds
-    report.stopping = {"rule": "interleaved study: the coordinator gives each worker one turn per round",
-                       "reason": server.stop_reason, "iterations": len(server.rounds),
-                       "turn_warmup": server.turn_warmup, "timed_s": (report.stopping or {}).get("timed_s"),
-                       "warmup_s": (report.stopping or {}).get("warmup_s")}
-    report.study = dict(start.get("study") or {}, worker=int(start["worker"]), pid=os.getpid(),
-                        cpus=sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
+    report.stopping = Stopping(rule="interleaved study: the coordinator gives each worker one turn per round",
+                               reason=server.stop_reason, iterations=len(server.rounds),
+                               turn_warmup=server.turn_warmup, timed_s=measured.timed_s, warmup_s=measured.warmup_s)
+    report.study = Study(start.get("study") or {}, worker=int(start["worker"]), pid=os.getpid(),
+                         cpus=sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
     path = write_report(report, Path(start["report_path"]))
     channel.send({"done": str(path), "inspection": known.to_dict() if known.inspection else None})
     return 0

@@ -54,7 +54,6 @@ from detbench.report.model import (
     Complexity,
     Inputs,
     Latency,
-    LatencySummary,
     Memory,
     Metadata,
     Report,
@@ -328,14 +327,16 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
     run.clock.mark_parts({"warmup": timings.warmup_s, "timed": timings.timed_s}, rest="device_setup")
     for warning in measurement.warnings:
         run.echo(f"  warning: {warning}")
-    latency = stats.summarize(timings.latency_ms)
-    run.echo(f"✓ latency (mean): {latency['mean_ms']:.2f} ms")
     on_cuda = run.device.type == "cuda"
-    statistics = quality.statistics_section(timings.latency_ms, timings.host_ms if on_cuda else None,
-                                            timings.enqueue_ms if on_cuda else None)
-    run.echo(f"  median {latency['median_ms']:.2f} ms, 95% CI {quality.format_ci(statistics['median_ci95_ms'])}; "
+    latency = Latency.from_values(timings.latency_ms, timings.host_ms if on_cuda else None, timer=timings.timer,
+                                  scope=LATENCY_SCOPE, percentile_method=f"numpy {stats.PERCENTILE_METHOD}",
+                                  std_ddof=1)
+    run.echo(f"✓ latency (mean): {latency.mean_ms:.2f} ms")
+    statistics = Statistics.from_samples(timings.latency_ms, timings.host_ms if on_cuda else None,
+                                         timings.enqueue_ms if on_cuda else None)
+    run.echo(f"  median {latency.median_ms:.2f} ms, 95% CI {quality.format_ci(statistics.median_ci95_ms)}; "
              f"{len(timings.latency_ms)} samples, stopped by {timings.stop_reason}")
-    for warning in statistics["warnings"]:
+    for warning in statistics.warnings:
         run.echo(f"  warning: {warning}")
     return measurement, latency, statistics
 
@@ -351,7 +352,7 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
     if not run.cfg.pipeline:
         return None, None, []
     # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
-    from detbench.measure.pipeline import measure_pipeline, pipeline_warnings
+    from detbench.measure.pipeline import measure_pipeline
 
     try:
         section, samples = measure_pipeline(model.model, run.mode, run.device, outcome.blist.paths,
@@ -363,10 +364,10 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
         raise
     except Exception as exc:
         raise _failed_run(run.cfg, "the pipeline (preprocess, inference, NMS)", exc) from exc
-    run.echo(f"✓ pipeline (median): preprocess {section['preprocess']['median_ms']:.2f} + inference "
-             f"{section['inference']['median_ms']:.2f} + postprocess {section['postprocess']['median_ms']:.2f}"
-             f" ms; total {section['total']['median_ms']:.2f} ms")
-    warned = pipeline_warnings(section)
+    run.echo(f"✓ pipeline (median): preprocess {section.preprocess.median_ms:.2f} + inference "
+             f"{section.inference.median_ms:.2f} + postprocess {section.postprocess.median_ms:.2f}"
+             f" ms; total {section.total.median_ms:.2f} ms")
+    warned = section.warnings()
     for warning in warned:
         run.echo(f"  warning: {warning}")
     run.clock.mark("pipeline")
@@ -430,12 +431,6 @@ def _complexity(numbers: Inspection) -> Complexity:
                       gflops_method=GFLOPS_METHOD)
 
 
-def _latency(timings, latency: dict[str, Any], on_cuda: bool) -> Latency:
-    return Latency(**latency, n_samples=len(timings.latency_ms), timer=timings.timer, scope=LATENCY_SCOPE,
-                   percentile_method=f"numpy {stats.PERCENTILE_METHOD}", std_ddof=1,
-                   host=LatencySummary(**stats.summarize(timings.host_ms)) if on_cuda else None)
-
-
 def _inputs(outcome, inputs, imgsz: int, batch: int) -> Inputs:
     blist = outcome.blist
     rect = isinstance(inputs, RectInputCache)
@@ -449,21 +444,21 @@ def _inputs(outcome, inputs, imgsz: int, batch: int) -> Inputs:
 
 
 def _report(run: _Run, model: _Model, outcome, inputs, cache: dict[str, Any], stop: StopRule, measurement,
-            latency: dict[str, Any], statistics: dict[str, Any], pipeline_parts) -> Report:
+            latency: Latency, statistics: Statistics, pipeline_parts) -> Report:
     cfg, numbers, loaded = run.cfg, model.numbers, model.loaded
     timings, on_cuda = measurement.timings, run.device.type == "cuda"
     pipeline, pipeline_samples, pipeline_warned = pipeline_parts
     return Report(
         metadata=_metadata(run, model, outcome, len(timings.latency_ms)),
         model_complexity=_complexity(numbers),
-        latency=_latency(timings, latency, on_cuda),
-        throughput=Throughput(**stats.throughput(cfg.batch, latency["mean_ms"], latency["p50_ms"])),
+        latency=latency,
+        throughput=Throughput.from_latency(cfg.batch, latency.mean_ms, latency.p50_ms),
         memory=Memory.from_dict(measurement.memory),
         gpu=measurement.gpu,
         host_load=measurement.host_load,
-        warnings=(measurement.warnings + statistics["warnings"] + pipeline_warned
+        warnings=(measurement.warnings + statistics.warnings + pipeline_warned
                   + (model.deployed.warnings if model.deployed else [])),
-        statistics=Statistics.from_dict(statistics),
+        statistics=statistics,
         stopping=stopping_section(stop, timings),
         pipeline=pipeline,
         setup_cache=cache,
