@@ -10,10 +10,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from detbench.comparison.run import run_compare
 from detbench.data.artifacts import make_dataset, save_untrained, train_tiny
 from detbench.models.ultralytics_env import configure_process
+from detbench.report.model import SCHEMA_VERSION, Report
+from detbench.report.schema import validate_report, write_report
+from detbench.stats.summary import summarize
 
 
 def _own_cores_per_pytest_worker() -> None:
@@ -110,3 +115,92 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if E2E in Path(item.path).parents or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# ---------------------------------------------------------------- reports built in memory (the typed report factory)
+
+def make_report(name: str, samples, *, params_m: float = 3.0, gflops: float = 8.0, mem: float = 500.0,
+                rounds: list[list[float]] | None = None, weights: str | None = None, **meta) -> dict:
+    """A valid report whose latency summary is computed from `samples` (or from `rounds`, concatenated)."""
+    if rounds is not None:
+        samples = [x for chunk in rounds for x in chunk]
+    summary = summarize(samples)
+    report = {
+        "schema_version": SCHEMA_VERSION, "status": "ok",
+        "metadata": {"model_name": name, "weights": weights or f"{name}.pt", "model_source": "checkpoint",
+                     "imgsz": 640, "batch": 1, "device": "cpu", **meta},
+        "model_complexity": {"params_M": params_m, "gflops": gflops},
+        "latency": {**summary, "n_samples": len(samples)},
+        "throughput": {"fps_mean": 1000.0 / summary["mean_ms"], "fps_p50": 1000.0 / summary["p50_ms"]},
+        "memory": {"peak_gpu_mem_MB": None, "peak_rss_MB": 900.0, "model_memory_MB": mem, "unit": "MiB"},
+        "inputs": {"list_sha256": "a" * 64, "decoded_sha256": "b" * 64, "n_images": 200},
+        "settings": {"threads": 2, "precision": "fp32"},
+        "environment": {"cpu": "Test CPU", "ultralytics": "8.4.190"},
+        "samples": {"latency_ms": list(samples)},
+    }
+    if rounds is not None:
+        report["rounds"] = [{"round": k + 1, "median_ms": float(np.median(chunk)), "mean_ms": float(np.mean(chunk)),
+                             "n": len(chunk)} for k, chunk in enumerate(rounds)]
+    return report
+
+
+def save(folder: Path, report: dict) -> Path:
+    return write_report(report, folder / f"{report['metadata']['model_name']}.json")
+
+
+def spread(center: float, n: int = 30, rel: float = 0.02) -> list[float]:
+    """Deterministic samples symmetric around `center` (their mean is `center`)."""
+    offsets = np.linspace(-rel, rel, n)
+    return list(center * (1.0 + offsets))
+
+
+def table_row(lines: list[str], header: str, model: str, nth: int = 0) -> list[str]:
+    """Cells of `model`'s row in the nth console table whose header contains `header`."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Model") and header in line]
+    for line in lines[starts[nth] + 1:]:
+        if not line or line.startswith(("Model", "Change", "Sig.", "Group", "Base")):
+            break
+        if line.split()[0] == model:
+            return line.split()
+    raise AssertionError(f"{model} not in table {header!r}")
+
+
+def captured(**kwargs) -> tuple[int, list[str], list[str]]:
+    lines: list[str] = []
+    warnings: list[str] = []
+    code = run_compare(echo=lines.append, warn=warnings.append, **kwargs)
+    return code, lines, warnings
+
+
+def study_report(name: str, factor: float, rounds: int = 60, study_id: str = "s1", seed: int = 0) -> dict:
+    """A report as an interleaved study writes it: two workers, one sample per round each, with pairing lists."""
+    rng = np.random.default_rng(seed)
+    drift = np.cumsum(np.random.default_rng(99).normal(0, 0.01, rounds))  # shared by every model of the study
+    latency, round_index, worker = [], [], []
+    for w in (0, 1):
+        for r in range(rounds):
+            latency.append(float(10.0 * factor * np.exp(drift[r] + rng.normal(0, 0.02))))
+            round_index.append(r)
+            worker.append(w)
+    report = make_report(name, latency)
+    report["samples"].update(round=round_index, worker=worker)
+    report["study"] = {"id": study_id, "baseline": "baseline", "planned_looks": [rounds], "looks_at_rounds": [rounds],
+                       "alpha": 0.05, "min_effect": 0.02, "models": list(STUDY_MODELS),
+                       "finished_models": list(STUDY_MODELS)}
+    return report
+
+
+STUDY_MODELS = ("baseline", "p2", "twin")
+
+
+def typed_report(name: str = "baseline", samples=(10.0, 10.5, 11.0, 9.5, 10.2), **fields) -> Report:
+    """make_report as the typed `Report` detbench reads (validated as a report read from disk is)."""
+    return Report.from_dict(validate_report(make_report(name, list(samples), **fields)))
+
+
+def one_line_error(exc: pytest.ExceptionInfo | BaseException | str) -> str:
+    """The message of a DetbenchError (or a process's stderr): exactly one line, no traceback; the line."""
+    text = str(exc.value) if isinstance(exc, pytest.ExceptionInfo) else str(exc)
+    text = text.removesuffix("\n")
+    assert "\n" not in text and "Traceback" not in text, text
+    return text

@@ -5,67 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
-
-from detbench.comparison.run import run_compare
-from detbench.report.schema import write_report
-from detbench.stats.summary import summarize
-
-
-def make_report(name: str, samples, *, params_m: float = 3.0, gflops: float = 8.0, mem: float = 500.0,
-                rounds: list[list[float]] | None = None, weights: str | None = None, **meta) -> dict:
-    """A valid report whose latency summary is computed from `samples` (or from `rounds`, concatenated)."""
-    if rounds is not None:
-        samples = [x for chunk in rounds for x in chunk]
-    summary = summarize(samples)
-    report = {
-        "schema_version": 1, "status": "ok",
-        "metadata": {"model_name": name, "weights": weights or f"{name}.pt", "model_source": "checkpoint",
-                     "imgsz": 640, "batch": 1, "device": "cpu", **meta},
-        "model_complexity": {"params_M": params_m, "gflops": gflops},
-        "latency": {**summary, "n_samples": len(samples)},
-        "throughput": {"fps_mean": 1000.0 / summary["mean_ms"], "fps_p50": 1000.0 / summary["p50_ms"]},
-        "memory": {"peak_gpu_mem_MB": None, "peak_rss_MB": 900.0, "model_memory_MB": mem, "unit": "MiB"},
-        "inputs": {"list_sha256": "a" * 64, "decoded_sha256": "b" * 64, "n_images": 200},
-        "settings": {"threads": 2, "precision": "fp32"},
-        "environment": {"cpu": "Test CPU", "ultralytics": "8.4.190"},
-        "samples": {"latency_ms": list(samples)},
-    }
-    if rounds is not None:
-        report["rounds"] = [{"round": k + 1, "median_ms": float(np.median(chunk)), "mean_ms": float(np.mean(chunk)),
-                             "n": len(chunk)} for k, chunk in enumerate(rounds)]
-    return report
-
-
-def save(folder: Path, report: dict) -> Path:
-    return write_report(report, folder / f"{report['metadata']['model_name']}.json")
-
-
-def spread(center: float, n: int = 30, rel: float = 0.02) -> list[float]:
-    """Deterministic samples symmetric around `center` (their mean is `center`)."""
-    offsets = np.linspace(-rel, rel, n)
-    return list(center * (1.0 + offsets))
-
-
-def table_row(lines: list[str], header: str, model: str, nth: int = 0) -> list[str]:
-    """Cells of `model`'s row in the nth console table whose header contains `header`."""
-    starts = [i for i, line in enumerate(lines) if line.startswith("Model") and header in line]
-    for line in lines[starts[nth] + 1:]:
-        if not line or line.startswith(("Model", "Change", "Sig.", "Group", "Base")):
-            break
-        if line.split()[0] == model:
-            return line.split()
-    raise AssertionError(f"{model} not in table {header!r}")
-
-
-def captured(**kwargs) -> tuple[int, list[str], list[str]]:
-    lines: list[str] = []
-    warnings: list[str] = []
-    code = run_compare(echo=lines.append, warn=warnings.append, **kwargs)
-    return code, lines, warnings
+from conftest import captured, make_report, save, spread, table_row
 
 
 def test_bad_files_are_skipped_with_a_warning_and_none_left_is_an_error(tmp_path, cli):
