@@ -74,7 +74,7 @@ def test_impossible_backend_requests_are_refused_naming_the_flag(name, device, m
 
 
 def test_compare_keeps_backends_in_separate_groups(tmp_path):
-    from test_compare import captured, make_report, save, spread
+    from conftest import captured, make_report, save, spread
 
     save(tmp_path, make_report("baseline", spread(5.0)))
     onnx = make_report("baseline_onnx", spread(4.0))
@@ -99,7 +99,7 @@ def test_models_entries_take_a_backend_after_an_at_sign(tmp_path, yaml_checkpoin
 
 
 def test_the_backend_pivot_judges_each_model_against_the_baseline_in_its_own_backend(tmp_path):
-    from test_compare import captured, save, study_report
+    from conftest import captured, save, study_report
 
     cells = {("baseline", "pytorch"): 1.0, ("ghost", "pytorch"): 0.8, ("baseline", "onnx"): 0.6,
              ("ghost", "onnx"): 0.6 * 1.3}
@@ -134,7 +134,7 @@ def test_the_pivot_plot_is_written(tmp_path):
 
 
 def test_the_pivot_never_mixes_settings_and_takes_the_family_from_the_study(tmp_path):
-    from test_compare import captured, make_report, save
+    from conftest import captured, make_report, save
 
     from detbench.comparison.pivot import planned_comparisons
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_compare import make_report, save
+from conftest import make_report, save
 
 from detbench import text
 from detbench.comparison.run import run_compare

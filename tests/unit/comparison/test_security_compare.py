@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
-from test_compare import make_report, spread
+from conftest import make_report, run_cli, spread
 
 from detbench import limits, text
 from detbench.comparison import plots, run, sweep
