@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.detbench-dev-installed
 # (tests/conftest.py), keep both cores busy.
 TEST_WORKERS ?= 2
 
-.PHONY: setup setup-dev demo test lint clean
+.PHONY: setup setup-dev demo test unit lint clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: $(STAMP)
 test: $(DEV_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=12
+
+# the unit tier alone: tests/unit, in process (the same tests as `pytest -m "not slow"`)
+unit: $(DEV_STAMP)
+	$(PY) -m pytest -q tests/unit
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks
