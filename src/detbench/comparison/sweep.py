@@ -53,6 +53,7 @@ from detbench.limits import (
 )
 from detbench.names import check_model_name
 from detbench.report.schema import MAX_JSON_VALUES, load_report
+from detbench.report.study_record import read_study_record
 from detbench.text import Echo
 
 AXIS_ORDER = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
@@ -168,7 +169,7 @@ class SweepReader:
     def record(self, folder: Path) -> StudyRecord:
         """The study record in `folder` (study.json)."""
         return self._once(self.records, folder / "study.json",
-                          lambda p: study_record(_read_json(p, str(p), "run the study again"), str(p)))
+                          lambda p: study_record(read_study_record(p), str(p)))
 
     def result(self, path: Path) -> tuple[float, str]:
         """A report's median latency and device kind."""

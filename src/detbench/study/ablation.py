@@ -36,16 +36,16 @@ from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.out_tree import folder_below
-from detbench.files.safe_io import read_json_bounded
 from detbench.files.space import MIN_FREE_BYTES, check_writable
-from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES, MAX_STUDY_GENERATIONS
+from detbench.limits import MAX_STUDY_GENERATIONS
 from detbench.measure.devices import resolve_device
 from detbench.measure.memory import process_memory
 from detbench.models.loading import file_sha256, load_model, precheck_model
 from detbench.report.merge import merge_workers
 from detbench.report.model import Report
-from detbench.report.schema import MAX_JSON_VALUES, load_report, write_report
+from detbench.report.schema import load_report, write_report
 from detbench.report.setting import SettingKey
+from detbench.report.study_record import read_study_record
 from detbench.study import engine
 from detbench.study.lock import study_lock
 from detbench.study.models import ModelRun, discover_runs, resolve_models
@@ -149,10 +149,10 @@ def stale_reason(out: Path, key: str, runs: Sequence[ModelRun]) -> str | None:
     if not path.is_file():
         return "no study yet"
     try:
-        recorded = read_json_bounded(path, str(path), MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES)
+        recorded = read_study_record(path)
     except DetbenchError:
         return f"{STUDY_NAME} unreadable"
-    if not isinstance(recorded, dict) or recorded.get("key") != key:
+    if recorded.key != key:
         return "the models, weights, settings, list or design changed"
     if recorded.get("status") != "ok":
         return f"the last study ended with status {recorded.get('status')}"

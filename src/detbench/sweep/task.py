@@ -23,6 +23,7 @@ from detbench.files.safe_io import read_json_bounded
 from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
 from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.report.schema import MAX_JSON_VALUES
+from detbench.report.study_record import StudyRecord, read_study_record
 from detbench.study.lock import LOCK_NAME
 from detbench.study.options import StudyConfig
 
@@ -36,8 +37,8 @@ def node_record(out: Path, device: str) -> dict[str, Any]:
     hostname, CPU model, and the GPU's name and driver when it ran on one. Only the reports of the models of
     this very study.json count (a folder may still hold reports of models a sweep no longer lists)."""
     record: dict[str, Any] = {"hostname": platform.node(), "device": device}
-    study = _read_small_json(out / STUDY_FILE)
-    if not isinstance(study, dict):
+    study = _study_record(out)
+    if study is None:
         return record
     for model in study.get("models") or []:
         name = model if isinstance(model, str) else (model or {}).get("name") if isinstance(model, dict) else None
@@ -62,6 +63,12 @@ def _read_small_json(path: Path) -> Any:
         return read_json_bounded(path, str(path), MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES)
     except (OSError, DetbenchError):
         return None
+
+
+def _study_record(out: Path) -> StudyRecord | None:
+    with contextlib.suppress(DetbenchError):
+        return read_study_record(out / STUDY_FILE)
+    return None
 
 
 def _busy(out: Path) -> bool:
@@ -126,7 +133,7 @@ def run_study(config: StudyConfig, out: Path, list_path: Path, device: str, time
             raise
     outcome: dict[str, Any] = {"exit_code": code, "seconds": round(time.monotonic() - began, 3),
                                "node": node_record(out, device)}
-    recorded = _read_small_json(out / STUDY_FILE)
+    recorded = _study_record(out)
     if code is None:
         outcome.update(status="timeout", reason=f"the study ran past {timeout_s:g} s and was stopped")
     elif code == 0 and isinstance(recorded, dict) and recorded.get("status") == "ok":

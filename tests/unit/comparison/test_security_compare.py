@@ -22,6 +22,7 @@ from detbench.comparison.pivot import Cell, Pivot, pivot_lines
 from detbench.comparison.run import run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
+from detbench.report import study_record
 
 ESCAPES = "\x1b]0;owned\x07\x1b[31m"  # a window title, then red
 HOSTILE_TEXT = [ESCAPES + "x", "=HYPERLINK(\"http://x\")", "a|b<b>c</b>", "$\\frac{1}{0}$", "u\u2028v\u202e",
@@ -77,6 +78,9 @@ class Counting:
         monkeypatch.setattr(sweep, "load_report", lambda path: (self.reports.append(Path(path)), load(path))[1])
         monkeypatch.setattr(sweep, "read_regular_file",
                             lambda path, *args: (self.files.append(Path(path)), read(path, *args))[1])
+        bounded = study_record.read_json_bounded
+        monkeypatch.setattr(study_record, "read_json_bounded",
+                            lambda path, *args: (self.files.append(Path(path)), bounded(path, *args))[1])
 
 
 def compare_sweep(out: Path) -> tuple[int, list[str]]:

@@ -20,6 +20,7 @@ from detbench.errors import DetbenchError
 from detbench.files import safe_io
 from detbench.files.safe_io import json_shape, read_json_bounded
 from detbench.limits import MAX_PATH_CHARS
+from detbench.report import study_record
 from detbench.study import ablation
 from detbench.study.models import ModelRun, resolve_models
 from detbench.sweep import index as sweep_index
@@ -54,7 +55,7 @@ def no_parse_of_hostile(monkeypatch):
 @pytest.fixture
 def low_bound(monkeypatch):
     """A container bound below the hostile file's (the real one is MAX_RECORD_CONTAINERS, 4,000,000)."""
-    for module in (sweep_index, task, ablation, compare_sweep):
+    for module in (sweep_index, task, study_record, compare_sweep):
         monkeypatch.setattr(module, "MAX_RECORD_CONTAINERS", EMPTY_LISTS // 2)
 
 
