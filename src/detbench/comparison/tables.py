@@ -17,10 +17,11 @@ from pathlib import Path
 
 from detbench import text
 from detbench.comparison import TABLE_FORMATS
-from detbench.comparison.analysis import Comparison, Group, Row
+from detbench.comparison.analysis import DELTA_KEYS, Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.limits import MAX_PATH_CHARS
+from detbench.report.model import Study
 from detbench.stats import paired
 
 TITLE = "Model performance benchmark comparison"
@@ -110,9 +111,8 @@ def delta_table(group: Group) -> list[str]:
     for row in group.rows:
         d, verdict = row.deltas, row.verdict
         confidence = f"{100 * verdict.confidence:.2f}%" if verdict and verdict.confidence else "-"
-        cells = [text.terminal(row.name), _fmt(d.get("params"), 1), _fmt(d.get("latency"), 1),
-                 _fmt(d.get("fps"), 1), _fmt(d.get("mem"), 1)]
-        cells += [_fmt(d.get("end_to_end"), 1)] if group.has_pipeline else []
+        shown = [key for key in DELTA_KEYS if key != "end_to_end" or group.has_pipeline]
+        cells = [text.terminal(row.name), *(_fmt(d.get(key), 1) for key in shown)]
         rows.append(cells + [_tested_delta(row), _ci(row), confidence, _verdict(row)])
     return _align(header, rows)
 
@@ -124,9 +124,9 @@ def design_note(group: Group) -> str:
         why = f" ({group.untested_why})" if group.untested_why else ""
         return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
                 f"{why}, whose noise cannot be compared; run them together with detbench ablate for verdicts.")
-    study = (group.baseline.entry.report.study or {}) if group.baseline else {}
-    workers = study.get("workers_per_model")
-    design = paired.design(study.get("fresh_workers_each_look") is True, process_component=workers != 1)
+    study = (group.baseline.entry.report.study if group.baseline else None) or Study()
+    workers = study.workers_per_model
+    design = paired.design(study.fresh_workers_each_look is True, process_component=workers != 1)
     single = (" One worker process per model: luck of a process (memory layout, placement) is not measured and "
               "not in the intervals; use --workers-per-model 2 or more for claims." if workers == 1 else "")
     return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
@@ -225,9 +225,8 @@ def csv_text(comparison: Comparison) -> str:
                                "map_epoch": acc.epoch if acc else None,
                                "map_source": _path_text(acc.source) if acc else None})
             if group.baseline is not None:
-                record.update({"baseline": group.baseline.name, "params_delta_pct": d.get("params"),
-                               "latency_delta_pct": d.get("latency"), "fps_delta_pct": d.get("fps"),
-                               "mem_delta_pct": d.get("mem"), "end_to_end_delta_pct": d.get("end_to_end")})
+                record.update({"baseline": group.baseline.name,
+                               **{f"{key}_delta_pct": d.get(key) for key in DELTA_KEYS}})
             if row.is_baseline:
                 record.update({"tested_delta_pct": 0.0, "verdict": "baseline", "study": group.study_id})
             elif row.verdict is not None:
