@@ -275,11 +275,6 @@ class Backend(Record):
     format = Key[str]()
     runtime = Key[str]()
     version = Key[str]()
-    precision = Key[str]()
-    exported = Key[dict]()
-    exported_size_MB = Key[float]()
-    runtime_rss_MB = Key[float]()
-    runtime_device_MB = Key[float]()
 
 
 @dataclass(kw_only=True)
@@ -361,20 +356,13 @@ class Samples(Section):
 class Gpu(Record):
     """NVML's readings around the timed loop (CUDA)."""
 
-    nvml = Key[bool]()
     name = Key[str]()
     driver = Key[str]()
-    before = Key[dict]()
-    after = Key[dict]()
-    energy_mJ_per_image = Key[float]()
-    other_processes = Key[list]()
 
 
 class Environment(Record):
     hostname = Key[str]()
-    os = Key[str]()
     cpu = Key[str](TEXT)
-    python = Key[str]()
     torch = Key[str]()
     torch_cuda = Key[str]()
     ultralytics = Key[str](TEXT)
@@ -458,10 +446,6 @@ class StudyWorker(Record):
     worker = Key[int]()
     pid = Key[int]()
     median_ms = Key[float]()
-    mean_ms = Key[float]()
-    p95_ms = Key[float]()
-    n = Key[int]()
-    peak_rss_MB = Key[float]()
     gpu = Key[dict]()
 
 

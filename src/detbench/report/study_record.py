@@ -27,9 +27,6 @@ class StudyRecord(Record):
     status = Key[str]()  # "ok", or why the study did not finish
     id = Key[str]()
     key = Key[str]()  # the digest of what the study measured: a study with the same key is up to date
-    started = Key[str]()
-    seconds = Key[float]()
-    device = Key[str]()
     baseline = Key[str]()
     models = Key[list]()  # {"name", "weights", "status", "error", "report", "note"} each
     comparisons = Key[list]()  # the verdicts, one per model against the baseline
