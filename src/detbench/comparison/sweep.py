@@ -54,9 +54,10 @@ from detbench.limits import (
 from detbench.names import check_model_name
 from detbench.report.schema import MAX_JSON_VALUES, load_report
 from detbench.report.study_record import read_study_record
+from detbench.sweep.spec import AXES
 from detbench.text import Echo
 
-AXIS_ORDER = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
+AXIS_ORDER = tuple(AXES)
 SAFE_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")
 VERDICTS = {"faster", "slower", "equivalent", "undecided"}
 MAX_PLOT_CELLS = MAX_PLOT_ITEMS  # per panel, and models per panel; beyond, no plot, with a note (the CSV has all)

@@ -76,8 +76,7 @@ class Plan:
 
 
 def _cell_name(cell: dict[str, Any]) -> str:
-    short = {"imgsz": "imgsz", "batch": "b", "precision": "", "format": "", "threads": "t", "device_kind": ""}
-    parts = [f"{short[axis]}{cell[axis]}" for axis in AXES if axis in cell]
+    parts = [f"{axis.mark}{cell[name]}" for name, axis in AXES.items() if name in cell]
     raw = "-".join(parts) or "default"
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:120]
 
@@ -133,9 +132,8 @@ def cell_config(spec: SweepSpec, cell: dict[str, Any], own: dict[str, Any], benc
     if spec.data:
         bench["data"] = _absolute(spec.data)
     bench["plugins"] = [_absolute(plugin) for plugin in bench.get("plugins", [])]
-    bench.update({axis: cell[axis] for axis in ("imgsz", "batch", "threads", "format") if axis in cell})
-    if cell.get("precision") == "fp16":
-        bench["half"] = True
+    bench.update({AXES[name].setting: AXES[name].as_setting(value) for name, value in cell.items()
+                  if AXES[name].setting})
     return replace(StudyConfig(), **own, models=[_absolute(m) for m in spec.models],
                    runs=str(Path(spec.runs).resolve()), baseline=spec.baseline, bench=bench)
 

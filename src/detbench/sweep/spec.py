@@ -20,6 +20,7 @@ Paths are taken relative to the current folder, as on the command line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,43 @@ from detbench.files.safe_io import read_text_file
 from detbench.limits import MAX_PATH_CHARS, MAX_YAML_BYTES
 from detbench.limits import MAX_SWEEP_STUDIES as MAX_STUDIES
 
-AXES = ("imgsz", "batch", "precision", "format", "threads", "device_kind")
 PRECISIONS = ("fp32", "fp16")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _short_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= 100
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of a sweep: the values it takes, the bench setting a value sets, and its mark in a cell's name."""
+
+    name: str
+    values: str  # what its values must be, as its error says it
+    check: Callable[[Any], bool]
+    setting: str | None  # the BenchConfig field it sets; None: chosen per study (the device kind)
+    mark: str = ""  # prefix of its value in the cell's folder name (imgsz640-b8-fp16)
+    as_setting: Callable[[Any], Any] = staticmethod(lambda value: value)
+
+
+# in the order of a cell's name and of compare --sweep's columns
+AXES: dict[str, Axis] = {axis.name: axis for axis in (
+    Axis("imgsz", "must be positive integers", _positive_int, "imgsz", "imgsz"),
+    Axis("batch", "must be positive integers", _positive_int, "batch", "b"),
+    Axis("precision", f"are {' or '.join(PRECISIONS)}", lambda value: value in PRECISIONS, "half",
+         as_setting=lambda value: value == "fp16"),
+    Axis("format", "must be names", _short_name, "format"),
+    Axis("threads", "must be positive integers", _positive_int, "threads", "t"),
+    Axis("device_kind", "must be names", _short_name, None),
+)}
 MAX_AXIS_VALUES = 64
 # set by the sweep itself for every study: not settable in `settings`
 RESERVED = {"models", "runs", "baseline", "data", "out", "list", "list_path", "use_benchmark_list", "device",
-            "imgsz", "batch", "half", "format", "threads", "force", "quiet", "help", "version"}
+            "force", "quiet", "help", "version", *(axis.setting for axis in AXES.values() if axis.setting)}
 MAX_VALUE_CHARS = 4096  # one setting's or axis value's text
 MAX_LIST_VALUES = 64  # a setting given as a list (e.g. plugin)
 
@@ -118,15 +150,10 @@ def _axis(path: str, name: str, raw: Any) -> list[Any]:
         raise _fail(path, f"axes.{name} values must be numbers or short names, not lists or mappings")
     if len(set(map(str, values))) != len(values):
         raise _fail(path, f"axes.{name} lists a value twice ({values}); list each once")
-    for value in values:
-        if name in {"imgsz", "batch", "threads"} and (not isinstance(value, int) or isinstance(value, bool)
-                                                       or value < 1):
-            raise _fail(path, f"axes.{name} values must be positive integers, got {value!r}")
-        if name == "precision" and value not in PRECISIONS:
-            raise _fail(path, f"axes.precision values are {' or '.join(PRECISIONS)}, got {value!r}")
-        if name in {"format", "device_kind"} and (not isinstance(value, str) or not value.strip()
-                                                  or len(value) > 100):
-            raise _fail(path, f"axes.{name} values must be names, got {value!r}")
+    axis = AXES[name]
+    bad = next((value for value in values if not axis.check(value)), None)
+    if bad is not None:
+        raise _fail(path, f"axes.{name} values {axis.values}, got {bad!r}")
     return values
 
 
