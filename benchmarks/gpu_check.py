@@ -28,6 +28,7 @@ from detbench.models.ultralytics_env import configure_process
 from detbench.proc import python_module
 from detbench.report.model import Report
 from detbench.report.schema import load_report
+from detbench.report.study_record import STUDY_FILE, read_study_record
 
 configure_process()  # offline, quiet, restricted: before Ultralytics is imported
 
@@ -45,7 +46,7 @@ def _bench(args: list[str], out: Path, name: str, timeout: int) -> Report | None
 
 def _study(common: list[str], out: Path, has_gpu: bool) -> dict | None:
     """baseline against p2 in one interleaved study; its study.json, or None when it failed."""
-    design = (["--workers-per-model", "2", "--max-time", "60"] if has_gpu
+    design = (["--workers-per-model", "2", "--study-time", "60"] if has_gpu
               else ["--workers-per-model", "1", "--no-until-decided"])
     # --force: this folder is gpu_check's own; every check measures again
     command = [*python_module(sys.executable, "detbench.cli", "ablate"), "--models", "baseline,p2", "--out", str(out),
@@ -56,7 +57,7 @@ def _study(common: list[str], out: Path, has_gpu: bool) -> dict | None:
     if result.returncode != 0:
         print(f"  study: FAILED ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
         return None
-    return json.loads((out / "study.json").read_text())
+    return read_study_record(out / STUDY_FILE)
 
 
 def _study_checks(record: dict | None, out: Path, has_gpu: bool) -> list[tuple[str, bool | None]]:

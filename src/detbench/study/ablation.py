@@ -45,7 +45,7 @@ from detbench.report.merge import merge_workers
 from detbench.report.model import Report
 from detbench.report.schema import load_report, write_report
 from detbench.report.setting import SettingKey
-from detbench.report.study_record import read_study_record
+from detbench.report.study_record import STUDY_FILE, read_study_record
 from detbench.study import engine
 from detbench.study.lock import study_lock
 from detbench.study.models import ModelRun, discover_runs, resolve_models
@@ -59,7 +59,6 @@ from detbench.workflows.existing import (
     set_aside_path,
 )
 
-STUDY_NAME = "study.json"
 STUDY_KIND = "detbench study"
 WORK_DIR = ".study"
 
@@ -145,13 +144,13 @@ def study_key(runs: Sequence[ModelRun], cfg: BenchConfig, device: str, list_sha2
 
 def stale_reason(out: Path, key: str, runs: Sequence[ModelRun]) -> str | None:
     """None when OUT holds this very study, finished, with every report; otherwise why it must run."""
-    path = out / STUDY_NAME
+    path = out / STUDY_FILE
     if not path.is_file():
         return "no study yet"
     try:
         recorded = read_study_record(path)
     except DetbenchError:
-        return f"{STUDY_NAME} unreadable"
+        return f"{STUDY_FILE} unreadable"
     if recorded.key != key:
         return "the models, weights, settings, list or design changed"
     if recorded.get("status") != "ok":
@@ -185,7 +184,7 @@ class _Study:
 
 def check_targets(out: Path, runs: Sequence[ModelRun]) -> None:
     """Every file the study will write must be writable as a file: refuse a folder or a special file up front."""
-    for path in [out / STUDY_NAME, *(out / f"{run.name}.json" for run in runs)]:
+    for path in [out / STUDY_FILE, *(out / f"{run.name}.json" for run in runs)]:
         if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
             raise DetbenchError(f"--out {out}: {path.name} exists and is not a regular file; move it away or choose "
                                 f"another --out")
@@ -269,7 +268,7 @@ def _study(study: _Study) -> int:
     key = study_key(study.runs, study.config, study.device, listed.blist.sha256, study.opts.design(study.baseline))
     reason = "--force" if study.opts.force else stale_reason(out, key, study.runs)
     if reason is None:
-        echo(f"· the study in {out} is up to date ({out / STUDY_NAME}); --force runs it again")
+        echo(f"· the study in {out} is up to date ({out / STUDY_FILE}); --force runs it again")
         return 0
     echo(f"· running the study: {reason}")
     for run in study.runs:
@@ -348,11 +347,11 @@ def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engin
         **_outcome_record(outcome),
         "memory": _memory_record(written),
     }
-    path = study.out / STUDY_NAME
+    path = study.out / STUDY_FILE
     try:
         write_text_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
     except OSError as exc:
-        raise DetbenchError(f"--out {study.out}: writing {STUDY_NAME} failed ({exc.strerror}); the model reports "
+        raise DetbenchError(f"--out {study.out}: writing {STUDY_FILE} failed ({exc.strerror}); the model reports "
                             f"written so far are kept") from exc
     return path
 
@@ -414,7 +413,7 @@ def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[s
                     failed: dict[str, str]) -> None:
     echo = study.echo
     echo(f"study done: {outcome.rounds_done} rounds ({outcome.stop_reason}), {outcome.turn_seconds:.0f} s of turns; "
-         f"{len(written)} report(s), {len(failed)} failed; {study.out / STUDY_NAME}")
+         f"{len(written)} report(s), {len(failed)} failed; {study.out / STUDY_FILE}")
     for result in outcome.results:
         ci = result.ci_pct
         shown = f"{result.delta_pct:+.1f} %" if result.delta_pct is not None else "n/a"

@@ -375,14 +375,14 @@ class Coordinator:
         if self.budget is None:
             self.echo(f"· budget: not estimated (too few warm-up forwards timed for every model: --warmup "
                       f"{2 * budget.MIN_NOISE_FORWARDS - 1} or more); the looks come at the planned rounds "
-                      f"({', '.join(map(str, plan.looks))}) or at --max-time")
+                      f"({', '.join(map(str, plan.looks))}) or at --study-time")
             return
         self.schedule = plan.look_schedule(self.budget.round_s)
         for line in self.budget.lines(len(warmups)):
             self.echo(line)
         if self.schedule != plan.looks:
             self.echo(f"  looks at rounds {', '.join(map(str, self.schedule))} (the planned "
-                      f"{', '.join(map(str, plan.looks))}, brought within --max-time at {self.budget.round_s:.2f} s "
+                      f"{', '.join(map(str, plan.looks))}, brought within --study-time at {self.budget.round_s:.2f} s "
                       f"a round)")
 
     def replace_workers(self, generation: int) -> None:
@@ -520,7 +520,7 @@ class Coordinator:
             if plan.until_decided and all_decided:
                 return rounds_done, "every comparison decided"
             if out_of_time:
-                return rounds_done, f"--max-time {plan.max_time:g} s of turns reached"
+                return rounds_done, f"--study-time {plan.max_time:g} s of turns reached"
             if plan.rotates and self._worth_a_generation():
                 self.replace_workers(next_look)
         return rounds_done, "no model left"

@@ -28,9 +28,9 @@ from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_json_bounded
 from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
 from detbench.report.schema import MAX_JSON_VALUES
+from detbench.report.study_record import STUDY_FILE, read_study_record
 from detbench.sweep.plan import STUDIES_DIR, Plan, PlannedStudy
 from detbench.sweep.spec import SweepSpec
-from detbench.sweep.task import STUDY_FILE
 from detbench.text import terminal
 
 INDEX_NAME = "sweep.json"
@@ -138,11 +138,10 @@ def finished(out: Path, index: dict[str, Any], study: PlannedStudy, cpu: str | N
         return False
     try:
         folder = folder_below(out, STUDIES_DIR, study.name, create=False)
-        recorded = read_json_bounded(folder / STUDY_FILE, study.name, MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS,
-                                     MAX_JSON_VALUES)
+        recorded = read_study_record(folder / STUDY_FILE, study.name)
     except DetbenchError:
         return False
-    if not isinstance(recorded, dict) or recorded.get("status") != "ok" or recorded.get("id") != entry.get("study_id"):
+    if recorded.status != "ok" or recorded.id != entry.get("study_id"):
         return False
     node = entry.get("node") if isinstance(entry.get("node"), dict) else {}
     return cpu is None or study.gpu or node.get("cpu") == cpu

@@ -23,12 +23,11 @@ from detbench.files.safe_io import read_json_bounded
 from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
 from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.report.schema import MAX_JSON_VALUES
-from detbench.report.study_record import StudyRecord, read_study_record
+from detbench.report.study_record import STUDY_FILE, StudyRecord, read_study_record
 from detbench.study.lock import LOCK_NAME
 from detbench.study.options import StudyConfig
 
 LOG_NAME = "ablate.log"
-STUDY_FILE = "study.json"
 MAX_RESULT_BYTES = 1024 * 2**20  # what one study may send back to the driver
 
 
