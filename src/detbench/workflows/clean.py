@@ -29,12 +29,13 @@ from detbench import text
 from detbench.data.benchmark_list import LIST_FILENAME, list_lock_path
 from detbench.data.cache import CACHE_DIRNAME
 from detbench.errors import DetbenchError
-from detbench.study.ablation import STUDY_NAME, WORK_DIR
+from detbench.report.study_record import STUDY_FILE
+from detbench.study.ablation import WORK_DIR
 from detbench.study.lock import LOCK_NAME
 from detbench.sweep.run import INDEX_NAME, STUDIES_DIR
 from detbench.text import Echo
 
-MARKERS = (STUDY_NAME, LIST_FILENAME, INDEX_NAME, LOCK_NAME)  # a folder detbench made holds one of them
+MARKERS = (STUDY_FILE, LIST_FILENAME, INDEX_NAME, LOCK_NAME)  # a folder detbench made holds one of them
 LIST_LOCK = list_lock_path(LIST_FILENAME).name
 
 
