@@ -153,6 +153,7 @@ def check_cell(config: StudyConfig, gpu: bool, local: bool) -> tuple[str | None,
 def code_identity(spec: SweepSpec) -> dict[str, str]:
     """What else decides a study's figures: the versions of detbench, torch and Ultralytics, and each plugin
     file's content (its path alone would not change when the file does)."""
+    # imported here, not at the top: torch and Ultralytics, kept out of the command line's start-up
     import torch
     import ultralytics
 
@@ -203,6 +204,7 @@ def make_plan(spec: SweepSpec, local_kind: tuple[str, bool] | None, list_sha256:
     """The studies of `spec`. `local_kind`: (this machine's device kind, is a GPU) for the local executor; None
     when the studies go to Ray, whose device kinds come from the `device_kind` axis (default: cpu). A device
     kind is `cpu`, a GPU's name (local) or a Ray accelerator type; the CPU's model is checked on resume (`run`)."""
+    # imported here, not at the top: they load torch, kept out of the command line's start-up
     from detbench.study.ablation import choose_baseline, weights_identity
     from detbench.study.models import resolve_models
 

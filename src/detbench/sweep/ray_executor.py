@@ -42,7 +42,7 @@ RETRIES = 1
 
 def _import_ray(address: str) -> Any:
     try:
-        import ray
+        import ray  # imported here: Ray is an optional extra
     except ImportError:
         raise DetbenchError(f"--ray {address}: Ray is not installed; pip install -e '.[ray]'") from None
     return ray
@@ -203,6 +203,7 @@ def run_on_ray(plan: Plan, out: Path, list_path: Path, index: Any, todo: list[Pl
                echo: Echo) -> None:
     """Submit every study of `todo` to the connected cluster (`open_cluster`), write each one's results as it
     returns."""
+    # imported here: Ray is an optional extra
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 

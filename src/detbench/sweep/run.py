@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detbench.data.benchmark_list import LIST_FILENAME
+from detbench.data.benchmark_list import LIST_FILENAME, read_list
 from detbench.errors import DetbenchError, first_line
 from detbench.files.out_tree import folder_below
 from detbench.proc import CPUS_ENV
@@ -57,7 +57,7 @@ class SweepOptions:
 def local_device_kind() -> tuple[str, bool, list[str]]:
     """This machine's device kind (the GPU's name, or `cpu`), whether it is a GPU, and the devices the local
     executor uses."""
-    import torch
+    import torch  # imported here, not at the top: kept out of the command line's start-up
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count:
@@ -99,8 +99,6 @@ def slot_cpus(devices: list[str]) -> dict[str, str]:
 
 def existing_list_sha256(out: Path) -> str | None:
     """The hash of the list a previous run made in OUT (the dry run's keys then match the real run's)."""
-    from detbench.data.benchmark_list import read_list
-
     path = out / LIST_FILENAME
     try:
         return read_list(path).sha256 if path.is_file() else None
@@ -213,7 +211,7 @@ def _devices(opts: SweepOptions) -> tuple[tuple[str, bool] | None, list[str], st
     Ray)."""
     if opts.ray is not None:
         return None, [], "per study (Ray)", None
-    from detbench.report.provenance import cpu_model
+    from detbench.report.provenance import cpu_model  # imported here, not at the top: it loads torch
 
     kind, gpu, devices = local_device_kind()
     here = cpu_model()
@@ -262,7 +260,7 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
         echo(line)
     cluster = None
     if opts.ray is not None and ray_runner is None:
-        from detbench.sweep.ray_executor import open_cluster
+        from detbench.sweep.ray_executor import open_cluster  # imported here: only a Ray sweep needs it
 
         cluster = open_cluster(opts.ray, opts.ray_cpus)  # a missing Ray or cluster fails before anything is written
     try:
@@ -305,7 +303,7 @@ def _run(sweep: _Sweep, ray_runner: Callable[..., None] | None) -> int:
         if opts.ray is None:
             run_local(plan, out, list_path, sweep.devices, index, todo, opts.study_timeout, echo)
         else:
-            from detbench.sweep.ray_executor import run_on_ray
+            from detbench.sweep.ray_executor import run_on_ray  # imported here: only a Ray sweep needs it
 
             (ray_runner or run_on_ray)(plan, out, list_path, index, todo, opts, echo)
     entries = index.data["studies"].values()
