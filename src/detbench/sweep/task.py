@@ -19,10 +19,9 @@ from typing import Any
 
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
-from detbench.files.safe_io import read_json_bounded
-from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
 from detbench.proc import kill_tree, python_module, spawn_child
-from detbench.report.schema import MAX_JSON_VALUES
+from detbench.report.model import Gpu
+from detbench.report.schema import load_report
 from detbench.report.study_record import STUDY_FILE, StudyRecord, read_study_record
 from detbench.study.lock import LOCK_NAME
 from detbench.study.options import StudyConfig
@@ -39,29 +38,21 @@ def node_record(out: Path, device: str) -> dict[str, Any]:
     study = _study_record(out)
     if study is None:
         return record
-    for model in study.get("models") or []:
-        name = model if isinstance(model, str) else (model or {}).get("name") if isinstance(model, dict) else None
+    for name in study.model_names():
         if not result_name_ok(f"{name}.json"):
             continue
-        report = _read_small_json(out / f"{name}.json")
-        if not isinstance(report, dict) or (report.get("study") or {}).get("id") != study.get("id"):
+        try:
+            report = load_report(out / f"{name}.json")
+        except DetbenchError:
             continue
-        environment = report.get("environment") if isinstance(report.get("environment"), dict) else {}
-        gpu = report.get("gpu") if isinstance(report.get("gpu"), dict) else {}
-        record.update(hostname=environment.get("hostname"), cpu=environment.get("cpu"))
+        if report.study is None or report.study.id != study.id:
+            continue
+        environment, gpu = report.environment, report.gpu or Gpu()
+        record.update(hostname=environment.hostname, cpu=environment.cpu)
         if device != "cpu":
-            record.update(gpu_name=gpu.get("name") or environment.get("gpu_name"), driver=gpu.get("driver"))
+            record.update(gpu_name=gpu.name or environment.gpu_name, driver=gpu.driver)
         break
     return record
-
-
-def _read_small_json(path: Path) -> Any:
-    try:
-        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_REPORT_BYTES:
-            return None
-        return read_json_bounded(path, str(path), MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES)
-    except (OSError, DetbenchError):
-        return None
 
 
 def _study_record(out: Path) -> StudyRecord | None:

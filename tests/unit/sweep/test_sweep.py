@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_report, save, spread
 from sweep_files import write_spec
 
 from detbench.errors import DetbenchError
@@ -265,10 +266,12 @@ def test_the_node_comes_from_this_studys_own_reports_not_a_stale_one(tmp_path):
     from detbench.sweep.task import node_record
 
     (tmp_path / "study.json").write_text(json.dumps({"id": "s1", "models": ["b"]}))
-    (tmp_path / "a_dropped_model.json").write_text(json.dumps(
-        {"study": {"id": "s0"}, "environment": {"hostname": "node-7", "cpu": "old CPU"}}))
-    (tmp_path / "b.json").write_text(json.dumps(
-        {"study": {"id": "s1"}, "environment": {"hostname": "here", "cpu": "this CPU"},
-         "gpu": {"name": "NVIDIA H200", "driver": "580.1"}}))
+    dropped = make_report("a_dropped_model", spread(10.0))
+    dropped.update(study={"id": "s0"}, environment={"hostname": "node-7", "cpu": "old CPU"})
+    own = make_report("b", spread(10.0))
+    own.update(study={"id": "s1"}, environment={"hostname": "here", "cpu": "this CPU"},
+               gpu={"name": "NVIDIA H200", "driver": "580.1"})
+    for report in (dropped, own):
+        save(tmp_path, report)
     assert node_record(tmp_path, "0") == {"hostname": "here", "device": "0", "cpu": "this CPU",
                                           "gpu_name": "NVIDIA H200", "driver": "580.1"}
