@@ -187,7 +187,6 @@ class BenchConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high:
                 raise DetbenchError(f"{flag} must be a positive number up to {high}, got {value!r}")
 
-
     def to_dict(self) -> dict[str, Any]:
         """Every setting by field name: a report's `config` section, and what a study's worker is given."""
         return asdict(self)

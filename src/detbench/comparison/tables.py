@@ -40,12 +40,6 @@ def _gflops(value: float | None) -> str:
     return _fmt(value, 2 if value is None or value >= 1 else 3)
 
 
-def _p(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
-
-
 def _ci(row: Row) -> str:
     ci = row.verdict.ci_pct if row.verdict else None
     return "-" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"

@@ -199,13 +199,6 @@ def read_listed_files(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_P
     return ListedFiles(files_hash.hexdigest(), tuple(digests), tuple(sizes), tuple(turned))
 
 
-def files_digest(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
-    """The hash decode_images records as files_sha256 (sha256 of each file's sha256); None if a file is missing
-    or empty (decode_images then names it). A file that is not a regular image file is refused (DetbenchError)."""
-    listed = read_listed_files(paths, max_pixels)
-    return None if listed is None else listed.files_sha256
-
-
 def _spot_checks(count: int) -> list[int]:
     """The first image and SPOT_CHECKS others, drawn with the operating system's randomness."""
     others = random.SystemRandom().sample(range(1, count), min(SPOT_CHECKS, count - 1)) if count > 1 else []

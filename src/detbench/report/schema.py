@@ -165,8 +165,6 @@ def _summary_problems(report: dict[str, Any]) -> list[str]:
             if latency.get(key) is not None and not math.isclose(latency[key], value, rel_tol=SUMMARY_TOLERANCE)]
 
 
-
-
 MAX_JSON_CONTAINERS = 200_000  # a report has a few hundred lists and objects
 MAX_JSON_VALUES = 16_000_000  # 1,000,000 iterations of every sample kind, with room to spare
 
