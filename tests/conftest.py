@@ -202,5 +202,5 @@ def one_line_error(exc: pytest.ExceptionInfo | BaseException | str) -> str:
     """The message of a DetbenchError (or a process's stderr): exactly one line, no traceback; the line."""
     text = str(exc.value) if isinstance(exc, pytest.ExceptionInfo) else str(exc)
     text = text.removesuffix("\n")
-    assert "\n" not in text and "Traceback" not in text, text
+    assert text and "\n" not in text and "Traceback" not in text, text
     return text

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 from sweep_files import write_spec
 
 from detbench.comparison import sweep as compare_sweep
@@ -31,12 +32,6 @@ from detbench.sweep.spec import load_spec
 
 EMPTY_LISTS = 1000
 HOSTILE = ("[" + ",".join(["[]"] * EMPTY_LISTS) + "]").encode()  # tiny here; 128 MiB of it is ~3.8 GB parsed
-
-
-def _one_line(exc: pytest.ExceptionInfo) -> str:
-    text = str(exc.value)
-    assert "\n" not in text and text
-    return text
 
 
 @pytest.fixture
@@ -66,7 +61,7 @@ def test_read_json_bounded_refuses_too_many_containers_in_one_line(tmp_path, no_
     with pytest.raises(DetbenchError, match=r"holds 1,001 lists and objects and 2,000 values, more than detbench "
                                             r"writes in one \(10 and 10,000\); run it again") as caught:
         read_json_bounded(path, "x.json", 10**6, 10, 10_000, "run it again")
-    assert _one_line(caught).startswith("x.json: ")
+    assert one_line_error(caught).startswith("x.json: ")
     with pytest.raises(DetbenchError, match="values"):
         read_json_bounded(path, "x.json", 10**6, 10**6, 100)
     with pytest.raises(DetbenchError, match="bytes|MiB"):
@@ -77,7 +72,7 @@ def test_read_json_bounded_refuses_too_many_containers_in_one_line(tmp_path, no_
     path.write_text("{not json")
     with pytest.raises(DetbenchError, match=r"not valid JSON \(JSONDecodeError\); fix") as caught:
         read_json_bounded(path, "x.json", 10**6, 10, 10, "fix")
-    _one_line(caught)
+    one_line_error(caught)
 
 
 def test_sweep_dry_run_refuses_a_hostile_index_before_parsing_it(tmp_path, no_parse_of_hostile, low_bound):
@@ -87,7 +82,7 @@ def test_sweep_dry_run_refuses_a_hostile_index_before_parsing_it(tmp_path, no_pa
     (out / "sweep.json").write_bytes(HOSTILE)
     with pytest.raises(DetbenchError, match="sweep.json there is not a detbench sweep index") as caught:
         sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out), dry_run=True), echo=lambda line: None)
-    _one_line(caught)
+    one_line_error(caught)
 
 
 def test_a_hostile_study_record_is_not_parsed_by_the_sweep_or_ablate(tmp_path, no_parse_of_hostile, low_bound):
@@ -101,7 +96,7 @@ def test_a_hostile_study_record_is_not_parsed_by_the_sweep_or_ablate(tmp_path, n
     assert ablation.stale_reason(folder, "k", [ModelRun("baseline", "baseline")]) == "study.json unreadable"
     with pytest.raises(DetbenchError, match="lists and objects") as caught:
         compare_sweep._read_json(folder / "study.json", "study.json", "run the study again")
-    _one_line(caught)
+    one_line_error(caught)
 
 
 def test_a_fine_study_record_is_still_read(tmp_path):
@@ -134,7 +129,7 @@ def test_a_too_long_models_entry_is_one_line_naming_the_flag():
     with pytest.raises(DetbenchError, match=r"^--models x+…#[0-9a-f]{16} \(under --runs results/runs\): cannot be "
                                             r"looked up") as caught:
         resolve_models(["x" * 5000], "results/runs")
-    _one_line(caught)
+    one_line_error(caught)
     with pytest.raises(DetbenchError, match="--models"):
         resolve_models(["baseline"], "r" * 5000)
 
@@ -148,7 +143,7 @@ def test_a_sweep_file_with_a_lone_surrogate_is_refused_in_one_line(tmp_path):
         path.write_text(json.dumps(raw))  # ASCII: the surrogate as a JSON escape
         with pytest.raises(DetbenchError, match=rf"^{path}: {where} holds a lone surrogate") as caught:
             load_spec(path)
-        _one_line(caught)
+        one_line_error(caught)
 
 
 def test_a_sweep_file_with_an_over_long_path_is_refused_in_one_line(tmp_path):
@@ -159,6 +154,6 @@ def test_a_sweep_file_with_an_over_long_path_is_refused_in_one_line(tmp_path):
         path.write_text(json.dumps(raw))
         with pytest.raises(DetbenchError, match=rf"^{path}: {key} holds a path or name of") as caught:
             load_spec(path)
-        _one_line(caught)
+        one_line_error(caught)
     path.write_text(json.dumps({"models": ["baseline"], "runs": "r" * MAX_PATH_CHARS}))
     assert load_spec(Path(path)).runs == "r" * MAX_PATH_CHARS

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 from sweep_files import write_spec
 
 from detbench.errors import DetbenchError
@@ -33,12 +34,6 @@ from detbench.sweep.spec import load_spec
 
 def _quiet(line: str) -> None:
     pass
-
-
-def _one_line(exc: pytest.ExceptionInfo) -> str:
-    text = str(exc.value)
-    assert "\n" not in text and text
-    return text
 
 
 def _fake_python(folder: Path) -> str:
@@ -94,7 +89,7 @@ def test_out_tree_follows_no_link_below_out_but_out_itself_may_be_one(tmp_path):
         for create in (True, False):
             with pytest.raises(DetbenchError, match=problem) as caught:
                 folder_below(out, *parts, create=create)
-            assert _one_line(caught).startswith(f"--out {out}: ")
+            assert one_line_error(caught).startswith(f"--out {out}: ")
     assert list(elsewhere.iterdir()) == []
     assert folder_below(tmp_path / "missing", "a", create=False) == tmp_path / "missing" / "a"
     assert not (tmp_path / "missing").exists()  # a check makes nothing
@@ -120,7 +115,7 @@ def test_a_symlinked_studies_folder_is_refused_before_anything_is_written(tmp_pa
     monkeypatch.setattr(sweep_run, "run_study", functools.partial(task.run_study, python=_fake_python(tmp_path)))
     with pytest.raises(DetbenchError, match=r"studies is a symlink.*remove the link") as caught:
         sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out), dry_run=dry_run), echo=_quiet)
-    assert _one_line(caught).startswith(f"--out {out}: {out / 'studies'} is a symlink")
+    assert one_line_error(caught).startswith(f"--out {out}: {out / 'studies'} is a symlink")
     _untouched(victim)
     assert sorted(p.name for p in out.iterdir()) == ["studies"]  # no index, list or lock either
 
@@ -191,7 +186,7 @@ def test_another_sweep_file_never_replaces_or_drops_the_studies_in_out(tmp_path,
     for dry_run in (True, False):
         with pytest.raises(DetbenchError, match=r"holds the studies of another sweep .*pass another --out") as caught:
             sweep_run.run_sweep(sweep_run.SweepOptions(str(other), str(out), dry_run=dry_run), echo=_quiet)
-        assert _one_line(caught).startswith(f"--out {out}: ") and str(first) in str(caught.value)
+        assert one_line_error(caught).startswith(f"--out {out}: ") and str(first) in str(caught.value)
     assert ((out / "sweep.json").read_text(), (out / "studies" / "imgsz64" / "study.json").read_text()) == before
     assert len(calls) == 2
 
@@ -221,7 +216,7 @@ def test_a_sweep_files_plugin_or_unsafe_load_runs_nothing_unless_the_command_lin
     with pytest.raises(DetbenchError, match=r"settings.plugin .*evil.py would run its code in every study.*pass "
                                             r"--plugin .*evil.py to detbench sweep as well") as caught:
         sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=_quiet)  # a real study otherwise
-    assert _one_line(caught).startswith(f"{spec}: ")
+    assert one_line_error(caught).startswith(f"{spec}: ")
     with pytest.raises(DetbenchError, match=r"settings.plugin .* would run its code"):
         sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out), plugins=["other.py"]), echo=_quiet)
     unsafe = write_spec(tmp_path, dataset, settings={"unsafe_load": True})
@@ -282,7 +277,7 @@ def test_a_sweep_index_of_any_other_shape_is_one_line(tmp_path, dataset, index):
         with pytest.raises(DetbenchError, match=r"sweep.json there is (damaged|not a detbench sweep index).*--out"
                            ) as caught:
             sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out), dry_run=dry_run), echo=_quiet)
-        assert _one_line(caught).startswith(f"--out {out}: ")
+        assert one_line_error(caught).startswith(f"--out {out}: ")
 
 
 def test_entries_of_the_wrong_shape_are_dropped_and_the_sweep_goes_on(tmp_path, monkeypatch, dataset):
@@ -313,7 +308,7 @@ def test_a_cell_whose_folder_name_is_not_a_plain_name_is_refused_for_every_execu
     with pytest.raises(DetbenchError, match=r"makes the study folder name '(\.\.|\.|-x)', which .*; change that axis"
                        ) as caught:
         make_plan(spec, local, "list")
-    assert _one_line(caught).startswith(f"{spec.path}: the cell (")
+    assert one_line_error(caught).startswith(f"{spec.path}: the cell (")
 
 
 def test_a_sweep_file_without_settings_is_planned(tmp_path):
