@@ -144,8 +144,7 @@ def build_parser() -> Parser:
                                        "and an unfinished study's .study/. Reports, lists, tables and plots stay.")
     clean.add_argument("folders", nargs="*", default=["results/bench"],
                        help="results folders (default results/bench)")
-    parser.commands = {"bench": bench, "compare": compare, "ablate": ablate, "demo": demo_parser, "sweep": sweep,
-                       "clean": clean}
+    parser.commands = sub.choices  # each subcommand's parser, by name
     return parser
 
 

@@ -31,14 +31,13 @@ from detbench.comparison.accuracy import Accuracy, AccuracyReader
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_SHOWN_TEXT_CHARS
 from detbench.names import is_reserved_stem
-from detbench.report.model import Report
+from detbench.report.model import Report, Study
 from detbench.report.schema import parse_report, validate_report
 from detbench.report.setting import SettingKey, short_hash
 from detbench.stats import paired
+from detbench.study.options import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT  # a study's own, for separate runs too
 
 DEFAULT_BASELINE = "baseline"
-DEFAULT_ALPHA = 0.05
-DEFAULT_MIN_EFFECT = 0.02
 OWN_KIND_PREFIX = "detbench "  # the "kind" of detbench's other JSON files, e.g. "detbench ablation summary"
 
 
@@ -63,6 +62,13 @@ class Entry:
         """Each study worker's turns, from the samples' round and worker lists."""
         samples = self.report.samples
         return paired.worker_series(samples.latency_ms, samples.round, samples.worker)
+
+    def study(self) -> Study | None:
+        """The report's study section when it carries the lists that pair its samples, else None."""
+        study, samples = self.report.study, self.report.samples
+        if not isinstance(study, dict) or not study.get("id") or samples.round is None or samples.worker is None:
+            return None
+        return study
 
     def caveats(self) -> list[str]:
         """The report's own warnings (noise, outliers, warm-up, busy or throttled device), each once."""
@@ -119,25 +125,18 @@ class Group:
         """Whether any report timed the end-to-end pipeline (--pipeline)."""
         return any(row.metrics.get("end_to_end_median_ms") is not None for row in self.rows)
 
-    def values(self) -> dict[str, Any]:
-        """The group's setting by label."""
-        return self.key.labelled()
-
     def setting(self) -> str:
-        values = self.values()
-        threads = values["threads"]
-        n_images = self.rows[0].entry.report.inputs.n_images
-        parts = [f"imgsz {values['imgsz']}", f"batch {values['batch']}", f"device {values['device']}",
-                 f"{values['precision']}"]
-        if threads is not None:
-            parts.append(f"{threads} CPU thread{'s' if threads != 1 else ''}")
-        if values["hardware"]:
-            parts.append(str(values["hardware"]))
+        key, n_images = self.key, self.rows[0].entry.report.inputs.n_images
+        parts = [f"imgsz {key.imgsz}", f"batch {key.batch}", f"device {key.device}", f"{key.precision}"]
+        if key.threads is not None:
+            parts.append(f"{key.threads} CPU thread{'s' if key.threads != 1 else ''}")
+        if key.hardware:
+            parts.append(str(key.hardware))
         if n_images:
-            parts.append(f"{n_images} images (inputs {short_hash(values['decoded inputs'])})")
-        parts += [values["modes"], values["software"]]
-        if values["backend"] != "pytorch":
-            parts.append(f"backend {values['backend']}")
+            parts.append(f"{n_images} images (inputs {short_hash(key.decoded_sha256)})")
+        parts += [key.modes, key.software]
+        if key.backend != "pytorch":
+            parts.append(f"backend {key.backend}")
         return ", ".join(parts)
 
 
@@ -297,15 +296,6 @@ def percent_delta(value: float | None, reference: float | None) -> float | None:
     return 100.0 * (value / reference - 1.0)
 
 
-def study_of(row: Row) -> dict[str, Any] | None:
-    """A report's study section when it carries the lists that pair its samples, else None."""
-    study = row.entry.report.study
-    samples = row.entry.report.samples
-    if not isinstance(study, dict) or not study.get("id") or samples.round is None or samples.worker is None:
-        return None
-    return study
-
-
 MISSING_SHOWN = 10  # names of a study's missing reports shown in the note
 
 
@@ -334,10 +324,10 @@ def replay_problem(study: dict[str, Any], members: list[Row], baseline_name: str
 
 def study_verdicts(group: Group, alpha: float | None, min_effect: float | None) -> dict[str, paired.PairResult]:
     """The baseline's study's looks replayed from the samples of its reports in this group; {} if impossible."""
-    study = study_of(group.baseline)
+    study = group.baseline.entry.study()
     if study is None:
         return {}
-    members = [row for row in group.rows if (study_of(row) or {}).get("id") == study["id"]]
+    members = [row for row in group.rows if (row.entry.study() or {}).get("id") == study["id"]]
     problem = replay_problem(study, members, group.baseline.entry.model_name)
     if problem:
         group.untested_why = f"study {study['id']}: {problem}"
@@ -378,8 +368,8 @@ def analyse_group(group: Group, baseline_name: str, alpha: float | None, min_eff
 
 def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alpha: float | None = None,
                      min_effect: float | None = None) -> Comparison:
-    """`alpha` and `min_effect` default to those a study decided at (0.05 and 0.02 for separate runs)."""
-    """Group the reports by setting, sort each group by mean latency, and compare with the baseline."""
+    """Group the reports by setting, sort each group by mean latency, and compare with the baseline. `alpha` and
+    `min_effect` default to those a study decided at (0.05 and 0.02 for separate runs)."""
     if alpha is not None and not 0.0 < alpha < 1.0:
         raise DetbenchError(f"--alpha {alpha} must be between 0 and 1 (e.g. 0.05)")
     if min_effect is not None and not 0.0 < min_effect < 1.0:

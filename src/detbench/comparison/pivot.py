@@ -51,8 +51,9 @@ class Pivot:
 
 
 def _study(entry: Entry) -> dict[str, Any] | None:
-    study, samples = entry.report.study, entry.report.samples
-    if not isinstance(study, dict) or not study.get("id") or samples.round is None or samples.worker is None:
+    """The entry's study (`Entry.study`) when its looks are a record the verdicts can be replayed at."""
+    study = entry.study()
+    if study is None:
         return None
     looks, planned = study.get("looks_at_rounds"), study.get("planned_looks")
     if not isinstance(looks, list) or not looks or not isinstance(planned, list) or len(looks) > len(planned):

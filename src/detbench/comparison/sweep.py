@@ -37,7 +37,7 @@ from detbench import text
 from detbench.comparison.tables import write_table
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
-from detbench.files.safe_io import parse_json_bounded, read_regular_file, regular_file_status
+from detbench.files.safe_io import read_json_bounded, regular_file_status
 from detbench.limits import (
     MAX_PLOT_INCHES,
     MAX_PLOT_ITEMS,
@@ -79,13 +79,6 @@ class CellResult:
     node: str | None = None
 
 
-def _read_json(path: Path, what: str, fix: str) -> Any:
-    """The JSON in a file of the sweep: at most MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS lists and objects and
-    MAX_JSON_VALUES values (a report's bound), checked before it is parsed; else one line naming `what`."""
-    data = read_regular_file(path, what, MAX_REPORT_BYTES, fix)
-    return parse_json_bounded(data, what, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES, fix)
-
-
 def device_kind_of(report: Any) -> str:
     gpu = report.gpu or {}
     if isinstance(gpu, dict) and gpu.get("name"):
@@ -115,9 +108,8 @@ def _model_name(model: Any, source: str) -> str:
 
 
 def study_record(data: Any, source: str) -> StudyRecord:
-    """The parts of a study.json compare uses; ValueError or DetbenchError when they are not what a study writes."""
-    if not isinstance(data, dict):
-        raise ValueError("its study.json is not a study record")
+    """The parts of a study.json (an object: `read_study_record`) compare uses; ValueError or DetbenchError when
+    they are not what a study writes."""
     models = data.get("models")
     if not isinstance(models, list):
         raise ValueError("its study.json lists no models")
@@ -207,9 +199,10 @@ def read_index(out: Path) -> dict[str, Any]:
     """OUT/sweep.json, a detbench sweep index of at most MAX_SWEEP_STUDIES studies; else one line."""
     index_path = out / "sweep.json"
     shown = text.terminal(text.bounded(out))
-    if not index_path.exists():  # anything else there (a FIFO, a folder) is refused by _read_json, named
+    if not index_path.exists():  # anything else there (a FIFO, a folder) is refused by read_json_bounded, named
         raise DetbenchError(f"--sweep {shown}: no sweep.json there; pass the --out folder of a detbench sweep")
-    index = _read_json(index_path, f"--sweep {shown}: sweep.json", "run the sweep again")
+    index = read_json_bounded(index_path, f"--sweep {shown}: sweep.json", MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS,
+                              MAX_JSON_VALUES, "run the sweep again")
     if not isinstance(index, dict) or not isinstance(index.get("studies"), dict):
         raise DetbenchError(f"--sweep {shown}: sweep.json is not a detbench sweep index")
     if len(index["studies"]) > MAX_SWEEP_STUDIES:

@@ -174,14 +174,11 @@ def console_lines(comparison: Comparison) -> list[str]:
 
 # ---------------------------------------------------------------- CSV
 
-CSV_COLUMNS = ["group", "model", "report", "weights", "imgsz", "batch", "device", "precision", "threads",
-               "hardware", "modes", "software", "backend", "decoded_sha256", "params_M", "gflops", "latency_mean_ms",
+# the fields of the group's SettingKey the CSV holds, each in the column of its name
+SETTING_COLUMNS = ["imgsz", "batch", "device", "precision", "threads", "hardware", "modes", "software", "backend",
+                   "decoded_sha256"]
+CSV_COLUMNS = ["group", "model", "report", "weights", *SETTING_COLUMNS, "params_M", "gflops", "latency_mean_ms",
                "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
-# CSV column -> the label of the group's comparability key it holds
-SETTING_COLUMNS = {"imgsz": "imgsz", "batch": "batch", "device": "device", "precision": "precision",
-                   "threads": "threads", "hardware": "hardware", "modes": "modes", "software": "software",
-                   "backend": "backend",
-                   "decoded_sha256": "decoded inputs"}
 ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
 DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",
                  "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict", "p_value", "n_rounds",
@@ -203,16 +200,14 @@ def csv_text(comparison: Comparison) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for group in comparison.groups:
-        setting = group.values()
         for row in group.rows:
             m, d = row.metrics, row.deltas
             record = {"group": group.index, "model": row.name, "report": text.no_surrogates(row.entry.path),
                       "weights": _path_text(row.entry.report.metadata.weights),
-                      **{column: setting[label] for column, label in SETTING_COLUMNS.items()},
+                      **{column: getattr(group.key, column) for column in SETTING_COLUMNS},
                       "mem_kind": "gpu peak allocated" if group.on_gpu else "model (weights + activations)"}
-            for key in ("params_M", "gflops", "latency_mean_ms", "latency_median_ms", "latency_p95_ms",
-                        "fps_mean", "mem_MB", "end_to_end_median_ms"):
-                record[key] = m[key]
+            record.update({key: m[key] for key in ("params_M", "gflops", "latency_mean_ms", "latency_median_ms",
+                                                   "latency_p95_ms", "fps_mean", "mem_MB", "end_to_end_median_ms")})
             if comparison.has_accuracy:
                 acc = row.entry.accuracy
                 record.update({"mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],

@@ -69,14 +69,14 @@ def a_sweep(out: Path, studies: dict[str, dict[str, Any]]) -> Path:
 
 
 class Counting:
-    """Wraps `sweep.load_report` and `sweep.read_regular_file`: which files `compare --sweep` reads, how often."""
+    """Wraps `sweep.load_report` and `sweep.read_json_bounded`: which files `compare --sweep` reads, how often."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reports: list[Path] = []
         self.files: list[Path] = []
-        load, read = sweep.load_report, sweep.read_regular_file
+        load, read = sweep.load_report, sweep.read_json_bounded
         monkeypatch.setattr(sweep, "load_report", lambda path: (self.reports.append(Path(path)), load(path))[1])
-        monkeypatch.setattr(sweep, "read_regular_file",
+        monkeypatch.setattr(sweep, "read_json_bounded",
                             lambda path, *args: (self.files.append(Path(path)), read(path, *args))[1])
         bounded = study_record.read_json_bounded
         monkeypatch.setattr(study_record, "read_json_bounded",
