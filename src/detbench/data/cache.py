@@ -47,6 +47,7 @@ writing through it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -141,10 +142,8 @@ def _write_entry(cache_dir: Path, name: str, fill: Callable[[BinaryIO], object])
     """Store an entry atomically, never through a symlinked folder; a cache that cannot be written only costs time."""
     if not _cache_ready(cache_dir, create=True):
         return
-    try:
+    with contextlib.suppress(OSError):
         write_atomic(cache_dir / name, fill, follow_folder_link=False)
-    except OSError:
-        pass
 
 
 def _versions() -> str:

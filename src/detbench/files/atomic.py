@@ -21,6 +21,7 @@ cache uses this so that it never writes outside the results folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable
@@ -57,10 +58,8 @@ def write_atomic(path: str | Path, fill: Callable[[BinaryIO], object], *, follow
                 os.fsync(handle.fileno())
             os.replace(tmp_name, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except BaseException:  # Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI) included
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp_name, dir_fd=folder_fd)
-            except OSError:
-                pass
             raise
         _fsync_dir(folder_fd)
     finally:

@@ -30,6 +30,7 @@ MB means MiB (1024**2 bytes), as in the user specification.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import resource
@@ -99,10 +100,8 @@ def settle_heap() -> None:
     """Collect garbage, then hand the C allocator's free memory back to the system (glibc `malloc_trim`), so
     that what is allocated next shows as new resident memory instead of reusing pages freed earlier."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def lifetime_peak_rss_mib() -> float:

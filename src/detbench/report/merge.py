@@ -44,14 +44,6 @@ def _peak(values: list[Any]) -> Any:
     return max(numbers) if is_number(values[0]) and numbers else values[0]
 
 
-def _dedupe(items: list[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
-
-
 def _samples(parts: list[Report]) -> Samples:
     """Every worker's samples, in worker order, with the worker index of each latency sample."""
     merged = {item.name: _concat([getattr(part.samples, item.name) for part in parts])
@@ -106,7 +98,7 @@ def _warnings(merged: Report, parts: list[Report]) -> list[str]:
         derived.update(w for w in part.warnings if str(w).startswith("pipeline "))
         own += [w for w in part.warnings if w not in derived]
     new = merged.statistics.warnings if merged.statistics else []
-    return _dedupe(own + new + (merged.pipeline.warnings() if merged.pipeline else []))
+    return list(dict.fromkeys(own + new + (merged.pipeline.warnings() if merged.pipeline else [])))
 
 
 def _bookkeeping(merged: Report, parts: list[Report], n_samples: int) -> None:
@@ -115,10 +107,10 @@ def _bookkeeping(merged: Report, parts: list[Report], n_samples: int) -> None:
         samples = merged.samples.pipeline_ms
         merged.pipeline.summarise(samples, merged.metadata.batch)
         merged.pipeline.n_samples = len(samples.get("total") or [])
-        merged.pipeline.stop_reason = "; ".join(_dedupe([str(p.pipeline.stop_reason) for p in parts]))
+        merged.pipeline.stop_reason = "; ".join(dict.fromkeys(str(p.pipeline.stop_reason) for p in parts))
     if merged.stopping is not None:
         stops = [part.stopping for part in parts]
-        merged.stopping.reason = "; ".join(_dedupe([str(stop.reason) for stop in stops]))
+        merged.stopping.reason = "; ".join(dict.fromkeys(str(stop.reason) for stop in stops))
         merged.stopping.iterations = n_samples
         for key in ("timed_s", "warmup_s"):
             if all(isinstance(stop.get(key), (int, float)) for stop in stops):
@@ -167,7 +159,7 @@ def merge_workers(parts: list[Report], name: str) -> Report:
     merged.study = Study({key: value for key, value in (first.study or {}).items() if key not in ("worker", "pid")},
                          workers=workers)
     medians = ", ".join(f"{worker.median_ms:.3f}" for worker in workers)
-    merged.notes = _dedupe([note for part in parts for note in part.notes]) + [
+    merged.notes = list(dict.fromkeys(note for part in parts for note in part.notes)) + [
         f"measured by {len(parts)} worker processes taking turns with the other models' workers: statistics over "
         f"all {len(latency_ms)} samples; worker medians {medians} ms; memory is the maximum over the workers"
         + ("; gpu (NVML) readings are worker 0's, each worker's in study.workers[k].gpu" if first.gpu else "")]

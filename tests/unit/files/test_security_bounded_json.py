@@ -95,7 +95,7 @@ def test_a_hostile_study_record_is_not_parsed_by_the_sweep_or_ablate(tmp_path, n
     assert task._read_small_json(folder / "study.json") is None
     assert ablation.stale_reason(folder, "k", [ModelRun("baseline", "baseline")]) == "study.json unreadable"
     with pytest.raises(DetbenchError, match="lists and objects") as caught:
-        compare_sweep._read_json(folder / "study.json", "study.json", "run the study again")
+        compare_sweep.SweepReader().record(folder)
     one_line_error(caught)
 
 
