@@ -43,7 +43,7 @@ def test_missing_baseline_is_one_clear_line_and_baseline_flag_works(tmp_path, cl
     assert result.stderr.strip() == ("error: no report of a model named 'baseline' (models: yolov8n, yolov8s); "
                                      "pass --baseline NAME")
     result = cli("compare", str(tmp_path / "yolov8n.json"), str(tmp_path / "yolov8s.json"), "--baseline", "yolov8n",
-                 "--output", str(tmp_path / "out" / "cmp.csv"), "--format", "md", "--format", "latex")
+                 "--output", str(tmp_path / "out" / "cmp.csv"), "--table-format", "md", "--table-format", "latex")
     assert result.returncode == 0, result.stderr
     assert "yolov8s" in result.stdout and "Change relative to baseline:" in result.stdout
     with open(tmp_path / "out" / "cmp.csv", newline="") as handle:
@@ -62,7 +62,7 @@ def test_missing_baseline_is_one_clear_line_and_baseline_flag_works(tmp_path, cl
 def test_formats_without_output_go_into_dir(tmp_path, cli):
     save(tmp_path, make_report("baseline", spread(5.0)))
     save(tmp_path, make_report("ghost", spread(4.0)))
-    result = cli("--format", "csv", "--format", "md", cwd=tmp_path, script="compare_benchmarks.py")
+    result = cli("--table-format", "csv", "--table-format", "md", cwd=tmp_path, script="compare_benchmarks.py")
     assert result.returncode == 2  # the default --dir does not exist here
     assert result.stderr == ("error: results/bench: no such folder of reports; run `detbench bench` first or "
                              "pass --dir\n")
@@ -70,8 +70,10 @@ def test_formats_without_output_go_into_dir(tmp_path, cli):
     bench.mkdir(parents=True)
     for name in ("baseline.json", "ghost.json"):
         (tmp_path / name).rename(bench / name)
+    # the old spelling still works, with one warning line
     result = cli("--format", "csv", "--format", "md", cwd=tmp_path, script="compare_benchmarks.py")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "warning: --format is deprecated for compare; use --table-format\n"
     assert (bench / "comparison.csv").is_file() and (bench / "comparison.md").is_file()
     again = cli(cwd=tmp_path, script="compare_benchmarks.py")  # its own outputs are not reports
     assert again.returncode == 0 and again.stderr == ""
@@ -85,12 +87,12 @@ def test_tables_go_next_to_the_reports_compared(tmp_path, cli):
     for imgsz, scale in ((640, 1.0), (1280, 4.0)):
         save(study / f"s{imgsz}", make_report("baseline", spread(5.0 * scale), imgsz=imgsz))
         save(study / f"s{imgsz}", make_report("ghost", spread(4.0 * scale), imgsz=imgsz))
-    result = cli("compare", str(study / "s640"), "--format", "md", cwd=tmp_path)
+    result = cli("compare", str(study / "s640"), "--table-format", "md", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"✓ saved: {study / 's640' / 'comparison.md'}"
     assert sorted(p.name for p in default.iterdir()) == ["baseline.json"]
     result = cli("compare", str(study / "s640" / "baseline.json"), str(study / "s1280" / "ghost.json"),
-                 "--format", "latex", cwd=tmp_path)
+                 "--table-format", "latex", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"✓ saved: {study / 'comparison.tex'}"
 

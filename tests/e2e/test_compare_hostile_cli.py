@@ -97,7 +97,7 @@ def test_hostile_names_and_hardware_are_inert_in_every_output(tmp_path, real_rep
         report = variant(real_report, name, 1.0 + 0.05 * i)
         report["environment"]["cpu"] = HOSTILE_HARDWARE
         put(folder, f"m{i:02d}.json", report)
-    result = run_cli("compare", str(folder), "--format", "csv", "--format", "md", "--format", "latex",
+    result = run_cli("compare", str(folder), "--table-format", "csv", "--table-format", "md", "--table-format", "latex",
                      "--plots", str(tmp_path / "plots"))
     assert result.returncode == 0 and result.stderr == "", result.stderr
     lines = one_line_each(result.stdout)
@@ -227,7 +227,7 @@ def test_representative_bad_reports_in_one_folder_from_the_command_line(tmp_path
     put(folder, "fine.json", variant(study_report, "fine", 1.2))
     bad = [put(folder, f"bad{i:02d}.json", mutated(variant(study_report, f"bad{i}"), path, value))
            for i, (path, value) in enumerate(REPRESENTATIVE)]
-    result = run_cli("compare", str(folder), "--format", "md", "--format", "latex", "--plots",
+    result = run_cli("compare", str(folder), "--table-format", "md", "--table-format", "latex", "--plots",
                      str(tmp_path / "plots"), cwd=tmp_path)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     warned = [line for line in one_line_each(result.stderr) if line]
@@ -365,9 +365,9 @@ def two_reports(tmp_path, real_report) -> Path:
     (["--output", "{bench}/baseline.json/c.csv"],
      "error: --output {bench}/baseline.json/c.csv: {bench}/baseline.json is a file, not a folder"),
     (["--output", "/dev/null"], "error: --output /dev/null: exists and is not a regular file"),
-    (["--output", "{tmp}/c.csv", "--format", "md", "--format", "latex", "--plots", "{bench}/other.json"],
+    (["--output", "{tmp}/c.csv", "--table-format", "md", "--table-format", "latex", "--plots", "{bench}/other.json"],
      "error: --plots {bench}/other.json: {bench}/other.json is a file, not a folder; give a folder"),
-    (["--format", "md", "--output", "{tmp}/folder.csv"], "error: --output {tmp}/folder.csv: is a folder"),
+    (["--table-format", "md", "--output", "{tmp}/folder.csv"], "error: --output {tmp}/folder.csv: is a folder"),
     (["--output", "{bench}/other.json"], "error: --output {bench}/other.json: is one of the reports being compared"),
     (["--output", "{tmp}/c.md"], "error: --output {tmp}/c.md: names the CSV, and the .md and .tex are written beside "
                                  "it; give a .csv path, e.g. --output {tmp}/c.csv"),
