@@ -50,7 +50,7 @@ def no_parse_of_hostile(monkeypatch):
 @pytest.fixture
 def low_bound(monkeypatch):
     """A container bound below the hostile file's (the real one is MAX_RECORD_CONTAINERS, 4,000,000)."""
-    for module in (sweep_index, task, study_record, compare_sweep):
+    for module in (sweep_index, study_record, compare_sweep):
         monkeypatch.setattr(module, "MAX_RECORD_CONTAINERS", EMPTY_LISTS // 2)
 
 
@@ -92,7 +92,7 @@ def test_a_hostile_study_record_is_not_parsed_by_the_sweep_or_ablate(tmp_path, n
     (folder / "study.json").write_bytes(HOSTILE)
     index = {"studies": {"imgsz64": {"key": "k", "status": "ok", "study_id": "id"}}}
     assert sweep_index.finished(tmp_path, index, study) is False
-    assert task._read_small_json(folder / "study.json") is None
+    assert task._study_record(folder) is None
     assert ablation.stale_reason(folder, "k", [ModelRun("baseline", "baseline")]) == "study.json unreadable"
     with pytest.raises(DetbenchError, match="lists and objects") as caught:
         compare_sweep.SweepReader().record(folder)
@@ -106,7 +106,7 @@ def test_a_fine_study_record_is_still_read(tmp_path):
     (folder / "study.json").write_text(json.dumps({"status": "ok", "id": "id", "key": "other"}))
     index = {"studies": {"imgsz64": {"key": "k", "status": "ok", "study_id": "id"}}}
     assert sweep_index.finished(tmp_path, index, study) is True
-    assert task._read_small_json(folder / "study.json") == {"status": "ok", "id": "id", "key": "other"}
+    assert task._study_record(folder) == {"status": "ok", "id": "id", "key": "other"}
     assert ablation.stale_reason(folder, "k", []) == "the models, weights, settings, list or design changed"
 
 
