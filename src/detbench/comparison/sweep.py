@@ -90,7 +90,7 @@ def device_kind_of(report: Any) -> str:
 
 
 @dataclass
-class StudyRecord:
+class ComparedStudy:
     """What compare uses of a study.json: its id, baseline, model names (each once) and cleaned comparisons."""
 
     id: Any
@@ -107,7 +107,7 @@ def _model_name(model: Any, source: str) -> str:
     return check_model_name(name, source, "run the study again")
 
 
-def study_record(data: Any, source: str) -> StudyRecord:
+def compared_study(data: Any, source: str) -> ComparedStudy:
     """The parts of a study.json (an object: `read_study_record`) compare uses; ValueError or DetbenchError when
     they are not what a study writes."""
     models = data.get("models")
@@ -123,7 +123,7 @@ def study_record(data: Any, source: str) -> StudyRecord:
         if isinstance(comparison, dict):
             cleaned = _clean(comparison)
             comparisons.setdefault(cleaned["model"], cleaned)
-    return StudyRecord(data.get("id"), text.bounded(data.get("baseline")), names, comparisons)
+    return ComparedStudy(data.get("id"), text.bounded(data.get("baseline")), names, comparisons)
 
 
 class SweepReader:
@@ -131,7 +131,7 @@ class SweepReader:
     links leading to one file cost one read), at most MAX_SWEEP_REPORTS model results in all."""
 
     def __init__(self) -> None:
-        self.records: dict[tuple[int, ...], StudyRecord | str] = {}  # a str: why it cannot be read
+        self.records: dict[tuple[int, ...], ComparedStudy | str] = {}  # a str: why it cannot be read
         self.results: dict[tuple[int, ...], tuple[float, str] | str] = {}
         self.taken = 0  # model results handed out so far
         self.reads = 0  # files read (study records and reports)
@@ -159,10 +159,10 @@ class SweepReader:
             raise DetbenchError(value)
         return value
 
-    def record(self, folder: Path) -> StudyRecord:
+    def record(self, folder: Path) -> ComparedStudy:
         """The study record in `folder` (study.json)."""
         return self._once(self.records, folder / "study.json",
-                          lambda p: study_record(read_study_record(p), str(p)))
+                          lambda p: compared_study(read_study_record(p), str(p)))
 
     def result(self, path: Path) -> tuple[float, str]:
         """A report's median latency and device kind."""
