@@ -61,7 +61,7 @@ def compare_outputs(output: str | None, formats: list[str], plots: str | None) -
                             f"it; give a .csv path, e.g. --output {terminal(Path(output).with_suffix('.csv'))}")
     if plots is not None:
         return list(TABLE_FORMATS), plots
-    from detbench.files.out_tree import folder_below
+    from detbench.files.out_tree import folder_below  # imported here: only an --output below a folder needs it
 
     folder = Path(output).parent
     if folder.is_dir():  # (an output folder that is not one is refused with the output's own checks)
@@ -167,12 +167,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    # imported here, not at the top: loads numpy, kept out of light commands
     if args.sweep:
-        from detbench.comparison.sweep import run_sweep_compare
+        from detbench.comparison.sweep import run_sweep_compare  # imported here: loads numpy (each command its own)
 
         return run_sweep_compare(args.sweep, plots_dir=args.plots)
-    from detbench.comparison.run import run_compare
+    from detbench.comparison.run import run_compare  # imported here: loads numpy (each command its own)
 
     formats, plots = compare_outputs(args.output, args.formats, args.plots)
     return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
@@ -195,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from detbench.sweep.run import SweepOptions, run_sweep
+    from detbench.sweep.run import SweepOptions, run_sweep  # imported here: loads torch (each command its own)
 
     return run_sweep(SweepOptions(spec=args.spec, out=args.out, ray=args.ray, dry_run=args.dry_run,
                                   study_timeout=args.study_timeout, ray_cpus=args.ray_cpus,
@@ -203,7 +202,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from detbench.workflows.clean import clean
+    from detbench.workflows.clean import clean  # imported here: loads torch (each command its own)
 
     return clean(args.folders)
 

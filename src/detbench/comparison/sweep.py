@@ -28,6 +28,7 @@ import csv
 import io
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -387,9 +388,7 @@ def plot_problem(kinds: dict[str, list[CellResult]]) -> str | None:
 
 
 def _plot(kinds: dict[str, list[CellResult]], path: Path) -> None:
-    import warnings
-
-    from detbench.comparison.plots import figure, label, save
+    from detbench.comparison.plots import figure, label, save  # imported here: matplotlib, only for a plot
 
     width = min(max(6.0, 0.6 * max(len(c) for c in kinds.values()) + 3), MAX_PLOT_INCHES)
     fig, axes = figure((width, min(4.2 * len(kinds), MAX_PLOT_INCHES)), len(kinds))
