@@ -40,7 +40,7 @@ _STDERR_TAIL = 4096
 
 
 @dataclass
-class Request:
+class CheckRequest:
     weights: str
     imgsz: int
     sha256: str | None = None  # of the file, as the parent read it; None for a zoo or shipped name
@@ -50,7 +50,7 @@ class Request:
 
 
 @dataclass
-class Inspection:
+class ModelCheck:
     """What the child measured (`models.complexity.Counts` and the cost of the check): the run uses these numbers
     instead of counting again."""
 
@@ -70,15 +70,15 @@ class Inspection:
 
 # ---------------------------------------------------------------- the parent's side
 
-class PendingInspection:
+class PendingCheck:
     """A running child; `result()` waits for it within the time limit."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: CheckRequest) -> None:
         self.request = request
         self.started = time.monotonic()
         self.process, self.stderr = start_child("detbench.checkpoint.model_check", asdict(request), CHILD_ENV)
 
-    def result(self) -> Inspection:
+    def result(self) -> ModelCheck:
         what = f"--weights {self.request.weights}"
         left = max(self.request.timeout_s - (time.monotonic() - self.started), 0.1)
         try:
@@ -100,10 +100,10 @@ class PendingInspection:
         if self.process.poll() is None:
             kill_tree(self.process)
 
-    def _parse(self, output: bytes, what: str) -> Inspection:
+    def _parse(self, output: bytes, what: str) -> ModelCheck:
         found = read_answer(output)
         if isinstance(found, dict) and found.get("ok") is True:
-            return Inspection(**found["inspection"])
+            return ModelCheck(**found["inspection"])
         if isinstance(found, dict) and isinstance(found.get("error"), str):
             raise DetbenchError(found["error"])
         raise DetbenchError(f"{what}: the bounded process that checks the model {exit_cause(self.process)} "
@@ -153,7 +153,7 @@ def stderr_tail(stderr: Any) -> str:
 
 
 @dataclass
-class KnownInspection:
+class KnownCheck:
     """A bounded check these very bytes already passed (the same SHA-256, imgsz and plugins): a study's next
     worker of a model uses the numbers its previous worker's check measured instead of checking again. It is
     filled by the run that checks, and stands in for the running child when it matches."""
@@ -161,17 +161,17 @@ class KnownInspection:
     sha256: str | None = None
     imgsz: int | None = None
     plugins: list[str] = field(default_factory=list)
-    inspection: Inspection | None = None
+    inspection: ModelCheck | None = None
 
-    def matches(self, request: Request) -> bool:
+    def matches(self, request: CheckRequest) -> bool:
         return (self.inspection is not None and request.sha256 is not None and self.sha256 == request.sha256
                 and self.imgsz == request.imgsz and list(self.plugins) == list(request.plugins))
 
-    def remember(self, request: Request, inspection: Inspection) -> None:
+    def remember(self, request: CheckRequest, inspection: ModelCheck) -> None:
         self.sha256, self.imgsz, self.plugins = request.sha256, request.imgsz, list(request.plugins)
         self.inspection = inspection
 
-    def result(self) -> Inspection:
+    def result(self) -> ModelCheck:
         return self.inspection
 
     def cancel(self) -> None:
@@ -181,21 +181,21 @@ class KnownInspection:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, value: Any) -> KnownInspection:
+    def from_dict(cls, value: Any) -> KnownCheck:
         """From a coordinator's message; anything malformed gives an empty one (the check then runs)."""
         try:
             found = dict(value)
-            inspection = Inspection(**found.pop("inspection"))
+            inspection = ModelCheck(**found.pop("inspection"))
             return cls(**found, inspection=inspection)
         except (TypeError, ValueError, KeyError):
             return cls()
 
 
-def start_inspection(request: Request, known: KnownInspection | None = None) -> PendingInspection | KnownInspection:
+def start_model_check(request: CheckRequest, known: KnownCheck | None = None) -> PendingCheck | KnownCheck:
     """The bounded check of `request` started in a child, or `known` where it already covers these bytes."""
     if known is not None and known.matches(request):
         return known
-    return PendingInspection(request)
+    return PendingCheck(request)
 
 
 # ---------------------------------------------------------------- the child's side
@@ -228,7 +228,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
+def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, ModelCheck]:
     """Params and GFLOPs (unfused, then fused) at the run's image size; the fused model and the numbers."""
     # imported here, not at the top: loads torch and Ultralytics, which only this path needs
     from detbench.models.complexity import fuse_and_count
@@ -236,13 +236,13 @@ def count_and_fuse(loaded: Any, requested_imgsz: int) -> tuple[Any, Inspection]:
     start = time.monotonic()
     fused, counts = fuse_and_count(loaded, requested_imgsz)
     data = loaded.train_args.get("data")
-    return fused, Inspection(
+    return fused, ModelCheck(
         **asdict(counts), modules=sum(1 for _ in fused.modules()), seconds=round(time.monotonic() - start, 3),
         peak_rss_MB=round(peak_rss_mb(), 1), train_args={"data": data} if data is not None else {},
         notes=list(loaded.notes))
 
 
-def inspect_here(request: Request) -> Inspection:
+def check_here(request: CheckRequest) -> ModelCheck:
     """The child's work: load and check as the run will, count, fuse, one forward pass at imgsz."""
     # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
     import torch
@@ -282,7 +282,7 @@ def child_main() -> int:
     refuse_namespace_package()
     die_with_parent()
     keep_stdout_for_the_answer()
-    request = Request(**json.loads(sys.stdin.read(1 << 20)))
+    request = CheckRequest(**json.loads(sys.stdin.read(1 << 20)))
     # imported here, not at the top: loads torch, Ultralytics, NVML, numpy, which only this path needs
     import torch
     import ultralytics  # noqa: F401  (imported before the limit, which then covers only the model's work)
@@ -293,7 +293,7 @@ def child_main() -> int:
     zoo.register()
     limit_process(request.memory_bytes, request.timeout_s)
     try:
-        inspection = inspect_here(request)
+        inspection = check_here(request)
     except DetbenchError as exc:
         answer({"ok": False, "error": str(exc)})
         return 2

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from detbench.backends.formats import check_format
-from detbench.checkpoint.model_check import Request, start_inspection
+from detbench.checkpoint.model_check import CheckRequest, start_model_check
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import LIST_FILENAME, obtain_list
 from detbench.errors import DetbenchError
@@ -116,9 +116,9 @@ def checkpoint_data(path: Path, values: dict[str, Any]) -> str | None:
     if values.get("unsafe_load"):
         return load_model(str(path), unsafe_load=True, plugins=plugins).train_args.get("data")
     sha256 = precheck_model(str(path), plugins)
-    inspection = start_inspection(Request(weights=str(path), imgsz=values["imgsz"], sha256=sha256, plugins=plugins,
-                                          timeout_s=values["load_timeout"],
-                                          memory_bytes=int(values["load_memory_mb"] * 2**20))).result()
+    request = CheckRequest(weights=str(path), imgsz=values["imgsz"], sha256=sha256, plugins=plugins,
+                           timeout_s=values["load_timeout"], memory_bytes=int(values["load_memory_mb"] * 2**20))
+    inspection = start_model_check(request).result()
     return inspection.train_args.get("data")
 
 

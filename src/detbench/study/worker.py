@@ -126,7 +126,7 @@ def _stderr(line: str) -> None:
 def serve(channel: WorkerEnd) -> int:
     """One model's run with its turns served; the report written where the coordinator asked."""
     # imported here, not at the top: these load torch and Ultralytics, after configure_process has run
-    from detbench.checkpoint.model_check import KnownInspection
+    from detbench.checkpoint.model_check import KnownCheck
     from detbench.config import BenchConfig
     from detbench.report.schema import write_report
     from detbench.workflows.bench import run_bench
@@ -138,7 +138,7 @@ def serve(channel: WorkerEnd) -> int:
     if cpus and hasattr(os, "sched_setaffinity"):  # every worker on the same cores: no placement luck
         os.sched_setaffinity(0, cpus)
     server = TurnServer(channel, int(start["turn_warmup"]))
-    known = KnownInspection.from_dict(start.get("inspection"))  # the previous generation's check of these bytes
+    known = KnownCheck.from_dict(start.get("inspection"))  # the previous generation's check of these bytes
     report, _ = run_bench(cfg, echo=_stderr, argv=list(start["command"]), write=False, loop=server.loop, known=known)
     measured = report.stopping or Stopping()
     report.samples.round = server.rounds

@@ -34,7 +34,7 @@ from detbench.files.out_tree import check_below
 from detbench.study.options import StudyConfig
 from detbench.sweep.plan import ANY_GPU_KINDS, STUDIES_DIR, Plan, PlannedStudy
 from detbench.sweep.reaper import Reaper
-from detbench.sweep.task import MAX_RESULT_BYTES, collect_results, outcome_line, result_name_ok, run_study
+from detbench.sweep.task import MAX_RESULT_BYTES, collect_results, outcome_line, result_name_ok, run_study_child
 from detbench.text import Echo
 
 RETRIES = 1
@@ -130,7 +130,7 @@ def study_task(config: StudyConfig, list_files: dict[str, bytes], device: str, t
         for name, data in list_files.items():
             (work / name).write_bytes(data)
         out = work / "out"
-        outcome = run_study(config, out, work / "benchmark_list.txt", device, timeout_s)
+        outcome = run_study_child(config, out, work / "benchmark_list.txt", device, timeout_s)
         return {"outcome": outcome, "files": collect_results(out) if out.is_dir() else {}}
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -34,7 +34,7 @@ from detbench.sweep.code_options import code_warnings, with_command_line
 from detbench.sweep.index import INDEX_NAME, Index, check_same_sweep, finished, read_index, sweep_identity
 from detbench.sweep.plan import CPU_KIND, STUDIES_DIR, Plan, PlannedStudy, make_plan
 from detbench.sweep.spec import SweepSpec, load_spec
-from detbench.sweep.task import outcome_line, run_study
+from detbench.sweep.task import outcome_line, run_study_child
 from detbench.text import Echo, terminal_echo
 
 __all__ = ["INDEX_NAME", "STUDIES_DIR", "Index", "SweepOptions", "finished", "read_index", "run_sweep"]
@@ -132,7 +132,7 @@ def estimate(todo: list[PlannedStudy], index: dict[str, Any], slots: int | None,
             f"{'; '.join(sorted(bases))})")
 
 
-def prepare_list(spec: SweepSpec, plan: Plan, out: Path, echo: Echo) -> Path:
+def prepare_shared_list(spec: SweepSpec, plan: Plan, out: Path, echo: Echo) -> Path:
     """The one benchmark list every study shares, made (or checked) once here."""
     from detbench.study.ablation import prepare_list as study_list  # here, not at the top: loads torch
 
@@ -167,7 +167,7 @@ def run_local(plan: Plan, out: Path, list_path: Path, devices: list[str], index:
             echo(f"· {study.name}: running on {'the CPU' if device == CPU_KIND else f'GPU {device}'}")
             try:
                 folder = folder_below(out, STUDIES_DIR, study.name)  # checked again as the study starts
-                outcome = run_study(study.config, folder, list_path, CPU_KIND if device == CPU_KIND else "0",
+                outcome = run_study_child(study.config, folder, list_path, CPU_KIND if device == CPU_KIND else "0",
                                     timeout_s, env=env)
             except Exception as exc:  # noqa: BLE001 (recorded: the other studies go on)
                 detail = first_line(exc, 300)
@@ -278,7 +278,7 @@ def _start(sweep: _Sweep) -> tuple[Path, Index, list[PlannedStudy]]:
     check_same_sweep(out, previous, sweep.identity, sweep.spec.path, plan)
     check_out_tree(out, plan)
     folder_below(out, STUDIES_DIR)
-    list_path = prepare_list(sweep.spec, plan, out, sweep.echo)  # keys the plan with the list's hash
+    list_path = prepare_shared_list(sweep.spec, plan, out, sweep.echo)  # keys the plan with the list's hash
     index = Index(out, sweep.spec, plan, "local" if opts.ray is None else f"ray ({opts.ray})", previous,
                   sweep.identity)
     todo = [s for s in plan.runnable if not finished(out, previous, s, sweep.here)]

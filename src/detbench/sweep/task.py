@@ -87,7 +87,7 @@ def _last_line(log: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def run_study(config: StudyConfig, out: Path, list_path: Path, device: str, timeout_s: float,
+def run_study_child(config: StudyConfig, out: Path, list_path: Path, device: str, timeout_s: float,
               env: dict[str, str] | None = None, python: str = sys.executable) -> dict[str, Any]:
     """`detbench ablate` of `config` into `out` on `device`; its outcome: status ("ok", "failed", "timeout",
     "interrupted"), the reason when not ok, the exit code, seconds, and where it ran. `out` is made if missing

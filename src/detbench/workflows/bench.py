@@ -22,18 +22,17 @@ from typing import Any
 
 import torch
 
-from detbench.backends.deploy import Deployed
-from detbench.backends.deploy import deploy as deploy_model
+from detbench.backends.deploy import Deployed, deploy
 from detbench.backends.export_child import ExportBounds, ExportSource
 from detbench.backends.formats import PYTORCH, Format, check_format, split_format
 from detbench.backends.parity import PARITY_BATCHES
 from detbench.checkpoint.model_check import (
-    Inspection,
-    KnownInspection,
-    PendingInspection,
-    Request,
+    CheckRequest,
+    KnownCheck,
+    ModelCheck,
+    PendingCheck,
     count_and_fuse,
-    start_inspection,
+    start_model_check,
 )
 from detbench.config import BenchConfig
 from detbench.data import cache as setup_cache
@@ -121,7 +120,7 @@ class _Run:
 class _Model:
     loaded: LoadedModel
     model: torch.nn.Module  # fused, eval, no gradients
-    numbers: Inspection
+    numbers: ModelCheck
     check_reused: bool = False  # the bounded check was an earlier study worker's, of the same bytes
     rss_mib: float | None = None  # resident memory that loading and fusing it here added
     deployed: Deployed | None = None  # --format: the exported model in its runtime
@@ -149,8 +148,8 @@ def default_name(cfg: BenchConfig) -> str:
     return name if cfg.format == PYTORCH else f"{name}@{cfg.format}"
 
 
-def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownInspection | None,
-           replacing: bool = True) -> tuple[_Run, PendingInspection | KnownInspection | None, str | None]:
+def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownCheck | None,
+           replacing: bool = True) -> tuple[_Run, PendingCheck | KnownCheck | None, str | None]:
     """Flags, device, output folder and name checked (with `replacing`, also that OUT/NAME.json is not a report
     of other settings); the weights hashed and their inspection started (or taken from `known`, when it covers
     these bytes)."""
@@ -175,7 +174,7 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownIns
     sha256 = precheck_model(cfg.weights, cfg.plugins, cfg.unsafe_load)
     if replacing:
         refuse_replacing_other_settings(out_dir / f"{name}.json", cfg, str(device), sha256)
-    pending = None if cfg.unsafe_load else start_inspection(Request(
+    pending = None if cfg.unsafe_load else start_model_check(CheckRequest(
         weights=cfg.weights, imgsz=cfg.imgsz, sha256=sha256, plugins=list(cfg.plugins),
         timeout_s=cfg.load_timeout, memory_bytes=int(cfg.load_memory_mb * 2**20)), known)
     try:
@@ -191,8 +190,8 @@ def _start(cfg: BenchConfig, echo: Echo, argv: list[str] | None, known: KnownIns
     return _Run(cfg, echo, argv, device, mode, out_dir, name, clock, backend=backend), pending, sha256
 
 
-def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | None, sha256: str | None,
-                   known: KnownInspection | None) -> _Model:
+def _prepare_model(run: _Run, pending: PendingCheck | KnownCheck | None, sha256: str | None,
+                   known: KnownCheck | None) -> _Model:
     """The child's measurements, then the same bytes loaded and fused here (in-process for --unsafe-load)."""
     cfg = run.cfg
     rss_before = current_rss_mib(settle=True)
@@ -202,7 +201,7 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
             fused, numbers = count_and_fuse(loaded, cfg.imgsz)
         else:
             numbers = pending.result()
-            if known is not None and isinstance(pending, PendingInspection):
+            if known is not None and isinstance(pending, PendingCheck):
                 known.remember(pending.request, numbers)
             loaded = load_model(cfg.weights, plugins=cfg.plugins, expected_sha256=sha256)
             fused = prepare_for_inference(loaded.model)
@@ -217,10 +216,10 @@ def _prepare_model(run: _Run, pending: PendingInspection | KnownInspection | Non
         run.note("checkpoint loaded with --unsafe-load: a full pickle load, which runs any code inside it",
                  "warning")
     check_time_budget(cfg, numbers)
-    return _Model(loaded, fused, numbers, isinstance(pending, KnownInspection), model_rss)
+    return _Model(loaded, fused, numbers, isinstance(pending, KnownCheck), model_rss)
 
 
-def deploy(run: _Run, model: _Model, inputs) -> Deployed:
+def deploy_for_run(run: _Run, model: _Model, inputs) -> Deployed:
     """--format: the model exported in a bounded child process (or found in the private export cache), opened in
     its runtime, checked for parity on the first batches of the list. Only an export that depends on the
     checkpoint's bytes alone is cached (not a model built from a YAML, not with --plugin or --unsafe-load)."""
@@ -229,7 +228,7 @@ def deploy(run: _Run, model: _Model, inputs) -> Deployed:
     bounds = ExportBounds(cfg.export_timeout, int(cfg.load_memory_mb * 2**20), model.numbers.forward_s)
     configure_backends(run.mode, run.device)  # the PyTorch reference of the parity check runs with the run's TF32
     try:
-        deployed = deploy_model(run.backend, ExportSource.of(model.loaded, cfg.plugins), model.model,
+        deployed = deploy(run.backend, ExportSource.of(model.loaded, cfg.plugins), model.model,
                                 model.numbers.imgsz, cfg.batch, cfg.threads, batches, run.echo, device=run.device,
                                 half=cfg.half, bounds=bounds,
                                 tf32=cfg.tf32 if cfg.tf32 is not None else bool(torch.backends.cudnn.allow_tf32))
@@ -247,7 +246,7 @@ def deploy(run: _Run, model: _Model, inputs) -> Deployed:
     return deployed
 
 
-def check_time_budget(cfg: BenchConfig, numbers: Inspection) -> None:
+def check_time_budget(cfg: BenchConfig, numbers: ModelCheck) -> None:
     """Refuse a run whose warm-up and timed loop would outlast --time-budget, judged before they start.
 
     The bounded check times one forward pass at batch 1 on one thread; the run's threads may make it faster,
@@ -376,7 +375,7 @@ def _pipeline(run: _Run, model: _Model, outcome, inputs, stop: StopRule):
 
 def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = None, write: bool = True,
               loop: Callable[..., Timings] | None = None,
-              known: KnownInspection | None = None) -> tuple[Report, Path | None]:
+              known: KnownCheck | None = None) -> tuple[Report, Path | None]:
     """Benchmark one model; write `{out}/{name}.json` (unless not `write`); return the report and its path.
 
     `loop` replaces the timed loop (`measure.timing.run_timed_loop`): a study's worker serves turns with it.
@@ -387,7 +386,7 @@ def run_bench(cfg: BenchConfig, echo: Echo = print, argv: list[str] | None = Non
     model = _prepare_model(run, pending, sha256, known)
     outcome, inputs, cache = _prepare_inputs(run, model)
     if run.backend is not None:
-        model.deployed = deploy(run, model, inputs)
+        model.deployed = deploy_for_run(run, model, inputs)
     stop = StopRule(cfg.iters, cfg.min_time, cfg.target_ci, cfg.max_time)
     measurement, latency, statistics = _measure(run, model, inputs, stop, loop)
     pipeline, pipeline_samples, pipeline_warned = _pipeline(run, model, outcome, inputs, stop)
@@ -425,7 +424,7 @@ def _now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _complexity(numbers: Inspection) -> Complexity:
+def _complexity(numbers: ModelCheck) -> Complexity:
     return Complexity(params=numbers.params, params_M=round(numbers.params / 1e6, 3),
                       params_fused=numbers.params_fused, gflops=numbers.gflops, gflops_unfused=numbers.gflops_unfused,
                       gflops_method=GFLOPS_METHOD)

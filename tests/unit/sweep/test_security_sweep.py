@@ -37,7 +37,7 @@ def _quiet(line: str) -> None:
 
 
 def _fake_python(folder: Path) -> str:
-    """An 'interpreter' that exits 0 at once: the real run_study (its folder, log, study.json) without a study."""
+    """An 'interpreter' that exits 0 at once: the real run_study_child (its folder, log, study.json) without a study."""
     fake = folder / "fake-python"
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
@@ -46,7 +46,7 @@ def _fake_python(folder: Path) -> str:
 
 def _fake_study(calls: list[str], after=None):
     """A study that records its folder and writes an ok study.json there (through whatever the folder is)."""
-    def run_study(argv, out, list_path, device, timeout_s, env=None, python=None):
+    def run_study_child(argv, out, list_path, device, timeout_s, env=None, python=None):
         calls.append(str(out))
         out.mkdir(parents=True, exist_ok=True)
         (out / "study.json").write_text(json.dumps({"status": "ok", "id": f"{out.name}-{len(calls)}"}))
@@ -54,7 +54,7 @@ def _fake_study(calls: list[str], after=None):
             after(out)
         return {"status": "ok", "reason": None, "exit_code": 0, "seconds": 0.1,
                 "node": {"hostname": "h", "cpu": cpu_model()}, "study_id": f"{out.name}-{len(calls)}"}
-    return run_study
+    return run_study_child
 
 
 def _victim(tmp_path: Path) -> Path:
@@ -112,7 +112,8 @@ def _symlinked_studies(tmp_path: Path, dataset: Path, axes=None) -> tuple[Path, 
 def test_a_symlinked_studies_folder_is_refused_before_anything_is_written(tmp_path, monkeypatch, dataset, dry_run):
     spec, out, victim = _symlinked_studies(tmp_path, dataset)
     # the real study runner, but an interpreter that does nothing: its folder, log and study.json handling is real
-    monkeypatch.setattr(sweep_run, "run_study", functools.partial(task.run_study, python=_fake_python(tmp_path)))
+    runner = functools.partial(task.run_study_child, python=_fake_python(tmp_path))
+    monkeypatch.setattr(sweep_run, "run_study_child", runner)
     with pytest.raises(DetbenchError, match=r"studies is a symlink.*remove the link") as caught:
         sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out), dry_run=dry_run), echo=_quiet)
     assert one_line_error(caught).startswith(f"--out {out}: {out / 'studies'} is a symlink")
@@ -126,7 +127,8 @@ def test_a_symlinked_study_folder_is_refused_for_every_executor(tmp_path, monkey
     (out / "studies").mkdir(parents=True)
     victim = _victim(tmp_path)
     (out / "studies" / "imgsz64").symlink_to(victim / "imgsz64", target_is_directory=True)
-    monkeypatch.setattr(sweep_run, "run_study", functools.partial(task.run_study, python=_fake_python(tmp_path)))
+    runner = functools.partial(task.run_study_child, python=_fake_python(tmp_path))
+    monkeypatch.setattr(sweep_run, "run_study_child", runner)
     ran: list = []
     for ray in (None, "local"):
         with pytest.raises(DetbenchError, match=r"studies/imgsz64 is a symlink"):
@@ -148,7 +150,7 @@ def test_studies_swapped_for_a_link_mid_sweep_are_refused_as_each_study_starts(t
             (out / "studies").symlink_to(victim, target_is_directory=True)
 
     calls: list[str] = []
-    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, after=swap))
+    monkeypatch.setattr(sweep_run, "run_study_child", _fake_study(calls, after=swap))
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=_quiet) == 1
     assert calls == [str(out / "studies" / "imgsz64")]  # the second never started
     studies = json.loads((out / "sweep.json").read_text())["studies"]
@@ -177,7 +179,7 @@ def _spec_file(folder: Path, dataset: Path, **kwargs) -> Path:
 
 def test_another_sweep_file_never_replaces_or_drops_the_studies_in_out(tmp_path, monkeypatch, dataset):
     calls: list[str] = []
-    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls))
+    monkeypatch.setattr(sweep_run, "run_study_child", _fake_study(calls))
     out = tmp_path / "results-sweep"
     first = _spec_file(tmp_path / "a", dataset, axes={"imgsz": [64, 96]})
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(first), str(out)), echo=_quiet) == 0
@@ -249,7 +251,7 @@ def test_code_running_settings_are_shown_in_the_plan_and_at_the_start_and_reach_
         argvs.append(config.argv())
         return _fake_study(calls)(config, out, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_run, "run_study", runner)
+    monkeypatch.setattr(sweep_run, "run_study_child", runner)
     lines.clear()
     assert sweep_run.run_sweep(options(), echo=lines.append) == 0
     assert [line for line in lines if "warning:" in line] == warnings
@@ -284,7 +286,7 @@ def test_entries_of_the_wrong_shape_are_dropped_and_the_sweep_goes_on(tmp_path, 
     spec = write_spec(tmp_path, dataset, axes={"imgsz": [64, 96]})
     out = tmp_path / "out"
     calls: list[str] = []
-    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls))
+    monkeypatch.setattr(sweep_run, "run_study_child", _fake_study(calls))
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=_quiet) == 0 and len(calls) == 2
     index = json.loads((out / "sweep.json").read_text())
     key = index["studies"]["imgsz64"]["key"]  # the real key: the tampered entry is taken for this study's

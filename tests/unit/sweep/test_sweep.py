@@ -102,7 +102,7 @@ def _fake_study(calls: list, lock: threading.Lock, fail: set[str] = frozenset(),
                 together: threading.Barrier | None = None):
     """A study that takes a moment; with `together`, the first studies must be running at the same time (the
     barrier breaks after 10 s otherwise)."""
-    def run_study(argv, out, list_path, device, timeout_s, env=None, python=None):
+    def run_study_child(argv, out, list_path, device, timeout_s, env=None, python=None):
         with lock:
             calls.append({"study": out.name, "device": device, "env": env, "start": time.monotonic()})
             first = len(calls) <= (together.parties if together else 0)
@@ -116,14 +116,14 @@ def _fake_study(calls: list, lock: threading.Lock, fail: set[str] = frozenset(),
         (out / "study.json").write_text(json.dumps({"status": "ok", "id": out.name}))
         return {"status": "ok", "reason": None, "exit_code": 0, "seconds": 0.3, "node": {"hostname": "h"},
                 "study_id": out.name}
-    return run_study
+    return run_study_child
 
 
 def test_on_gpus_one_study_runs_per_gpu_at_once_each_pinned_and_a_failure_is_recorded_while_the_rest_go_on(
         tmp_path, monkeypatch, dataset):
     calls: list = []
     monkeypatch.setattr(sweep_run, "local_device_kind", lambda: ("NVIDIA H200", True, ["0", "1"]))
-    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, threading.Lock(), fail={"imgsz96-b8"},
+    monkeypatch.setattr(sweep_run, "run_study_child", _fake_study(calls, threading.Lock(), fail={"imgsz96-b8"},
                                                             together=threading.Barrier(2)))
     monkeypatch.setattr(sweep_run, "slot_cpus", lambda devices: {"0": "0", "1": "1"})
     spec = write_spec(tmp_path, dataset, axes={"imgsz": [64, 96], "batch": [1, 8]})
@@ -138,7 +138,7 @@ def test_on_gpus_one_study_runs_per_gpu_at_once_each_pinned_and_a_failure_is_rec
     assert index["studies"]["imgsz96-b8"]["reason"] == "error: CUDA out of memory at --batch 32"
 
     calls.clear()  # resume: the finished studies are skipped, the failed one runs again
-    monkeypatch.setattr(sweep_run, "run_study", _fake_study(calls, threading.Lock()))
+    monkeypatch.setattr(sweep_run, "run_study_child", _fake_study(calls, threading.Lock()))
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=lambda line: None) == 0
     assert [c["study"] for c in calls] == ["imgsz96-b8"]
 
@@ -215,7 +215,7 @@ def test_a_study_that_cannot_even_start_is_recorded_and_the_sweep_goes_on(tmp_pa
             raise OSError("studies/imgsz64 is not a plain folder; remove it")
         return fake(argv, out, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_run, "run_study", flaky)
+    monkeypatch.setattr(sweep_run, "run_study_child", flaky)
     spec = write_spec(tmp_path, dataset, axes={"imgsz": [64, 96]})
     out = tmp_path / "out"
     assert sweep_run.run_sweep(sweep_run.SweepOptions(str(spec), str(out)), echo=lambda line: None) == 1
