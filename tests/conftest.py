@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +76,23 @@ def trained_best(trained_run) -> Path:
     return trained_run / "weights" / "best.pt"
 
 
-def run_cli(*args: str, cwd: Path | str | None = None, timeout: int = 600,
-            script: str | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m detbench.cli ARGS` (or a scripts/ file) as a user would, capturing output."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_command(command: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str | None] | None = None,
+                timeout: float = 600, preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Run `command` as a user would, its output captured as text, stopped after `timeout` seconds. `env` changes
+    this process's environment for it: a string sets a variable, None removes it."""
+    changed = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment = {key: value for key, value in changed.items() if value is not None}
+    return subprocess.run(list(command), cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=preexec_fn)
+
+
+def run_cli(*args: str, cwd: Path | str | None = None, timeout: float = 600, script: str | None = None,
+            env: Mapping[str, str | None] | None = None,
+            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m detbench.cli ARGS` (or a scripts/ file) as a user would: `run_command`'s options."""
     command = [sys.executable, str(REPO / "scripts" / script)] if script else [sys.executable, "-m",
                                                                               "detbench.cli"]
-    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return run_command([*command, *args], cwd=cwd, env=env, timeout=timeout, preexec_fn=preexec_fn)
 
 
 def process_table() -> dict[int, tuple[int, str]]:
