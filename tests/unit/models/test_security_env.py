@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_command
 from hostile_checkpoints import save_with
 
 from detbench.errors import DetbenchError
@@ -66,15 +67,15 @@ def test_a_plugin_given_to_one_load_is_not_allowed_in_the_next(tmp_path, yaml_ch
     assert precheck_model(str(yaml), [str(plugin)])
 
 
-def _run(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+def _run(code: str, env: dict[str, str | None], cwd: Path) -> subprocess.CompletedProcess:
+    return run_command([sys.executable, "-c", code], env=env, cwd=cwd, timeout=300)
 
 
-def _clean_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("YOLO_", "ULTRALYTICS_", "XDG_")) and key != PARENT_ENV}
-    return {**env, "HOME": str(home), **extra}
+def _clean_env(home: Path, **extra: str) -> dict[str, str | None]:
+    """Changes to this process's environment (None: removed) that leave no switch of Ultralytics or of detbench."""
+    removed = {key: None for key in os.environ
+               if key.startswith(("YOLO_", "ULTRALYTICS_", "XDG_")) or key == PARENT_ENV}
+    return {**removed, "HOME": str(home), **extra}
 
 
 _REPORT_CONSTANTS = ("import json, sys, logging; import ultralytics.utils as u, ultralytics.utils.checks as c; "
@@ -133,16 +134,16 @@ def test_the_api_is_offline_without_autoinstall_during_a_call_and_gives_the_call
 
 @pytest.mark.parametrize("value", ["abc", "1", "-5", "99999999999999999999", " ", "\u00b2", "\u2460"])
 def test_a_parent_pid_left_in_the_environment_is_ignored(tmp_path, value):
-    done = subprocess.run(python_module(sys.executable, "detbench.cli", "--help"), cwd=tmp_path,
-                          env={**os.environ, PARENT_ENV: value}, capture_output=True, text=True, timeout=120)
+    done = run_command(python_module(sys.executable, "detbench.cli", "--help"), cwd=tmp_path, env={PARENT_ENV: value},
+                       timeout=120)
     assert done.returncode == 0 and "usage" in done.stdout and "Traceback" not in done.stderr
 
 
 def test_a_parent_pid_that_names_no_running_process_stops_with_one_line(tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()
-    done = subprocess.run(python_module(sys.executable, "detbench.cli", "--help"), cwd=tmp_path,
-                          env={**os.environ, PARENT_ENV: str(gone.pid)}, capture_output=True, text=True, timeout=120)
+    done = run_command(python_module(sys.executable, "detbench.cli", "--help"), cwd=tmp_path,
+                       env={PARENT_ENV: str(gone.pid)}, timeout=120)
     assert done.returncode == 137 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         f"error: the detbench process that started this one (pid {gone.pid}, {PARENT_ENV}) is gone, so this one "
@@ -173,10 +174,8 @@ def test_compares_plots_write_nothing_under_home(tmp_path):
     code = ("import sys; from detbench.models.ultralytics_env import configure_process; configure_process(); "
             "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
             "plt.figure(); plt.plot([1, 2]); plt.savefig(sys.argv[1])")
-    env = {**_clean_env(home), "TMPDIR": str(tmp_path)}
-    env.pop("MPLCONFIGDIR", None)
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.png")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    env = {**_clean_env(home), "TMPDIR": str(tmp_path), "MPLCONFIGDIR": None}
+    done = run_command([sys.executable, "-c", code, str(tmp_path / "p.png")], env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     assert list(home.rglob("*")) == [] and (tmp_path / "p.png").is_file()
 
