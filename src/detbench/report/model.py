@@ -68,11 +68,13 @@ def checked(kind: Kind, default: Any = None, factory: Any = None) -> Any:
 
 
 def _typed(kind: type, value: Any) -> Any:
-    """A dict as the section `kind` (each dict of a list too); anything else as it is."""
+    """A dict as the section `kind`, and each dict of a list (one level: a list of lists stays as it is, so that a
+    crafted file cannot make this recurse); anything else as it is."""
     if isinstance(value, dict) and not isinstance(value, kind):
         return kind.from_dict(value)
     if isinstance(value, list):
-        return [_typed(kind, item) for item in value]
+        return [kind.from_dict(item) if isinstance(item, dict) and not isinstance(item, kind) else item
+                for item in value]
     return value
 
 
@@ -83,6 +85,8 @@ class Key(Generic[T]):
         self.kind = kind
 
     def __set_name__(self, owner: type, name: str) -> None:
+        if hasattr(dict, name):  # a key named `get` or `items` would hide the dict's own method
+            raise TypeError(f"{owner.__name__}.{name}: a declared key may not be named like a dict method")
         self.name = name
 
     @overload

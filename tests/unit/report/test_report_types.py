@@ -7,20 +7,23 @@ import json
 import os
 
 import pytest
+from conftest import make_report, spread
 
 from detbench.errors import DetbenchError
 from detbench.report.merge import merge_workers
 from detbench.report.model import (
+    Key,
     Latency,
     Memory,
     Pipeline,
+    Record,
     Report,
     Samples,
     Statistics,
     Study,
     Throughput,
 )
-from detbench.report.schema import validate_report
+from detbench.report.schema import load_report, validate_report
 from detbench.report.study_record import StudyRecord, read_study_record
 from detbench.stats import summary as stats
 
@@ -113,3 +116,26 @@ def test_the_study_record_has_one_reader(tmp_path):
     path.write_text("[1]")
     with pytest.raises(DetbenchError, match="not a study record"):
         read_study_record(path)
+
+
+@pytest.mark.parametrize("place", ["backend", "workers", "host"])
+def test_a_deeply_nested_list_in_a_typed_section_is_read_without_recursing(tmp_path, place):
+    depth = 900  # parses (just below the JSON decoder's own limit), and far deeper than a recursive walk can go
+    report = make_report("baseline", spread(10.0))
+    marker = "NESTED"
+    if place == "backend":
+        report["settings"]["backend"] = marker
+    elif place == "workers":
+        report["study"] = {"id": "s1", "workers": marker}
+    else:
+        report["latency"]["host"] = marker
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(report).replace(f'"{marker}"', "[" * depth + "]" * depth))
+    loaded = load_report(path)
+    assert loaded.latency.median_ms == report["latency"]["median_ms"]
+
+
+def test_a_declared_key_may_not_hide_a_dict_method():
+    with pytest.raises((TypeError, RuntimeError)) as caught:  # Python 3.11 wraps an error of __set_name__
+        type("Broken", (Record,), {"get": Key[str]()})
+    assert "may not be named like a dict method" in f"{caught.value} {caught.value.__cause__}"
