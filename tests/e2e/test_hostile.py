@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from hostile_checkpoints import save_with
 from torch import nn
 
@@ -356,11 +357,7 @@ def test_compare_skips_bad_reports_with_a_warning_naming_them(tmp_path, real_rep
 
 @pytest.mark.slow
 def test_error_lines_never_carry_terminal_escape_sequences(tmp_path):
-    result = run_cli_plain("bench", "--weights", "evil\x1b[2J\x1b[31m.pt", "--device", "cpu", cwd=tmp_path)
+    result = run_cli("bench", "--weights", "evil\x1b[2J\x1b[31m.pt", "--device", "cpu", cwd=tmp_path, timeout=300)
     assert result.returncode == 2 and "\x1b" not in result.stderr
     assert error_line(result.stderr).startswith("error: --weights evil\\x1b[2J\\x1b[31m.pt: ")
 
-
-def run_cli_plain(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "detbench.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
