@@ -3,7 +3,6 @@ and memory with one line."""
 
 from __future__ import annotations
 
-import os
 import re
 import resource
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, run_cli, run_command
 from hostile_checkpoints import (
     checkpoint_archive,
     from_type_payload,
@@ -43,8 +42,7 @@ def bounded_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tup
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "detbench.cli", *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=TIME_LIMIT, preexec_fn=limit, env={**os.environ, **(env or {})})
+    result = run_cli(*args, cwd=cwd, timeout=TIME_LIMIT, preexec_fn=limit, env=env)
     return result, time.monotonic() - start
 
 
@@ -95,8 +93,9 @@ def test_the_payload_is_live_without_detbench_refusing_it(tmp_path, yaml_checkpo
     code = ("import torch, sys\nfrom ultralytics.nn.tasks import DetectionModel\n"
             "with torch.serialization.safe_globals([DetectionModel]):\n"
             "    try: torch.load(sys.argv[1], weights_only=True)\n    except Exception: pass\n")
-    env = {**os.environ, "ULTRALYTICS_SAFE_LOAD": "0", "YOLO_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-c", code, str(evil)], env=env, capture_output=True, timeout=120, check=True)
+    done = run_command([sys.executable, "-c", code, str(evil)], env={"ULTRALYTICS_SAFE_LOAD": "0", "YOLO_OFFLINE": "1"},
+                       timeout=120)
+    assert done.returncode == 0, done.stderr
     assert marker_torch.is_dir()  # weights_only=True plus an allowed class is not enough on its own
 
     trusted = save_with(yaml_checkpoint, tmp_path / "trusted.pt", payload=from_type_payload(marker_cli))
