@@ -117,10 +117,12 @@ PATH_SUFFIXES = (".pt", ".yaml", ".yml", ".py")
 def _absolute(entry: str) -> str:
     """A model entry (.pt/.yaml, with its @FORMAT), a data YAML or a plugin file (.py) given by a relative path,
     made absolute (a Ray task runs in another folder, maybe on another node). Names (zoo models, run folders,
-    plugin modules) stay as they are, even when a folder of that name happens to be here."""
+    plugin modules, a bare file name that is not here: a model YAML Ultralytics ships, e.g. yolov8n.yaml) stay as
+    they are, even when a folder of that name happens to be here."""
     name, fmt = split_format(entry)
     path = Path(name)
-    if path.suffix.lower() in PATH_SUFFIXES and not path.is_absolute():
+    if (path.suffix.lower() in PATH_SUFFIXES and not path.is_absolute()
+            and (len(path.parts) > 1 or path.exists())):
         name = str(path.resolve())
     return f"{name}@{fmt}" if fmt else name
 

@@ -66,9 +66,9 @@ AXES: dict[str, Axis] = {axis.name: axis for axis in (
     Axis("device_kind", "must be names", _short_name, None),
 )}
 MAX_AXIS_VALUES = 64
-# set by the sweep itself for every study: not settable in `settings`
+# set by the sweep itself for every study: not settable in `settings` (nor is the setting of an axis the file uses)
 RESERVED = {"models", "runs", "baseline", "data", "out", "list", "list_path", "use_benchmark_list", "device",
-            "force", "quiet", "help", "version", *(axis.setting for axis in AXES.values() if axis.setting)}
+            "force", "quiet", "help", "version"}
 MAX_VALUE_CHARS = 4096  # one setting's or axis value's text
 MAX_LIST_VALUES = 64  # a setting given as a list (e.g. plugin)
 
@@ -197,7 +197,8 @@ def load_spec(path: str | Path) -> SweepSpec:
         if not (_scalar_ok(value) or isinstance(value, list) and len(value) <= MAX_LIST_VALUES
                 and all(_scalar_ok(v) and not isinstance(v, bool) for v in value)) or len(str(key)) > 100:
             raise _fail(shown, f"settings.{str(key)[:100]} must be a number, a word or a short list of them")
-    clash = {str(k).replace("-", "_") for k in settings} & RESERVED
+    by_axes = {AXES[name].setting for name in axes if AXES[name].setting}
+    clash = {str(k).replace("-", "_") for k in settings} & (RESERVED | by_axes)
     if clash:
         raise _fail(shown, f"settings.{sorted(clash)[0]} is set by the sweep itself (an axis, or the sweep's "
                            f"folders); use axes or the sweep's own flags")

@@ -25,7 +25,8 @@ CPU = ("cpu", False)
     ("models: [a]\naxes: {imgsz: [0]}\n", r"axes.imgsz values must be positive integers, got 0"),
     ("models: [a]\naxes: {precision: [int8]}\n", r"axes.precision values are fp32 or fp16, got 'int8'"),
     ("models: [a]\naxes: {resolution: [640]}\n", r"unknown axis resolution; the axes are imgsz, batch"),
-    ("models: [a]\nsettings: {imgsz: 320}\n", r"settings.imgsz is set by the sweep itself"),
+    ("models: [a]\naxes: {imgsz: [640]}\nsettings: {imgsz: 320}\n", r"settings.imgsz is set by the sweep itself"),
+    ("models: [a]\naxes: {precision: [fp16]}\nsettings: {half: true}\n", r"settings.half is set by the sweep itself"),
     ("models: []\n", r"models must list at least one model"),
     ("models: [a]\nmodel: [b]\n", r"unknown key\(s\) model"),
     ("models: [a\n", r"not valid YAML"),
@@ -67,10 +68,11 @@ def test_only_paths_are_made_absolute_for_the_run_and_names_stay_names(tmp_path,
     (tmp_path / "myplugin").mkdir()
     (tmp_path / "layers.py").write_text("")
     (tmp_path / "m.pt").write_bytes(yaml_checkpoint.read_bytes())
-    spec = load_spec(write_spec(tmp_path, models=["baseline", "m.pt@onnx"],
+    spec = load_spec(write_spec(tmp_path, models=["baseline", "m.pt@onnx", "yolov8n.yaml"],
                                 settings={"plugin": ["myplugin", "layers.py"]}))
     study = make_plan(spec, CPU, "list").studies[0]
-    assert study.argv[0] == f"--models=baseline,{tmp_path / 'm.pt'}@onnx"
+    # a bare YAML name that is not here is Ultralytics' own (shipped) model, not a file of this folder
+    assert study.argv[0] == f"--models=baseline,{tmp_path / 'm.pt'}@onnx,yolov8n.yaml"
     plugins = [flag.removeprefix("--plugin=") for flag in study.argv if flag.startswith("--plugin=")]
     assert plugins == ["myplugin", str(tmp_path / "layers.py")]
     moved = tmp_path / "elsewhere"
@@ -80,6 +82,11 @@ def test_only_paths_are_made_absolute_for_the_run_and_names_stay_names(tmp_path,
     (moved / "sweep.yaml").write_text((tmp_path / "sweep.yaml").read_text())
     monkeypatch.chdir(moved)  # the same sweep from another folder: the same keys (paths as the file gives them)
     assert make_plan(load_spec(moved / "sweep.yaml"), CPU, "list").studies[0].key == study.key
+
+
+def test_the_setting_of_an_axis_the_file_does_not_use_applies_to_every_study(tmp_path):
+    spec = load_spec(write_spec(tmp_path, axes={"batch": [1, 2]}, settings={"imgsz": 96}))
+    assert [study.config.bench["imgsz"] for study in make_plan(spec, CPU, "list").studies] == [96, 96]
 
 
 def test_content_keys_change_with_the_weights_the_settings_the_device_kind_and_the_list(tmp_path, yaml_checkpoint):
