@@ -54,7 +54,8 @@ def setting(default: Any = None, help: str = "", *, flag: str | None = None, per
     study treats it (`per_model`: set by the study for each model, not passed through; `compared`: a finished
     study is re-run when its value changes; `in_study`: False for the timed loop's own stopping rule, which a
     study replaces by its turns). `more`: `check` ((is it valid, what it must be)), `deprecated` (old spellings),
-    `metavar`, `csv` (a list given as one comma-separated value)."""
+    `metavar`, `csv` (a list given as one comma-separated value), `design` (a study's own setting that its resume
+    key holds: `StudyConfig.design`)."""
     metadata = {"help": help, "flag": flag, "per_model": per_model, "compared": compared, "in_study": in_study,
                 **more}
     if default_factory is not None:

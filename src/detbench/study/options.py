@@ -40,33 +40,35 @@ class StudyConfig:
     workers_per_model: int = setting(2, "worker processes per model, so that one process's luck is measured "
                                         "(default %(default)s)",
                                      check=(lambda value: 1 <= value <= MAX_WORKERS_PER_MODEL,
-                                            f"between 1 and {MAX_WORKERS_PER_MODEL}"))
+                                            f"between 1 and {MAX_WORKERS_PER_MODEL}"), design=True)
     fresh_workers: bool = setting(True, "replace every worker by a fresh process after each look, so that process "
                                         "luck is sampled again in every generation (default on; needs "
-                                        "--until-decided and at least 2 workers per model)")
+                                        "--until-decided and at least 2 workers per model)", design=True)
     until_decided: bool = setting(True, "keep taking turns until every comparison is decided, up to --study-time "
                                         "(default on); --no-until-decided runs a fixed number of rounds (enough for "
-                                        "--iters samples)")
+                                        "--iters samples)", design=True)
     study_time: float = setting(DEFAULT_STUDY_TIME_S, "seconds of turns after which an undecided study stops "
                                                       "(default %(default)g)",
-                                check=SECONDS, deprecated=("max_time",))
+                                check=SECONDS, deprecated=("max_time",), design="max_time")
     min_effect: float = setting(DEFAULT_MIN_EFFECT, f"smallest difference that counts, as a fraction (default "
                                                     f"{DEFAULT_MIN_EFFECT:g} = {100 * DEFAULT_MIN_EFFECT:g} %%)",
-                                check=(lambda value: 0 < value < 1, "a fraction between 0 and 1 (e.g. 0.02 for 2 %)"))
+                                check=(lambda value: 0 < value < 1, "a fraction between 0 and 1 (e.g. 0.02 for 2 %)"),
+                                design=True)
     alpha: float = setting(DEFAULT_ALPHA, f"chance of any false 'faster', 'slower' or 'equivalent' in the study "
                                           f"(default {DEFAULT_ALPHA:g})",
-                           check=(lambda value: 0 < value < 1, "between 0 and 1 (e.g. 0.05)"))
+                           check=(lambda value: 0 < value < 1, "between 0 and 1 (e.g. 0.05)"), design=True)
     turn_warmup: int | None = setting(None, "untimed forwards at the start of each turn, so that the timed one runs "
                                             "on warm caches and a woken thread pool (default 1)",
-                                      check=(lambda value: value is None or 0 <= value <= 100, "between 0 and 100"))
+                                      check=(lambda value: value is None or 0 <= value <= 100, "between 0 and 100"),
+                                      design=True)
     bias_probe: int = setting(0, "after each round, one worker also times N (at least 2) forwards back to back on "
                                  "its turn's input, as an isolated bench loop would; study.json then reports each "
                                  "model's turn latency against that loop (interleaving bias), paired round by round "
                                  "(default 0: off; it lengthens the study, and --study-time does not count it)",
                               metavar="N", check=(lambda value: value == 0 or 2 <= value <= MAX_BIAS_PROBE,
                                                   f"0 (off) or between 2 and {MAX_BIAS_PROBE} forwards (the first "
-                                                  f"of a probe is not the steady loop)"))
-    order_seed: int = setting(0, "seed of the turn order (default 0; the order is recorded)")
+                                                  f"of a probe is not the steady loop)"), design="if_set")
+    order_seed: int = setting(0, "seed of the turn order (default 0; the order is recorded)", design=True)
     force: bool = setting(False, "run the study even if its results are up to date")
     quiet: bool = setting(False, "no progress lines between looks (by default one every 15 s: the round, the time "
                                  "left and each comparison's interval so far)")
@@ -91,11 +93,17 @@ class StudyConfig:
         return {**bench_defaults(), **self.bench}
 
     def design(self, baseline: str) -> dict[str, Any]:
-        """What the study's key holds of its own settings (the key studies had before --bias-probe when it is off)."""
-        return {"baseline": baseline, "workers_per_model": self.workers_per_model,
-                "fresh_workers": self.fresh_workers, "until_decided": self.until_decided, "max_time": self.study_time,
-                "min_effect": self.min_effect, "alpha": self.alpha, "turn_warmup": self.turn_warmup,
-                "order_seed": self.order_seed, **({"bias_probe": self.bias_probe} if self.bias_probe else {})}
+        """What the study's key holds of its own settings: each field whose metadata has `design` (True, or the name
+        studies record it under; "if_set": only when not at its default, so that adding such a setting leaves the
+        keys of finished studies as they were)."""
+        design: dict[str, Any] = {"baseline": baseline}
+        for item in fields(self):
+            kind, value = item.metadata.get("design"), getattr(self, item.name)
+            if kind is True or (kind == "if_set" and value != default_of(item)):
+                design[item.name] = value
+            elif isinstance(kind, str) and kind != "if_set":
+                design[kind] = value
+        return design
 
     def argv(self) -> list[str]:
         """`detbench ablate`'s flags for this config (those not at their default)."""
