@@ -39,7 +39,7 @@ def main() -> int:
     command = [*python_module(sys.executable, "detbench.cli"), "ablate", "--models",
                ",".join(f"{weights}@{fmt}" for fmt in formats), "--baseline", "yolov8n@pytorch", "--out", str(out),
                "--data", str(data), "--imgsz", str(opts.imgsz), "--threads", str(opts.threads), "--device", "cpu",
-               "--max-time", str(opts.max_time), "--quiet"]
+               "--study-time", str(opts.max_time), "--quiet"]
     study = subprocess.run(command, capture_output=True, text=True)
     print(study.stdout[-4000:])
     if study.returncode != 0:

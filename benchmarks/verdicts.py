@@ -160,7 +160,7 @@ def trial(kind: str, seed: int, runs: Path, work: Path, plugin: Path, data: Path
                              "--out", str(out),
                              "--list", str(shared_list), *reuse, "--data", str(data), "--imgsz", str(opts.imgsz),
                              "--threads", str(opts.threads), "--device", "cpu", "--workers-per-model",
-                             str(opts.workers_per_model), "--iters", str(opts.iters), "--max-time",
+                             str(opts.workers_per_model), "--iters", str(opts.iters), "--study-time",
                              str(opts.max_time), "--order-seed", str(seed), "--plugin", str(plugin), "--quiet"],
                             cwd=work, capture_output=True, text=True)
     wall = time.perf_counter() - start
