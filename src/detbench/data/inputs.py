@@ -61,17 +61,17 @@ _IMAGE_FIX = "replace it with a regular image file, or take it out of the val sp
 _FORMATS_HINT = "images are decoded only in a format whose size Pillow can read, e.g. JPEG, PNG, BMP, TIFF, WebP"
 
 
-def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
-    """Resize keeping the aspect ratio, then pad to imgsz x imgsz (centred, value 114)."""
-    return letterboxer(imgsz)(image=image)
-
-
-def letterboxer(imgsz: int):
-    """Ultralytics' LetterBox as its predictor would letterbox to a square: aspect kept, centred, pad 114."""
+def letterbox_for(imgsz: int, stride: int, rect: bool):
+    """Ultralytics' LetterBox: the minimal rectangle (a multiple of `stride`) with `rect`, else the square."""
     # imported here, not at the top: loads Ultralytics, which only this path needs
     from ultralytics.data.augment import LetterBox
 
-    return LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True, center=True)
+    return LetterBox(new_shape=(imgsz, imgsz), auto=rect, scaleup=True, center=True, stride=stride)
+
+
+def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
+    """Resize keeping the aspect ratio, then pad to imgsz x imgsz (centred, value 114)."""
+    return letterbox_for(imgsz, 32, rect=False)(image=image)  # the stride only matters to a rectangle
 
 
 class FilesHash:
@@ -112,15 +112,6 @@ class InputCache:
         """The iteration's batch on `device`, as `dtype` in [0, 1]."""
         chunk = self.images[self.batch_indices(iteration, batch)]
         return chunk.to(device, non_blocking=True).to(dtype).div_(255.0)
-
-
-def _unreadable_error(missing: list[str], broken: list[str], total: int) -> DetbenchError:
-    problems = [f"{len(missing)} missing"] if missing else []
-    problems += [f"{len(broken)} not decodable"] if broken else []
-    first = (missing + broken)[0]
-    hint = f"; {_FORMATS_HINT}" if broken else ""
-    return DetbenchError(f"benchmark list: {', '.join(problems)} of {total} images (first: {first}{hint}); "
-                         f"restore them, or delete the list to draw a new one")
 
 
 def read_image_file(path: Path) -> bytes | None:
@@ -333,23 +324,7 @@ def check_images(paths: Sequence[str | Path], max_pixels: int = MAX_IMAGE_PIXELS
 
     Decodes at 1/8 scale: fast enough to run before a new list is written.
     """
-    missing, broken = [], []
-    for raw in paths:
-        data, image = read_image(Path(raw), cv2.IMREAD_REDUCED_COLOR_8, max_pixels)
-        if data is None:
-            missing.append(str(raw))
-        elif image is None:
-            broken.append(str(raw))
-    if missing or broken:
-        raise _unreadable_error(missing, broken, len(paths))
-
-
-def host_memory_fits(needed: int) -> bool:
-    """Whether `needed` bytes fit in 80% of the host memory available now."""
-    # imported here, not at the top: loads psutil, which only this path needs
-    import psutil
-
-    return needed <= 0.8 * psutil.virtual_memory().available
+    decode_each(paths, lambda index, image: None, max_pixels, cv2.IMREAD_REDUCED_COLOR_8)
 
 
 def check_host_memory(n_images: int, imgsz: int, original_pixels: int = 0) -> None:
@@ -362,9 +337,10 @@ def check_host_memory(n_images: int, imgsz: int, original_pixels: int = 0) -> No
     import psutil
 
     needed = n_images * 3 * imgsz * imgsz + 3 * original_pixels
-    if host_memory_fits(needed):
+    available = psutil.virtual_memory().available
+    if needed <= 0.8 * available:  # what fits in 80 % of the memory available now
         return
-    available = psutil.virtual_memory().available / 2**30
+    available /= 2**30
     if original_pixels:
         raise DetbenchError(f"--pipeline: the decoded original images need {needed / 2**30:.1f} GiB of host "
                             f"memory, {available:.1f} GiB is available; lower --benchmark_size or drop --pipeline")
@@ -373,13 +349,13 @@ def check_host_memory(n_images: int, imgsz: int, original_pixels: int = 0) -> No
 
 
 def decode_each(paths: Sequence[str | Path], store: Callable[[int, np.ndarray], None],
-                max_pixels: int = MAX_IMAGE_PIXELS) -> str:
+                max_pixels: int = MAX_IMAGE_PIXELS, flags: int = cv2.IMREAD_COLOR) -> str:
     """Decode every listed image and hand it (index, BGR uint8) to `store`; the files' hash (`files_sha256`).
     Fails naming the unreadable ones."""
     missing, broken = [], []
     files_hash = FilesHash()
     for index, raw in enumerate(paths):
-        data, image = read_image(Path(raw), cv2.IMREAD_COLOR, max_pixels)
+        data, image = read_image(Path(raw), flags, max_pixels)
         if data is None:
             missing.append(str(raw))
         elif image is None:
@@ -388,7 +364,11 @@ def decode_each(paths: Sequence[str | Path], store: Callable[[int, np.ndarray], 
             files_hash.add(data)
             store(index, image)
     if missing or broken:
-        raise _unreadable_error(missing, broken, len(paths))
+        problems = [f"{len(missing)} missing"] if missing else []
+        problems += [f"{len(broken)} not decodable"] if broken else []
+        hint = f"; {_FORMATS_HINT}" if broken else ""
+        raise DetbenchError(f"benchmark list: {', '.join(problems)} of {len(paths)} images (first: "
+                            f"{(missing + broken)[0]}{hint}); restore them, or delete the list to draw a new one")
     return files_hash.hexdigest()
 
 

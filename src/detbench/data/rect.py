@@ -26,16 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detbench.data.inputs import InputCache, array_sha256, check_host_memory, decode_each
+from detbench.data.inputs import InputCache, array_sha256, check_host_memory, decode_each, letterbox_for
 from detbench.limits import MAX_IMAGE_PIXELS
-
-
-def letterbox_for(imgsz: int, stride: int, rect: bool):
-    """Ultralytics' LetterBox: the minimal rectangle (a multiple of `stride`) with `rect`, else the square."""
-    # imported here, not at the top: loads Ultralytics, which only this path needs
-    from ultralytics.data.augment import LetterBox
-
-    return LetterBox(new_shape=(imgsz, imgsz), auto=rect, scaleup=True, center=True, stride=stride)
 
 
 def predictor_rect(images: Sequence[np.ndarray], rect: bool) -> bool:

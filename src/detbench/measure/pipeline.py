@@ -42,8 +42,8 @@ import cv2
 import numpy as np
 import torch
 
-from detbench.data.inputs import FilesHash, check_host_memory, read_image, read_image_header
-from detbench.data.rect import letterbox_for, predictor_rect
+from detbench.data.inputs import FilesHash, check_host_memory, letterbox_for, read_image, read_image_header
+from detbench.data.rect import predictor_rect
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_IMAGE_PIXELS
 from detbench.measure.timing import Stopper, StopRule
