@@ -173,6 +173,19 @@ def _refused(path: Path, reason: str, hint: str = _UNSAFE_HINT) -> DetbenchError
     return DetbenchError(f"--weights {path}: refused to load: {reason}; {hint}")
 
 
+def _refuse_folder(path: Path, weights: str | Path) -> None:
+    if path.is_dir():
+        raise DetbenchError(f"--weights {weights}: is a folder; pass the .pt file inside it (e.g. weights/best.pt)")
+
+
+def _refuse_unloadable(path: Path, data: bytes, unsafe: bool) -> None:
+    """An image or ONNX model is never loaded; without `unsafe`, neither is anything but a zip checkpoint (only
+    those are checked before a weights_only load)."""
+    reason, _fix = _describe_unreadable(data)
+    if "image" in reason or "ONNX" in reason or (not unsafe and not data.startswith(b"PK\x03\x04")):
+        raise _unreadable(path, data)
+
+
 def read_checkpoint_bytes(path: str | Path) -> bytes:
     """The checkpoint file's bytes: a regular file of at most MAX_CHECKPOINT_BYTES, not empty."""
     path = Path(path)
@@ -211,11 +224,7 @@ def _checked_archive(path: Path, data: bytes, plugins: tuple[str, ...]):
 def load_checkpoint_bytes(data: bytes, path: str | Path, unsafe: bool = False) -> dict[str, Any]:
     """torch.load checkpoint bytes, checked and restricted to allowed classes unless `unsafe`."""
     path = Path(path)
-    reason, _fix = _describe_unreadable(data)
-    if "image" in reason or "ONNX" in reason:
-        raise _unreadable(path, data)  # not a checkpoint at all, whatever the flags
-    if not data.startswith(b"PK\x03\x04") and not unsafe:
-        raise _unreadable(path, data)  # weights_only loading is checked on zip checkpoints only
+    _refuse_unloadable(path, data, unsafe)
     try:
         if unsafe:
             _ran(f"the checkpoint {path} loaded with --unsafe-load")
@@ -246,8 +255,7 @@ def load_checkpoint_bytes(data: bytes, path: str | Path, unsafe: bool = False) -
 def load_checkpoint(path: str | Path, unsafe: bool = False) -> dict[str, Any]:
     """Read and load a checkpoint file (see `load_checkpoint_bytes`); the bytes checked are the bytes loaded."""
     path = Path(path)
-    if path.is_dir():
-        raise DetbenchError(f"--weights {path}: is a folder; pass the .pt file inside it (e.g. weights/best.pt)")
+    _refuse_folder(path, path)
     return load_checkpoint_bytes(read_checkpoint_bytes(path), path, unsafe)
 
 
@@ -445,30 +453,22 @@ def load_model(weights: str, unsafe_load: bool = False, plugins: list[str] | tup
     from detbench import zoo
 
     zoo.register()
-    with plugins_allowed(plugins):
-        return _load_model(weights, unsafe_load, expected_sha256)
-
-
-def _load_model(weights: str, unsafe_load: bool, expected_sha256: str | None) -> LoadedModel:
-    # imported here, not at the top: loads torch, NVML, numpy, which only this path needs
-    from detbench import zoo
-
     path = Path(weights)
     suffix = path.suffix.lower()
-    if path.is_dir():
-        raise DetbenchError(f"--weights {weights}: is a folder; pass the .pt file inside it (e.g. weights/best.pt)")
-    if path.exists() and suffix in {".yaml", ".yml"}:
-        spec, digest = _read_model_yaml(path)
-        _same_file(path, digest, expected_sha256)
-        return LoadedModel(build_from_yaml(path, spec), "yaml", str(path), sha256=digest)
-    if path.exists() or suffix == ".pt":
-        if suffix != ".pt":
-            raise DetbenchError(not_a_checkpoint(weights, suffix))
-        return _load_checkpoint_file(path, unsafe_load, expected_sha256)
-    if weights in zoo.MODELS:
-        return LoadedModel(build_from_yaml(zoo.yaml_path(weights)), "yaml", weights)
-    if suffix in {".yaml", ".yml"} and _shipped_yaml_exists(weights):
-        return LoadedModel(build_from_yaml(weights), "yaml", weights)
+    with plugins_allowed(plugins):
+        _refuse_folder(path, weights)
+        if path.exists() and suffix in {".yaml", ".yml"}:
+            spec, digest = _read_model_yaml(path)
+            _same_file(path, digest, expected_sha256)
+            return LoadedModel(build_from_yaml(path, spec), "yaml", str(path), sha256=digest)
+        if path.exists() or suffix == ".pt":
+            if suffix != ".pt":
+                raise DetbenchError(not_a_checkpoint(weights, suffix))
+            return _load_checkpoint_file(path, unsafe_load, expected_sha256)
+        if weights in zoo.MODELS:
+            return LoadedModel(build_from_yaml(zoo.yaml_path(weights)), "yaml", weights)
+        if suffix in {".yaml", ".yml"} and _shipped_yaml_exists(weights):
+            return LoadedModel(build_from_yaml(weights), "yaml", weights)
     raise DetbenchError(f"--weights {weights}: no such file, zoo model ({', '.join(zoo.MODELS)}) or Ultralytics "
                         f"model YAML")
 
@@ -504,31 +504,24 @@ def precheck_model(weights: str, plugins: list[str] | tuple[str, ...] = (), unsa
     from detbench import zoo
 
     zoo.register()
-    with plugins_allowed(plugins):
-        return _precheck_model(weights, unsafe)
-
-
-def _precheck_model(weights: str, unsafe: bool) -> str | None:
     path = Path(weights)
-    if path.is_dir():
-        raise DetbenchError(f"--weights {weights}: is a folder; pass the .pt file inside it (e.g. weights/best.pt)")
-    if not path.exists():
-        if path.suffix.lower() == ".pt" or path.is_symlink():  # a mistyped checkpoint path, a dangling link
-            read_checkpoint_bytes(path)  # its one-line "file not found", before anything else is said
-        return None
-    if path.suffix.lower() in {".yaml", ".yml"}:
-        spec, digest = _read_model_yaml(path)
-        check_model_spec(spec, path)
-        return digest
-    if path.suffix.lower() != ".pt":
-        raise DetbenchError(not_a_checkpoint(weights, path.suffix))
-    data = read_checkpoint_bytes(path)
-    reason, _fix = _describe_unreadable(data)
-    if "image" in reason or "ONNX" in reason or (not unsafe and not data.startswith(b"PK\x03\x04")):
-        raise _unreadable(path, data)
-    if not unsafe:
-        _checked_archive(path, data, _active_plugins.get())
-    return hashlib.sha256(data).hexdigest()
+    with plugins_allowed(plugins) as allowed:
+        _refuse_folder(path, weights)
+        if not path.exists():
+            if path.suffix.lower() == ".pt" or path.is_symlink():  # a mistyped checkpoint path, a dangling link
+                read_checkpoint_bytes(path)  # its one-line "file not found", before anything else is said
+            return None
+        if path.suffix.lower() in {".yaml", ".yml"}:
+            spec, digest = _read_model_yaml(path)
+            check_model_spec(spec, path)
+            return digest
+        if path.suffix.lower() != ".pt":
+            raise DetbenchError(not_a_checkpoint(weights, path.suffix))
+        data = read_checkpoint_bytes(path)
+        _refuse_unloadable(path, data, unsafe)
+        if not unsafe:
+            _checked_archive(path, data, allowed)
+        return hashlib.sha256(data).hexdigest()
 
 
 def effective_imgsz(imgsz: int, stride: int) -> int:
