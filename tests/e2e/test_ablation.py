@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--threads", "1", "--quiet"]
 FIXED = ["--workers-per-model", "2", "--no-until-decided", "--iters", "40", *QUICK]  # 20 rounds
+ONE_WORKER = ["--workers-per-model", "1", "--no-until-decided", "--iters", "4", *QUICK]  # where workers are not tested
 
 
 def _touch(path: Path) -> Path:
@@ -233,7 +234,7 @@ def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, 
                    "--data", str(dataset), *QUICK[:-1], cwd=tmp_path)  # bench has no --quiet
     assert done.returncode == 0, done.stderr
     before = (bench / "ghost.json").read_bytes()
-    studied = run_cli("ablate", *FIXED, cwd=tmp_path)
+    studied = run_cli("ablate", *ONE_WORKER, cwd=tmp_path)
     assert studied.returncode == 0, studied.stdout + studied.stderr
     assert ("results/bench/ghost.json holds a separate `detbench bench` run of ghost: the study's report takes its "
             "place, and the run is kept as results/bench/separate_runs/ghost.json") in studied.stdout
@@ -243,7 +244,7 @@ def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, 
     assert not (bench / "separate_runs" / "baseline.json").exists()  # nothing was there to keep
     # a second separate run kept beside the first, never over it
     (bench / "ghost.json").write_bytes(before)
-    again = run_cli("ablate", *FIXED, cwd=tmp_path)
+    again = run_cli("ablate", *ONE_WORKER, "--models", "ghost", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert (bench / "separate_runs" / "ghost-2.json").read_bytes() == before
     # a separate_runs that is a link is refused before the study runs, not after it
@@ -251,15 +252,15 @@ def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, 
     shutil.move(bench / "separate_runs", tmp_path / "elsewhere")
     (bench / "separate_runs").symlink_to(tmp_path / "elsewhere")
     study_before = (bench / "study.json").read_bytes()
-    refused = run_cli("ablate", *FIXED, cwd=tmp_path)
+    refused = run_cli("ablate", *ONE_WORKER, cwd=tmp_path)
     assert refused.returncode == 2 and "separate_runs: is a symlink or not a folder" in refused.stderr
     assert (bench / "study.json").read_bytes() == study_before and (bench / "ghost.json").read_bytes() == before
     # a report of another backend under the same name is no separate run of the study's model: refused as before
     (bench / "separate_runs").unlink()
-    onnx = run_cli("ablate", *FIXED, "--format", "onnx", "--models", "ghost", cwd=tmp_path)
+    onnx = run_cli("ablate", *ONE_WORKER, "--format", "onnx", "--models", "ghost", cwd=tmp_path)
     assert onnx.returncode == 2, onnx.stderr
     assert ("ghost.json: already holds a report of other settings (made by `detbench bench`, not by a study; "
-            "--iters 5, now 40; --format 'pytorch', now 'onnx')") in onnx.stderr
+            "--iters 5, now 4; --format 'pytorch', now 'onnx')") in onnx.stderr
     assert (bench / "ghost.json").read_bytes() == before
     # with --force that report would be replaced: it is kept aside like one of the study's own backend
     from detbench.study import ablation
