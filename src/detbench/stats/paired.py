@@ -379,12 +379,7 @@ def _holm(results: list[PairResult], alpha: float, total: int) -> None:
 
 def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[PairResult]:
     """Verdicts are final at the first look that makes them; undecided ones take the current look's result."""
-    if not previous:
-        for result in current.results:
-            if result.verdict != UNDECIDED:
-                result.decided_at_round = current.round_count
-        return current.results
-    kept = {r.model: r for r in previous if r.verdict != UNDECIDED}
+    kept = {r.model: r for r in previous or () if r.verdict != UNDECIDED}
     merged = []
     for result in current.results:
         if result.model in kept:

@@ -216,8 +216,7 @@ def run_ablation(opts: StudyConfig, echo: Echo = print, python: str = sys.execut
 def _plan(study: _Study, key: str) -> engine.StudyPlan:
     opts, values = study.opts, study.values
     threads = study.config.threads
-    turn_warmup = opts.turn_warmup if opts.turn_warmup is not None else engine.default_turn_warmup(threads,
-                                                                                                  study.device)
+    turn_warmup = opts.turn_warmup if opts.turn_warmup is not None else engine.DEFAULT_TURN_WARMUP
     stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     models = [engine.StudyModel(run.name, model_config(study, run)) for run in study.runs]
     return engine.StudyPlan(
@@ -333,7 +332,7 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
 
 def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engine.StudyOutcome,
                  failed: dict[str, str], written: dict[str, Report], started: str, seconds: float, status: str,
-                 listed: Any) -> Path:
+                 listed: Any) -> None:
     record: dict[str, Any] = {
         "kind": STUDY_KIND, "status": status, "id": plan.study_id, "key": key, "started": started,
         "seconds": round(seconds, 2), "out": str(study.out), "benchmark_list": str(listed.path),
@@ -353,7 +352,6 @@ def _write_study(study: _Study, plan: engine.StudyPlan, key: str, outcome: engin
     except OSError as exc:
         raise DetbenchError(f"--out {study.out}: writing {STUDY_FILE} failed ({exc.strerror}); the model reports "
                             f"written so far are kept") from exc
-    return path
 
 
 def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:

@@ -62,6 +62,10 @@ LOG_TAIL = 20
 MIN_TURN_TIMEOUT_S = 60.0
 PROGRESS_EVERY_S = 15.0
 WAIT_SLICE_S = 1.0  # while a worker loads or warms up, the coordinator looks up this often to say where it is
+# untimed forwards at the start of a turn, at any thread count. Measured here (YOLOv8n, imgsz 320, one thread,
+# workers pinned to one core): with none, a turn's forward ran on caches the other workers had just filled and
+# took 55 ms against 34 ms in an isolated `bench`
+DEFAULT_TURN_WARMUP = 1
 
 
 def planned_looks(min_rounds: int, until_decided: bool) -> list[int]:
@@ -458,15 +462,21 @@ class Coordinator:
         return {m.name: [w.turns for w in self.workers if w.model == m.name] for m in self.plan.models
                 if m.name not in self.failed}
 
+    def _analyse(self, rounds_done: int) -> paired.Look | None:
+        """The analysis of a look at `rounds_done` over the models still in the study; None without the baseline."""
+        plan, series = self.plan, self._series()
+        if plan.baseline not in series:
+            return None
+        return paired.analyse_look(series, plan.baseline, plan.alpha / len(plan.looks), plan.min_effect, rounds_done,
+                                   family_size=len(plan.models) - 1)
+
     def look(self, rounds_done: int) -> bool:
         """Analyse; True when every comparison is decided (or nothing is left to compare)."""
         plan = self.plan
-        series = self._series()
-        if plan.baseline not in series:
+        current = self._analyse(rounds_done)
+        if current is None:
             return True
-        alpha_look = plan.alpha / len(plan.looks)
-        current = paired.analyse_look(series, plan.baseline, alpha_look, plan.min_effect, rounds_done,
-                                      family_size=len(plan.models) - 1)
+        alpha_look = current.alpha
         self.results = paired.merge_looks(self.results, current)
         self.process = current.process
         decided = sum(r.verdict != paired.UNDECIDED for r in self.results)
@@ -487,12 +497,9 @@ class Coordinator:
 
     def _interim(self, rounds_done: int) -> str:
         """Each comparison's estimate and interval now, at the level of a look (no verdict is made here)."""
-        plan = self.plan
-        series = self._series()
-        if plan.baseline not in series or len(series) < 2:
+        current = self._analyse(rounds_done)
+        if current is None or not current.results:
             return ""
-        current = paired.analyse_look(series, plan.baseline, plan.alpha / len(plan.looks), plan.min_effect,
-                                      rounds_done, family_size=len(plan.models) - 1)
         shown = [_shown(result) for result in current.results if result.delta_pct is not None]
         missing = "" if all(r.ci_pct for r in current.results) else (
             f"; intervals from round {paired.MIN_BATCHES * paired.MIN_ROUNDS_PER_BATCH}")
@@ -591,13 +598,6 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
                         coordinator.final_results(), coordinator.process, rounds_done, coordinator.turn_seconds,
                         reason, coordinator.probes, coordinator.probe_seconds, coordinator.budget,
                         coordinator.schedule)
-
-
-def default_turn_warmup(threads: int, device: str) -> int:
-    """Untimed forwards at the start of a turn: one, at any thread count. Measured here (YOLOv8n, imgsz 320, one
-    thread, workers pinned to one core): with none, a turn's forward ran on caches the other workers had just
-    filled and took 55 ms against 34 ms in an isolated `bench`."""
-    return 1
 
 
 def shared_cpus(threads: int) -> list[int] | None:
