@@ -131,7 +131,7 @@ def bounded_echo(echo: Echo, max_bytes: int, note: str) -> Echo:
         nonlocal spent, stopped
         if stopped:
             return
-        safe = terminal(no_surrogates(line))
+        safe = terminal(line)
         spent += len(safe.encode("utf-8")) + 1
         if spent > max_bytes:
             stopped = True

@@ -147,8 +147,7 @@ def _write_entry(cache_dir: Path, name: str, fill: Callable[[BinaryIO], object])
 
 
 def _versions() -> str:
-    # imported here, not at the top: loads Ultralytics, OpenCV, which only this path needs
-    import cv2
+    # imported here, not at the top: loads Ultralytics, which only this path needs
     import ultralytics
 
     try:
