@@ -202,11 +202,9 @@ def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> Pro
     if not df:
         return ProcessSpread(offsets, 0.0, None)
     seen, noise_part = squares / df, noise / df
-    estimate = max(0.0, seen - noise_part)
-    if noise_part <= 0:
-        return ProcessSpread(offsets, estimate, None, df, 0.0 if seen > 0 else None, seen, noise_part, within_df)
-    return ProcessSpread(offsets, estimate, seen / noise_part, df, _f_sf(seen / noise_part, df, within_df), seen,
-                         noise_part, within_df)
+    ratio = seen / noise_part if noise_part > 0 else None
+    p_value = _f_sf(ratio, df, within_df) if ratio is not None else (0.0 if seen > 0 else None)
+    return ProcessSpread(offsets, max(0.0, seen - noise_part), ratio, df, p_value, seen, noise_part, within_df)
 
 
 def process_weight(workers: Sequence[Series], shared: np.ndarray) -> float:
