@@ -254,7 +254,7 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
     check_same_sweep(out, previous, sweep.identity, spec.path, plan)
     max_time = _max_time(spec)
     if opts.dry_run:
-        print_plan(plan, previous, out, kind, devices, opts, max_time, here, echo, sweep.warnings)
+        print_plan(sweep, previous, max_time)
         return 0
     for line in sweep.warnings:
         echo(line)
@@ -314,20 +314,19 @@ def _run(sweep: _Sweep, ray_runner: Callable[..., None] | None) -> int:
     return 1 if failed else 0
 
 
-def print_plan(plan: Plan, previous: dict[str, Any], out: Path, kind: str, devices: list[str],
-               opts: SweepOptions, max_time: float | None, here: str | None, echo: Echo,
-               warnings: list[str] | None = None) -> None:
+def print_plan(sweep: _Sweep, previous: dict[str, Any], max_time: float | None) -> None:
     """The dry run's plan: the studies, the executor, the estimate, and a warning line for each code-running
     setting in force."""
-    done = [s for s in plan.runnable if finished(out, previous, s, here)]
+    plan, opts, echo, devices = sweep.plan, sweep.opts, sweep.echo, sweep.devices
+    done = [s for s in plan.runnable if finished(sweep.out, previous, s, sweep.here)]
     todo = [s for s in plan.runnable if s not in done]
     echo(f"detbench sweep (dry run): {len(plan.studies)} studies, {len(plan.runnable)} runnable, "
          f"{len(plan.studies) - len(plan.runnable)} invalid, {len(done)} already finished")
-    for line in warnings or []:
+    for line in sweep.warnings:
         echo(f"  {line}")
     echo(f"  models: {', '.join(r.name for r in plan.models)} (baseline {plan.baseline})")
     if opts.ray is None:
-        echo(f"  executor: local, device {kind}, {len(devices)} at once ({', '.join(devices)})")
+        echo(f"  executor: local, device {sweep.kind}, {len(devices)} at once ({', '.join(devices)})")
         slots: int | None = len(devices)
     else:
         kinds = sorted({s.device_kind for s in plan.runnable})
