@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 import torch
+from conftest import run_command
 
 pytestmark = pytest.mark.slow  # each bench runs the bounded model check in a child process
 
@@ -55,6 +55,8 @@ def test_importing_detbench_changes_nothing_in_the_process():
     code = ("import os, sys; before = dict(os.environ); import detbench; "
             "print(sorted(set(os.environ) - set(before)), 'torch' in sys.modules, 'ultralytics' in sys.modules, "
             "sorted(n for n in dir(detbench) if not n.startswith('_')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    done = run_command([sys.executable, "-c", code])
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.strip()
     assert out == ("[] False False ['BenchReport', 'Comparison', 'DetbenchError', 'api', 'bench', 'compare', 'errors', "
                    "'limits', 'report', 'version']")
