@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_command
 from sweep_files import write_spec
 
 from detbench.sweep import run as sweep_run
@@ -14,7 +15,6 @@ from detbench.sweep import run as sweep_run
 @pytest.mark.slow  # starts a process
 def test_gpu_slots_get_disjoint_cores_and_a_process_keeps_to_them(monkeypatch):
     import os
-    import subprocess
     import sys
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
@@ -22,9 +22,9 @@ def test_gpu_slots_get_disjoint_cores_and_a_process_keeps_to_them(monkeypatch):
     assert sweep_run.slot_cpus(["cpu"]) == {}
     monkeypatch.undo()
     core = str(max(os.sched_getaffinity(0)))
-    kept = subprocess.run([sys.executable, "-c", "import os; from detbench.proc import keep_to_cpus; "
-                           "keep_to_cpus(); print(sorted(os.sched_getaffinity(0)))"],
-                          env={**os.environ, "DETBENCH_CPUS": core}, capture_output=True, text=True, timeout=60)
+    kept = run_command([sys.executable, "-c", "import os; from detbench.proc import keep_to_cpus; "
+                        "keep_to_cpus(); print(sorted(os.sched_getaffinity(0)))"],
+                       env={"DETBENCH_CPUS": core}, timeout=60)
     assert kept.stdout.strip() == f"[{core}]", kept.stderr
 
 
