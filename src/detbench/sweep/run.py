@@ -30,6 +30,7 @@ from detbench.errors import DetbenchError, first_line
 from detbench.files.out_tree import folder_below
 from detbench.proc import CPUS_ENV
 from detbench.study.lock import study_lock
+from detbench.study.options import StudyConfig
 from detbench.sweep.code_options import code_warnings, with_command_line
 from detbench.sweep.index import INDEX_NAME, Index, check_same_sweep, finished, read_index, sweep_identity
 from detbench.sweep.plan import CPU_KIND, STUDIES_DIR, Plan, PlannedStudy, make_plan
@@ -121,7 +122,7 @@ def estimate(todo: list[PlannedStudy], index: dict[str, Any], slots: int | None,
             bases.add(f"median of this sweep's finished {study.device_kind} studies")
         elif max_time is not None:
             total += PRIOR_STUDY_S + max_time
-            bases.add(f"at most {PRIOR_STUDY_S:.0f} s of start-up plus --max-time {max_time:g} s per study")
+            bases.add(f"at most {PRIOR_STUDY_S:.0f} s of start-up plus --study-time {max_time:g} s per study")
         else:
             total += PRIOR_STUDY_S
             bases.add(f"a guess of {PRIOR_STUDY_S:.0f} s per study of fixed rounds")
@@ -226,11 +227,10 @@ def check_out_tree(out: Path, plan: Plan) -> None:
         folder_below(out, STUDIES_DIR, study.name, create=False)
 
 
-def _max_time(spec: SweepSpec) -> float | None:
-    max_time = None if spec.settings.get("until_decided") is False else spec.settings.get("max_time", 600.0)
-    if max_time is not None and (not isinstance(max_time, (int, float)) or isinstance(max_time, bool)):
-        raise DetbenchError(f"{spec.path}: settings.max_time must be a number of seconds, got {max_time!r}")
-    return max_time
+def _study_time(plan: Plan) -> float | None:
+    """The seconds of turns each study may take (its StudyConfig's --study-time; None: a fixed number of rounds)."""
+    config = plan.studies[0].config if plan.studies else StudyConfig()
+    return config.study_time if config.until_decided else None
 
 
 def run_sweep(opts: SweepOptions, echo: Echo = print,
@@ -252,7 +252,7 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
                    code_warnings(spec, on_ray=opts.ray is not None))
     previous = read_index(out)
     check_same_sweep(out, previous, sweep.identity, spec.path, plan)
-    max_time = _max_time(spec)
+    max_time = _study_time(plan)
     if opts.dry_run:
         print_plan(sweep, previous, max_time)
         return 0
