@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from detbench.comparison.run import run_compare
 from detbench.data.artifacts import make_dataset, save_untrained, train_tiny
+from detbench.data.benchmark_list import LIST_FILENAME, sample_list, write_list
 from detbench.models.ultralytics_env import configure_process
 from detbench.report.model import SCHEMA_VERSION, Report
 from detbench.report.schema import validate_report, write_report
@@ -49,6 +51,7 @@ if "DETBENCH_TESTS_CACHE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["DETBENCH_CACHE_DIR"], ignore_errors=True)
 configure_process()  # offline, quiet, restricted: before any test imports Ultralytics
 
+pytest_plugins = ("rect_forgery",)  # its fixture: the images of the --rect forgery tests
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -93,6 +96,39 @@ def run_cli(*args: str, cwd: Path | str | None = None, timeout: float = 600, scr
     command = [sys.executable, str(REPO / "scripts" / script)] if script else [sys.executable, "-m",
                                                                               "detbench.cli"]
     return run_command([*command, *args], cwd=cwd, env=env, timeout=timeout, preexec_fn=preexec_fn)
+
+
+def file_tree(root: Path) -> dict[str, bytes | None]:
+    """Every path below `root` with its bytes (None for a folder)."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def linked_list(tmp_path: Path, dataset: Path) -> tuple[Path, Path, list[str]]:
+    """OUT/benchmark_list.txt -> ../other/benchmark_list.txt (a valid list with its sidecar beside both)."""
+    other, out = tmp_path / "other", tmp_path / "OUT"
+    other.mkdir()
+    out.mkdir()
+    blist = sample_list(dataset, 4, 42)
+    write_list(blist, other / LIST_FILENAME)
+    os.symlink(f"../other/{LIST_FILENAME}", out / LIST_FILENAME)
+    os.symlink(f"../other/{LIST_FILENAME}.json", out / f"{LIST_FILENAME}.json")
+    return other, out, list(blist.paths)
+
+
+def alive(pid: int) -> bool:
+    """The process runs (it exists and is not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def gone_within(pids: list[int], seconds: float) -> list[int]:
+    """The processes of `pids` still alive after waiting up to `seconds` for them to end."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
 
 
 def process_table() -> dict[int, tuple[int, str]]:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import struct
 import zipfile
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
+
+from detbench.errors import DetbenchError
+from detbench.models.loading import load_model, precheck_model
 
 PROTO2 = b"\x80\x02"
 
@@ -160,3 +165,14 @@ def strided_view() -> torch.Tensor:
 
 def pickled(obj) -> bytes:
     return pickle.dumps(obj, protocol=2)
+
+
+def refused(weights: Path, pattern: str, plugins: tuple[str, ...] = ()) -> str:
+    """In-process: the static checks refuse it, and so does a full (checked) load."""
+    with pytest.raises(DetbenchError) as first:
+        precheck_model(str(weights), plugins)
+    with pytest.raises(DetbenchError) as second:
+        load_model(str(weights), plugins=list(plugins))
+    for info in (first, second):
+        assert "\n" not in str(info.value) and re.search(pattern, str(info.value)), str(info.value)
+    return str(first.value)

@@ -20,6 +20,7 @@ from hostile_checkpoints import (
     list_dag,
     mark_list_bomb,
     nested_tuple_key,
+    refused,
     save_model_edit,
     save_with,
     shared_module_dag,
@@ -27,8 +28,7 @@ from hostile_checkpoints import (
     upsampling_bomb,
 )
 
-from detbench.errors import DetbenchError
-from detbench.models.loading import load_model, precheck_model
+from detbench.models.loading import precheck_model
 
 QUICK = ["--device", "cpu", "--imgsz", "64", "--warmup", "1", "--iters", "2", "--threads", "1",
          "--benchmark_size", "4"]
@@ -59,17 +59,6 @@ def refused_by_cli(weights: Path, tmp_path: Path, pattern: str, *extra: str, env
     assert elapsed < seconds, f"took {elapsed:.1f} s"
     assert not out.exists()
     return lines[0]
-
-
-def refused(weights: Path, pattern: str, plugins: tuple[str, ...] = ()) -> str:
-    """In-process: the static checks refuse it, and so does a full (checked) load."""
-    with pytest.raises(DetbenchError) as first:
-        precheck_model(str(weights), plugins)
-    with pytest.raises(DetbenchError) as second:
-        load_model(str(weights), plugins=list(plugins))
-    for info in (first, second):
-        assert "\n" not in str(info.value) and re.search(pattern, str(info.value)), str(info.value)
-    return str(first.value)
 
 
 @pytest.mark.slow

@@ -8,24 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import process_table
+from conftest import gone_within, process_table
 from sweep_files import write_spec
 
 PLUGIN = "from pathlib import Path\nPath({marker!r}).write_text('plugin code ran')\n"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _gone_within(pids: list[int], seconds: float) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(0.1)
-    return [pid for pid in pids if _alive(pid)]
 
 
 def _descendants(root: int) -> dict[int, str]:
@@ -74,7 +60,7 @@ def test_a_sigkilled_ray_local_sweep_leaves_no_ray_process(tmp_path, dataset):
     finally:
         sweep.kill()
         sweep.wait(timeout=30)
-    left = _gone_within(list(tree), 10.0)
+    left = gone_within(list(tree), 10.0)
     assert left == [], f"still running 10 s after kill -9: {_names(left)}"
 
 

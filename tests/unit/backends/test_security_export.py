@@ -1,4 +1,4 @@
-"""The export for `--format` against hostile inputs (issue 23): the cache is shared only by exports that depend on
+"""The export for `--format` against hostile inputs: the cache is shared only by exports that depend on
 the checkpoint's bytes alone, an export is bounded in time and memory in a child that dies with its parent, it
 writes only inside its own folder, parity cannot pass on NaN, every file of a cache entry is checked, and nothing
 is written under the home folder.

@@ -1,4 +1,4 @@
-"""`detbench compare` against hostile inputs (security review, issue 23): a sweep's index and study records that
+"""`detbench compare` against hostile inputs: a sweep's index and study records that
 would stall it, pivots and names that would bomb its plots and terminal, text that would act in an output, and
 index shapes that would end in a traceback. Every payload here is synthetic, and every bound is checked by a count
 (reads, pixels, bytes), not by a clock."""

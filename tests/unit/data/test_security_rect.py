@@ -1,4 +1,4 @@
-"""Issue 23: a set-up cache entry is used only where what it says holds for the image files themselves.
+"""A set-up cache entry is used only where what it says holds for the image files themselves.
 
 Whoever can write `.detbench-cache/` can rewrite an entry and recompute every hash it stores with detbench's own
 functions, so the stored values agree with each other. Each test here forges an entry that way; without the
@@ -9,52 +9,20 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
+from rect_forgery import IMGSZ, STRIDE, entry, forge_original_sizes
 
 from detbench.data import cache as setup_cache
 from detbench.data.inputs import array_sha256, decode_images
-from detbench.data.rect import RectInputCache, content_size, decode_rect_images, rect_digest, sizes_hold
-from detbench.data.synthetic import make_dataset
-from detbench.limits import MAX_IMAGE_PIXELS
-
-IMGSZ, STRIDE = 128, 32  # 240x320 -> 96x128, 320x240 -> 128x96, 256x256 -> 128x128: true rectangles
+from detbench.data.rect import RectInputCache, content_size, decode_rect_images, rect_digest
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> list[str]:
-    """8 synthetic JPEGs of the four sizes make_dataset draws."""
-    root = tmp_path_factory.mktemp("rect-images")
-    make_dataset(root, n_train=0, n_val=8, seed=3)
-    return sorted(str(p) for p in (root / "images" / "val").glob("*.jpg"))
-
-
-def entry(cache: Path) -> tuple[Path, dict, np.ndarray]:
-    (meta_path,) = cache.glob("inputs-*.json")
-    (array_path,) = cache.glob("inputs-*.npy")
-    return meta_path, json.loads(meta_path.read_text()), np.load(array_path)
-
-
-def forge_original_sizes(cache: Path, which: list[int] | None = None) -> dict[str, int]:
-    """What an attacker does: each chosen image's original height rewritten to a tenth of its width, its content
-    size made what LetterBox makes of that, and the entry's hash recomputed with detbench's own function. Returns
-    the shapes (batch 1) that a run trusting the entry would time."""
-    meta_path, meta, slots = entry(cache)
-    sizes = np.asarray(meta["sizes"], dtype=np.int64)
-    for index in which if which is not None else range(len(sizes)):
-        width = int(sizes[index, 3])
-        sizes[index, 2] = max(1, width // 10)
-        sizes[index, :2] = content_size(int(sizes[index, 2]), width, IMGSZ, STRIDE)
-    assert sizes_hold(sizes, IMGSZ, STRIDE, MAX_IMAGE_PIXELS)  # every check that compares stored values passes
-    meta.update(sizes=sizes.tolist(), decoded_sha256=rect_digest(slots, sizes))
-    meta_path.write_text(json.dumps(meta))
-    trusted = RectInputCache(images=torch.from_numpy(slots), files_sha256=meta["files_sha256"],
-                             decoded_sha256=meta["decoded_sha256"], sizes=sizes, imgsz=IMGSZ, stride=STRIDE)
-    return trusted.shape_counts(1)
+def images(rect_images) -> list[str]:
+    return rect_images
 
 
 def test_forged_rect_sizes_with_a_recomputed_hash_are_not_used_and_the_true_shapes_are_timed(tmp_path, images):

@@ -6,42 +6,27 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import file_tree, linked_list
 
 from detbench.data import cache as setup_cache
-from detbench.data.benchmark_list import LIST_FILENAME, sample_list, write_list
+from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
 from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_dataset, run_demo
 
 
-def _tree(root: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
-
-
-def _linked_list(tmp_path: Path, dataset: Path) -> tuple[Path, Path, list[str]]:
-    """OUT/benchmark_list.txt -> ../other/benchmark_list.txt (a valid list with its sidecar beside both)."""
-    other, out = tmp_path / "other", tmp_path / "OUT"
-    other.mkdir()
-    out.mkdir()
-    blist = sample_list(dataset, 4, 42)
-    write_list(blist, other / LIST_FILENAME)
-    os.symlink(f"../other/{LIST_FILENAME}", out / LIST_FILENAME)
-    os.symlink(f"../other/{LIST_FILENAME}.json", out / f"{LIST_FILENAME}.json")
-    return other, out, list(blist.paths)
-
-
 def test_cache_of_a_linked_list_stays_beside_the_link_not_its_target(tmp_path, dataset):
-    other, out, paths = _linked_list(tmp_path, dataset)
-    before = _tree(other)
+    other, out, paths = linked_list(tmp_path, dataset)
+    before = file_tree(other)
     cache_dir = setup_cache.cache_dir_for(out / LIST_FILENAME)
     assert cache_dir == out / setup_cache.CACHE_DIRNAME
     assert not setup_cache.cached_inputs(cache_dir, paths, 64)[1]
     assert setup_cache.cached_inputs(cache_dir, paths, 64)[1]  # stored below OUT, and reused from there
     assert sorted(p.suffix for p in cache_dir.iterdir()) == [".json", ".npy"]
-    assert _tree(other) == before  # nothing written beside the list's target
+    assert file_tree(other) == before  # nothing written beside the list's target
 
 
 def test_a_linked_cache_folder_is_still_not_used(tmp_path, dataset):
-    other, out, paths = _linked_list(tmp_path, dataset)
+    other, out, paths = linked_list(tmp_path, dataset)
     (other / "elsewhere").mkdir()
     os.symlink(other / "elsewhere", out / setup_cache.CACHE_DIRNAME)
     cache_dir = setup_cache.cache_dir_for(out / LIST_FILENAME)
@@ -78,7 +63,7 @@ def test_demo_refuses_a_linked_run_folder_before_removing_anything(tmp_path):
     with pytest.raises(DetbenchError, match=r"runs/baseline is a symlink") as caught:
         run_demo(_quiet_demo(tmp_path / "demo_ws2", train_epochs=1), echo=lambda _: None)
     assert "\n" not in str(caught.value)
-    assert _tree(victim) == {"seed0": None, "seed0/important.txt": b"x\n"}
+    assert file_tree(victim) == {"seed0": None, "seed0/important.txt": b"x\n"}
     assert not (tmp_path / "demo_ws2" / "data").exists()  # refused before the dataset was written
 
 
@@ -94,4 +79,4 @@ def test_demo_steps_refuse_links_below_their_folders(tmp_path):
     os.symlink(victim, tmp_path / "data")
     with pytest.raises(DetbenchError, match="is a symlink"):
         ensure_dataset(tmp_path / "data", 2, lambda _: None)
-    assert _tree(victim) == {"seed0": None, "seed0/important.txt": b"x\n"}
+    assert file_tree(victim) == {"seed0": None, "seed0/important.txt": b"x\n"}

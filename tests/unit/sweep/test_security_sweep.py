@@ -1,4 +1,4 @@
-"""The sweep's security findings (issue 23), each with a payload that does harm without its protection:
+"""The sweep against hostile inputs, each case with a payload that does harm without its protection:
 - a symlinked OUT/studies (or OUT/studies/CELL) never sends a study outside OUT, at plan time or mid-sweep,
   locally or from a Ray task's results (files.out_tree);
 - a second sweep file never replaces or drops the studies of the sweep in OUT (the same file resumes);
@@ -16,11 +16,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import one_line_error
+from conftest import alive, gone_within, one_line_error
 from sweep_files import write_spec
 
 from detbench.errors import DetbenchError
@@ -335,32 +334,18 @@ time.sleep(300)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _gone_within(pids: list[int], seconds: float) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(0.1)
-    return [pid for pid in pids if _alive(pid)]
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 def test_the_reaper_ends_ray_processes_when_the_sweep_is_killed_and_nothing_else(tmp_path):
     driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     *pids, folder = driver.stdout.readline().split()
     first, second, unrelated, reaper = map(int, pids)
     try:
-        assert all(_alive(pid) for pid in (first, second, unrelated, reaper))
+        assert all(alive(pid) for pid in (first, second, unrelated, reaper))
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
-        assert _gone_within([first, second, reaper], 5.0) == []
-        assert _alive(unrelated) and not Path(folder).exists()
+        assert gone_within([first, second, reaper], 5.0) == []
+        assert alive(unrelated) and not Path(folder).exists()
     finally:
         for pid in (first, second, unrelated):
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
