@@ -127,8 +127,8 @@ def test_a_slow_study_looks_within_max_time_at_rounds_fixed_before_its_first_rou
                                     progress_every=0.0), lines.append)
     assert outcome.plan.looks[:2] == [400, 640] and outcome.budget.round_s == pytest.approx(0.08, rel=0.05)
     assert outcome.look_schedule[:3] == [40, 64, 103]  # ceil(1.6 * 40) = 64; ceil(1.6 * 64) = 103
-    assert [look["rounds"] for look in outcome.looks] == [40, 64, 100]  # 100: --max-time ran out first
-    assert outcome.stop_reason == "--max-time 1.5625 s of turns reached"
+    assert [look["rounds"] for look in outcome.looks] == [40, 64, 100]  # 100: --study-time ran out first
+    assert outcome.stop_reason == "--study-time 1.5625 s of turns reached"
     # fresh workers after each look but the last (after look 2 only 0.56 s of turns are left: if the stand-ins took
     # longer than that to start, the same ones go on, and say so)
     kept = any(line.startswith("  the same workers go on: 1 s of turns left") for line in lines)

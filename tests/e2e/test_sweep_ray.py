@@ -28,9 +28,9 @@ def _ancestors():
             return
 
 _chain = list(_ancestors())
-_ablate = next((cmd for _, cmd in _chain if b"ablate" in cmd and b"--imgsz" in cmd), None)
+_ablate = next((cmd for _, cmd in _chain if b"ablate" in cmd), None)
 _ray_worker = next((pid for pid, cmd in _chain if cmd and cmd[0].startswith(b"ray::")), None)
-if _ablate and _ray_worker and _ablate[_ablate.index(b"--imgsz") + 1] == b"96":
+if _ablate and _ray_worker and b"--imgsz=96" in _ablate:
     with open(Path(__file__).with_suffix(".kills"), "a") as _log:
         _log.write(f"{_ray_worker}\\n")
     os.kill(_ray_worker, signal.SIGKILL)
