@@ -11,10 +11,11 @@ are tested differences, so a change of order between models no verdict separates
 Written beside the index: sweep_comparison.csv, sweep_comparison.md and sweep_latency.png (one panel per
 device kind: each model's median latency in each cell).
 
-The index, the study records and the reports may be hostile; reading them is bounded. sweep.json and each
-study.json are JSON of at most MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS lists and objects and as many values as a
-report (checked before they are parsed); an index of more
-than MAX_SWEEP_STUDIES studies (more than a sweep plans) is refused, a study record listing more than
+The index, the study records and the reports may be hostile; reading them is bounded. sweep.json is read by the
+sweep's own reader (`sweep.index.load_index`) and each study.json by `report.study_record`: JSON of at most
+MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS lists and objects and as many values as a report (checked before they
+are parsed); an index of more than MAX_SWEEP_STUDIES studies (more than a sweep plans) is refused, a study record
+listing more than
 MAX_STUDY_MODELS models is not compared, and at most MAX_SWEEP_REPORTS model results are read in all (the studies
 beyond are named as not compared). Each file is read once, however many names, studies or links lead to it.
 Only the study folder names and model names detbench makes are followed (no path from the index is). Text from
@@ -38,23 +39,21 @@ from detbench import text
 from detbench.comparison.tables import write_table
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
-from detbench.files.safe_io import read_json_bounded, regular_file_status
+from detbench.files.safe_io import regular_file_status
 from detbench.limits import (
     MAX_PLOT_INCHES,
     MAX_PLOT_ITEMS,
     MAX_PLOT_PANELS,
-    MAX_RECORD_CONTAINERS,
-    MAX_REPORT_BYTES,
     MAX_SHOWN_TEXT_CHARS,
     MAX_STUDY_MODELS,
     MAX_SWEEP_REPORTS,
-    MAX_SWEEP_STUDIES,
     MAX_TABLE_CELLS,
     MAX_TERMINAL_BYTES,
 )
 from detbench.names import check_model_name
-from detbench.report.schema import MAX_JSON_VALUES, load_report
+from detbench.report.schema import load_report
 from detbench.report.study_record import read_study_record
+from detbench.sweep.index import INDEX_NAME, load_index
 from detbench.sweep.spec import AXES
 from detbench.text import Echo
 
@@ -197,19 +196,11 @@ def load_sweep(out: Path, reader: SweepReader | None = None) -> tuple[dict[str, 
 
 
 def read_index(out: Path) -> dict[str, Any]:
-    """OUT/sweep.json, a detbench sweep index of at most MAX_SWEEP_STUDIES studies; else one line."""
-    index_path = out / "sweep.json"
+    """OUT/sweep.json, read by the sweep's own reader (`sweep.index.load_index`); one line if there is none."""
     shown = text.terminal(text.bounded(out))
-    if not index_path.exists():  # anything else there (a FIFO, a folder) is refused by read_json_bounded, named
-        raise DetbenchError(f"--sweep {shown}: no sweep.json there; pass the --out folder of a detbench sweep")
-    index = read_json_bounded(index_path, f"--sweep {shown}: sweep.json", MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS,
-                              MAX_JSON_VALUES, "run the sweep again")
-    if not isinstance(index, dict) or not isinstance(index.get("studies"), dict):
-        raise DetbenchError(f"--sweep {shown}: sweep.json is not a detbench sweep index")
-    if len(index["studies"]) > MAX_SWEEP_STUDIES:
-        raise DetbenchError(f"--sweep {shown}: sweep.json lists {len(index['studies']):,} studies, more than a sweep "
-                            f"plans ({MAX_SWEEP_STUDIES:,}): not an index detbench wrote; pass the --out folder of a "
-                            "detbench sweep")
+    index = load_index(out / INDEX_NAME, f"--sweep {shown}: {INDEX_NAME}", "pass the --out folder of a detbench sweep")
+    if index is None:
+        raise DetbenchError(f"--sweep {shown}: no {INDEX_NAME} there; pass the --out folder of a detbench sweep")
     return index
 
 

@@ -26,7 +26,7 @@ from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.files.out_tree import folder_below
 from detbench.files.safe_io import read_json_bounded
-from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES
+from detbench.limits import MAX_RECORD_CONTAINERS, MAX_REPORT_BYTES, MAX_SWEEP_STUDIES
 from detbench.report.schema import MAX_JSON_VALUES
 from detbench.report.study_record import STUDY_FILE, read_study_record
 from detbench.sweep.plan import STUDIES_DIR, Plan, PlannedStudy
@@ -72,31 +72,36 @@ def _identity(raw: Any) -> dict[str, str] | None:
     return {name: raw[name] for name in fields}
 
 
-def _damaged(out: Path, what: str) -> DetbenchError:
-    return DetbenchError(f"--out {terminal(out)}: {INDEX_NAME} there {what}; choose another --out, or move the file "
-                         f"away to start this sweep afresh")
-
-
-def read_index(out: Path) -> dict[str, Any]:
-    """OUT's index checked and reduced to what the sweep uses ({} when there is none); one line if it is no sweep
-    index or its studies are not a mapping."""
-    path = out / INDEX_NAME
+def load_index(path: Path, what: str, fix: str) -> dict[str, Any] | None:
+    """The sweep index at `path` (a sweep's OUT/sweep.json), checked and reduced to what detbench reads of it, by
+    the sweep and by `compare --sweep` alike; None when there is none. Anything else (a link, a special file, too
+    large, not JSON, no detbench sweep index, its studies not a mapping, more of them than a sweep plans) is one
+    line: `{what} ...; {fix}`."""
     if not os.path.lexists(path):
-        return {}
+        return None
     try:
         index = read_json_bounded(path, str(path), MAX_REPORT_BYTES, MAX_RECORD_CONTAINERS, MAX_JSON_VALUES)
     except DetbenchError:
         index = None
     if not isinstance(index, dict) or index.get("kind") != INDEX_KIND:
-        raise _damaged(out, "is not a detbench sweep index (or is damaged)")
+        raise DetbenchError(f"{what} is not a detbench sweep index (or is damaged); {fix}")
     studies = {} if index.get("studies") is None else index["studies"]
     if not isinstance(studies, dict):
-        raise _damaged(out, "is damaged (its studies are not a mapping of study names)")
+        raise DetbenchError(f"{what} is damaged (its studies are not a mapping of study names); {fix}")
+    if len(studies) > MAX_SWEEP_STUDIES:
+        raise DetbenchError(f"{what} lists {len(studies):,} studies, more than a sweep plans ({MAX_SWEEP_STUDIES:,}): "
+                            f"not an index detbench wrote; {fix}")
     index["studies"] = {name: _entry(entry) for name, entry in studies.items() if isinstance(entry, dict)}
     index["sweep"] = _identity(index.get("sweep"))
     if not isinstance(index.get("spec"), str):
         index["spec"] = None
     return index
+
+
+def read_index(out: Path) -> dict[str, Any]:
+    """OUT's index, for the sweep that is to run there ({} when there is none)."""
+    return load_index(out / INDEX_NAME, f"--out {terminal(out)}: {INDEX_NAME} there",
+                      "choose another --out, or move the file away to start this sweep afresh") or {}
 
 
 def _owner_file(previous: dict[str, Any]) -> str | None:

@@ -23,6 +23,7 @@ from detbench.comparison.run import run_compare
 from detbench.errors import DetbenchError
 from detbench.names import bad_characters
 from detbench.report import study_record
+from detbench.sweep import index as sweep_index
 
 ESCAPES = "\x1b]0;owned\x07\x1b[31m"  # a window title, then red
 HOSTILE_TEXT = [ESCAPES + "x", "=HYPERLINK(\"http://x\")", "a|b<b>c</b>", "$\\frac{1}{0}$", "u\u2028v\u202e",
@@ -69,18 +70,18 @@ def a_sweep(out: Path, studies: dict[str, dict[str, Any]]) -> Path:
 
 
 class Counting:
-    """Wraps `sweep.load_report` and `sweep.read_json_bounded`: which files `compare --sweep` reads, how often."""
+    """Wraps `sweep.load_report` and the bounded JSON reads of the index and the study records: which files
+    `compare --sweep` reads, how often."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reports: list[Path] = []
         self.files: list[Path] = []
-        load, read = sweep.load_report, sweep.read_json_bounded
+        load = sweep.load_report
         monkeypatch.setattr(sweep, "load_report", lambda path: (self.reports.append(Path(path)), load(path))[1])
-        monkeypatch.setattr(sweep, "read_json_bounded",
-                            lambda path, *args: (self.files.append(Path(path)), read(path, *args))[1])
-        bounded = study_record.read_json_bounded
-        monkeypatch.setattr(study_record, "read_json_bounded",
-                            lambda path, *args: (self.files.append(Path(path)), bounded(path, *args))[1])
+        for module in (sweep_index, study_record):
+            bounded = module.read_json_bounded
+            monkeypatch.setattr(module, "read_json_bounded", lambda path, *args, bounded=bounded: (
+                self.files.append(Path(path)), bounded(path, *args))[1])
 
 
 def compare_sweep(out: Path) -> tuple[int, list[str]]:
@@ -312,7 +313,7 @@ def test_a_hostile_index_from_the_command_line_is_one_line_and_inert(tmp_path):
     (out / "sweep.json").write_text('{"kind": "detbench sweep", "studies": [1, 2]}')
     result = run_cli("compare", "--sweep", str(out), cwd=tmp_path)
     assert result.returncode != 0 and result.stdout == "" and len(result.stderr.splitlines()) == 1
-    assert "sweep.json is not a detbench sweep index" in result.stderr
+    assert "sweep.json is damaged (its studies are not a mapping of study names)" in result.stderr
 
 
 def test_text_from_a_sweep_is_inert_and_bounded_in_every_output(tmp_path, monkeypatch):
