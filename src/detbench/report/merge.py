@@ -27,6 +27,7 @@ from detbench.report.model import (
     Throughput,
 )
 from detbench.report.setting import SettingKey
+from detbench.stats import diagnostics
 
 
 def _concat(values: list[Any]) -> Any:
@@ -62,9 +63,6 @@ def _memory(parts: list[Report]) -> Memory:
 
 def _statistics(parts: list[Report], samples: Samples, median_ms: float) -> Statistics:
     """Statistics over all workers' samples; the warm-up check stays per worker (each worker warmed up on its own)."""
-    # imported here, not at the top: numpy, kept out of `import detbench` (which imports the report's types)
-    from detbench.stats import diagnostics
-
     latency_ms = samples.latency_ms
     statistics = Statistics.from_samples(latency_ms, samples.host_ms or None, samples.enqueue_ms or None)
     warm_checks = [(part.statistics.warmup_check if part.statistics else None) for part in parts]

@@ -78,6 +78,10 @@ def _typed(kind: type, value: Any) -> Any:
     return value
 
 
+def _plain(value: Any) -> Any:
+    return value.to_dict() if isinstance(value, (Section, Record)) else value
+
+
 class Key(Generic[T]):
     """A declared key of a `Record`: read (None when absent) and set as an attribute, kept in the dict."""
 
@@ -143,7 +147,8 @@ class Section:
             value = getattr(self, item.name)
             if value is None and item.name in self.OMIT_IF_NONE:
                 continue
-            out[item.name] = value.to_dict() if isinstance(value, (Section, Record)) else value
+            sections = isinstance(value, list) and any(isinstance(x, (Section, Record)) for x in value[:1])
+            out[item.name] = [_plain(x) for x in value] if sections else _plain(value)
         out.update(self.extra)
         return out
 
