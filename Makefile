@@ -35,9 +35,9 @@ test: $(DEV_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=12
 
-# the unit tier alone: tests/unit, in process (the same tests as `pytest -m "not slow"`)
+# the unit tier alone: tests/unit, in process (the same tests as `pytest -m "not slow"`), two pytest workers
 unit: $(DEV_STAMP)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests/unit
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check src scripts tests benchmarks
