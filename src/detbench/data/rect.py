@@ -19,6 +19,7 @@ disagrees (an EXIF orientation), from decoding it.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,20 +81,18 @@ class RectInputCache(InputCache):
         width = params["new_unpad"][0] + params["left"] + params["right"]
         return f"{height}x{width}"
 
+    def pass_shapes(self, batch: int) -> list[str]:
+        """The input shape ("HxW") of each batch of one pass over the list, in order."""
+        return [self.batch_shape(k, batch) for k in range(-(-len(self) // batch))]
+
     def shape_counts(self, batch: int) -> dict[str, int]:
-        """How many batches of one pass over the list take each input shape ("HxW")."""
-        counts: dict[str, int] = {}
-        for k in range(-(-len(self) // batch)):
-            key = self.batch_shape(k, batch)
-            counts[key] = counts.get(key, 0) + 1
-        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+        """How many batches of one pass over the list take each input shape ("HxW"), the most common first."""
+        return dict(Counter(self.pass_shapes(batch)).most_common())
 
     def first_of_each_shape(self, batch: int) -> list[int]:
         """The first iteration of one pass over the list that has each input shape."""
-        first: dict[str, int] = {}
-        for k in range(-(-len(self) // batch)):
-            first.setdefault(self.batch_shape(k, batch), k)
-        return sorted(first.values())
+        shapes = self.pass_shapes(batch)
+        return sorted(shapes.index(shape) for shape in set(shapes))
 
 
 def content_size(original_height: int, original_width: int, imgsz: int, stride: int) -> tuple[int, int]:
