@@ -22,7 +22,9 @@ from detbench.text import terminal
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reports", nargs="*", help="report files or folders (default: every *.json in --dir)")
     parser.add_argument("--dir", default="results/bench", help="folder of reports (default results/bench)")
-    parser.add_argument("--baseline", default=None, help="model the deltas refer to (default: the one named baseline)")
+    parser.add_argument("--baseline", default=None,
+                        help="model the deltas refer to (default: the one named baseline, else the baseline of the "
+                             "study the reports come from)")
     parser.add_argument("--output", default=None,
                         help="write the comparison as CSV to this file, the same table as Markdown (.md) and LaTeX "
                              "(.tex) beside it, and the plots in plots/ of its folder (or --plots DIR)")

@@ -366,6 +366,12 @@ def analyse_group(group: Group, baseline_name: str, alpha: float | None, min_eff
                       for name, key in DELTA_KEYS.items()}
 
 
+def _study_baseline(entries: Sequence[Entry], names: list[str]) -> str:
+    """The baseline the reports' one study recorded, when it is among them; else the default name."""
+    recorded = {entry.report.study.baseline for entry in entries if entry.report.study is not None}
+    return recorded.pop() if len(recorded) == 1 and recorded <= set(names) else DEFAULT_BASELINE
+
+
 def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alpha: float | None = None,
                      min_effect: float | None = None) -> Comparison:
     """Group the reports by setting, sort each group by mean latency, and compare with the baseline. `alpha` and
@@ -374,8 +380,8 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
         raise DetbenchError(f"--alpha {alpha} must be between 0 and 1 (e.g. 0.05)")
     if min_effect is not None and not 0.0 < min_effect < 1.0:
         raise DetbenchError(f"--min-effect {min_effect} is a fraction: use e.g. 0.02 for 2 %")
-    baseline_name = baseline or DEFAULT_BASELINE
     names = sorted({entry.model_name for entry in entries})
+    baseline_name = baseline or (DEFAULT_BASELINE if DEFAULT_BASELINE in names else _study_baseline(entries, names))
     if baseline_name not in names:
         hint = "pass --baseline NAME" if baseline is None else "pass one of them to --baseline"
         shown = text.terminal(", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else ""))

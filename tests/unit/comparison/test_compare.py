@@ -252,3 +252,15 @@ def test_reports_without_the_pipeline_keep_the_tables_as_they_were(tmp_path):
     save(tmp_path, make_report("ghost", spread(4.5)))
     _, lines, _ = captured(report_paths_or_dir=tmp_path)
     assert not any("End-to-end" in line for line in lines)
+
+
+def test_without_a_model_named_baseline_the_studys_own_baseline_is_taken(tmp_path):
+    for name, factor in (("yolov8n", 1.0), ("yolov8s", 1.6)):
+        report = study_report(name, factor)
+        report["study"]["baseline"] = "yolov8n"
+        save(tmp_path, report)
+    comparison = build_comparison(load_entries(report_files([tmp_path])))
+    assert comparison.groups[0].baseline.name == "yolov8n"
+    (tmp_path / "yolov8n.json").unlink()  # the study's baseline not among the reports: no guess
+    with pytest.raises(DetbenchError, match="no report of a model named 'baseline'"):
+        build_comparison(load_entries(report_files([tmp_path])))
