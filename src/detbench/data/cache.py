@@ -212,7 +212,7 @@ def _differs(stacked: np.ndarray, sizes: np.ndarray | None, index: int, path: Pa
     if image is None:
         return f"image {path} cannot be decoded"
     if sizes is None:
-        expected = letterbox(image, imgsz)[:, :, ::-1].transpose(2, 0, 1)
+        expected = letterbox(image, imgsz)
         same = np.array_equal(stacked[index], expected)
     else:
         stored = (int(sizes[index, 2]), int(sizes[index, 3]))

@@ -70,8 +70,9 @@ def letterbox_for(imgsz: int, stride: int, rect: bool):
 
 
 def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
-    """Resize keeping the aspect ratio, then pad to imgsz x imgsz (centred, value 114)."""
-    return letterbox_for(imgsz, 32, rect=False)(image=image)  # the stride only matters to a rectangle
+    """Resize keeping the aspect ratio, pad to imgsz x imgsz (centred, value 114): BGR HWC in, RGB CHW out."""
+    boxed = letterbox_for(imgsz, 32, rect=False)(image=image)  # the stride only matters to a rectangle
+    return boxed[:, :, ::-1].transpose(2, 0, 1)
 
 
 class FilesHash:
@@ -378,7 +379,7 @@ def decode_images(paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX
     stacked = np.empty((len(paths), 3, imgsz, imgsz), dtype=np.uint8)
 
     def store(index: int, image: np.ndarray) -> None:
-        stacked[index] = letterbox(image, imgsz)[:, :, ::-1].transpose(2, 0, 1)
+        stacked[index] = letterbox(image, imgsz)
 
     files_sha256 = decode_each(paths, store, max_pixels)
     return InputCache(images=torch.from_numpy(stacked), files_sha256=files_sha256,
