@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from detbench.data.benchmark_list import LIST_FILENAME
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
 from detbench.flags import add_bench_arguments
-from detbench.study.options import StudyConfig, bench_defaults
+from detbench.study.options import StudyConfig
 from detbench.text import Echo
 
 N_TRAIN = 16
@@ -194,14 +194,13 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
         (bench_dir / LIST_FILENAME).unlink(missing_ok=True)
     ensure_checkpoints(models, runs_dir, data_yaml, opts.train_epochs, opts.imgsz, echo)
 
-    bench = {**bench_defaults(), "imgsz": opts.imgsz, "warmup": opts.warmup, "iters": opts.iters,
-             "threads": opts.threads, "device": opts.device}
     studied = [f"{m}@{f}" for m in models for f in ("pytorch", *opts.formats)] if opts.formats else list(models)
     baseline = ("baseline@pytorch" if opts.formats else "baseline") if "baseline" in models else None
     # the workspace is the demo's own: a demo at other settings replaces its reports
-    status = run_ablation(replace(StudyConfig(), runs=str(runs_dir), models=studied, baseline=baseline,
-                                  force=opts.force, replace_reports=True, out=str(bench_dir), quiet=True, bench=bench,
-                                  workers_per_model=opts.workers_per_model, study_time=opts.study_time), echo)
+    status = run_ablation(StudyConfig(runs=str(runs_dir), models=studied, baseline=baseline, replace_reports=True,
+                                      out=str(bench_dir), quiet=True,
+                                      **{name: getattr(opts, name) for name in STUDY_FLAGS},
+                                      bench={name: getattr(opts, name) for name in BENCH_FLAGS}), echo)
 
     # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare
