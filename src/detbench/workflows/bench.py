@@ -106,6 +106,7 @@ class _Run:
     clock: PhaseClock
     notes: list[str] = field(default_factory=list)
     backend: Format | None = None  # --format other than pytorch
+    data: str | None = None  # the data YAML, once resolved (`resolve_data`)
 
     @property
     def command(self) -> list[str]:
@@ -265,13 +266,13 @@ def check_time_budget(cfg: BenchConfig, numbers: ModelCheck) -> None:
 def _prepare_inputs(run: _Run, model: _Model):
     """The shared benchmark list (created or checked) and its decoded, letterboxed images."""
     cfg = run.cfg
-    data_yaml, data_from_flag = resolve_data(cfg, model.loaded.train_args)
+    run.data, data_from_flag = resolve_data(cfg, model.loaded.train_args)
     list_path = Path(cfg.list_path) if cfg.list_path else run.out_dir / LIST_FILENAME
-    if data_yaml and not data_from_flag and not Path(data_yaml).is_file() and not list_path.exists():
-        raise DetbenchError(f"--weights {cfg.weights}: the checkpoint's training data {data_yaml} "
+    if run.data and not data_from_flag and not Path(run.data).is_file() and not list_path.exists():
+        raise DetbenchError(f"--weights {cfg.weights}: the checkpoint's training data {run.data} "
                             f"(train_args['data']), resolved against {Path.cwd()}, is not a file here; pass "
                             f"--data DATA.yaml")
-    outcome = obtain_list(list_path, data_yaml, cfg.benchmark_size, cfg.seed, cfg.use_benchmark_list, data_from_flag,
+    outcome = obtain_list(list_path, run.data, cfg.benchmark_size, cfg.seed, cfg.use_benchmark_list, data_from_flag,
                           max_pixels=cfg.max_image_pixels)
     run.clock.mark("list")
     run.echo(f"✓ {'created' if outcome.created else 'loaded'} benchmark list: {outcome.path} "
@@ -417,7 +418,7 @@ def _metadata(run: _Run, model: _Model, outcome, iterations: int) -> Metadata:
         warmup=cfg.warmup, iters=iterations, iters_requested=cfg.iters, timestamp=_now(),
         benchmark_list=str(outcome.path),
         benchmark_size=len(outcome.blist.paths), benchmark_size_requested=cfg.benchmark_size,
-        seed=outcome.blist.seed, data=resolve_data(cfg, loaded.train_args)[0], unsafe_load=loaded.unsafe_load)
+        seed=outcome.blist.seed, data=run.data, unsafe_load=loaded.unsafe_load)
 
 
 def _now() -> str:
