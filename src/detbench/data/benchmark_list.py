@@ -237,6 +237,15 @@ def _lock_file(list_path: Path) -> str:
     return str(lock)
 
 
+def existing_list_sha256(list_path: Path) -> str | None:
+    """The hash of the list at `list_path` when one is there (a run then reuses it, and a dry run's keys match the
+    real run's); None when a run would draw a new one, or will itself report what is wrong with it."""
+    try:
+        return read_list(list_path).sha256 if list_path.is_file() else None
+    except DetbenchError:
+        return None
+
+
 def check_list_exists(list_path: Path) -> None:
     """--use_benchmark_list needs the list to be there already."""
     if not list_path.exists():

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detbench.data.benchmark_list import LIST_FILENAME, read_list
+from detbench.data.benchmark_list import LIST_FILENAME, existing_list_sha256
 from detbench.errors import DetbenchError, first_line
 from detbench.files.out_tree import folder_below
 from detbench.proc import CPUS_ENV
@@ -96,15 +96,6 @@ def slot_cpus(devices: list[str]) -> dict[str, str]:
     share = len(groups) // len(devices)
     return {device: ",".join(str(core) for group in groups[i * share:(i + 1) * share] for core in group)
             for i, device in enumerate(devices)}
-
-
-def existing_list_sha256(out: Path) -> str | None:
-    """The hash of the list a previous run made in OUT (the dry run's keys then match the real run's)."""
-    path = out / LIST_FILENAME
-    try:
-        return read_list(path).sha256 if path.is_file() else None
-    except DetbenchError:
-        return None
 
 
 def estimate(todo: list[PlannedStudy], index: dict[str, Any], slots: int | None, max_time: float | None) -> str:
@@ -244,7 +235,7 @@ def run_sweep(opts: SweepOptions, echo: Echo = print,
     if spec.data and not Path(spec.data).is_file():
         raise DetbenchError(f"{spec.path}: data {spec.data}: no such file; give the dataset's data YAML")
     local, devices, kind, here = _devices(opts)
-    plan = make_plan(spec, local, existing_list_sha256(out))
+    plan = make_plan(spec, local, existing_list_sha256(out / LIST_FILENAME))
     if plan.studies and not plan.runnable and len({s.invalid for s in plan.studies}) == 1:
         raise DetbenchError(f"{spec.path}: no study can run: {plan.studies[0].invalid}")
     check_out_tree(out, plan)

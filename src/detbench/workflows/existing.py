@@ -23,7 +23,7 @@ from pathlib import Path
 
 from detbench import text
 from detbench.config import BenchConfig
-from detbench.data.benchmark_list import LIST_FILENAME, read_list
+from detbench.data.benchmark_list import LIST_FILENAME, existing_list_sha256
 from detbench.errors import DetbenchError
 from detbench.files.out_tree import folder_below
 from detbench.report.model import Report
@@ -50,17 +50,9 @@ def differences(path: Path, cfg: BenchConfig, device: str, sha256: str | None, b
         found.append("made by `detbench bench`, not by a study")
     if report.study and not by_study:  # its samples carry the study's rounds: the verdicts are rebuilt from them
         found.append(f"made by interleaved study {shown(report.study.get('id'))}, whose pairing would be lost")
-    run = SettingKey.of_config(cfg, device, list_sha256 or _list_sha256(cfg), sha256)
+    run = SettingKey.of_config(cfg, device, list_sha256 or existing_list_sha256(
+        Path(cfg.list_path) if cfg.list_path else Path(cfg.out) / LIST_FILENAME), sha256)
     return found + SettingKey.of_report(report).changes_to(run, weights=not by_study)
-
-
-def _list_sha256(cfg: BenchConfig) -> str | None:
-    """The hash of the list this run will use, when it exists already; None when the run draws a new one."""
-    path = Path(cfg.list_path) if cfg.list_path else Path(cfg.out) / LIST_FILENAME
-    try:
-        return read_list(path).sha256 if path.is_file() else None
-    except DetbenchError:
-        return None  # the run itself will report what is wrong with the list
 
 
 def refuse_replacing_other_settings(path: Path, cfg: BenchConfig, device: str, sha256: str | None,
