@@ -15,7 +15,6 @@ from pathlib import Path
 from detbench import text
 from detbench.comparison import tables
 from detbench.comparison.analysis import (
-    DEFAULT_BASELINE,
     Comparison,
     build_comparison,
     load_entries,
@@ -104,7 +103,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
     unknown = sorted(set(formats) - set(tables.RENDERERS))
     if unknown:
-        raise DetbenchError(f"--format {', '.join(unknown)} is not known: use csv, md or latex")
+        raise DetbenchError(f"--table-format {', '.join(unknown)} is not known: use csv, md or latex")
     targets = table_targets(output, formats, default_folder(sources))
     check_targets(targets, output, plots_dir)
     files = report_files(sources, safe_warn)
@@ -114,7 +113,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     say = text.bounded_echo(echo, MAX_TERMINAL_BYTES, TERMINAL_NOTE)
     for line in tables.console_lines(comparison):
         say(line)
-    matrices = build_pivots(entries, baseline or DEFAULT_BASELINE, alpha, min_effect) if pivot == "backend" else []
+    matrices = build_pivots(entries, comparison.baseline_name, alpha, min_effect) if pivot == "backend" else []
     for index, matrix in enumerate(matrices, 1):
         say("")
         if len(matrices) > 1:

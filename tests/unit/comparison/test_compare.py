@@ -261,6 +261,9 @@ def test_without_a_model_named_baseline_the_studys_own_baseline_is_taken(tmp_pat
         save(tmp_path, report)
     comparison = build_comparison(load_entries(report_files([tmp_path])))
     assert comparison.groups[0].baseline.name == "yolov8n"
+    code, lines, _ = captured(report_paths_or_dir=tmp_path, pivot="backend")  # the matrix takes the same baseline
+    assert code == 0 and not any("no model named" in line for line in lines), lines
+    assert any(line.startswith("yolov8s") and "slower" in line for line in lines[-6:]), lines[-6:]
     (tmp_path / "yolov8n.json").unlink()  # the study's baseline not among the reports: no guess
     with pytest.raises(DetbenchError, match="no report of a model named 'baseline'"):
         build_comparison(load_entries(report_files([tmp_path])))
