@@ -53,6 +53,7 @@ from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.stats import bias, paired
 from detbench.study import budget
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
+from detbench.study.options import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_MODEL_TIMEOUT_S, DEFAULT_STUDY_TIME_S
 from detbench.text import Cadence, Echo
 
 MIN_FIRST_LOOK = 40  # rounds: batch means need 4 batches of 5, and the first look should not waste alpha
@@ -94,10 +95,10 @@ class StudyPlan:
     seed: int = 0
     until_decided: bool = True
     min_rounds: int = 150
-    max_time: float = 600.0  # seconds of turns
-    alpha: float = 0.05
-    min_effect: float = 0.02
-    setup_timeout: float = 3600.0  # seconds for one worker to load and warm up
+    max_time: float = DEFAULT_STUDY_TIME_S  # seconds of turns
+    alpha: float = DEFAULT_ALPHA
+    min_effect: float = DEFAULT_MIN_EFFECT
+    setup_timeout: float = DEFAULT_MODEL_TIMEOUT_S  # seconds for one worker to load and warm up
     python: str = "python"
     study_id: str = ""
     cpus: list[int] | None = None  # the cores every worker is pinned to (None: not pinned)
