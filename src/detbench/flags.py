@@ -30,6 +30,13 @@ def bench_fields(pass_through: bool = False) -> Iterator[Field]:
             yield item
 
 
+def flag_fields(config: type = BenchConfig, pass_through: bool = False) -> Iterator[Field]:
+    """The fields of `config` that are flags (those with a help text); for BenchConfig with `pass_through`, only
+    those a study passes on (`bench_fields`)."""
+    items = bench_fields(pass_through) if config is BenchConfig else fields(config)
+    return (item for item in items if "help" in item.metadata)
+
+
 def default_of(item: Field) -> Any:
     return item.default_factory() if item.default_factory is not MISSING else copy.copy(item.default)
 
@@ -74,9 +81,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] =
                         pass_through: bool = False) -> None:
     """One flag per field of `config` (except those in `skip`; with `only`, just those; with `pass_through`, the
     bench settings a study passes on), its destination the field's name."""
-    items = bench_fields(pass_through) if config is BenchConfig else fields(config)
-    for item in items:
-        if item.name in skip or (only is not None and item.name not in only) or "help" not in item.metadata:
+    for item in flag_fields(config, pass_through):
+        if item.name in skip or (only is not None and item.name not in only):
             continue
         name, kind, default = flag_name(item), _kind(item), default_of(item)
         spellings = sorted({f"--{name}", f"--{name.replace('_', '-')}"}, reverse=True)
@@ -131,8 +137,8 @@ def config_argv(values: dict[str, Any], config: type = BenchConfig) -> list[str]
     """Flags for these field values of `config`, only those that differ from the defaults; each value joined to
     its flag (`--name=value`), so that a value starting with "-" stays a value."""
     argv: list[str] = []
-    for item in bench_fields() if config is BenchConfig else fields(config):
-        if item.name not in values or "help" not in item.metadata:
+    for item in flag_fields(config):
+        if item.name not in values:
             continue
         value, default, flag = values[item.name], default_of(item), f"--{flag_name(item)}"
         if value == default:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from detbench.backends.formats import check_format, split_format
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_regular_file
-from detbench.flags import bench_fields, flag_name, typed
+from detbench.flags import flag_fields, flag_name, typed
 from detbench.limits import MAX_SMALL_FILE_BYTES
 from detbench.names import name_problem
 from detbench.report.setting import SettingKey
@@ -84,8 +84,8 @@ def _cell_name(cell: dict[str, Any]) -> str:
 def _settings(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """The spec's `settings` as (StudyConfig fields, bench fields), each value typed as its flag would parse it; a
     one-line error for a key ablate does not take."""
-    own = {item.name: item for item in fields(StudyConfig) if "help" in item.metadata}
-    bench = {item.name: item for item in bench_fields(pass_through=True)}
+    own = {item.name: item for item in flag_fields(StudyConfig)}
+    bench = {item.name: item for item in flag_fields(pass_through=True)}
     found: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
     for key, value in spec.settings.items():
         name = LEGACY_KEYS.get(key, key)
