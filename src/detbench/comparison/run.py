@@ -94,12 +94,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     MAX_TERMINAL_BYTES together. `pivot="backend"` adds the model x backend matrix
     (`comparison.pivot`). Returns 0.
     """
-    def safe_warn(message: str) -> None:
-        warn(text.terminal(text.no_surrogates(message)))
-
-    def safe_echo(line: str) -> None:
-        echo(text.terminal(text.no_surrogates(line)))
-
+    safe_warn, safe_echo = text.terminal_echo(warn), text.terminal_echo(echo)
     sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
     unknown = sorted(set(formats) - set(tables.RENDERERS))
     if unknown:

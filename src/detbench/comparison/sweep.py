@@ -442,9 +442,7 @@ def _write_plot(kinds: dict[str, list[CellResult]], path: Path) -> None:
 
 def run_sweep_compare(out: str | Path, echo: Echo = print, plots_dir: str | None = None) -> int:
     """Print the sweep's tables and stability summary, write its CSV, Markdown and plot; 1 if a study is not ok."""
-    def safe_echo(line: str) -> None:
-        echo(text.terminal(text.no_surrogates(line)))
-
+    safe_echo = text.terminal_echo(echo)
     say = text.bounded_echo(echo, MAX_TERMINAL_BYTES, TERMINAL_NOTE)
     out = Path(out)
     index, cells, problems = load_sweep(out)
