@@ -21,13 +21,6 @@ from typing import Any
 
 from detbench import limits
 
-# the opcodes torch.load(weights_only=True) accepts; anything else fails there too, so refuse it here
-ALLOWED_OPCODES = frozenset({
-    "PROTO", "STOP", "GLOBAL", "NEWOBJ", "REDUCE", "BUILD", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "MARK",
-    "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE", "EMPTY_LIST",
-    "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT", "BINUNICODE", "SHORT_BINSTRING",
-    "BINPERSID", "BINGET", "LONG_BINGET", "BINPUT", "LONG_BINPUT", "LONG1",
-})
 _LITERALS = {"NONE": None, "NEWFALSE": False, "NEWTRUE": True}
 _EMPTY = {"EMPTY_TUPLE": "tuple", "EMPTY_LIST": "list", "EMPTY_DICT": "dict", "EMPTY_SET": "set"}
 _TUPLE_SIZES = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
@@ -80,7 +73,6 @@ class Scan:
     storages: list[Node] = field(default_factory=list)
     containers: list[Node] = field(default_factory=list)
     built: list[Node] = field(default_factory=list)  # nodes a BUILD gave state to
-    opcodes: int = 0
 
 
 class _Replay:
@@ -227,7 +219,6 @@ def scan_pickle(data: bytes, max_opcodes: int = limits.MAX_PICKLE_OPCODES) -> Sc
     if len(replay.stack) != 1 or replay.marks:
         raise ScanError("the pickle leaves other than one object behind")
     replay.scan.root = replay.stack[0]
-    replay.scan.opcodes = count
     return replay.scan
 
 
