@@ -89,8 +89,6 @@ class Verdict:
     storage_bytes: int
     view_bytes: int
     tensors: int
-    objects: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def _restricted_getattr(obj: Any, name: Any) -> Any:
@@ -166,16 +164,11 @@ PLAIN_CALLABLES = {  # name -> object to allow it under (None: torch allows it a
 
 def _plain_callable(name: str) -> Any:
     obj = PLAIN_CALLABLES.get(name)
-    if obj == "numpy.dtype":
+    if obj in ("numpy.dtype", "numpy scalar"):
         # imported here, not at the top: loads numpy, kept out of light commands
         import numpy as np
 
-        return np.dtype
-    if obj == "numpy scalar":
-        # imported here, not at the top: loads numpy, kept out of light commands
-        import numpy as np
-
-        return type(np.float64(0)).__reduce__(np.float64(0))[0]
+        return np.dtype if obj == "numpy.dtype" else type(np.float64(0)).__reduce__(np.float64(0))[0]
     if name in {"ultralytics.utils.IterableSimpleNamespace", "ultralytics.yolo.utils.IterableSimpleNamespace"}:
         # imported here, not at the top: loads Ultralytics, which only this path needs
         from ultralytics.utils import IterableSimpleNamespace
@@ -537,6 +530,5 @@ def judge(scan: Scan, archive: Archive, plugins: tuple[str, ...] = ()) -> Verdic
     if ctx.view_bytes > storage_bytes + limits.MiB:
         raise Refused(f"its tensors view {ctx.view_bytes / 2**20:,.0f} MiB of {storage_bytes / 2**20:,.0f} MiB of "
                       f"storage (views repeating one storage would each be copied)")
-    objects, _depth = expansion(scan.root)
-    return Verdict(entries=entries, storage_bytes=storage_bytes, view_bytes=ctx.view_bytes, tensors=ctx.tensors,
-                   objects=objects)
+    expansion(scan.root)  # refuses a cycle, a nesting too deep or a graph that expands past the bound
+    return Verdict(entries=entries, storage_bytes=storage_bytes, view_bytes=ctx.view_bytes, tensors=ctx.tensors)
