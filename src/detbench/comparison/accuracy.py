@@ -103,11 +103,6 @@ def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_W
     return Accuracy(map50=best[1], map50_95=best[2], epoch=best[3], source=path, fitness=formula)
 
 
-def accuracy_for(report: Report) -> Accuracy | None:
-    """The report's checkpoint accuracy from its run folder, if it has one (DetbenchError if it is unusable)."""
-    return AccuracyReader().accuracy_for(report)
-
-
 class AccuracyReader:
     """Reads the accuracies of many reports: each results.csv once, however many reports lead to it (by device and
     inode, size and time), and at most MAX_RESULTS_CSV_TOTAL_BYTES of them in all."""
@@ -117,6 +112,7 @@ class AccuracyReader:
         self.bytes_read = 0
 
     def accuracy_for(self, report: Report) -> Accuracy | None:
+        """The report's checkpoint accuracy from its run folder, if it has one (DetbenchError if it is unusable)."""
         source = results_csv_for(report)
         if source is None:
             return None
