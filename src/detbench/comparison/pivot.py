@@ -21,6 +21,7 @@ from typing import Any
 from detbench import text
 from detbench.backends.formats import PYTORCH, split_format
 from detbench.comparison.analysis import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
+from detbench.comparison.tables import align_columns
 from detbench.limits import MAX_PIVOT_BACKENDS, MAX_PIVOT_MODELS
 from detbench.report.setting import SettingKey
 from detbench.stats import paired
@@ -165,12 +166,8 @@ def pivot_lines(pivot: Pivot) -> list[str]:
     models, backends = pivot.models[:MAX_PIVOT_MODELS], pivot.backends[:MAX_PIVOT_BACKENDS]
     header = ["Model", *(text.terminal(backend) for backend in backends)]
     rows = [[text.terminal(model), *(_cell_text(pivot.cells.get((model, b))) for b in backends)] for model in models]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["Median latency per model and backend; each model against "
-             f"{text.terminal(pivot.baseline)} in the same backend:"]
-    for row in [header, *rows]:
-        lines.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:],
-                                                                                            strict=True)]).rstrip())
+             f"{text.terminal(pivot.baseline)} in the same backend:", *align_columns(header, rows)]
     lines.append("Verdicts where the model and that backend's baseline ran in one interleaved study (alpha shared "
                  "over every comparison of the matrix within that study); 'untested' elsewhere (ratio of medians).")
     lines += [f"note: {text.terminal(note)}" for note in [*left_out(pivot), *pivot.notes]]

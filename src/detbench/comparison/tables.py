@@ -58,7 +58,7 @@ def _verdict(row: Row) -> str:
     return row.verdict.verdict if row.verdict else "-"
 
 
-def _align(header: list[str], rows: list[list[str]]) -> list[str]:
+def align_columns(header: list[str], rows: list[list[str]]) -> list[str]:
     """Model column left-aligned, the rest right-aligned, two spaces apart (the user's layout)."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = []
@@ -94,7 +94,7 @@ def base_table(group: Group) -> list[str]:
         if group.has_accuracy:
             cells += [_fmt(m["mAP50"], 3), _fmt(m["mAP50_95"], 3)]
         rows.append(cells)
-    return _align(header, rows)
+    return align_columns(header, rows)
 
 
 def delta_table(group: Group) -> list[str]:
@@ -108,7 +108,7 @@ def delta_table(group: Group) -> list[str]:
         shown = [key for key in DELTA_KEYS if key != "end_to_end" or group.has_pipeline]
         cells = [text.terminal(row.name), *(_fmt(d.get(key), 1) for key in shown)]
         rows.append(cells + [_tested_delta(row), _ci(row), confidence, _verdict(row)])
-    return _align(header, rows)
+    return align_columns(header, rows)
 
 
 def design_note(group: Group) -> str:
