@@ -14,6 +14,7 @@ import contextlib
 import datetime as _dt
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,5 +43,28 @@ def study_lock(out: Path) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
         yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def unless_study_running(folder: Path) -> Iterator[bool]:
+    """Hold the folder's study lock (if there is one) for the block, which gets True; False when a study holds
+    it, and then nothing may be touched there."""
+    lock = folder / LOCK_NAME
+    if lock.is_symlink() or not lock.is_file():
+        yield True
+        return
+    fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)  # no FIFO hang
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since it was looked at: no lock to respect
+            yield True
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)

@@ -5,7 +5,6 @@ interrupted); its output goes to the study folder's `ablate.log`."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import platform
 import re
@@ -23,7 +22,7 @@ from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.report.model import Gpu
 from detbench.report.schema import load_report
 from detbench.report.study_record import STUDY_FILE, StudyRecord, read_study_record
-from detbench.study.lock import LOCK_NAME
+from detbench.study.lock import unless_study_running
 from detbench.study.options import StudyConfig
 
 LOG_NAME = "ablate.log"
@@ -61,21 +60,6 @@ def _study_record(out: Path) -> StudyRecord | None:
     return None
 
 
-def _busy(out: Path) -> bool:
-    """Another study holds the folder's lock (checked before anything in the folder is touched)."""
-    lock = out / LOCK_NAME
-    if not lock.is_file() or lock.is_symlink():
-        return False
-    fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases the probe's lock
-    return False
-
-
 def _last_line(log: Path) -> str:
     try:
         with open(log, "rb") as handle:
@@ -93,8 +77,9 @@ def run_study_child(config: StudyConfig, out: Path, list_path: Path, device: str
     "interrupted"), the reason when not ok, the exit code, seconds, and where it ran. `out` is made if missing
     and must not be a link; the folders above it are the caller's to check (`files.out_tree`)."""
     folder_below(out.parent, out.name)  # a real folder, not a link (its parent: the caller's, checked there)
-    if _busy(out):
-        raise OSError(f"another study is running in {out}; wait for it, or stop it")
+    with unless_study_running(out) as free:  # a probe, released at once: the study takes the lock itself
+        if not free:
+            raise OSError(f"another study is running in {out}; wait for it, or stop it")
     # the sweep's content key decided this study runs: --force, so that ablate's own (narrower) key neither skips
     # it nor refuses the reports of other settings left there; the old study.json goes first, so that only this
     # run's can count as done

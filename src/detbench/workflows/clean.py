@@ -16,10 +16,8 @@ removed as a link, never followed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
-import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from detbench.data.cache import CACHE_DIRNAME
 from detbench.errors import DetbenchError
 from detbench.report.study_record import STUDY_FILE
 from detbench.study.ablation import WORK_DIR
-from detbench.study.lock import LOCK_NAME
+from detbench.study.lock import LOCK_NAME, unless_study_running
 from detbench.sweep.run import INDEX_NAME, STUDIES_DIR
 from detbench.text import Echo
 
@@ -72,29 +70,6 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _unless_study_running(folder: Path) -> Iterator[bool]:
-    """Hold the folder's study lock (if there is one) for the block, which gets True; False when a study holds
-    it, and then nothing may be removed."""
-    lock = folder / LOCK_NAME
-    if lock.is_symlink() or not lock.is_file():
-        yield True
-        return
-    fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)  # no FIFO hang
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since it was looked at: no lock to respect
-            yield True
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
 def _unless_list_locked(lock: Path) -> Iterator[bool]:
     """Hold the list's lock (`lock`, a regular file) for the block, which gets True; False when a run holds it."""
     if lock.is_symlink() or not lock.is_file():
@@ -131,7 +106,7 @@ def _clean(folders: Sequence[str | Path], echo: Echo) -> int:
         paths = helper_paths(folder)
         if not paths:
             continue
-        with _unless_study_running(folder) as free:
+        with unless_study_running(folder) as free:
             if not free:
                 echo(f"· {text.terminal(folder)}: a study is running there; left alone")
                 busy += 1
