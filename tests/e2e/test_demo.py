@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 
 from detbench.errors import DetbenchError
-from detbench.models.loading import load_checkpoint
+from detbench.models.loading import load_model
 from detbench.report.schema import load_report
 from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_dataset, run_demo
 
@@ -34,8 +34,8 @@ def test_demo_end_to_end_at_tiny_settings(tmp_path):
     assert len(list((ws / "data" / "images" / "val").glob("*.jpg"))) == 24
     bench = ws / "results" / "bench"
     for name in models:
-        ckpt = load_checkpoint(ws / "results" / "runs" / name / "seed0" / "weights" / "best.pt")
-        assert Path(ckpt["train_args"]["data"]) == data_yaml.resolve()
+        loaded = load_model(str(ws / "results" / "runs" / name / "seed0" / "weights" / "best.pt"))
+        assert Path(loaded.train_args["data"]) == data_yaml.resolve()
         report = load_report(bench / f"{name}.json").to_dict()
         metadata = report["metadata"]
         assert (metadata["imgsz"], metadata["iters_requested"]) == (64, 20)

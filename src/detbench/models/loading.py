@@ -252,13 +252,6 @@ def load_checkpoint_bytes(data: bytes, path: str | Path, unsafe: bool = False) -
     return ckpt
 
 
-def load_checkpoint(path: str | Path, unsafe: bool = False) -> dict[str, Any]:
-    """Read and load a checkpoint file (see `load_checkpoint_bytes`); the bytes checked are the bytes loaded."""
-    path = Path(path)
-    _refuse_folder(path, path)
-    return load_checkpoint_bytes(read_checkpoint_bytes(path), path, unsafe)
-
-
 def safe_train_args(raw: Any) -> tuple[dict[str, Any], list[str]]:
     """The checkpoint's train_args reduced to plain, bounded values; notes for what was dropped."""
     if not isinstance(raw, dict):
