@@ -77,10 +77,6 @@ class SettingKey:
         """A copy with these fields unset (e.g. the backend, for the pivot's matrix)."""
         return replace(self, **{name: () if name == "flags" else None for name in names})
 
-    def labelled(self) -> dict[str, Any]:
-        """The grouped fields by label (the group's setting as compare shows it)."""
-        return {item.metadata["label"]: getattr(self, item.name) for item in fields(self) if item.metadata["grouped"]}
-
     def difference(self, other: SettingKey) -> str:
         """How this key's grouped fields differ from `other`'s ("imgsz 1280 vs 640, ..."); hashes shortened."""
         parts = []

@@ -36,7 +36,7 @@ def test_grouping_ignores_what_was_asked_and_the_pivot_ignores_the_backend():
     one, two = SettingKey.of_report(_report()), SettingKey.of_report(_report(iters=5))
     assert one != two and one.grouped() == two.grouped()
     assert one.grouped().without("backend").backend is None
-    assert one.labelled()["imgsz"] == 64 and one.labelled()["input list"] == "b" * 64
+    assert one.grouped().imgsz == 64 and one.grouped().list_sha256 == "b" * 64
     assert SettingKey(imgsz=96).difference(SettingKey(imgsz=64)) == "imgsz 96 vs 64"
 
 
