@@ -427,10 +427,6 @@ def _print_kind(say: Echo, kind: str, kind_cells: list[CellResult], rows: list[d
         + "; ".join(" < ".join(order) for order in orders))
 
 
-def _write_table(path: Path, content: str) -> None:
-    write_table(path, content, fix="make the sweep folder writable")
-
-
 def _write_plot(kinds: dict[str, list[CellResult]], path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -454,9 +450,11 @@ def run_sweep_compare(out: str | Path, echo: Echo = print, plots_dir: str | None
     for kind, kind_cells in kinds.items():
         _print_kind(say, kind, kind_cells, tables[kind])
     if cells:
-        _write_table(out / "sweep_comparison.csv", _csv(cells))
-        _write_table(out / "sweep_comparison.md", _markdown(kinds, tables) + "\n")
-        written = [str(out / "sweep_comparison.csv"), str(out / "sweep_comparison.md")]
+        written = []
+        for path, content in ((out / "sweep_comparison.csv", _csv(cells)),
+                              (out / "sweep_comparison.md", _markdown(kinds, tables) + "\n")):
+            write_table(path, content, fix="make the sweep folder writable")
+            written.append(str(path))
         problem = plot_problem(kinds)
         if problem:
             safe_echo(f"note: {problem}")
