@@ -240,7 +240,7 @@ def quick_sweep(tmp_path, monkeypatch) -> Path:
     """A valid two-study sweep; its tables are made but not written, its plot not drawn (each write and draw would
     cost more than the whole check)."""
     monkeypatch.setattr(sweep, "_write_plot", lambda kinds, path: None)
-    monkeypatch.setattr(sweep, "_write_table", lambda path, content: content.encode("utf-8"))
+    monkeypatch.setattr(sweep, "write_table", lambda path, content, fix: content.encode("utf-8"))
     return a_sweep(tmp_path / "out", {"a": {"models": ["baseline", {"name": "p2"}], "record": {"comparisons": [
         {"model": "p2", "delta_pct": 20.0, "ci_pct": [15.0, 25.0], "verdict": "slower"}]},
         "entry": {"node": {"hostname": "h"}, "reason": None}}, "b": {}})
