@@ -106,7 +106,6 @@ class Parser(argparse.ArgumentParser):
 
     def flag_error(self, unknown: list[str]) -> None:
         """Exit with one line naming the unknown flag and the closest known one."""
-
         known = [option for action in self._actions for option in action.option_strings]
         first = unknown[0].split("=", 1)[0]
         close = difflib.get_close_matches(first, known, n=1, cutoff=0.6)
@@ -239,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except DetbenchError as exc:
-
         print("error: " + terminal(str(exc).replace("\r", " ").replace("\n", " ")), file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

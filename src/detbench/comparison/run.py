@@ -50,7 +50,6 @@ def check_folder_target(folder: Path, label: str, fix: str) -> None:
 
 def table_targets(output: str | Path | None, formats: Sequence[str], folder: Path) -> dict[str, Path]:
     """Where each table goes: CSV at `output`, other formats beside it; without `output`, FOLDER/comparison.*."""
-
     targets: dict[str, Path] = {}
     if output is not None:
         targets["csv"] = Path(output)

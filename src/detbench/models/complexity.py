@@ -47,8 +47,6 @@ def ultralytics_gflops(model: nn.Module, imgsz: int) -> float:
     return gflops
 
 
-
-
 def fuse_and_count(loaded: Any, requested_imgsz: int) -> tuple[nn.Module, Counts]:
     """The fused model of a `LoadedModel`, and its counts (params and GFLOPs unfused, then fused) at the run's
     image size."""

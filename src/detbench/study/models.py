@@ -71,7 +71,6 @@ def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
 
 def check_names(runs: Sequence[ModelRun], source: str) -> None:
     """Every model name must make a safe report file name (OUT/NAME.json), checked before any model runs."""
-
     for run in runs:
         check_model_name(run.name, f"{source}: model {run.weights}", "rename its run folder (the report is "
                                                                       "OUT/NAME.json)")
