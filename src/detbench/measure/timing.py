@@ -75,18 +75,6 @@ class StopRule:
     def max_time(self) -> float:
         return DEFAULT_MAX_TIME_S if self.max_time_s is None else self.max_time_s
 
-    def floors_met(self, n: int, elapsed_s: float) -> bool:
-        return n >= self.iters and elapsed_s >= self.min_time_s
-
-    def floor_reason(self, n: int) -> str:
-        """Which floor was met last: 'iters' when the count ran out at exactly --iters, else 'min_time'."""
-        return "iters" if n <= self.iters else "min_time"
-
-    def check_ci(self, samples: list[float]) -> float | None:
-        """Relative half-width of the median's 95 % CI (None if too few samples)."""
-        median = float(np.median(samples)) if samples else 0.0
-        return stats.relative_half_width(stats.median_ci(samples), median)
-
     def describe(self) -> dict[str, Any]:
         return {
             "iters_min": self.iters,
@@ -110,14 +98,15 @@ class Stopper:
 
     def done(self, samples: list[float], elapsed_s: float) -> bool:
         n, rule = len(samples), self.rule
-        if not rule.floors_met(n, elapsed_s):
+        if n < rule.iters or elapsed_s < rule.min_time_s:
             return False
         if rule.target_ci is None:
-            self.reason = rule.floor_reason(n)
+            self.reason = "iters" if n <= rule.iters else "min_time"  # the floor met last
             return True
         if n >= self.next_check:
             self.next_check = n + max(1, n // 20)
-            self.ci_half_width_rel = rule.check_ci(samples)
+            median = float(np.median(samples)) if samples else 0.0
+            self.ci_half_width_rel = stats.relative_half_width(stats.median_ci(samples), median)  # None: too few
             if self.ci_half_width_rel is not None and self.ci_half_width_rel <= rule.target_ci:
                 self.reason = "target_ci"
                 return True
