@@ -111,17 +111,9 @@ def user_cache_root() -> Path:
     return root / EXPORTS_DIRNAME
 
 
-def _private(path: Path) -> bool:
-    """A real folder of this user's that no one else may write (so no one else can have put files in it)."""
-    try:
-        _checked_folder(str(path), path.name)
-    except (OSError, Unusable):
-        return False
-    return True
-
-
 def private_cache(root: Path) -> Path | None:
-    """`root`, made 0700 if missing; None when it cannot be made or is not private."""
+    """`root`, made 0700 if missing; None when it cannot be made or is not private: a real folder of this user's
+    that no one else may write (so no one else can have put files in it)."""
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(root, 0o700)
@@ -129,7 +121,11 @@ def private_cache(root: Path) -> Path | None:
         pass
     except OSError:
         return None
-    return root if _private(root) else None
+    try:
+        _checked_folder(str(root), root.name)
+    except (OSError, Unusable):
+        return None
+    return root
 
 
 def _artifact_name(backend: Format) -> str:
