@@ -100,23 +100,20 @@ class Comparison:
     def groups(self) -> list[Any]:
         return self.result.groups
 
-    def to_csv(self) -> str:
+    def _table(self, fmt: str) -> str:
         # imported here, not at the top: loads numpy, kept out of light commands
-        from detbench.comparison.tables import csv_text
+        from detbench.comparison.tables import RENDERERS
 
-        return csv_text(self.result)
+        return RENDERERS[fmt](self.result)
+
+    def to_csv(self) -> str:
+        return self._table("csv")
 
     def to_markdown(self) -> str:
-        # imported here, not at the top: loads numpy, kept out of light commands
-        from detbench.comparison.tables import markdown_text
-
-        return markdown_text(self.result)
+        return self._table("md")
 
     def to_latex(self) -> str:
-        # imported here, not at the top: loads numpy, kept out of light commands
-        from detbench.comparison.tables import latex_text
-
-        return latex_text(self.result)
+        return self._table("latex")
 
     def to_pandas(self):
         """The CSV's rows as a pandas DataFrame (pandas: `pip install -e '.[api]'`)."""
