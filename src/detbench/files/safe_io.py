@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 
 _CHUNK = 1 << 20
 
@@ -160,8 +160,7 @@ def load_yaml(data: bytes, what: str, fix: str = "fix the file", max_nodes: int 
     try:
         value = yaml.safe_load(data.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
-        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-        raise _fail(what, f"not valid YAML ({first_line})", fix) from exc
+        raise _fail(what, f"not valid YAML ({first_line(exc, 160)})", fix) from exc
     if _yaml_expansion(value, max_nodes) > max_nodes:
         raise _fail(what, f"its aliases expand it beyond {max_nodes:,} values (a YAML bomb)", fix)
     return value
