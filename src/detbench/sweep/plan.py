@@ -45,13 +45,9 @@ class PlannedStudy:
     invalid: str | None = None  # why it cannot run (ablate's own error), planned but not run
     threads: int = 1
 
-    @property
-    def argv(self) -> list[str]:
-        return self.config.argv()
-
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "cell": self.cell, "key": self.key, "device_kind": self.device_kind,
-                "gpu": self.gpu, "argv": self.argv, "invalid": self.invalid}
+                "gpu": self.gpu, "argv": self.config.argv(), "invalid": self.invalid}
 
 
 @dataclass

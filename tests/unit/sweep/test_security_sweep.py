@@ -316,7 +316,7 @@ def test_a_sweep_file_without_settings_is_planned(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text(json.dumps({"models": ["baseline", "p2"], "axes": {"device_kind": ["cpu"]}}))
     plan = make_plan(load_spec(path), None, "list")  # was a ValueError traceback (zip of the settings' flags)
-    assert [s.name for s in plan.studies] == ["cpu"] and plan.studies[0].argv[-1:] == [
+    assert [s.name for s in plan.studies] == ["cpu"] and plan.studies[0].config.argv()[-1:] == [
         f"--runs={Path('results/runs').resolve()}"]
 
 

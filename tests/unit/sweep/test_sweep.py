@@ -51,8 +51,8 @@ def test_the_plan_is_the_product_of_the_axes_with_impossible_cells_marked_and_un
     invalid = {s.name: s.invalid for s in plan.studies if s.invalid}
     assert invalid["imgsz96-fp16-openvino"].startswith("precision fp16 (--half) needs a GPU")
     study = plan.studies[1]
-    assert study.argv[:2] == ["--models=baseline,p2", f"--runs={Path('results/runs').resolve()}"]
-    assert "--format=openvino" in study.argv and "--no-until_decided" in study.argv
+    assert study.config.argv()[:2] == ["--models=baseline,p2", f"--runs={Path('results/runs').resolve()}"]
+    assert "--format=openvino" in study.config.argv() and "--no-until_decided" in study.config.argv()
     gpu_plan = make_plan(spec, ("NVIDIA H200", True), "list")
     assert "OpenVINO runs on the CPU here" in {s.name: s.invalid for s in gpu_plan.studies}["imgsz64-fp16-openvino"]
     bad = load_spec(write_spec(tmp_path, settings={"warmpu": 3}))
@@ -72,8 +72,8 @@ def test_only_paths_are_made_absolute_for_the_run_and_names_stay_names(tmp_path,
                                 settings={"plugin": ["myplugin", "layers.py"]}))
     study = make_plan(spec, CPU, "list").studies[0]
     # a bare YAML name that is not here is Ultralytics' own (shipped) model, not a file of this folder
-    assert study.argv[0] == f"--models=baseline,{tmp_path / 'm.pt'}@onnx,yolov8n.yaml"
-    plugins = [flag.removeprefix("--plugin=") for flag in study.argv if flag.startswith("--plugin=")]
+    assert study.config.argv()[0] == f"--models=baseline,{tmp_path / 'm.pt'}@onnx,yolov8n.yaml"
+    plugins = [flag.removeprefix("--plugin=") for flag in study.config.argv() if flag.startswith("--plugin=")]
     assert plugins == ["myplugin", str(tmp_path / "layers.py")]
     moved = tmp_path / "elsewhere"
     moved.mkdir()
