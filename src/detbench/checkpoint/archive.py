@@ -30,13 +30,9 @@ class DamagedArchive(ArchiveError):
 
 @dataclass
 class Archive:
-    prefix: str  # the archive's folder, e.g. "yolov8n"
     pickle: bytes  # data.pkl
-    sizes: dict[str, int]  # record name (without the folder) -> size in bytes
+    sizes: dict[str, int]  # record name (without the archive's folder) -> size in bytes
     clean: bytes  # the records re-written as a stored zip, for torch.load
-
-    def record_size(self, name: str) -> int | None:
-        return self.sizes.get(name)
 
 
 _EOCD = b"PK\x05\x06"
@@ -125,4 +121,4 @@ def read_archive(data: bytes) -> Archive:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
         raise DamagedArchive(f"the zip archive is damaged ({type(exc).__name__}: {str(exc)[:80]})") from exc
-    return Archive(prefix=prefix, pickle=pickled, sizes=sizes, clean=clean.getvalue())
+    return Archive(pickle=pickled, sizes=sizes, clean=clean.getvalue())

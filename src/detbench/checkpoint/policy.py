@@ -248,7 +248,7 @@ def _check_storage(node: Node, ctx: _Context) -> None:
     ctx.accept(node.items[0], 1)
     if ctx.declared.setdefault(key, (numel, itemsize)) != (numel, itemsize):
         raise Refused(f"tensor storage {key[:40]!r} is declared twice with different types or sizes")
-    record = ctx.archive.record_size(f"data/{key}")
+    record = ctx.archive.sizes.get(f"data/{key}")
     if record != numel * itemsize:
         raise Refused(f"tensor storage {key[:40]!r} declares {numel * itemsize:,} bytes but its record holds "
                       f"{'none' if record is None else f'{record:,}'}")

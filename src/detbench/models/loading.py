@@ -204,7 +204,7 @@ def _checked_archive(path: Path, data: bytes, plugins: tuple[str, ...]):
         raise _unreadable(path, data, str(exc)) from exc
     except ArchiveError as exc:
         raise _refused(path, str(exc)) from exc
-    if archive.record_size("constants.pkl") is not None or any(n.startswith("code/") for n in archive.sizes):
+    if "constants.pkl" in archive.sizes or any(n.startswith("code/") for n in archive.sizes):
         raise DetbenchError(f"--weights {path}: cannot load: {'; '.join(_TORCHSCRIPT)}")
     if not archive.pickle:
         raise _unreadable(path, data, "it is a zip archive but not a PyTorch checkpoint (no data.pkl)")
