@@ -71,16 +71,10 @@ def _private_settings_folders() -> None:
     """Ultralytics' and matplotlib's settings in a private folder of this process's, unless the user named one."""
     missing = [key for key in (CONFIG_DIR_ENV, MATPLOTLIB_DIR_ENV) if not os.environ.get(key)]
     if missing:
-        folder = _private_config_dir()
+        folder = tempfile.mkdtemp(prefix="detbench-ultralytics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # removed when the process exits
         for key in missing:
             os.environ[key] = folder
-
-
-def _private_config_dir() -> str:
-    """A folder of this process's own for Ultralytics' settings.json, removed when the process exits."""
-    folder = tempfile.mkdtemp(prefix="detbench-ultralytics-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
 
 
 def _loaded_constants() -> dict[tuple[str, str], bool]:
