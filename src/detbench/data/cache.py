@@ -166,11 +166,6 @@ def _read_json(cache_dir: Path, name: str) -> dict[str, Any]:
     return entries if isinstance(entries, dict) else {}
 
 
-def _write_json(cache_dir: Path, name: str, value: dict[str, Any]) -> None:
-    data = (json.dumps(value, indent=1, sort_keys=True) + "\n").encode("utf-8")
-    _write_entry(cache_dir, name, lambda handle: handle.write(data))
-
-
 @dataclass(frozen=True)
 class ListedFiles:
     """What one read of the listed files says, before anything is decoded: `files_sha256` (the hash
@@ -353,5 +348,6 @@ def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int, max_
         if isinstance(inputs, RectInputCache):
             meta.update(rect_stride=rect_stride, sizes=inputs.sizes.tolist())
         _write_entry(cache_dir, f"inputs-{key}.npy", lambda handle: np.save(handle, array, allow_pickle=False))
-        _write_json(cache_dir, f"inputs-{key}.json", meta)
+        record = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode("utf-8")
+        _write_entry(cache_dir, f"inputs-{key}.json", lambda handle: handle.write(record))
     return inputs, False
