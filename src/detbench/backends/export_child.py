@@ -38,13 +38,11 @@ from detbench.backends.formats import QUIET_IMPORT_ENV
 from detbench.checkpoint.model_check import (
     CHILD_ENV,
     answer,
-    exit_cause,
+    child_answer,
     keep_stdout_for_the_answer,
     limit_process,
     peak_rss_mb,
-    read_answer,
     start_child,
-    stderr_tail,
     wait_for,
 )
 from detbench.errors import DetbenchError, first_line
@@ -222,13 +220,8 @@ def _outcome(overrun: str | None, output: bytes, process: subprocess.Popen, stde
                             f"genuine and large, raise --export-timeout")
     if overrun == "memory":
         raise DetbenchError(memory_error(what, request["memory_bytes"]))
-    found = read_answer(output)
-    if isinstance(found, dict) and found.get("ok") is True:
-        return float(found["export_s"])
-    if isinstance(found, dict) and isinstance(found.get("error"), str):
-        raise DetbenchError(found["error"])
-    raise DetbenchError(f"{what}: the bounded process that exports it {exit_cause(process)} ({stderr_tail(stderr)});"
-                        f" the model may be hostile, or raise --load-memory if it is genuine and large")
+    return float(child_answer(output, process, stderr, f"{what}: the bounded process that exports it",
+                              "the model")["export_s"])
 
 
 def memory_error(what: str, memory_bytes: int) -> str:

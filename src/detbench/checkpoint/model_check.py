@@ -91,7 +91,9 @@ class PendingCheck:
                 raise DetbenchError(f"{what}: loading and checking the model took more than "
                                     f"{self.request.timeout_s:g} s, detbench's limit; if the file is genuine and "
                                     f"large, raise --load-timeout")
-            return self._parse(output, what)
+            found = child_answer(output, self.process, self.stderr, f"{what}: the bounded process that checks the "
+                                 f"model", "the file")
+            return ModelCheck(**found["inspection"])
         finally:
             self.process.stdout.close()
             self.stderr.close()
@@ -99,16 +101,6 @@ class PendingCheck:
     def cancel(self) -> None:
         if self.process.poll() is None:
             kill_tree(self.process)
-
-    def _parse(self, output: bytes, what: str) -> ModelCheck:
-        found = read_answer(output)
-        if isinstance(found, dict) and found.get("ok") is True:
-            return ModelCheck(**found["inspection"])
-        if isinstance(found, dict) and isinstance(found.get("error"), str):
-            raise DetbenchError(found["error"])
-        raise DetbenchError(f"{what}: the bounded process that checks the model {exit_cause(self.process)} "
-                            f"({stderr_tail(self.stderr)}); the file may be hostile, or raise --load-memory if it "
-                            f"is genuine and large")
 
 
 def start_child(module: str, request: dict[str, Any], env: dict[str, str],
@@ -137,6 +129,18 @@ def read_answer(output: bytes) -> Any:
         return json.loads(output.decode("utf-8").strip().splitlines()[-1])
     except (UnicodeDecodeError, ValueError, IndexError):
         return None
+
+
+def child_answer(output: bytes, process: subprocess.Popen, stderr: Any, what: str, subject: str) -> dict[str, Any]:
+    """The child's answer when it says ok; else its own one-line error, or one saying how `what` (the process)
+    ended and that `subject` may be hostile."""
+    found = read_answer(output)
+    if isinstance(found, dict) and found.get("ok") is True:
+        return found
+    if isinstance(found, dict) and isinstance(found.get("error"), str):
+        raise DetbenchError(found["error"])
+    raise DetbenchError(f"{what} {exit_cause(process)} ({stderr_tail(stderr)}); {subject} may be hostile, or raise "
+                        f"--load-memory if it is genuine and large")
 
 
 def exit_cause(process: subprocess.Popen) -> str:
