@@ -85,12 +85,14 @@ def label(value: Any) -> str:
     return text.plot_label(text.bounded(value, MAX_PLOT_LABEL_CHARS))
 
 
-def too_many(count: int, what: str, name: str, instead: str = "the tables have every row") -> str | None:
-    """Why the plot `name` is not drawn (`count` `what` is more than MAX_PLOT_ITEMS in one plot), or None."""
+def too_many(count: int, what: str, name: str, note: Note, instead: str = "the tables have every row") -> bool:
+    """Whether the plot `name` is not drawn (`count` `what` is more than MAX_PLOT_ITEMS in one plot); `note`
+    hears why."""
     if count <= MAX_PLOT_ITEMS:
-        return None
-    return (f"{name} not drawn: {count} {what}, more than the {MAX_PLOT_ITEMS} one plot shows; {instead} (compare "
-            "fewer reports at a time for the plot)")
+        return False
+    note(f"{name} not drawn: {count} {what}, more than the {MAX_PLOT_ITEMS} one plot shows; {instead} (compare "
+         "fewer reports at a time for the plot)")
+    return True
 
 
 def figure(figsize: tuple[float, float], rows: int = 1):
@@ -109,11 +111,7 @@ def figure(figsize: tuple[float, float], rows: int = 1):
 def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, maximize_x: bool,
              note: Note) -> Path | None:
     rows = [r for r in group.rows if r.metrics[x_key] is not None and r.metrics["latency_median_ms"] is not None]
-    if len(rows) < 2:
-        return None
-    problem = too_many(len(rows), "models", path.name)
-    if problem:
-        note(problem)
+    if len(rows) < 2 or too_many(len(rows), "models", path.name, note):
         return None
     # x: the cost or accuracy axis, y: median latency (lower is better)
     points = [(r.metrics[x_key], r.metrics["latency_median_ms"]) for r in rows]
@@ -151,11 +149,7 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
 
 def _bars(group: Group, path: Path, note: Note) -> Path | None:
     rows = [r for r in group.rows if r.metrics["latency_median_ms"] is not None]
-    if not rows:
-        return None
-    problem = too_many(len(rows), "models", path.name)
-    if problem:
-        note(problem)
+    if not rows or too_many(len(rows), "models", path.name, note):
         return None
     names = [label(r.name) for r in rows]
     medians = [r.metrics["latency_median_ms"] for r in rows]
@@ -193,10 +187,8 @@ def backend_bars(pivot: Any, path: Path, note: Note | None = None) -> Path | Non
     """Grouped bars: models along x, one bar per backend, its median latency and verdict on top. Not drawn (None,
     and a line to `note`) for more than MAX_PLOT_ITEMS bars (models x backends)."""
     models, backends = pivot.models, pivot.backends
-    problem = too_many(len(models) * max(1, len(backends)), f"bars ({len(models)} models x {len(backends)} "
-                       "backends)", path.name, "the matrix printed above has its cells")
-    if problem:
-        (note or (lambda line: None))(problem)
+    if too_many(len(models) * max(1, len(backends)), f"bars ({len(models)} models x {len(backends)} backends)",
+                path.name, note or (lambda line: None), "the matrix printed above has its cells"):
         return None
     width = 0.8 / max(len(backends), 1)
     fig, ax = figure((max(6.0, 1.3 * len(models) * max(1, len(backends)) / 2 + 3), 4.8))
