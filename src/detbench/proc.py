@@ -13,6 +13,7 @@ named `detbench/` (a clone of this repository, say) would be imported in place o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -136,15 +137,10 @@ def spawn_child(argv: Sequence[str], extra_env: dict[str, str] | None = None, **
 
 def kill_tree(process: subprocess.Popen) -> None:
     """SIGKILL the child's whole process group and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         process.kill()
-    except ProcessLookupError:
-        pass
-    try:
+    # stuck in the kernel (e.g. a GPU driver call): it dies when that returns
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=KILL_WAIT_S)
-    except subprocess.TimeoutExpired:  # stuck in the kernel (e.g. a GPU driver call): it dies when that returns
-        pass

@@ -10,6 +10,7 @@ number of images processed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -60,10 +61,8 @@ class GpuMonitor:
         if not self.available:
             return {"nvml": False, "note": self.note}
         driver = None
-        try:
+        with contextlib.suppress(Exception):  # no version to read: null
             driver = _text(self.nvml.nvmlSystemGetDriverVersion())
-        except Exception:
-            pass
         name = self._call("nvmlDeviceGetName")
         return {"nvml": True, "name": _text(name) if name is not None else None, "driver": driver}
 
