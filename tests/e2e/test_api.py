@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
@@ -39,7 +40,8 @@ def test_the_documented_example_works_and_writes_nothing_unless_asked(tmp_path, 
 
     # save() replaces a report only as `detbench bench` would: the same settings again, or with force=True
     assert r.save(tmp_path / "bench") == path
-    other = detbench.bench("ghost", data=str(dataset), **{**QUICK, "imgsz": 96})
+    other = copy.deepcopy(r)  # the report a run at imgsz 96 gives: its settings differ in imgsz alone
+    other.config, other.metadata.imgsz = {**r.config, "imgsz": 96}, 96
     saved = path.read_bytes()
     with pytest.raises(detbench.DetbenchError, match=r"ghost.json: already holds a report of other settings "
                                                        r"\(--imgsz 64, now 96\); save into another folder, or with "
