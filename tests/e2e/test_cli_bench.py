@@ -6,6 +6,7 @@ import json
 import re
 
 import torch
+from cli_batch import READ_TEXT, run_cli_batch
 
 from detbench.config import BenchConfig
 from detbench.report.schema import REQUIRED_LATENCY, load_report
@@ -59,40 +60,28 @@ def test_trained_checkpoint_without_data_then_second_model_reuses_list(cli, tmp_
     assert a["settings"]["threads"] == 1
     assert a["environment"]["torch"] and a["environment"]["ultralytics"]
 
-
-def test_report_json_round_trips(cli, tmp_path, yaml_checkpoint):
-    result = cli("bench", "--weights", str(yaml_checkpoint), *QUICK, "--out", str(tmp_path / "o"))
-    assert result.returncode == 0, result.stderr
-    path = tmp_path / "o" / "yolov8n.json"
+    # the report JSON round-trips, and its config section is every setting, describing the same run again
+    path = tmp_path / "results/bench/other.json"
     report = json.loads(path.read_text())
     assert json.loads(json.dumps(report)) == report
     assert set(report) >= {"metadata", "model_complexity", "latency", "throughput", "memory", "schema_version",
                            "environment", "inputs", "command", "settings", "config"}
     assert not list(path.parent.glob(".*.tmp"))
-    # the config section is every setting, and describes the same run again
     assert BenchConfig.from_dict(report["config"]) == BenchConfig(
-        weights=str(yaml_checkpoint), out=str(tmp_path / "o"), device="cpu", imgsz=64, warmup=2, iters=6, threads=1)
+        weights=str(yaml_checkpoint), device="cpu", imgsz=64, warmup=2, iters=6, threads=1, use_benchmark_list=True,
+        name="other")
 
 
-def test_imgsz_not_multiple_of_stride_is_rounded_up_and_reported(cli, tmp_path, yaml_checkpoint):
-    result = cli("bench", "--weights", str(yaml_checkpoint), "--device", "cpu", "--imgsz", "70", "--warmup", "0",
-                 "--iters", "2", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    report = load_report(tmp_path / "yolov8n.json").to_dict()
-    assert (report["metadata"]["imgsz"], report["metadata"]["imgsz_requested"]) == (96, 70)
-    assert "stride" in " ".join(report["notes"])
-
-
-def test_errors_are_one_line_and_write_nothing(cli, tmp_path, yaml_checkpoint):
-    cases = [
-        (["--weights", str(tmp_path / "missing.pt")], "file not found"),
-        (["--weights", str(yaml_checkpoint), "--iters", "0"], "--iters"),
-        (["--weights", str(yaml_checkpoint), "--device", "cuda:99" if torch.cuda.is_available() else "0"],
-         "--device"),
-        (["--weights", str(yaml_checkpoint), "--use_benchmark_list"], "--use_benchmark_list"),
-    ]
-    for args, needle in cases:
-        result = cli("bench", *args, "--out", str(tmp_path / "out"), "--imgsz", "64")
+def test_errors_are_one_line_and_write_nothing(tmp_path, yaml_checkpoint):
+    cases = {
+        "file not found": ["--weights", str(tmp_path / "missing.pt")],
+        "--iters": ["--weights", str(yaml_checkpoint), "--iters", "0"],
+        "--device": ["--weights", str(yaml_checkpoint), "--device", "cuda:99" if torch.cuda.is_available() else "0"],
+        "--use_benchmark_list": ["--weights", str(yaml_checkpoint), "--use_benchmark_list"],
+    }
+    outcomes = run_cli_batch({needle: (["bench", *args, "--out", tmp_path / "out", "--imgsz", "64"], tmp_path)
+                              for needle, args in cases.items()}, tmp_path / "batch")
+    for needle, result in outcomes.items():
         assert result.returncode != 0
         message = result.stderr.strip()
         assert message.startswith("error:") and "\n" not in message and needle in message, message
@@ -100,35 +89,57 @@ def test_errors_are_one_line_and_write_nothing(cli, tmp_path, yaml_checkpoint):
     assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
 
 
-def test_a_report_of_other_settings_is_not_replaced_without_force(cli, tmp_path, yaml_checkpoint, dataset):
-    """Same --out and name at another imgsz: refused in one line, the first report untouched; --force replaces."""
+def test_a_report_of_other_settings_is_not_replaced_without_force(tmp_path, yaml_checkpoint, dataset):
+    """Same --out and name at another imgsz: refused in one line, the first report untouched; --force replaces.
+    A mistyped checkpoint path of the report's name is "file not found", not a refusal of other settings."""
     out = tmp_path / "o"
-    common = ["--weights", str(yaml_checkpoint), "--device", "cpu", "--warmup", "0", "--iters", "2", "--threads",
-              "1", "--data", str(dataset), "--benchmark_size", "6", "--out", str(out)]
-    assert cli("bench", *common, "--imgsz", "64").returncode == 0
     path = out / "yolov8n.json"
-    first = path.read_bytes()
+    settings = ["--device", "cpu", "--warmup", "0", "--iters", "2", "--threads", "1", "--data", str(dataset),
+                "--benchmark_size", "6", "--out", str(out)]
+    common = ["--weights", str(yaml_checkpoint), *settings]
+    many = [*common[:common.index("--warmup")], "--warmup", "1", "--iters", "3", *common[common.index("--threads"):]]
+    typo = tmp_path / "yolov8n.pt"  # the report's name, a path that does not exist
+    outcomes = run_cli_batch({
+        "first": (["bench", *common, "--imgsz", "64"], tmp_path),
+        "first report": ([path], tmp_path, READ_TEXT),
+        "imgsz": (["bench", *common, "--imgsz", "96"], tmp_path),
+        "many": (["bench", *many, "--imgsz", "96", "--batch", "2"], tmp_path),
+        "typo": (["bench", "--weights", typo, *settings, "--imgsz", "64"], tmp_path),
+        "report after refusals": ([path], tmp_path, READ_TEXT),
+        "again": (["bench", *common, "--imgsz", "64"], tmp_path),
+        "report again": ([path], tmp_path, READ_TEXT),
+        # 70 is not a multiple of the stride (32): rounded up to 96, and both are reported
+        "forced": (["bench", *common, "--imgsz", "70", "--force"], tmp_path),
+    }, tmp_path / "batch")
+    assert outcomes["first"].returncode == 0, outcomes["first"].stderr
+    first = outcomes["first report"].stdout
 
-    refused = cli("bench", *common, "--imgsz", "96")
+    refused = outcomes["imgsz"]
     assert refused.returncode != 0
     (line,) = refused.stderr.strip().splitlines()
     assert "already holds a report of other settings (--imgsz 64, now 96)" in line
     assert all(flag in line for flag in ("--name", "--out", "--force")), line
-    assert path.read_bytes() == first
 
     # every difference is named, not the first three and "and 1 more"
-    many = [*common[:common.index("--warmup")], "--warmup", "1", "--iters", "3", *common[common.index("--threads"):]]
-    refused = cli("bench", *many, "--imgsz", "96", "--batch", "2")
-    (line,) = refused.stderr.strip().splitlines()
+    (line,) = outcomes["many"].stderr.strip().splitlines()
     for difference in ("--imgsz 64, now 96", "--batch 1, now 2", "--warmup 0, now 1", "--iters 2, now 3"):
         assert difference in line, line
-    assert " more)" not in line and path.read_bytes() == first
+    assert " more)" not in line
 
-    assert cli("bench", *common, "--imgsz", "64").returncode == 0  # the same benchmark again replaces it
-    assert json.loads(path.read_text())["metadata"]["imgsz"] == 64
-    forced = cli("bench", *common, "--imgsz", "96", "--force")
+    mistyped = outcomes["typo"]
+    assert mistyped.returncode == 2 and mistyped.stdout == "", mistyped.stdout
+    (line,) = mistyped.stderr.strip().splitlines()
+    assert line.startswith(f"error: --weights {typo}: file not found;"), line
+    assert outcomes["report after refusals"].stdout == first
+
+    assert outcomes["again"].returncode == 0, outcomes["again"].stderr  # the same benchmark again replaces it
+    again = outcomes["report again"].stdout
+    assert again != first and json.loads(again)["metadata"]["imgsz"] == 64
+    forced = outcomes["forced"]
     assert forced.returncode == 0, forced.stderr
-    assert json.loads(path.read_text())["metadata"]["imgsz"] == 96
+    report = load_report(path).to_dict()
+    assert (report["metadata"]["imgsz"], report["metadata"]["imgsz_requested"]) == (96, 70)
+    assert "stride" in " ".join(report["notes"])
 
 
 def test_flag_mistakes_are_one_line(cli):
@@ -139,17 +150,3 @@ def test_flag_mistakes_are_one_line(cli):
         result = cli("bench", *args)
         assert result.returncode == 2 and result.stdout == "" and result.stderr == expected + "\n", result.stderr
 
-
-def test_a_mistyped_checkpoint_path_is_file_not_found_even_where_a_report_of_its_name_is(cli, tmp_path,
-                                                                                       yaml_checkpoint, dataset):
-    out = tmp_path / "o"
-    common = ["--device", "cpu", "--warmup", "0", "--iters", "2", "--threads", "1", "--data", str(dataset),
-              "--benchmark_size", "6", "--out", str(out), "--imgsz", "64"]
-    assert cli("bench", "--weights", str(yaml_checkpoint), *common).returncode == 0
-    before = (out / "yolov8n.json").read_bytes()
-    typo = tmp_path / "yolov8n.pt"  # the same name, a path that does not exist
-    result = cli("bench", "--weights", str(typo), *common)
-    assert result.returncode == 2 and result.stdout == "", result.stdout
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith(f"error: --weights {typo}: file not found;"), line
-    assert (out / "yolov8n.json").read_bytes() == before
