@@ -45,8 +45,14 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_fresh_workers_take_over_after_every_look_and_each_serves_only_its_generation(tmp_path):
-    outcome = engine.run_study(plan(tmp_path, ["base", "same"]), [].append)
+@pytest.fixture(scope="module")
+def default_study(tmp_path_factory) -> engine.StudyOutcome:
+    """Two models alike, at the plan's defaults (until decided, two workers each, fresh workers after each look)."""
+    return engine.run_study(plan(tmp_path_factory.mktemp("default"), ["base", "same"]), [].append)
+
+
+def test_fresh_workers_take_over_after_every_look_and_each_serves_only_its_generation(default_study):
+    outcome = default_study
     looks = engine.planned_looks(40, until_decided=True)
     assert [look["rounds"] for look in outcome.looks] == looks and outcome.stop_reason == "last planned look"
     assert len(outcome.workers) == 2 * 2 * len(looks)  # two models, two workers, one generation per look
@@ -155,8 +161,8 @@ def test_a_slow_study_looks_within_max_time_at_rounds_fixed_before_its_first_rou
     assert outcome.budget.rounds == math.floor(100 / 64 / outcome.budget.round_s)
 
 
-def test_a_fast_study_keeps_its_planned_looks(tmp_path):
-    outcome = engine.run_study(plan(tmp_path, ["base", "same"]), [].append)
+def test_a_fast_study_keeps_its_planned_looks(default_study):
+    outcome = default_study
     assert outcome.look_schedule == outcome.plan.looks == [look["rounds"] for look in outcome.looks]
 
 
