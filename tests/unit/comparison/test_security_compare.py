@@ -1,7 +1,7 @@
 """`detbench compare` against hostile inputs: a sweep's index and study records that
 would stall it, pivots and names that would bomb its plots and terminal, text that would act in an output, and
-index shapes that would end in a traceback. Every payload here is synthetic, and every bound is checked by a count
-(reads, pixels, bytes), not by a clock."""
+index shapes that would end in a traceback, all in process (the command line: tests/e2e/test_security_compare_cli.py).
+Every payload here is synthetic, and every bound is checked by a count (reads, pixels, bytes), not by a clock."""
 
 from __future__ import annotations
 
@@ -14,37 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_report, run_cli, spread
+from hostile_reports import ESCAPES, assert_inert, report, write_json
 
 from detbench import limits, text
 from detbench.comparison import plots, run, sweep
 from detbench.comparison.pivot import Cell, Pivot, pivot_lines
 from detbench.comparison.run import run_compare
 from detbench.errors import DetbenchError
-from detbench.names import bad_characters
 from detbench.report import study_record
 from detbench.sweep import index as sweep_index
 
-ESCAPES = "\x1b]0;owned\x07\x1b[31m"  # a window title, then red
-HOSTILE_TEXT = [ESCAPES + "x", "=HYPERLINK(\"http://x\")", "a|b<b>c</b>", "$\\frac{1}{0}$", "u\u2028v\u202e",
-                "lone \ud800 surrogate", "[evil](http://x)", "\\input{/etc/passwd}%"]
-
-
 # ---------------------------------------------------------------- synthetic files
-
-def write_json(path: Path, value: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value))
-    return path
-
-
-def report(name: str, median: float = 10.0, backend: str | None = None, **environment: Any) -> dict[str, Any]:
-    data = make_report(name, spread(median))
-    if backend is not None:
-        data["settings"]["backend"] = {"format": backend, "runtime": "rt", "version": "1"}
-    data["environment"].update(environment)
-    return data
-
 
 def link(source: Path, target: Path) -> None:
     """`target` as a hard link to `source` (a symlink where hard links cannot be made)."""
@@ -93,11 +73,6 @@ def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()[:24]
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-def assert_inert(lines: list[str]) -> None:
-    for line in lines:
-        assert not bad_characters(line) and not re.search("[\ud800-\udfff]", line), repr(line[:200])
 
 
 # ---------------------------------------------------------------- 1. compare --sweep reads each file once, bounded
@@ -301,21 +276,6 @@ def test_random_indexes_and_records_give_a_result_or_one_line(quick_sweep, monke
         _result_or_one_line(quick_sweep, counting)
 
 
-def test_a_hostile_index_from_the_command_line_is_one_line_and_inert(tmp_path):
-    out = tmp_path / "out"
-    write_json(out / "sweep.json", {"kind": "detbench sweep", "studies": {"a": {"status": "ok"}}})
-    (out / "studies" / "a").mkdir(parents=True)
-    (out / "studies" / "a" / "study.json").write_text("[" * 100_000 + "]" * 100_000)  # a RecursionError in json
-    (out / "studies" / "b").mkdir()
-    result = run_cli("compare", "--sweep", str(out), cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "a: its results are unreadable" in result.stdout
-    (out / "sweep.json").write_text('{"kind": "detbench sweep", "studies": [1, 2]}')
-    result = run_cli("compare", "--sweep", str(out), cwd=tmp_path)
-    assert result.returncode != 0 and result.stdout == "" and len(result.stderr.splitlines()) == 1
-    assert "sweep.json is damaged (its studies are not a mapping of study names)" in result.stderr
-
-
 def test_text_from_a_sweep_is_inert_and_bounded_in_every_output(tmp_path, monkeypatch):
     big = ESCAPES + "=cmd|' /C calc'!A0 <b>|</b> " + "x" * 1_000_000
     out = a_sweep(tmp_path / "out", {"a": {"entry": {"cell": {"imgsz": big, "precision": "=1+1", "format": [big]},
@@ -435,32 +395,8 @@ def test_long_names_are_shortened_visibly_and_stay_distinct():
     assert text.bounded("a\ud800b") == "a\\ud800b" and len(text.bounded("x" * 10**6, 40)) == 40
 
 
-# ---------------------------------------------------------------- 3. text from reports inert in every output of pivot
-
-def test_every_field_pivot_prints_or_writes_is_inert(tmp_path):
-    folder = tmp_path / "bench"
-    write_json(folder / "base.json", report("baseline", 10.0, cpu=HOSTILE_TEXT[0]))
-    write_json(folder / "base_onnx.json", report("baseline", 9.0, backend=HOSTILE_TEXT[0], cpu=HOSTILE_TEXT[0]))
-    for i, hostile in enumerate(HOSTILE_TEXT):
-        data = report(hostile + f" {i}", 11.0 + i, backend=HOSTILE_TEXT[-1 - i], cpu=HOSTILE_TEXT[0])
-        data["metadata"].update(device="cpu" if i % 2 else "cpu " + hostile, weights=hostile)
-        data["settings"]["precision"] = "fp32" if i % 3 else hostile
-        data["environment"]["torch"] = hostile
-        write_json(folder / f"m{i}.json", data)
-    result = run_cli("compare", str(folder), "--pivot", "backend", "--format", "csv", "--format", "md", "--format",
-                     "latex", "--plots", str(tmp_path / "plots"), cwd=tmp_path)
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
-    assert_inert(result.stdout.splitlines())
-    assert "Median latency per model and backend" in result.stdout and "\\x1b]0;owned\\x07" in result.stdout
-    rows = list(csv.reader((folder / "comparison.csv").read_text().splitlines()))
-    assert all(not cell.startswith(text.CSV_FORMULA_STARTS) for row in rows for cell in row)
-    markdown = (folder / "comparison.md").read_text()
-    assert "<b>" not in markdown and "\x1b" not in markdown and not re.search(r"(?<!\\)\]\(", markdown)
-    latex = (folder / "comparison.tex").read_text()
-    assert "\\input{" not in latex and "\x1b" not in latex
-    assert (tmp_path / "plots" / "latency_by_backend.png").exists()
-
+# ---------------------------------------------------------------- 3. text from reports inert (every output of the
+# command line: tests/e2e/test_security_compare_cli.py)
 
 def test_a_lone_surrogate_is_shown_by_every_terminal_line_and_refused_in_a_name():
     from detbench.names import name_problem
