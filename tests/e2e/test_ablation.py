@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import captured, run_cli
 
 from detbench.config import BenchConfig
 from detbench.data.artifacts import save_untrained
@@ -20,6 +20,7 @@ from detbench.stats import summary as stats
 from detbench.study.ablation import study_key
 from detbench.study.models import ModelRun, discover_runs, resolve_models
 from detbench.study.options import StudyConfig
+from detbench.workflows.existing import set_aside
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
@@ -75,22 +76,28 @@ def test_models_flag_takes_run_names_paths_and_zoo_names(tmp_path):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, yaml_checkpoint, dataset):
-    """Three runs (baseline, ghost and a damaged `broken`), two workers each, 20 interleaved rounds."""
+    """Three runs (baseline, ghost and a damaged `broken`), two workers each, 20 interleaved rounds. Before it, as
+    in the README's quick start, ghost was benchmarked alone into the same folder (its list kept elsewhere, so that
+    the study still makes its own): the study, the first output, and the bytes of that separate run's report."""
     root = tmp_path_factory.mktemp("study")
     runs = root / "results" / "runs"
     baseline = runs / "baseline" / "seed0" / "weights" / "best.pt"
     baseline.parent.mkdir(parents=True)
     shutil.copy(yaml_checkpoint, baseline)
-    save_untrained("ghost", runs / "ghost" / "seed0" / "weights" / "best.pt", dataset)
+    ghost = save_untrained("ghost", runs / "ghost" / "seed0" / "weights" / "best.pt", dataset)
     broken = runs / "broken" / "seed0" / "weights" / "best.pt"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(yaml_checkpoint.read_bytes()[:4096])  # a truncated copy
+    alone = run_cli("bench", "--weights", str(ghost), "--iters", "5", "--data", str(dataset), "--list",
+                    str(root / "alone" / "benchmark_list.txt"), *QUICK[:-1], cwd=root)  # bench has no --quiet
+    assert alone.returncode == 0, alone.stderr
+    separate = (root / "results" / "bench" / "ghost.json").read_bytes()
     first = run_cli("ablate", *FIXED, "--bias-probe", "3", cwd=root)
-    return root, first
+    return root, first, separate
 
 
 def test_failure_is_isolated_recorded_and_makes_the_exit_non_zero(study):
-    root, first = study
+    root, first, _ = study
     assert first.returncode == 1, first.stdout + first.stderr
     bench = root / "results" / "bench"
     record = json.loads((bench / "study.json").read_text())
@@ -108,7 +115,7 @@ def test_failure_is_isolated_recorded_and_makes_the_exit_non_zero(study):
 
 
 def test_workers_take_turns_in_a_recorded_random_order_and_reports_keep_the_pairing(study):
-    root, _ = study
+    root, _, _ = study
     bench = root / "results" / "bench"
     record = json.loads((bench / "study.json").read_text())
     assert record["rounds_done"] == 20 and record["stop_reason"] == "rounds done" and len(record["order"]) == 20
@@ -135,7 +142,7 @@ def test_workers_take_turns_in_a_recorded_random_order_and_reports_keep_the_pair
 
 
 def test_the_bias_probe_is_recorded_in_the_study_file_and_kept_out_of_the_reports(study):
-    root, first = study
+    root, first, _ = study
     bench = root / "results" / "bench"
     record = json.loads((bench / "study.json").read_text())
     probe = record["interleaving_bias"]
@@ -158,14 +165,14 @@ def test_the_bias_probe_changes_the_study_key_only_when_on():
     assert StudyConfig(bias_probe=3).design("b")["bias_probe"] == 3
 
 
-def test_compare_rebuilds_the_studys_verdicts_from_the_reports(study, cli):
-    root, _ = study
+def test_compare_rebuilds_the_studys_verdicts_from_the_reports(study):
+    root, _, _ = study
     bench = root / "results" / "bench"
     record = json.loads((bench / "study.json").read_text())
     (expected,) = record["comparisons"]
-    result = cli("compare", str(bench), "--output", str(root / "c.csv"))
-    assert result.returncode == 0, result.stderr
-    assert "interleaved study" in result.stdout
+    code, lines, _ = captured(report_paths_or_dir=str(bench), output=root / "c.csv")
+    assert code == 0
+    assert "interleaved study" in "\n".join(lines)
     rows = {row["model"]: row for row in __import__("csv").DictReader(open(root / "c.csv", newline=""))}
     assert rows["ghost"]["verdict"] == expected["verdict"]
     assert float(rows["ghost"]["ci_low_pct"]) == pytest.approx(expected["ci_pct"][0])
@@ -173,7 +180,7 @@ def test_compare_rebuilds_the_studys_verdicts_from_the_reports(study, cli):
 
 
 def test_merge_takes_the_peak_memory_and_refuses_workers_on_other_inputs(study):
-    root, _ = study
+    root, _, _ = study
     report = load_report(root / "results" / "bench" / "baseline.json").to_dict()
     one = {**report, "samples": {"latency_ms": [1.0, 2.0, 3.0], "round": [0, 1, 2]},
            "memory": {**report["memory"], "peak_rss_MB": 100.0}}
@@ -221,38 +228,30 @@ def test_an_impossible_bias_probe_is_refused_naming_the_flag(value):
         StudyConfig(bias_probe=value).validate()
 
 
-def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(tmp_path, yaml_checkpoint, dataset):
+def test_a_study_keeps_a_bench_report_of_its_folder_as_a_separate_run(study, tmp_path):
     """The README's quick start: a model benchmarked alone, then the study into the same folder, without --force:
     the study's report takes NAME.json, and the separate run moves to separate_runs/NAME.json, said so."""
-    runs = tmp_path / "results" / "runs"
-    for name in ("baseline", "ghost"):
-        target = runs / name / "seed0" / "weights" / "best.pt"
-        target.parent.mkdir(parents=True)
-        shutil.copy(yaml_checkpoint, target)
-    bench = tmp_path / "results" / "bench"
-    done = run_cli("bench", "--weights", str(runs / "ghost/seed0/weights/best.pt"), "--iters", "5",
-                   "--data", str(dataset), *QUICK[:-1], cwd=tmp_path)  # bench has no --quiet
-    assert done.returncode == 0, done.stderr
-    before = (bench / "ghost.json").read_bytes()
-    studied = run_cli("ablate", *ONE_WORKER, cwd=tmp_path)
-    assert studied.returncode == 0, studied.stdout + studied.stderr
+    root, first, before = study
+    bench = root / "results" / "bench"
     assert ("results/bench/ghost.json holds a separate `detbench bench` run of ghost: the study's report takes its "
-            "place, and the run is kept as results/bench/separate_runs/ghost.json") in studied.stdout
-    assert "kept the separate run of ghost as results/bench/separate_runs/ghost.json" in studied.stdout
+            "place, and the run is kept as results/bench/separate_runs/ghost.json") in first.stdout
+    assert "kept the separate run of ghost as results/bench/separate_runs/ghost.json" in first.stdout
     assert (bench / "separate_runs" / "ghost.json").read_bytes() == before
     assert load_report(bench / "ghost.json").study and (bench / "study.json").is_file()
     assert not (bench / "separate_runs" / "baseline.json").exists()  # nothing was there to keep
-    # a second separate run kept beside the first, never over it
+    # what follows changes the folder: on a copy of it
+    shutil.copytree(root / "results", tmp_path / "results", symlinks=True)
+    bench = tmp_path / "results" / "bench"
+    # a second separate run kept beside the first, never over it (as the study above kept the first)
     (bench / "ghost.json").write_bytes(before)
-    again = run_cli("ablate", *ONE_WORKER, "--models", "ghost", cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
+    assert set_aside(bench / "ghost.json") == bench / "separate_runs" / "ghost-2.json"
     assert (bench / "separate_runs" / "ghost-2.json").read_bytes() == before
     # a separate_runs that is a link is refused before the study runs, not after it
     (bench / "ghost.json").write_bytes(before)
     shutil.move(bench / "separate_runs", tmp_path / "elsewhere")
     (bench / "separate_runs").symlink_to(tmp_path / "elsewhere")
     study_before = (bench / "study.json").read_bytes()
-    refused = run_cli("ablate", *ONE_WORKER, cwd=tmp_path)
+    refused = run_cli("ablate", *FIXED, cwd=tmp_path)
     assert refused.returncode == 2 and "separate_runs: is a symlink or not a folder" in refused.stderr
     assert (bench / "study.json").read_bytes() == study_before and (bench / "ghost.json").read_bytes() == before
     # a report of another backend under the same name is no separate run of the study's model: refused as before
