@@ -13,13 +13,15 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from conftest import run_cli
+from cli_batch import run_cli_batch
 from hostile_checkpoints import save_with
 from torch import nn
 
+from detbench.checkpoint.model_check import KnownCheck
 from detbench.config import BenchConfig
 from detbench.data.benchmark_list import read_list
 from detbench.data.synthetic import make_dataset
@@ -39,9 +41,14 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]] | None:
     return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*"))}
 
 
+# the bounded check of a checkpoint's bytes, made once and reused by the later runs of the same bytes (as a study's
+# workers do): the runs here are about lists and files, not the check
+KNOWN = KnownCheck()
+
+
 def bench(out: Path, **settings):
     cfg = BenchConfig(**{**QUICK, "out": str(out), **settings})
-    return run_bench(cfg, echo=lambda line: None, argv=["detbench", "bench"])
+    return run_bench(cfg, echo=lambda line: None, argv=["detbench", "bench"], known=KNOWN)
 
 
 def fails_cleanly(out: Path, pattern: str, **settings) -> str:
@@ -102,20 +109,36 @@ def fresh_dataset(tmp_path: Path, n_val: int = 6, seed: int = 3) -> Path:
     return make_dataset(tmp_path / "data", n_train=0, n_val=n_val, seed=seed)
 
 
-@pytest.mark.slow
-def test_crafted_checkpoint_runs_no_code_by_default_and_loads_with_unsafe_load(tmp_path, yaml_checkpoint,
-                                                                              dataset):
-    refused_marker, trusted_marker = tmp_path / "marker-refused", tmp_path / "marker-trusted"
-    evil = save_with(yaml_checkpoint, tmp_path / "evil.pt", payload=MakeMarker(refused_marker))
-    trusted = save_with(yaml_checkpoint, tmp_path / "trusted.pt", payload=MakeMarker(trusted_marker))
-    refused_out, trusted_out = tmp_path / "refused", tmp_path / "trusted"
-    runs = [spawn("bench", "--weights", str(evil), *CLI_QUICK, "--out", str(refused_out), cwd=tmp_path),
-            spawn("bench", "--weights", str(trusted), *CLI_QUICK, "--out", str(trusted_out), "--unsafe-load",
-                  cwd=tmp_path)]
-    (code, _, stderr), (trusted_code, trusted_stdout, trusted_stderr) = (finish(run) for run in runs)
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory, yaml_checkpoint, dataset) -> dict[str, tuple[Path, Any]]:
+    """Command lines, each in a folder of its own, run in one child (torch imported once): name -> (its folder,
+    its outcome). All but the trusted checkpoint's end with an error before any model is loaded."""
+    folders = {name: tmp_path_factory.mktemp(name) for name in ("evil", "trusted", "image", "escapes")}
+    evil, trusted = folders["evil"], folders["trusted"]
+    refused_weights = save_with(yaml_checkpoint, evil / "evil.pt", payload=MakeMarker(evil / "marker-refused"))
+    trusted_weights = save_with(yaml_checkpoint, trusted / "trusted.pt", payload=MakeMarker(trusted / "marker"))
+    image = next((dataset.parent / "images" / "val").glob("*.jpg"))
+    renamed = folders["image"] / "model.pt"
+    renamed.write_bytes(image.read_bytes())
+    cases = {"evil": ["bench", "--weights", refused_weights, *CLI_QUICK, "--out", evil / "refused"],
+             "trusted": ["bench", "--weights", trusted_weights, *CLI_QUICK, "--out", trusted / "out", "--unsafe-load"],
+             "image": ["bench", "--weights", renamed, *CLI_QUICK, "--data", dataset],
+             "escapes": ["bench", "--weights", "evil\x1b[2J\x1b[31m.pt", "--device", "cpu"]}
+    outcomes = run_cli_batch({name: (args, folders[name]) for name, args in cases.items()},
+                             tmp_path_factory.mktemp("batch"))
+    return {name: (folders[name], outcomes[name]) for name in cases}
 
-    assert code == 2
-    line = error_line(stderr)
+
+@pytest.mark.slow
+def test_crafted_checkpoint_runs_no_code_by_default_and_loads_with_unsafe_load(cli_runs):
+    folder, refused = cli_runs["evil"]
+    evil, refused_marker, refused_out = folder / "evil.pt", folder / "marker-refused", folder / "refused"
+    folder, trusted = cli_runs["trusted"]
+    trusted_marker, trusted_out = folder / "marker", folder / "out"
+    trusted_code, trusted_stdout, trusted_stderr = trusted.returncode, trusted.stdout, trusted.stderr
+
+    assert refused.returncode == 2
+    line = error_line(refused.stderr)
     assert line == (f"error: --weights {evil}: refused to load: it needs posix.mkdir, not on detbench's allow-list; "
                     f"pass --plugin MODULE for your own layers, or --unsafe-load if you trust the file (runs its code)")
     assert not refused_marker.exists() and not refused_out.exists()
@@ -203,16 +226,13 @@ def test_unusable_weights_fail_cleanly(case, tmp_path, yaml_checkpoint, dataset)
 
 
 @pytest.mark.slow
-def test_image_renamed_pt_fails_cleanly_in_the_cli(tmp_path, dataset):
-    image = next((dataset.parent / "images" / "val").glob("*.jpg"))
-    renamed = tmp_path / "model.pt"
-    renamed.write_bytes(image.read_bytes())
-    code, _, stderr = finish(spawn("bench", "--weights", str(renamed), *CLI_QUICK, "--data", str(dataset),
-                                   cwd=tmp_path))
-    assert code == 2
-    assert error_line(stderr) == (f"error: --weights {renamed}: cannot load: it is an image, not a checkpoint; "
-                                  f"pass the model's .pt checkpoint")
-    assert not (tmp_path / "results").exists()
+def test_image_renamed_pt_fails_cleanly_in_the_cli(cli_runs):
+    folder, result = cli_runs["image"]
+    renamed = folder / "model.pt"
+    assert result.returncode == 2
+    assert error_line(result.stderr) == (f"error: --weights {renamed}: cannot load: it is an image, not a "
+                                         f"checkpoint; pass the model's .pt checkpoint")
+    assert not (folder / "results").exists()
 
 
 @pytest.mark.slow
@@ -315,10 +335,12 @@ def test_flag_errors_from_the_cli_write_nothing(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def real_reports(tmp_path_factory, yaml_checkpoint) -> Path:
-    """Two real reports (baseline, other) in a folder of their own."""
+    """Two real reports (baseline, other: the same run under another name) in a folder of their own."""
     out = tmp_path_factory.mktemp("reports") / "bench"
-    for name in ("baseline", "other"):
-        bench(out, weights=str(yaml_checkpoint), name=name)
+    bench(out, weights=str(yaml_checkpoint), name="baseline")
+    report = json.loads((out / "baseline.json").read_text())
+    report["metadata"]["model_name"] = "other"
+    (out / "other.json").write_text(json.dumps(report))
     return out
 
 
@@ -356,8 +378,8 @@ def test_compare_skips_bad_reports_with_a_warning_naming_them(tmp_path, real_rep
 
 
 @pytest.mark.slow
-def test_error_lines_never_carry_terminal_escape_sequences(tmp_path):
-    result = run_cli("bench", "--weights", "evil\x1b[2J\x1b[31m.pt", "--device", "cpu", cwd=tmp_path, timeout=300)
+def test_error_lines_never_carry_terminal_escape_sequences(cli_runs):
+    _, result = cli_runs["escapes"]
     assert result.returncode == 2 and "\x1b" not in result.stderr
     assert error_line(result.stderr).startswith("error: --weights evil\\x1b[2J\\x1b[31m.pt: ")
 
