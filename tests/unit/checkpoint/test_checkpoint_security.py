@@ -126,7 +126,7 @@ def test_plain_payload_runs_only_with_unsafe_load(tmp_path, yaml_checkpoint):
 def _other_forward(model: nn.Module) -> None:
     from ultralytics.nn.tasks import DetectionModel
 
-    other = DetectionModel("yolov8s.yaml", verbose=False)
+    other = DetectionModel("yolov8n.yaml", verbose=False)
     model.__dict__["forward"] = other.forward
 
 
