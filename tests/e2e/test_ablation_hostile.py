@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 from conftest import process_table, run_cli
 
+from detbench.cli import parse
 from detbench.data.artifacts import save_untrained
 from detbench.errors import DetbenchError
 from detbench.report.schema import load_report
+from detbench.study.ablation import run_ablation
 from detbench.study.channel import ChannelTimeout, LineReader
+from detbench.study.lock import study_lock
 from detbench.study.models import discover_runs
+from detbench.study.options import StudyConfig
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
@@ -49,32 +53,42 @@ def test_run_folder_names_that_cannot_name_a_report_are_refused_up_front(tmp_pat
     assert "rename its run folder" in str(info.value) and "\n" not in str(info.value)
 
 
+def _ablate(*args: str) -> tuple[int, str]:
+    """`detbench ablate ARGS` as its command line reads them, run in this process (its workers are processes as
+    ever): the exit status and what it said. For the resume's decisions, which a process of its own adds nothing
+    to."""
+    lines: list[str] = []
+    code = run_ablation(StudyConfig.from_args(parse(["ablate", *args])), echo=lines.append)
+    return code, "\n".join(lines)
+
+
 def test_resume_skips_a_finished_study_and_runs_it_again_for_force_or_replaced_weights(tmp_path, yaml_checkpoint,
                                                                                         dataset):
     """Up to date: skipped, nothing rewritten. --force: run again. Weights replaced by `cp -p` of another model
-    (an older mtime): the weights' sha256 tells them apart and the study runs again."""
+    (an older mtime): the weights' sha256 tells them apart and the study runs again. (How the weights are loaded
+    is no part of it: --unsafe-load spares each worker its bounded check.)"""
     runs, out = tmp_path / "runs", tmp_path / "bench"
     best = _run_folder(runs, "baseline", yaml_checkpoint)
-    args = ["ablate", "--runs", str(runs), "--out", str(out), "--data", str(dataset), *QUICK]
-    first = run_cli(*args, cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "running the study: no study yet" in first.stdout
+    args = ["--runs", str(runs), "--out", str(out), "--data", str(dataset), "--unsafe-load", *QUICK]
+    code, said = _ablate(*args)
+    assert code == 0, said
+    assert "running the study: no study yet" in said
     report = out / "baseline.json"
     written = report.stat().st_mtime_ns
-    again = run_cli(*args, cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "is up to date" in again.stdout and "workers ready" not in again.stdout
+    code, said = _ablate(*args)
+    assert code == 0, said
+    assert "is up to date" in said and "workers ready" not in said
     assert report.stat().st_mtime_ns == written
-    forced = run_cli(*args, "--force", cwd=tmp_path)
-    assert forced.returncode == 0 and "running the study: --force" in forced.stdout
+    code, said = _ablate(*args, "--force")
+    assert code == 0 and "running the study: --force" in said
     assert report.stat().st_mtime_ns != written
     digest = load_report(report).metadata.weights_sha256
     ghost = save_untrained("ghost", tmp_path / "ghost.pt", dataset)
     os.utime(ghost, (1, 1))  # as `cp -p` of an old file would leave it
     shutil.copy2(ghost, best)
-    replaced = run_cli(*args, cwd=tmp_path)
-    assert replaced.returncode == 0, replaced.stderr
-    assert "running the study: the models, weights, settings, list or design changed" in replaced.stdout
+    code, said = _ablate(*args)
+    assert code == 0, said
+    assert "running the study: the models, weights, settings, list or design changed" in said
     assert load_report(report).metadata.weights_sha256 != digest
 
 
@@ -108,17 +122,15 @@ def _slow_ablate(tmp_path: Path, dataset: Path, out: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_a_second_study_in_one_folder_is_refused_and_killed_studies_leave_no_orphans(tmp_path, dataset):
+def test_killed_studies_leave_no_orphans_and_no_lock(tmp_path, dataset):
+    """(A second study in a running study's folder is refused in the killed-worker test below.)"""
     out = tmp_path / "bench"
     study = _slow_ablate(tmp_path, dataset, out)
     try:
-        assert _wait_for(lambda: _children_of(study.pid), 60), "the study never started its model"
-        second = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK,
-                         cwd=tmp_path)
-        assert second.returncode == 2
-        assert "error: --out" in second.stderr and "another study is running in this folder (pid " \
-            f"{study.pid}" in second.stderr
+        # the worker has said its pid: it runs, bound to die with its parent
+        assert _wait_for(lambda: _worker_pid(out / ".study" / "baseline.w0.log"), 60), "the model never started"
         children = _children_of(study.pid)
+        assert children, "the study has no model process"
         os.kill(study.pid, signal.SIGKILL)
         study.wait(timeout=30)
         assert _wait_for(lambda: not any(_alive(child) for child in children), 15), "a model outlived its study"
@@ -126,8 +138,8 @@ def test_a_second_study_in_one_folder_is_refused_and_killed_studies_leave_no_orp
         if study.poll() is None:
             study.kill()
         study.communicate(timeout=30)
-    third = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK, cwd=tmp_path)
-    assert third.returncode == 0, third.stderr  # the kernel released the lock with the killed process
+    with study_lock(out):  # what the next study takes first: the kernel released it with the killed process
+        pass
 
 
 def _interruptible() -> None:
@@ -144,17 +156,27 @@ def _worker_pid(log: Path) -> int | None:
     return int(first.rsplit("pid ", 1)[1]) if "pid " in first else None
 
 
-def test_a_killed_worker_is_named_and_the_other_models_go_on(tmp_path, dataset):
+def test_a_second_study_in_one_folder_is_refused_and_a_killed_worker_is_named_and_the_other_models_go_on(
+        tmp_path, dataset):
+    """How the workers load is no part of it: --unsafe-load spares each its bounded check."""
     out = tmp_path / "bench"
     study = subprocess.Popen([sys.executable, "-m", "detbench.cli", "ablate", "--models", "baseline,ghost", "--out",
                               str(out), "--data", str(dataset), "--device", "cpu", "--imgsz", "64", "--warmup", "1",
                               "--iters", "100000", "--threads", "1", "--no-until-decided", "--workers-per-model", "1",
-                              "--time-budget", "86400"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, preexec_fn=_interruptible)
+                              "--time-budget", "86400", "--unsafe-load"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(study.stdout), daemon=True)  # every line, as it comes
     reader.start()
     try:
+        # the study holds its folder's lock before it starts any model: a second one is refused (while the
+        # models load)
+        assert _wait_for(lambda: _children_of(study.pid), 60), "the study never started its models"
+        second = run_cli("ablate", "--models", "baseline", "--out", str(out), "--data", str(dataset), *QUICK,
+                         cwd=tmp_path)
+        assert second.returncode == 2
+        assert "error: --out" in second.stderr and "another study is running in this folder (pid " \
+            f"{study.pid}" in second.stderr
         assert _wait_for(lambda: any("workers ready and warm" in line for line in lines), 180), lines
         log = out / ".study" / "ghost.w0.log"
         ghost = _worker_pid(log)  # the workers take turns now
