@@ -1,19 +1,21 @@
 """Reports of real `detbench bench` runs through the CLI. Three runs share one output folder, whose default list is
 a link to a list elsewhere, and each is checked for several things: the --pipeline breakdown, --rect, statistics
 and stopping, set-up reuse, a forged set-up cache entry, the model's own memory of two model sizes, and no link
-followed below the output folder."""
+followed below the output folder. The runs are command lines of one child process (tests/cli_batch.py), which
+imports torch and Ultralytics once; each run starts its bounded model check as a process of its own would."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import file_tree, linked_list, run_cli
-from rect_forgery import IMGSZ, forge_original_sizes
+from batch_child import CaseOutcome
+from cli_batch import run_cli_batch
+from conftest import file_tree, linked_list
+from rect_forgery import IMGSZ
 
 from detbench.data import cache as setup_cache
 from detbench.data.synthetic import make_dataset
@@ -27,11 +29,15 @@ SIZES = ((240, 320), (320, 240), (320, 240), (240, 320))
 TRUE_SHAPES = {"96x128": 1, "128x96": 1}
 COMMON = ("--device", "cpu", "--imgsz", str(IMGSZ), "--rect", "--batch", "2", "--threads", "1", "--out", "OUT",
           "--use_benchmark_list")
+# between the second run and the third: the set-up cache entry forged as an attacker would (tests/rect_forgery.py);
+# prints the shapes a run trusting it would time
+FORGE = (f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\nimport json\nfrom pathlib import Path\n"
+         "from rect_forgery import forge_original_sizes\nprint(json.dumps(forge_original_sizes(Path(sys.argv[2]))))")
 
 
 @dataclass
 class Run:
-    result: subprocess.CompletedProcess
+    result: CaseOutcome
     path: Path
 
     def raw(self) -> dict:
@@ -65,15 +71,19 @@ def runs(tmp_path_factory, yaml_checkpoint) -> Runs:
     other, out, _ = linked_list(folder, data)
     other_before = file_tree(other)
 
-    def bench(name: str, weights: str | Path, *args: str) -> Run:
-        result = run_cli("bench", "--weights", str(weights), *COMMON, "--name", name, *args, cwd=folder)
-        return Run(result, out / f"{name}.json")
+    def bench(name: str, weights: str | Path, *args: str) -> tuple[list[str], Path]:
+        return ["bench", "--weights", str(weights), *COMMON, "--name", name, *args], folder
 
-    first = bench("first", yaml_checkpoint, "--pipeline", "--warmup", "2", "--iters", "6")
-    second = bench("second", yaml_checkpoint, "--warmup", "2", "--iters", "8", "--min-time", "0.3")
-    forged_shapes = forge_original_sizes(out / setup_cache.CACHE_DIRNAME)
-    large = bench("yolov8x", "yolov8x.yaml", "--warmup", "1", "--iters", "3")
-    return Runs(first, second, large, forged_shapes, other, other_before, out)
+    outcomes = run_cli_batch({
+        "first": bench("first", yaml_checkpoint, "--pipeline", "--warmup", "2", "--iters", "6"),
+        "second": bench("second", yaml_checkpoint, "--warmup", "2", "--iters", "8", "--min-time", "0.3"),
+        "forge": ([out / setup_cache.CACHE_DIRNAME], folder, FORGE),
+        "yolov8x": bench("yolov8x", "yolov8x.yaml", "--warmup", "1", "--iters", "3"),
+    }, tmp_path_factory.mktemp("batch"))
+    forged = outcomes["forge"]
+    assert forged.returncode == 0, forged.stderr
+    return Runs(*(Run(outcomes[name], out / f"{name}.json") for name in ("first", "second", "yolov8x")),
+                json.loads(forged.stdout), other, other_before, out)
 
 
 # ---------------------------------------------------------------- --pipeline and --rect (the first run)
