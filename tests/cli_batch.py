@@ -1,6 +1,6 @@
-"""`detbench` command lines run in order in ONE child process that imports torch and Ultralytics once
-(tests/batch_child.py): each case runs the CLI's own `main`, so its exit code and output are what `detbench ARGS`
-in a process of its own gives, and the files it writes are on disk for the next case."""
+"""`detbench` command lines run in order in ONE child process that makes their imports once (torch and
+Ultralytics, for `bench`; tests/batch_child.py): each case runs the CLI's own `main`, so its exit code and output
+are what `detbench ARGS` in a process of its own gives, and the files it writes are on disk for the next case."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ CASE_TIMEOUT_S = 120
 
 
 def run_cli_batch(cases: Mapping[str, tuple[Sequence[str | Path], Path] | tuple[Sequence[str | Path], Path, str]],
-                  scratch: Path) -> dict[str, CaseOutcome]:
+                  scratch: Path, imports: str = IMPORTS) -> dict[str, CaseOutcome]:
     """For each name -> (ARGS, working folder), `detbench ARGS` there; a third item runs that code instead (with
-    sys.argv[2:] = ARGS, e.g. READ_TEXT). Every case must end with an outcome (a missing one: the child died)."""
+    sys.argv[2:] = ARGS, e.g. READ_TEXT). `imports`: what the commands import, once, before the first case. Every
+    case must end with an outcome (a missing one: the child died)."""
     scratch.mkdir(parents=True, exist_ok=True)
     listed = [(name, case[2] if len(case) > 2 else CLI_MAIN, [str(arg) for arg in case[0]], str(case[1]))
               for name, case in cases.items()]
-    outcomes = run_batch(listed, imports=IMPORTS, headroom=HEADROOM, case_timeout=CASE_TIMEOUT_S, scratch=scratch)
+    outcomes = run_batch(listed, imports=imports, headroom=HEADROOM, case_timeout=CASE_TIMEOUT_S, scratch=scratch)
     assert set(outcomes) == set(cases), f"no outcome for {sorted(set(cases) - set(outcomes))}"
     return outcomes

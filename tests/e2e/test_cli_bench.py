@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import pytest
 import torch
+from batch_child import CaseOutcome
 from cli_batch import READ_TEXT, run_cli_batch
 
 from detbench.config import BenchConfig
@@ -72,45 +75,73 @@ def test_trained_checkpoint_without_data_then_second_model_reuses_list(cli, tmp_
         name="other")
 
 
-def test_errors_are_one_line_and_write_nothing(tmp_path, yaml_checkpoint):
+# the suite's own checkpoint, loaded in the bench's process only: the bounded model check's child (a torch import of
+# its own) is not what the replacing of reports is about
+NO_CHECK_CHILD = ["--unsafe-load"]
+
+
+def error_cases(folder: Path, checkpoint: Path) -> dict[str, tuple[list, Path]]:
+    """Command lines that each fail with one line; the name is what the line must hold."""
     cases = {
-        "file not found": ["--weights", str(tmp_path / "missing.pt")],
-        "--iters": ["--weights", str(yaml_checkpoint), "--iters", "0"],
-        "--device": ["--weights", str(yaml_checkpoint), "--device", "cuda:99" if torch.cuda.is_available() else "0"],
-        "--use_benchmark_list": ["--weights", str(yaml_checkpoint), "--use_benchmark_list"],
+        "file not found": ["--weights", folder / "missing.pt"],
+        "--iters": ["--weights", checkpoint, "--iters", "0"],
+        "--device": ["--weights", checkpoint, "--device", "cuda:99" if torch.cuda.is_available() else "0"],
+        "--use_benchmark_list": ["--weights", checkpoint, "--use_benchmark_list"],
     }
-    outcomes = run_cli_batch({needle: (["bench", *args, "--out", tmp_path / "out", "--imgsz", "64"], tmp_path)
-                              for needle, args in cases.items()}, tmp_path / "batch")
-    for needle, result in outcomes.items():
+    return {needle: (["bench", *args, "--out", folder / "out", "--imgsz", "64"], folder)
+            for needle, args in cases.items()}
+
+
+def replacing_cases(folder: Path, checkpoint: Path, dataset: Path) -> dict[str, tuple]:
+    """A report at imgsz 64; other settings refused (and a mistyped checkpoint path of the report's name); the same
+    settings again; other settings with --force (at imgsz 70, not a multiple of the stride). The report's text is
+    read between them."""
+    out = folder / "o"
+    path = out / "yolov8n.json"
+    settings = ["--device", "cpu", "--warmup", "0", "--iters", "2", "--threads", "1", "--data", dataset,
+                "--benchmark_size", "6", "--out", out, *NO_CHECK_CHILD]
+    common = ["--weights", checkpoint, *settings]
+    many = [*common[:common.index("--warmup")], "--warmup", "1", "--iters", "3", *common[common.index("--threads"):]]
+    return {
+        "first": (["bench", *common, "--imgsz", "64"], folder),
+        "first report": ([path], folder, READ_TEXT),
+        "imgsz": (["bench", *common, "--imgsz", "96"], folder),
+        "many": (["bench", *many, "--imgsz", "96", "--batch", "2"], folder),
+        "typo": (["bench", "--weights", folder / "yolov8n.pt", *settings, "--imgsz", "64"], folder),
+        "report after refusals": ([path], folder, READ_TEXT),
+        "again": (["bench", *common, "--imgsz", "64"], folder),
+        "report again": ([path], folder, READ_TEXT),
+        "forced": (["bench", *common, "--imgsz", "70", "--force"], folder),
+    }
+
+
+@pytest.fixture(scope="module")
+def cli_cases(tmp_path_factory, yaml_checkpoint, dataset) -> tuple[dict[str, Path], dict[str, CaseOutcome]]:
+    """The command lines of the tests below, in order, in one child (torch imported once); each case is what its own
+    process gives. Returns each group's folder and every case's outcome."""
+    folders = {"errors": tmp_path_factory.mktemp("errors"), "replacing": tmp_path_factory.mktemp("replacing")}
+    cases = {**error_cases(folders["errors"], yaml_checkpoint),
+             **replacing_cases(folders["replacing"], yaml_checkpoint, dataset)}
+    return folders, run_cli_batch(cases, tmp_path_factory.mktemp("batch"))
+
+
+def test_errors_are_one_line_and_write_nothing(cli_cases):
+    folders, outcomes = cli_cases
+    for needle in ("file not found", "--iters", "--device", "--use_benchmark_list"):
+        result = outcomes[needle]
         assert result.returncode != 0
         message = result.stderr.strip()
         assert message.startswith("error:") and "\n" not in message and needle in message, message
         assert "Traceback" not in result.stderr
-    assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
+    out = folders["errors"] / "out"
+    assert not list(out.glob("*.json")) if out.exists() else True
 
 
-def test_a_report_of_other_settings_is_not_replaced_without_force(tmp_path, yaml_checkpoint, dataset):
+def test_a_report_of_other_settings_is_not_replaced_without_force(cli_cases):
     """Same --out and name at another imgsz: refused in one line, the first report untouched; --force replaces.
     A mistyped checkpoint path of the report's name is "file not found", not a refusal of other settings."""
-    out = tmp_path / "o"
-    path = out / "yolov8n.json"
-    settings = ["--device", "cpu", "--warmup", "0", "--iters", "2", "--threads", "1", "--data", str(dataset),
-                "--benchmark_size", "6", "--out", str(out)]
-    common = ["--weights", str(yaml_checkpoint), *settings]
-    many = [*common[:common.index("--warmup")], "--warmup", "1", "--iters", "3", *common[common.index("--threads"):]]
-    typo = tmp_path / "yolov8n.pt"  # the report's name, a path that does not exist
-    outcomes = run_cli_batch({
-        "first": (["bench", *common, "--imgsz", "64"], tmp_path),
-        "first report": ([path], tmp_path, READ_TEXT),
-        "imgsz": (["bench", *common, "--imgsz", "96"], tmp_path),
-        "many": (["bench", *many, "--imgsz", "96", "--batch", "2"], tmp_path),
-        "typo": (["bench", "--weights", typo, *settings, "--imgsz", "64"], tmp_path),
-        "report after refusals": ([path], tmp_path, READ_TEXT),
-        "again": (["bench", *common, "--imgsz", "64"], tmp_path),
-        "report again": ([path], tmp_path, READ_TEXT),
-        # 70 is not a multiple of the stride (32): rounded up to 96, and both are reported
-        "forced": (["bench", *common, "--imgsz", "70", "--force"], tmp_path),
-    }, tmp_path / "batch")
+    folders, outcomes = cli_cases
+    path, typo = folders["replacing"] / "o" / "yolov8n.json", folders["replacing"] / "yolov8n.pt"
     assert outcomes["first"].returncode == 0, outcomes["first"].stderr
     first = outcomes["first report"].stdout
 
