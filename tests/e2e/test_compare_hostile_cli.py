@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_batch import run_cli_batch
 from conftest import run_cli
 
 from detbench import text
@@ -33,6 +34,7 @@ from detbench.workflows.bench import run_bench
 
 HOSTILE_NAMES = ['=HYPERLINK("http://x")', "a|b", "<img src=x onerror=alert(1)>", "x\ny", "[evil]", "\x1b[31mred",
                  r"$\frac{1}{0}$", "u\u2028v", "n\x85m", "+1", "@SUM(A1)", "-2", "\tz", "\rw", "*star", "a\\b&c%_{}~^#"]
+COMPARE_IMPORTS = "import detbench.cli, detbench.comparison.run"
 HOSTILE_HARDWARE = "\x1b]0;owned\x07CPU | <b>bold</b> $x$ [y] \u202eevil"
 
 
@@ -358,15 +360,18 @@ def test_accuracy_beside_hostile_weights_is_read_safely(tmp_path, real_report):
     assert float(rows["ragged"]["mAP50"]) == 0.5 and len(rows) == 8
 
 
-@pytest.fixture
-def two_reports(tmp_path, real_report) -> Path:
-    folder = tmp_path / "bench"
+def put_two_reports(folder: Path, real_report: dict[str, Any]) -> Path:
     put(folder, "baseline.json", real_report)
     put(folder, "other.json", variant(real_report, "other", 1.2))
     return folder
 
 
-@pytest.mark.parametrize("flags, message", [
+@pytest.fixture
+def two_reports(tmp_path, real_report) -> Path:
+    return put_two_reports(tmp_path / "bench", real_report)
+
+
+OUTPUT_PLACES = [
     (["--output", "{bench}"], "error: --output {bench}: is a folder, not a file; give a file path"),
     (["--output", "{bench}/baseline.json/c.csv"],
      "error: --output {bench}/baseline.json/c.csv: {bench}/baseline.json is a file, not a folder"),
@@ -377,15 +382,31 @@ def two_reports(tmp_path, real_report) -> Path:
     (["--output", "{bench}/other.json"], "error: --output {bench}/other.json: is one of the reports being compared"),
     (["--output", "{tmp}/c.md"], "error: --output {tmp}/c.md: names the CSV, and the .md and .tex are written beside "
                                  "it; give a .csv path, e.g. --output {tmp}/c.csv"),
-])
-def test_output_places_are_checked_before_anything_is_written(tmp_path, two_reports, flags, message):
-    (tmp_path / "folder.csv").mkdir()
-    before = snapshot(tmp_path)
-    values = {"bench": two_reports, "tmp": tmp_path}
-    result = run_cli("compare", str(two_reports), *[flag.format(**values) for flag in flags])
+]
+
+
+@pytest.fixture(scope="module")
+def output_place_runs(tmp_path_factory, real_report) -> list[tuple[Path, dict[str, Path], Any, Any]]:
+    """Each OUTPUT_PLACES case in a folder of its own (two reports in bench/, a folder named folder.csv beside):
+    the folder, the values of its placeholders, its snapshot before, and the outcome of its `detbench compare`
+    (all of them in one child, each as its own process would end)."""
+    prepared, cases = [], {}
+    for i, (flags, _) in enumerate(OUTPUT_PLACES):
+        folder = tmp_path_factory.mktemp(f"place{i}")
+        values = {"bench": put_two_reports(folder / "bench", real_report), "tmp": folder}
+        (folder / "folder.csv").mkdir()
+        prepared.append((folder, values, snapshot(folder)))
+        cases[str(i)] = (["compare", values["bench"], *[flag.format(**values) for flag in flags]], folder)
+    outcomes = run_cli_batch(cases, tmp_path_factory.mktemp("batch"), imports=COMPARE_IMPORTS)
+    return [(*prepared[i], outcomes[str(i)]) for i in range(len(OUTPUT_PLACES))]
+
+
+@pytest.mark.parametrize("flags, message", OUTPUT_PLACES)
+def test_output_places_are_checked_before_anything_is_written(output_place_runs, flags, message):
+    folder, values, before, result = output_place_runs[OUTPUT_PLACES.index((flags, message))]
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message.format(**values)), result.stderr
-    assert snapshot(tmp_path) == before
+    assert snapshot(folder) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write in a folder without write permission")
