@@ -1,10 +1,7 @@
-"""Hostile checkpoints and model files: each class of attack is refused with one line, in bounded time and memory.
-
-Runs of the CLI on hostile files happen in a subprocess with a wall-clock limit and an
-address-space limit (`bounded_cli`); a hang or a runaway allocation fails the test instead
-of the machine. For the payloads that run code, the same file is also loaded the unsafe
-way (`--unsafe-load`, or torch's own restricted loader with the old allow-list), and the
-payload does run: what stops it by default is detbench's refusal, nothing else.
+"""Hostile checkpoints and model files, in process: each class of attack is refused with one line by the static
+checks and by a full load (the command lines, bounded in time and memory: tests/e2e/test_checkpoint_security_cli.py).
+For the payloads that run code, the same file is also loaded the unsafe way (`unsafe_load=True`), and the payload
+does run: what stops it by default is detbench's refusal, nothing else.
 """
 
 from __future__ import annotations
