@@ -78,7 +78,9 @@ def test_models_flag_takes_run_names_paths_and_zoo_names(tmp_path):
 def study(tmp_path_factory, yaml_checkpoint, dataset):
     """Three runs (baseline, ghost and a damaged `broken`), two workers each, 20 interleaved rounds. Before it, as
     in the README's quick start, ghost was benchmarked alone into the same folder (its list kept elsewhere, so that
-    the study still makes its own): the study, the first output, and the bytes of that separate run's report."""
+    the study still makes its own): the study, the first output, and the bytes of that separate run's report.
+    How the weights are loaded is no part of what the tests read: --unsafe-load spares each worker, and the bench,
+    the bounded check (the demo's studies run with it)."""
     root = tmp_path_factory.mktemp("study")
     runs = root / "results" / "runs"
     baseline = runs / "baseline" / "seed0" / "weights" / "best.pt"
@@ -89,10 +91,11 @@ def study(tmp_path_factory, yaml_checkpoint, dataset):
     broken.parent.mkdir(parents=True)
     broken.write_bytes(yaml_checkpoint.read_bytes()[:4096])  # a truncated copy
     alone = run_cli("bench", "--weights", str(ghost), "--iters", "5", "--data", str(dataset), "--list",
-                    str(root / "alone" / "benchmark_list.txt"), *QUICK[:-1], cwd=root)  # bench has no --quiet
+                    str(root / "alone" / "benchmark_list.txt"), "--unsafe-load", *QUICK[:-1],
+                    cwd=root)  # bench has no --quiet
     assert alone.returncode == 0, alone.stderr
     separate = (root / "results" / "bench" / "ghost.json").read_bytes()
-    first = run_cli("ablate", *FIXED, "--bias-probe", "3", cwd=root)
+    first = run_cli("ablate", *FIXED, "--bias-probe", "3", "--unsafe-load", cwd=root)
     return root, first, separate
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
 
+from detbench.cli import parse
 from detbench.errors import DetbenchError
 from detbench.models.loading import load_model
 from detbench.report.schema import load_report
-from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_dataset, run_demo
+from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_dataset, options_from_args, run_demo
 
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
@@ -20,16 +22,26 @@ TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "20", "--study-time", "20",
         "1", "--device", "cpu"]
 
 
-def test_demo_end_to_end_at_tiny_settings(tmp_path):
-    models = ["baseline", "ghost_eca_p2"]  # two of the six keep the test short; the full study is `make demo`
-    result = run_cli("demo", "--workspace", "ws", "--models", ",".join(models), *TINY, cwd=tmp_path)
+MODELS = ["baseline", "ghost_eca_p2"]  # two of the six keep the test short; the full study is `make demo`
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """A demo at tiny settings in ws/ of a fresh folder: the folder and the run."""
+    root = tmp_path_factory.mktemp("demo")
+    return root, run_cli("demo", "--workspace", "ws", "--models", ",".join(MODELS), *TINY, cwd=root)
+
+
+def test_demo_end_to_end_at_tiny_settings(demo_run, tmp_path):
+    root, result = demo_run
+    models = MODELS
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("detbench demo")
     head = "\n".join(lines[:10])
     assert "imgsz 64" in head and "warmup 1, at least 20 samples per model" in head and "no mAP" in head
 
-    ws = tmp_path / "ws"
+    ws = root / "ws"
     data_yaml = ws / "data" / "data.yaml"
     assert len(list((ws / "data" / "images" / "val").glob("*.jpg"))) == 24
     bench = ws / "results" / "bench"
@@ -63,8 +75,9 @@ def test_demo_end_to_end_at_tiny_settings(tmp_path):
     ensure_checkpoints(tuple(models), ws / "results" / "runs", data_yaml, 0, 64, said.append)
     assert data_yaml.stat().st_mtime_ns == stamp
     assert said == [f"✓ dataset: {data_yaml} (reused: 24 val images)", "✓ checkpoints reused: baseline, ghost_eca_p2"]
-    assert ensure_dataset(ws / "data", 30, said.append) == (data_yaml, True)  # another size: written anew
-    assert len(list((ws / "data" / "images" / "val").glob("*.jpg"))) == 30
+    copy = shutil.copytree(ws / "data", tmp_path / "data")  # the workspace stays as it is for the next test
+    assert ensure_dataset(copy, 30, said.append) == (copy / "data.yaml", True)  # another size: written anew
+    assert len(list((copy / "images" / "val").glob("*.jpg"))) == 30
 
 
 def test_demo_refuses_unknown_models_and_bad_counts(tmp_path):
@@ -76,13 +89,20 @@ def test_demo_refuses_unknown_models_and_bad_counts(tmp_path):
         run_demo(DemoOptions(workspace=str(tmp_path), formats=("tensorrt",)), echo=lambda _: None)
 
 
-def test_demo_with_formats_runs_every_model_in_each_backend_and_prints_the_matrix(tmp_path):
-    result = run_cli("demo", "--workspace", "ws", "--models", "baseline", "--formats", "onnx", *TINY,
-                     cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = tmp_path / "ws" / "results" / "bench-onnx"
-    assert {p.name for p in out.glob("*@*.json")} == {"baseline@pytorch.json", "baseline@onnx.json"}
-    assert "Median latency per model and backend" in result.stdout
+def test_demo_with_formats_runs_every_model_in_each_backend_and_prints_the_matrix(demo_run):
+    """In the workspace of the demo above: its dataset and checkpoints serve again, and the results go to a folder
+    of their own. The command line's own behaviour is the test above's: this demo runs in-process (its flags
+    parsed as the command line parses them; the study's workers are processes as ever). TorchScript is the backend
+    the quickest to export; any would do."""
+    root = demo_run[0]
+    lines: list[str] = []
+    args = parse(["demo", "--workspace", str(root / "ws"), "--models", "baseline", "--formats", "torchscript", *TINY])
+    assert run_demo(options_from_args(args), echo=lines.append) == 0, lines
+    stdout = "\n".join(lines)
+    assert "(reused: 24 val images)" in stdout and "✓ checkpoints reused: baseline" in stdout
+    out = root / "ws" / "results" / "bench-torchscript"
+    assert {p.name for p in out.glob("*@*.json")} == {"baseline@pytorch.json", "baseline@torchscript.json"}
+    assert "Median latency per model and backend" in stdout
     assert (out / "plots" / "latency_by_backend.png").is_file()
-    matrix = result.stdout.split("Median latency per model and backend")[1].splitlines()
-    assert matrix[1].split() == ["Model", "pytorch", "onnx"] and matrix[2].startswith("baseline")
+    matrix = stdout.split("Median latency per model and backend")[1].splitlines()
+    assert matrix[1].split() == ["Model", "pytorch", "torchscript"] and matrix[2].startswith("baseline")
