@@ -460,7 +460,7 @@ def test_replaying_a_huge_study_has_a_bounded_cost(tmp_path):
     n = 500_000
     models = {name: paired.worker_series(rng.lognormal(0.0, 0.05, 2 * n), list(range(n)) * 2, [0] * n + [1] * n)
               for name in ("baseline", "a", "b", "c", "d", "e")}
-    start = time.perf_counter()
+    start = time.process_time()  # its cost, whatever else shares the machine
     results = paired.replay(models, "baseline", 0.05, 0.02, [n * (k + 1) // 20 for k in range(20)], 20)
-    assert time.perf_counter() - start < 60
+    assert time.process_time() - start < 60
     assert len(results) == 5 and all(r.verdict == paired.EQUIVALENT for r in results)
