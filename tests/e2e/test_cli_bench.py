@@ -180,4 +180,3 @@ def test_flag_mistakes_are_one_line(cli):
                                                                      "int value: 'abc'; see detbench bench --help")):
         result = cli("bench", *args)
         assert result.returncode == 2 and result.stdout == "" and result.stderr == expected + "\n", result.stderr
-
