@@ -10,14 +10,13 @@ whose export runs for minutes, paths holding `.pt`, a backend answering NaN.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from detbench.backends.export import Target, Unusable, _stored, exported, not_cached_because
+from detbench.backends.export import Unusable, _stored, not_cached_because
 from detbench.backends.export_child import (
     ENGINE_EXPORT_TIMEOUT_S,
     EXPORT_FORWARDS,
@@ -25,7 +24,7 @@ from detbench.backends.export_child import (
     ExportBounds,
     ExportSource,
 )
-from detbench.backends.formats import FORMATS
+from detbench.backends.formats import FORMATS, quiet_import, require
 from detbench.backends.parity import check_parity, parity_warnings
 from detbench.errors import DetbenchError
 from detbench.models import loading
@@ -115,18 +114,6 @@ def test_parity_with_outputs_that_hardly_vary_says_it_proves_little():
     assert seeing["within_tolerance"] and seeing["informative"] and parity_warnings(seeing, "ONNX Runtime") == []
 
 
-@pytest.fixture(scope="module")
-def cached(tmp_path_factory, yaml_checkpoint) -> tuple[Path, ExportSource, torch.nn.Module]:
-    """One cache entry of the checkpoint's ONNX export: (its folder, the source, the fused model)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loading, "_plugin_prefixes", [])
-        patch.setattr(loading, "_foreign_code", [])
-        source, fused = _loaded(yaml_checkpoint)
-        artifact = exported(source, fused, ONNX, Target(64, 1), tmp_path_factory.mktemp("cache") / "exports")
-    assert artifact.cached_at
-    return Path(artifact.cached_at), source, fused
-
-
 def test_a_plugin_that_fails_half_way_or_an_unsafe_load_keeps_every_later_export_out_of_the_cache(
         tmp_path, yaml_checkpoint, no_plugins):
     source, _fused = _loaded(yaml_checkpoint)
@@ -149,6 +136,18 @@ def test_code_on_the_pythonpath_keeps_an_export_out_of_the_cache(yaml_checkpoint
     assert "PYTHONPATH is set" in not_cached_because(source)
 
 
+def test_importing_a_runtime_quietly_leaves_the_environment_as_it_was(monkeypatch):
+    """The variables that keep ONNX Runtime and OpenVINO from writing under the home folder are set only while they
+    are imported: the run's children, and the user's code after an API call, do not inherit them."""
+    for key in ("ORT_DISABLE_TELEMETRY", "CI"):
+        monkeypatch.delenv(key, raising=False)
+    with quiet_import():
+        assert os.environ["ORT_DISABLE_TELEMETRY"] == "1" and os.environ["CI"] == "true"
+    assert "ORT_DISABLE_TELEMETRY" not in os.environ and "CI" not in os.environ
+    require(FORMATS["torchscript"])  # every runtime is imported so (torch: already imported, nothing to pay)
+    assert "ORT_DISABLE_TELEMETRY" not in os.environ and "CI" not in os.environ
+
+
 def test_the_api_gives_back_the_whole_environment_a_plugin_changed():
     from detbench.api import _detbench_settings
 
@@ -159,7 +158,7 @@ def test_the_api_gives_back_the_whole_environment_a_plugin_changed():
     assert dict(os.environ) == before
 
 
-def test_a_cache_entry_that_is_deep_or_has_names_that_are_not_text_is_refused_not_fatal(cached, tmp_path):
+def test_a_cache_entry_that_is_deep_or_has_names_that_are_not_text_is_refused_not_fatal(tmp_path):
     from detbench.backends.export import MAX_TREE_DEPTH, read_tree
 
     deep = tmp_path / "deep"
@@ -174,9 +173,9 @@ def test_a_cache_entry_that_is_deep_or_has_names_that_are_not_text_is_refused_no
     os.close(fd)
     with pytest.raises(Unusable, match="not text"):
         read_tree(odd, 2**20)
-    entry, _source, _fused = cached
-    recursion = tmp_path / "recursion"
-    shutil.copytree(entry, recursion)
+    recursion = tmp_path / "recursion"  # an entry whose record is nested past Python's recursion limit
+    (recursion / "files").mkdir(parents=True)
+    (recursion / "files" / "model.onnx").write_bytes(b"an export")
     (recursion / "export.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(Unusable, match="missing or not a record"):
         _stored(recursion, ONNX, 2**30)
