@@ -80,7 +80,8 @@ def study(tmp_path_factory, yaml_checkpoint, dataset):
     in the README's quick start, ghost was benchmarked alone into the same folder (its list kept elsewhere, so that
     the study still makes its own): the study, the first output, and the bytes of that separate run's report.
     How the weights are loaded is no part of what the tests read: --unsafe-load spares each worker, and the bench,
-    the bounded check (the demo's studies run with it)."""
+    the bounded check, and --data the study its reading of the dataset from a checkpoint (the demo's studies run
+    with both)."""
     root = tmp_path_factory.mktemp("study")
     runs = root / "results" / "runs"
     baseline = runs / "baseline" / "seed0" / "weights" / "best.pt"
@@ -95,7 +96,7 @@ def study(tmp_path_factory, yaml_checkpoint, dataset):
                     cwd=root)  # bench has no --quiet
     assert alone.returncode == 0, alone.stderr
     separate = (root / "results" / "bench" / "ghost.json").read_bytes()
-    first = run_cli("ablate", *FIXED, "--bias-probe", "3", "--unsafe-load", cwd=root)
+    first = run_cli("ablate", *FIXED, "--bias-probe", "3", "--unsafe-load", "--data", str(dataset), cwd=root)
     return root, first, separate
 
 
