@@ -1,6 +1,6 @@
 """The user's workflow where the user runs it: a project folder holding results/runs/ of trained checkpoints and a
-clone of this repository named detbench/, the README's commands in the README's order, the spec's scripts; and a
-working folder whose .py files and detbench/ folder would run inside detbench's children if they could."""
+clone of this repository named detbench/, the README's commands in the README's order, the spec's scripts; the
+working folder's .py files and detbench/ folder never run inside detbench's children."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_command
-
-from detbench.data.artifacts import train_tiny
+from tripwires import plant
 
 SMALL = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "10", "--benchmark_size", "10",
          "--threads", "1"]
@@ -23,24 +22,19 @@ STUDY = ["--device", "cpu", "--imgsz", "64", "--warmup", "2", "--iters", "20", "
          "--threads", "1", "--workers-per-model", "1", "--no-until-decided"]
 
 
-def tripwire(path: Path, marker: Path) -> None:
-    """A module that, if it is ever imported, leaves `marker` and stops the process."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"open({str(marker)!r}, 'a').write({path.name!r} + '\\n')\nraise SystemExit(97)\n")
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, trained_run, dataset) -> Path:
-    """results/runs/{baseline,ghost}/seed0 (trained by Ultralytics) and a clone-like detbench/ folder (no
-    __init__.py: a namespace package if Python ever looked there), whose modules are tripwires."""
+def project(tmp_path_factory, trained_run) -> Path:
+    """results/runs/{baseline,ghost}/seed0 (one Ultralytics training, twice: the names are what the commands see)
+    and a clone-like detbench/ folder (no __init__.py: a namespace package if Python ever looked there), whose
+    modules are tripwires."""
     root = tmp_path_factory.mktemp("project")
-    shutil.copytree(trained_run, root / "results" / "runs" / "baseline" / "seed0")
-    train_tiny("ghost", dataset, root / "results" / "runs" / "ghost", "seed0")
+    for name in ("baseline", "ghost"):
+        shutil.copytree(trained_run, root / "results" / "runs" / name / "seed0")
     clone = root / "detbench"
     (clone / "scripts").mkdir(parents=True)
     (clone / "README.md").write_text("# detbench\n")
-    for name in ("cli.py", "api.py", "proc.py", "__main__.py"):
-        tripwire(clone / name, root / "shadow-ran.txt")
+    plant(clone, root / "shadow-ran.txt", ("cli.py", "api.py", "proc.py", "__main__.py", "study/cli.py",
+                                           "study/__main__.py"))
     return root
 
 
@@ -73,7 +67,13 @@ def readme_api_snippet() -> str:
 
 
 def test_the_quick_start_runs_as_written_in_a_project_folder_with_a_clone(project):
+    """And while the commands that start detbench's children run, the project folder also holds resource.py
+    (imported by the bounded check) and runpy.py (by every `python -m`); the study runs with an empty PYTHONPATH
+    entry too (as `PYTHONPATH=$PYTHONPATH:/x` leaves: the working folder): none of them runs in the study's
+    coordinator, its bounded check or its workers, nor in a bench's bounded check."""
     bench = project / "results" / "bench"
+    marker = project / "ran.txt"
+    planted = plant(project, marker, ("resource.py", "runpy.py"))
     first = ok(run(script("benchmark_model.py", "--weights", "results/runs/baseline/seed0/weights/best.pt", *SMALL),
                    project))
     assert "✓ created benchmark list: results/bench/benchmark_list.txt" in first
@@ -82,12 +82,18 @@ def test_the_quick_start_runs_as_written_in_a_project_folder_with_a_clone(projec
     separate = {name: (bench / f"{name}.json").read_bytes() for name in ("baseline", "ghost")}
 
     # the study replaces neither silently nor refuses: each separate run is kept, and said so
-    studied = ok(run(script("batch_benchmark.sh", *STUDY), project))
+    studied = ok(run(script("batch_benchmark.sh", *STUDY), project, pythonpath=f"{os.pathsep}/nonexistent"))
     for name in ("baseline", "ghost"):
         assert f"kept the separate run of {name} as results/bench/separate_runs/{name}.json" in studied
         assert (bench / "separate_runs" / f"{name}.json").read_bytes() == separate[name]
         assert json.loads((bench / f"{name}.json").read_text())["study"]
     assert json.loads((bench / "ghost.json").read_text())["metadata"]["iters"] == 20  # what ran: 20 rounds
+    assert not marker.exists(), marker.read_text()
+    # the payloads are real: `python -m`, as the children were started before, runs them
+    control = run([sys.executable, "-m", "detbench.checkpoint.model_check"], project, timeout=60)
+    assert control.returncode == 97 and marker.exists()
+    for path in planted:  # a `python -c` or `python -m` of the user's own would import them, as Python does
+        path.unlink()
 
     # compare --output: the CSV, the Markdown and LaTeX beside it, and the plots in its folder
     compared = ok(run(script("compare_benchmarks.py", "--output", "results/bench/comparison.csv"), project))
@@ -110,11 +116,11 @@ def test_the_quick_start_runs_as_written_in_a_project_folder_with_a_clone(projec
     assert "✓ saved: results/bench/baseline@onnx.json" in onnx
     assert (bench / "baseline.json").read_bytes() == before
 
-    # the spec's test command, from the project folder: collection and one file of the suite
-    collected = ok(run(script("test_benchmark.py", "--collect-only", "-p", "no:cacheprovider"), project))
-    assert re.search(r"^\d+ tests collected in ", collected, re.M) and "errors" not in collected.splitlines()[-1]
-    budget_tests = REPO / "tests" / "unit" / "study" / "test_budget.py"
-    ok(run(script("test_benchmark.py", str(budget_tests), "-p", "no:cacheprovider"), project))
+    # the spec's test command, from the project folder: the whole suite collected, one file's tests run (in one
+    # process, which -p no:xdist asks the script for)
+    tested = ok(run(script("test_benchmark.py", "-k", "test_budget", "-p", "no:xdist", "-p", "no:cacheprovider"),
+                    project)).splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed, \d+ deselected in .*", tested), tested
 
     # the helper files, named in the README, go with one command; the results stay
     helpers = [bench / ".detbench-cache", bench / "benchmark_list.txt.lock", bench / ".detbench-study.lock"]
@@ -125,36 +131,6 @@ def test_the_quick_start_runs_as_written_in_a_project_folder_with_a_clone(projec
     assert {p.name for p in bench.glob("*.json")} >= {"baseline.json", "ghost.json", "study.json",
                                                       "baseline@onnx.json"}
     assert not (project / "shadow-ran.txt").exists()
-
-
-def test_python_files_in_the_working_folder_never_run_in_detbench_children(project, tmp_path, dataset):
-    """resource.py (imported by the bounded check), runpy.py (by every `python -m`) and the detbench/ tripwires:
-    the study's coordinator, the bounded check and the workers, and a sweep's study, all started from that folder,
-    the study with an empty PYTHONPATH entry too (as `PYTHONPATH=$PYTHONPATH:/x` leaves: the working folder)."""
-    marker = tmp_path / "ran.txt"
-    for name in ("resource.py", "runpy.py"):
-        tripwire(tmp_path / name, marker)
-    for name in ("cli.py", "__main__.py"):
-        tripwire(tmp_path / "detbench" / "study" / name, marker)
-        tripwire(tmp_path / "detbench" / name, marker)
-    runs = project / "results" / "runs"
-    # one model: every worker is started the same way, and each start costs seconds
-    ok(run(script("batch_benchmark.sh", "--runs", str(runs), "--out", str(tmp_path / "study"), "--data", str(dataset),
-                  "--models", "baseline", *STUDY), tmp_path, pythonpath=f"{os.pathsep}/nonexistent"))
-    assert not marker.exists(), marker.read_text()
-    console = Path(sys.executable).with_name("detbench")
-    if console.is_file():
-        shutil.copytree(runs, tmp_path / "results" / "runs")  # the sweep's models: run folders under results/runs
-        spec = tmp_path / "sweep.yaml"
-        spec.write_text(json.dumps({"models": ["baseline"], "data": str(dataset),
-                                    "axes": {"imgsz": [64], "threads": [1]},
-                                    "settings": {"warmup": 2, "iters": 10, "workers_per_model": 1,
-                                                 "until_decided": False, "benchmark_size": 10}}))
-        ok(run([str(console), "sweep", str(spec), "--out", str(tmp_path / "sweep")], tmp_path))
-        assert not marker.exists(), marker.read_text()
-    # the payloads are real: `python -m`, as the children were started before, runs them
-    control = run([sys.executable, "-m", "detbench.checkpoint.model_check"], tmp_path, timeout=60)
-    assert control.returncode == 97 and marker.exists()
 
 
 def test_a_namespace_detbench_is_refused_in_one_line(tmp_path):
