@@ -27,14 +27,19 @@ def _descendants(root: int) -> dict[int, str]:
     return found
 
 
-def _names(pids) -> list[str]:
-    names = []
+def _commands(pids) -> list[list[str]]:
+    """The command lines of those of `pids` that still run."""
+    commands = []
     for pid in pids:
         try:
-            names.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()[:60])
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"))
         except OSError:
             pass
-    return names
+    return commands
+
+
+def _names(pids) -> list[str]:
+    return [command[0][:60] for command in _commands(pids)]
 
 
 @pytest.mark.slow
@@ -47,10 +52,11 @@ def test_a_sigkilled_ray_local_sweep_leaves_no_ray_process(tmp_path, dataset):
                              stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # until a study runs in a Ray worker, beside Ray's agents
-            names = _names(_descendants(sweep.pid))
-            if any("DashboardAgent" in n for n in names) and any(n.startswith("ray::study_task") for n in names):
-                time.sleep(3)  # and its ablate child started
+        while time.monotonic() < deadline:  # until a study runs in a Ray worker (its ablate child), beside Ray's agents
+            commands = _commands(_descendants(sweep.pid))
+            names = [command[0][:60] for command in commands]
+            if any("DashboardAgent" in n for n in names) and any(n.startswith("ray::study_task") for n in names) \
+                    and any("ablate" in command for command in commands):
                 break
             assert sweep.poll() is None, "the sweep ended before its study ran"
             time.sleep(0.5)
