@@ -61,8 +61,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_BATCHES = 20
-MIN_ROUNDS_PER_BATCH = 5
+MIN_ROUNDS_PER_BATCH = 5  # batches grow beyond this as far as the turns' measured autocorrelation asks
 MIN_BATCHES = 4
+TRIM = 0.2  # each batch's location: the mean of its middle 60 %, so that a burst of slow turns moves no estimate
+MAX_BATCH_CORRELATION = 0.1  # consecutive batch means may be this correlated (implied by the turns' lag-1)
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
 
 
@@ -71,9 +73,11 @@ def design(fresh_workers: bool, process_component: bool = True) -> str:
     has two or more workers per model, so the intervals include the spread between processes."""
     workers = ("workers replaced by fresh processes after each look" if fresh_workers
                else "the same worker processes throughout")
-    interval = "batch-means t interval" + (" with a process variance component" if process_component else "")
+    interval = "batch-means t interval of trimmed means" + (
+        " with a process variance component" if process_component else "")
     return (f"interleaved rounds, one turn per worker per round in seeded random order, {workers}; "
-            f"geometric mean of per-round ratios; {interval}; Holm over comparisons, alpha split over planned looks")
+            f"geometric mean of per-round ratios; {interval}; Holm over comparisons, "
+            f"O'Brien-Fleming-type alpha spending over looks")
 
 
 # per worker: round index -> latency (ms) of its turn in that round
@@ -106,21 +110,71 @@ def as_series(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> dict[str
 
 @dataclass(frozen=True)
 class BatchMeans:
-    mean: float
+    mean: float  # the mean of the batches' trimmed means
     se: float
     df: int
     batches: int
+    rounds_per_batch: int = 0
+    lag1: float = 0.0  # the values' lag-1 autocorrelation within batches
+    reason: str = ""  # why no interval can be trusted ("" when one can)
+
+
+def _trimmed_means(chunks: Sequence[np.ndarray]) -> np.ndarray:
+    means = []
+    for chunk in chunks:
+        cut = int(TRIM * chunk.size)
+        means.append(np.sort(chunk)[cut:chunk.size - cut].mean())
+    return np.array(means)
+
+
+def _lag1(x: np.ndarray) -> float:
+    """The series' lag-1 autocorrelation around its median, values clipped at their TRIM quantiles (a burst
+    would otherwise decide it). Centred on the whole series, so slow drift that does not cancel counts too."""
+    low, high = np.quantile(x, [TRIM, 1.0 - TRIM])
+    clipped = np.clip(x, low, high) - np.median(x)
+    squares = float(np.dot(clipped, clipped))
+    return float(np.dot(clipped[:-1], clipped[1:])) / squares if squares > 0.0 else 0.0
+
+
+def batch_correlation(phi: float, size: int) -> float:
+    """The correlation of consecutive means of `size` values of an AR(1) series with coefficient `phi`."""
+    if phi <= 0.0:
+        return 0.0
+    phi = min(phi, 0.999)
+    lags = np.arange(1, size)
+    within = size + 2.0 * float(np.sum((size - lags) * phi ** lags))
+    return phi * ((1.0 - phi ** size) / (1.0 - phi)) ** 2 / within
 
 
 def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
-    """Mean and its batch-means standard error; None when there are too few values for MIN_BATCHES batches."""
+    """Location and standard error of a series by batch means; None when there are too few values for
+    MIN_BATCHES batches of MIN_ROUNDS_PER_BATCH.
+
+    Each batch's location is its trimmed mean (TRIM from each end). Batches are at least MIN_ROUNDS_PER_BATCH
+    values long, and longer when the values' lag-1 autocorrelation (its upper 2-se bound, as an AR(1)) says
+    consecutive batch means would be more than MAX_BATCH_CORRELATION correlated; when no length leaves
+    MIN_BATCHES batches, `reason` says why and the interval must not be used. What correlation remains at the
+    chosen length (at the estimate) widens the standard error.
+    """
     x = np.asarray(values, dtype=np.float64)
-    batches = min(MAX_BATCHES, x.size // MIN_ROUNDS_PER_BATCH)
-    if batches < MIN_BATCHES:
+    size = max(MIN_ROUNDS_PER_BATCH, math.ceil(x.size / MAX_BATCHES))
+    if x.size // size < MIN_BATCHES:
         return None
+    lag1 = _lag1(x)
+    upper = lag1 + 2.0 / math.sqrt(x.size)
+    while batch_correlation(upper, size) > MAX_BATCH_CORRELATION and x.size // size >= MIN_BATCHES:
+        size = math.ceil(size * 1.25)
+    batches = x.size // size
+    if batches < MIN_BATCHES:
+        return BatchMeans(float(np.mean(_trimmed_means(np.array_split(x, MIN_BATCHES)))), 0.0, 0, 0, size, lag1,
+                          f"the turns are correlated over many rounds (lag-1 {lag1:.2f}): {x.size} rounds are too "
+                          f"few for {MIN_BATCHES} independent batches")
     # the first (size % batches) batches get one value more; every value is used
-    means = np.array([chunk.mean() for chunk in np.array_split(x, batches)])  # at most MAX_BATCHES chunks
-    return BatchMeans(float(x.mean()), float(means.std(ddof=1) / math.sqrt(batches)), batches - 1, batches)
+    means = _trimmed_means(np.array_split(x, batches))  # at most MAX_BATCHES chunks
+    rho = batch_correlation(lag1, x.size // batches)
+    inflation = (1.0 + 2.0 * rho) / max(1.0 - 2.0 * rho / (batches - 1), 0.5)
+    se = float(means.std(ddof=1) / math.sqrt(batches) * math.sqrt(inflation))
+    return BatchMeans(float(means.mean()), se, batches - 1, batches, x.size // batches, lag1)
 
 
 def round_means(workers: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +220,7 @@ def _group_offsets(group: Sequence[Series]) -> tuple[list[float], float, int] | 
     offsets, noise, dfs = [], 0.0, []
     for series in group:
         estimate = batch_means(series.logs - means[np.searchsorted(rounds, series.rounds)])
-        if estimate is None:
+        if estimate is None or estimate.reason:
             return None
         offsets.append(estimate.mean)
         noise += estimate.se ** 2
@@ -238,6 +292,9 @@ class PairResult:
     ci_log: tuple[float, float] | None = None
     decided_at_round: int | None = None
     reason: str = ""
+    mde_log: float | None = None  # the smallest difference this look would find 80 % of the time
+    rounds_per_batch: int | None = None
+    lag1: float | None = None  # the per-round differences' lag-1 autocorrelation within batches
 
     @property
     def delta_pct(self) -> float | None:
@@ -247,12 +304,17 @@ class PairResult:
     def ci_pct(self) -> tuple[float, float] | None:
         return None if self.ci_log is None else (100.0 * math.expm1(self.ci_log[0]), 100.0 * math.expm1(self.ci_log[1]))
 
+    @property
+    def mde_pct(self) -> float | None:
+        return None if self.mde_log is None else 100.0 * math.expm1(self.mde_log)
+
     def as_dict(self) -> dict[str, object]:
         return {"model": self.model, "baseline": self.baseline, "verdict": self.verdict,
                 "delta_pct": self.delta_pct, "ci_pct": list(self.ci_pct) if self.ci_pct else None,
                 "confidence": self.confidence, "p_value": self.p_value, "claim": self.claim,
                 "n_rounds": self.n_rounds, "se_log": self.se_log, "df": self.df,
-                "decided_at_round": self.decided_at_round, "reason": self.reason or None}
+                "decided_at_round": self.decided_at_round, "reason": self.reason or None,
+                "mde_pct": self.mde_pct, "rounds_per_batch": self.rounds_per_batch, "lag1": self.lag1}
 
 
 def _t_sf(x: float, df: float) -> float:
@@ -276,17 +338,28 @@ def t_quantile(q: float, df: float) -> float:
 
 
 def claim_p_values(estimate: float, se: float, df: float, margin: float) -> dict[str, float]:
-    """Two-sided p-value of each claim: the smallest alpha whose (1 - alpha) interval makes it."""
+    """The p-value of each claim: the smallest level at which its interval makes it. Slower and faster: the
+    two-sided (1 - level) interval lies beyond +margin or -margin. Equivalent: two one-sided tests, the
+    (1 - 2 level) interval inside (-margin, +margin)."""
     return {
         SLOWER: 2.0 * _t_sf((estimate - margin) / se, df),
         FASTER: 2.0 * _t_sf((-margin - estimate) / se, df),
-        EQUIVALENT: 2.0 * _t_sf(min(margin - estimate, estimate + margin) / se, df),
+        EQUIVALENT: _t_sf((margin - abs(estimate)) / se, df),
     }
 
 
+@dataclass(frozen=True)
+class PairStatistic:
+    estimate: float
+    se: float
+    df: float
+    rounds: int
+    batches: BatchMeans
+
+
 def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
-                   process: ProcessSpread) -> tuple[float, float, float, int] | None:
-    """(mean d, se, df, rounds) over the rounds both ran; None when there are too few rounds.
+                   process: ProcessSpread) -> PairStatistic | None:
+    """The mean log ratio over the rounds both ran, its se and df; None when there are too few rounds.
 
     With a process variance component the degrees of freedom are Satterthwaite's, so an imprecise
     component (few workers) widens the interval instead of being taken as exact.
@@ -302,7 +375,7 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     weight = process_weight(model, shared) + process_weight(baseline, shared)
     between = process.variance * weight
     df: float = estimate.df
-    if between > 0 and process.df > 0:
+    if between > 0 and process.df > 0 and not estimate.reason:
         # s_p^2 = seen - noise is a difference of mean squares: Satterthwaite over all three terms. With a
         # negative term that formula can fall far below both sources' df when s_p^2 is small; it is kept no
         # lower than min(df of seen, df of the batch means): weight * seen alone estimates the same variance
@@ -311,7 +384,7 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
         if process.noise_df > 0:
             parts += (weight * process.noise) ** 2 / process.noise_df
         df = max((within + between) ** 2 / parts, min(process.df, estimate.df))
-    return estimate.mean, math.sqrt(within + between), df, len(shared)
+    return PairStatistic(estimate.mean, math.sqrt(within + between), df, len(shared), estimate)
 
 
 @dataclass
@@ -339,17 +412,22 @@ def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline
         if name == baseline:
             continue
         stat = pair_statistic(workers, models[baseline], spread)
-        result = PairResult(name, baseline, 0 if stat is None else stat[3])
+        result = PairResult(name, baseline, 0 if stat is None else stat.rounds)
         if stat is None:
-            result.reason = (f"too few shared rounds for an interval (needs {MIN_BATCHES * MIN_ROUNDS_PER_BATCH})")
-        elif stat[1] <= 0.0:
-            result.estimate_log, result.se_log, result.df = stat[0], 0.0, stat[2]
-            result.reason = "zero variance: the timings do not vary, no interval can be formed"
+            result.reason = f"too few shared rounds for an interval (needs {MIN_BATCHES * MIN_ROUNDS_PER_BATCH})"
         else:
-            result.estimate_log, result.se_log, result.df = stat[0], stat[1], stat[2]
-            claims = claim_p_values(stat[0], stat[1], stat[2], margin)
-            result.claim = min(claims, key=claims.get)
-            result.p_value = claims[result.claim]
+            result.estimate_log, result.se_log, result.df = stat.estimate, stat.se, stat.df
+            result.rounds_per_batch, result.lag1 = stat.batches.rounds_per_batch, round(stat.batches.lag1, 4)
+            if stat.batches.reason:
+                result.se_log = result.df = None
+                result.reason = stat.batches.reason
+            elif stat.se <= 0.0:
+                result.se_log = 0.0
+                result.reason = "zero variance: the timings do not vary, no interval can be formed"
+            else:
+                claims = claim_p_values(stat.estimate, stat.se, stat.df, margin)
+                result.claim = min(claims, key=claims.get)
+                result.p_value = claims[result.claim]
         look.results.append(result)
     _holm(look.results, alpha_look, max(family_size, len(look.results)))
     return look
@@ -358,21 +436,24 @@ def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline
 def _holm(results: list[PairResult], alpha: float, total: int) -> None:
     """Holm's step-down over the claims: rank k (from 0) is tested at alpha / (M - k); stop at the first failure.
 
-    Once a step fails, every later comparison's interval is shown at that step's level: an interval that
-    cannot make a claim, so that no interval ever looks decided next to "undecided".
+    A decided comparison's interval is shown at its claim's confidence: 1 - 2 level for equivalence (two
+    one-sided tests), 1 - level for slower or faster. Once a step fails, every
+    later comparison's interval is shown at that step's level: an interval that cannot make a claim, so that no
+    interval ever looks decided next to "undecided".
     """
     testable = sorted((r for r in results if r.p_value is not None), key=lambda r: r.p_value)
     failed_level = None
     for rank, result in enumerate(testable):
         level = failed_level if failed_level is not None else alpha / (total - rank)
-        result.confidence = 1.0 - level
-        half = t_quantile(1.0 - level / 2.0, result.df) * result.se_log
+        decided = failed_level is None and result.p_value <= level
+        equivalent = decided and result.claim == EQUIVALENT
+        result.verdict = result.claim if decided else UNDECIDED
+        result.confidence = 1.0 - 2.0 * level if equivalent else 1.0 - level
+        half = t_quantile(1.0 - level if equivalent else 1.0 - level / 2.0, result.df) * result.se_log
         result.ci_log = (result.estimate_log - half, result.estimate_log + half)
-        if failed_level is None and result.p_value <= level:
-            result.verdict = result.claim
-        else:
+        result.mde_log = (t_quantile(1.0 - level / 2.0, result.df) + t_quantile(0.8, result.df)) * result.se_log
+        if not decided:
             failed_level = level
-            result.verdict = UNDECIDED
 
 
 def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[PairResult]:
@@ -404,14 +485,17 @@ def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: S
 
 
 def replay(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha: float, min_effect: float,
-           looks_at: Sequence[int], planned_looks: int, family_size: int = 0) -> list[PairResult]:
-    """The study's looks again, from the samples alone: the verdicts the study reports."""
+           looks_at: Sequence[int], planned_looks: int, family_size: int = 0,
+           look_alphas: Sequence[float] | None = None) -> list[PairResult]:
+    """The study's looks again, from the samples alone: the verdicts the study reports. `look_alphas`: the level
+    each look used (`detbench.stats.spending`); a study recorded without them split alpha evenly over its
+    planned looks."""
     results: list[PairResult] | None = None
-    alpha_look = alpha / max(planned_looks, 1)
+    levels = list(look_alphas) if look_alphas is not None else [alpha / max(planned_looks, 1)] * len(looks_at)
     arrays = as_series(models)
-    for count in looks_at:
+    for count, level in zip(looks_at, levels, strict=True):
         upto = {name: [series.before(count) for series in workers] for name, workers in arrays.items()}
-        results = merge_looks(results, analyse_look(upto, baseline, alpha_look, min_effect, count, family_size))
+        results = merge_looks(results, analyse_look(upto, baseline, level, min_effect, count, family_size))
     return results or []
 
 

@@ -321,7 +321,8 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
             del merged[name]
     written: dict[str, Report] = {}
     for name, report in merged.items():
-        report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks], finished_models=list(merged))
+        report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks],
+                            look_alphas=[look["alpha"] for look in outcome.looks], finished_models=list(merged))
         try:
             write_report(report, study.out / f"{name}.json")
             written[name] = report

@@ -6,7 +6,8 @@ sum over models of W (turn_warmup + 1) forward_ms; with `--study-time` seconds o
 R = max_time / round_s rounds, never more than its last planned look. The per-round statistic of a comparison
 averages W workers of each model, so its standard error after R rounds is about sqrt(2 s^2 / (W R)), s the larger
 of the two models' per-forward log spreads, and the interval at the last look is that times Student's t at the
-level of the last look's first Holm step (alpha / looks / comparisons), on MAX_BATCHES - 1 degrees of freedom.
+level of the last look's first Holm step (what the spending rule leaves the last planned look, over the
+comparisons; `detbench.stats.spending`), on MAX_BATCHES - 1 degrees of freedom.
 The rounds that would bring that half-width down to half of --min-effect (where a true difference of 0 is called
 equivalent) follow from the same formula: 8 t^2 s^2 / (W m^2), m = log(1 + min_effect).
 
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from detbench.stats import paired
+from detbench.stats import paired, spending
 
 INTERVAL_ROUNDS = paired.MIN_BATCHES * paired.MIN_ROUNDS_PER_BATCH  # the fewest rounds that give an interval
 MIN_NOISE_FORWARDS = 4  # warm-up forwards (of the second half) that give a spread
@@ -190,5 +191,7 @@ def estimate(warmups: Mapping[str, Sequence[Sequence[float]]], baseline: str, wo
             return Budget(*common)
         spreads[model] = float(np.median([f[1] for f in found]))
     spread = max(max(spreads[baseline], value) for model, value in spreads.items() if model != baseline)
-    t = paired.t_quantile(1.0 - alpha / len(planned_looks) / max(comparisons, 1) / 2.0, paired.MAX_BATCHES - 1)
+    before_last = planned_looks[-2] / planned_looks[-1] if len(planned_looks) > 1 else 0.0
+    last_alpha = alpha - spending.spent(alpha, before_last)
+    t = paired.t_quantile(1.0 - last_alpha / max(comparisons, 1) / 2.0, paired.MAX_BATCHES - 1)
     return Budget(*common, noise_log=spread, t=t)

@@ -50,7 +50,7 @@ from detbench.config import BenchConfig
 from detbench.files.out_tree import folder_below
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
 from detbench.proc import kill_tree, python_module, spawn_child
-from detbench.stats import bias, paired
+from detbench.stats import bias, paired, spending
 from detbench.study import budget
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
 from detbench.study.options import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_MODEL_TIMEOUT_S, DEFAULT_STUDY_TIME_S
@@ -116,12 +116,14 @@ class StudyPlan:
 
     @property
     def look_times(self) -> list[float]:
-        """Seconds of turns by which each planned look should come: `max_time` split evenly over the looks (none
-        without `until_decided`); `look_schedule` turns them into rounds."""
+        """Seconds of turns by which each planned look should come: the share of `max_time` that its rounds are
+        of the last planned look's, so that a look comes at the same fraction of the study (and spends the same
+        alpha, `detbench.stats.spending`) on a slow machine as on a fast one (none without `until_decided`);
+        `look_schedule` turns them into rounds."""
         looks = self.looks
         if not self.until_decided:
             return [math.inf] * len(looks)
-        return [self.max_time * (k + 1) / len(looks) for k in range(len(looks))]
+        return [self.max_time * rounds / looks[-1] for rounds in looks]
 
     def look_schedule(self, round_s: float | None) -> list[int]:
         """The rounds of the looks, fixed before the first round: each planned look, or, when rounds of `round_s`
@@ -145,7 +147,7 @@ class StudyPlan:
                 "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
                 "planned_looks": self.looks,
-                "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
+                "alpha_spending": "O'Brien-Fleming-type (Lan-DeMets), union bound", "cpus": self.cpus,
                 "fresh_workers_each_look": self.rotates, "bias_probe_forwards": self.bias_probe,
                 "formats": sorted({m.config.format for m in self.models}),
                 "design": paired.design(self.rotates, process_component=self.workers_per_model >= 2)}
@@ -463,21 +465,30 @@ class Coordinator:
         return {m.name: [w.turns for w in self.workers if w.model == m.name] for m in self.plan.models
                 if m.name not in self.failed}
 
-    def _analyse(self, rounds_done: int) -> paired.Look | None:
+    def _analyse(self, rounds_done: int, alpha_look: float) -> paired.Look | None:
         """The analysis of a look at `rounds_done` over the models still in the study; None without the baseline."""
         plan, series = self.plan, self._series()
         if plan.baseline not in series:
             return None
-        return paired.analyse_look(series, plan.baseline, plan.alpha / len(plan.looks), plan.min_effect, rounds_done,
+        return paired.analyse_look(series, plan.baseline, alpha_look, plan.min_effect, rounds_done,
                                    family_size=len(plan.models) - 1)
 
-    def look(self, rounds_done: int) -> bool:
+    def look_alpha(self, rounds_done: int, final: bool) -> float:
+        """This look's level by the spending rule: the share of the study done (rounds of the last scheduled look,
+        or seconds of --study-time), less what earlier looks used; all that is left when the look ends the study
+        by its plan (the last scheduled look, or the study time reached)."""
+        plan = self.plan
+        fraction = spending.fraction_done(rounds_done, self.schedule[-1], self.turn_seconds,
+                                          plan.max_time if plan.until_decided else math.inf)
+        return spending.look_alpha(plan.alpha, fraction, sum(look["alpha"] for look in self.looks), final)
+
+    def look(self, rounds_done: int, final: bool = True) -> bool:
         """Analyse; True when every comparison is decided (or nothing is left to compare)."""
         plan = self.plan
-        current = self._analyse(rounds_done)
+        alpha_look = self.look_alpha(rounds_done, final)
+        current = self._analyse(rounds_done, alpha_look)
         if current is None:
             return True
-        alpha_look = current.alpha
         self.results = paired.merge_looks(self.results, current)
         self.process = current.process
         decided = sum(r.verdict != paired.UNDECIDED for r in self.results)
@@ -497,8 +508,8 @@ class Coordinator:
         self.echo(line)
 
     def _interim(self, rounds_done: int) -> str:
-        """Each comparison's estimate and interval now, at the level of a look (no verdict is made here)."""
-        current = self._analyse(rounds_done)
+        """Each comparison's estimate and interval now, at the level of a final look (no verdict is made here)."""
+        current = self._analyse(rounds_done, self.look_alpha(rounds_done, final=True))
         if current is None or not current.results:
             return ""
         shown = [_shown(result) for result in current.results if result.delta_pct is not None]
@@ -521,7 +532,8 @@ class Coordinator:
                 if self.progress.due():
                     self.report_progress(rounds_done, next_look)
                 continue
-            all_decided = self.look(rounds_done)
+            final = out_of_time or next_look + 1 == len(self.schedule)
+            all_decided = self.look(rounds_done, final)
             next_look += 1
             if next_look == len(self.schedule):
                 return rounds_done, "last planned look" if plan.until_decided else "rounds done"
@@ -570,7 +582,8 @@ class Coordinator:
         if plan.baseline not in series or not self.looks:
             return self.results or []
         return paired.replay(series, plan.baseline, plan.alpha, plan.min_effect,
-                             [look["rounds"] for look in self.looks], len(plan.looks), len(plan.models) - 1)
+                             [look["rounds"] for look in self.looks], len(plan.looks), len(plan.models) - 1,
+                             [look["alpha"] for look in self.looks])
 
 
 def _shown(result: paired.PairResult, verdict: bool = False) -> str:
