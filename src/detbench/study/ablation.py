@@ -225,7 +225,7 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
         max_time=opts.study_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
         python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads),
-        fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe,
+        fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe, device_type=study.device.split(":", 1)[0],
         progress_every=None if opts.quiet else engine.PROGRESS_EVERY_S)
 
 
@@ -323,6 +323,8 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
     for name, report in merged.items():
         report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks],
                             look_alphas=[look["alpha"] for look in outcome.looks], finished_models=list(merged))
+        report.host_load = outcome.host_load  # the study's rounds, every model's turns among them
+        report.warnings = list(dict.fromkeys([*report.warnings, *outcome.busy]))
         try:
             write_report(report, study.out / f"{name}.json")
             written[name] = report
@@ -362,6 +364,7 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
         "budget": outcome.budget.record() if outcome.budget is not None else None,
         "look_schedule": outcome.look_schedule,
         "turn_seconds": round(outcome.turn_seconds, 3), "looks": outcome.looks,
+        "host_load": outcome.host_load, "host_busy": outcome.busy,
         **_bias_record(outcome),
         "comparisons": [result.as_dict() for result in outcome.results],
         "process_spread": None if process is None else {

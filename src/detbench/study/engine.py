@@ -49,6 +49,7 @@ import numpy as np
 from detbench.config import BenchConfig
 from detbench.files.out_tree import folder_below
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
+from detbench.measure import host_load
 from detbench.proc import kill_tree, python_module, spawn_child
 from detbench.stats import bias, paired, spending
 from detbench.study import budget
@@ -104,6 +105,7 @@ class StudyPlan:
     cpus: list[int] | None = None  # the cores every worker is pinned to (None: not pinned)
     fresh_workers: bool = True  # replace every worker by a fresh process after each look (needs W >= 2 to help)
     bias_probe: int = 0  # forwards of the probe run after each round (0: no probe)
+    device_type: str = "cpu"  # of the device the workers compute on ("cpu", "cuda")
     progress_every: float | None = PROGRESS_EVERY_S  # seconds between progress lines (None: looks only)
 
     @property
@@ -257,6 +259,8 @@ class StudyOutcome:
     probe_seconds: float = 0.0
     budget: budget.Budget | None = None
     look_schedule: list[int] = field(default_factory=list)  # the rounds of the looks, fixed before the first round
+    host_load: dict[str, Any] | None = None  # other programs' load over the rounds (`measure.host_load`)
+    busy: list[str] = field(default_factory=list)  # what the looks said of it, each line once
 
     def interleaving_bias(self) -> dict[str, dict[str, Any]] | None:
         """Per model, its turns against the probe's steady loop; None when the study ran no probe."""
@@ -296,6 +300,8 @@ class Coordinator:
         self.budget: budget.Budget | None = None
         self.schedule: list[int] = plan.looks  # the rounds of the looks, fixed after the warm-up (look_schedule)
         self.setup_seconds = 0.0  # what the last generation of workers took to start and warm up
+        self.load_marks: list[dict[str, Any]] = []  # host load read before the first round and at each look
+        self.busy: list[str] = []
 
     # ------------------------------------------------------------ workers
 
@@ -493,11 +499,36 @@ class Coordinator:
         self.process = current.process
         decided = sum(r.verdict != paired.UNDECIDED for r in self.results)
         self.looks.append({"rounds": rounds_done, "turn_seconds": round(self.turn_seconds, 3),
-                           "alpha": alpha_look, "decided": decided, "comparisons": len(self.results)})
+                           "alpha": alpha_look, "decided": decided, "comparisons": len(self.results),
+                           "host_load": self._load_since_last_look()})
         self.echo(f"  look {len(self.looks)} of {len(plan.looks)} at round {rounds_done}: {decided}/"
                   f"{len(self.results)} decided ({self.turn_seconds:.0f} s of turns); "
                   + ", ".join(_shown(result, verdict=True) for result in self.results))
         return decided == len(self.results)
+
+    def load_section(self, first: int) -> dict[str, Any] | None:
+        """Other programs' load from load mark `first` to now (a new mark); None before the first round. The
+        threads that compute: one worker's torch pool on CPU, its one launching thread on CUDA."""
+        if not self.load_marks:
+            return None
+        start = self.load_marks[first]
+        self.load_marks.append(host_load.snapshot())
+        threads = 1 if self.plan.device_type == "cuda" else self.plan.models[0].config.threads or 1
+        return host_load.host_load_section(start, self.load_marks[-1], threads, device_type=self.plan.device_type)
+
+    def _load_since_last_look(self) -> dict[str, Any] | None:
+        """The rounds since the last look: the share of time some task waited for a core and other programs'
+        runnable tasks (the workers wait on their pipes while the coordinator looks); what it warns of is said
+        once, here, and kept for the reports."""
+        section = self.load_section(-1)
+        if section is None:
+            return None
+        for warning in host_load.busy_warnings(section):
+            if warning not in self.busy:
+                self.busy.append(warning)
+                self.echo(f"  ! look {len(self.looks) + 1}: {warning}")
+        return {"cpu_pressure_share": section["cpu_pressure_share"],
+                "other_runnable_max": section["other_runnable_max"]}
 
     def report_progress(self, rounds_done: int, next_look: int) -> None:
         """One line: the round, the time, when the next look comes, and each comparison's interval so far."""
@@ -521,6 +552,7 @@ class Coordinator:
         """The rounds and looks; (rounds done, why they stopped)."""
         plan = self.plan
         rng = np.random.default_rng(plan.seed)
+        self.load_marks.append(host_load.snapshot())  # last: the first round follows
         rounds_done, next_look = 0, 0
         while self.active():
             if plan.baseline in self.failed:
@@ -611,7 +643,7 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
     return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,
                         coordinator.final_results(), coordinator.process, rounds_done, coordinator.turn_seconds,
                         reason, coordinator.probes, coordinator.probe_seconds, coordinator.budget,
-                        coordinator.schedule)
+                        coordinator.schedule, coordinator.load_section(0), coordinator.busy)
 
 
 def shared_cpus(threads: int) -> list[int] | None:

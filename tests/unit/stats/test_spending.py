@@ -54,7 +54,7 @@ def test_an_a_a_study_that_looks_six_times_keeps_its_error_rate():
     false = 0
     for _ in range(150):
         logs = rng.normal(0.0, 0.05, (2, looks[-1]))
-        data = {name: [{r: 10.0 * math.exp(v) for r, v in enumerate(row)}] for name, row in zip("ab", logs)}
+        data = {name: [dict(enumerate(10.0 * np.exp(row)))] for name, row in zip("ab", logs, strict=True)}
         result = paired.replay(data, "a", 0.05, 0.0001, looks, len(looks), 1, found)[0]
         false += result.verdict in (paired.FASTER, paired.SLOWER)
     assert false <= 0.05 * 150 + 2 * math.sqrt(0.05 * 0.95 * 150), false
