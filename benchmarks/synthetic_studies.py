@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import lfilter
 
-from detbench.stats import paired
+from detbench.stats import paired, spending
 from detbench.study.engine import StudyPlan, planned_looks
 from detbench.study.options import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT
 
@@ -210,25 +210,29 @@ def run_study(models: Mapping[str, Sequence[paired.Series]], shape: Shape = Shap
     """One study's looks and verdicts, as `detbench.study.engine` makes them.
 
     Mirrors `Coordinator.run` (a look at each planned round count; the study stops at the first look where every
-    comparison is decided, or at the last), `Coordinator.look` / `_analyse` (`paired.analyse_look` over the workers
-    so far, with alpha split evenly over the planned looks and the family of every planned comparison, then
-    `paired.merge_looks`) and `Coordinator.final_results` (`paired.replay` over the looks taken, on the turns of
-    the rounds run). Not modelled: --study-time (looks brought forward, or the study cut short, on a slow machine),
-    a generation kept because too little time is left for fresh workers, and failed models.
+    comparison is decided, or at the last), `Coordinator.look` / `look_alpha` / `_analyse` (`paired.analyse_look`
+    over the workers so far, at the level the spending rule gives the look, the last planned look taking what is
+    left, with the family of every planned comparison, then `paired.merge_looks`) and
+    `Coordinator.final_results` (`paired.replay` over the looks taken at their levels, on the turns of the rounds
+    run). Not modelled: --study-time (looks brought forward, or the study cut short, on a slow machine), a
+    generation kept because too little time is left for fresh workers, and failed models.
     """
-    alpha_look = shape.alpha / len(shape.looks)
     family = shape.models - 1
     looks: list[paired.Look] = []
     results: list[paired.PairResult] | None = None
-    for count in shape.looks:
-        look = paired.analyse_look(_upto(models, count), BASELINE, alpha_look, shape.min_effect, count, family)
+    for k, count in enumerate(shape.looks):
+        fraction = spending.fraction_done(count, shape.looks[-1], 0.0, math.inf)
+        level = spending.look_alpha(shape.alpha, fraction, sum(look.alpha for look in looks),
+                                    final=k == len(shape.looks) - 1)
+        look = paired.analyse_look(_upto(models, count), BASELINE, level, shape.min_effect, count, family)
         looks.append(look)
         results = paired.merge_looks(results, look)
         if all(r.verdict != paired.UNDECIDED for r in results):
             break
     stop = looks[-1].round_count
     final = paired.replay(_upto(models, stop), BASELINE, shape.alpha, shape.min_effect,
-                          [look.round_count for look in looks], len(shape.looks), family)
+                          [look.round_count for look in looks], len(shape.looks), family,
+                          [look.alpha for look in looks])
     return StudyRun(looks, final)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detbench import text
-from detbench.comparison import TABLE_FORMATS
+from detbench.comparison import TABLE_FORMATS, caveats
 from detbench.comparison.analysis import DELTA_KEYS, Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
@@ -139,10 +139,10 @@ def method_lines(group: Group) -> list[str]:
         lines.append(f"Mem is blank for {', '.join(text.terminal(name) for name in unmeasured)}: the report has no "
                      "model_memory_MB (made before detbench measured a model's own memory on CPU, or where Linux "
                      "would not reset the resident peak); re-run bench for it")
-    caveats = [(row.name, caveat) for row in group.rows for caveat in row.entry.caveats()]
-    if caveats:
+    recorded = [(row.name, caveat) for row in group.rows for caveat in row.entry.caveats()]
+    if recorded:
         lines.append("Caveats recorded in the reports:")
-        lines += [f"  {text.terminal(name)}: {text.terminal(caveat)}" for name, caveat in caveats]
+        lines += [f"  {text.terminal(line)}" for line in caveats.grouped(recorded, len(group.rows))]
     return lines
 
 

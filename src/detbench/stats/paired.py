@@ -5,17 +5,27 @@ round gives every worker one turn, in a seeded random order, and a turn times
 one batch. So within a round all models see the same state of the machine.
 
 **Statistic.** For model m and round r, L_m(r) is the mean over m's workers
-of log(latency). The pair's statistic is the mean over rounds of
-d(r) = L_m(r) - L_base(r): the log of the geometric mean of per-round ratios.
-It is shown as a percentage, 100 * (exp(mean d) - 1).
+of log(latency). The pair's statistic is a location of
+d(r) = L_m(r) - L_base(r) over the rounds (below): the log of a robust
+geometric mean of per-round ratios. It is shown as a percentage,
+100 * (exp(estimate) - 1).
 
-**Interval.** d(r) is not independent from round to round (bursts of noise
-last several rounds), so its standard error comes from batch means: the
-rounds are cut into B consecutive batches (B = 20, fewer when there are fewer
-than 5 rounds per batch), and se = sd(batch means) / sqrt(B), with B - 1
-degrees of freedom (Student t). Batches a few rounds long absorb correlation
-that lasts a few rounds; the known-answer tests check coverage on AR(1) and
-burst noise.
+**Interval.** d(r) is not independent from round to round (noise that one
+process carries over several turns does not cancel in it), so its standard
+error comes from batch means: the rounds are cut into B consecutive batches
+(at most 20, at least MIN_ROUNDS_PER_BATCH rounds each), and se = sd(batch
+locations) / sqrt(B), with B - 1 degrees of freedom (Student t). Each batch's
+location is its 20 %-trimmed mean, so that a few turns several times slower
+(a burst) move no estimate; the estimate is the mean of the batch locations.
+For turns drawn from the same noise the per-round difference is symmetric
+about the true log ratio, so trimming does not bias it. Batches must be long
+enough for the correlation that remains: the lag-1 autocorrelation of d(r)
+(clipped at its quantiles, centred on the whole series) is read, and, taken
+as an AR(1) at its upper 2-se bound, it sets the batch length at which
+consecutive batch means are at most MAX_BATCH_CORRELATION correlated; what
+correlation remains at the estimate widens the se. When no length leaves
+MIN_BATCHES batches, the comparison gets no interval and no verdict, and says
+why (run longer).
 
 **Processes.** A process can be lucky (memory layout, thread placement) for
 its whole life. Each worker's offset from the round means of the workers of
@@ -37,17 +47,23 @@ with the study. An F test of "no process effect" is reported, not used to
 drop the component: as a preliminary test it let real process luck through
 too often.
 
-**Verdicts.** With a minimum effect e (fraction) and m = log(1 + e):
-- slower: the interval's lower end is above +m;
+**Verdicts.** With a minimum effect e (fraction) and m = log(1 + e), at a
+look whose level is L for this comparison:
+- slower: the (1 - L) interval's lower end is above +m;
 - faster: its upper end is below -m;
-- equivalent: the interval lies inside (-m, +m) (two one-sided tests);
+- equivalent: the (1 - 2L) interval lies inside (-m, +m) (two one-sided
+  tests, each at L);
 - undecided: none of these.
-Each claim has a p-value (the smallest alpha at which its interval would make
-it). Holm's step-down runs over all comparisons of the study at each look;
-a comparison's interval is shown at the confidence Holm used for it. A study
-that looks K times (`--until-decided`) splits alpha evenly over its K planned
-looks (Bonferroni), so the chance of any false claim over the whole study is
-at most alpha; a verdict is final at the first look that makes it.
+Each claim has a p-value (the smallest L at which it would be made); the claim
+with the smallest is the comparison's. Holm's step-down runs over all
+comparisons of the study at each look; a comparison's interval is shown at
+the confidence of its claim at the level Holm used for it. A study that looks
+several times (`--until-decided`) gives each look the level of an
+O'Brien-Fleming-type spending function (`detbench.stats.spending`), the levels
+adding up to alpha, so the chance of any false claim over the whole study is
+at most alpha; a verdict is final at the first look that makes it. Each
+result carries its minimum detectable effect: the true difference the look
+would call slower or faster 80 % of the time, (t_{1-L/2} + t_{0.8}) se.
 Zero variance cannot make a claim: the p-value is undefined and the verdict
 undecided, with the reason.
 """

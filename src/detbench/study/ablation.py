@@ -421,8 +421,9 @@ def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[s
         shown = f"{result.delta_pct:+.1f} %" if result.delta_pct is not None else "n/a"
         interval = f"[{ci[0]:+.1f}, {ci[1]:+.1f}] % at {100 * result.confidence:.2f} %" if ci else "no interval"
         decided = f" at round {result.decided_at_round}" if result.decided_at_round is not None else ""
+        detectable = f"; detectable: ±{result.mde_pct:.1f} %" if result.mde_pct is not None else ""
         echo(f"  {result.model:<16} vs {result.baseline}: {shown:>9} {interval}  -> {result.verdict}{decided}"
-             + (f" ({result.reason})" if result.reason else ""))
+             f"{detectable}" + (f" ({result.reason})" if result.reason else ""))
     for name, found in (outcome.interleaving_bias() or {}).items():
         ci = found["median_ratio_ci_pct"]
         echo(f"  interleaving bias {name:<16}: median turn vs median back-to-back forward "
