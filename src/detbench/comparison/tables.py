@@ -120,12 +120,14 @@ def design_note(group: Group) -> str:
                 f"{why}, whose noise cannot be compared; run them together with detbench ablate for verdicts.")
     study = (group.baseline.entry.report.study if group.baseline else None) or Study()
     workers = study.workers_per_model
-    design = paired.design(study.fresh_workers_each_look is True, process_component=workers != 1)
+    design = paired.design(study.fresh_workers_each_look is True, process_component=workers != 1,
+                           spending=study.get("look_alphas") is not None)
     single = (" One worker process per model: luck of a process (memory layout, placement) is not measured and "
               "not in the intervals; use --workers-per-model 2 or more for claims." if workers == 1 else "")
     return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
             f"({design}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
-            f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI inside "
+            f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI (at 1 - 2 "
+            f"alpha, two one-sided tests) inside "
             f"±{effect}; undecided: neither.{single}")
 
 

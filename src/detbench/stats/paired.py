@@ -84,16 +84,17 @@ MAX_BATCH_CORRELATION = 0.1  # consecutive batch means may be this correlated (i
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
 
 
-def design(fresh_workers: bool, process_component: bool = True) -> str:
+def design(fresh_workers: bool, process_component: bool = True, spending: bool = True) -> str:
     """The study design in one line, as the footnotes and the study file name it. `process_component`: the study
-    has two or more workers per model, so the intervals include the spread between processes."""
+    has two or more workers per model, so the intervals include the spread between processes. `spending`: its
+    looks' levels came from the spending rule (studies recorded before it split alpha evenly)."""
     workers = ("workers replaced by fresh processes after each look" if fresh_workers
                else "the same worker processes throughout")
     interval = "batch-means t interval of trimmed means" + (
         " with a process variance component" if process_component else "")
     return (f"interleaved rounds, one turn per worker per round in seeded random order, {workers}; "
             f"geometric mean of per-round ratios; {interval}; Holm over comparisons, "
-            f"O'Brien-Fleming-type alpha spending over looks")
+            + ("O'Brien-Fleming-type alpha spending over looks" if spending else "alpha split over planned looks"))
 
 
 # per worker: round index -> latency (ms) of its turn in that round
