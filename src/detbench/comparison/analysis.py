@@ -58,8 +58,8 @@ class Entry:
     def samples(self) -> np.ndarray:
         return np.asarray(self.report.latency_samples(), dtype=np.float64)
 
-    def worker_series(self) -> list[paired.Series]:
-        """Each study worker's turns, from the samples' round and worker lists."""
+    def worker_series(self) -> dict[int, paired.Series]:
+        """Each study worker's turns, by worker index, from the samples' round and worker lists."""
         samples = self.report.samples
         return paired.worker_series(samples.latency_ms, samples.round, samples.worker)
 
@@ -352,7 +352,8 @@ def study_verdicts(group: Group, alpha: float | None, min_effect: float | None) 
     planned = study["planned_looks"]
     family = len(study.get("models") or []) - 1
     results = paired.replay(series, group.baseline.entry.model_name, group.alpha, group.min_effect,
-                            study["looks_at_rounds"], len(planned), family, look_levels(study, group.alpha))
+                            study["looks_at_rounds"], len(planned), family, look_levels(study, group.alpha),
+                            shared=study.processes_hold_every_model is True)
     return {result.model: result for result in results}
 
 

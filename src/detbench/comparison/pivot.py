@@ -97,7 +97,8 @@ def _study_verdicts(cells: dict[tuple[str, str], Cell], baseline: str, alpha: fl
             series.update({f"{model}@{backend}": cell.entry.worker_series() for model, cell in mine})
             share = use_alpha * len(mine) / family
             results = paired.replay(series, f"{baseline}@{backend}", share, use_effect, study["looks_at_rounds"],
-                                    len(study["planned_looks"]), len(mine), look_levels(study, share))
+                                    len(study["planned_looks"]), len(mine), look_levels(study, share),
+                                    shared=study.processes_hold_every_model is True)
             for result in results:
                 model = split_format(result.model)[0]
                 cells[(model, backend)].verdict = result

@@ -119,11 +119,14 @@ def design_note(group: Group) -> str:
         return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
                 f"{why}, whose noise cannot be compared; run them together with detbench ablate for verdicts.")
     study = (group.baseline.entry.report.study if group.baseline else None) or Study()
-    workers = study.workers_per_model
+    workers, shared = study.workers_per_model, study.processes_hold_every_model is True
     design = paired.design(study.fresh_workers_each_look is True, process_component=workers != 1,
-                           spending=study.get("look_alphas") is not None)
-    single = (" One worker process per model: luck of a process (memory layout, placement) is not measured and "
-              "not in the intervals; use --workers-per-model 2 or more for claims." if workers == 1 else "")
+                           spending=study.get("look_alphas") is not None, shared=shared)
+    single = "" if workers != 1 else (
+        " One worker process: its luck cancels in each comparison, but no second process tests it; use "
+        "--workers-per-model 2 or more for claims." if shared else
+        " One worker process per model: luck of a process (memory layout, placement) is not measured and "
+        "not in the intervals; use --workers-per-model 2 or more for claims.")
     return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
             f"({design}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
             f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI (at 1 - 2 "

@@ -1,14 +1,23 @@
 """Paired analysis of an interleaved study: each model against the baseline, with a three-way verdict.
 
-The design (`detbench.study`): every model runs in W worker processes; a
-round gives every worker one turn, in a seeded random order, and a turn times
-one batch. So within a round all models see the same state of the machine.
+The design (`detbench.study`): W worker processes each hold every model; a
+round gives every (process, model) pair one turn, in a seeded random order,
+and a turn times one batch. So within a round all models see the same state
+of the machine, and within a process the same heap, threads and allocator.
 
-**Statistic.** For model m and round r, L_m(r) is the mean over m's workers
-of log(latency). The pair's statistic is a location of
-d(r) = L_m(r) - L_base(r) over the rounds (below): the log of a robust
-geometric mean of per-round ratios. It is shown as a percentage,
-100 * (exp(estimate) - 1).
+**Statistic.** For model m, process p and round r, L_{p,m}(r) is the log
+latency of p's turn of m. Paired by process,
+d(r) = mean over the processes p that took both turns in round r of
+(L_{p,m}(r) - L_{p,base}(r)), so that whatever luck a process carries for its
+whole life cancels in each difference. The pair's statistic is a location of
+d(r) over the rounds (below): the log of a robust geometric mean of per-round
+ratios. It is shown as a percentage, 100 * (exp(estimate) - 1).
+
+Studies recorded before this design (`processes_hold_every_model` absent
+from their study section) ran every model in W processes of its own; for them
+(`shared=False`) L_m(r) is the mean over m's workers, d(r) = L_m(r) - L_base(r),
+and the intervals include a process variance component (**Processes**,
+below), so that `compare` replays them as they were.
 
 **Interval.** d(r) is not independent from round to round (noise that one
 process carries over several turns does not cancel in it), so its standard
@@ -27,8 +36,17 @@ correlation remains at the estimate widens the se. When no length leaves
 MIN_BATCHES batches, the comparison gets no interval and no verdict, and says
 why (run longer).
 
-**Processes.** A process can be lucky (memory layout, thread placement) for
-its whole life. Each worker's offset from the round means of the workers of
+**Processes' agreement.** Process-wide luck cancels in d(r), but a process
+could still favour one model over another (its layout suits one model's
+buffers). Each process's own series d_p(r) is compared with those of the
+processes of its generation: the spread of their means beyond their noise, by
+the F test below (each d_p in place of a worker's series, pooled over the
+generations). Its result is recorded with every comparison
+(`process_agreement`); when it rejects at AGREEMENT_ALPHA the comparison
+makes no claim at that look, and says that the worker processes disagree.
+
+**Processes (the older design).** A process can be lucky (memory layout,
+thread placement) for its whole life. Each worker's offset from the round means of the workers of
 its model that ran beside it (its generation) is measured; the spread of
 these offsets beyond what their own noise explains is a variance component
 s_p^2 (method of moments, pooled over every model and generation). Every
@@ -81,18 +99,23 @@ MIN_ROUNDS_PER_BATCH = 5  # batches grow beyond this as far as the turns' measur
 MIN_BATCHES = 4
 TRIM = 0.2  # each batch's location: the mean of its middle 60 %, so that a burst of slow turns moves no estimate
 MAX_BATCH_CORRELATION = 0.1  # consecutive batch means may be this correlated (implied by the turns' lag-1)
+AGREEMENT_ALPHA = 0.01  # worker processes whose own estimates differ at this level withhold the comparison's claim
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
 
 
-def design(fresh_workers: bool, process_component: bool = True, spending: bool = True) -> str:
-    """The study design in one line, as the footnotes and the study file name it. `process_component`: the study
-    has two or more workers per model, so the intervals include the spread between processes. `spending`: its
-    looks' levels came from the spending rule (studies recorded before it split alpha evenly)."""
+def design(fresh_workers: bool, process_component: bool = True, spending: bool = True, shared: bool = False) -> str:
+    """The study design in one line, as the footnotes and the study file name it. `shared`: every worker process
+    holds every model and the rounds are paired within each process. `process_component` (the older design): the
+    study has two or more workers per model, so the intervals include the spread between processes. `spending`:
+    its looks' levels came from the spending rule (studies recorded before it split alpha evenly)."""
     workers = ("workers replaced by fresh processes after each look" if fresh_workers
                else "the same worker processes throughout")
+    turns = ("worker processes that each hold every model, one turn per model per process per round" if shared
+             else "one turn per worker per round")
     interval = "batch-means t interval of trimmed means" + (
-        " with a process variance component" if process_component else "")
-    return (f"interleaved rounds, one turn per worker per round in seeded random order, {workers}; "
+        ", paired within each process, the processes' agreement tested" if shared
+        else " with a process variance component" if process_component else "")
+    return (f"interleaved rounds, {turns} in seeded random order, {workers}; "
             f"geometric mean of per-round ratios; {interval}; Holm over comparisons, "
             + ("O'Brien-Fleming-type alpha spending over looks" if spending else "alpha split over planned looks"))
 
@@ -121,8 +144,15 @@ class Series:
         return Series(self.rounds[:end], self.logs[:end])
 
 
-def as_series(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> dict[str, list[Series]]:
-    return {name: [w if isinstance(w, Series) else Series.of(w) for w in workers] for name, workers in models.items()}
+# per model: its workers' turns, by worker index (the process, shared across models) or in worker order
+Workers = Mapping[int, WorkerSeries | Series] | Sequence[WorkerSeries | Series]
+
+
+def as_series(models: Mapping[str, Workers]) -> dict[str, dict[int, Series]]:
+    """{model: {worker index: Series}}; a model's workers given as a list are indexed in their order."""
+    return {name: {int(index): w if isinstance(w, Series) else Series.of(w)
+                   for index, w in (workers.items() if isinstance(workers, Mapping) else enumerate(workers))}
+            for name, workers in models.items()}
 
 
 @dataclass(frozen=True)
@@ -245,7 +275,7 @@ def _group_offsets(group: Sequence[Series]) -> tuple[list[float], float, int] | 
     return offsets, noise, min(dfs)
 
 
-def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> ProcessSpread:
+def process_spread(models: Mapping[str, Workers]) -> ProcessSpread:
     """The between-process variance component, by the method of moments, pooled over every group of W >= 2
     workers that ran side by side (per model, per generation).
 
@@ -260,7 +290,7 @@ def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> Pro
     squares = noise = 0.0
     df = within_df = 0
     for name, workers in models.items():
-        for group in generations(workers):
+        for group in generations(list(workers.values())):
             found = _group_offsets(group) if len(group) >= 2 else None
             if found is None:
                 continue
@@ -312,6 +342,7 @@ class PairResult:
     mde_log: float | None = None  # the smallest difference this look would find 80 % of the time
     rounds_per_batch: int | None = None
     lag1: float | None = None  # the per-round differences' lag-1 autocorrelation within batches
+    agreement: dict[str, object] | None = None  # processes holding every model: the test of their agreement
 
     @property
     def delta_pct(self) -> float | None:
@@ -331,7 +362,8 @@ class PairResult:
                 "confidence": self.confidence, "p_value": self.p_value, "claim": self.claim,
                 "n_rounds": self.n_rounds, "se_log": self.se_log, "df": self.df,
                 "decided_at_round": self.decided_at_round, "reason": self.reason or None,
-                "mde_pct": self.mde_pct, "rounds_per_batch": self.rounds_per_batch, "lag1": self.lag1}
+                "mde_pct": self.mde_pct, "rounds_per_batch": self.rounds_per_batch, "lag1": self.lag1,
+                **({"process_agreement": self.agreement} if self.agreement is not None else {})}
 
 
 def _t_sf(x: float, df: float) -> float:
@@ -404,6 +436,48 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     return PairStatistic(estimate.mean, math.sqrt(within + between), df, len(shared), estimate)
 
 
+def process_differences(model: Mapping[int, Series], baseline: Mapping[int, Series]) -> list[Series]:
+    """Each process that holds both: log L_{p,model}(r) - log L_{p,baseline}(r) over the rounds it took both."""
+    found = []
+    for process, ours in model.items():
+        theirs = baseline.get(process)
+        if theirs is None:
+            continue
+        rounds, mine, other = np.intersect1d(ours.rounds, theirs.rounds, assume_unique=True, return_indices=True)
+        if rounds.size:
+            found.append(Series(rounds, ours.logs[mine] - theirs.logs[other]))
+    return found
+
+
+def shared_statistic(model: Mapping[int, Series],
+                     baseline: Mapping[int, Series]) -> tuple[PairStatistic | None, dict[str, object] | None]:
+    """Paired by process: the mean over the rounds of d(r), the mean of the processes' differences in round r,
+    with its batch-means se; and the record of the processes' agreement (`process_spread` of their own
+    difference series: an F test of their spread within each generation beyond their noise). (None, None)
+    without shared rounds."""
+    differences = process_differences(model, baseline)
+    if not differences:
+        return None, None
+    rounds, values = round_means(differences)
+    spread = process_spread({"differences": differences})
+    agreement = {"processes": len(differences), "f": spread.excess_ratio, "df": [spread.df, spread.noise_df],
+                 "p_value": spread.p_value,
+                 "offsets_pct": [round(100.0 * math.expm1(v), 4) for v in spread.offsets.get("differences", [])],
+                 "disagree": spread.p_value is not None and spread.p_value < AGREEMENT_ALPHA}
+    estimate = batch_means(values)
+    if estimate is None:
+        return None, agreement
+    return PairStatistic(estimate.mean, estimate.se, estimate.df, rounds.size, estimate), agreement
+
+
+def _disagreement(agreement: dict[str, object]) -> str:
+    offsets, ratio = agreement["offsets_pct"], agreement["f"]
+    return (f"worker processes disagree: their own estimates differ beyond their noise (F = "
+            f"{'inf' if ratio is None else f'{ratio:.2f}'} on {agreement['df'][0]} and {agreement['df'][1]} df, "
+            f"p = {agreement['p_value']:.2g} < {AGREEMENT_ALPHA:g}; offsets from their generation's mean "
+            f"{min(offsets):+.1f} to {max(offsets):+.1f} %)")
+
+
 @dataclass
 class Look:
     """The analysis at one look: every comparison's estimate, claim and Holm decision."""
@@ -414,22 +488,29 @@ class Look:
     process: ProcessSpread | None = None
 
 
-def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha_look: float,
-                 min_effect: float, round_count: int, family_size: int = 0) -> Look:
+def analyse_look(models: Mapping[str, Workers], baseline: str, alpha_look: float, min_effect: float,
+                 round_count: int, family_size: int = 0, shared: bool = False) -> Look:
     """Estimates, claims and Holm's step-down over all comparisons against `baseline` at this look.
 
     `family_size`: the comparisons the study planned, when more than those given (a model that failed still
-    counts, so that losing a model never makes the test of the others more lenient).
+    counts, so that losing a model never makes the test of the others more lenient). `shared`: every worker
+    process held every model (the worker indices name the same process in every model): the rounds are paired
+    within each process and the processes' agreement is tested; otherwise the older design's analysis, with its
+    process variance component.
     """
     models = as_series(models)
     margin = math.log1p(min_effect)
-    spread = process_spread(models)
+    spread = None if shared else process_spread(models)
     look = Look(round_count, alpha_look, process=spread)
     for name, workers in models.items():
         if name == baseline:
             continue
-        stat = pair_statistic(workers, models[baseline], spread)
-        result = PairResult(name, baseline, 0 if stat is None else stat.rounds)
+        agreement = None
+        if shared:
+            stat, agreement = shared_statistic(workers, models[baseline])
+        else:
+            stat = pair_statistic(list(workers.values()), list(models[baseline].values()), spread)
+        result = PairResult(name, baseline, 0 if stat is None else stat.rounds, agreement=agreement)
         if stat is None:
             result.reason = f"too few shared rounds for an interval (needs {MIN_BATCHES * MIN_ROUNDS_PER_BATCH})"
         else:
@@ -445,6 +526,9 @@ def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline
                 claims = claim_p_values(stat.estimate, stat.se, stat.df, margin)
                 result.claim = min(claims, key=claims.get)
                 result.p_value = claims[result.claim]
+                if result.agreement is not None and result.agreement["disagree"]:
+                    result.claim, result.p_value = UNDECIDED, None
+                    result.reason = _disagreement(result.agreement)
         look.results.append(result)
     _holm(look.results, alpha_look, max(family_size, len(look.results)))
     return look
@@ -487,32 +571,34 @@ def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[Pa
     return merged
 
 
-def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: Sequence[int]) -> list[Series]:
-    """Each worker's turns from a report's parallel sample lists (a round listed twice keeps its last sample)."""
+def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: Sequence[int]) -> dict[int, Series]:
+    """Each worker's turns, by its index, from a report's parallel sample lists (a round listed twice keeps its
+    last sample)."""
     latency = np.asarray(latency_ms, dtype=np.float64)
     round_index = np.asarray(rounds, dtype=np.int64)
     worker_index = np.asarray(workers, dtype=np.int64)
-    found = []
+    found = {}
     for worker in np.unique(worker_index):
         mine = worker_index == worker
         own_rounds, own_latency = round_index[mine][::-1], latency[mine][::-1]
         unique, first = np.unique(own_rounds, return_index=True)  # first in reversed order: the last sample
-        found.append(Series(unique, np.log(own_latency[first])))
+        found[int(worker)] = Series(unique, np.log(own_latency[first]))
     return found
 
 
-def replay(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha: float, min_effect: float,
+def replay(models: Mapping[str, Workers], baseline: str, alpha: float, min_effect: float,
            looks_at: Sequence[int], planned_looks: int, family_size: int = 0,
-           look_alphas: Sequence[float] | None = None) -> list[PairResult]:
+           look_alphas: Sequence[float] | None = None, shared: bool = False) -> list[PairResult]:
     """The study's looks again, from the samples alone: the verdicts the study reports. `look_alphas`: the level
     each look used (`detbench.stats.spending`); a study recorded without them split alpha evenly over its
-    planned looks."""
+    planned looks. `shared`: the study's processes held every model (`analyse_look`)."""
     results: list[PairResult] | None = None
     levels = list(look_alphas) if look_alphas is not None else [alpha / max(planned_looks, 1)] * len(looks_at)
     arrays = as_series(models)
     for count, level in zip(looks_at, levels, strict=True):
-        upto = {name: [series.before(count) for series in workers] for name, workers in arrays.items()}
-        results = merge_looks(results, analyse_look(upto, baseline, level, min_effect, count, family_size))
+        upto = {name: {index: series.before(count) for index, series in workers.items()}
+                for name, workers in arrays.items()}
+        results = merge_looks(results, analyse_look(upto, baseline, level, min_effect, count, family_size, shared))
     return results or []
 
 

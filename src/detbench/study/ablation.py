@@ -10,8 +10,8 @@ Steps:
    design) equals this one's, and whose reports are all there, is not run
    again unless --force. Anything else runs the whole study again: its models
    must take turns together for their comparisons to be paired.
-4. The study (`detbench.study.engine`): worker processes per model, turns in
-   seeded random order, looks until every comparison is decided.
+4. The study (`detbench.study.engine`): worker processes that each hold every
+   model, turns in seeded random order, looks until every comparison is decided.
 5. Each model's workers' reports are merged into OUT/NAME.json; OUT/study.json
    ties them together (design, order, looks, verdicts, failures).
 """
@@ -207,8 +207,8 @@ def run_ablation(opts: StudyConfig, echo: Echo = print, python: str = sys.execut
     mode = (f"until decided (at most {opts.study_time:g} s of turns)" if opts.until_decided
             else f"{engine.rounds_for(values['iters'], opts.workers_per_model)} rounds")
     echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}) against {baseline}, "
-         f"{opts.workers_per_model} worker(s) each, {mode}; device {device}, imgsz {values['imgsz']}, batch "
-         f"{values['batch']}, warmup {values['warmup']}, iters {values['iters']} -> {out}")
+         f"{opts.workers_per_model} worker process(es) holding every model, {mode}; device {device}, imgsz "
+         f"{values['imgsz']}, batch {values['batch']}, warmup {values['warmup']}, iters {values['iters']} -> {out}")
     with study_lock(out):
         return _study(_Study(opts, echo, values, config, device, out, list_path, runs, baseline, python))
 
@@ -304,7 +304,7 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
         if run.name in failed:
             continue
         parts = outcome.reports(run.name)
-        if len(parts) != sum(worker.model == run.name for worker in outcome.workers):
+        if len(parts) != sum(not worker.lost for worker in outcome.workers):
             failed[run.name] = "a worker wrote no report"
             continue
         try:
@@ -377,8 +377,8 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
                        "explains (f_test_p tests that); variance_log is the component every interval includes, "
                        "weighted by how many processes each model's mean averages; with one worker per model "
                        "process luck is not measured and the intervals leave it out"},
-        "workers": [{"worker": w.label, "pid": w.process.pid, "turns": len(w.turns), "log": str(w.log_path)}
-                    for w in outcome.workers],
+        "workers": [{"worker": w.index, "pid": w.process.pid, "turns": {m: len(t) for m, t in w.turns.items()},
+                     "log": str(w.log_path), "lost": w.lost or None} for w in outcome.workers],
         "order": outcome.order,
     }
 
@@ -408,7 +408,8 @@ def _memory_record(written: dict[str, Report]) -> dict[str, Any]:
     workers = {f"{name}#{entry.get('worker')}": entry.get("peak_rss_MB")
                for name, report in written.items() for entry in (report.study or {}).get("workers") or []}
     return {"coordinator_peak_rss_MB": process_memory()["peak_rss_MB"], "workers_peak_rss_MB": workers,
-            "note": "each worker's RSS counts the memory-mapped decoded inputs, whose pages all workers share"}
+            "note": "each worker process holds every model: its RSS counts all of them, and the memory-mapped "
+                    "decoded inputs, whose pages all workers share"}
 
 
 def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[str, Report],
