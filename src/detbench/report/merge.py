@@ -140,7 +140,8 @@ def merge_workers(parts: list[Report], name: str) -> Report:
     _check_same_setting(parts, name)
     first = parts[0]
     shared = first.study is not None and first.study.processes_hold_every_model is True
-    indices = [int(part.study.worker) for part in parts] if shared else list(range(len(parts)))
+    own = [part.study.worker if part.study is not None else None for part in parts]
+    indices = own if shared and all(isinstance(index, int) for index in own) else list(range(len(parts)))
     merged = copy.deepcopy(first)
     merged.samples = _samples(parts, indices)
     latency_ms = merged.samples.latency_ms

@@ -202,6 +202,7 @@ def run_model(spec: dict[str, Any], start: dict[str, Any], end: ModelEnd) -> Non
     except Dropped:
         end.send({"dropped": True})
     except Exception as exc:  # noqa: BLE001  (the model fails; the worker and its other models go on)
+        _stderr(f"{spec['name']} failed: {error_line(exc)}")
         end.send({"error": error_line(exc)})
 
 
@@ -212,12 +213,15 @@ class Dispatcher:
         self.channel, self.start = channel, start
         self.models: dict[str, ModelEnd] = {}  # the models still served
         self.failed: dict[str, str] = {}
+        self.threads: list[threading.Thread] = []
 
     def load(self) -> None:
         """Each model's thread in turn, until it waits in its loop (or failed)."""
         for spec in self.start["models"]:
             end = ModelEnd()
-            threading.Thread(target=run_model, args=(spec, self.start, end), name=spec["name"], daemon=True).start()
+            self.threads.append(threading.Thread(target=run_model, args=(spec, self.start, end), name=spec["name"],
+                                                 daemon=True))
+            self.threads[-1].start()
             answer = end.answers.get()
             if "ready" in answer:
                 self.models[spec["name"]] = end
@@ -247,6 +251,8 @@ class Dispatcher:
                 done[name], inspections[name] = answer["done"], answer.get("inspection")
             elif "error" in answer:
                 self.failed[name] = str(answer["error"])
+        for thread in self.threads:  # every one has said its last: let each end before the process does
+            thread.join(timeout=60)
         self.channel.send({"done": done, "inspection": inspections, "failed": self.failed})
 
 
