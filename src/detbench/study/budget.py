@@ -13,8 +13,7 @@ equivalent) follow from the same formula: 8 t^2 s^2 / (W m^2), m = log(1 + min_e
 
 This is a lower bound on the interval's width, and it is said so: forwards run back to back during the warm-up
 vary less than turns taken between other workers' turns, the spread is a robust one (the median absolute
-deviation: bursts are left out, and the batch means will count them), and the spread between worker processes,
-which every interval includes, is not known before the study measures it. It is meant for the advice: when even
+deviation: bursts are left out, and the batch means will count them). It is meant for the advice: when even
 this bound is wider than --min-effect, the study cannot call anything equivalent and can only call differences
 well beyond the bound, and the user learns it before waiting, with what would help (time, --iters, image size,
 fewer models).

@@ -73,9 +73,9 @@ class StudyConfig:
     force: bool = setting(False, "run the study even if its results are up to date")
     quiet: bool = setting(False, "no progress lines between looks (by default one every 15 s: the round, the time "
                                  "left and each comparison's interval so far)")
-    model_timeout: float = setting(DEFAULT_MODEL_TIMEOUT_S, f"seconds one worker may take to load and warm up, and "
-                                                            f"to finish, before it is stopped and its model recorded "
-                                                            f"as failed (default {DEFAULT_MODEL_TIMEOUT_S:g})",
+    model_timeout: float = setting(DEFAULT_MODEL_TIMEOUT_S, f"seconds a worker may take per model to load and warm "
+                                                            f"up, and to finish, before the worker is stopped and "
+                                                            f"recorded as lost (default {DEFAULT_MODEL_TIMEOUT_S:g})",
                                    check=SECONDS)
     out: str = setting("results/bench", "output folder (default results/bench)")
     list_path: str | None = setting(None, "benchmark list file (default: OUT/benchmark_list.txt)", flag="list")
