@@ -270,7 +270,7 @@ def serve(channel: WorkerEnd) -> int:
     share_in_process()
     dispatcher = Dispatcher(channel, start)
     dispatcher.load()
-    with collector_paused():  # for every model's turns at once (each thread's loop leaves it alone)
+    with collector_paused():  # over every model's warm-up and turns (the threads' loops leave it alone)
         stop = dispatcher.serve()
     dispatcher.finish(stop)
     return 0
