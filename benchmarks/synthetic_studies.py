@@ -7,7 +7,9 @@ latency around BASELINE_MS, the true Δ applied multiplicatively to every model 
 of a `Scenario`. `series` gives the same turns as the `paired.Series` that `paired.as_series` makes of them
 (the analysis converts either way; the harness skips the dicts for speed).
 
-`run_study` then takes a study's looks and its final verdicts as `detbench.study.engine.Coordinator` does.
+`run_study` then takes a study's looks and its final verdicts as `detbench.study.engine.Coordinator` does: with
+`Shape.shared`, the engine's design (every worker process holds every model, the rounds paired within each
+process); without, the older one (every model in W processes of its own, a process variance component).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import lfilter
 
-from detbench.stats import paired
+from detbench.stats import paired, spending
 from detbench.study.engine import StudyPlan, planned_looks
 from detbench.study.options import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT
 
@@ -69,10 +71,12 @@ SCENARIOS = {s.name: s for s in (
 
 @dataclass(frozen=True)
 class Shape:
-    """A study's design: models (the first is the baseline), workers per model and the planned looks."""
+    """A study's design: models (the first is the baseline), workers per model and the planned looks; `shared`:
+    W worker processes each hold every model (the engine's design), else every model has W processes of its own."""
 
     models: int = 2
     workers: int = WORKERS
+    shared: bool = False
     looks: tuple[int, ...] = tuple(planned_looks(MIN_ROUNDS, until_decided=True))  # StudyPlan.looks
     alpha: float = DEFAULT_ALPHA
     min_effect: float = DEFAULT_MIN_EFFECT
@@ -200,9 +204,10 @@ class StudyRun:
     final: list[paired.PairResult]  # Coordinator.final_results: paired.replay over the looks taken
 
 
-def _upto(models: Mapping[str, Sequence[paired.Series]], count: int) -> dict[str, list[paired.Series]]:
-    """The turns of rounds before `count`, of the workers started by then (Coordinator._series at that round)."""
-    return {name: [s.before(count) for s in workers if s.rounds.size and s.rounds[0] < count]
+def _upto(models: Mapping[str, Sequence[paired.Series]], count: int) -> dict[str, dict[int, paired.Series]]:
+    """The turns of rounds before `count`, of the workers started by then (Coordinator._series at that round),
+    by worker index (generation * W + k: the process, with shared processes)."""
+    return {name: {k: s.before(count) for k, s in enumerate(workers) if s.rounds.size and s.rounds[0] < count}
             for name, workers in models.items()}
 
 
@@ -210,25 +215,30 @@ def run_study(models: Mapping[str, Sequence[paired.Series]], shape: Shape = Shap
     """One study's looks and verdicts, as `detbench.study.engine` makes them.
 
     Mirrors `Coordinator.run` (a look at each planned round count; the study stops at the first look where every
-    comparison is decided, or at the last), `Coordinator.look` / `_analyse` (`paired.analyse_look` over the workers
-    so far, with alpha split evenly over the planned looks and the family of every planned comparison, then
-    `paired.merge_looks`) and `Coordinator.final_results` (`paired.replay` over the looks taken, on the turns of
-    the rounds run). Not modelled: --study-time (looks brought forward, or the study cut short, on a slow machine),
-    a generation kept because too little time is left for fresh workers, and failed models.
+    comparison is decided, or at the last), `Coordinator.look` / `look_alpha` / `_analyse` (`paired.analyse_look`
+    over the workers so far, at the level the spending rule gives the look, the last planned look taking what is
+    left, with the family of every planned comparison, then `paired.merge_looks`) and
+    `Coordinator.final_results` (`paired.replay` over the looks taken at their levels, on the turns of the rounds
+    run). Not modelled: --study-time (looks brought forward, or the study cut short, on a slow machine), a
+    generation kept because too little time is left for fresh workers, and failed models.
     """
-    alpha_look = shape.alpha / len(shape.looks)
     family = shape.models - 1
     looks: list[paired.Look] = []
     results: list[paired.PairResult] | None = None
-    for count in shape.looks:
-        look = paired.analyse_look(_upto(models, count), BASELINE, alpha_look, shape.min_effect, count, family)
+    for k, count in enumerate(shape.looks):
+        fraction = spending.fraction_done(count, shape.looks[-1], 0.0, math.inf)
+        level = spending.look_alpha(shape.alpha, fraction, sum(look.alpha for look in looks),
+                                    final=k == len(shape.looks) - 1)
+        look = paired.analyse_look(_upto(models, count), BASELINE, level, shape.min_effect, count, family,
+                                   shape.shared)
         looks.append(look)
         results = paired.merge_looks(results, look)
         if all(r.verdict != paired.UNDECIDED for r in results):
             break
     stop = looks[-1].round_count
     final = paired.replay(_upto(models, stop), BASELINE, shape.alpha, shape.min_effect,
-                          [look.round_count for look in looks], len(shape.looks), family)
+                          [look.round_count for look in looks], len(shape.looks), family,
+                          [look.alpha for look in looks], shape.shared)
     return StudyRun(looks, final)
 
 
@@ -316,5 +326,5 @@ def tally(scenario: Scenario, delta: float, trials: int, seed: int, shape: Shape
     found = Tally(delta, len(shape.looks))
     for trial in range(trials):
         rng = np.random.default_rng([seed, index, trial])
-        found.add(run_study(series(simulate(rng, scenario, delta, shape)), shape))
+        found.add(run_study(series(simulate(rng, scenario, delta, shape, shape.shared)), shape))
     return found

@@ -1,7 +1,9 @@
 """Error rates of the interleaved study's verdicts on synthetic turns whose true Δ is known, by Monte Carlo.
 
 Each study's turns come from `synthetic_studies` (log-normal turns around 50 ms, per-turn log sd 0.10, plus
-the scenario's noise; W = 2 fresh workers per model per look, looks at planned_looks(150, until_decided=True)),
+the scenario's noise; W = 2 fresh worker processes per look, each holding every model (--design shared, the
+engine's), or W = 2 per model (--design per-model, the older design); looks at
+planned_looks(150, until_decided=True)),
 and go through the engine's own analysis: `paired.analyse_look` at each look, the study stopping once every
 comparison is decided, and `paired.replay` over the looks taken for the final verdicts (what study.json and
 `compare` report). Per scenario, each as p ± se (se = sqrt(p (1 - p) / n)):
@@ -17,7 +19,7 @@ comparison is decided, and `paired.replay` over the looks taken for the final ve
 A cell that misses its target is marked with *.
 
     python benchmarks/verdict_harness.py [--trials 100] [--scenarios iid,bursts] [--seed 0] [--aa-models 2]
-                                         [--json PATH]
+                                         [--design shared|per-model] [--json PATH]
 """
 
 from __future__ import annotations
@@ -66,10 +68,11 @@ METRICS = (
 )
 
 
-def measure(scenario: sim.Scenario, trials: int, seed: int, aa_models: int = 2) -> dict[str, dict[str, Any]]:
+def measure(scenario: sim.Scenario, trials: int, seed: int, aa_models: int = 2,
+            shared: bool = True) -> dict[str, dict[str, Any]]:
     """Every metric of one scenario: {key: {p, se, n, ...}}."""
-    shape = sim.Shape()
-    aa = sim.tally(scenario, sim.AA, trials, seed, sim.Shape(models=aa_models))
+    shape = sim.Shape(shared=shared)
+    aa = sim.tally(scenario, sim.AA, trials, seed, sim.Shape(models=aa_models, shared=shared))
     power = sim.tally(scenario, sim.POWER_DELTA, trials, seed, shape)
     equivalence = sim.tally(scenario, sim.EQUIVALENCE_DELTA, trials, seed, shape)
     miss = sim.tally(scenario, sim.MISS_DELTA, trials, seed, shape)
@@ -139,26 +142,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--aa-models", type=int, default=2, choices=(2, 6),
                         help="models in the A/A studies: 2, or 6 (a family of 5 comparisons)")
+    parser.add_argument("--design", choices=("shared", "per-model"), default="shared",
+                        help="shared: every worker process holds every model (the engine's design, default); "
+                             "per-model: every model in W processes of its own (studies recorded before it)")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     opts = parser.parse_args(argv)
     names = [name.strip() for name in opts.scenarios.split(",") if name.strip()]
     unknown = [name for name in names if name not in sim.SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sim.SCENARIOS)}")
-    shape = sim.Shape()
+    shape = sim.Shape(shared=opts.design == "shared")
+    processes = "processes per look, each holding every model" if shape.shared else "workers per model per look"
     print(f"{opts.trials} studies per scenario and true Δ; seed {opts.seed}; {shape.models} models "
-          f"(A/A: {opts.aa_models}), W = {shape.workers} fresh workers per look; looks at rounds "
+          f"(A/A: {opts.aa_models}), W = {shape.workers} fresh {processes}; looks at rounds "
           f"{', '.join(map(str, shape.looks))}; alpha {shape.alpha:g}, min effect {100 * shape.min_effect:g} %")
     began, cpu = time.perf_counter(), time.process_time()
     results = {}
     for name in names:
-        results[name] = measure(sim.SCENARIOS[name], opts.trials, opts.seed, opts.aa_models)
+        results[name] = measure(sim.SCENARIOS[name], opts.trials, opts.seed, opts.aa_models, shape.shared)
     wall, cpu = time.perf_counter() - began, time.process_time() - cpu
     print("\n".join(table(results)))
     print(f"(percent; worst look miss: times the look's nominal rate; * misses its target; "
           f"{wall:.0f} s, {cpu:.0f} s of CPU)")
     if opts.json:
-        settings = {"trials": opts.trials, "seed": opts.seed, "models": shape.models, "aa_models": opts.aa_models,
+        settings = {"trials": opts.trials, "seed": opts.seed, "design": opts.design, "models": shape.models,
+                    "aa_models": opts.aa_models,
                     "workers": shape.workers, "looks": list(shape.looks), "alpha": shape.alpha,
                     "min_effect": shape.min_effect, "turn_sd": sim.TURN_SD, "baseline_ms": sim.BASELINE_MS}
         targets = {m.key: {"at_most": m.at_most, "at_least": m.at_least} for m in METRICS}

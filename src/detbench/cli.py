@@ -46,11 +46,13 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                              "its verdict against the baseline in the same backend (with --plots, a bar chart)")
     parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=None,
                         help=f"smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
-                             f"equivalent the CI inside it (default: the study's own, {DEFAULT_MIN_EFFECT:g} = "
+                             f"equivalent the (1 - 2 alpha) CI inside it (default: the study's own, "
+                             f"{DEFAULT_MIN_EFFECT:g} = "
                              f"{100 * DEFAULT_MIN_EFFECT:g} %% by default)")
     parser.add_argument("--alpha", type=float, default=None,
-                        help=f"chance of any false verdict in a study: Holm over the models, split over the "
-                             f"study's looks (default: the study's own, {DEFAULT_ALPHA:g} by default)")
+                        help=f"chance of any false verdict in a study: Holm over the models, spent over the "
+                             f"study's looks as it spent its own (default: the study's own, {DEFAULT_ALPHA:g} by "
+                             f"default)")
 
 
 def compare_outputs(output: str | None, formats: list[str], plots: str | None) -> tuple[list[str], str | None]:

@@ -1,5 +1,6 @@
 """The study coordinator's logic on stand-in workers (`fake_study_worker.py`, the real protocol without torch):
-generations of fresh workers after each look, the recorded order, the looks and every worker's report."""
+worker processes that each hold every model, generations of fresh ones after each look, the recorded order, the
+looks, failures of a model and losses of a process, and every worker's reports."""
 
 from __future__ import annotations
 
@@ -47,52 +48,82 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def default_study(tmp_path_factory) -> engine.StudyOutcome:
-    """Two models alike, at the plan's defaults (until decided, two workers each, fresh workers after each look)."""
+    """Two models alike, at the plan's defaults (until decided, two workers, fresh workers after each look)."""
     return engine.run_study(plan(tmp_path_factory.mktemp("default"), ["base", "same"]), [].append)
 
 
-def test_fresh_workers_take_over_after_every_look_and_each_serves_only_its_generation(default_study):
+def test_fresh_workers_take_over_after_every_look_and_each_serves_every_model_in_its_generation(default_study):
     outcome = default_study
     looks = engine.planned_looks(40, until_decided=True)
     assert [look["rounds"] for look in outcome.looks] == looks and outcome.stop_reason == "last planned look"
-    assert len(outcome.workers) == 2 * 2 * len(looks)  # two models, two workers, one generation per look
+    assert len(outcome.workers) == 2 * len(looks)  # two processes holding both models, one generation per look
     starts = [0, *looks[:-1]]
     for worker in outcome.workers:
         generation = worker.index // 2
-        assert sorted(worker.turns) == list(range(starts[generation], looks[generation]))
-        assert worker.report_path is not None and worker.report_path.is_file() and worker.closed
-        assert not alive(worker.process.pid)
+        for model in ("base", "same"):
+            assert sorted(worker.turns[model]) == list(range(starts[generation], looks[generation]))
+            path = worker.report_paths[model]
+            assert path.is_file() and path.name == f"{model}.w{worker.index}.json"
+        assert worker.closed and not alive(worker.process.pid)
     assert len({w.process.pid for w in outcome.workers}) == len(outcome.workers)  # every one a new process
     assert sorted(outcome.order[0]) == ["base#0", "base#1", "same#0", "same#1"]
     assert sorted(outcome.order[-1]) == ["base#10", "base#11", "same#10", "same#11"]
-    assert outcome.process is not None and outcome.process.df == 2 * len(looks)
+    assert outcome.process is None  # process luck cancels within each process: no variance component
+    (result,) = outcome.results
+    assert result.agreement["processes"] == 2 * len(looks) and result.agreement["df"][0] == len(looks)
+    assert outcome.plan.describe()["processes_hold_every_model"] is True
 
 
 def test_without_fresh_workers_the_same_processes_serve_the_whole_study(tmp_path):
     outcome = engine.run_study(plan(tmp_path, ["base", "same"], fresh_workers=False), [].append)
-    assert len(outcome.workers) == 4 and all(len(w.turns) == outcome.rounds_done for w in outcome.workers)
+    assert len(outcome.workers) == 2
+    assert all(len(w.turns[m]) == outcome.rounds_done for w in outcome.workers for m in ("base", "same"))
     assert outcome.plan.describe()["fresh_workers_each_look"] is False
 
 
 @pytest.mark.parametrize("options", [{"workers_per_model": 1}, {"until_decided": False}])
 def test_one_worker_per_model_or_one_look_never_replaces_workers(tmp_path, options):
     outcome = engine.run_study(plan(tmp_path, ["base", "same"], **options), [].append)
-    assert len(outcome.workers) == 2 * outcome.plan.workers_per_model
+    assert len(outcome.workers) == outcome.plan.workers_per_model
 
 
 def test_a_decided_study_stops_at_its_look_without_starting_another_generation(tmp_path):
     outcome = engine.run_study(plan(tmp_path, ["base", "slow"], min_effect=0.02), [].append)
     (result,) = outcome.results
     assert result.verdict == "slower" and outcome.stop_reason == "every comparison decided"
-    assert len(outcome.looks) == 1 and len(outcome.workers) == 4
+    assert len(outcome.workers) == 2 * len(outcome.looks)  # none started after the look that decided
 
 
-def test_a_worker_that_fails_in_a_later_generation_fails_its_model_and_the_others_go_on(tmp_path):
+def test_a_model_that_fails_to_load_in_a_later_generation_fails_and_the_others_go_on(tmp_path):
     outcome = engine.run_study(plan(tmp_path, ["base", "dies", "same"]), [].append)
-    assert "worker 2" in outcome.failed["dies"] and "exit status 3" in outcome.failed["dies"]
+    assert outcome.failed["dies"] == "worker 2: a worker of a later generation fails to load it"
     assert set(outcome.failed) == {"dies"} and outcome.stop_reason == "last planned look"
     assert [r.model for r in outcome.results] == ["same"]  # the failed model's earlier generation is not used
-    assert all(not alive(w.process.pid) for w in outcome.workers)
+    assert all("dies" not in w.turns or max(w.turns["dies"]) < 40 for w in outcome.workers)  # no turn after
+    assert not any(w.lost for w in outcome.workers) and all(not alive(w.process.pid) for w in outcome.workers)
+
+
+def test_a_worker_process_that_dies_is_lost_with_its_turns_and_the_other_processes_go_on(tmp_path):
+    lines: list[str] = []
+    outcome = engine.run_study(plan(tmp_path, ["base", "crash"], until_decided=False), lines.append)
+    lost = outcome.workers[1]
+    assert lost.lost.startswith("exit status 5") and not outcome.failed and outcome.rounds_done == 40
+    assert lost.report_paths == {} and outcome.reports("crash") == [outcome.workers[0].report_paths["crash"]]
+    assert any(line.startswith("  ✗ worker 1 lost: exit status 5") for line in lines), lines
+    assert all(label.endswith("#0") for label in outcome.order[-1])  # the lost process takes no more turns
+    (result,) = outcome.results  # from the turns of the process left, as compare will replay them
+    series = {m: {0: outcome.workers[0].turns[m]} for m in ("base", "crash")}
+    replayed = paired.replay(series, "base", outcome.plan.alpha, outcome.plan.min_effect, [40], 1, 1,
+                             [look["alpha"] for look in outcome.looks], shared=True)
+    assert [r.as_dict() for r in replayed] == [result.as_dict()]
+
+
+def test_a_study_whose_every_worker_process_dies_fails_saying_why(tmp_path):
+    outcome = engine.run_study(plan(tmp_path, ["base", "crashall"], until_decided=False), [].append)
+    assert outcome.stop_reason.startswith("every worker process was lost (the last: exit status 5")
+    assert set(outcome.failed) == {"base", "crashall"}
+    assert outcome.failed["base"].startswith("every worker process was lost (the last, worker ")
+    assert all(w.lost and not alive(w.process.pid) for w in outcome.workers)
 
 
 def test_the_bias_probe_pairs_each_turn_with_a_back_to_back_run_and_leaves_the_turns_as_they_were(tmp_path):
@@ -104,19 +135,20 @@ def test_the_bias_probe_pairs_each_turn_with_a_back_to_back_run_and_leaves_the_t
     plain, probed = studies["plain"], studies["probed"]
     assert probed.order == plain.order  # the probe draws from its own generator
     assert len(probed.probes) == probed.rounds_done and all(len(p.ms) == 4 for p in probed.probes)
-    assert {w.label: len(w.turns) for w in probed.workers} == {w.label: len(w.turns) for w in plain.workers}
+    assert [{m: sorted(t) for m, t in w.turns.items()} for w in probed.workers] == [
+        {m: sorted(t) for m, t in w.turns.items()} for w in plain.workers]
     found = probed.interleaving_bias()
     assert found["base"]["within"] is True and found["base"]["ci_pct"][0] < 0 < found["base"]["ci_pct"][1]
     assert found["lag"]["within"] is False and found["lag"]["ci_pct"][0] < 10.0 < found["lag"]["ci_pct"][1]
     assert plain.interleaving_bias() is None and probed.plan.describe()["bias_probe_forwards"] == 4
 
 
-def test_a_worker_that_dies_in_a_probe_fails_its_model_saying_so_and_the_others_go_on(tmp_path):
+def test_a_worker_that_dies_in_a_probe_is_lost_saying_so_and_the_others_go_on(tmp_path):
     outcome = engine.run_study(plan(tmp_path, ["base", "probedies", "same"], until_decided=False, bias_probe=3,
                                     seed=1), [].append)
-    reason = outcome.failed["probedies"]
-    assert reason.startswith("worker ") and "bias probe: exit status 4" in reason
-    assert set(outcome.failed) == {"probedies"} and outcome.rounds_done == 40
+    assert outcome.workers[1].lost.startswith("bias probe: exit status 4") and not outcome.workers[0].lost
+    assert not outcome.failed and outcome.rounds_done == 40 and len(outcome.results) == 2
+    assert any(p.worker == "probedies#1" for p in outcome.probes) is False  # its probe never answered
     assert all(not alive(w.process.pid) for w in outcome.workers)
 
 
@@ -138,12 +170,13 @@ def test_a_slow_study_looks_within_max_time_at_rounds_fixed_before_its_first_rou
     # fresh workers after each look but the last (after look 2 only 0.56 s of turns are left: if the stand-ins took
     # longer than that to start, the same ones go on, and say so)
     kept = any(line.startswith("  the same workers go on: 1 s of turns left") for line in lines)
-    assert len(outcome.workers) == 2 * 2 * (2 if kept else 3)
+    assert len(outcome.workers) == 2 * (2 if kept else 3)
     assert any(line.startswith("  looks at rounds 40, 64, 103, ") for line in lines), lines
     # what compare does: the study's looks replayed from the samples give the study's own verdicts
-    series = {name: [w.turns for w in outcome.workers if w.model == name] for name in ("base", "other")}
+    series = {name: {w.index: w.turns[name] for w in outcome.workers} for name in ("base", "other")}
     replayed = paired.replay(series, "base", outcome.plan.alpha, outcome.plan.min_effect,
-                             [look["rounds"] for look in outcome.looks], len(outcome.plan.looks), 1)
+                             [look["rounds"] for look in outcome.looks], len(outcome.plan.looks), 1,
+                             [look["alpha"] for look in outcome.looks], shared=True)
     assert [r.as_dict() for r in replayed] == [r.as_dict() for r in outcome.results]
     # a progress line after every round (progress_every 0): the round, the time left, the next look, the intervals
     progress = [line for line in lines if re.match(r"  round \d+: ", line)]

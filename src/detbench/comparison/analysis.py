@@ -58,8 +58,8 @@ class Entry:
     def samples(self) -> np.ndarray:
         return np.asarray(self.report.latency_samples(), dtype=np.float64)
 
-    def worker_series(self) -> list[paired.Series]:
-        """Each study worker's turns, from the samples' round and worker lists."""
+    def worker_series(self) -> dict[int, paired.Series]:
+        """Each study worker's turns, by worker index, from the samples' round and worker lists."""
         samples = self.report.samples
         return paired.worker_series(samples.latency_ms, samples.round, samples.worker)
 
@@ -319,7 +319,21 @@ def replay_problem(study: dict[str, Any], members: list[Row], baseline_name: str
         value = study.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not low < value < high:
             return f"the study's {key} is not recorded"
+    if "look_alphas" in study and look_levels(study, study["alpha"]) is None:
+        return "the study's levels of its looks are not a valid record (re-run the study)"
     return ""
+
+
+def look_levels(study: dict[str, Any], alpha: float) -> list[float] | None:
+    """The level each of the study's looks used (`look_alphas`), rescaled from the study's alpha to `alpha`;
+    None when the study recorded none (it split its alpha evenly over its planned looks) or no valid ones."""
+    levels, looks, recorded = study.get("look_alphas"), study.get("looks_at_rounds"), study.get("alpha")
+    if not (isinstance(levels, list) and isinstance(looks, list) and len(levels) == len(looks)
+            and isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 0.0 < recorded < 1.0
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0 for v in levels)
+            and sum(levels) <= recorded * (1.0 + 1e-9)):
+        return None
+    return [float(level) * alpha / recorded for level in levels]
 
 
 def study_verdicts(group: Group, alpha: float | None, min_effect: float | None) -> dict[str, paired.PairResult]:
@@ -338,7 +352,8 @@ def study_verdicts(group: Group, alpha: float | None, min_effect: float | None) 
     planned = study["planned_looks"]
     family = len(study.get("models") or []) - 1
     results = paired.replay(series, group.baseline.entry.model_name, group.alpha, group.min_effect,
-                            study["looks_at_rounds"], len(planned), family)
+                            study["looks_at_rounds"], len(planned), family, look_levels(study, group.alpha),
+                            shared=study.processes_hold_every_model is True)
     return {result.model: result for result in results}
 
 

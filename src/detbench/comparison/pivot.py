@@ -3,9 +3,10 @@
 A report's backend is the one it ran in (`settings.backend.format`, else PyTorch eager); its model is its name
 without a trailing `@FORMAT` (`ghost@onnx` is ghost in ONNX Runtime). In each cell: the median latency and,
 where the model and that backend's baseline ran in one interleaved study (`ablate --models
-ghost@onnx,baseline@onnx,...`), the paired verdict, replayed from the samples at the study's own looks
-(alpha split over its planned looks; within a study, each backend's m comparisons get m/M of alpha, M being all
-the within-backend comparisons of the study, with Holm inside each backend; so the chance of any false verdict
+ghost@onnx,baseline@onnx,...`), the paired verdict, replayed from the samples at the study's own looks (at
+the levels its looks used, `detbench.stats.spending`; within a study, each backend's m comparisons get m/M of
+alpha, M being all the within-backend comparisons of the study, with Holm inside each backend; so the chance of
+any false verdict
 among a study's cells stays at most alpha). Elsewhere: the ratio of medians, untested.
 
 Names and backends come from reports: bounded (`text.bounded`) and printed through `text.terminal`; the matrix
@@ -20,7 +21,7 @@ from typing import Any
 
 from detbench import text
 from detbench.backends.formats import PYTORCH, split_format
-from detbench.comparison.analysis import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics
+from detbench.comparison.analysis import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, Entry, base_metrics, look_levels
 from detbench.comparison.tables import align_columns
 from detbench.limits import MAX_PIVOT_BACKENDS, MAX_PIVOT_MODELS
 from detbench.report.setting import SettingKey
@@ -59,6 +60,8 @@ def _study(entry: Entry) -> dict[str, Any] | None:
     looks, planned = study.get("looks_at_rounds"), study.get("planned_looks")
     if not isinstance(looks, list) or not looks or not isinstance(planned, list) or len(looks) > len(planned):
         return None
+    if "look_alphas" in study and look_levels(study, 0.05) is None:
+        return None
     return study
 
 
@@ -92,8 +95,10 @@ def _study_verdicts(cells: dict[tuple[str, str], Cell], baseline: str, alpha: fl
                 continue
             series = {f"{baseline}@{backend}": base_cell.entry.worker_series()}
             series.update({f"{model}@{backend}": cell.entry.worker_series() for model, cell in mine})
-            results = paired.replay(series, f"{baseline}@{backend}", use_alpha * len(mine) / family, use_effect,
-                                    study["looks_at_rounds"], len(study["planned_looks"]), len(mine))
+            share = use_alpha * len(mine) / family
+            results = paired.replay(series, f"{baseline}@{backend}", share, use_effect, study["looks_at_rounds"],
+                                    len(study["planned_looks"]), len(mine), look_levels(study, share),
+                                    shared=study.processes_hold_every_model is True)
             for result in results:
                 model = split_format(result.model)[0]
                 cells[(model, backend)].verdict = result

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detbench import text
-from detbench.comparison import TABLE_FORMATS
+from detbench.comparison import TABLE_FORMATS, caveats
 from detbench.comparison.analysis import DELTA_KEYS, Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
@@ -119,13 +119,18 @@ def design_note(group: Group) -> str:
         return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
                 f"{why}, whose noise cannot be compared; run them together with detbench ablate for verdicts.")
     study = (group.baseline.entry.report.study if group.baseline else None) or Study()
-    workers = study.workers_per_model
-    design = paired.design(study.fresh_workers_each_look is True, process_component=workers != 1)
-    single = (" One worker process per model: luck of a process (memory layout, placement) is not measured and "
-              "not in the intervals; use --workers-per-model 2 or more for claims." if workers == 1 else "")
+    workers, shared = study.workers_per_model, study.processes_hold_every_model is True
+    design = paired.design(study.fresh_workers_each_look is True, process_component=workers != 1,
+                           spending=study.get("look_alphas") is not None, shared=shared)
+    single = "" if workers != 1 else (
+        " One worker process: its luck cancels in each comparison, but no second process tests it; use "
+        "--workers-per-model 2 or more for claims." if shared else
+        " One worker process per model: luck of a process (memory layout, placement) is not measured and "
+        "not in the intervals; use --workers-per-model 2 or more for claims.")
     return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
             f"({design}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
-            f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI inside "
+            f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI (at 1 - 2 "
+            f"alpha, two one-sided tests) inside "
             f"±{effect}; undecided: neither.{single}")
 
 
@@ -139,10 +144,10 @@ def method_lines(group: Group) -> list[str]:
         lines.append(f"Mem is blank for {', '.join(text.terminal(name) for name in unmeasured)}: the report has no "
                      "model_memory_MB (made before detbench measured a model's own memory on CPU, or where Linux "
                      "would not reset the resident peak); re-run bench for it")
-    caveats = [(row.name, caveat) for row in group.rows for caveat in row.entry.caveats()]
-    if caveats:
+    recorded = [(row.name, caveat) for row in group.rows for caveat in row.entry.caveats()]
+    if recorded:
         lines.append("Caveats recorded in the reports:")
-        lines += [f"  {text.terminal(name)}: {text.terminal(caveat)}" for name, caveat in caveats]
+        lines += [f"  {text.terminal(line)}" for line in caveats.grouped(recorded, len(group.rows))]
     return lines
 
 

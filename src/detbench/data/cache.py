@@ -315,14 +315,36 @@ def _print_note(text: str) -> None:
     print(f"  note: {text}", file=sys.stderr)
 
 
+_IN_PROCESS: dict[tuple[Any, ...], InputCache] | None = None  # a study worker's inputs (`share_in_process`)
+
+
+def share_in_process() -> None:
+    """From now on this process reads each set of inputs once: a study worker holds every model, and each model's
+    run asks for the same inputs (the same files, imgsz and --rect stride), which need not be hashed again."""
+    global _IN_PROCESS
+    _IN_PROCESS = {}
+
+
 def cached_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int, max_pixels: int = MAX_IMAGE_PIXELS,
                   rect_stride: int | None = None,
                   note: Callable[[str], None] | None = None) -> tuple[InputCache, bool]:
     """Decoded inputs from the cache when the files, imgsz, rect and versions match and the entry's claims hold
-    for the image files; else decoded and stored.
+    for the image files; else decoded and stored. After `share_in_process`, the inputs this process already read.
 
     `rect_stride`: the model's stride for `--rect` inputs (`detbench.data.rect`); None for square ones.
     `note`: told (one line) why an entry that was there was not used; None: the line goes to stderr."""
+    if _IN_PROCESS is None:
+        return _stored_inputs(cache_dir, paths, imgsz, max_pixels, rect_stride, note)
+    key = (str(cache_dir), tuple(map(str, paths)), imgsz, max_pixels, rect_stride)
+    if key in _IN_PROCESS:
+        return _IN_PROCESS[key], True
+    inputs, reused = _stored_inputs(cache_dir, paths, imgsz, max_pixels, rect_stride, note)
+    _IN_PROCESS[key] = inputs
+    return inputs, reused
+
+
+def _stored_inputs(cache_dir: Path, paths: Sequence[str | Path], imgsz: int, max_pixels: int,
+                   rect_stride: int | None, note: Callable[[str], None] | None) -> tuple[InputCache, bool]:
     def decode() -> InputCache:
         if rect_stride is None:
             return decode_images(paths, imgsz, max_pixels)

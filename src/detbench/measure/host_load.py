@@ -10,9 +10,10 @@ threads included; those are subtracted (their states are read from
 `/proc/self/task/*/stat`), which leaves the runnable tasks of other programs.
 Where pressure is not available (older kernels, some containers) the runnable
 count decides alone. Both are system-wide (tasks on cores this run is not
-pinned to count too), and so is the core count they are set against. Only
-`detbench bench` records them: a study's worker loop spans the other workers'
-turns and start-ups.
+pinned to count too), and so is the core count they are set against.
+`detbench bench` reads them around its timed loop; a study's coordinator
+reads them before the first round and at each look (when every worker waits
+on its pipe), for the rounds between.
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 Samples are concatenated in worker order, with each sample's round and worker
 index (`samples.round`, `samples.worker`), so the pairing of an interleaved
-study can be rebuilt from the reports alone. Statistics are recomputed over
+study can be rebuilt from the reports alone. In a study whose processes hold
+every model (`study.processes_hold_every_model`) the worker index is the
+process's (generation * W + k), the same in every model's report; in older
+studies it is the worker's place in the merge. Statistics are recomputed over
 all samples; the warm-up check stays per worker (each warmed up on its own);
 memory is the maximum over the workers; `study.workers` keeps each worker's
 median, sample count and pid.
@@ -45,12 +48,12 @@ def _peak(values: list[Any]) -> Any:
     return max(numbers) if is_number(values[0]) and numbers else values[0]
 
 
-def _samples(parts: list[Report]) -> Samples:
+def _samples(parts: list[Report], indices: list[int]) -> Samples:
     """Every worker's samples, in worker order, with the worker index of each latency sample."""
     merged = {item.name: _concat([getattr(part.samples, item.name) for part in parts])
               for item in fields(Samples) if item.name != "extra"}
     extra = {key: _concat([part.samples.extra.get(key) for part in parts]) for key in parts[0].samples.extra}
-    merged["worker"] = [index for index, part in enumerate(parts) for _ in part.samples.latency_ms]
+    merged["worker"] = [index for index, part in zip(indices, parts, strict=True) for _ in part.samples.latency_ms]
     return Samples(**merged, extra=extra)
 
 
@@ -136,8 +139,11 @@ def merge_workers(parts: list[Report], name: str) -> Report:
     them, per-worker summaries in `study.workers`."""
     _check_same_setting(parts, name)
     first = parts[0]
+    shared = first.study is not None and first.study.processes_hold_every_model is True
+    own = [part.study.worker if part.study is not None else None for part in parts]
+    indices = own if shared and all(isinstance(index, int) for index in own) else list(range(len(parts)))
     merged = copy.deepcopy(first)
-    merged.samples = _samples(parts)
+    merged.samples = _samples(parts, indices)
     latency_ms = merged.samples.latency_ms
     latency = LatencySummary.from_values(latency_ms)
     merged.latency = replace(first.latency, **{item.name: getattr(latency, item.name) for item in fields(latency)
@@ -153,12 +159,15 @@ def merge_workers(parts: list[Report], name: str) -> Report:
     merged.warnings = _warnings(merged, parts)
     merged.metadata.timestamp = parts[-1].metadata.timestamp
     merged.metadata.iters = len(latency_ms)  # what the study ran: its turns, whatever --iters asked
-    workers = [_worker(index, part) for index, part in enumerate(parts)]
+    workers = [_worker(index, part) for index, part in zip(indices, parts, strict=True)]
     merged.study = Study({key: value for key, value in (first.study or {}).items() if key not in ("worker", "pid")},
                          workers=workers)
     medians = ", ".join(f"{worker.median_ms:.3f}" for worker in workers)
+    together = ("each holding every model of the study, taking turns" if shared
+                else "taking turns with the other models' workers")
     merged.notes = list(dict.fromkeys(note for part in parts for note in part.notes)) + [
-        f"measured by {len(parts)} worker processes taking turns with the other models' workers: statistics over "
-        f"all {len(latency_ms)} samples; worker medians {medians} ms; memory is the maximum over the workers"
+        f"measured by {len(parts)} worker processes {together}: statistics over all {len(latency_ms)} samples; "
+        f"worker medians {medians} ms; memory is the maximum over the workers"
+        + ("; a worker's memory readings are its process's, every model it holds included" if shared else "")
         + ("; gpu (NVML) readings are worker 0's, each worker's in study.workers[k].gpu" if first.gpu else "")]
     return merged

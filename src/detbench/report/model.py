@@ -472,6 +472,7 @@ class Study(Record):
     planned_looks = Key[list](LOOKS)
     fresh_workers_each_look = Key[bool]()
     formats = Key[list]()
+    processes_hold_every_model = Key[bool]()  # absent: a study of the older design (W processes per model)
     design = Key[str]()
     cpus = Key[list]()
     worker = Key[int]()  # a worker's report: its index and process

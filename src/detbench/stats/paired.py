@@ -1,24 +1,52 @@
 """Paired analysis of an interleaved study: each model against the baseline, with a three-way verdict.
 
-The design (`detbench.study`): every model runs in W worker processes; a
-round gives every worker one turn, in a seeded random order, and a turn times
-one batch. So within a round all models see the same state of the machine.
+The design (`detbench.study`): W worker processes each hold every model; a
+round gives every (process, model) pair one turn, in a seeded random order,
+and a turn times one batch. So within a round all models see the same state
+of the machine, and within a process the same heap, threads and allocator.
 
-**Statistic.** For model m and round r, L_m(r) is the mean over m's workers
-of log(latency). The pair's statistic is the mean over rounds of
-d(r) = L_m(r) - L_base(r): the log of the geometric mean of per-round ratios.
-It is shown as a percentage, 100 * (exp(mean d) - 1).
+**Statistic.** For model m, process p and round r, L_{p,m}(r) is the log
+latency of p's turn of m. Paired by process,
+d(r) = mean over the processes p that took both turns in round r of
+(L_{p,m}(r) - L_{p,base}(r)), so that whatever luck a process carries for its
+whole life cancels in each difference. The pair's statistic is a location of
+d(r) over the rounds (below): the log of a robust geometric mean of per-round
+ratios. It is shown as a percentage, 100 * (exp(estimate) - 1).
 
-**Interval.** d(r) is not independent from round to round (bursts of noise
-last several rounds), so its standard error comes from batch means: the
-rounds are cut into B consecutive batches (B = 20, fewer when there are fewer
-than 5 rounds per batch), and se = sd(batch means) / sqrt(B), with B - 1
-degrees of freedom (Student t). Batches a few rounds long absorb correlation
-that lasts a few rounds; the known-answer tests check coverage on AR(1) and
-burst noise.
+Studies recorded before this design (`processes_hold_every_model` absent
+from their study section) ran every model in W processes of its own; for them
+(`shared=False`) L_m(r) is the mean over m's workers, d(r) = L_m(r) - L_base(r),
+and the intervals include a process variance component (**Processes**,
+below), so that `compare` replays them as they were.
 
-**Processes.** A process can be lucky (memory layout, thread placement) for
-its whole life. Each worker's offset from the round means of the workers of
+**Interval.** d(r) is not independent from round to round (noise that one
+process carries over several turns does not cancel in it), so its standard
+error comes from batch means: the rounds are cut into B consecutive batches
+(at most 20, at least MIN_ROUNDS_PER_BATCH rounds each), and se = sd(batch
+locations) / sqrt(B), with B - 1 degrees of freedom (Student t). Each batch's
+location is its 20 %-trimmed mean, so that a few turns several times slower
+(a burst) move no estimate; the estimate is the mean of the batch locations.
+For turns drawn from the same noise the per-round difference is symmetric
+about the true log ratio, so trimming does not bias it. Batches must be long
+enough for the correlation that remains: the lag-1 autocorrelation of d(r)
+(clipped at its quantiles, centred on the whole series) is read, and, taken
+as an AR(1) at its upper 2-se bound, it sets the batch length at which
+consecutive batch means are at most MAX_BATCH_CORRELATION correlated; what
+correlation remains at the estimate widens the se. When no length leaves
+MIN_BATCHES batches, the comparison gets no interval and no verdict, and says
+why (run longer).
+
+**Processes' agreement.** Process-wide luck cancels in d(r), but a process
+could still favour one model over another (its layout suits one model's
+buffers). Each process's own series d_p(r) is compared with those of the
+processes of its generation: the spread of their means beyond their noise, by
+the F test below (each d_p in place of a worker's series, pooled over the
+generations). Its result is recorded with every comparison
+(`process_agreement`); when it rejects at AGREEMENT_ALPHA the comparison
+makes no claim at that look, and says that the worker processes disagree.
+
+**Processes (the older design).** A process can be lucky (memory layout,
+thread placement) for its whole life. Each worker's offset from the round means of the workers of
 its model that ran beside it (its generation) is measured; the spread of
 these offsets beyond what their own noise explains is a variance component
 s_p^2 (method of moments, pooled over every model and generation). Every
@@ -37,17 +65,23 @@ with the study. An F test of "no process effect" is reported, not used to
 drop the component: as a preliminary test it let real process luck through
 too often.
 
-**Verdicts.** With a minimum effect e (fraction) and m = log(1 + e):
-- slower: the interval's lower end is above +m;
+**Verdicts.** With a minimum effect e (fraction) and m = log(1 + e), at a
+look whose level is L for this comparison:
+- slower: the (1 - L) interval's lower end is above +m;
 - faster: its upper end is below -m;
-- equivalent: the interval lies inside (-m, +m) (two one-sided tests);
+- equivalent: the (1 - 2L) interval lies inside (-m, +m) (two one-sided
+  tests, each at L);
 - undecided: none of these.
-Each claim has a p-value (the smallest alpha at which its interval would make
-it). Holm's step-down runs over all comparisons of the study at each look;
-a comparison's interval is shown at the confidence Holm used for it. A study
-that looks K times (`--until-decided`) splits alpha evenly over its K planned
-looks (Bonferroni), so the chance of any false claim over the whole study is
-at most alpha; a verdict is final at the first look that makes it.
+Each claim has a p-value (the smallest L at which it would be made); the claim
+with the smallest is the comparison's. Holm's step-down runs over all
+comparisons of the study at each look; a comparison's interval is shown at
+the confidence of its claim at the level Holm used for it. A study that looks
+several times (`--until-decided`) gives each look the level of an
+O'Brien-Fleming-type spending function (`detbench.stats.spending`), the levels
+adding up to alpha, so the chance of any false claim over the whole study is
+at most alpha; a verdict is final at the first look that makes it. Each
+result carries its minimum detectable effect: the true difference the look
+would call slower or faster 80 % of the time, (t_{1-L/2} + t_{0.8}) se.
 Zero variance cannot make a claim: the p-value is undefined and the verdict
 undecided, with the reason.
 """
@@ -61,19 +95,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_BATCHES = 20
-MIN_ROUNDS_PER_BATCH = 5
+MIN_ROUNDS_PER_BATCH = 5  # batches grow beyond this as far as the turns' measured autocorrelation asks
 MIN_BATCHES = 4
+TRIM = 0.2  # each batch's location: the mean of its middle 60 %, so that a burst of slow turns moves no estimate
+MAX_BATCH_CORRELATION = 0.1  # consecutive batch means may be this correlated (implied by the turns' lag-1)
+AGREEMENT_ALPHA = 0.01  # worker processes whose own estimates differ at this level withhold the comparison's claim
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
 
 
-def design(fresh_workers: bool, process_component: bool = True) -> str:
-    """The study design in one line, as the footnotes and the study file name it. `process_component`: the study
-    has two or more workers per model, so the intervals include the spread between processes."""
+def design(fresh_workers: bool, process_component: bool = True, spending: bool = True, shared: bool = False) -> str:
+    """The study design in one line, as the footnotes and the study file name it. `shared`: every worker process
+    holds every model and the rounds are paired within each process. `process_component` (the older design): the
+    study has two or more workers per model, so the intervals include the spread between processes. `spending`:
+    its looks' levels came from the spending rule (studies recorded before it split alpha evenly)."""
     workers = ("workers replaced by fresh processes after each look" if fresh_workers
                else "the same worker processes throughout")
-    interval = "batch-means t interval" + (" with a process variance component" if process_component else "")
-    return (f"interleaved rounds, one turn per worker per round in seeded random order, {workers}; "
-            f"geometric mean of per-round ratios; {interval}; Holm over comparisons, alpha split over planned looks")
+    turns = ("worker processes that each hold every model, one turn per model per process per round" if shared
+             else "one turn per worker per round")
+    interval = "batch-means t interval of trimmed means" + (
+        ", paired within each process, the processes' agreement tested" if shared
+        else " with a process variance component" if process_component else "")
+    return (f"interleaved rounds, {turns} in seeded random order, {workers}; "
+            f"geometric mean of per-round ratios; {interval}; Holm over comparisons, "
+            + ("O'Brien-Fleming-type alpha spending over looks" if spending else "alpha split over planned looks"))
 
 
 # per worker: round index -> latency (ms) of its turn in that round
@@ -100,27 +144,84 @@ class Series:
         return Series(self.rounds[:end], self.logs[:end])
 
 
-def as_series(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> dict[str, list[Series]]:
-    return {name: [w if isinstance(w, Series) else Series.of(w) for w in workers] for name, workers in models.items()}
+# per model: its workers' turns, by worker index (the process, shared across models) or in worker order
+Workers = Mapping[int, WorkerSeries | Series] | Sequence[WorkerSeries | Series]
+
+
+def as_series(models: Mapping[str, Workers]) -> dict[str, dict[int, Series]]:
+    """{model: {worker index: Series}}; a model's workers given as a list are indexed in their order."""
+    return {name: {int(index): w if isinstance(w, Series) else Series.of(w)
+                   for index, w in (workers.items() if isinstance(workers, Mapping) else enumerate(workers))}
+            for name, workers in models.items()}
 
 
 @dataclass(frozen=True)
 class BatchMeans:
-    mean: float
+    mean: float  # the mean of the batches' trimmed means
     se: float
     df: int
     batches: int
+    rounds_per_batch: int = 0
+    lag1: float = 0.0  # the values' lag-1 autocorrelation within batches
+    reason: str = ""  # why no interval can be trusted ("" when one can)
+
+
+def _trimmed_means(chunks: Sequence[np.ndarray]) -> np.ndarray:
+    means = []
+    for chunk in chunks:
+        cut = int(TRIM * chunk.size)
+        means.append(np.sort(chunk)[cut:chunk.size - cut].mean())
+    return np.array(means)
+
+
+def _lag1(x: np.ndarray) -> float:
+    """The series' lag-1 autocorrelation around its median, values clipped at their TRIM quantiles (a burst
+    would otherwise decide it). Centred on the whole series, so slow drift that does not cancel counts too."""
+    low, high = np.quantile(x, [TRIM, 1.0 - TRIM])
+    clipped = np.clip(x, low, high) - np.median(x)
+    squares = float(np.dot(clipped, clipped))
+    return float(np.dot(clipped[:-1], clipped[1:])) / squares if squares > 0.0 else 0.0
+
+
+def batch_correlation(phi: float, size: int) -> float:
+    """The correlation of consecutive means of `size` values of an AR(1) series with coefficient `phi`."""
+    if phi <= 0.0:
+        return 0.0
+    phi = min(phi, 0.999)
+    lags = np.arange(1, size)
+    within = size + 2.0 * float(np.sum((size - lags) * phi ** lags))
+    return phi * ((1.0 - phi ** size) / (1.0 - phi)) ** 2 / within
 
 
 def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
-    """Mean and its batch-means standard error; None when there are too few values for MIN_BATCHES batches."""
+    """Location and standard error of a series by batch means; None when there are too few values for
+    MIN_BATCHES batches of MIN_ROUNDS_PER_BATCH.
+
+    Each batch's location is its trimmed mean (TRIM from each end). Batches are at least MIN_ROUNDS_PER_BATCH
+    values long, and longer when the values' lag-1 autocorrelation (its upper 2-se bound, as an AR(1)) says
+    consecutive batch means would be more than MAX_BATCH_CORRELATION correlated; when no length leaves
+    MIN_BATCHES batches, `reason` says why and the interval must not be used. What correlation remains at the
+    chosen length (at the estimate) widens the standard error.
+    """
     x = np.asarray(values, dtype=np.float64)
-    batches = min(MAX_BATCHES, x.size // MIN_ROUNDS_PER_BATCH)
-    if batches < MIN_BATCHES:
+    size = max(MIN_ROUNDS_PER_BATCH, math.ceil(x.size / MAX_BATCHES))
+    if x.size // size < MIN_BATCHES:
         return None
+    lag1 = _lag1(x)
+    upper = lag1 + 2.0 / math.sqrt(x.size)
+    while batch_correlation(upper, size) > MAX_BATCH_CORRELATION and x.size // size >= MIN_BATCHES:
+        size = math.ceil(size * 1.25)
+    batches = x.size // size
+    if batches < MIN_BATCHES:
+        return BatchMeans(float(np.mean(_trimmed_means(np.array_split(x, MIN_BATCHES)))), 0.0, 0, 0, size, lag1,
+                          f"the turns are correlated over many rounds (lag-1 {lag1:.2f}): {x.size} rounds are too "
+                          f"few for {MIN_BATCHES} independent batches")
     # the first (size % batches) batches get one value more; every value is used
-    means = np.array([chunk.mean() for chunk in np.array_split(x, batches)])  # at most MAX_BATCHES chunks
-    return BatchMeans(float(x.mean()), float(means.std(ddof=1) / math.sqrt(batches)), batches - 1, batches)
+    means = _trimmed_means(np.array_split(x, batches))  # at most MAX_BATCHES chunks
+    rho = batch_correlation(lag1, x.size // batches)
+    inflation = (1.0 + 2.0 * rho) / max(1.0 - 2.0 * rho / (batches - 1), 0.5)
+    se = float(means.std(ddof=1) / math.sqrt(batches) * math.sqrt(inflation))
+    return BatchMeans(float(means.mean()), se, batches - 1, batches, x.size // batches, lag1)
 
 
 def round_means(workers: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +267,7 @@ def _group_offsets(group: Sequence[Series]) -> tuple[list[float], float, int] | 
     offsets, noise, dfs = [], 0.0, []
     for series in group:
         estimate = batch_means(series.logs - means[np.searchsorted(rounds, series.rounds)])
-        if estimate is None:
+        if estimate is None or estimate.reason:
             return None
         offsets.append(estimate.mean)
         noise += estimate.se ** 2
@@ -174,7 +275,7 @@ def _group_offsets(group: Sequence[Series]) -> tuple[list[float], float, int] | 
     return offsets, noise, min(dfs)
 
 
-def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> ProcessSpread:
+def process_spread(models: Mapping[str, Workers]) -> ProcessSpread:
     """The between-process variance component, by the method of moments, pooled over every group of W >= 2
     workers that ran side by side (per model, per generation).
 
@@ -189,7 +290,7 @@ def process_spread(models: Mapping[str, Sequence[WorkerSeries | Series]]) -> Pro
     squares = noise = 0.0
     df = within_df = 0
     for name, workers in models.items():
-        for group in generations(workers):
+        for group in generations(list(workers.values())):
             found = _group_offsets(group) if len(group) >= 2 else None
             if found is None:
                 continue
@@ -238,6 +339,10 @@ class PairResult:
     ci_log: tuple[float, float] | None = None
     decided_at_round: int | None = None
     reason: str = ""
+    mde_log: float | None = None  # the smallest difference this look would find 80 % of the time
+    rounds_per_batch: int | None = None
+    lag1: float | None = None  # the per-round differences' lag-1 autocorrelation within batches
+    agreement: dict[str, object] | None = None  # processes holding every model: the test of their agreement
 
     @property
     def delta_pct(self) -> float | None:
@@ -247,12 +352,18 @@ class PairResult:
     def ci_pct(self) -> tuple[float, float] | None:
         return None if self.ci_log is None else (100.0 * math.expm1(self.ci_log[0]), 100.0 * math.expm1(self.ci_log[1]))
 
+    @property
+    def mde_pct(self) -> float | None:
+        return None if self.mde_log is None else 100.0 * math.expm1(self.mde_log)
+
     def as_dict(self) -> dict[str, object]:
         return {"model": self.model, "baseline": self.baseline, "verdict": self.verdict,
                 "delta_pct": self.delta_pct, "ci_pct": list(self.ci_pct) if self.ci_pct else None,
                 "confidence": self.confidence, "p_value": self.p_value, "claim": self.claim,
                 "n_rounds": self.n_rounds, "se_log": self.se_log, "df": self.df,
-                "decided_at_round": self.decided_at_round, "reason": self.reason or None}
+                "decided_at_round": self.decided_at_round, "reason": self.reason or None,
+                "mde_pct": self.mde_pct, "rounds_per_batch": self.rounds_per_batch, "lag1": self.lag1,
+                **({"process_agreement": self.agreement} if self.agreement is not None else {})}
 
 
 def _t_sf(x: float, df: float) -> float:
@@ -276,17 +387,28 @@ def t_quantile(q: float, df: float) -> float:
 
 
 def claim_p_values(estimate: float, se: float, df: float, margin: float) -> dict[str, float]:
-    """Two-sided p-value of each claim: the smallest alpha whose (1 - alpha) interval makes it."""
+    """The p-value of each claim: the smallest level at which its interval makes it. Slower and faster: the
+    two-sided (1 - level) interval lies beyond +margin or -margin. Equivalent: two one-sided tests, the
+    (1 - 2 level) interval inside (-margin, +margin)."""
     return {
         SLOWER: 2.0 * _t_sf((estimate - margin) / se, df),
         FASTER: 2.0 * _t_sf((-margin - estimate) / se, df),
-        EQUIVALENT: 2.0 * _t_sf(min(margin - estimate, estimate + margin) / se, df),
+        EQUIVALENT: _t_sf((margin - abs(estimate)) / se, df),
     }
 
 
+@dataclass(frozen=True)
+class PairStatistic:
+    estimate: float
+    se: float
+    df: float
+    rounds: int
+    batches: BatchMeans
+
+
 def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
-                   process: ProcessSpread) -> tuple[float, float, float, int] | None:
-    """(mean d, se, df, rounds) over the rounds both ran; None when there are too few rounds.
+                   process: ProcessSpread) -> PairStatistic | None:
+    """The mean log ratio over the rounds both ran, its se and df; None when there are too few rounds.
 
     With a process variance component the degrees of freedom are Satterthwaite's, so an imprecise
     component (few workers) widens the interval instead of being taken as exact.
@@ -302,7 +424,7 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     weight = process_weight(model, shared) + process_weight(baseline, shared)
     between = process.variance * weight
     df: float = estimate.df
-    if between > 0 and process.df > 0:
+    if between > 0 and process.df > 0 and not estimate.reason:
         # s_p^2 = seen - noise is a difference of mean squares: Satterthwaite over all three terms. With a
         # negative term that formula can fall far below both sources' df when s_p^2 is small; it is kept no
         # lower than min(df of seen, df of the batch means): weight * seen alone estimates the same variance
@@ -311,7 +433,49 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
         if process.noise_df > 0:
             parts += (weight * process.noise) ** 2 / process.noise_df
         df = max((within + between) ** 2 / parts, min(process.df, estimate.df))
-    return estimate.mean, math.sqrt(within + between), df, len(shared)
+    return PairStatistic(estimate.mean, math.sqrt(within + between), df, len(shared), estimate)
+
+
+def process_differences(model: Mapping[int, Series], baseline: Mapping[int, Series]) -> list[Series]:
+    """Each process that holds both: log L_{p,model}(r) - log L_{p,baseline}(r) over the rounds it took both."""
+    found = []
+    for process, ours in model.items():
+        theirs = baseline.get(process)
+        if theirs is None:
+            continue
+        rounds, mine, other = np.intersect1d(ours.rounds, theirs.rounds, assume_unique=True, return_indices=True)
+        if rounds.size:
+            found.append(Series(rounds, ours.logs[mine] - theirs.logs[other]))
+    return found
+
+
+def shared_statistic(model: Mapping[int, Series],
+                     baseline: Mapping[int, Series]) -> tuple[PairStatistic | None, dict[str, object] | None]:
+    """Paired by process: the mean over the rounds of d(r), the mean of the processes' differences in round r,
+    with its batch-means se; and the record of the processes' agreement (`process_spread` of their own
+    difference series: an F test of their spread within each generation beyond their noise). (None, None)
+    without shared rounds."""
+    differences = process_differences(model, baseline)
+    if not differences:
+        return None, None
+    rounds, values = round_means(differences)
+    spread = process_spread({"differences": differences})
+    agreement = {"processes": len(differences), "f": spread.excess_ratio, "df": [spread.df, spread.noise_df],
+                 "p_value": spread.p_value,
+                 "offsets_pct": [round(100.0 * math.expm1(v), 4) for v in spread.offsets.get("differences", [])],
+                 "disagree": spread.p_value is not None and spread.p_value < AGREEMENT_ALPHA}
+    estimate = batch_means(values)
+    if estimate is None:
+        return None, agreement
+    return PairStatistic(estimate.mean, estimate.se, estimate.df, rounds.size, estimate), agreement
+
+
+def _disagreement(agreement: dict[str, object]) -> str:
+    offsets, ratio = agreement["offsets_pct"], agreement["f"]
+    return (f"worker processes disagree: their own estimates differ beyond their noise (F = "
+            f"{'inf' if ratio is None else f'{ratio:.2f}'} on {agreement['df'][0]} and {agreement['df'][1]} df, "
+            f"p = {agreement['p_value']:.2g} < {AGREEMENT_ALPHA:g}; offsets from their generation's mean "
+            f"{min(offsets):+.1f} to {max(offsets):+.1f} %)")
 
 
 @dataclass
@@ -324,32 +488,47 @@ class Look:
     process: ProcessSpread | None = None
 
 
-def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha_look: float,
-                 min_effect: float, round_count: int, family_size: int = 0) -> Look:
+def analyse_look(models: Mapping[str, Workers], baseline: str, alpha_look: float, min_effect: float,
+                 round_count: int, family_size: int = 0, shared: bool = False) -> Look:
     """Estimates, claims and Holm's step-down over all comparisons against `baseline` at this look.
 
     `family_size`: the comparisons the study planned, when more than those given (a model that failed still
-    counts, so that losing a model never makes the test of the others more lenient).
+    counts, so that losing a model never makes the test of the others more lenient). `shared`: every worker
+    process held every model (the worker indices name the same process in every model): the rounds are paired
+    within each process and the processes' agreement is tested; otherwise the older design's analysis, with its
+    process variance component.
     """
     models = as_series(models)
     margin = math.log1p(min_effect)
-    spread = process_spread(models)
+    spread = None if shared else process_spread(models)
     look = Look(round_count, alpha_look, process=spread)
     for name, workers in models.items():
         if name == baseline:
             continue
-        stat = pair_statistic(workers, models[baseline], spread)
-        result = PairResult(name, baseline, 0 if stat is None else stat[3])
-        if stat is None:
-            result.reason = (f"too few shared rounds for an interval (needs {MIN_BATCHES * MIN_ROUNDS_PER_BATCH})")
-        elif stat[1] <= 0.0:
-            result.estimate_log, result.se_log, result.df = stat[0], 0.0, stat[2]
-            result.reason = "zero variance: the timings do not vary, no interval can be formed"
+        agreement = None
+        if shared:
+            stat, agreement = shared_statistic(workers, models[baseline])
         else:
-            result.estimate_log, result.se_log, result.df = stat[0], stat[1], stat[2]
-            claims = claim_p_values(stat[0], stat[1], stat[2], margin)
-            result.claim = min(claims, key=claims.get)
-            result.p_value = claims[result.claim]
+            stat = pair_statistic(list(workers.values()), list(models[baseline].values()), spread)
+        result = PairResult(name, baseline, 0 if stat is None else stat.rounds, agreement=agreement)
+        if stat is None:
+            result.reason = f"too few shared rounds for an interval (needs {MIN_BATCHES * MIN_ROUNDS_PER_BATCH})"
+        else:
+            result.estimate_log, result.se_log, result.df = stat.estimate, stat.se, stat.df
+            result.rounds_per_batch, result.lag1 = stat.batches.rounds_per_batch, round(stat.batches.lag1, 4)
+            if stat.batches.reason:
+                result.se_log = result.df = None
+                result.reason = stat.batches.reason
+            elif stat.se <= 0.0:
+                result.se_log = 0.0
+                result.reason = "zero variance: the timings do not vary, no interval can be formed"
+            else:
+                claims = claim_p_values(stat.estimate, stat.se, stat.df, margin)
+                result.claim = min(claims, key=claims.get)
+                result.p_value = claims[result.claim]
+                if result.agreement is not None and result.agreement["disagree"]:
+                    result.claim, result.p_value = UNDECIDED, None
+                    result.reason = _disagreement(result.agreement)
         look.results.append(result)
     _holm(look.results, alpha_look, max(family_size, len(look.results)))
     return look
@@ -358,21 +537,24 @@ def analyse_look(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline
 def _holm(results: list[PairResult], alpha: float, total: int) -> None:
     """Holm's step-down over the claims: rank k (from 0) is tested at alpha / (M - k); stop at the first failure.
 
-    Once a step fails, every later comparison's interval is shown at that step's level: an interval that
-    cannot make a claim, so that no interval ever looks decided next to "undecided".
+    A decided comparison's interval is shown at its claim's confidence: 1 - 2 level for equivalence (two
+    one-sided tests), 1 - level for slower or faster. Once a step fails, every
+    later comparison's interval is shown at that step's level: an interval that cannot make a claim, so that no
+    interval ever looks decided next to "undecided".
     """
     testable = sorted((r for r in results if r.p_value is not None), key=lambda r: r.p_value)
     failed_level = None
     for rank, result in enumerate(testable):
         level = failed_level if failed_level is not None else alpha / (total - rank)
-        result.confidence = 1.0 - level
-        half = t_quantile(1.0 - level / 2.0, result.df) * result.se_log
+        decided = failed_level is None and result.p_value <= level
+        equivalent = decided and result.claim == EQUIVALENT
+        result.verdict = result.claim if decided else UNDECIDED
+        result.confidence = 1.0 - 2.0 * level if equivalent else 1.0 - level
+        half = t_quantile(1.0 - level if equivalent else 1.0 - level / 2.0, result.df) * result.se_log
         result.ci_log = (result.estimate_log - half, result.estimate_log + half)
-        if failed_level is None and result.p_value <= level:
-            result.verdict = result.claim
-        else:
+        result.mde_log = (t_quantile(1.0 - level / 2.0, result.df) + t_quantile(0.8, result.df)) * result.se_log
+        if not decided:
             failed_level = level
-            result.verdict = UNDECIDED
 
 
 def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[PairResult]:
@@ -389,29 +571,34 @@ def merge_looks(previous: Sequence[PairResult] | None, current: Look) -> list[Pa
     return merged
 
 
-def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: Sequence[int]) -> list[Series]:
-    """Each worker's turns from a report's parallel sample lists (a round listed twice keeps its last sample)."""
+def worker_series(latency_ms: Sequence[float], rounds: Sequence[int], workers: Sequence[int]) -> dict[int, Series]:
+    """Each worker's turns, by its index, from a report's parallel sample lists (a round listed twice keeps its
+    last sample)."""
     latency = np.asarray(latency_ms, dtype=np.float64)
     round_index = np.asarray(rounds, dtype=np.int64)
     worker_index = np.asarray(workers, dtype=np.int64)
-    found = []
+    found = {}
     for worker in np.unique(worker_index):
         mine = worker_index == worker
         own_rounds, own_latency = round_index[mine][::-1], latency[mine][::-1]
         unique, first = np.unique(own_rounds, return_index=True)  # first in reversed order: the last sample
-        found.append(Series(unique, np.log(own_latency[first])))
+        found[int(worker)] = Series(unique, np.log(own_latency[first]))
     return found
 
 
-def replay(models: Mapping[str, Sequence[WorkerSeries | Series]], baseline: str, alpha: float, min_effect: float,
-           looks_at: Sequence[int], planned_looks: int, family_size: int = 0) -> list[PairResult]:
-    """The study's looks again, from the samples alone: the verdicts the study reports."""
+def replay(models: Mapping[str, Workers], baseline: str, alpha: float, min_effect: float,
+           looks_at: Sequence[int], planned_looks: int, family_size: int = 0,
+           look_alphas: Sequence[float] | None = None, shared: bool = False) -> list[PairResult]:
+    """The study's looks again, from the samples alone: the verdicts the study reports. `look_alphas`: the level
+    each look used (`detbench.stats.spending`); a study recorded without them split alpha evenly over its
+    planned looks. `shared`: the study's processes held every model (`analyse_look`)."""
     results: list[PairResult] | None = None
-    alpha_look = alpha / max(planned_looks, 1)
+    levels = list(look_alphas) if look_alphas is not None else [alpha / max(planned_looks, 1)] * len(looks_at)
     arrays = as_series(models)
-    for count in looks_at:
-        upto = {name: [series.before(count) for series in workers] for name, workers in arrays.items()}
-        results = merge_looks(results, analyse_look(upto, baseline, alpha_look, min_effect, count, family_size))
+    for count, level in zip(looks_at, levels, strict=True):
+        upto = {name: {index: series.before(count) for index, series in workers.items()}
+                for name, workers in arrays.items()}
+        results = merge_looks(results, analyse_look(upto, baseline, level, min_effect, count, family_size, shared))
     return results or []
 
 

@@ -10,8 +10,8 @@ Steps:
    design) equals this one's, and whose reports are all there, is not run
    again unless --force. Anything else runs the whole study again: its models
    must take turns together for their comparisons to be paired.
-4. The study (`detbench.study.engine`): worker processes per model, turns in
-   seeded random order, looks until every comparison is decided.
+4. The study (`detbench.study.engine`): worker processes that each hold every
+   model, turns in seeded random order, looks until every comparison is decided.
 5. Each model's workers' reports are merged into OUT/NAME.json; OUT/study.json
    ties them together (design, order, looks, verdicts, failures).
 """
@@ -207,8 +207,8 @@ def run_ablation(opts: StudyConfig, echo: Echo = print, python: str = sys.execut
     mode = (f"until decided (at most {opts.study_time:g} s of turns)" if opts.until_decided
             else f"{engine.rounds_for(values['iters'], opts.workers_per_model)} rounds")
     echo(f"detbench ablate: {len(runs)} model(s) ({', '.join(r.name for r in runs)}) against {baseline}, "
-         f"{opts.workers_per_model} worker(s) each, {mode}; device {device}, imgsz {values['imgsz']}, batch "
-         f"{values['batch']}, warmup {values['warmup']}, iters {values['iters']} -> {out}")
+         f"{opts.workers_per_model} worker process(es) holding every model, {mode}; device {device}, imgsz "
+         f"{values['imgsz']}, batch {values['batch']}, warmup {values['warmup']}, iters {values['iters']} -> {out}")
     with study_lock(out):
         return _study(_Study(opts, echo, values, config, device, out, list_path, runs, baseline, python))
 
@@ -225,7 +225,7 @@ def _plan(study: _Study, key: str) -> engine.StudyPlan:
         until_decided=opts.until_decided, min_rounds=engine.rounds_for(values["iters"], opts.workers_per_model),
         max_time=opts.study_time, alpha=opts.alpha, min_effect=opts.min_effect, setup_timeout=opts.model_timeout,
         python=study.python, study_id=f"{key[:12]}-{stamp}", cpus=engine.shared_cpus(threads),
-        fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe,
+        fresh_workers=opts.fresh_workers, bias_probe=opts.bias_probe, device_type=study.device.split(":", 1)[0],
         progress_every=None if opts.quiet else engine.PROGRESS_EVERY_S)
 
 
@@ -304,7 +304,7 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
         if run.name in failed:
             continue
         parts = outcome.reports(run.name)
-        if len(parts) != sum(worker.model == run.name for worker in outcome.workers):
+        if len(parts) != sum(not worker.lost for worker in outcome.workers):
             failed[run.name] = "a worker wrote no report"
             continue
         try:
@@ -321,7 +321,10 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
             del merged[name]
     written: dict[str, Report] = {}
     for name, report in merged.items():
-        report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks], finished_models=list(merged))
+        report.study.update(looks_at_rounds=[look["rounds"] for look in outcome.looks],
+                            look_alphas=[look["alpha"] for look in outcome.looks], finished_models=list(merged))
+        report.host_load = outcome.host_load  # the study's rounds, every model's turns among them
+        report.warnings = list(dict.fromkeys([*report.warnings, *outcome.busy]))
         try:
             write_report(report, study.out / f"{name}.json")
             written[name] = report
@@ -361,6 +364,7 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
         "budget": outcome.budget.record() if outcome.budget is not None else None,
         "look_schedule": outcome.look_schedule,
         "turn_seconds": round(outcome.turn_seconds, 3), "looks": outcome.looks,
+        "host_load": outcome.host_load, "host_busy": outcome.busy,
         **_bias_record(outcome),
         "comparisons": [result.as_dict() for result in outcome.results],
         "process_spread": None if process is None else {
@@ -373,8 +377,8 @@ def _outcome_record(outcome: engine.StudyOutcome) -> dict[str, Any]:
                        "explains (f_test_p tests that); variance_log is the component every interval includes, "
                        "weighted by how many processes each model's mean averages; with one worker per model "
                        "process luck is not measured and the intervals leave it out"},
-        "workers": [{"worker": w.label, "pid": w.process.pid, "turns": len(w.turns), "log": str(w.log_path)}
-                    for w in outcome.workers],
+        "workers": [{"worker": w.index, "pid": w.process.pid, "turns": {m: len(t) for m, t in w.turns.items()},
+                     "log": str(w.log_path), "lost": w.lost or None} for w in outcome.workers],
         "order": outcome.order,
     }
 
@@ -404,7 +408,8 @@ def _memory_record(written: dict[str, Report]) -> dict[str, Any]:
     workers = {f"{name}#{entry.get('worker')}": entry.get("peak_rss_MB")
                for name, report in written.items() for entry in (report.study or {}).get("workers") or []}
     return {"coordinator_peak_rss_MB": process_memory()["peak_rss_MB"], "workers_peak_rss_MB": workers,
-            "note": "each worker's RSS counts the memory-mapped decoded inputs, whose pages all workers share"}
+            "note": "each worker process holds every model: its RSS counts all of them, and the memory-mapped "
+                    "decoded inputs, whose pages all workers share"}
 
 
 def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[str, Report],
@@ -417,8 +422,9 @@ def _print_verdicts(study: _Study, outcome: engine.StudyOutcome, written: dict[s
         shown = f"{result.delta_pct:+.1f} %" if result.delta_pct is not None else "n/a"
         interval = f"[{ci[0]:+.1f}, {ci[1]:+.1f}] % at {100 * result.confidence:.2f} %" if ci else "no interval"
         decided = f" at round {result.decided_at_round}" if result.decided_at_round is not None else ""
+        detectable = f"; detectable: ±{result.mde_pct:.1f} %" if result.mde_pct is not None else ""
         echo(f"  {result.model:<16} vs {result.baseline}: {shown:>9} {interval}  -> {result.verdict}{decided}"
-             + (f" ({result.reason})" if result.reason else ""))
+             f"{detectable}" + (f" ({result.reason})" if result.reason else ""))
     for name, found in (outcome.interleaving_bias() or {}).items():
         ci = found["median_ratio_ci_pct"]
         echo(f"  interleaving bias {name:<16}: median turn vs median back-to-back forward "

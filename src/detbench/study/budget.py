@@ -6,14 +6,14 @@ sum over models of W (turn_warmup + 1) forward_ms; with `--study-time` seconds o
 R = max_time / round_s rounds, never more than its last planned look. The per-round statistic of a comparison
 averages W workers of each model, so its standard error after R rounds is about sqrt(2 s^2 / (W R)), s the larger
 of the two models' per-forward log spreads, and the interval at the last look is that times Student's t at the
-level of the last look's first Holm step (alpha / looks / comparisons), on MAX_BATCHES - 1 degrees of freedom.
+level of the last look's first Holm step (what the spending rule leaves the last planned look, over the
+comparisons; `detbench.stats.spending`), on MAX_BATCHES - 1 degrees of freedom.
 The rounds that would bring that half-width down to half of --min-effect (where a true difference of 0 is called
 equivalent) follow from the same formula: 8 t^2 s^2 / (W m^2), m = log(1 + min_effect).
 
 This is a lower bound on the interval's width, and it is said so: forwards run back to back during the warm-up
 vary less than turns taken between other workers' turns, the spread is a robust one (the median absolute
-deviation: bursts are left out, and the batch means will count them), and the spread between worker processes,
-which every interval includes, is not known before the study measures it. It is meant for the advice: when even
+deviation: bursts are left out, and the batch means will count them). It is meant for the advice: when even
 this bound is wider than --min-effect, the study cannot call anything equivalent and can only call differences
 well beyond the bound, and the user learns it before waiting, with what would help (time, --iters, image size,
 fewer models).
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from detbench.stats import paired
+from detbench.stats import paired, spending
 
 INTERVAL_ROUNDS = paired.MIN_BATCHES * paired.MIN_ROUNDS_PER_BATCH  # the fewest rounds that give an interval
 MIN_NOISE_FORWARDS = 4  # warm-up forwards (of the second half) that give a spread
@@ -190,5 +190,7 @@ def estimate(warmups: Mapping[str, Sequence[Sequence[float]]], baseline: str, wo
             return Budget(*common)
         spreads[model] = float(np.median([f[1] for f in found]))
     spread = max(max(spreads[baseline], value) for model, value in spreads.items() if model != baseline)
-    t = paired.t_quantile(1.0 - alpha / len(planned_looks) / max(comparisons, 1) / 2.0, paired.MAX_BATCHES - 1)
+    before_last = planned_looks[-2] / planned_looks[-1] if len(planned_looks) > 1 else 0.0
+    last_alpha = alpha - spending.spent(alpha, before_last)
+    t = paired.t_quantile(1.0 - last_alpha / max(comparisons, 1) / 2.0, paired.MAX_BATCHES - 1)
     return Budget(*common, noise_log=spread, t=t)

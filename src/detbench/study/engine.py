@@ -1,14 +1,18 @@
 """The interleaved study: persistent worker processes, turns in seeded random order, looks and verdicts.
 
-Every model runs in `workers_per_model` worker processes (`detbench.study.worker`),
-each with its own model, threads and allocator. The coordinator:
+`workers_per_model` worker processes (`detbench.study.worker`) each hold every
+model of the study, so that a process's luck (heap layout, thread placement,
+allocator state) is the same for every model it times and cancels in each
+comparison (`detbench.stats.paired` pairs the turns within each process). The
+coordinator:
 
 1. starts the first worker alone (it decodes the inputs into the shared,
-   memory-mapped cache), then the others;
-2. warms them up one at a time, so that no warm-up competes with another;
-3. runs rounds: in each, every worker takes one turn (one timed batch), in an
-   order drawn from a seeded generator and recorded; only one worker computes
-   at a time, the others wait on their pipe;
+   memory-mapped cache), then the others; each loads its models one at a time;
+2. warms up every (worker, model) pair one at a time, so that no warm-up
+   competes with another;
+3. runs rounds: in each, every (worker, model) pair takes one turn (one timed
+   batch), in an order drawn from a seeded generator and recorded (`model#k`:
+   model in worker k); only one turn computes at a time, the others wait;
 4. looks at a schedule of round counts fixed before the first round
    (`look_schedule`): the planned looks (`detbench.stats.paired`), each brought
    forward on a slow machine to the round by which its share of `max_time`
@@ -21,15 +25,18 @@ each with its own model, threads and allocator. The coordinator:
 5. with `fresh_workers` (the default when it looks more than once), replaces
    every worker by a fresh process after each look that does not end the
    study, so that one process's luck is sampled again in every generation
-   (`detbench.stats.paired` pools the spread of all of them);
-6. stops the workers one at a time; each writes its report.
+   (`detbench.stats.paired` tests the processes' agreement in each);
+6. stops the workers one at a time; each writes one report per model.
 
-With `bias_probe` N > 0, after each round one worker (drawn from its own seeded generator, so the turn order is
-the same as without it) also runs N timed forwards back to back: the steady loop of an isolated `bench`,
-measured beside the turns (`detbench.stats.bias`). Those forwards stay out of the reports and of the turn time.
+With `bias_probe` N > 0, after each round one (worker, model) pair (drawn from its own seeded generator, so the
+turn order is the same as without it) also runs N timed forwards back to back: the steady loop of an isolated
+`bench`, measured beside the turns (`detbench.stats.bias`). Those forwards stay out of the reports and of the
+turn time.
 
-A worker that dies, hangs past its deadline or fails is recorded with its
-reason, its model's other workers are stopped, and the study goes on.
+A model that fails to load, or whose turn fails, in any worker is failed with its reason: its turns stop in
+every worker, and the others go on. A worker process that dies or hangs past its deadline is lost with all its
+models' turns of its generation (no report holds them, so the analysis leaves them out from then on, as
+`compare` will); the study goes on with the processes left, and fails, saying why, when none is left.
 """
 
 from __future__ import annotations
@@ -49,8 +56,9 @@ import numpy as np
 from detbench.config import BenchConfig
 from detbench.files.out_tree import folder_below
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
+from detbench.measure import host_load
 from detbench.proc import kill_tree, python_module, spawn_child
-from detbench.stats import bias, paired
+from detbench.stats import bias, paired, spending
 from detbench.study import budget
 from detbench.study.channel import REPLY_FD_ENV, ChannelClosed, ChannelTimeout, LineReader, encode
 from detbench.study.options import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, DEFAULT_MODEL_TIMEOUT_S, DEFAULT_STUDY_TIME_S
@@ -104,7 +112,13 @@ class StudyPlan:
     cpus: list[int] | None = None  # the cores every worker is pinned to (None: not pinned)
     fresh_workers: bool = True  # replace every worker by a fresh process after each look (needs W >= 2 to help)
     bias_probe: int = 0  # forwards of the probe run after each round (0: no probe)
+    device_type: str = "cpu"  # of the device the workers compute on ("cpu", "cuda")
     progress_every: float | None = PROGRESS_EVERY_S  # seconds between progress lines (None: looks only)
+
+    @property
+    def total_timeout(self) -> float:
+        """Seconds one worker may take to load (or finish) all its models."""
+        return self.setup_timeout * len(self.models)
 
     @property
     def rotates(self) -> bool:
@@ -116,12 +130,14 @@ class StudyPlan:
 
     @property
     def look_times(self) -> list[float]:
-        """Seconds of turns by which each planned look should come: `max_time` split evenly over the looks (none
-        without `until_decided`); `look_schedule` turns them into rounds."""
+        """Seconds of turns by which each planned look should come: the share of `max_time` that its rounds are
+        of the last planned look's, so that a look comes at the same fraction of the study (and spends the same
+        alpha, `detbench.stats.spending`) on a slow machine as on a fast one (none without `until_decided`);
+        `look_schedule` turns them into rounds."""
         looks = self.looks
         if not self.until_decided:
             return [math.inf] * len(looks)
-        return [self.max_time * (k + 1) / len(looks) for k in range(len(looks))]
+        return [self.max_time * rounds / looks[-1] for rounds in looks]
 
     def look_schedule(self, round_s: float | None) -> list[int]:
         """The rounds of the looks, fixed before the first round: each planned look, or, when rounds of `round_s`
@@ -145,34 +161,37 @@ class StudyPlan:
                 "order_seed": self.seed, "until_decided": self.until_decided, "min_rounds": self.min_rounds,
                 "max_time_s": self.max_time, "alpha": self.alpha, "min_effect": self.min_effect,
                 "planned_looks": self.looks,
-                "alpha_per_look": self.alpha / len(self.looks), "cpus": self.cpus,
+                "alpha_spending": "O'Brien-Fleming-type (Lan-DeMets), union bound", "cpus": self.cpus,
                 "fresh_workers_each_look": self.rotates, "bias_probe_forwards": self.bias_probe,
-                "formats": sorted({m.config.format for m in self.models}),
-                "design": paired.design(self.rotates, process_component=self.workers_per_model >= 2)}
+                "formats": sorted({m.config.format for m in self.models}), "processes_hold_every_model": True,
+                "design": paired.design(self.rotates, shared=True)}
 
 
 class WorkerFailed(Exception):
-    def __init__(self, worker: Worker, reason: str) -> None:
+    """A worker's failure: of one of its models (`model`), or of the process itself (None)."""
+
+    def __init__(self, worker: Worker, reason: str, model: str | None = None) -> None:
         super().__init__(reason)
-        self.worker, self.reason = worker, reason
+        self.worker, self.reason, self.model = worker, reason, model
 
 
 @dataclass
 class Worker:
-    model: str
+    """One worker process, holding every model of the study."""
+
     index: int
     process: subprocess.Popen
     reader: LineReader
     log_path: Path
-    turns: dict[int, float] = field(default_factory=dict)  # round -> latency ms
-    report_path: Path | None = None
-    retired: bool = False  # stopped after a look, its report written; a fresh worker took its place
+    turns: dict[str, dict[int, float]] = field(default_factory=dict)  # model -> round -> latency ms
+    report_paths: dict[str, Path] = field(default_factory=dict)  # model -> its report, once stopped
+    retired: bool = False  # stopped after a look, its reports written; a fresh worker took its place
+    lost: str = ""  # why the process was lost (it died or hung): its turns of its generation are left out
     last_answer: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
 
-    @property
-    def label(self) -> str:
-        return f"{self.model}#{self.index}"
+    def label(self, model: str) -> str:
+        return f"{model}#{self.index}"
 
     def send(self, message: dict[str, Any]) -> None:
         try:
@@ -196,7 +215,8 @@ class Worker:
             except ChannelClosed as exc:
                 raise WorkerFailed(self, self._death(str(exc))) from exc
         if "error" in message:
-            raise WorkerFailed(self, str(message["error"]))
+            model = message.get("model")
+            raise WorkerFailed(self, str(message["error"]), model if isinstance(model, str) else None)
         if key not in message:
             raise WorkerFailed(self, f"study protocol: expected {key!r}, got {sorted(message)}")
         self.last_answer = message
@@ -255,17 +275,19 @@ class StudyOutcome:
     probe_seconds: float = 0.0
     budget: budget.Budget | None = None
     look_schedule: list[int] = field(default_factory=list)  # the rounds of the looks, fixed before the first round
+    host_load: dict[str, Any] | None = None  # other programs' load over the rounds (`measure.host_load`)
+    busy: list[str] = field(default_factory=list)  # what the looks said of it, each line once
 
     def interleaving_bias(self) -> dict[str, dict[str, Any]] | None:
         """Per model, its turns against the probe's steady loop; None when the study ran no probe."""
         if not self.plan.bias_probe:
             return None
-        turns = {model: {w.label: w.turns for w in self.workers if w.model == model}
-                 for model in sorted({w.model for w in self.workers}) if model not in self.failed}
+        turns = {m.name: {w.label(m.name): w.turns.get(m.name, {}) for w in self.workers}
+                 for m in self.plan.models if m.name not in self.failed}
         return bias.interleaving_bias(turns, self.probes, margin=self.plan.min_effect)
 
     def reports(self, model: str) -> list[Path]:
-        return [w.report_path for w in self.workers if w.model == model and w.report_path is not None]
+        return [w.report_paths[model] for w in self.workers if model in w.report_paths]
 
 
 class Coordinator:
@@ -294,72 +316,93 @@ class Coordinator:
         self.budget: budget.Budget | None = None
         self.schedule: list[int] = plan.looks  # the rounds of the looks, fixed after the warm-up (look_schedule)
         self.setup_seconds = 0.0  # what the last generation of workers took to start and warm up
+        self.load_marks: list[dict[str, Any]] = []  # host load read before the first round and at each look
+        self.busy: list[str] = []
 
     # ------------------------------------------------------------ workers
 
-    def _spawn(self, model: StudyModel, index: int) -> Worker:
+    def _spawn(self, index: int) -> Worker:
         plan = self.plan
-        log_path = plan.work_dir / f"{model.name}.w{index}.log"
-        report_path = plan.work_dir / f"{model.name}.w{index}.json"
+        log_path = plan.work_dir / f"w{index}.log"
         read_fd, write_fd = os.pipe()
         with open(log_path, "wb") as log:
             process = spawn_child(python_module(plan.python, "detbench.study.worker"),
                                   {"PYTHONUNBUFFERED": "1", REPLY_FD_ENV: str(write_fd)},
                                   stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,))
         os.close(write_fd)
-        worker = Worker(model.name, index, process, LineReader(read_fd), log_path)
+        worker = Worker(index, process, LineReader(read_fd), log_path)
         self.workers.append(worker)  # before anything can fail: kill_all must know every process
+        models = [{"name": m.name, "config": m.config.to_dict(), "inspection": self.checked.get(m.name),
+                   "report_path": str(plan.work_dir / f"{m.name}.w{index}.json"),
+                   "command": ["detbench", "study-worker", m.name, str(index)]} for m in self.models_left()]
         try:
-            worker.send({"start": {"config": model.config.to_dict(), "worker": index, "cpus": plan.cpus,
-                                   "inspection": self.checked.get(model.name),
-                                   "turn_warmup": plan.turn_warmup, "report_path": str(report_path),
-                                   "study": plan.describe(),
-                                   "command": ["detbench", "study-worker", model.name, str(index)]}})
+            worker.send({"start": {"models": models, "worker": index, "cpus": plan.cpus,
+                                   "turn_warmup": plan.turn_warmup, "study": plan.describe()}})
         except WorkerFailed as failure:
             self.fail(failure)
         return worker
 
+    def models_left(self) -> list[StudyModel]:
+        return [m for m in self.plan.models if m.name not in self.failed]
+
     def active(self) -> list[Worker]:
-        return [w for w in self.workers if w.model not in self.failed and not w.retired]
+        return [w for w in self.workers if not w.retired and not w.lost]
 
     def fail(self, failure: WorkerFailed) -> None:
-        model = failure.worker.model
-        if model in self.failed:
+        """A model's failure fails the model in every worker; any other loses the process."""
+        worker = failure.worker
+        if failure.model is None:
+            self.lose(worker, failure.reason)
+        elif failure.model not in self.failed:
+            self.failed[failure.model] = f"worker {worker.index}: {failure.reason}"
+            self.echo(f"  ✗ {failure.model} failed (worker {worker.index}): {failure.reason}; its turns stop in "
+                      f"every worker, the other models go on")
+
+    def lose(self, worker: Worker, reason: str) -> None:
+        """The process is gone with its turns of this generation; with none left, every model fails."""
+        if worker.lost:
             return
-        self.failed[model] = f"worker {failure.worker.index}: {failure.reason}"
-        self.echo(f"  ✗ {model} failed (worker {failure.worker.index}): {failure.reason}; the others go on")
-        for worker in self.workers:
-            if worker.model == model:
-                worker.kill()
+        worker.lost = reason
+        worker.kill()
+        worker.close()
+        left = len(self.active())
+        self.echo(f"  ✗ worker {worker.index} lost: {reason}; its turns of this generation are left out"
+                  + (f", {left} worker process(es) go on" if left else ""))
+        if not left:
+            for model in self.models_left():
+                self.failed[model.name] = f"every worker process was lost (the last, worker {worker.index}: {reason})"
 
     def start(self, generation: int = 0) -> None:
         """A generation of workers: the first study worker alone (it fills the input cache), then all others;
-        each must answer ready; then each warms up in turn, alone."""
+        each loads its models one at a time and must answer ready; then each (worker, model) warms up in turn,
+        alone."""
         plan = self.plan
-        base = generation * plan.workers_per_model
-        specs = [(m, base + k) for m in plan.models for k in range(plan.workers_per_model)]
-        began, total, ready = time.monotonic(), len(specs), 0
-        for group in ((specs[:1], specs[1:]) if generation == 0 else (specs,)):
-            started = []
-            for model, index in group:
-                if model.name not in self.failed:
-                    started.append(self._spawn(model, index))
+        indices = [generation * plan.workers_per_model + k for k in range(plan.workers_per_model)]
+        began, ready = time.monotonic(), 0
+        for group in ((indices[:1], indices[1:]) if generation == 0 else (indices,)):
+            started = [self._spawn(index) for index in group if self.models_left()]
             for worker in started:
                 waiting = functools.partial(self._setup_progress, generation, began,
-                                            f"{ready}/{total} workers loaded, {worker.label} loading")
-                ready += self._call(worker, None, "ready", plan.setup_timeout, waiting) is not None
-        warm = 0
+                                            f"{ready}/{len(indices)} workers loaded, worker {worker.index} loading "
+                                            f"its models")
+                answer = self._call(worker, None, "ready", plan.total_timeout, waiting)
+                ready += answer is not None
+                for model, reason in ((answer or {}).get("failed") or {}).items():
+                    self.fail(WorkerFailed(worker, str(reason), str(model)))
+        warm, total = 0, len(self.active()) * len(self.models_left())
         for worker in self.active():
-            waiting = functools.partial(self._setup_progress, generation, began,
-                                        f"{warm}/{total} warm, {worker.label} warming up")
-            answer = self._call(worker, {"warmup": True}, "warm", plan.setup_timeout, waiting)
-            warm += answer is not None
-            if generation == 0 and isinstance(answer, dict) and isinstance(answer.get("warmup_ms"), list):
-                self.warmup_ms.setdefault(worker.model, []).append([float(ms) for ms in answer["warmup_ms"]])
+            for model in self.models_left():
+                waiting = functools.partial(self._setup_progress, generation, began,
+                                            f"{warm}/{total} warm, {worker.label(model.name)} warming up")
+                answer = self._call(worker, {"warmup": model.name, "model": model.name}, "warm", plan.setup_timeout,
+                                    waiting, model.name)
+                warm += answer is not None
+                if generation == 0 and isinstance(answer, dict) and isinstance(answer.get("warmup_ms"), list):
+                    self.warmup_ms.setdefault(model.name, []).append([float(ms) for ms in answer["warmup_ms"]])
         fresh = f"generation {generation + 1}: " if plan.rotates else ""
         self.setup_seconds = time.monotonic() - began
-        self.echo(f"✓ {fresh}{len(self.active())} workers ready and warm ({plan.workers_per_model} per model, "
-                  f"{self.setup_seconds:.0f} s)")
+        self.echo(f"✓ {fresh}{len(self.active())} worker processes ready and warm, each holding "
+                  f"{len(self.models_left())} models ({self.setup_seconds:.0f} s)")
         if generation == 0:
             self._estimate_budget()
 
@@ -391,7 +434,7 @@ class Coordinator:
                       f"a round)")
 
     def replace_workers(self, generation: int) -> None:
-        """Stop every worker (each writes its report) and start fresh ones in their place."""
+        """Stop every worker (each writes its reports) and start fresh ones in their place."""
         began = time.perf_counter()
         self.stop_workers("replaced by fresh workers after a look")
         for worker in self.workers:
@@ -402,8 +445,9 @@ class Coordinator:
                                        "start": round(time.perf_counter() - stopped, 3)}
 
     def _call(self, worker: Worker, message: dict[str, Any] | None, key: str, timeout: float,
-              waiting: Callable[[], None] | None = None) -> Any:
-        if worker.model in self.failed:
+              waiting: Callable[[], None] | None = None, model: str | None = None) -> Any:
+        """The worker's answer `key` to `message` (about `model`); None when the model or the worker failed."""
+        if worker.lost or model in self.failed:
             return None
         try:
             if message is not None:
@@ -415,40 +459,42 @@ class Coordinator:
 
     # ------------------------------------------------------------ rounds
 
-    def _turn_timeout(self, worker: Worker) -> float:
-        typical = self.typical_turn_s.get(worker.model)
+    def _turn_timeout(self, model: str) -> float:
+        typical = self.typical_turn_s.get(model)
         return MIN_TURN_TIMEOUT_S if typical is None else max(MIN_TURN_TIMEOUT_S, 50.0 * typical)
 
     def run_round(self, round_index: int, rng: np.random.Generator) -> None:
-        active = self.active()
-        order = [active[i] for i in rng.permutation(len(active))]
-        self.order.append([w.label for w in order])
-        for worker in order:
-            if worker.model in self.failed:
+        pairs = [(worker, model.name) for worker in self.active() for model in self.models_left()]
+        order = [pairs[i] for i in rng.permutation(len(pairs))]
+        self.order.append([worker.label(model) for worker, model in order])
+        for worker, model in order:
+            if worker.lost or model in self.failed:
                 continue
             began = time.perf_counter()
-            answer = self._call(worker, {"turn": round_index}, "ms", self._turn_timeout(worker))
+            answer = self._call(worker, {"turn": round_index, "model": model}, "ms", self._turn_timeout(model),
+                                model=model)
             elapsed = time.perf_counter() - began
             self.turn_seconds += elapsed
             if answer is None:
                 continue
-            worker.turns[round_index] = float(answer)
-            self.typical_turn_s.setdefault(worker.model, elapsed)
+            worker.turns.setdefault(model, {})[round_index] = float(answer)
+            self.typical_turn_s.setdefault(model, elapsed)
         if self.plan.bias_probe:
             self.probe(round_index)
 
     def probe(self, round_index: int) -> None:
-        """One drawn worker's back-to-back forwards, after the round (the bias probe)."""
-        active = [w for w in self.active() if round_index in w.turns]
-        if not active:
+        """One drawn (worker, model) pair's back-to-back forwards, after the round (the bias probe)."""
+        pairs = [(worker, model.name) for worker in self.active() for model in self.models_left()
+                 if round_index in worker.turns.get(model.name, {})]
+        if not pairs:
             return
-        worker = active[int(self.probe_rng.integers(len(active)))]
+        worker, model = pairs[int(self.probe_rng.integers(len(pairs)))]
         forwards = self.plan.bias_probe
-        typical = self.typical_turn_s.get(worker.model, MIN_TURN_TIMEOUT_S / 50.0)
+        typical = self.typical_turn_s.get(model, MIN_TURN_TIMEOUT_S / 50.0)
         began = time.perf_counter()
         try:
-            worker.send({"run": round_index, "forwards": forwards})
-            answer = worker.receive("run_ms", self._turn_timeout(worker) + 50.0 * typical * forwards)
+            worker.send({"run": round_index, "model": model, "forwards": forwards})
+            answer = worker.receive("run_ms", self._turn_timeout(model) + 50.0 * typical * forwards)
         except WorkerFailed as failure:
             failure.reason = f"bias probe: {failure.reason}"
             self.fail(failure)
@@ -456,37 +502,72 @@ class Coordinator:
         finally:
             self.probe_seconds += time.perf_counter() - began
         if isinstance(answer, list):
-            self.probes.append(bias.Probe(round_index, worker.label, worker.model, [float(ms) for ms in answer]))
+            self.probes.append(bias.Probe(round_index, worker.label(model), model, [float(ms) for ms in answer]))
 
-    def _series(self) -> dict[str, list[dict[int, float]]]:
-        """Each model still in the study: its workers' {round: latency}."""
-        return {m.name: [w.turns for w in self.workers if w.model == m.name] for m in self.plan.models
-                if m.name not in self.failed}
+    def _series(self) -> dict[str, dict[int, dict[int, float]]]:
+        """Each model still in the study: {worker index: {round: latency}} over the workers not lost (a lost
+        worker wrote no report, so `compare` will not see its turns either)."""
+        return {m.name: {w.index: w.turns.get(m.name, {}) for w in self.workers if not w.lost}
+                for m in self.models_left()}
 
-    def _analyse(self, rounds_done: int) -> paired.Look | None:
+    def _analyse(self, rounds_done: int, alpha_look: float) -> paired.Look | None:
         """The analysis of a look at `rounds_done` over the models still in the study; None without the baseline."""
         plan, series = self.plan, self._series()
         if plan.baseline not in series:
             return None
-        return paired.analyse_look(series, plan.baseline, plan.alpha / len(plan.looks), plan.min_effect, rounds_done,
-                                   family_size=len(plan.models) - 1)
+        return paired.analyse_look(series, plan.baseline, alpha_look, plan.min_effect, rounds_done,
+                                   family_size=len(plan.models) - 1, shared=True)
 
-    def look(self, rounds_done: int) -> bool:
+    def look_alpha(self, rounds_done: int, final: bool) -> float:
+        """This look's level by the spending rule: the share of the study done (rounds of the last scheduled look,
+        or seconds of --study-time), less what earlier looks used; all that is left when the look ends the study
+        by its plan (the last scheduled look, or the study time reached)."""
+        plan = self.plan
+        fraction = spending.fraction_done(rounds_done, self.schedule[-1], self.turn_seconds,
+                                          plan.max_time if plan.until_decided else math.inf)
+        return spending.look_alpha(plan.alpha, fraction, sum(look["alpha"] for look in self.looks), final)
+
+    def look(self, rounds_done: int, final: bool = True) -> bool:
         """Analyse; True when every comparison is decided (or nothing is left to compare)."""
         plan = self.plan
-        current = self._analyse(rounds_done)
+        alpha_look = self.look_alpha(rounds_done, final)
+        current = self._analyse(rounds_done, alpha_look)
         if current is None:
             return True
-        alpha_look = current.alpha
         self.results = paired.merge_looks(self.results, current)
         self.process = current.process
         decided = sum(r.verdict != paired.UNDECIDED for r in self.results)
         self.looks.append({"rounds": rounds_done, "turn_seconds": round(self.turn_seconds, 3),
-                           "alpha": alpha_look, "decided": decided, "comparisons": len(self.results)})
+                           "alpha": alpha_look, "decided": decided, "comparisons": len(self.results),
+                           "host_load": self._load_since_last_look()})
         self.echo(f"  look {len(self.looks)} of {len(plan.looks)} at round {rounds_done}: {decided}/"
                   f"{len(self.results)} decided ({self.turn_seconds:.0f} s of turns); "
                   + ", ".join(_shown(result, verdict=True) for result in self.results))
         return decided == len(self.results)
+
+    def load_section(self, first: int) -> dict[str, Any] | None:
+        """Other programs' load from load mark `first` to now (a new mark); None before the first round. The
+        threads that compute: one worker's torch pool on CPU, its one launching thread on CUDA."""
+        if not self.load_marks:
+            return None
+        start = self.load_marks[first]
+        self.load_marks.append(host_load.snapshot())
+        threads = 1 if self.plan.device_type == "cuda" else self.plan.models[0].config.threads or 1
+        return host_load.host_load_section(start, self.load_marks[-1], threads, device_type=self.plan.device_type)
+
+    def _load_since_last_look(self) -> dict[str, Any] | None:
+        """The rounds since the last look: the share of time some task waited for a core and other programs'
+        runnable tasks (the workers wait on their pipes while the coordinator looks); what it warns of is said
+        once, here, and kept for the reports."""
+        section = self.load_section(-1)
+        if section is None:
+            return None
+        for warning in host_load.busy_warnings(section):
+            if warning not in self.busy:
+                self.busy.append(warning)
+                self.echo(f"  ! look {len(self.looks) + 1}: {warning}")
+        return {"cpu_pressure_share": section["cpu_pressure_share"],
+                "other_runnable_max": section["other_runnable_max"]}
 
     def report_progress(self, rounds_done: int, next_look: int) -> None:
         """One line: the round, the time, when the next look comes, and each comparison's interval so far."""
@@ -497,8 +578,8 @@ class Coordinator:
         self.echo(line)
 
     def _interim(self, rounds_done: int) -> str:
-        """Each comparison's estimate and interval now, at the level of a look (no verdict is made here)."""
-        current = self._analyse(rounds_done)
+        """Each comparison's estimate and interval now, at the level of a final look (no verdict is made here)."""
+        current = self._analyse(rounds_done, self.look_alpha(rounds_done, final=True))
         if current is None or not current.results:
             return ""
         shown = [_shown(result) for result in current.results if result.delta_pct is not None]
@@ -510,6 +591,7 @@ class Coordinator:
         """The rounds and looks; (rounds done, why they stopped)."""
         plan = self.plan
         rng = np.random.default_rng(plan.seed)
+        self.load_marks.append(host_load.snapshot())  # last: the first round follows
         rounds_done, next_look = 0, 0
         while self.active():
             if plan.baseline in self.failed:
@@ -521,7 +603,8 @@ class Coordinator:
                 if self.progress.due():
                     self.report_progress(rounds_done, next_look)
                 continue
-            all_decided = self.look(rounds_done)
+            final = out_of_time or next_look + 1 == len(self.schedule)
+            all_decided = self.look(rounds_done, final)
             next_look += 1
             if next_look == len(self.schedule):
                 return rounds_done, "last planned look" if plan.until_decided else "rounds done"
@@ -531,7 +614,9 @@ class Coordinator:
                 return rounds_done, f"--study-time {plan.max_time:g} s of turns reached"
             if plan.rotates and self._worth_a_generation():
                 self.replace_workers(next_look)
-        return rounds_done, "no model left"
+        lost = [w.lost for w in self.workers if w.lost]
+        return rounds_done, (f"every worker process was lost (the last: {lost[-1]})" if lost and not self.active()
+                             else "no model left")
 
     def _worth_a_generation(self) -> bool:
         """Fresh workers only where the turns left are worth their start: a generation that would take longer to
@@ -544,13 +629,17 @@ class Coordinator:
         return False
 
     def stop_workers(self, reason: str) -> None:
-        """Stop the workers one at a time (each may still run --pipeline alone); collect their reports."""
+        """Stop the workers one at a time (each may still run --pipeline, model by model); collect their
+        reports."""
         for worker in self.active():
-            path = self._call(worker, {"stop": reason}, "done", self.plan.setup_timeout)
-            if path is not None:
-                worker.report_path = Path(path)
-                if isinstance(worker.last_answer.get("inspection"), dict):
-                    self.checked.setdefault(worker.model, worker.last_answer["inspection"])
+            paths = self._call(worker, {"stop": reason, "drop": sorted(self.failed)}, "done", self.plan.total_timeout)
+            if isinstance(paths, dict):
+                worker.report_paths = {str(model): Path(path) for model, path in paths.items()}
+                for model, inspection in (worker.last_answer.get("inspection") or {}).items():
+                    if isinstance(inspection, dict):
+                        self.checked.setdefault(model, inspection)
+                for model, why in (worker.last_answer.get("failed") or {}).items():
+                    self.fail(WorkerFailed(worker, str(why), str(model)))
                 try:
                     worker.process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
@@ -570,7 +659,8 @@ class Coordinator:
         if plan.baseline not in series or not self.looks:
             return self.results or []
         return paired.replay(series, plan.baseline, plan.alpha, plan.min_effect,
-                             [look["rounds"] for look in self.looks], len(plan.looks), len(plan.models) - 1)
+                             [look["rounds"] for look in self.looks], len(plan.looks), len(plan.models) - 1,
+                             [look["alpha"] for look in self.looks], shared=True)
 
 
 def _shown(result: paired.PairResult, verdict: bool = False) -> str:
@@ -598,7 +688,7 @@ def run_study(plan: StudyPlan, echo: Echo) -> StudyOutcome:
     return StudyOutcome(plan, coordinator.workers, coordinator.failed, coordinator.order, coordinator.looks,
                         coordinator.final_results(), coordinator.process, rounds_done, coordinator.turn_seconds,
                         reason, coordinator.probes, coordinator.probe_seconds, coordinator.budget,
-                        coordinator.schedule)
+                        coordinator.schedule, coordinator.load_section(0), coordinator.busy)
 
 
 def shared_cpus(threads: int) -> list[int] | None:

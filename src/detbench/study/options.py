@@ -37,7 +37,8 @@ class StudyConfig:
     runs: str = setting("results/runs", "folder of training runs: NAME/seed*/weights/best.pt (default results/runs)")
     baseline: str | None = setting(None, "the model the others are compared with (default: 'baseline' if there is "
                                          "one, else the first model)")
-    workers_per_model: int = setting(2, "worker processes per model, so that one process's luck is measured "
+    workers_per_model: int = setting(2, "worker processes, each holding every model, so that a process's luck "
+                                        "cancels in each comparison and the processes' agreement is tested "
                                         "(default %(default)s)",
                                      check=(lambda value: 1 <= value <= MAX_WORKERS_PER_MODEL,
                                             f"between 1 and {MAX_WORKERS_PER_MODEL}"), design=True)
@@ -72,9 +73,9 @@ class StudyConfig:
     force: bool = setting(False, "run the study even if its results are up to date")
     quiet: bool = setting(False, "no progress lines between looks (by default one every 15 s: the round, the time "
                                  "left and each comparison's interval so far)")
-    model_timeout: float = setting(DEFAULT_MODEL_TIMEOUT_S, f"seconds one worker may take to load and warm up, and "
-                                                            f"to finish, before it is stopped and its model recorded "
-                                                            f"as failed (default {DEFAULT_MODEL_TIMEOUT_S:g})",
+    model_timeout: float = setting(DEFAULT_MODEL_TIMEOUT_S, f"seconds a worker may take per model to load and warm "
+                                                            f"up, and to finish, before the worker is stopped and "
+                                                            f"recorded as lost (default {DEFAULT_MODEL_TIMEOUT_S:g})",
                                    check=SECONDS)
     out: str = setting("results/bench", "output folder (default results/bench)")
     list_path: str | None = setting(None, "benchmark list file (default: OUT/benchmark_list.txt)", flag="list")
@@ -96,7 +97,7 @@ class StudyConfig:
         """What the study's key holds of its own settings: each field whose metadata has `design` (True, or the name
         studies record it under; "if_set": only when not at its default, so that adding such a setting leaves the
         keys of finished studies as they were)."""
-        design: dict[str, Any] = {"baseline": baseline}
+        design: dict[str, Any] = {"baseline": baseline, "processes_hold_every_model": True}  # the engine's
         for item in fields(self):
             kind, value = item.metadata.get("design"), getattr(self, item.name)
             if kind is True or (kind == "if_set" and value != default_of(item)):

@@ -13,9 +13,10 @@ from conftest import captured, make_report, save, spread, study_report, table_ro
 from detbench.comparison.accuracy import CURRENT_WEIGHTS, LEGACY_WEIGHTS, best_epoch, fitness_weights
 from detbench.comparison.analysis import build_comparison, load_entries, report_files
 from detbench.comparison.plots import pareto_front, write_plots
-from detbench.comparison.tables import csv_text
+from detbench.comparison.tables import csv_text, design_note
 from detbench.errors import DetbenchError
 from detbench.report.schema import validate_report
+from detbench.stats import paired
 
 
 def test_reports_of_one_study_get_paired_verdicts_and_separate_runs_get_none(tmp_path):
@@ -44,6 +45,27 @@ def test_reports_of_one_study_get_paired_verdicts_and_separate_runs_get_none(tmp
                                                    tmp_path / "study" / "stranger.json"])
     assert code == 0 and "untested" in table_row(lines, "Params Δ", "stranger")
     assert any("separate runs" in line for line in lines)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_each_study_is_replayed_with_its_own_design(tmp_path, shared):
+    """Reports recorded without `processes_hold_every_model` replay the older analysis exactly as before (each
+    model's workers apart, a process variance component); with it, the rounds are paired within each process,
+    the processes' agreement is tested, and the footnote says so."""
+    for name, factor, seed in (("baseline", 1.0, 1), ("p2", 1.6, 2), ("twin", 1.0, 3)):
+        report = study_report(name, factor, seed=seed)
+        if shared:
+            report["study"]["processes_hold_every_model"] = True
+        save(tmp_path / "study", report)
+    comparison = build_comparison(load_entries(report_files([tmp_path / "study"]), print))
+    group = comparison.groups[0]
+    series = {row.entry.model_name: row.entry.worker_series() for row in group.rows}
+    expected = {r.model: r.as_dict() for r in paired.replay(series, "baseline", 0.05, 0.02, [60], 1, 2,
+                                                            shared=shared)}
+    assert {row.name: row.verdict.as_dict() for row in group.rows if not row.is_baseline} == expected
+    assert all(("process_agreement" in found) is shared for found in expected.values())
+    assert ("paired within each process" in design_note(group)) is shared
+    assert ("with a process variance component" in design_note(group)) is not shared
 
 
 def test_a_studys_pairing_lists_must_match_its_samples(tmp_path):

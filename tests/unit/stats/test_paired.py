@@ -146,8 +146,9 @@ def test_holm_tests_the_smallest_p_at_alpha_over_m_and_stops_at_the_first_failur
     data = simulate(rng, {"base": 0.0, "big": 0.5, "none": 0.0, "mid": 0.08}, 200, sigma=0.02)
     results = {r.model: r for r in paired.analyse_look(data, "base", 0.05, 0.02, 200).results}
     assert results["big"].verdict == paired.SLOWER and results["big"].confidence == pytest.approx(1 - 0.05 / 3)
-    levels = sorted(r.confidence for r in results.values())
-    assert levels == pytest.approx([1 - 0.05 / 1, 1 - 0.05 / 2, 1 - 0.05 / 3])
+    # Holm's levels 0.05 / 3, 0.05 / 2, 0.05; an equivalence is shown at 1 - 2 level (two one-sided tests)
+    assert results["none"].verdict == paired.EQUIVALENT and results["none"].confidence == pytest.approx(1 - 2 * 0.05)
+    assert results["mid"].confidence == pytest.approx(1 - 0.05 / 2)
     for result in results.values():  # every verdict agrees with the interval shown next to it
         low, high = result.ci_log
         margin = math.log1p(0.02)
@@ -170,9 +171,9 @@ def test_a_verdict_is_final_at_its_first_look_and_replay_reaches_the_same_verdic
 
 
 def test_worker_series_rebuilds_each_workers_rounds_from_a_reports_lists():
-    series = paired.worker_series([5.0, 6.0, 7.0, 8.0, 9.0], [0, 1, 0, 1, 1], [0, 0, 1, 1, 1])
-    assert [s.rounds.tolist() for s in series] == [[0, 1], [0, 1]]
-    assert np.allclose(np.exp(series[1].logs), [7.0, 9.0])  # a round listed twice keeps its last sample
+    series = paired.worker_series([5.0, 6.0, 7.0, 8.0, 9.0], [0, 1, 0, 1, 1], [0, 0, 3, 3, 3])
+    assert {k: s.rounds.tolist() for k, s in series.items()} == {0: [0, 1], 3: [0, 1]}  # by the worker's index
+    assert np.allclose(np.exp(series[3].logs), [7.0, 9.0])  # a round listed twice keeps its last sample
 
 
 def test_separate_runs_get_a_ratio_and_no_verdict():
@@ -183,8 +184,46 @@ def test_separate_runs_get_a_ratio_and_no_verdict():
 
 def test_batch_means_use_every_value_and_need_four_batches():
     assert paired.batch_means(list(range(19))) is None
-    estimate = paired.batch_means([float(x) for x in range(103)])
-    assert estimate.batches == 20 and estimate.df == 19 and estimate.mean == pytest.approx(51.0)
+    values = np.random.default_rng(1).normal(0.0, 1.0, 103)
+    estimate = paired.batch_means(values)
+    assert 4 <= estimate.batches <= 20 and estimate.df == estimate.batches - 1 and not estimate.reason
+    chunks = np.array_split(values, estimate.batches)
+    middles = [np.sort(c)[int(0.2 * c.size):c.size - int(0.2 * c.size)].mean() for c in chunks]
+    assert estimate.mean == pytest.approx(np.mean(middles))
+
+
+def test_a_burst_of_slow_turns_moves_no_estimate():
+    """Trimmed batch means: 3 % of the rounds 3 to 10 times slower on one side barely move the estimate, where the
+    plain mean moves by several percent."""
+    rng = np.random.default_rng(2)
+    values = rng.normal(0.05, 0.05, 400)
+    hit = rng.random(400) < 0.03
+    values[hit] += np.log(rng.uniform(3.0, 10.0, hit.sum()))
+    assert abs(paired.batch_means(values).mean - 0.05) < 0.01 < abs(values.mean() - 0.05)
+
+
+def test_turns_correlated_over_many_rounds_get_longer_batches_or_no_interval():
+    """An AR(1) series with coefficient 0.9 (about 19 rounds of memory): batches of 5 would make the interval
+    far too narrow. The batches grow with the measured lag-1; with too few rounds for four of them there is no
+    interval, and the look says why."""
+    rng = np.random.default_rng(3)
+
+    def ar(n: int, phi: float) -> np.ndarray:
+        x = np.zeros(n)
+        noise = rng.normal(0.0, math.sqrt(1 - phi ** 2), n)
+        for k in range(1, n):
+            x[k] = phi * x[k - 1] + noise[k]
+        return x
+
+    assert paired.batch_means(rng.normal(0.0, 1.0, 400)).rounds_per_batch == 20  # 400 / MAX_BATCHES
+    short = paired.batch_means(ar(300, 0.9))
+    assert short.reason.startswith("the turns are correlated over many rounds") and short.df == 0
+    long = paired.batch_means(ar(2000, 0.9))
+    assert not long.reason and long.rounds_per_batch >= 100 and long.lag1 > 0.8
+    data = {"base": [{r: 10.0 for r in range(200)}], "m": [{r: 10.0 * math.exp(0.1 * v) for r, v in
+                                                            enumerate(ar(200, 0.9))}]}
+    result = paired.analyse_look(data, "base", 0.05, 0.02, 200).results[0]
+    assert result.verdict == paired.UNDECIDED and result.ci_log is None and "correlated" in result.reason
 
 
 def test_after_a_failed_holm_step_no_interval_looks_decided():
@@ -224,3 +263,80 @@ def test_holm_over_three_way_claims_keeps_the_family_error_rate():
                  paired.EQUIVALENT: lambda t: abs(t) >= margin}
         false += any(r.verdict in wrong and wrong[r.verdict](t) for r, t in zip(results, truths, strict=True))
     assert false / trials <= 0.05
+
+
+def shared_study(rng: np.random.Generator, effects: dict[str, float], rounds: int, workers: int = 2,
+                 sigma: float = 0.05, process_sd: float = 0.0, favour: float = 0.0,
+                 fresh_at: tuple[int, ...] = ()) -> dict[str, dict[int, dict[int, float]]]:
+    """The engine's design: `workers` processes per generation, each holding every model ({model: {process:
+    {round: ms}}}). A process's offset (sd `process_sd`) is common to its models; `favour`: process 0 of each
+    generation times every model but the first `favour` slower (a process that suits one model's buffers)."""
+    starts = [0, *fresh_at]
+    found: dict[str, dict[int, dict[int, float]]] = {name: {} for name in effects}
+    for generation, (begin, end) in enumerate(zip(starts, [*fresh_at, rounds], strict=True)):
+        for k in range(workers):
+            process, offset = generation * workers + k, rng.normal(0.0, process_sd)
+            for index, (name, effect) in enumerate(effects.items()):
+                extra = favour if k == 0 and index > 0 else 0.0
+                noise = rng.normal(0.0, sigma, end - begin)
+                found[name][process] = {begin + i: 10.0 * (1.0 + effect) * math.exp(offset + extra + noise[i])
+                                        for i in range(end - begin)}
+    return found
+
+
+def test_rounds_are_paired_within_each_process_that_took_both_turns():
+    """d(r) is the mean over the processes with both turns in round r of their log ratio: process 1 lost its
+    baseline turn of round 1, so round 1 is process 0's ratio alone; the offset of process 1 (twice as slow)
+    cancels."""
+    model = {0: paired.Series.of({0: 11.0, 1: 12.0}), 1: paired.Series.of({0: 22.0, 1: 30.0})}
+    baseline = {0: paired.Series.of({0: 10.0, 1: 10.0}), 1: paired.Series.of({0: 20.0})}
+    rounds, values = paired.round_means(paired.process_differences(model, baseline))
+    assert rounds.tolist() == [0, 1] and np.allclose(values, [math.log(1.1), math.log(1.2)])
+
+
+def test_process_luck_cancels_when_every_process_holds_every_model():
+    """Processes 20 % apart at random: paired within each process the interval is as narrow as the turns' noise
+    allows and a +5 % model is called slower; the older analysis of the same turns (per-model means with a
+    process variance component) is several times wider."""
+    data = shared_study(np.random.default_rng(21), {"base": 0.0, "m": 0.05}, 200, sigma=0.03, process_sd=0.2,
+                        fresh_at=(40, 80, 120, 160))
+    shared = paired.analyse_look(data, "base", 0.05, 0.02, 200, shared=True)
+    (result,) = shared.results
+    assert shared.process is None and result.verdict == paired.SLOWER, result.as_dict()
+    assert result.ci_log[0] <= math.log(1.05) <= result.ci_log[1]
+    (old,) = paired.analyse_look(data, "base", 0.05, 0.02, 200).results
+    assert old.se_log > 3 * result.se_log
+    # one df per generation of 2 processes, where 40 rounds were enough for each process's own batch means
+    assert result.agreement["processes"] == 10 and 3 <= result.agreement["df"][0] <= 5
+    assert result.as_dict()["process_agreement"] == result.agreement and "process_agreement" not in old.as_dict()
+
+
+def test_worker_processes_that_disagree_withhold_the_verdict_saying_so():
+    """Process 0 of every generation times the model 8 % slower than the other: the F test of the processes'
+    own estimates rejects, and the comparison makes no claim, whatever its interval would say."""
+    data = shared_study(np.random.default_rng(22), {"base": 0.0, "m": 0.1}, 200, sigma=0.03, favour=math.log(1.08),
+                        fresh_at=(40, 80, 120, 160))
+    (result,) = paired.analyse_look(data, "base", 0.05, 0.02, 200, shared=True).results
+    assert result.agreement["disagree"] is True and result.agreement["p_value"] < paired.AGREEMENT_ALPHA
+    assert result.verdict == paired.UNDECIDED and result.p_value is None and result.ci_log is None
+    assert result.reason.startswith("worker processes disagree: their own estimates differ beyond their noise (F = ")
+    assert result.estimate_log == pytest.approx(math.log(1.1 * math.sqrt(1.08)), abs=0.01)
+
+
+def test_the_agreement_test_holds_its_level_when_processes_agree():
+    """Processes with luck of their own but no favourite: the agreement test rejects at about its 1 %, and the
+    verdicts of A/A studies stay at or below alpha."""
+    rng = np.random.default_rng(23)
+    results = [paired.analyse_look(shared_study(rng, {"base": 0.0, "m": 0.0}, 120, process_sd=0.1,
+                                                fresh_at=(40, 80)), "base", 0.05, 0.02, 120, shared=True).results[0]
+               for _ in range(200)]
+    assert sum(r.agreement["disagree"] for r in results) <= 6  # 3 % of 200, for a test at 1 %
+    assert sum(r.verdict in (paired.FASTER, paired.SLOWER) for r in results) <= 4
+
+
+def test_replay_pairs_by_process_only_for_studies_whose_processes_held_every_model():
+    data = shared_study(np.random.default_rng(24), {"base": 0.0, "m": 0.05}, 120, process_sd=0.2, fresh_at=(40, 80))
+    shared = paired.replay(data, "base", 0.05, 0.02, [40, 64, 120], 3, shared=True)
+    older = paired.replay(data, "base", 0.05, 0.02, [40, 64, 120], 3)
+    assert shared[0].agreement is not None and older[0].agreement is None
+    assert shared[0].as_dict() != older[0].as_dict()

@@ -41,7 +41,7 @@ def test_series_are_what_the_analysis_makes_of_the_turns():
     turns = sim.generate(rng_a, sim.SCENARIOS["bursts"], 0.03)
     direct = sim.series(sim.simulate(rng_b, sim.SCENARIOS["bursts"], 0.03))
     for name, workers in paired.as_series(turns).items():
-        for converted, made in zip(workers, direct[name], strict=True):
+        for converted, made in zip(workers.values(), direct[name], strict=True):
             assert np.array_equal(converted.rounds, made.rounds) and np.allclose(converted.logs, made.logs)
 
 

@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from detbench.stats import paired
+from detbench.stats import paired, spending
 from detbench.study import budget
 
 LOOKS = [150, 240, 384, 614, 983, 1573]
-UNCAPPED = [*LOOKS[:-1], 10**6]  # six looks (the same t), the last one beyond any budget here
+UNCAPPED = [rounds * 1000 for rounds in LOOKS]  # the same six looks' proportions (so the same alpha spent at
+# each), the last one beyond any budget here
 
 
 def warmups(median_ms: float, log_sd: float, workers: int = 2) -> list[list[float]]:
@@ -43,7 +44,8 @@ def test_rounds_and_interval_follow_the_turns_and_the_noise():
     assert found.round_s == pytest.approx(2 * 2 * (80.0 + 60.0) / 1000)  # W workers x (turn warm-up + 1) forwards
     assert found.rounds == found.fit_rounds == int(600.0 / found.round_s)
     assert found.noise_log == pytest.approx(0.1)  # the noisier model of the pair
-    t = paired.t_quantile(1 - 0.05 / 6 / 1 / 2, paired.MAX_BATCHES - 1)
+    last_alpha = 0.05 - spending.spent(0.05, LOOKS[-2] / LOOKS[-1])  # what the spending leaves the last look
+    t = paired.t_quantile(1 - last_alpha / 1 / 2, paired.MAX_BATCHES - 1)
     assert math.log1p(found.half_width_pct / 100) == pytest.approx(t * math.sqrt(2 * 0.1 ** 2 / (2 * found.rounds)))
     longer = estimate(models, max_time=2400.0, looks=UNCAPPED)
     # four times the rounds: half the interval (on the log scale)
@@ -54,7 +56,7 @@ def test_rounds_and_interval_follow_the_turns_and_the_noise():
 
 
 def test_the_rounds_it_names_for_equivalence_bring_the_interval_to_half_the_margin():
-    models = {"baseline": warmups(80.0, 0.15), "eca": warmups(81.0, 0.15), "p2": warmups(150.0, 0.15)}
+    models = {"baseline": warmups(80.0, 0.2), "eca": warmups(81.0, 0.2), "p2": warmups(150.0, 0.2)}
     found = estimate(models)
     assert not found.can_show_equivalence and found.half_width_pct > 2
     enough = estimate(models, max_time=found.rounds_for_equivalence * found.round_s * 1.001, looks=UNCAPPED)

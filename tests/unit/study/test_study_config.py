@@ -41,7 +41,7 @@ def test_the_old_spellings_still_work_with_one_warning(capsys):
 
 def test_the_design_comes_from_the_fields_and_keeps_the_keys_studies_recorded():
     config = StudyConfig(study_time=5.0, turn_warmup=2)
-    assert config.design("b") == {"baseline": "b", "workers_per_model": 2, "fresh_workers": True,
-                                  "until_decided": True, "max_time": 5.0, "min_effect": 0.02, "alpha": 0.05,
-                                  "turn_warmup": 2, "order_seed": 0}
+    assert config.design("b") == {"baseline": "b", "processes_hold_every_model": True, "workers_per_model": 2,
+                                  "fresh_workers": True, "until_decided": True, "max_time": 5.0, "min_effect": 0.02,
+                                  "alpha": 0.05, "turn_warmup": 2, "order_seed": 0}
     assert StudyConfig(bias_probe=3).design("b")["bias_probe"] == 3  # only when on: older keys stay as they were
