@@ -128,7 +128,7 @@ def test_killed_studies_leave_no_orphans_and_no_lock(tmp_path, dataset):
     study = _slow_ablate(tmp_path, dataset, out)
     try:
         # the worker has said its pid: it runs, bound to die with its parent
-        assert _wait_for(lambda: _worker_pid(out / ".study" / "baseline.w0.log"), 60), "the model never started"
+        assert _wait_for(lambda: _worker_pid(out / ".study" / "w0.log"), 60), "the worker never started"
         children = _children_of(study.pid)
         assert children, "the study has no model process"
         os.kill(study.pid, signal.SIGKILL)
