@@ -371,7 +371,8 @@ def test_a_matrix_shows_at_most_its_rows_and_columns_with_a_note():
 
 def test_what_compare_prints_is_bounded_in_all(tmp_path, monkeypatch):
     folder = tmp_path / "bench"
-    warnings = [f"warning {i}: " + "w" * 900 for i in range(200)]  # 180 KB of caveats in one report
+    # 180 KB of caveats in one report, each its own (caveats that differ only in their numbers are said once)
+    warnings = [f"warning {chr(65 + i % 26)}{chr(65 + i // 26)}: " + "w" * 900 for i in range(200)]
     write_json(folder / "baseline.json", report("baseline") | {"warnings": warnings})
     write_json(folder / "p2.json", report("p2", 12.0))
     monkeypatch.setattr(run, "MAX_TERMINAL_BYTES", 50_000)
