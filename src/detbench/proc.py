@@ -90,13 +90,21 @@ def _pid(text: str) -> int | None:
 
 
 def _running(pid: int) -> bool:
+    """The process exists and has not exited: one that exited but that its own parent has not reaped yet (a
+    zombie) is gone, as a parent that died just before this check is."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: running
+    except PermissionError:  # someone else's process: it exists
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            # the state follows the command name, which is in parentheses and may itself hold ") "
+            state = handle.read(4096).rpartition(b")")[2].split()[:1]
+    except OSError:
         return True
-    return True
+    return state not in ([b"Z"], [b"X"])
 
 
 def keep_to_cpus() -> bool:

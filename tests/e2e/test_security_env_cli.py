@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +115,18 @@ def test_a_parent_pid_that_names_no_running_process_stops_with_one_line(tmp_path
     assert done.stderr.strip().splitlines() == [
         f"error: the detbench process that started this one (pid {gone.pid}, {PARENT_ENV}) is gone, so this one "
         f"stops too; unset {PARENT_ENV} if you set it yourself"]
+
+
+def test_a_parent_that_exited_but_is_not_yet_reaped_counts_as_gone(tmp_path):
+    """A zombie: the parent died before the child's check and its own parent has not waited for it yet."""
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{zombie.pid}/stat").read_bytes().rpartition(b")")[2].split()[:1] != [b"Z"]:
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.01)
+        done = run_command(python_module(sys.executable, "detbench.cli", "--help"), cwd=tmp_path,
+                           env={PARENT_ENV: str(zombie.pid)}, timeout=120)
+        assert done.returncode == 137 and done.stdout == "" and "is gone, so this one stops too" in done.stderr
+    finally:
+        zombie.wait()
