@@ -53,7 +53,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from detbench.errors import DetbenchError
+from detbench.errors import DetbenchError, first_line
 from detbench.models.ultralytics_env import configure_process
 from detbench.proc import die_with_parent, refuse_namespace_package
 from detbench.report.model import Stopping, Study
@@ -168,10 +168,11 @@ def _stderr(line: str) -> None:
 
 
 def error_line(exc: BaseException) -> str:
-    """A failure as the one line the coordinator records."""
+    """A failure as the one line the coordinator records: detbench's own message whole, another's first 300
+    characters after its type."""
     if isinstance(exc, DetbenchError):
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+        return first_line(exc, limit=len(str(exc)))
+    return f"{type(exc).__name__}: {first_line(exc, limit=300) if str(exc).strip() else ''}"
 
 
 def run_model(spec: dict[str, Any], start: dict[str, Any], end: ModelEnd) -> None:
