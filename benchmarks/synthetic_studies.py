@@ -49,6 +49,14 @@ class Scenario:
     burst_rate: float = 0.0  # share of turns BURST_RANGE times slower
     slow_process: float = 0.0  # offset of the baseline's first process (generation 0, worker 0) for its life
     process_sd: float = 0.0  # each process's own offset for its life
+    process_model_sd: float = 0.0  # each (process, model)'s own offset for its life: a process favours a model
+    machine_scaling: float = 0.0  # the machine state (machine_ar, machine_sd) reaches every model but the
+    #                               baseline (1 + this) times as strongly: it does not cancel in the ratio
+    ratio_ar: float = 0.0  # AR(1) coefficient of a slow drift of every model's ratio to the baseline, common to
+    ratio_sd: float = 0.0  # every process (stationary sd on the log scale), on top of the white turn noise
+    episode_rate: float = 0.0  # chance per round that a (process, model) starts an episode of slow turns ...
+    episode_rounds: tuple[int, int] = (5, 20)  # ... lasting this many rounds ...
+    episode_range: tuple[float, float] = (1.5, 3.0)  # ... each turn this many times slower
     fresh: bool = True  # a fresh generation of processes after each look (False: one generation)
 
 
@@ -66,6 +74,10 @@ SCENARIOS = {s.name: s for s in (
     Scenario("slow_process", slow_process=math.log(1.1)),
     Scenario("process_luck", process_sd=0.02),
     Scenario("no_fresh", process_sd=0.02, fresh=False),
+    Scenario("process_model", process_model_sd=0.01),
+    Scenario("machine_scaling", machine_ar=0.9, machine_sd=0.10, machine_scaling=0.2),
+    Scenario("ratio_drift", ratio_ar=0.99, ratio_sd=0.02),
+    Scenario("model_episodes", episode_rate=1 / 250),
 )}
 
 
@@ -129,7 +141,12 @@ def simulate(rng: np.random.Generator, scenario: Scenario, delta: float, shape: 
         machine += scenario.drift_round * np.arange(rounds) / max(rounds - 1, 1)
     if scenario.shift_rate:
         machine += np.cumsum((rng.random(rounds) < scenario.shift_rate) * rng.normal(0.0, scenario.shift_sd, rounds))
-    logs += machine[:, None]
+    logs += machine[:, None] * np.where(model_of_slot > 0, 1.0 + scenario.machine_scaling, 1.0)[None, :]
+    if scenario.ratio_sd:
+        ratio = _ar1(rng, scenario.ratio_ar, scenario.ratio_sd, (1, rounds))[0]
+        logs += ratio[:, None] * (model_of_slot > 0)[None, :]
+    if scenario.episode_rate:
+        logs += _episodes(rng, scenario, rounds, slots)
     if scenario.drift_turn:
         logs += scenario.drift_turn * position / max(slots - 1, 1)
     if scenario.burst_rate:
@@ -138,7 +155,19 @@ def simulate(rng: np.random.Generator, scenario: Scenario, delta: float, shape: 
     offsets = rng.normal(0.0, scenario.process_sd, len(starts) * per_generation)
     offsets[0] += scenario.slow_process  # process 0: the baseline's worker 0 of generation 0
     logs += offsets[process]
+    if scenario.process_model_sd:  # one offset per (generation, slot): a slot is one model in one process
+        logs += rng.normal(0.0, scenario.process_model_sd, (len(starts), slots))[generation]
     return Turns(logs, starts, shape)
+
+
+def _episodes(rng: np.random.Generator, scenario: Scenario, rounds: int, slots: int) -> np.ndarray:
+    """Episodes of slow turns: each slot (a model in a process) starts one in a round with chance
+    `episode_rate`; it lasts `episode_rounds` rounds, each of its turns `episode_range` times slower."""
+    added = np.zeros((rounds, slots))
+    for r, s in zip(*np.nonzero(rng.random((rounds, slots)) < scenario.episode_rate), strict=True):
+        length = int(rng.integers(scenario.episode_rounds[0], scenario.episode_rounds[1] + 1))
+        added[r:r + length, s] += math.log(rng.uniform(*scenario.episode_range))
+    return added
 
 
 def _ar1(rng: np.random.Generator, phi: float, sd: float, size: tuple[int, int]) -> np.ndarray:

@@ -31,19 +31,28 @@ about the true log ratio, so trimming does not bias it. Batches must be long
 enough for the correlation that remains: the lag-1 autocorrelation of d(r)
 (clipped at its quantiles, centred on the whole series) is read, and, taken
 as an AR(1) at its upper 2-se bound, it sets the batch length at which
-consecutive batch means are at most MAX_BATCH_CORRELATION correlated; what
-correlation remains at the estimate widens the se. When no length leaves
-MIN_BATCHES batches, the comparison gets no interval and no verdict, and says
-why (run longer).
+consecutive batch means are at most MAX_BATCH_CORRELATION correlated;
+what correlation remains at the estimate widens the se. Slow noise (a
+drift of the ratio over many rounds) hardly shows in the lag-1 of single
+rounds, so the batch means' own lag-1 is checked too: above its one-sided
+5 % bound under independence, the batches are doubled. When no length
+leaves MIN_BATCHES batches, the comparison gets no interval and no verdict,
+and says why (run longer).
 
-**Processes' agreement.** Process-wide luck cancels in d(r), but a process
-could still favour one model over another (its layout suits one model's
-buffers). Each process's own series d_p(r) is compared with those of the
-processes of its generation: the spread of their means beyond their noise, by
-the F test below (each d_p in place of a worker's series, pooled over the
-generations). Its result is recorded with every comparison
-(`process_agreement`); when it rejects at AGREEMENT_ALPHA the comparison
-makes no claim at that look, and says that the worker processes disagree.
+**Processes.** Process-wide luck cancels in d(r), but a process could still
+favour one model over another (its layout suits one model's buffers): an
+offset of d_p(r) for the process's life, which no batch of rounds sees.
+Each process's own series d_p(r) is compared with those of the processes of
+its generation, and the spread of their means beyond their noise is a
+process-by-model variance component (method of moments, `process_spread`
+below, on the difference series). The interval includes it as the older
+design includes its process component: the variance gains s^2 times the sum
+over generations of (share of rounds)^2 / W, with Satterthwaite's degrees
+of freedom, so that a component estimated from few processes widens the
+interval instead of being taken as exact. Its F test ("no process favours a
+model") is recorded with every comparison (`process_agreement`, flagged at
+AGREEMENT_ALPHA), not used to withhold a claim: as a preliminary test it
+would let a real favour through whenever it failed to reject.
 
 **Processes (the older design).** A process can be lucky (memory layout,
 thread placement) for its whole life. Each worker's offset from the round means of the workers of
@@ -67,11 +76,14 @@ too often.
 
 **Verdicts.** With a minimum effect e (fraction) and m = log(1 + e), at a
 look whose level is L for this comparison:
-- slower: the (1 - L) interval's lower end is above +m;
-- faster: its upper end is below -m;
+- slower: the (1 - L) interval's lower end is above 0 (the model is slower;
+  by how much, the interval says: possibly less than e);
+- faster: its upper end is below 0;
 - equivalent: the (1 - 2L) interval lies inside (-m, +m) (two one-sided
-  tests, each at L);
+  tests, each at L): any difference is smaller than e;
 - undecided: none of these.
+Studies recorded before every process held every model made slower and
+faster only beyond +m and -m; `compare` replays them so.
 Each claim has a p-value (the smallest L at which it would be made); the claim
 with the smallest is the comparison's. Holm's step-down runs over all
 comparisons of the study at each look; a comparison's interval is shown at
@@ -99,7 +111,9 @@ MIN_ROUNDS_PER_BATCH = 5  # batches grow beyond this as far as the turns' measur
 MIN_BATCHES = 4
 TRIM = 0.2  # each batch's location: the mean of its middle 60 %, so that a burst of slow turns moves no estimate
 MAX_BATCH_CORRELATION = 0.1  # consecutive batch means may be this correlated (implied by the turns' lag-1)
-AGREEMENT_ALPHA = 0.01  # worker processes whose own estimates differ at this level withhold the comparison's claim
+BATCH_TEST_Z = 1.645  # batch means whose own lag-1 is this far above independence (one-sided 5 %) are too short
+AGREEMENT_ALPHA = 0.01  # the record flags processes whose own estimates differ at this level (se holds it)
+MAX_HALF_WIDTH_LOG = math.log(1e6)
 FASTER, SLOWER, EQUIVALENT, UNDECIDED, UNTESTED = "faster", "slower", "equivalent", "undecided", "untested"
 
 
@@ -113,7 +127,7 @@ def design(fresh_workers: bool, process_component: bool = True, spending: bool =
     turns = ("worker processes that each hold every model, one turn per model per process per round" if shared
              else "one turn per worker per round")
     interval = "batch-means t interval of trimmed means" + (
-        ", paired within each process, the processes' agreement tested" if shared
+        ", paired within each process, with a process-by-model variance component" if shared
         else " with a process variance component" if process_component else "")
     return (f"interleaved rounds, {turns} in seeded random order, {workers}; "
             f"geometric mean of per-round ratios; {interval}; Holm over comparisons, "
@@ -211,6 +225,8 @@ def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
     upper = lag1 + 2.0 / math.sqrt(x.size)
     while batch_correlation(upper, size) > MAX_BATCH_CORRELATION and x.size // size >= MIN_BATCHES:
         size = math.ceil(size * 1.25)
+    while x.size // size >= MIN_BATCHES and _batches_correlated(_trimmed_means(np.array_split(x, x.size // size))):
+        size *= 2  # slow noise (a drift over many rounds) the lag-1 missed
     batches = x.size // size
     if batches < MIN_BATCHES:
         return BatchMeans(float(np.mean(_trimmed_means(np.array_split(x, MIN_BATCHES)))), 0.0, 0, 0, size, lag1,
@@ -222,6 +238,21 @@ def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
     inflation = (1.0 + 2.0 * rho) / max(1.0 - 2.0 * rho / (batches - 1), 0.5)
     se = float(means.std(ddof=1) / math.sqrt(batches) * math.sqrt(inflation))
     return BatchMeans(float(means.mean()), se, batches - 1, batches, x.size // batches, lag1)
+
+
+def _batches_correlated(means: np.ndarray) -> bool:
+    """Whether consecutive batch means are positively correlated beyond chance: their lag-1 autocorrelation
+    above its one-sided 5 % quantile under independence (mean -1/B, sd about 1/sqrt(B)). Fewer than
+    2 * MIN_BATCHES batches are too few to tell, and pass."""
+    count = means.size
+    if count < 2 * MIN_BATCHES:
+        return False
+    centred = means - means.mean()
+    squares = float(np.dot(centred, centred))
+    if squares <= 0.0:
+        return False
+    lag1 = float(np.dot(centred[:-1], centred[1:])) / squares
+    return lag1 > -1.0 / count + BATCH_TEST_Z / math.sqrt(count)
 
 
 def round_means(workers: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
@@ -386,13 +417,14 @@ def t_quantile(q: float, df: float) -> float:
     return float(t.ppf(q, df))
 
 
-def claim_p_values(estimate: float, se: float, df: float, margin: float) -> dict[str, float]:
+def claim_p_values(estimate: float, se: float, df: float, margin: float, beyond: float = 0.0) -> dict[str, float]:
     """The p-value of each claim: the smallest level at which its interval makes it. Slower and faster: the
-    two-sided (1 - level) interval lies beyond +margin or -margin. Equivalent: two one-sided tests, the
-    (1 - 2 level) interval inside (-margin, +margin)."""
+    two-sided (1 - level) interval lies above +beyond or below -beyond (0: a difference in that direction, of
+    any size, which the interval bounds; studies recorded before every process held every model used the
+    margin). Equivalent: two one-sided tests, the (1 - 2 level) interval inside (-margin, +margin)."""
     return {
-        SLOWER: 2.0 * _t_sf((estimate - margin) / se, df),
-        FASTER: 2.0 * _t_sf((-margin - estimate) / se, df),
+        SLOWER: 2.0 * _t_sf((estimate - beyond) / se, df),
+        FASTER: 2.0 * _t_sf((-beyond - estimate) / se, df),
         EQUIVALENT: _t_sf((margin - abs(estimate)) / se, df),
     }
 
@@ -406,13 +438,29 @@ class PairStatistic:
     batches: BatchMeans
 
 
+def _with_component(estimate: BatchMeans, weight: float, spread: ProcessSpread) -> tuple[float, float]:
+    """The se and df of a batch-means estimate whose mean also carries `weight` times the process variance
+    component of `spread`, which its batches do not see (it is constant within a generation).
+
+    s_p^2 = seen - noise is a difference of mean squares: Satterthwaite over all three terms, so that an
+    imprecise component (few processes) widens the interval instead of being taken as exact. With a negative
+    term that formula can fall far below both sources' df when s_p^2 is small; it is kept no lower than
+    min(df of seen, df of the batch means): weight * seen alone estimates the same variance (the mean of a
+    generation's processes) with the df of seen.
+    """
+    within, between = estimate.se ** 2, spread.variance * weight
+    if between <= 0 or spread.df <= 0 or estimate.reason:
+        return estimate.se, float(estimate.df)
+    parts = within ** 2 / estimate.df + (weight * spread.seen) ** 2 / spread.df
+    if spread.noise_df > 0:
+        parts += (weight * spread.noise) ** 2 / spread.noise_df
+    return math.sqrt(within + between), max((within + between) ** 2 / parts, min(spread.df, estimate.df))
+
+
 def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
                    process: ProcessSpread) -> PairStatistic | None:
-    """The mean log ratio over the rounds both ran, its se and df; None when there are too few rounds.
-
-    With a process variance component the degrees of freedom are Satterthwaite's, so an imprecise
-    component (few workers) widens the interval instead of being taken as exact.
-    """
+    """The older design: the mean log ratio over the rounds both ran, its se (with the process variance
+    component) and df; None when there are too few rounds."""
     if not any(w.rounds.size for w in model) or not any(w.rounds.size for w in baseline):
         return None
     (our_rounds, ours), (their_rounds, theirs) = round_means(model), round_means(baseline)
@@ -420,20 +468,9 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     estimate = batch_means(ours[mine] - theirs[other])
     if estimate is None:
         return None
-    within = estimate.se ** 2
     weight = process_weight(model, shared) + process_weight(baseline, shared)
-    between = process.variance * weight
-    df: float = estimate.df
-    if between > 0 and process.df > 0 and not estimate.reason:
-        # s_p^2 = seen - noise is a difference of mean squares: Satterthwaite over all three terms. With a
-        # negative term that formula can fall far below both sources' df when s_p^2 is small; it is kept no
-        # lower than min(df of seen, df of the batch means): weight * seen alone estimates the same variance
-        # (each model's mean is a mean of its processes) with the df of seen.
-        parts = within ** 2 / estimate.df + (weight * process.seen) ** 2 / process.df
-        if process.noise_df > 0:
-            parts += (weight * process.noise) ** 2 / process.noise_df
-        df = max((within + between) ** 2 / parts, min(process.df, estimate.df))
-    return PairStatistic(estimate.mean, math.sqrt(within + between), df, len(shared), estimate)
+    se, df = _with_component(estimate, weight, process)
+    return PairStatistic(estimate.mean, se, df, len(shared), estimate)
 
 
 def process_differences(model: Mapping[int, Series], baseline: Mapping[int, Series]) -> list[Series]:
@@ -452,30 +489,23 @@ def process_differences(model: Mapping[int, Series], baseline: Mapping[int, Seri
 def shared_statistic(model: Mapping[int, Series],
                      baseline: Mapping[int, Series]) -> tuple[PairStatistic | None, dict[str, object] | None]:
     """Paired by process: the mean over the rounds of d(r), the mean of the processes' differences in round r,
-    with its batch-means se; and the record of the processes' agreement (`process_spread` of their own
-    difference series: an F test of their spread within each generation beyond their noise). (None, None)
-    without shared rounds."""
+    with its batch-means se and the process-by-model component (`process_spread` of the processes' own
+    difference series within each generation, `_with_component`); and the record of that spread (its F test of
+    "no process favours a model", reported). (None, None) without shared rounds."""
     differences = process_differences(model, baseline)
     if not differences:
         return None, None
     rounds, values = round_means(differences)
     spread = process_spread({"differences": differences})
     agreement = {"processes": len(differences), "f": spread.excess_ratio, "df": [spread.df, spread.noise_df],
-                 "p_value": spread.p_value,
+                 "p_value": spread.p_value, "component_sd_pct": round(spread.sd_pct, 4),
                  "offsets_pct": [round(100.0 * math.expm1(v), 4) for v in spread.offsets.get("differences", [])],
                  "disagree": spread.p_value is not None and spread.p_value < AGREEMENT_ALPHA}
     estimate = batch_means(values)
     if estimate is None:
         return None, agreement
-    return PairStatistic(estimate.mean, estimate.se, estimate.df, rounds.size, estimate), agreement
-
-
-def _disagreement(agreement: dict[str, object]) -> str:
-    offsets, ratio = agreement["offsets_pct"], agreement["f"]
-    return (f"worker processes disagree: their own estimates differ beyond their noise (F = "
-            f"{'inf' if ratio is None else f'{ratio:.2f}'} on {agreement['df'][0]} and {agreement['df'][1]} df, "
-            f"p = {agreement['p_value']:.2g} < {AGREEMENT_ALPHA:g}; offsets from their generation's mean "
-            f"{min(offsets):+.1f} to {max(offsets):+.1f} %)")
+    se, df = _with_component(estimate, process_weight(differences, rounds), spread)
+    return PairStatistic(estimate.mean, se, df, rounds.size, estimate), agreement
 
 
 @dataclass
@@ -523,12 +553,9 @@ def analyse_look(models: Mapping[str, Workers], baseline: str, alpha_look: float
                 result.se_log = 0.0
                 result.reason = "zero variance: the timings do not vary, no interval can be formed"
             else:
-                claims = claim_p_values(stat.estimate, stat.se, stat.df, margin)
+                claims = claim_p_values(stat.estimate, stat.se, stat.df, margin, 0.0 if shared else margin)
                 result.claim = min(claims, key=claims.get)
                 result.p_value = claims[result.claim]
-                if result.agreement is not None and result.agreement["disagree"]:
-                    result.claim, result.p_value = UNDECIDED, None
-                    result.reason = _disagreement(result.agreement)
         look.results.append(result)
     _holm(look.results, alpha_look, max(family_size, len(look.results)))
     return look
@@ -550,9 +577,11 @@ def _holm(results: list[PairResult], alpha: float, total: int) -> None:
         equivalent = decided and result.claim == EQUIVALENT
         result.verdict = result.claim if decided else UNDECIDED
         result.confidence = 1.0 - 2.0 * level if equivalent else 1.0 - level
-        half = t_quantile(1.0 - level if equivalent else 1.0 - level / 2.0, result.df) * result.se_log
+        half = min(t_quantile(1.0 - level if equivalent else 1.0 - level / 2.0, result.df) * result.se_log,
+                   MAX_HALF_WIDTH_LOG)  # a few df at a tiny level: a million-fold either way already says nothing
         result.ci_log = (result.estimate_log - half, result.estimate_log + half)
-        result.mde_log = (t_quantile(1.0 - level / 2.0, result.df) + t_quantile(0.8, result.df)) * result.se_log
+        result.mde_log = min((t_quantile(1.0 - level / 2.0, result.df) + t_quantile(0.8, result.df)) * result.se_log,
+                             MAX_HALF_WIDTH_LOG)
         if not decided:
             failed_level = level
 
