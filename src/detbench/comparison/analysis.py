@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from detbench import text, zoo
-from detbench.comparison.accuracy import Accuracy, AccuracyReader
+from detbench.comparison.accuracy import Accuracy, AccuracyReader, SeedArchitectureError
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_SHOWN_TEXT_CHARS
 from detbench.names import is_reserved_stem
@@ -297,6 +297,8 @@ def name_entries(entries: list[Entry], warn: Callable[[str], None] = stderr_warn
         entry.name = entry.model_name
         try:
             entry.accuracy = accuracies.accuracy_for(entry.report)
+        except SeedArchitectureError:
+            raise  # a mean over another model's seeds would be published as this one's
         except DetbenchError as exc:
             warn(f"no mAP for {entry.model_name}: {exc}")
     for same in (group for group in by_name.values() if len(group) > 1):
@@ -452,18 +454,18 @@ def _study_baseline(entries: Sequence[Entry], names: list[str]) -> str:
     return recorded.pop() if len(recorded) == 1 and recorded <= set(names) else DEFAULT_BASELINE
 
 
-def ablation_order(entries: Sequence[Entry], baseline_name: str) -> Callable[[Entry], tuple[int, int, str]]:
-    """The sort key of rows: the baseline first, then the order of the study's models (its --models), else the
-    zoo's, then the other names alphabetically."""
+def ablation_order(entries: Sequence[Entry], baseline_name: str) -> Callable[[Entry], tuple[Any, ...]]:
+    """The sort key of rows: the baseline first, then the order of the baseline's study's models (its --models,
+    or as it found them), then the zoo's order (baseline, ghost, eca, ...), then by name."""
     studied = next((entry.report.study.models for entry in entries
                     if entry.report.study is not None and entry.report.study.baseline == baseline_name
-                    and isinstance(entry.report.study.models, list)), None)
-    order = [str(name) for name in studied or zoo.MODELS]
-    rank = {name: index for index, name in enumerate(dict.fromkeys(order))}
+                    and isinstance(entry.report.study.models, list)), [])
+    rank = {name: index for index, name in reversed(list(enumerate(map(str, studied))))}
+    zoo_rank = {name: index for index, name in enumerate(zoo.MODELS)}
 
-    def key(entry: Entry) -> tuple[int, int, str]:
+    def key(entry: Entry) -> tuple[Any, ...]:
         name = entry.model_name
-        return (name != baseline_name, rank.get(name, len(rank)), entry.name)
+        return (name != baseline_name, rank.get(name, len(rank)), zoo_rank.get(name, len(zoo_rank)), entry.name)
     return key
 
 
