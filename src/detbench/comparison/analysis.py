@@ -188,6 +188,14 @@ class Group:
         """Whether any report timed the end-to-end pipeline (--pipeline)."""
         return any(row.metrics.get("end_to_end_median_ms") is not None for row in self.rows)
 
+    def headline(self) -> str:
+        """The setting in a few words, for a paper table's caption: hardware, device, precision, size, batch."""
+        key = self.key
+        threads = f", {key.threads} thread{'s' if key.threads != 1 else ''}" if key.threads is not None else ""
+        backend = f", {key.backend}" if key.backend and key.backend != "pytorch" else ""
+        where = f"{key.hardware} ({key.device}{threads})" if key.hardware else f"{key.device}{threads}"
+        return f"{where}, {key.precision}{backend}, imgsz {key.imgsz}, batch {key.batch}"
+
     def setting(self) -> str:
         key, n_images = self.key, self.rows[0].entry.report.inputs.n_images
         parts = [f"imgsz {key.imgsz}", f"batch {key.batch}", f"device {key.device}", f"{key.precision}"]
@@ -333,6 +341,7 @@ def base_metrics(entry: Entry, on_gpu: bool) -> dict[str, float | None]:
         "latency_mean_ms": _num(latency.mean_ms),
         "latency_median_ms": _num(latency.median_ms),
         "latency_p95_ms": _num(latency.p95_ms),
+        "latency_max_ms": _num(latency.max_ms),
         "latency_q25_ms": _num(q25),
         "latency_q75_ms": _num(q75),
         "fps_mean": _num(report.throughput.fps_mean),
