@@ -180,9 +180,9 @@ def method_lines(group: Group) -> list[str]:
     lines = [design_note(group)] + ([END_TO_END_NOTE] if group.has_pipeline else [])
     if any(_delta(row, group).endswith("†") for row in group.rows):
         lines.append(f"† ratio of medians: not part of the baseline's study {group.study_id}, so not tested")
-    reasons = [f"{row.name}: {row.verdict.reason}" for row in group.rows
+    reasons = [(row.name, row.verdict.reason) for row in group.rows
                if row.verdict and row.verdict.reason and row.verdict.verdict != paired.UNTESTED]
-    lines += [f"  {text.terminal(reason)}" for reason in reasons]
+    lines += [f"  {text.terminal(reason)}" for reason in caveats.grouped(reasons, len(group.rows) - 1)]
     unmeasured = [row.name for row in group.rows if row.metrics["mem_MB"] is None]
     if unmeasured and not group.on_gpu:
         lines.append(f"Mem is blank for {', '.join(text.terminal(name) for name in unmeasured)}: the report has no "
