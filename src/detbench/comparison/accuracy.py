@@ -42,11 +42,17 @@ CURRENT_WEIGHTS = (0.0, 1.0)  # Ultralytics >= 8.4
 
 @dataclass(frozen=True)
 class Accuracy:
-    map50: float
+    """One run's best epoch; or, across several trained seeds, the mean with the sample sd and each seed's own."""
+
+    map50: float  # across seeds: the mean
     map50_95: float
-    epoch: int | None
-    source: Path
+    epoch: int | None  # across seeds: None (each seed's is in `seeds`)
+    source: Path  # results.csv; across seeds: the model's folder that holds seed*/
     fitness: str  # the formula used to pick the epoch
+    map50_sd: float | None = None  # across seeds: the sample standard deviation; one run: None
+    map50_95_sd: float | None = None
+    n_seeds: int = 1
+    seeds: tuple[Accuracy, ...] = ()  # across seeds: each seed's best epoch, in seed order
 
 
 def fitness_weights(ultralytics_version: str | None) -> tuple[float, float]:

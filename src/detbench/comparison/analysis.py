@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from detbench import text
+from detbench import text, zoo
 from detbench.comparison.accuracy import Accuracy, AccuracyReader
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_SHOWN_TEXT_CHARS
@@ -75,19 +75,82 @@ class Entry:
         return list(dict.fromkeys(text.bounded(w, MAX_SHOWN_TEXT_CHARS) for w in self.report.warnings or []))
 
 
+DELTA_TESTED = "tested"  # the latency Δ of a model in the baseline's interleaved study: its verdict's estimate
+DELTA_RATIO = "ratio of medians"  # the latency Δ of separate runs: median / baseline median - 1, untested
+
+
 @dataclass
 class Row:
-    """One model's line in a group: base metrics, deltas (%) and the verdict against the baseline."""
+    """One model's line in a group: base metrics, deltas (%) and the verdict against the baseline.
+
+    What every table and plot shows of it is read through its properties: `median_ms`; the one latency Δ
+    (`latency_delta_pct`, `latency_delta_ci_pct`, `latency_delta_kind`); accuracy across seeds (`map50_mean`,
+    `map50_sd`, `map50_95_mean`, `map50_95_sd`, `map_seeds`).
+    """
 
     entry: Entry
     metrics: dict[str, float | None]
-    deltas: dict[str, float | None] = field(default_factory=dict)
+    deltas: dict[str, float | None] = field(default_factory=dict)  # DELTA_KEYS: changes of the spec's metrics
     verdict: paired.PairResult | None = None
     is_baseline: bool = False
+    in_study: bool = False  # its verdict was replayed from the baseline's interleaved study
 
     @property
     def name(self) -> str:
         return self.entry.name
+
+    @property
+    def median_ms(self) -> float | None:
+        """The median latency (ms): the table's median column, the plots' bars and points."""
+        return self.metrics["latency_median_ms"]
+
+    @property
+    def latency_delta_kind(self) -> str | None:
+        """DELTA_TESTED or DELTA_RATIO; None in a group without the baseline."""
+        if self.verdict is None and not self.is_baseline:
+            return None
+        return DELTA_TESTED if self.in_study else DELTA_RATIO
+
+    @property
+    def latency_delta_pct(self) -> float | None:
+        """The one latency Δ (%) against the baseline: the tested estimate or the ratio of medians (0 for the
+        baseline itself); None when unknown."""
+        if self.is_baseline:
+            return 0.0
+        return self.verdict.delta_pct if self.verdict else None
+
+    @property
+    def latency_delta_ci_pct(self) -> tuple[float, float] | None:
+        """The interval (%) of a tested latency Δ, at the verdict's confidence; None for a ratio of medians."""
+        return self.verdict.ci_pct if self.verdict and self.in_study else None
+
+    @property
+    def mean_above_p95(self) -> bool:
+        """The mean exceeds the 95th percentile: a burst of a few very slow iterations pulls it up."""
+        mean, p95 = self.metrics["latency_mean_ms"], self.metrics["latency_p95_ms"]
+        return mean is not None and p95 is not None and mean > p95
+
+    @property
+    def map50_mean(self) -> float | None:
+        return self.entry.accuracy.map50 if self.entry.accuracy else None
+
+    @property
+    def map50_sd(self) -> float | None:
+        """The sample standard deviation of mAP50 across seeds; None for one seed."""
+        return self.entry.accuracy.map50_sd if self.entry.accuracy else None
+
+    @property
+    def map50_95_mean(self) -> float | None:
+        return self.entry.accuracy.map50_95 if self.entry.accuracy else None
+
+    @property
+    def map50_95_sd(self) -> float | None:
+        return self.entry.accuracy.map50_95_sd if self.entry.accuracy else None
+
+    @property
+    def map_seeds(self) -> int | None:
+        """How many trained seeds the mAP is the mean of (1: one run); None without accuracy."""
+        return self.entry.accuracy.n_seeds if self.entry.accuracy else None
 
 
 @dataclass
@@ -368,12 +431,14 @@ def analyse_group(group: Group, baseline_name: str, alpha: float | None, min_eff
     group.min_effect = min_effect if min_effect is not None else DEFAULT_MIN_EFFECT
     names = [row.entry.model_name for row in group.rows]
     tested = study_verdicts(group, alpha, min_effect) if len(set(names)) == len(names) else {}
-    base_median = group.baseline.metrics["latency_median_ms"]
+    base_median = group.baseline.median_ms
+    group.baseline.in_study = group.study_id is not None
     for row in group.rows:
         if row.is_baseline:
             continue
+        row.in_study = row.entry.model_name in tested
         row.verdict = tested.get(row.entry.model_name) or paired.untested(
-            row.name, group.baseline.name, row.metrics["latency_median_ms"], base_median)
+            row.name, group.baseline.name, row.median_ms, base_median)
         if row.entry.model_name not in tested and group.study_id is not None:
             row.verdict.reason = f"not part of the baseline's study {group.study_id}: separate runs, not tested"
     for row in group.rows:
@@ -387,10 +452,25 @@ def _study_baseline(entries: Sequence[Entry], names: list[str]) -> str:
     return recorded.pop() if len(recorded) == 1 and recorded <= set(names) else DEFAULT_BASELINE
 
 
+def ablation_order(entries: Sequence[Entry], baseline_name: str) -> Callable[[Entry], tuple[int, int, str]]:
+    """The sort key of rows: the baseline first, then the order of the study's models (its --models), else the
+    zoo's, then the other names alphabetically."""
+    studied = next((entry.report.study.models for entry in entries
+                    if entry.report.study is not None and entry.report.study.baseline == baseline_name
+                    and isinstance(entry.report.study.models, list)), None)
+    order = [str(name) for name in studied or zoo.MODELS]
+    rank = {name: index for index, name in enumerate(dict.fromkeys(order))}
+
+    def key(entry: Entry) -> tuple[int, int, str]:
+        name = entry.model_name
+        return (name != baseline_name, rank.get(name, len(rank)), entry.name)
+    return key
+
+
 def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alpha: float | None = None,
                      min_effect: float | None = None) -> Comparison:
-    """Group the reports by setting, sort each group by mean latency, and compare with the baseline. `alpha` and
-    `min_effect` default to those a study decided at (0.05 and 0.02 for separate runs)."""
+    """Group the reports by setting, order each group as the ablation (`ablation_order`), and compare with the
+    baseline. `alpha` and `min_effect` default to those a study decided at (0.05 and 0.02 for separate runs)."""
     if alpha is not None and not 0.0 < alpha < 1.0:
         raise DetbenchError(f"--alpha {alpha} must be between 0 and 1 (e.g. 0.05)")
     if min_effect is not None and not 0.0 < min_effect < 1.0:
@@ -407,11 +487,10 @@ def build_comparison(entries: Sequence[Entry], baseline: str | None = None, alph
         by_key.setdefault(SettingKey.of_report(entry.report).grouped(), []).append(entry)
     order = {key: index for index, key in enumerate(by_key)}  # a dict keeps insertion order: first seen first
     keys = sorted(by_key, key=lambda k: (not any(e.model_name == baseline_name for e in by_key[k]), order[k]))
-    groups = []
+    groups, order = [], ablation_order(entries, baseline_name)
     for index, key in enumerate(keys, start=1):
         on_gpu = str(key.device).startswith("cuda")
-        rows = [Row(entry=e, metrics=base_metrics(e, on_gpu)) for e in by_key[key]]
-        rows.sort(key=lambda row: (row.metrics["latency_mean_ms"] is None, row.metrics["latency_mean_ms"] or 0.0))
+        rows = [Row(entry=e, metrics=base_metrics(e, on_gpu)) for e in sorted(by_key[key], key=order)]
         group = Group(index=index, key=key, rows=rows)
         if index > 1:
             group.why = key.difference(keys[0])

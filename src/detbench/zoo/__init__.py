@@ -10,8 +10,7 @@ changes every feature the detector sees at the cost of a few parameters;
 from __future__ import annotations
 
 from pathlib import Path
-
-from detbench.zoo.eca import ECA
+from typing import Any
 
 MODELS = ("baseline", "ghost", "eca", "p2", "ghost_eca", "ghost_eca_p2")
 ZOO_DIR = Path(__file__).parent
@@ -26,7 +25,18 @@ def register() -> None:
     # imported here, not at the top: loads Ultralytics, which only this path needs
     import ultralytics.nn.tasks as tasks
 
+    from detbench.zoo.eca import ECA
+
     tasks.ECA = ECA
+
+
+def __getattr__(name: str) -> Any:
+    """`zoo.ECA` on first use: the names and YAMLs of the zoo (what `compare` orders rows by) load no torch."""
+    if name == "ECA":
+        from detbench.zoo.eca import ECA
+
+        return ECA
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["ECA", "MODELS", "register", "yaml_path"]
