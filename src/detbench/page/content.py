@@ -10,6 +10,7 @@ autoescape). Plot labels go through `comparison.plots.label`.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 
 from detbench import text
 from detbench.comparison import caveats
-from detbench.comparison.analysis import Comparison, Entry, Group, Row
+from detbench.comparison.analysis import DELTA_TESTED, Comparison, Entry, Group, Row
 from detbench.comparison.pivot import Pivot, left_out
 from detbench.comparison.plots import too_many
 from detbench.comparison.tables import END_TO_END_NOTE, design_note
@@ -143,24 +144,23 @@ class PageContent:
 # ---------------------------------------------------------------- the table
 
 def _pair(values: Any) -> tuple[float, float] | None:
-    if isinstance(values, (list, tuple)) and len(values) == 2 and all(isinstance(v, (int, float)) for v in values):
+    """An interval as a report records it ([low, high], finite numbers), else None."""
+    if (isinstance(values, (list, tuple)) and len(values) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
         return float(values[0]), float(values[1])
     return None
 
 
 def row_view(row: Row) -> RowView:
-    report, verdict = row.entry.report, row.verdict
-    statistics = report.statistics
-    tested = verdict is not None and verdict.verdict != paired.UNTESTED
+    """The row as the table model (`comparison.analysis.Row`) gives it, with its median's interval."""
+    statistics, verdict = row.entry.report.statistics, row.verdict
     return RowView(
         name=row.name, is_baseline=row.is_baseline, params_M=row.metrics["params_M"], gflops=row.metrics["gflops"],
-        median_ms=row.metrics["latency_median_ms"],
-        median_ci=_pair(statistics.median_ci95_ms) if statistics is not None else None,
-        fps=row.metrics["fps_mean"], mem_MB=row.metrics["mem_MB"], map_mean=row.metrics["mAP50_95"],
-        map_sd=None, map_seeds=1 if row.metrics["mAP50_95"] is not None else 0,
-        delta_pct=0.0 if row.is_baseline else (verdict.delta_pct if verdict else None),
-        delta_ci=verdict.ci_pct if verdict else None, delta_tested=tested,
-        confidence=verdict.confidence if verdict else None,
+        median_ms=row.median_ms, median_ci=_pair(statistics.median_ci95_ms) if statistics is not None else None,
+        fps=row.metrics["fps_mean"], mem_MB=row.metrics["mem_MB"], map_mean=row.map50_95_mean, map_sd=row.map50_95_sd,
+        map_seeds=row.map_seeds or 0, delta_pct=row.latency_delta_pct, delta_ci=row.latency_delta_ci_pct,
+        delta_tested=row.latency_delta_kind == DELTA_TESTED,
+        confidence=verdict.confidence if verdict and row.latency_delta_ci_pct else None,
         verdict="baseline" if row.is_baseline else (verdict.verdict if verdict else "-"),
         mde_pct=verdict.mde_pct if verdict else None,
         reason=text.bounded(verdict.reason, MAX_SHOWN_TEXT_CHARS) if verdict and verdict.reason else "")
@@ -260,9 +260,8 @@ def sample_charts(group: Group, suffix: str) -> list[charts.Chart]:
         if not values.size:
             continue
         if samples.round is not None and len(samples.round) == values.size:
-            rounds = np.asarray(samples.round)
-            order = np.unique(rounds)
-            means = np.array([values[rounds == r].mean() for r in order])
+            order, which = np.unique(np.asarray(samples.round, dtype=np.int64), return_inverse=True)
+            means = np.bincount(which, weights=values) / np.bincount(which)
             series.append(charts.Series(row.name, order + 1, means, row.is_baseline))
         else:
             interleaved = False

@@ -5,7 +5,8 @@ The workspace (default `demo/`, git-ignored) holds:
   results/runs/{model}/seed0/weights/best.pt   the six zoo models as checkpoints whose train_args['data']
                               names the dataset (untrained; `--train-epochs N` trains them briefly instead,
                               which also writes results.csv, so accuracy joins the comparison)
-  results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md, plots/*.png
+  results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md, plots/*.png,
+                              report.html (the whole comparison in one self-contained page)
 Everything is reused when present, and the benchmark resumes: a second run only re-prints the comparison.
 Untrained weights have no accuracy, so the comparison has no mAP column unless the models were trained.
 
@@ -198,7 +199,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     baseline = ("baseline@pytorch" if opts.formats else "baseline") if "baseline" in models else None
     # the workspace is the demo's own: a demo at other settings replaces its reports
     status = run_ablation(StudyConfig(runs=str(runs_dir), models=studied, baseline=baseline, replace_reports=True,
-                                      out=str(bench_dir), quiet=True,
+                                      out=str(bench_dir), quiet=True, html=False,
                                       **{name: getattr(opts, name) for name in STUDY_FLAGS},
                                       bench={name: getattr(opts, name) for name in BENCH_FLAGS}), echo)
 
@@ -212,5 +213,5 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     echo("")
     compared = run_compare([str(p) for p in reports], baseline=baseline, output=bench_dir / "comparison.csv",
                            formats=("md",), plots_dir=bench_dir / "plots", echo=echo,
-                           pivot="backend" if opts.formats else None)
+                           pivot="backend" if opts.formats else None, html=bench_dir / "report.html")
     return status or compared
