@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#17becf")
 FRONT_COLOR = "#c0392b"
 UNDECIDED_FRONT_COLOR = "#888888"
+# the DOCTYPE and the RDF metadata block name URLs (never fetched, but a page that names none is easier to check)
+WITHOUT_PROLOGUE = re.compile(rb"<!DOCTYPE[^>]*>\s*|\s*<metadata>.*?</metadata>", re.S)
 SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "detbench", "font.size": 9}
 
 
@@ -73,7 +76,8 @@ def svg_uri(fig) -> str:
     with matplotlib.rc_context(SVG_RC), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. a glyph a name uses is missing from the font
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    svg = WITHOUT_PROLOGUE.sub(b"", buffer.getvalue(), count=2)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
 
 
 def _figure(size: tuple[float, float]):
