@@ -188,14 +188,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from detbench.comparison.sweep import run_sweep_compare  # imported here: loads numpy (each command its own)
 
         return run_sweep_compare(args.sweep, plots_dir=args.plots)
-    from detbench.comparison.analysis import stderr_warning
     from detbench.comparison.run import html_target, run_compare  # imported here: loads numpy (each command its own)
 
     formats, plots = compare_outputs(args.output, args.formats, args.plots)
     sources = args.reports or [args.dir]
-    html = html_target(sources, args.output, args.html, args.no_html, stderr_warning)
     return run_compare(sources, baseline=args.baseline, output=args.output, formats=formats, plots_dir=plots,
-                       min_effect=args.min_effect, alpha=args.alpha, pivot=args.pivot, html=html)
+                       min_effect=args.min_effect, alpha=args.alpha, pivot=args.pivot,
+                       html=html_target(sources, args.output, args.html, args.no_html),
+                       html_asked=args.html is not None)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:

@@ -81,7 +81,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
                 output: str | Path | None = None, formats: Sequence[str] = (),
                 plots_dir: str | Path | None = None, min_effect: float | None = None, alpha: float | None = None,
                 echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning,
-                pivot: str | None = None, html: str | Path | None = None) -> int:
+                pivot: str | None = None, html: str | Path | None = None, html_asked: bool = True) -> int:
     """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
 
     `formats` holds "csv", "md" and/or "latex"; they are written next to
@@ -92,7 +92,8 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     or `warn` is terminal-safe (`text.terminal`); the tables' lines are at most
     MAX_TERMINAL_BYTES together. `pivot="backend"` adds the model x backend matrix
     (`comparison.pivot`). `html`: also write the self-contained page there (`detbench.page`), after the
-    tables. Returns 0.
+    tables; a place that cannot be written is an error when `html_asked` (--html), else a warning, and no
+    page. Returns 0.
     """
     safe_warn, safe_echo = text.terminal_echo(warn), text.terminal_echo(echo)
     sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
@@ -102,8 +103,14 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     targets = table_targets(output, formats, default_folder(sources))
     check_targets(targets, output, plots_dir)
     if html is not None:
-        check_file_target(Path(html), f"--html {text.terminal(html)}", "give a file path in a writable folder, e.g. "
-                          "--html results/bench/report.html, or pass --no-html")
+        try:
+            check_file_target(Path(html), f"--html {text.terminal(html)}" if html_asked else text.terminal(html),
+                              "give a file path in a writable folder, e.g. --html results/bench/report.html")
+        except DetbenchError as exc:
+            if html_asked:
+                raise
+            safe_warn(f"{PAGE_NAME} not written: {exc}; or pass --no-html")
+            html = None
     skipped: list[str] = []  # the page lists them too
 
     def note_skipped(line: str) -> None:
@@ -138,22 +145,15 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     return 0
 
 
-def html_target(sources: Sequence[str | Path], output: str | Path | None, html: str | None, no_html: bool,
-                note: Callable[[str], None]) -> Path | None:
+def html_target(sources: Sequence[str | Path], output: str | Path | None, html: str | None,
+                no_html: bool) -> Path | None:
     """Where `compare` writes its page: --html, else report.html beside --output, else in the folder of the tables
-    (`default_folder`); None with --no-html, or (with a note) when that default folder cannot be written."""
+    (`default_folder`); None with --no-html."""
     if no_html:
         return None
     if html is not None:
         return Path(html)
-    folder = Path(output).parent if output is not None else default_folder(sources)
-    target = folder / PAGE_NAME
-    try:
-        check_file_target(target, text.terminal(target), "pass --html FILE")
-    except DetbenchError as exc:
-        note(f"{PAGE_NAME} not written: {exc}, or --no-html")
-        return None
-    return target
+    return (Path(output).parent if output is not None else default_folder(sources)) / PAGE_NAME
 
 
 PAGE_NAME = "report.html"

@@ -1,7 +1,8 @@
 """The page from its Jinja2 template, and its atomic write.
 
 Autoescape is on for the whole template: every text from a report (names, paths, settings, warnings, command
-lines) is escaped where it is put in; the plots are data URIs made here. The page asks for nothing outside
+lines) is escaped where it is put in, after its control and bidirectional characters are made visible
+(`visible`); the plots are data URIs made here. The page asks for nothing outside
 itself, and its Content-Security-Policy forbids the browser to: no script, no font, no request (images only as
 data URIs, styles only inline).
 """
@@ -47,11 +48,17 @@ def verdict_class(verdict: str) -> str:
     return VERDICT_CLASSES.get(verdict, "unknown")
 
 
+def visible(value: object) -> object:
+    """Every text put into the page, before it is escaped: control, bidirectional and line-separator characters
+    shown as \\xNN/\\uNNNN (`text.terminal`), so that a name cannot reorder or hide the text around it."""
+    return text.terminal(value) if isinstance(value, str) else value
+
+
 def environment():
     # imported here, not at the top: Jinja2, only for the page
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=PackageLoader("detbench.page", "templates"), autoescape=True,
+    env = Environment(loader=PackageLoader("detbench.page", "templates"), autoescape=True, finalize=visible,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=num, signed=signed, gflops=gflops, exact=exact, verdict_class=verdict_class)
     return env

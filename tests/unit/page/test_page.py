@@ -117,7 +117,7 @@ def test_every_cell_of_the_table_equals_the_comparison_model(tmp_path):
 
 
 def test_text_from_reports_is_escaped_and_the_page_asks_for_nothing_outside(tmp_path):
-    hostile = '<img src=x onerror=alert(1)>"&'
+    hostile = '<img src=x onerror=alert(1)>"&\u202e'
     save(tmp_path, make_report("baseline", spread(10.0)))
     report = make_report("ghost", spread(9.0))
     report["metadata"]["model_name"] = "ghost"
@@ -127,7 +127,7 @@ def test_text_from_reports_is_escaped_and_the_page_asks_for_nothing_outside(tmp_
     save(tmp_path, report)
     run_report(tmp_path, echo=lambda line: None)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;&#34;&amp;" in html
+    assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;&#34;&amp;\\u202e" in html
     page = parsed(html)
     assert page.scripts == 0
     assert all(image["src"].startswith("data:image/svg+xml;base64,") and image["alt"] for image in page.images)
