@@ -189,20 +189,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         return run_sweep_compare(args.sweep, plots_dir=args.plots)
     from detbench.comparison.run import html_target, run_compare  # imported here: loads numpy (each command its own)
+    from detbench.page.run import PageTarget  # and its page: matplotlib, Jinja2
 
     formats, plots = compare_outputs(args.output, args.formats, args.plots)
     sources = args.reports or [args.dir]
+    html = html_target(sources, args.output, args.html, args.no_html)
     return run_compare(sources, baseline=args.baseline, output=args.output, formats=formats, plots_dir=plots,
                        min_effect=args.min_effect, alpha=args.alpha, pivot=args.pivot,
-                       html=html_target(sources, args.output, args.html, args.no_html),
-                       html_asked=args.html is not None)
+                       page=PageTarget(html, asked=args.html is not None) if html is not None else None)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
     from detbench.study.ablation import run_ablation
 
-    return run_ablation(StudyConfig.from_args(args))
+    config = StudyConfig.from_args(args)
+    status = run_ablation(config)
+    if config.html and status != 130:  # the page of what the study wrote (ablate --no-html: none)
+        from detbench.page.run import study_page  # imported here: matplotlib and Jinja2, only for the page
+
+        study_page(config.out, config.baseline, print)
+    return status
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from detbench import text
 from detbench.comparison import tables
 from detbench.comparison.analysis import (
     Comparison,
+    Entry,
     build_comparison,
     load_entries,
     report_files,
@@ -81,7 +83,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
                 output: str | Path | None = None, formats: Sequence[str] = (),
                 plots_dir: str | Path | None = None, min_effect: float | None = None, alpha: float | None = None,
                 echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning,
-                pivot: str | None = None, html: str | Path | None = None, html_asked: bool = True) -> int:
+                pivot: str | None = None, page: PageWriter | None = None) -> int:
     """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
 
     `formats` holds "csv", "md" and/or "latex"; they are written next to
@@ -91,9 +93,8 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     skipped files go to `warn` (default: stderr). Every line passed to `echo`
     or `warn` is terminal-safe (`text.terminal`); the tables' lines are at most
     MAX_TERMINAL_BYTES together. `pivot="backend"` adds the model x backend matrix
-    (`comparison.pivot`). `html`: also write the self-contained page there (`detbench.page`), after the
-    tables; a place that cannot be written is an error when `html_asked` (--html), else a warning, and no
-    page. Returns 0.
+    (`comparison.pivot`). `page`: also write the self-contained page (`detbench.page.run.PageTarget`) after
+    the tables; its place is checked with the tables'. Returns 0.
     """
     safe_warn, safe_echo = text.terminal_echo(warn), text.terminal_echo(echo)
     sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
@@ -102,15 +103,8 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         raise DetbenchError(f"--table-format {', '.join(unknown)} is not known: use csv, md or latex")
     targets = table_targets(output, formats, default_folder(sources))
     check_targets(targets, output, plots_dir)
-    if html is not None:
-        try:
-            check_file_target(Path(html), f"--html {text.terminal(html)}" if html_asked else text.terminal(html),
-                              "give a file path in a writable folder, e.g. --html results/bench/report.html")
-        except DetbenchError as exc:
-            if html_asked:
-                raise
-            safe_warn(f"{PAGE_NAME} not written: {exc}; or pass --no-html")
-            html = None
+    if page is not None and not page.check(safe_warn):
+        page = None
     skipped: list[str] = []  # the page lists them too
 
     def note_skipped(line: str) -> None:
@@ -118,7 +112,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         safe_warn(line)
 
     files = report_files(sources, note_skipped)
-    refuse_overwriting_inputs({**targets, **({"html": Path(html)} if html is not None else {})}, files)
+    refuse_overwriting_inputs({**targets, **({"html": page.path} if page is not None else {})}, files)
     entries = load_entries(files, note_skipped)
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
     say = text.bounded_echo(echo, MAX_TERMINAL_BYTES, TERMINAL_NOTE)
@@ -137,11 +131,8 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         safe_echo(f"✓ saved: {path}")
     if plots_dir is not None:
         write_all_plots(comparison, matrices, Path(plots_dir), safe_echo)
-    if html is not None:
-        from detbench.page.run import write_comparison_page  # imported here: matplotlib and Jinja2, for the page
-
-        write_comparison_page(Path(html), comparison, entries, matrices, default_folder(sources), skipped)
-        safe_echo(f"✓ saved: {html}")
+    if page is not None:
+        safe_echo(f"✓ saved: {page.write(comparison, entries, matrices, default_folder(sources), skipped)}")
     return 0
 
 
@@ -157,6 +148,19 @@ def html_target(sources: Sequence[str | Path], output: str | Path | None, html: 
 
 
 PAGE_NAME = "report.html"
+
+
+class PageWriter(Protocol):
+    """What `run_compare` needs of the page it writes after the tables (`detbench.page.run.PageTarget`)."""
+
+    path: Path
+
+    def check(self, warn: Callable[[str], None]) -> bool:
+        """Whether the page can be written at `path` (checked with the tables, before any report is read)."""
+
+    def write(self, comparison: Comparison, entries: Sequence[Entry], pivots: Sequence[Pivot], folder: Path,
+              skipped: Sequence[str]) -> Path:
+        """Write the page; the path written."""
 TERMINAL_NOTE = (f"... the rest of the tables is not printed: more than {MAX_TERMINAL_BYTES // 2**20} MiB of text "
                  "(names or notes from the reports); write them with --output or --format to read every row")
 

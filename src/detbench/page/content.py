@@ -23,7 +23,8 @@ from detbench import text
 from detbench.comparison import caveats
 from detbench.comparison.analysis import DELTA_TESTED, Comparison, Entry, Group, Row
 from detbench.comparison.pivot import Pivot, left_out
-from detbench.comparison.plots import too_many
+from detbench.comparison.plots import pareto_front, too_many
+from detbench.comparison.sweep import cell_label, latency_orders, load_sweep, stability_tables
 from detbench.comparison.tables import END_TO_END_NOTE, design_note
 from detbench.limits import MAX_PIVOT_BACKENDS, MAX_PIVOT_MODELS, MAX_PLOT_GROUPS, MAX_SHOWN_TEXT_CHARS
 from detbench.page import charts
@@ -230,8 +231,6 @@ def group_charts(group: Group, rows: list[RowView], note: Callable[[str], None])
 
 
 def _scatter_alt(axis: str, points: Sequence[charts.Point], maximize_x: bool) -> str:
-    from detbench.comparison.plots import pareto_front
-
     front = pareto_front([(-p.x if maximize_x else p.x, p.y) for p in points])
     whiskers = ["latency (95 % CI of the median)"] if any(p.y_interval for p in points) else []
     whiskers += ["mAP (± sd over seeds)"] if any(p.x_interval for p in points) else []
@@ -431,8 +430,6 @@ def now() -> str:
 
 def sweep_content(out: Path) -> PageContent:
     """The page of a sweep's folder: per device kind, each model's verdict cell by cell and the latency orders."""
-    from detbench.comparison.sweep import cell_label, latency_orders, load_sweep, stability_tables
-
     _, cells, problems = load_sweep(out)
     kinds: dict[str, list[Any]] = {}
     for cell in cells:

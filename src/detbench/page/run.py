@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from detbench import text
@@ -22,14 +23,13 @@ from detbench.comparison.analysis import (
     stderr_warning,
 )
 from detbench.comparison.pivot import Pivot, build_pivots
-from detbench.comparison.run import check_file_target
+from detbench.comparison.run import PAGE_NAME, check_file_target
 from detbench.errors import DetbenchError
 from detbench.page.content import PageContent, comparison_content, sweep_content
 from detbench.page.render import write_page
 from detbench.report.study_record import STUDY_FILE, read_study_record
 from detbench.text import Echo
 
-PAGE_NAME = "report.html"
 SWEEP_INDEX = "sweep.json"
 
 
@@ -54,9 +54,38 @@ def comparison_page(comparison: Comparison, entries: Sequence[Entry], pivots: Se
     return comparison_content(comparison, entries, pivots, str(folder), study_command(entries), warnings)
 
 
-def write_comparison_page(path: Path, comparison: Comparison, entries: Sequence[Entry], pivots: Sequence[Pivot],
-                          folder: str | Path, warnings: Sequence[str] = (), fix: str = "pass --no-html") -> Path:
-    return write_page(comparison_page(comparison, entries, pivots, folder, warnings), path, fix)
+@dataclass
+class PageTarget:
+    """The page `compare` (and the demo) writes after its tables (`comparison.run.PageWriter`): at `path`; `asked`
+    when the command line named it (--html), so that a place that cannot be written is an error, not a warning."""
+
+    path: Path
+    asked: bool = False
+
+    def check(self, warn: Callable[[str], None]) -> bool:
+        try:
+            check_file_target(self.path, f"--html {text.terminal(self.path)}" if self.asked
+                              else text.terminal(self.path),
+                              "give a file path in a writable folder, e.g. --html results/bench/report.html")
+        except DetbenchError as exc:
+            if self.asked:
+                raise
+            warn(f"{PAGE_NAME} not written: {exc}; or pass --no-html")
+            return False
+        return True
+
+    def write(self, comparison: Comparison, entries: Sequence[Entry], pivots: Sequence[Pivot], folder: Path,
+              skipped: Sequence[str]) -> Path:
+        fix = "choose another place with --html" if self.asked else "pass --html FILE or --no-html"
+        return write_page(comparison_page(comparison, entries, pivots, folder, skipped), self.path, fix)
+
+
+def study_page(out: str | Path, baseline: str | None, echo: Echo) -> None:
+    """OUT/report.html after `ablate`'s study; a page that cannot be made is a note, not a failed study."""
+    try:
+        run_report(out, baseline=baseline, echo=echo, warn=lambda line: None)  # the page lists skipped files
+    except DetbenchError as exc:
+        echo(f"  note: {PAGE_NAME} not written: {exc}")
 
 
 def folder_page(folder: Path, baseline: str | None = None, warn: Callable[[str], None] | None = None) -> PageContent:

@@ -210,20 +210,7 @@ def run_ablation(opts: StudyConfig, echo: Echo = print, python: str = sys.execut
          f"{opts.workers_per_model} worker process(es) holding every model, {mode}; device {device}, imgsz "
          f"{values['imgsz']}, batch {values['batch']}, warmup {values['warmup']}, iters {values['iters']} -> {out}")
     with study_lock(out):
-        status = _study(_Study(opts, echo, values, config, device, out, list_path, runs, baseline, python))
-    if opts.html and status != 130:
-        write_study_page(out, baseline, echo)
-    return status
-
-
-def write_study_page(out: Path, baseline: str, echo: Echo) -> None:
-    """OUT/report.html (`detbench.page`); a page that cannot be made is a note, not a failed study."""
-    from detbench.page.run import run_report  # imported here: matplotlib and Jinja2, only for the page
-
-    try:
-        run_report(out, baseline=baseline, echo=echo, warn=lambda line: None)  # the page lists skipped files
-    except DetbenchError as exc:
-        echo(f"  note: report.html not written: {exc}")
+        return _study(_Study(opts, echo, values, config, device, out, list_path, runs, baseline, python))
 
 
 def _plan(study: _Study, key: str) -> engine.StudyPlan:

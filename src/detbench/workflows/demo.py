@@ -199,12 +199,13 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     baseline = ("baseline@pytorch" if opts.formats else "baseline") if "baseline" in models else None
     # the workspace is the demo's own: a demo at other settings replaces its reports
     status = run_ablation(StudyConfig(runs=str(runs_dir), models=studied, baseline=baseline, replace_reports=True,
-                                      out=str(bench_dir), quiet=True, html=False,
+                                      out=str(bench_dir), quiet=True,
                                       **{name: getattr(opts, name) for name in STUDY_FLAGS},
                                       bench={name: getattr(opts, name) for name in BENCH_FLAGS}), echo)
 
     # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare
+    from detbench.page.run import PageTarget
 
     reports = [bench_dir / f"{name}.json" for name in studied if (bench_dir / f"{name}.json").is_file()]
     if not reports:
@@ -213,5 +214,5 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     echo("")
     compared = run_compare([str(p) for p in reports], baseline=baseline, output=bench_dir / "comparison.csv",
                            formats=("md",), plots_dir=bench_dir / "plots", echo=echo,
-                           pivot="backend" if opts.formats else None, html=bench_dir / "report.html")
+                           pivot="backend" if opts.formats else None, page=PageTarget(bench_dir / "report.html"))
     return status or compared
