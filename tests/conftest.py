@@ -79,6 +79,18 @@ def trained_best(trained_run) -> Path:
     return trained_run / "weights" / "best.pt"
 
 
+@pytest.fixture(scope="session")
+def trained_seeds(trained_run, dataset) -> Path:
+    """RUNS/{baseline,ghost}/seed{0,1,2}: `trained_run` and two more 1-epoch trainings (seeds 1 and 2) of the same
+    YOLOv8n, each run under both names (the names are what compare sees); returns RUNS."""
+    runs = trained_run.parent.parent.parent / "seeded"
+    shutil.copytree(trained_run, runs / "baseline" / "seed0")
+    for seed in (1, 2):
+        train_tiny("yolov8n.yaml", dataset, runs / "baseline", f"seed{seed}", seed=seed)
+    shutil.copytree(runs / "baseline", runs / "ghost")
+    return runs
+
+
 def run_command(command: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str | None] | None = None,
                 timeout: float = 600, preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     """Run `command` as a user would, its output captured as text, stopped after `timeout` seconds. `env` changes
@@ -149,8 +161,8 @@ def cli():
     return run_cli
 
 
-SLOW_FIXTURES = {"cli", "trained_run", "trained_best", "real_reports", "real_report", "rounds_report", "two_reports",
-                 "measured"}
+SLOW_FIXTURES = {"cli", "trained_run", "trained_best", "trained_seeds", "real_reports", "real_report", "rounds_report",
+                 "two_reports", "measured"}
 
 
 E2E = Path(__file__).resolve().parent / "e2e"

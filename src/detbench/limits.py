@@ -85,3 +85,6 @@ EXPORT_TIMEOUT_S = 60.0
 ENGINE_EXPORT_TIMEOUT_S = 1800.0
 EXPORT_FORWARDS = 20
 MAX_RESULTS_CSV_TOTAL_BYTES = 256 * MiB  # results.csv read by one `compare` in all (each file once); beyond, no mAP
+MAX_TRAINED_SEEDS = 64  # seed*/ folders of one model whose mAP is averaged; beyond, no mAP
+MAX_SEED_FOLDER_ENTRIES = 10_000  # entries of a model's run folder looked through for its seed*/ folders
+MAX_SEED_CHECKPOINT_TOTAL_BYTES = 8 * GiB  # seeds' best.pt read by one `compare` to check their architecture

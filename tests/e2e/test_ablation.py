@@ -46,7 +46,7 @@ def test_discover_picks_lowest_seed_sorts_and_ignores_other_folders(tmp_path):
     _touch(runs / "odd" / "seedling" / "weights" / "best.pt")  # not a seed folder
 
     found = discover_runs(runs)
-    assert [run.name for run in found] == ["baseline", "eca", "ghost"]
+    assert [run.name for run in found] == ["baseline", "ghost", "eca"]  # the zoo's ablation order
     by_name = {run.name: run for run in found}
     assert by_name["baseline"].weights == str(runs / "baseline" / "seed0" / "weights" / "best.pt")
     assert by_name["ghost"].weights.endswith("seed2/weights/best.pt")  # numeric order: seed2 before seed10

@@ -25,19 +25,29 @@ import csv
 import io
 import math
 import os
+import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detbench.checkpoint import fingerprint
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_text_file
-from detbench.limits import MAX_RESULTS_CSV_TOTAL_BYTES, MAX_SMALL_FILE_BYTES
+from detbench.limits import (
+    MAX_RESULTS_CSV_TOTAL_BYTES,
+    MAX_SEED_CHECKPOINT_TOTAL_BYTES,
+    MAX_SEED_FOLDER_ENTRIES,
+    MAX_SMALL_FILE_BYTES,
+    MAX_TRAINED_SEEDS,
+)
 from detbench.report.model import Report
 
 MAP50 = "metrics/mAP50(B)"
 MAP50_95 = "metrics/mAP50-95(B)"
 LEGACY_WEIGHTS = (0.1, 0.9)  # (mAP50, mAP50-95), Ultralytics < 8.4
 CURRENT_WEIGHTS = (0.0, 1.0)  # Ultralytics >= 8.4
+SEED_FOLDER = re.compile(r"seed(\d+)")  # RUNS/NAME/seedK: one trained seed of the model NAME
 
 
 @dataclass(frozen=True)
@@ -64,16 +74,20 @@ def fitness_weights(ultralytics_version: str | None) -> tuple[float, float]:
     return LEGACY_WEIGHTS if (major, minor) < (8, 4) else CURRENT_WEIGHTS
 
 
-def results_csv_for(report: Report) -> Path | None:
-    """RUN/results.csv when the report's weights sit at RUN/weights/*.pt and that file exists, else None."""
+def weights_path(report: Report) -> Path | None:
+    """The report's checkpoint (relative paths resolved against the folder the run was started in), if any."""
     weights = report.metadata.weights
     if not isinstance(weights, str) or not weights or (report.metadata.model_source or "checkpoint") != "checkpoint":
         return None
     path = Path(weights)
     cwd = report.cwd
-    if not path.is_absolute() and isinstance(cwd, str) and cwd:
-        path = Path(cwd) / path
-    if path.parent.name != "weights":
+    return Path(cwd) / path if not path.is_absolute() and isinstance(cwd, str) and cwd else path
+
+
+def results_csv_for(report: Report) -> Path | None:
+    """RUN/results.csv when the report's weights sit at RUN/weights/*.pt and that file exists, else None."""
+    path = weights_path(report)
+    if path is None or path.parent.name != "weights":
         return None
     candidate = path.parent.parent / "results.csv"
     return candidate if os.path.lexists(candidate) else None
@@ -109,22 +123,96 @@ def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_W
     return Accuracy(map50=best[1], map50_95=best[2], epoch=best[3], source=path, fitness=formula)
 
 
+class SeedArchitectureError(DetbenchError):
+    """A seed folder's checkpoint has another architecture than the benchmarked one: its mAP is another model's."""
+
+
+def seed_runs(run: Path) -> list[Path]:
+    """The trained seeds of the model whose run is `run`: every seed*/ folder beside it that holds a results.csv,
+    in seed order, when `run` is itself such a folder (NAME/seedK); else [run]."""
+    if not SEED_FOLDER.fullmatch(run.name):
+        return [run]
+    found: list[tuple[int, Path]] = []
+    try:
+        with os.scandir(run.parent) as entries:
+            for count, entry in enumerate(entries):
+                match = SEED_FOLDER.fullmatch(entry.name)
+                if count >= MAX_SEED_FOLDER_ENTRIES or len(found) > MAX_TRAINED_SEEDS:
+                    raise DetbenchError(f"{run.parent}: more than {MAX_TRAINED_SEEDS} seed folders or "
+                                        f"{MAX_SEED_FOLDER_ENTRIES:,} entries; keep only the trained seed*/ folders")
+                if match and entry.is_dir() and os.path.lexists(Path(entry.path) / "results.csv"):
+                    found.append((int(match.group(1)), Path(entry.path)))
+    except OSError as exc:
+        raise DetbenchError(f"{run.parent}: cannot list its seed folders ({exc.strerror}); check its "
+                            "permissions") from exc
+    return [path for _, path in sorted(found)] or [run]
+
+
+def across_seeds(seeds: list[Accuracy], folder: Path) -> Accuracy:
+    """Mean and sample standard deviation of the seeds' best epochs (two or more)."""
+    map50, map50_95 = [seed.map50 for seed in seeds], [seed.map50_95 for seed in seeds]
+    return Accuracy(map50=statistics.fmean(map50), map50_95=statistics.fmean(map50_95), epoch=None, source=folder,
+                    fitness=seeds[0].fitness, map50_sd=statistics.stdev(map50),
+                    map50_95_sd=statistics.stdev(map50_95), n_seeds=len(seeds), seeds=tuple(seeds))
+
+
 class AccuracyReader:
     """Reads the accuracies of many reports: each results.csv once, however many reports lead to it (by device and
-    inode, size and time), and at most MAX_RESULTS_CSV_TOTAL_BYTES of them in all."""
+    inode, size and time), and at most MAX_RESULTS_CSV_TOTAL_BYTES of them in all. With several trained seeds,
+    each seed's checkpoint is checked to have the benchmarked architecture (`checkpoint.fingerprint`), each once
+    and at most MAX_SEED_CHECKPOINT_TOTAL_BYTES of them in all."""
 
     def __init__(self) -> None:
         self.found: dict[tuple[Any, ...], Accuracy | DetbenchError | None] = {}
         self.bytes_read = 0
+        self.architectures: dict[tuple[Any, ...], str | DetbenchError] = {}
+        self.checkpoint_bytes_read = 0
 
     def accuracy_for(self, report: Report) -> Accuracy | None:
-        """The report's checkpoint accuracy from its run folder, if it has one (DetbenchError if it is unusable)."""
+        """The report's checkpoint accuracy from its run folder, if it has one: across its trained seeds when
+        there are several (DetbenchError if it is unusable, SeedArchitectureError if a seed is another model)."""
         source = results_csv_for(report)
         if source is None:
             return None
         environment = report.environment
         version = environment.get("ultralytics") if isinstance(environment, dict) else None
         weights = fitness_weights(version)
+        runs = seed_runs(source.parent)
+        if len(runs) == 1:
+            return self._best_epoch(source, weights)
+        benchmarked = weights_path(report)
+        reference = self._architecture(benchmarked)
+        for run in runs:
+            if self._architecture(run / "weights" / "best.pt") != reference:
+                raise SeedArchitectureError(
+                    f"{run}: its weights/best.pt is another architecture than the benchmarked {benchmarked} (other "
+                    f"layers or shapes), so its mAP is another model's; move {run.name} out of {run.parent} or "
+                    "retrain it from the same model YAML")
+        seeds = [found for found in (self._best_epoch(run / "results.csv", weights) for run in runs) if found]
+        return across_seeds(seeds, source.parent.parent) if len(seeds) > 1 else next(iter(seeds), None)
+
+    def _architecture(self, path: Path) -> str:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return fingerprint.architecture(path)  # its one-line error
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        if key not in self.architectures:
+            if self.checkpoint_bytes_read + info.st_size > MAX_SEED_CHECKPOINT_TOTAL_BYTES:
+                raise DetbenchError(f"{path}: not read: the seeds' checkpoints before it hold "
+                                    f"{self.checkpoint_bytes_read / 2**30:.1f} GiB, the most one compare reads "
+                                    f"({MAX_SEED_CHECKPOINT_TOTAL_BYTES // 2**30} GiB)")
+            self.checkpoint_bytes_read += info.st_size
+            try:
+                self.architectures[key] = fingerprint.architecture(path)
+            except DetbenchError as exc:
+                self.architectures[key] = exc
+        found = self.architectures[key]
+        if isinstance(found, DetbenchError):
+            raise found
+        return found
+
+    def _best_epoch(self, source: Path, weights: tuple[float, float]) -> Accuracy | None:
         try:
             info = os.stat(source)
         except OSError:

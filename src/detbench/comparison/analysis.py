@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from detbench import text, zoo
-from detbench.comparison.accuracy import Accuracy, AccuracyReader
+from detbench.comparison.accuracy import Accuracy, AccuracyReader, SeedArchitectureError
 from detbench.errors import DetbenchError
 from detbench.limits import MAX_SHOWN_TEXT_CHARS
 from detbench.names import is_reserved_stem
@@ -188,6 +188,14 @@ class Group:
         """Whether any report timed the end-to-end pipeline (--pipeline)."""
         return any(row.metrics.get("end_to_end_median_ms") is not None for row in self.rows)
 
+    def headline(self) -> str:
+        """The setting in a few words, for a paper table's caption: hardware, device, precision, size, batch."""
+        key = self.key
+        threads = f", {key.threads} thread{'s' if key.threads != 1 else ''}" if key.threads is not None else ""
+        backend = f", {key.backend}" if key.backend and key.backend != "pytorch" else ""
+        where = f"{key.hardware} ({key.device}{threads})" if key.hardware else f"{key.device}{threads}"
+        return f"{where}, {key.precision}{backend}, imgsz {key.imgsz}, batch {key.batch}"
+
     def setting(self) -> str:
         key, n_images = self.key, self.rows[0].entry.report.inputs.n_images
         parts = [f"imgsz {key.imgsz}", f"batch {key.batch}", f"device {key.device}", f"{key.precision}"]
@@ -297,6 +305,8 @@ def name_entries(entries: list[Entry], warn: Callable[[str], None] = stderr_warn
         entry.name = entry.model_name
         try:
             entry.accuracy = accuracies.accuracy_for(entry.report)
+        except SeedArchitectureError:
+            raise  # a mean over another model's seeds would be published as this one's
         except DetbenchError as exc:
             warn(f"no mAP for {entry.model_name}: {exc}")
     for same in (group for group in by_name.values() if len(group) > 1):
@@ -331,6 +341,7 @@ def base_metrics(entry: Entry, on_gpu: bool) -> dict[str, float | None]:
         "latency_mean_ms": _num(latency.mean_ms),
         "latency_median_ms": _num(latency.median_ms),
         "latency_p95_ms": _num(latency.p95_ms),
+        "latency_max_ms": _num(latency.max_ms),
         "latency_q25_ms": _num(q25),
         "latency_q75_ms": _num(q75),
         "fps_mean": _num(report.throughput.fps_mean),
@@ -452,18 +463,18 @@ def _study_baseline(entries: Sequence[Entry], names: list[str]) -> str:
     return recorded.pop() if len(recorded) == 1 and recorded <= set(names) else DEFAULT_BASELINE
 
 
-def ablation_order(entries: Sequence[Entry], baseline_name: str) -> Callable[[Entry], tuple[int, int, str]]:
-    """The sort key of rows: the baseline first, then the order of the study's models (its --models), else the
-    zoo's, then the other names alphabetically."""
+def ablation_order(entries: Sequence[Entry], baseline_name: str) -> Callable[[Entry], tuple[Any, ...]]:
+    """The sort key of rows: the baseline first, then the order of the baseline's study's models (its --models,
+    or as it found them), then the zoo's order (baseline, ghost, eca, ...), then by name."""
     studied = next((entry.report.study.models for entry in entries
                     if entry.report.study is not None and entry.report.study.baseline == baseline_name
-                    and isinstance(entry.report.study.models, list)), None)
-    order = [str(name) for name in studied or zoo.MODELS]
-    rank = {name: index for index, name in enumerate(dict.fromkeys(order))}
+                    and isinstance(entry.report.study.models, list)), [])
+    rank = {name: index for index, name in reversed(list(enumerate(map(str, studied))))}
+    zoo_rank = {name: index for index, name in enumerate(zoo.MODELS)}
 
-    def key(entry: Entry) -> tuple[int, int, str]:
+    def key(entry: Entry) -> tuple[Any, ...]:
         name = entry.model_name
-        return (name != baseline_name, rank.get(name, len(rank)), entry.name)
+        return (name != baseline_name, rank.get(name, len(rank)), zoo_rank.get(name, len(zoo_rank)), entry.name)
     return key
 
 

@@ -110,11 +110,11 @@ def figure(figsize: tuple[float, float], rows: int = 1):
 
 def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, maximize_x: bool,
              note: Note) -> Path | None:
-    rows = [r for r in group.rows if r.metrics[x_key] is not None and r.metrics["latency_median_ms"] is not None]
+    rows = [r for r in group.rows if r.metrics[x_key] is not None and r.median_ms is not None]
     if len(rows) < 2 or too_many(len(rows), "models", path.name, note):
         return None
-    # x: the cost or accuracy axis, y: median latency (lower is better)
-    points = [(r.metrics[x_key], r.metrics["latency_median_ms"]) for r in rows]
+    # x: the cost or accuracy axis, y: median latency (lower is better), as the tables' median column
+    points = [(r.metrics[x_key], r.median_ms) for r in rows]
     keyed = [(-x if maximize_x else x, y) for x, y in points]
     front = pareto_front(keyed)
     fig, ax = figure((7.0, 4.8))
@@ -148,11 +148,11 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
 
 
 def _bars(group: Group, path: Path, note: Note) -> Path | None:
-    rows = [r for r in group.rows if r.metrics["latency_median_ms"] is not None]
+    rows = [r for r in group.rows if r.median_ms is not None]
     if not rows or too_many(len(rows), "models", path.name, note):
         return None
     names = [label(r.name) for r in rows]
-    medians = [r.metrics["latency_median_ms"] for r in rows]
+    medians = [r.median_ms for r in rows]  # the tables' median column
     low = [max(0.0, m - (r.metrics["latency_q25_ms"] if r.metrics["latency_q25_ms"] is not None else m))
            for m, r in zip(medians, rows, strict=True)]
     high = [max(0.0, (r.metrics["latency_q75_ms"] if r.metrics["latency_q75_ms"] is not None else m) - m)
@@ -161,7 +161,8 @@ def _bars(group: Group, path: Path, note: Note) -> Path | None:
     fig, ax = figure((max(5.5, 1.1 * len(rows) + 2.5), 4.6))
     ax.bar(range(len(rows)), medians, color=colors, yerr=[low, high], capsize=4, ecolor="0.2", zorder=3)
     for i, row in enumerate(rows):
-        mark = f"\n{row.verdict.verdict}" if row.verdict is not None else ""
+        delta = row.latency_delta_pct  # the tables' one latency Δ, with the verdict
+        mark = f"\n{delta:+.1f} % {row.verdict.verdict}" if row.verdict is not None and delta is not None else ""
         ax.annotate(f"{medians[i]:.2f}{mark}", (i, medians[i] + high[i]), xytext=(0, 3),
                     textcoords="offset points", ha="center", fontsize=8)
     ax.set_xticks(range(len(rows)), names, rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4
@@ -255,8 +256,7 @@ def _group_plots(group: Group, folder: Path, note: Callable[[str], None]) -> lis
     suffix = "" if group.index == 1 else f"_group{group.index}"
     made = [_scatter(group, "gflops", "GFLOPs (at the benchmark imgsz), lower is better",
                      "Latency vs GFLOPs", folder / f"latency_vs_gflops{suffix}.png", maximize_x=False, note=note)]
-    known = [r.metrics["mAP50_95"] for r in group.rows
-             if r.metrics["mAP50_95"] is not None and r.metrics["latency_median_ms"] is not None]
+    known = [r.metrics["mAP50_95"] for r in group.rows if r.metrics["mAP50_95"] is not None and r.median_ms is not None]
     accuracy = set(known)
     if len(known) >= 2 and len(accuracy) == 1:
         note(f"latency_vs_map{suffix}.png not drawn: every model with an mAP has the same mAP50-95 "

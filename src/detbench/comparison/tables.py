@@ -17,7 +17,7 @@ from pathlib import Path
 
 from detbench import text
 from detbench.comparison import TABLE_FORMATS, caveats
-from detbench.comparison.analysis import DELTA_KEYS, Comparison, Group, Row
+from detbench.comparison.analysis import DELTA_KEYS, DELTA_RATIO, DELTA_TESTED, Comparison, Group, Row
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.limits import MAX_PATH_CHARS
@@ -41,21 +41,45 @@ def _gflops(value: float | None) -> str:
 
 
 def _ci(row: Row) -> str:
-    ci = row.verdict.ci_pct if row.verdict else None
+    ci = row.latency_delta_ci_pct
     return "-" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
-
-
-def _tested_delta(row: Row) -> str:
-    if row.is_baseline:
-        return "0.0"
-    delta = row.verdict.delta_pct if row.verdict else None
-    return _fmt(delta, 1)
 
 
 def _verdict(row: Row) -> str:
     if row.is_baseline:
         return "baseline"
     return row.verdict.verdict if row.verdict else "-"
+
+
+def delta_label(group: Group) -> str:
+    """What the group's one latency Δ is: tested in the baseline's study, else a ratio of medians."""
+    return DELTA_TESTED if group.study_id is not None else DELTA_RATIO
+
+
+def _delta(row: Row, group: Group, num: Callable[[float | None, int], str] = _fmt) -> str:
+    """The row's latency Δ; marked † where it is a ratio of medians in a group whose others are tested."""
+    mark = "†" if row.latency_delta_kind not in (None, delta_label(group)) else ""
+    return num(row.latency_delta_pct, 1) + mark
+
+
+def seeds_in_header(group: Group) -> int | None:
+    """The seed count every row with an mAP shares, shown once in the header; None when they differ."""
+    counts = {row.map_seeds for row in group.rows if row.map_seeds is not None}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def map_header(group: Group, name: str) -> str:
+    seeds = seeds_in_header(group)
+    return f"{name} (n = {seeds})" if seeds and seeds > 1 else name
+
+
+def map_cell(row: Row, group: Group, mean: float | None, sd: float | None,
+             num: Callable[[float | None, int], str] = _fmt, pm: str = "±") -> str:
+    """mAP as mean ± sd over the seeds (the count in the header, or here where rows differ); '-' when unknown."""
+    if mean is None:
+        return "-"
+    shown = num(mean, 3) + (f" {pm} {num(sd, 3)}" if sd is not None else "")
+    return shown if seeds_in_header(group) is not None else f"{shown} (n = {row.map_seeds})"
 
 
 def align_columns(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -78,36 +102,54 @@ END_TO_END_NOTE = ("End-to-end: the median of --pipeline's total per batch (lett
 
 
 def base_table(group: Group) -> list[str]:
-    header = ["Model", "Params (M)", "GFLOPs", "Latency Mean (ms)", "Latency P95 (ms)", "FPS (mean)",
-              group.mem_label]
+    header = ["Model", "Params (M)", "GFLOPs", "Latency Mean (ms)", "Latency Median (ms)", "Latency P95 (ms)",
+              "FPS (mean)", group.mem_label]
     if group.has_pipeline:
         header.append(END_TO_END)
     if group.has_accuracy:
-        header += ["mAP50", "mAP50-95"]
+        header += [map_header(group, "mAP50"), map_header(group, "mAP50-95")]
     rows = []
     for row in group.rows:
         m = row.metrics
-        cells = [text.terminal(row.name), _fmt(m["params_M"], 2), _gflops(m["gflops"]), _fmt(m["latency_mean_ms"], 2),
+        cells = [text.terminal(row.name), _fmt(m["params_M"], 2), _gflops(m["gflops"]),
+                 _fmt(m["latency_mean_ms"], 2) + ("*" if row.mean_above_p95 else ""), _fmt(row.median_ms, 2),
                  _fmt(m["latency_p95_ms"], 2), _fmt(m["fps_mean"], 1), _fmt(m["mem_MB"], 1)]
         if group.has_pipeline:
             cells.append(_fmt(m["end_to_end_median_ms"], 2))
         if group.has_accuracy:
-            cells += [_fmt(m["mAP50"], 3), _fmt(m["mAP50_95"], 3)]
+            cells += [map_cell(row, group, row.map50_mean, row.map50_sd),
+                      map_cell(row, group, row.map50_95_mean, row.map50_95_sd)]
         rows.append(cells)
     return align_columns(header, rows)
 
 
+def base_notes(group: Group) -> list[str]:
+    """What the base table's marks mean: a mean above p95 (a burst), mAP across seeds."""
+    lines = []
+    for row in (row for row in group.rows if row.mean_above_p95):
+        m = row.metrics
+        lines.append(f"* {text.terminal(row.name)}: mean {_fmt(m['latency_mean_ms'], 2)} ms above p95 "
+                     f"{_fmt(m['latency_p95_ms'], 2)} ms: a burst of a few very slow iterations (max "
+                     f"{_fmt(m['latency_max_ms'], 2)} ms) pulls the mean up; the median and the latency Δ are robust "
+                     "to it")
+    if any((row.map_seeds or 0) > 1 for row in group.rows):
+        lines.append("mAP: mean ± sd over the trained seeds (n), each at its best epoch (as Ultralytics picks "
+                     "best.pt); latency measured once, on the benchmarked seed (same architecture)")
+    return lines
+
+
 def delta_table(group: Group) -> list[str]:
-    header = ["Model", "Params Δ (%)", "Latency Δ (%)", "FPS Δ (%)", "Mem Δ (%)"]
+    header = ["Model", "Params Δ (%)", f"Latency Δ (%, {delta_label(group)})", "FPS Δ (%)", "Mem Δ (%)"]
     header += ["End-to-end Δ (%)"] if group.has_pipeline else []
-    header += ["Tested Δ (%)", "CI (%)", "Conf.", "Verdict"]
+    header += ["CI (%)", "Conf.", "Verdict"]
     rows = []
     for row in group.rows:
         d, verdict = row.deltas, row.verdict
         confidence = f"{100 * verdict.confidence:.2f}%" if verdict and verdict.confidence else "-"
-        shown = [key for key in DELTA_KEYS if key != "end_to_end" or group.has_pipeline]
-        cells = [text.terminal(row.name), *(_fmt(d.get(key), 1) for key in shown)]
-        rows.append(cells + [_tested_delta(row), _ci(row), confidence, _verdict(row)])
+        cells = [text.terminal(row.name), _fmt(d.get("params"), 1), _delta(row, group), _fmt(d.get("fps"), 1),
+                 _fmt(d.get("mem"), 1)]
+        cells += [_fmt(d.get("end_to_end"), 1)] if group.has_pipeline else []
+        rows.append(cells + [_ci(row), confidence, _verdict(row)])
     return align_columns(header, rows)
 
 
@@ -116,7 +158,7 @@ def design_note(group: Group) -> str:
     effect = f"{100 * group.min_effect:g} %"
     if group.study_id is None:
         why = f" ({group.untested_why})" if group.untested_why else ""
-        return ("Tested Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
+        return ("Latency Δ: ratio of median latencies. Verdict 'untested': these reports come from separate runs"
                 f"{why}, whose noise cannot be compared; run them together with detbench ablate for verdicts.")
     study = (group.baseline.entry.report.study if group.baseline else None) or Study()
     workers, shared = study.workers_per_model, study.processes_hold_every_model is True
@@ -127,7 +169,7 @@ def design_note(group: Group) -> str:
         "--workers-per-model 2 or more for claims." if shared else
         " One worker process per model: luck of a process (memory layout, placement) is not measured and "
         "not in the intervals; use --workers-per-model 2 or more for claims.")
-    return (f"Tested Δ: geometric mean of per-round latency ratios in interleaved study {group.study_id} "
+    return (f"Latency Δ (tested): geometric mean of per-round latency ratios in interleaved study {group.study_id} "
             f"({design}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
             f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI (at 1 - 2 "
             f"alpha, two one-sided tests) inside "
@@ -136,9 +178,11 @@ def design_note(group: Group) -> str:
 
 def method_lines(group: Group) -> list[str]:
     lines = [design_note(group)] + ([END_TO_END_NOTE] if group.has_pipeline else [])
-    reasons = [f"{row.name}: {row.verdict.reason}" for row in group.rows
+    if any(_delta(row, group).endswith("†") for row in group.rows):
+        lines.append(f"† ratio of medians: not part of the baseline's study {group.study_id}, so not tested")
+    reasons = [(row.name, row.verdict.reason) for row in group.rows
                if row.verdict and row.verdict.reason and row.verdict.verdict != paired.UNTESTED]
-    lines += [f"  {text.terminal(reason)}" for reason in reasons]
+    lines += [f"  {text.terminal(reason)}" for reason in caveats.grouped(reasons, len(group.rows) - 1)]
     unmeasured = [row.name for row in group.rows if row.metrics["mem_MB"] is None]
     if unmeasured and not group.on_gpu:
         lines.append(f"Mem is blank for {', '.join(text.terminal(name) for name in unmeasured)}: the report has no "
@@ -167,6 +211,7 @@ def console_lines(comparison: Comparison) -> list[str]:
             lines.append(f"Setting: {group.setting()}")
         lines.append("Base metrics:")
         lines.extend(base_table(group))
+        lines.extend(base_notes(group))
         if group.baseline is None:
             lines.append(f"No change table: no model named {comparison.baseline_name!r} was measured under this "
                          "setting")
@@ -184,7 +229,8 @@ SETTING_COLUMNS = ["imgsz", "batch", "device", "precision", "threads", "hardware
                    "decoded_sha256"]
 CSV_COLUMNS = ["group", "model", "report", "weights", *SETTING_COLUMNS, "params_M", "gflops", "latency_mean_ms",
                "latency_median_ms", "latency_p95_ms", "fps_mean", "mem_MB", "mem_kind"]
-ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source"]
+# across several trained seeds: mAP50 and mAP50_95 are the means, map_source the model's folder of seed*/
+ACCURACY_COLUMNS = ["mAP50", "mAP50_95", "map_epoch", "map_source", "mAP50_sd", "mAP50_95_sd", "map_seeds"]
 DELTA_COLUMNS = ["baseline", "params_delta_pct", "latency_delta_pct", "fps_delta_pct", "mem_delta_pct",
                  "tested_delta_pct", "ci_low_pct", "ci_high_pct", "confidence", "verdict", "p_value", "n_rounds",
                  "decided_at_round", "statistic", "study", "reason"]
@@ -215,9 +261,10 @@ def csv_text(comparison: Comparison) -> str:
                                                    "latency_p95_ms", "fps_mean", "mem_MB", "end_to_end_median_ms")})
             if comparison.has_accuracy:
                 acc = row.entry.accuracy
-                record.update({"mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
+                record.update({"mAP50": row.map50_mean, "mAP50_95": row.map50_95_mean,
                                "map_epoch": acc.epoch if acc else None,
-                               "map_source": _path_text(acc.source) if acc else None})
+                               "map_source": _path_text(acc.source) if acc else None, "mAP50_sd": row.map50_sd,
+                               "mAP50_95_sd": row.map50_95_sd, "map_seeds": row.map_seeds})
             if group.baseline is not None:
                 record.update({"baseline": group.baseline.name,
                                **{f"{key}_delta_pct": d.get(key) for key in DELTA_KEYS}})
@@ -230,7 +277,7 @@ def csv_text(comparison: Comparison) -> str:
                     "ci_high_pct": ci[1] if ci else None, "confidence": verdict.confidence,
                     "verdict": verdict.verdict, "p_value": verdict.p_value, "n_rounds": verdict.n_rounds or None,
                     "decided_at_round": verdict.decided_at_round, "study": group.study_id,
-                    "statistic": ("geometric mean of per-round ratios" if group.study_id else "ratio of medians"),
+                    "statistic": ("geometric mean of per-round ratios" if row.in_study else DELTA_RATIO),
                     "reason": verdict.reason or None})
             writer.writerow({k: ("" if v is None else text.csv_cell(v)) for k, v in record.items()})
     return buffer.getvalue()
@@ -238,82 +285,129 @@ def csv_text(comparison: Comparison) -> str:
 
 # ---------------------------------------------------------------- paper tables (Markdown, LaTeX)
 
-def _paper_rows(group: Group, minus: str, name: Callable[[str], str]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a paper table; model names through `name`, the format's own escaping."""
-    header = ["Model", "Params (M)", "GFLOPs"]
-    if group.has_accuracy:
-        header += ["mAP50", "mAP50-95"]
-    header += ["Latency mean (ms)", "Latency p95 (ms)", "FPS (mean)", group.mem_label]
-    header += [END_TO_END] if group.has_pipeline else []
-    with_deltas = group.baseline is not None
-    if with_deltas:
-        header += ["Δ Params (%)", "Δ FPS (%)", "Δ Mem (%)"]
-        header += ["Δ End-to-end (%)"] if group.has_pipeline else []
-        header += ["Tested Δ latency (%)", "CI (%)", "Verdict"]
+def _paper_number(value: float | None, digits: int) -> str:
+    """A number in a paper table: with a true minus sign (−), typeset as $-$ in LaTeX."""
+    shown = _fmt(value, digits)
+    return "−" + shown[1:] if shown.startswith("-") and shown != "-" else shown
 
-    def num(value: float | None, digits: int) -> str:
-        shown = _fmt(value, digits)
-        return minus + shown[1:] if shown.startswith("-") and shown != "-" else shown
 
+VERDICT_MARKS = {"faster": "↓", "slower": "↑", "equivalent": "≈", "undecided": "?", paired.UNTESTED: "–",
+                 "baseline": ""}
+
+
+def _paper_rows(group: Group, num: Callable[[float | None, int], str], name: Callable[[str], str],
+                verdict: Callable[[str], str]) -> tuple[list[tuple[str, str]], list[list[str]]]:
+    """Header (each column's name and its unit line) and rows of a compact paper table (the CSV has every column):
+    numbers through `num`, model names through `name` (the format's escaping), verdicts through `verdict`."""
+    tested = group.study_id is not None
+    seeds = seeds_in_header(group)
+    per_seeds = f"(n = {seeds})" if seeds and seeds > 1 else ""
+    header = [("Model", ""), ("Params", "(M)"), ("GFLOPs", "")]
+    header += [("mAP50", per_seeds), ("mAP50-95", per_seeds)] if group.has_accuracy else []
+    header += [("Latency", "median (ms)")] + ([("End-to-end", "median (ms)")] if group.has_pipeline else [])
+    if group.baseline is not None:
+        header += [("Δ latency", "(%) [CI]" if tested else "(%)")] + ([("Verdict", "")] if tested else [])
     rows = []
     for row in group.rows:
-        m, d = row.metrics, row.deltas
-        cells = [name(row.name), num(m["params_M"], 2), _gflops(m["gflops"])]
+        cells = [name(row.name), num(row.metrics["params_M"], 2), _gflops(row.metrics["gflops"])]
         if group.has_accuracy:
-            cells += [num(m["mAP50"], 3), num(m["mAP50_95"], 3)]
-        cells += [num(m["latency_mean_ms"], 2), num(m["latency_p95_ms"], 2), num(m["fps_mean"], 1),
-                  num(m["mem_MB"], 1)]
-        cells += [num(m["end_to_end_median_ms"], 2)] if group.has_pipeline else []
-        if with_deltas:
-            ci = row.verdict.ci_pct if row.verdict else None
-            interval = "-" if ci is None else f"[{num(ci[0], 1)}, {num(ci[1], 1)}]"
-            cells += [num(d.get("params"), 1), num(d.get("fps"), 1), num(d.get("mem"), 1)]
-            cells += [num(d.get("end_to_end"), 1)] if group.has_pipeline else []
-            cells += [num(row.verdict.delta_pct, 1) if row.verdict else ("0.0" if row.is_baseline else "-"),
-                      interval, _verdict(row)]
+            cells += [map_cell(row, group, row.map50_mean, row.map50_sd, num),
+                      map_cell(row, group, row.map50_95_mean, row.map50_95_sd, num)]
+        cells += [num(row.median_ms, 2)] + ([num(row.metrics["end_to_end_median_ms"], 2)]
+                                            if group.has_pipeline else [])
+        if group.baseline is not None:
+            ci = row.latency_delta_ci_pct
+            plus = "+" if (row.latency_delta_pct or 0.0) >= 0.05 else ""
+            cells.append(plus + _delta(row, group, num) + (f" [{num(ci[0], 1)}, {num(ci[1], 1)}]" if ci else ""))
+            cells += [verdict("baseline" if row.is_baseline else _verdict(row))] if tested else []
         rows.append(cells)
     return header, rows
 
 
-def _footnote(group: Group, escape: Callable[[str], str]) -> str:
-    """The note under a paper table; text from reports passes through `escape`."""
-    note = f"Setting: {escape(group.setting())}."
-    if group.baseline is not None:
-        note += f" Δ relative to {escape(group.baseline.name)}. {escape(design_note(group))}"
+def caption(group: Group, count: int) -> str:
+    """One line naming the setting (the method is in the note under the table)."""
+    which = f" (group {group.index} of {count})" if count > 1 else ""
+    return f"Latency of the models on {group.headline()}{which}."
+
+
+def paper_note(group: Group, legend: bool) -> str:
+    """The short method under a paper table: what the latency, the Δ, the verdicts and the mAP are."""
+    parts = ["Latency: median of the timed iterations."]
+    if group.baseline is not None and group.study_id is not None:
+        tested = [row.verdict.confidence for row in group.rows if row.in_study and row.verdict
+                  and not row.is_baseline and row.verdict.confidence]
+        level = f" at ≥ {100 * min(tested):.0f} %" if tested else ""
+        effect = f"{100 * group.min_effect:g} %"
+        parts.append(f"Δ: change against {group.baseline.name}, from per-round ratios in one interleaved run; "
+                     f"CI{level}, adjusted for the models compared and the looks taken.")
+        marks = VERDICT_MARKS if legend else dict.fromkeys(VERDICT_MARKS, "")
+        untested = any(row.verdict and row.verdict.verdict == paired.UNTESTED for row in group.rows)
+        parts.append(" ".join(f"Verdict: {marks['faster']} faster / {marks['slower']} slower, the CI beyond "
+                              f"±{effect}; {marks['equivalent']} equivalent, within ±{effect}; "
+                              f"{marks['undecided']} undecided, neither".split())
+                     + (f"; {marks[paired.UNTESTED]} untested." if legend and untested else "."))
+    elif group.baseline is not None:
+        parts.append(f"Δ: ratio of medians against {group.baseline.name}, from separate runs (not tested).")
+    if any(_delta(row, group).endswith("†") for row in group.rows):
+        parts.append("† ratio of medians: not part of the study.")
     if group.has_pipeline:
-        note += f" {escape(END_TO_END_NOTE)}"
-    return note
+        parts.append("End-to-end: median of preprocessing, inference and postprocessing (--pipeline).")
+    seeds = [row.map_seeds for row in group.rows if row.map_seeds]
+    if seeds and max(seeds) > 1:
+        parts.append("mAP: mean ± sd over the trained seeds, each at its best epoch.")
+    elif seeds:
+        parts.append("mAP: the checkpoint's best epoch.")
+    return " ".join(parts)
 
 
 def markdown_text(comparison: Comparison) -> str:
     out = [f"## {TITLE}", ""]
     for group in comparison.groups:
-        if len(comparison.groups) > 1:
-            why = f" (differs from group 1: {text.markdown(group.why)})" if group.why else ""
-            out += [f"### Group {group.index}{why}", ""]
-        header, rows = _paper_rows(group, minus="−", name=text.markdown)
-        out.append("| " + " | ".join(header) + " |")
+        header, rows = _paper_rows(group, _paper_number, text.markdown, lambda verdict: verdict)
+        out += [f"**{text.markdown(caption(group, len(comparison.groups)))}**", ""]
+        out.append("| " + " | ".join(f"{top} {unit}".strip() for top, unit in header) + " |")
         out.append("|" + "|".join([":--"] + ["--:"] * (len(header) - 1)) + "|")
         out.extend("| " + " | ".join(cells) + " |" for cells in rows)
-        out += ["", _footnote(group, text.markdown), ""]
+        out += ["", text.markdown(paper_note(group, legend=False)), ""]
     return "\n".join(out)
 
 
+LATEX_SYMBOLS = {"Δ": r"$\Delta$", "≥": r"$\geq$", "±": r"$\pm$", "↓": r"$\downarrow$", "↑": r"$\uparrow$",
+                 "≈": r"$\approx$", "†": r"\dag{}", "–": "--", "−": "$-$"}
+
+
 def _latex_ours(label: str) -> str:
-    """A header or the note under a table in LaTeX: all of it escaped, then detbench's own symbols typeset."""
-    return text.latex(label).replace("Δ", r"$\Delta$").replace("≥", r"$\geq$")
+    """Text in LaTeX: all of it escaped, then detbench's own symbols typeset (the names in it are outside text)."""
+    escaped = "".join(LATEX_SYMBOLS.get(ch, ch) for ch in text.latex(label))
+    return "--" if escaped == "-" else escaped.replace(r" \%", r"~\%")  # "2 %" never broken over lines
 
 
 def latex_text(comparison: Comparison) -> str:
-    out = ["% Requires \\usepackage{booktabs}"]
+    """One booktabs table per group: caption naming the setting, the compact columns, the method in a note."""
+    out = ["% detbench comparison tables: \\usepackage{booktabs} in the preamble; every column is in the CSV",
+           r"\ifdefined\detbenchtable\else\newsavebox{\detbenchtable}\fi"]
     for group in comparison.groups:
-        header, rows = _paper_rows(group, minus="$-$", name=text.latex_cell)
-        caption = _latex_ours(_footnote(group, str))
-        out += [r"\begin{table}[t]", r"\centering", r"\small",
-                r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
-                " & ".join(_latex_ours(h) for h in header) + r" \\", r"\midrule"]
-        out += [" & ".join(cells) + r" \\" for cells in rows]
-        out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}", ""]
+        header, rows = _paper_rows(group, _paper_number, text.latex_cell,
+                                   lambda verdict: VERDICT_MARKS.get(verdict, "–"))
+        tested = header[-1][0] == "Verdict"
+        columns = "l" + "r" * (len(header) - 1 - tested) + "c" * tested
+        # about 50 characters of \small text fill one column of a two-column paper; wider spans both
+        wide = sum(max(len(top), len(unit), *(len(row[j]) for row in rows)) + 2
+                   for j, (top, unit) in enumerate(header)) > 50
+        float_env = "table*" if wide else "table"
+        out += [rf"\begin{{{float_env}}}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+                rf"\caption{{{_latex_ours(caption(group, len(comparison.groups)))}}}",
+                rf"\sbox{{\detbenchtable}}{{\begin{{tabular}}{{{columns}}}", r"\toprule",
+                " & ".join(_latex_ours(top) for top, _ in header) + r" \\"]
+        if any(unit for _, unit in header):
+            out.append(" & ".join(_latex_ours(unit) for _, unit in header) + r" \\")
+        out.append(r"\midrule")
+        out += [" & ".join(_latex_ours(cell) if k else cell for k, cell in enumerate(cells)) + r" \\"
+                for cells in rows]
+        out += [r"\bottomrule", r"\end{tabular}}", r"\usebox{\detbenchtable}\par\smallskip",
+                rf"\parbox{{\wd\detbenchtable}}{{\footnotesize\raggedright "
+                rf"{_latex_ours(paper_note(group, legend=True))}}}",
+                rf"\end{{{float_env}}}", ""]
     return "\n".join(out)
 
 

@@ -33,8 +33,9 @@ def save_untrained(model_cfg: str, path: str | Path, data_yaml: str | Path | Non
 
 
 def train_tiny(model_cfg: str, data_yaml: str | Path, project: str | Path, name: str, epochs: int = 1,
-               imgsz: int = 64) -> Path:
-    """A genuine Ultralytics training run on CPU; returns the run folder (weights/best.pt, results.csv)."""
+               imgsz: int = 64, seed: int = 0) -> Path:
+    """A genuine Ultralytics training run on CPU (deterministic for its `seed`); returns the run folder
+    (weights/best.pt, results.csv)."""
     # imported here, not at the top: loads torch, Ultralytics, NVML, numpy, which only this path needs
     from ultralytics import YOLO
 
@@ -45,7 +46,7 @@ def train_tiny(model_cfg: str, data_yaml: str | Path, project: str | Path, name:
     with contextlib.redirect_stdout(io.StringIO()):
         YOLO(source).train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=8, workers=0, device="cpu",
                            plots=False, project=str(Path(project).resolve()), name=name, exist_ok=True,
-                           verbose=False, amp=False, seed=0, deterministic=True)
+                           verbose=False, amp=False, seed=seed, deterministic=True)
     return Path(project) / name
 
 

@@ -48,8 +48,13 @@ def _pick_seed(name: str, checkpoints: list[Path]) -> ModelRun:
     return ModelRun(name, str(chosen), note)
 
 
+def zoo_order(name: str) -> tuple[int, str]:
+    """Sort key of model names: the zoo's ablation order (baseline, ghost, eca, ...), then other names by name."""
+    return (zoo.MODELS.index(name) if name in zoo.MODELS else len(zoo.MODELS), name)
+
+
 def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
-    """Every RUNS/NAME/seed*/weights/best.pt (or RUNS/NAME/weights/best.pt), one per NAME, sorted by NAME."""
+    """Every RUNS/NAME/seed*/weights/best.pt (or RUNS/NAME/weights/best.pt), one per NAME, in `zoo_order`."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise DetbenchError(f"--runs {runs_dir}: no such folder; point it at the training runs "
@@ -64,7 +69,7 @@ def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
     if not found:
         raise DetbenchError(f"--runs {runs_dir}: no NAME/seed*/weights/best.pt inside; train the models first or "
                             f"pass --models")
-    runs = [_pick_seed(name, found[name]) for name in sorted(found)]
+    runs = [_pick_seed(name, found[name]) for name in sorted(found, key=zoo_order)]
     check_names(runs, f"--runs {runs_dir}")
     return runs
 

@@ -41,6 +41,14 @@ def test_reports_of_one_study_get_paired_verdicts_and_separate_runs_get_none(tmp
     assert mixed.groups[0].study_id == "s1" and rows["p2"].verdict.verdict == "slower"
     assert rows["stranger"].verdict.verdict == "untested" and "not part of the baseline's study" in \
         rows["stranger"].verdict.reason
+    assert (rows["p2"].latency_delta_kind, rows["p2"].latency_delta_ci_pct) == ("tested", rows["p2"].verdict.ci_pct)
+    assert rows["p2"].latency_delta_pct == rows["p2"].verdict.delta_pct and rows["baseline"].latency_delta_kind == \
+        "tested"
+    assert (rows["stranger"].latency_delta_kind, rows["stranger"].latency_delta_ci_pct) == ("ratio of medians", None)
+    code, lines, _ = captured(report_paths_or_dir=tmp_path / "study")
+    assert [line.split()[0] for line in lines[4:8]] == ["baseline", "p2", "twin", "stranger"]  # the study's order
+    assert "Latency Δ (%, tested)" in lines[9] and table_row(lines, "Params Δ", "stranger")[2].endswith("†")
+    assert "† ratio of medians: not part of the baseline's study s1, so not tested" in lines
     code, lines, _ = captured(report_paths_or_dir=[tmp_path / "study" / "baseline.json",
                                                    tmp_path / "study" / "stranger.json"])
     assert code == 0 and "untested" in table_row(lines, "Params Δ", "stranger")
@@ -90,9 +98,11 @@ def test_deltas_against_baseline_and_sorting(tmp_path):
     base_models = [line.split()[0] for line in lines[4:7]]
     assert base_models == ["baseline", "ghost", "p2"]  # the baseline, then the zoo's ablation order
     p95 = f"{np.percentile(spread(4.5), 95):.2f}"
-    assert table_row(lines, "Params (M)", "ghost")[1:7] == ["3.00", "8.00", "4.50", p95, "222.2", "450.0"]
+    median = f"{np.median(spread(4.5)):.2f}"
+    assert table_row(lines, "Params (M)", "ghost")[1:8] == ["3.00", "8.00", "4.50", median, p95, "222.2", "450.0"]
+    assert "Latency Δ (%, ratio of medians)" in lines[8]  # separate runs: one latency Δ, said what it is
     ghost = table_row(lines, "Params Δ", "ghost")
-    assert ghost[1:5] == ["-25.0", "-10.0", "11.1", "-10.0"] and ghost[-1] == "untested"  # separate runs
+    assert ghost[1:5] == ["-25.0", "-10.0", "11.1", "-10.0"] and ghost[-1] == "untested"
     assert table_row(lines, "Params Δ", "baseline")[1:5] == ["0.0"] * 4
     p2 = table_row(lines, "Params Δ", "p2")
     assert p2[2] == "0.5" and p2[-1] == "untested"
@@ -101,7 +111,11 @@ def test_deltas_against_baseline_and_sorting(tmp_path):
     comparison = build_comparison(load_entries(report_files([tmp_path]), print))
     rows = {row.name: row for row in comparison.groups[0].rows}
     assert rows["ghost"].deltas["fps"] == pytest.approx(100 * ((1000 / 4.5) / (1000 / 5.0) - 1))
-    assert rows["ghost"].deltas["latency"] == pytest.approx(-10.0)
+    assert rows["ghost"].deltas["latency"] == pytest.approx(-10.0)  # the spec's change of the mean, in the CSV
+    ghost = rows["ghost"]
+    assert ghost.latency_delta_pct == pytest.approx(100 * (ghost.median_ms / rows["baseline"].median_ms - 1))
+    assert (ghost.latency_delta_kind, ghost.latency_delta_ci_pct) == ("ratio of medians", None)
+    assert rows["baseline"].latency_delta_pct == 0.0 and ghost.map_seeds is None and ghost.map50_mean is None
 
 
 def test_cuda_reports_show_peak_gpu_memory(tmp_path):
