@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.detbench-dev-installed
 # (tests/conftest.py), keep both cores busy.
 TEST_WORKERS ?= 2
 
-.PHONY: setup setup-dev demo test unit lint clean
+.PHONY: setup setup-dev setup-browser demo test unit lint clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ $(DEV_STAMP): $(STAMP)
 	$(PIP_INSTALL) $(TORCH_PINS) -e '.[dev,onnx,openvino,api,ray]'
 	$(COMPILE)
 	touch $(DEV_STAMP)
+
+# the browser test of report.html (tests/e2e/test_report_page_browser.py): Debian's Chromium and Playwright (Playwright's
+# own browser download is not used); without them `make test` skips that one test and names this target
+setup-browser: $(DEV_STAMP)
+	command -v chromium >/dev/null || apt-get install -y chromium || sudo apt-get install -y chromium
+	$(PIP_INSTALL) $(TORCH_PINS) -e '.[dev,onnx,openvino,api,ray,browser]'
 
 demo: $(STAMP)
 	$(VENV)/bin/detbench demo

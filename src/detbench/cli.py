@@ -44,6 +44,11 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pivot", choices=["backend"], default=None,
                         help="also print a model x backend matrix: each model's median latency in each backend and "
                              "its verdict against the baseline in the same backend (with --plots, a bar chart)")
+    parser.add_argument("--html", default=None, metavar="FILE",
+                        help="where to write the self-contained HTML page (default: report.html beside the tables: "
+                             "in the folder compared, or in --output's folder)")
+    parser.add_argument("--no-html", "--no_html", dest="no_html", action="store_true",
+                        help="write no HTML page")
     parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=None,
                         help=f"smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
                              f"equivalent the (1 - 2 alpha) CI inside it (default: the study's own, "
@@ -141,6 +146,15 @@ def build_parser() -> Parser:
                                        "in SWEEP.yaml, on this machine's GPUs (or CPU) or on a Ray cluster; "
                                        "resumable, with an index of the studies.")
     add_sweep_arguments(sweep)
+    report = sub.add_parser("report", help="write the self-contained HTML page of a results folder",
+                            description="Write DIR/report.html: the ablation table, the plots, each model's latency "
+                                        "distribution and rounds, the backend matrix, a sweep's ranking stability, "
+                                        "provenance and caveats, in one file that needs no network.")
+    report.add_argument("folder", nargs="?", default="results/bench",
+                        help="folder of reports, or a sweep's --out folder (default results/bench)")
+    report.add_argument("--output", default=None, help="write the page here instead of FOLDER/report.html")
+    report.add_argument("--baseline", default=None,
+                        help="model the deltas refer to (default: as compare chooses it)")
     clean = sub.add_parser("clean", help="remove the helper files detbench leaves beside its results",
                            description="Remove the helper files detbench leaves in a results folder (and in a "
                                        "sweep's studies): the decoded-input cache .detbench-cache/, the lock files "
@@ -174,19 +188,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from detbench.comparison.sweep import run_sweep_compare  # imported here: loads numpy (each command its own)
 
         return run_sweep_compare(args.sweep, plots_dir=args.plots)
-    from detbench.comparison.run import run_compare  # imported here: loads numpy (each command its own)
+    from detbench.comparison.run import html_target, run_compare  # imported here: loads numpy (each command its own)
+    from detbench.page.run import PageTarget  # and its page: matplotlib, Jinja2
 
     formats, plots = compare_outputs(args.output, args.formats, args.plots)
-    return run_compare(args.reports or [args.dir], baseline=args.baseline, output=args.output,
-                       formats=formats, plots_dir=plots, min_effect=args.min_effect, alpha=args.alpha,
-                       pivot=args.pivot)
+    sources = args.reports or [args.dir]
+    html = html_target(sources, args.output, args.html, args.no_html)
+    return run_compare(sources, baseline=args.baseline, output=args.output, formats=formats, plots_dir=plots,
+                       min_effect=args.min_effect, alpha=args.alpha, pivot=args.pivot,
+                       page=PageTarget(html, asked=args.html is not None) if html is not None else None)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     # imported here, not at the top: loads torch, OpenCV, NVML, numpy, which only this path needs
     from detbench.study.ablation import run_ablation
 
-    return run_ablation(StudyConfig.from_args(args))
+    config = StudyConfig.from_args(args)
+    status = run_ablation(config)
+    if config.html and status != 130:  # the page of what the study wrote (ablate --no-html: none)
+        from detbench.page.run import study_page  # imported here: matplotlib and Jinja2, only for the page
+
+        study_page(config.out, config.baseline, print)
+    return status
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -204,6 +227,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                   unsafe_load=args.unsafe_load, plugins=args.plugins))
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from detbench.page.run import run_report  # imported here: loads numpy, matplotlib, Jinja2 (each command its own)
+
+    return run_report(args.folder, output=args.output, baseline=args.baseline)
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from detbench.workflows.clean import clean  # imported here: loads torch (each command its own)
 
@@ -211,7 +240,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"bench": cmd_bench, "compare": cmd_compare, "ablate": cmd_ablate, "demo": cmd_demo, "sweep": cmd_sweep,
-            "clean": cmd_clean}
+            "report": cmd_report, "clean": cmd_clean}
 
 
 class Terminated(KeyboardInterrupt):

@@ -91,12 +91,14 @@ def test_tables_go_next_to_the_reports_compared(tmp_path, cli):
         save(study / f"s{imgsz}", make_report("ghost", spread(4.0 * scale), imgsz=imgsz))
     result = cli("compare", str(study / "s640"), "--table-format", "md", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == f"✓ saved: {study / 's640' / 'comparison.md'}"
+    assert result.stdout.splitlines()[-2:] == [f"✓ saved: {study / 's640' / 'comparison.md'}",
+                                               f"✓ saved: {study / 's640' / 'report.html'}"]
     assert sorted(p.name for p in default.iterdir()) == ["baseline.json"]
     result = cli("compare", str(study / "s640" / "baseline.json"), str(study / "s1280" / "ghost.json"),
                  "--table-format", "latex", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == f"✓ saved: {study / 'comparison.tex'}"
+    assert result.stdout.splitlines()[-2:] == [f"✓ saved: {study / 'comparison.tex'}",
+                                               f"✓ saved: {study / 'report.html'}"]
 
 
 def test_accuracy_joined_from_a_real_ultralytics_run(tmp_path, trained_run):

@@ -133,6 +133,11 @@ def test_hostile_names_and_hardware_are_inert_in_every_output(tmp_path, real_rep
     assert not bad_characters(latex.replace("\n", ""))
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["latency_bars.png", "latency_vs_gflops.png"]
 
+    page = (folder / "report.html").read_text(encoding="utf-8")  # compare's page, beside the tables
+    assert "<img src=x" not in page and "<b>bold" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert not bad_characters(page.replace("\n", "")) and "\\u202eevil" in page
+    assert page.count('<tr data-model="') == len(names)
+
 
 def _number(cell: str) -> bool:
     try:

@@ -1,4 +1,5 @@
-"""`detbench demo`: workspace, checkpoints, the interleaved study, verdicts, comparison table and plots."""
+"""`detbench demo`: workspace, checkpoints, the interleaved study, verdicts, comparison table, plots and the page
+(report.html, opened in headless Chromium with the network blocked)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser import open_offline
 from conftest import run_cli
 
 from detbench.cli import parse
@@ -22,6 +24,7 @@ TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "20", "--study-time", "20",
         "1", "--device", "cpu"]
 
 
+MAX_PAGE_BYTES = 2 * 2**20  # the six-model demo's page is about 150 KB
 MODELS = ["baseline", "ghost_eca_p2"]  # two of the six keep the test short; the full study is `make demo`
 
 
@@ -61,6 +64,8 @@ def test_demo_end_to_end_at_tiny_settings(demo_run, tmp_path):
     plots = sorted((bench / "plots").glob("*.png"))
     assert plots and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
     assert "Base metrics" in result.stdout and "Change relative to baseline" in result.stdout
+    assert lines[-1] == f"✓ saved: {Path('ws') / 'results' / 'bench' / 'report.html'}"
+    assert 0 < (bench / "report.html").stat().st_size <= MAX_PAGE_BYTES
     study = json.loads((bench / "study.json").read_text())
     assert [m["status"] for m in study["models"]] == ["ok", "ok"]
     (p2,) = study["comparisons"]
@@ -104,5 +109,59 @@ def test_demo_with_formats_runs_every_model_in_each_backend_and_prints_the_matri
     assert {p.name for p in out.glob("*@*.json")} == {"baseline@pytorch.json", "baseline@torchscript.json"}
     assert "Median latency per model and backend" in stdout
     assert (out / "plots" / "latency_by_backend.png").is_file()
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Backend matrix" in page and "torchscript" in page
     matrix = stdout.split("Median latency per model and backend")[1].splitlines()
     assert matrix[1].split() == ["Model", "pytorch", "torchscript"] and matrix[2].startswith("baseline")
+
+
+def test_the_demo_page_opens_offline_in_chromium_with_the_reports_numbers(demo_run, tmp_path):
+    """One load of the demo's report.html, every request but file: and data: aborted: no console error, no request
+    out, every cell of the table equal to the reports' and the study's numbers, the plots shown with alt text, the
+    page within 390 px; screenshots at 1280 and 390 px kept in the test's folder. A folder without reports is one
+    line and writes nothing."""
+    root, result = demo_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    bench = root / "ws" / "results" / "bench"
+    run = open_offline(bench / "report.html", tmp_path / "screenshots")
+    print(f"screenshots: {', '.join(str(path) for path in run.screenshots)}")
+    assert run.console_errors == [] and run.outside_requests == []
+    assert all(path.stat().st_size > 10_000 for path in run.screenshots)
+    assert run.widths == {1280: 1280, 390: 390}  # the table scrolls in its own box; the page does not
+
+    assert len(run.images) >= 3 and all(image["alt"] and image["width"] > 0 and image["shown"] > 0
+                                         for image in run.images), run.images
+    study = json.loads((bench / "study.json").read_text())
+    comparisons = {item["model"]: item for item in study["comparisons"]}
+    assert [row["model"] for row in run.tables] == MODELS
+    for row in run.tables:
+        report, cells = load_report(bench / f"{row['model']}.json"), row["cells"]
+        complexity = report.model_complexity
+        numbers = {"params_M": (complexity.params_M, 2),
+                   "gflops": (complexity.gflops, 2 if complexity.gflops >= 1 else 3),
+                   "median_ms": (report.latency.median_ms, 2), "fps": (report.throughput.fps_mean, 1),
+                   "mem_MB": (report.memory.model_memory_MB, 1)}
+        for column, (value, digits) in numbers.items():
+            assert float(cells[column]["value"]) == value, column
+            assert cells[column]["text"].split(" ")[0] == f"{value:.{digits}f}", column
+        low, high = report.statistics.median_ci95_ms
+        assert (float(cells["median_ms"]["low"]), float(cells["median_ms"]["high"])) == (low, high)
+        assert cells["median_ms"]["text"] == f"{report.latency.median_ms:.2f} [{low:.2f}, {high:.2f}]"
+        if row["model"] == "baseline":
+            assert cells["verdict"]["text"] == "baseline" and cells["delta_pct"]["text"] == "0.0"
+            continue
+        recorded = comparisons[row["model"]]
+        assert cells["verdict"]["text"] == recorded["verdict"] == "slower"
+        assert float(cells["delta_pct"]["value"]) == pytest.approx(recorded["delta_pct"], rel=1e-9)
+        assert [float(cells["delta_pct"]["low"]), float(cells["delta_pct"]["high"])] == pytest.approx(
+            recorded["ci_pct"], rel=1e-9)
+        assert cells["delta_pct"]["text"].startswith(f"{recorded['delta_pct']:+.1f} [{recorded['ci_pct'][0]:+.1f}, "
+                                                     f"{recorded['ci_pct'][1]:+.1f}]")
+        assert float(cells["mde_pct"]["value"]) == pytest.approx(recorded["mde_pct"], rel=1e-9)
+        assert cells["mde_pct"]["text"] == f"{recorded['mde_pct']:.1f}"
+
+    missing = run_cli("report", str(tmp_path / "nowhere"))
+    empty = run_cli("report", str(tmp_path / "screenshots"))  # a folder without reports
+    assert missing.returncode == 2 and missing.stdout == "" and missing.stderr.count("\n") == 1
+    assert empty.returncode == 2 and "no benchmark report" in empty.stderr and empty.stderr.count("\n") == 1
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "screenshots" / "report.html").exists()

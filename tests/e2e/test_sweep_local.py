@@ -21,6 +21,7 @@ from sweep_files import write_spec
 from tripwires import CONSOLE, plant
 
 from detbench.comparison.sweep import run_sweep_compare
+from detbench.page.run import run_report
 from detbench.sweep import run as sweep_run
 from detbench.sweep.run import SweepOptions, run_sweep
 
@@ -142,7 +143,7 @@ def test_a_local_cpu_sweep_runs_resumes_and_compares(swept, tmp_path, dataset, c
     folder = swept.out / "studies" / "imgsz64-fp32"
     rounds = json.loads((folder / "study.json").read_text())["rounds_done"]
     assert rounds == 24  # measured again with the new settings, not the old study kept
-    assert {"baseline.json", "p2.json", "study.json", "ablate.log"} <= {p.name for p in folder.iterdir()}
+    assert {"baseline.json", "p2.json", "study.json", "ablate.log", "report.html"} <= {p.name for p in folder.iterdir()}
     spec = write_spec(tmp_path, dataset, axes=HERE, settings={"plugin": [str(swept.killer)], "iters": 24})
     code, dry = sweep_here(spec, tmp_path / "out", swept.killer, dry_run=True)
     assert code == 0 and "2 studies, 1 runnable, 1 invalid" in dry and "estimated time" in dry
@@ -157,6 +158,10 @@ def test_a_local_cpu_sweep_runs_resumes_and_compares(swept, tmp_path, dataset, c
         assert (swept.out / name).stat().st_size > 0
     rows = (swept.out / "sweep_comparison.csv").read_text().splitlines()
     assert rows[0].startswith("device_kind,study,imgsz") and len(rows) == 3
+    assert run_report(swept.out, echo=lambda line: None) == 0  # `detbench report OUT`: the page of the sweep
+    page = (swept.out / "report.html").read_text(encoding="utf-8")
+    assert "Ranking stability across the sweep" in page and "imgsz64-fp32" in page
+    assert '<th scope="row">p2</th>' in page
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ LABEL_SPOTS = ((7, 0, "left"), (7, 10, "left"), (7, -10, "left"), (-7, 0, "right
                (-7, -10, "right"), (7, 20, "left"), (7, -20, "left"))
 
 
-def _label_spots(anchors_pt: Sequence[tuple[float, float]], names: Sequence[str]) -> list[tuple[int, int, str]]:
+def label_spots(anchors_pt: Sequence[tuple[float, float]], names: Sequence[str]) -> list[tuple[int, int, str]]:
     """Greedy label placement: the first spot whose box overlaps no label placed so far."""
     placed: list[tuple[float, float, float, float]] = []
     spots = []
@@ -138,7 +138,7 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
     fig.canvas.draw()  # fixes limits and layout, so data can be mapped to points for label placement
     anchors = ax.transData.transform(points) * 72.0 / fig.dpi
     names = [label(r.name) for r in rows]
-    for i, (dx, dy, ha) in enumerate(_label_spots([tuple(a) for a in anchors], names)):
+    for i, (dx, dy, ha) in enumerate(label_spots([tuple(a) for a in anchors], names)):
         weight = "bold" if rows[i].is_baseline else "normal"
         ax.annotate(names[i], points[i], xytext=(dx, dy), textcoords="offset points", fontsize=LABEL_SIZE,
                     fontweight=weight, va="center", ha=ha, zorder=5,

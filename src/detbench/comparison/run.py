@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from detbench import text
 from detbench.comparison import tables
 from detbench.comparison.analysis import (
     Comparison,
+    Entry,
     build_comparison,
     load_entries,
     report_files,
@@ -81,7 +83,7 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
                 output: str | Path | None = None, formats: Sequence[str] = (),
                 plots_dir: str | Path | None = None, min_effect: float | None = None, alpha: float | None = None,
                 echo: Callable[[str], None] = print, warn: Callable[[str], None] = stderr_warning,
-                pivot: str | None = None) -> int:
+                pivot: str | None = None, page: PageWriter | None = None) -> int:
     """Load reports (files and/or folders), print the comparison, write CSV/Markdown/LaTeX and plots.
 
     `formats` holds "csv", "md" and/or "latex"; they are written next to
@@ -91,7 +93,8 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
     skipped files go to `warn` (default: stderr). Every line passed to `echo`
     or `warn` is terminal-safe (`text.terminal`); the tables' lines are at most
     MAX_TERMINAL_BYTES together. `pivot="backend"` adds the model x backend matrix
-    (`comparison.pivot`). Returns 0.
+    (`comparison.pivot`). `page`: also write the self-contained page (`detbench.page.run.PageTarget`) after
+    the tables; its place is checked with the tables'. Returns 0.
     """
     safe_warn, safe_echo = text.terminal_echo(warn), text.terminal_echo(echo)
     sources = [report_paths_or_dir] if isinstance(report_paths_or_dir, (str, Path)) else list(report_paths_or_dir)
@@ -100,9 +103,17 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         raise DetbenchError(f"--table-format {', '.join(unknown)} is not known: use csv, md or latex")
     targets = table_targets(output, formats, default_folder(sources))
     check_targets(targets, output, plots_dir)
-    files = report_files(sources, safe_warn)
-    refuse_overwriting_inputs(targets, files)
-    entries = load_entries(files, safe_warn)
+    if page is not None and not page.check(safe_warn):
+        page = None
+    skipped: list[str] = []  # the page lists them too
+
+    def note_skipped(line: str) -> None:
+        skipped.append(line)
+        safe_warn(line)
+
+    files = report_files(sources, note_skipped)
+    refuse_overwriting_inputs({**targets, **({"html": page.path} if page is not None else {})}, files)
+    entries = load_entries(files, note_skipped)
     comparison = build_comparison(entries, baseline=baseline, alpha=alpha, min_effect=min_effect)
     say = text.bounded_echo(echo, MAX_TERMINAL_BYTES, TERMINAL_NOTE)
     for line in tables.console_lines(comparison):
@@ -120,9 +131,36 @@ def run_compare(report_paths_or_dir: str | Path | Sequence[str | Path], baseline
         safe_echo(f"✓ saved: {path}")
     if plots_dir is not None:
         write_all_plots(comparison, matrices, Path(plots_dir), safe_echo)
+    if page is not None:
+        safe_echo(f"✓ saved: {page.write(comparison, entries, matrices, default_folder(sources), skipped)}")
     return 0
 
 
+def html_target(sources: Sequence[str | Path], output: str | Path | None, html: str | None,
+                no_html: bool) -> Path | None:
+    """Where `compare` writes its page: --html, else report.html beside --output, else in the folder of the tables
+    (`default_folder`); None with --no-html."""
+    if no_html:
+        return None
+    if html is not None:
+        return Path(html)
+    return (Path(output).parent if output is not None else default_folder(sources)) / PAGE_NAME
+
+
+PAGE_NAME = "report.html"
+
+
+class PageWriter(Protocol):
+    """What `run_compare` needs of the page it writes after the tables (`detbench.page.run.PageTarget`)."""
+
+    path: Path
+
+    def check(self, warn: Callable[[str], None]) -> bool:
+        """Whether the page can be written at `path` (checked with the tables, before any report is read)."""
+
+    def write(self, comparison: Comparison, entries: Sequence[Entry], pivots: Sequence[Pivot], folder: Path,
+              skipped: Sequence[str]) -> Path:
+        """Write the page; the path written."""
 TERMINAL_NOTE = (f"... the rest of the tables is not printed: more than {MAX_TERMINAL_BYTES // 2**20} MiB of text "
                  "(names or notes from the reports); write them with --output or --format to read every row")
 

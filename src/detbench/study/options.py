@@ -81,6 +81,8 @@ class StudyConfig:
     list_path: str | None = setting(None, "benchmark list file (default: OUT/benchmark_list.txt)", flag="list")
     reuse_list: bool = setting(False, "reuse the existing benchmark list as is (error if there is none)",
                                flag="use_benchmark_list")
+    html: bool = setting(True, "write OUT/report.html after the study: the ablation table, plots, provenance and "
+                               "caveats in one self-contained page (default on; detbench report OUT writes it too)")
     bench: dict[str, Any] = field(default_factory=dict)
     replace_reports: bool = False  # replace OUT/NAME.json of other settings (the demo's own folder)
 

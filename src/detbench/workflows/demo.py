@@ -5,7 +5,8 @@ The workspace (default `demo/`, git-ignored) holds:
   results/runs/{model}/seed0/weights/best.pt   the six zoo models as checkpoints whose train_args['data']
                               names the dataset (untrained; `--train-epochs N` trains them briefly instead,
                               which also writes results.csv, so accuracy joins the comparison)
-  results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md, plots/*.png
+  results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md, plots/*.png,
+                              report.html (the whole comparison in one self-contained page)
 Everything is reused when present, and the benchmark resumes: a second run only re-prints the comparison.
 Untrained weights have no accuracy, so the comparison has no mAP column unless the models were trained.
 
@@ -204,6 +205,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
 
     # imported here, not at the top: loads numpy, kept out of light commands
     from detbench.comparison.run import run_compare
+    from detbench.page.run import PageTarget
 
     reports = [bench_dir / f"{name}.json" for name in studied if (bench_dir / f"{name}.json").is_file()]
     if not reports:
@@ -212,5 +214,5 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     echo("")
     compared = run_compare([str(p) for p in reports], baseline=baseline, output=bench_dir / "comparison.csv",
                            formats=("md",), plots_dir=bench_dir / "plots", echo=echo,
-                           pivot="backend" if opts.formats else None)
+                           pivot="backend" if opts.formats else None, page=PageTarget(bench_dir / "report.html"))
     return status or compared
