@@ -50,8 +50,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-html", "--no_html", dest="no_html", action="store_true",
                         help="write no HTML page")
     parser.add_argument("--min-effect", "--min_effect", dest="min_effect", type=float, default=None,
-                        help=f"smallest difference a verdict counts: slower/faster need the whole CI beyond it, "
-                             f"equivalent the (1 - 2 alpha) CI inside it (default: the study's own, "
+                        help=f"the equivalence margin: equivalent needs the (1 - 2 alpha) CI inside it (slower/faster "
+                             f"need the whole CI beyond 0; in studies recorded before worker processes held every "
+                             f"model, beyond it) (default: the study's own, "
                              f"{DEFAULT_MIN_EFFECT:g} = "
                              f"{100 * DEFAULT_MIN_EFFECT:g} %% by default)")
     parser.add_argument("--alpha", type=float, default=None,

@@ -171,9 +171,15 @@ def design_note(group: Group) -> str:
         "not in the intervals; use --workers-per-model 2 or more for claims.")
     return (f"Latency Δ (tested): geometric mean of per-round latency ratios in interleaved study {group.study_id} "
             f"({design}); CI at the confidence shown (Holm- and look-adjusted, family alpha "
-            f"{group.alpha:g}); slower / faster: the whole CI beyond ±{effect}; equivalent: the CI (at 1 - 2 "
-            f"alpha, two one-sided tests) inside "
-            f"±{effect}; undecided: neither.{single}")
+            f"{group.alpha:g}); slower / faster: the whole CI beyond {_directional_bound(group)}; equivalent: "
+            f"the CI (at 1 - 2 alpha, two one-sided tests) inside ±{effect}; undecided: neither.{single}")
+
+
+def _directional_bound(group: Group) -> str:
+    """What a slower or faster CI must lie beyond: 0 in studies whose processes hold every model, the margin in
+    studies recorded before (`paired.claim_p_values`)."""
+    study = (group.baseline.entry.report.study if group.baseline else None) or Study()
+    return "0" if study.processes_hold_every_model is True else f"±{100 * group.min_effect:g} %"
 
 
 def method_lines(group: Group) -> list[str]:
@@ -343,7 +349,7 @@ def paper_note(group: Group, legend: bool) -> str:
         marks = VERDICT_MARKS if legend else dict.fromkeys(VERDICT_MARKS, "")
         untested = any(row.verdict and row.verdict.verdict == paired.UNTESTED for row in group.rows)
         parts.append(" ".join(f"Verdict: {marks['faster']} faster / {marks['slower']} slower, the CI beyond "
-                              f"±{effect}; {marks['equivalent']} equivalent, within ±{effect}; "
+                              f"{_directional_bound(group)}; {marks['equivalent']} equivalent, within ±{effect}; "
                               f"{marks['undecided']} undecided, neither".split())
                      + (f"; {marks[paired.UNTESTED]} untested." if legend and untested else "."))
     elif group.baseline is not None:

@@ -51,7 +51,8 @@ class StudyConfig:
     study_time: float = setting(DEFAULT_STUDY_TIME_S, "seconds of turns after which an undecided study stops "
                                                       "(default %(default)g)",
                                 check=SECONDS, deprecated=("max_time",), design="max_time")
-    min_effect: float = setting(DEFAULT_MIN_EFFECT, f"smallest difference that counts, as a fraction (default "
+    min_effect: float = setting(DEFAULT_MIN_EFFECT, f"the equivalence margin, as a fraction: 'equivalent' means any "
+                                                    f"difference is smaller (default "
                                                     f"{DEFAULT_MIN_EFFECT:g} = {100 * DEFAULT_MIN_EFFECT:g} %%)",
                                 check=(lambda value: 0 < value < 1, "a fraction between 0 and 1 (e.g. 0.02 for 2 %)"),
                                 design=True)

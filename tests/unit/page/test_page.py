@@ -113,7 +113,7 @@ def test_every_cell_of_the_table_equals_the_comparison_model(tmp_path):
             low, high = row.latency_delta_ci_pct
             assert delta_text.startswith(f"{signed(row.latency_delta_pct)}[{signed(low)}, {signed(high)}]")
     assert rows[1].name == "p2" and cells["p2"]["verdict"][0] == "slower"
-    assert "Minimum detectable effect" in html and "Minimum effect that counts" in html
+    assert "Minimum detectable effect" in html and "Equivalence margin" in html
 
 
 def test_text_from_reports_is_escaped_and_the_page_asks_for_nothing_outside(tmp_path):
