@@ -51,13 +51,14 @@ class PageRun:
 def open_offline(page_path: Path, shots: Path, widths: tuple[int, ...] = (1280, 390)) -> PageRun:
     """Load `page_path` once with every non-local request aborted (and counted), read its tables and images, and
     keep a full-page screenshot at each viewport width in `shots`."""
+    executable = chromium_path()  # first: skips, naming the set-up target, where Playwright or Chromium is missing
     from playwright.sync_api import sync_playwright
 
     run = PageRun()
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # root: no user namespaces
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=args)
+        browser = playwright.chromium.launch(executable_path=executable, args=args)
         try:
             context = browser.new_context(viewport={"width": widths[0], "height": 900}, java_script_enabled=True)
 

@@ -70,6 +70,7 @@ MAX_LOOKS = MAX_STUDY_GENERATIONS
 LOG_TAIL = 20
 MIN_TURN_TIMEOUT_S = 60.0
 PROGRESS_EVERY_S = 15.0
+NEARLY_OUT_OF_TIME = 0.95  # a planned look after this share of --study-time is the study's last
 WAIT_SLICE_S = 1.0  # while a worker loads or warms up, the coordinator looks up this often to say where it is
 # untimed forwards at the start of a turn, at any thread count. Measured here (YOLOv8n, imgsz 320, one thread,
 # workers pinned to one core): with none, a turn's forward ran on caches the other workers had just filled and
@@ -603,6 +604,10 @@ class Coordinator:
                 if self.progress.due():
                     self.report_progress(rounds_done, next_look)
                 continue
+            # a planned look this close to the study time ends the study: a look after it would test with the
+            # crumbs of alpha it left, and show its intervals at that level
+            out_of_time = out_of_time or (plan.until_decided
+                                          and self.turn_seconds >= NEARLY_OUT_OF_TIME * plan.max_time)
             final = out_of_time or next_look + 1 == len(self.schedule)
             all_decided = self.look(rounds_done, final)
             next_look += 1
