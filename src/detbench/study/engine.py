@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from detbench import text
 from detbench.config import BenchConfig
 from detbench.files.out_tree import folder_below
 from detbench.limits import MAX_STUDY_GENERATIONS, MAX_STUDY_ROUNDS
@@ -69,6 +70,10 @@ LOOK_GROWTH = 1.6
 MAX_LOOKS = MAX_STUDY_GENERATIONS
 LOG_TAIL = 20
 MIN_TURN_TIMEOUT_S = 60.0
+MAX_TURN_TIMEOUT_S = 900.0  # however slow its first turn was, no turn or probe waits longer
+MAX_ANSWER_MS = 3.6e6  # a latency a worker reports: positive, finite, under an hour
+MAX_ANSWER_LIST = 100_000  # latencies in one answer (a probe's forwards, a warm-up's last ones)
+MAX_REASON_CHARS = 500
 PROGRESS_EVERY_S = 15.0
 NEARLY_OUT_OF_TIME = 0.95  # a planned look after this share of --study-time is the study's last
 WAIT_SLICE_S = 1.0  # while a worker loads or warms up, the coordinator looks up this often to say where it is
@@ -176,6 +181,38 @@ class WorkerFailed(Exception):
         self.worker, self.reason, self.model = worker, reason, model
 
 
+def _latency(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value < MAX_ANSWER_MS
+
+
+def _latencies(value: Any) -> bool:
+    return isinstance(value, list) and len(value) <= MAX_ANSWER_LIST and all(_latency(v) for v in value)
+
+
+def _names(value: Any, of: Callable[[Any], bool]) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and of(v) for k, v in value.items())
+
+
+def answer_problem(key: str, message: dict[str, Any]) -> str:
+    """What is wrong with a worker's answer `key` (its shape, its numbers); "" when nothing is."""
+    value = message[key]
+    failed_ok = _names(message.get("failed") or {}, lambda v: isinstance(v, str))
+    if key == "ms":
+        return "" if _latency(value) else "is not a latency in ms"
+    if key == "run_ms":
+        return "" if _latencies(value) else "is not a list of latencies in ms"
+    if key == "warm":
+        return "" if isinstance(value, dict) and _latencies(value.get("warmup_ms", [])) else "has no warm-up timings"
+    if key == "ready":
+        return "" if isinstance(value, dict) and _names(value.get("failed") or {}, lambda v: isinstance(v, str)) \
+            else "does not list failed models by name"
+    if key == "done":
+        inspections = _names(message.get("inspection") or {}, lambda v: v is None or isinstance(v, dict))
+        return "" if _names(value, lambda v: isinstance(v, str)) and inspections and failed_ok \
+            else "does not map model names to reports"
+    return ""
+
+
 @dataclass
 class Worker:
     """One worker process, holding every model of the study."""
@@ -201,8 +238,11 @@ class Worker:
         except (BrokenPipeError, OSError) as exc:
             raise WorkerFailed(self, self._death("its pipe closed")) from exc
 
-    def receive(self, key: str, timeout: float, waiting: Callable[[], None] | None = None) -> Any:
-        """The answer `key`, within `timeout` s; `waiting` is called every WAIT_SLICE_S while there is none."""
+    def receive(self, key: str, timeout: float, waiting: Callable[[], None] | None = None,
+                model: str | None = None) -> Any:
+        """The answer `key` about `model`, within `timeout` s; `waiting` is called every WAIT_SLICE_S while there
+        is none. The worker runs a checkpoint's code (with --unsafe-load, anyone's), so its answers are checked:
+        one of another shape, or about another model, loses the worker."""
         deadline = time.monotonic() + timeout
         while True:
             slice_s = timeout if waiting is None else min(WAIT_SLICE_S, max(0.0, deadline - time.monotonic()))
@@ -215,11 +255,16 @@ class Worker:
                 waiting()
             except ChannelClosed as exc:
                 raise WorkerFailed(self, self._death(str(exc))) from exc
-        if "error" in message:
-            model = message.get("model")
-            raise WorkerFailed(self, str(message["error"]), model if isinstance(model, str) else None)
+        if "error" in message:  # a model's failure only when it names the model asked about; else the process's
+            named = message.get("model") if model is not None and message.get("model") == model else None
+            raise WorkerFailed(self, text.bounded(str(message["error"]), MAX_REASON_CHARS), named)
         if key not in message:
-            raise WorkerFailed(self, f"study protocol: expected {key!r}, got {sorted(message)}")
+            raise WorkerFailed(self, f"study protocol: expected {key!r}, got {sorted(map(str, message))[:8]}")
+        if model is not None and message.get("model") != model:
+            raise WorkerFailed(self, f"study protocol: an answer about another model to a command about {model}")
+        wrong = answer_problem(key, message)
+        if wrong:
+            raise WorkerFailed(self, f"study protocol: {key!r} answer {wrong}")
         self.last_answer = message
         return message[key]
 
@@ -453,7 +498,7 @@ class Coordinator:
         try:
             if message is not None:
                 worker.send(message)
-            return worker.receive(key, timeout, waiting)
+            return worker.receive(key, timeout, waiting, model)
         except WorkerFailed as failure:
             self.fail(failure)
             return None
@@ -462,7 +507,8 @@ class Coordinator:
 
     def _turn_timeout(self, model: str) -> float:
         typical = self.typical_turn_s.get(model)
-        return MIN_TURN_TIMEOUT_S if typical is None else max(MIN_TURN_TIMEOUT_S, 50.0 * typical)
+        return MIN_TURN_TIMEOUT_S if typical is None else min(MAX_TURN_TIMEOUT_S,
+                                                              max(MIN_TURN_TIMEOUT_S, 50.0 * typical))
 
     def run_round(self, round_index: int, rng: np.random.Generator) -> None:
         pairs = [(worker, model.name) for worker in self.active() for model in self.models_left()]
@@ -495,7 +541,8 @@ class Coordinator:
         began = time.perf_counter()
         try:
             worker.send({"run": round_index, "model": model, "forwards": forwards})
-            answer = worker.receive("run_ms", self._turn_timeout(model) + 50.0 * typical * forwards)
+            deadline = min(MAX_TURN_TIMEOUT_S, self._turn_timeout(model) + 50.0 * typical * forwards)
+            answer = worker.receive("run_ms", deadline, model=model)
         except WorkerFailed as failure:
             failure.reason = f"bias probe: {failure.reason}"
             self.fail(failure)
@@ -638,8 +685,9 @@ class Coordinator:
         reports."""
         for worker in self.active():
             paths = self._call(worker, {"stop": reason, "drop": sorted(self.failed)}, "done", self.plan.total_timeout)
-            if isinstance(paths, dict):
-                worker.report_paths = {str(model): Path(path) for model, path in paths.items()}
+            if isinstance(paths, dict):  # the reports are where the coordinator asked for them, not where told
+                expected = {m: self.plan.work_dir / f"{m}.w{worker.index}.json" for m in paths}
+                worker.report_paths = {m: where for m, where in expected.items() if Path(paths[m]) == where}
                 for model, inspection in (worker.last_answer.get("inspection") or {}).items():
                     if isinstance(inspection, dict):
                         self.checked.setdefault(model, inspection)
