@@ -308,7 +308,13 @@ def _merge_reports(study: _Study, outcome: engine.StudyOutcome, failed: dict[str
             failed[run.name] = "a worker wrote no report"
             continue
         try:
-            merged[run.name] = merge_workers([load_report(path) for path in parts], run.name)
+            reports = [load_report(path) for path in parts]
+            for path, report, turns in zip(parts, reports, outcome.timed(run.name), strict=True):
+                rounds, latency = report.samples.round or [], report.samples.latency_ms
+                if len(rounds) != len(latency) or dict(zip(rounds, latency, strict=True)) != turns \
+                        or len(rounds) != len(turns):
+                    raise DetbenchError(f"{path}: its samples are not the turns the coordinator timed")
+            merged[run.name] = merge_workers(reports, run.name)
         except DetbenchError as exc:
             failed[run.name] = str(exc)
     for name in [name for name in merged if name in study.separate_runs]:  # kept aside first, or not replaced

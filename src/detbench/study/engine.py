@@ -335,6 +335,10 @@ class StudyOutcome:
     def reports(self, model: str) -> list[Path]:
         return [w.report_paths[model] for w in self.workers if model in w.report_paths]
 
+    def timed(self, model: str) -> list[dict[int, float]]:
+        """The turns the coordinator timed for `model`, per worker, in the order of `reports`."""
+        return [w.turns.get(model, {}) for w in self.workers if model in w.report_paths]
+
 
 class Coordinator:
     def __init__(self, plan: StudyPlan, echo: Echo) -> None:
