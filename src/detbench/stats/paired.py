@@ -31,13 +31,17 @@ about the true log ratio, so trimming does not bias it. Batches must be long
 enough for the correlation that remains: the lag-1 autocorrelation of d(r)
 (clipped at its quantiles, centred on the whole series) is read, and, taken
 as an AR(1) at its upper 2-se bound, it sets the batch length at which
-consecutive batch means are at most MAX_BATCH_CORRELATION correlated;
-what correlation remains at the estimate widens the se. Slow noise (a
-drift of the ratio over many rounds) hardly shows in the lag-1 of single
-rounds, so the batch means' own lag-1 is checked too: above its one-sided
-5 % bound under independence, the batches are doubled. When no length
-leaves MIN_BATCHES batches, the comparison gets no interval and no verdict,
-and says why (run longer).
+consecutive batch means are at most MAX_BATCH_CORRELATION correlated.
+Slow noise (a drift of the ratio over many rounds) hardly shows in the
+lag-1 of single rounds, so the batch means' own lag-1 is read too: above
+its one-sided 5 % bound under independence the batches are doubled, and
+the correlation that remains (the larger of the one the rounds' lag-1
+implies and the batch means' own, corrected for its bias and at most 0.45)
+widens the se. When no length leaves MIN_BATCHES batches, the comparison
+gets no interval and no verdict, and says why (run longer). Drift whose
+correlation time is that of the study itself cannot be told from a
+difference during the study: `benchmarks/verdict_harness.py` measures what
+it costs (scenario ratio_drift).
 
 **Processes.** Process-wide luck cancels in d(r), but a process could still
 favour one model over another (its layout suits one model's buffers): an
@@ -234,10 +238,21 @@ def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
                           f"few for {MIN_BATCHES} independent batches")
     # the first (size % batches) batches get one value more; every value is used
     means = _trimmed_means(np.array_split(x, batches))  # at most MAX_BATCHES chunks
-    rho = batch_correlation(lag1, x.size // batches)
+    rho = max(batch_correlation(lag1, x.size // batches), _own_lag1(means))
     inflation = (1.0 + 2.0 * rho) / max(1.0 - 2.0 * rho / (batches - 1), 0.5)
     se = float(means.std(ddof=1) / math.sqrt(batches) * math.sqrt(inflation))
     return BatchMeans(float(means.mean()), se, batches - 1, batches, x.size // batches, lag1)
+
+
+def _own_lag1(means: np.ndarray) -> float:
+    """The batch means' own lag-1 autocorrelation, corrected for its bias under independence (-1/B) and kept in
+    [0, 0.45]: slow noise (a drift over many rounds) that the turns' lag-1 extrapolates to nothing, and that the
+    doubling test let through, still widens the se instead of being taken as independent batches."""
+    centred = means - means.mean()
+    squares = float(np.dot(centred, centred))
+    if means.size < MIN_BATCHES or squares <= 0.0:
+        return 0.0
+    return min(max(float(np.dot(centred[:-1], centred[1:])) / squares + 1.0 / means.size, 0.0), 0.45)
 
 
 def _batches_correlated(means: np.ndarray) -> bool:
@@ -438,15 +453,16 @@ class PairStatistic:
     batches: BatchMeans
 
 
-def _with_component(estimate: BatchMeans, weight: float, spread: ProcessSpread) -> tuple[float, float]:
+def _with_component(estimate: BatchMeans, weight: float, spread: ProcessSpread,
+                    floor: bool = False) -> tuple[float, float]:
     """The se and df of a batch-means estimate whose mean also carries `weight` times the process variance
     component of `spread`, which its batches do not see (it is constant within a generation).
 
     s_p^2 = seen - noise is a difference of mean squares: Satterthwaite over all three terms, so that an
-    imprecise component (few processes) widens the interval instead of being taken as exact. With a negative
-    term that formula can fall far below both sources' df when s_p^2 is small; it is kept no lower than
-    min(df of seen, df of the batch means): weight * seen alone estimates the same variance (the mean of a
-    generation's processes) with the df of seen.
+    imprecise component (few processes) widens the interval instead of being taken as exact. No floor: the
+    variance is within + weight * (seen - noise), not weight * seen, so the df of seen does not bound it from
+    below; a low Satterthwaite df is exactly the case of a small, poorly known component. `floor`: the older
+    design's intervals kept df no lower than min(df of seen, df of the batch means), and are replayed so.
     """
     within, between = estimate.se ** 2, spread.variance * weight
     if between <= 0 or spread.df <= 0 or estimate.reason:
@@ -454,7 +470,8 @@ def _with_component(estimate: BatchMeans, weight: float, spread: ProcessSpread) 
     parts = within ** 2 / estimate.df + (weight * spread.seen) ** 2 / spread.df
     if spread.noise_df > 0:
         parts += (weight * spread.noise) ** 2 / spread.noise_df
-    return math.sqrt(within + between), max((within + between) ** 2 / parts, min(spread.df, estimate.df))
+    df = (within + between) ** 2 / parts
+    return math.sqrt(within + between), max(df, min(spread.df, estimate.df)) if floor else df
 
 
 def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
@@ -469,7 +486,7 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     if estimate is None:
         return None
     weight = process_weight(model, shared) + process_weight(baseline, shared)
-    se, df = _with_component(estimate, weight, process)
+    se, df = _with_component(estimate, weight, process, floor=True)
     return PairStatistic(estimate.mean, se, df, len(shared), estimate)
 
 
