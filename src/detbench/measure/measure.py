@@ -4,6 +4,9 @@ Order on CUDA: the peak-memory counter is reset before the warm-up, so the
 warm-up's peak (cuDNN autotuning workspaces included) is read on its own;
 then it is reset again, the NVML snapshot is taken, and the timed loop runs,
 so `peak_gpu_mem_MB` is the steady-state peak of the timed loop alone.
+
+In a process that holds several models (`shared_process`: a study's worker), the model's memory is read in a
+window of its own right after its warm-up instead (`measure.own_memory`), and its energy per image is null.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from detbench.measure.modes import (
     to_layout,
 )
 from detbench.measure.nvml import GpuMonitor, energy_per_image, throttled
+from detbench.measure.own_memory import ENERGY_SCOPE, OwnMemoryWindow, memory_iterations
 from detbench.measure.timing import Timings, run_timed_loop
 
 
@@ -78,7 +82,8 @@ def _pci_bus_id(device: torch.device) -> str | None:
 def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.device, mode: ExecutionMode,
             warmup: int, iters: int, loop: Callable[..., Timings] = run_timed_loop, watch_host: bool = True,
             model_rss_mib: float | None = None, forward: Callable[[torch.Tensor], Any] | None = None,
-            weights_override_mib: float | None = None, **loop_options: Any) -> Measurement:
+            weights_override_mib: float | None = None, shared_process: bool = False,
+            **loop_options: Any) -> Measurement:
     """Run warm-up and timed loop; `loop_options` pass through to the loop (e.g. a stopping rule).
 
     `watch_host`: read the CPU's load before and after the loop and warn when other programs compete (off in
@@ -86,8 +91,11 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
     memory loading the model added, for the CPU memory section (`measure.memory`). `forward`: another
     runtime's forward over the same inputs (`detbench.backends`), timed in place of the model's;
     `weights_override_mib` is then the size of that runtime's model, and its inputs are fp32 (an exported
-    model's input; a TensorRT engine built with --half converts inside)."""
+    model's input; a TensorRT engine built with --half converts inside). `shared_process`: the process holds
+    other models (a study's worker, whose loop calls `before_warmup` too): the memory section is the model's
+    own, read around its warm-up (`measure.own_memory`)."""
     on_cuda = device.type == "cuda"
+    own = OwnMemoryWindow(device) if shared_process else None  # before the model is put on the device
     configure_backends(mode, device)
     input_dtype = mode.input_dtype if forward is None else torch.float32
     if forward is None:
@@ -110,7 +118,11 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
             return graphed.stage(to_layout(inputs.batch(i, batch, device, mode.input_dtype), mode))
 
     def after_warmup() -> None:
-        if on_cuda:
+        if own is not None:  # the model alone, before any turn: its memory window
+            own.after_warmup(forward, next_input, memory_iterations(inputs, batch, iters))
+            if on_cuda:
+                state["before"] = monitor.snapshot()
+        elif on_cuda:
             torch.cuda.synchronize(device)
             state["warmup_peak"] = torch.cuda.max_memory_allocated(device) / MIB
             state["baseline"] = reset_cuda_peak(device)
@@ -122,6 +134,8 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
             state["load_before"] = host_load.snapshot()  # last: nothing else runs between it and the loop
 
     shape_warmups = warm_each_shape(forward, next_input, inputs, batch, device)
+    if own is not None:
+        loop_options["before_warmup"] = own.before_warmup
     timings = loop(forward, next_input, warmup, iters, device, after_warmup=after_warmup, **loop_options)
     load = None
     if state.get("load_before") is not None:
@@ -129,30 +143,39 @@ def measure(model: nn.Module, inputs: InputCache, batch: int, device: torch.devi
         load = host_load.host_load_section(state["load_before"], host_load.snapshot(),
                                            torch.get_num_threads() if not on_cuda else 1, device_type=device.type)
     busy = host_load.busy_warnings(load) if load else []
+    weights = weights_mib(model) if weights_override_mib is None else weights_override_mib
+    if own is not None:
+        memory = own.memory(model_rss_mib if not on_cuda else None, weights if not on_cuda else None,
+                            state.get("graph"))
+        if not on_cuda:
+            return Measurement(timings, memory, None, busy, load, shape_warmups)
+        gpu, warnings = _gpu_readings(monitor, state, memory, len(timings.latency_ms) * batch, shared=True)
+        return Measurement(timings, memory, gpu, busy + warnings, load, shape_warmups)
     memory = memory_report(device, state.get("baseline"), lifetime_floor_mib=state.get("lifetime_peak", 0.0))
     memory["warmup_peak_gpu_mem_MB"] = state.get("warmup_peak")
     if state.get("graph"):
         memory = graph_mode_memory(memory, state["graph"])
     if not on_cuda:
         memory.update(loop_memory(state.get("rss_before_loop"), state.get("rss_reset", False), model_rss_mib,
-                                  weights_mib(model) if weights_override_mib is None else weights_override_mib))
+                                  weights))
         return Measurement(timings, memory, None, busy, load, shape_warmups)
 
     gpu, warnings = _gpu_readings(monitor, state, memory, len(timings.latency_ms) * batch)
     return Measurement(timings, memory, gpu, busy + warnings, load, shape_warmups)
 
 
-def _gpu_readings(monitor: GpuMonitor, state: dict[str, Any], memory: dict[str, Any],
-                  images: int) -> tuple[dict[str, Any], list[str]]:
-    """The report's `gpu` section (NVML before and after the loop, energy) and its busy/throttled warnings."""
+def _gpu_readings(monitor: GpuMonitor, state: dict[str, Any], memory: dict[str, Any], images: int,
+                  shared: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """The report's `gpu` section (NVML before and after the loop, energy) and its busy/throttled warnings.
+    `shared`: the loop spanned other models' turns (a study's worker): no energy per image."""
     after = monitor.snapshot()
     others = monitor.other_processes()
     gpu = {
         **monitor.static_info(),
         "before": state.get("before"),
         "after": after,
-        "energy_mJ_per_image": energy_per_image(state.get("before") or {}, after, images),
-        "energy_scope": "board energy counter over the timed loop's wall time / images",
+        "energy_mJ_per_image": None if shared else energy_per_image(state.get("before") or {}, after, images),
+        "energy_scope": ENERGY_SCOPE if shared else "board energy counter over the timed loop's wall time / images",
         "other_processes": others,
     }
     if memory.get("reserved_MB") is not None and after.get("device_used_MB") is not None:

@@ -145,9 +145,10 @@ def weights_mib(model: torch.nn.Module) -> float:
 
 
 def loop_memory(rss_before_mib: float | None, reset: bool, model_rss_mib: float | None,
-                weights: float | None) -> dict[str, float | None]:
-    """The model's own memory on CPU: its weights, plus the timed loop's peak above the RSS before it."""
-    peak = rss_peak_mib() if reset and rss_before_mib is not None else None
+                weights: float | None, peak_mib: float | None = None) -> dict[str, float | None]:
+    """The model's own memory on CPU: its weights, plus the timed loop's peak above the RSS before it (the
+    high-water mark now, or `peak_mib` where it was read earlier)."""
+    peak = (peak_mib if peak_mib is not None else rss_peak_mib()) if reset and rss_before_mib is not None else None
     activations = max(0.0, peak - rss_before_mib) if peak is not None else None
     total = weights + activations if weights is not None and activations is not None else None
     return {"weights_MB": weights, "model_rss_MB": model_rss_mib, "loop_peak_rss_MB": peak,

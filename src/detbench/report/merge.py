@@ -134,6 +134,21 @@ def _worker(index: int, part: Report) -> StudyWorker:
     return entry
 
 
+def _memory_note(first: Report) -> str:
+    """What a worker's memory readings are: the model's own (`memory.scope`), or in reports of older versions the
+    process's."""
+    if not first.memory.scope:
+        return "; a worker's memory readings are its process's, every model it holds included"
+    on_gpu = first.memory.peak_gpu_mem_MB is not None
+    own = ("peak_gpu_mem_MB, allocated_MB and activation_peak_MB count only this model's allocations (weights, "
+           "buffers, its activation peak), not the other models resident; reserved_MB and device_used_MB, "
+           "which cannot be split, are null, and so is gpu.energy_mJ_per_image" if on_gpu else
+           "weights_MB, model_rss_MB (what loading it added), activation_peak_rss_MB and model_memory_MB are this "
+           "model's own; loop_peak_rss_MB, the process's, is null")
+    return (f"; each model's memory was read over forwards of it alone, right after its warm-up (memory.scope): "
+            f"{own}; peak_rss_MB and rss_MB are the worker process's, every model it holds included")
+
+
 def merge_workers(parts: list[Report], name: str) -> Report:
     """One report from a model's workers: samples concatenated (with their worker index), statistics over all of
     them, per-worker summaries in `study.workers`."""
@@ -168,6 +183,6 @@ def merge_workers(parts: list[Report], name: str) -> Report:
     merged.notes = list(dict.fromkeys(note for part in parts for note in part.notes)) + [
         f"measured by {len(parts)} worker processes {together}: statistics over all {len(latency_ms)} samples; "
         f"worker medians {medians} ms; memory is the maximum over the workers"
-        + ("; a worker's memory readings are its process's, every model it holds included" if shared else "")
+        + (_memory_note(first) if shared else "")
         + ("; gpu (NVML) readings are worker 0's, each worker's in study.workers[k].gpu" if first.gpu else "")]
     return merged

@@ -261,8 +261,9 @@ class Memory(Section):
     graph_pool_MB: float | None = checked(NONNEGATIVE)  # --cuda-graph: the graph's private pool (its activations)
     activation_source: str | None = None  # --cuda-graph: where activation_peak_MB comes from
     device_used_MB: float | None = checked(NONNEGATIVE)  # CUDA: NVML's memory used on the device after the loop
+    scope: str | None = None  # a study's worker: what the figures cover (`measure.own_memory`); bench: absent
     OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("graph_capture_peak_MB", "graph_pool_MB", "activation_source",
-                                               "device_used_MB")
+                                               "device_used_MB", "scope")
 
 
 @dataclass(kw_only=True)

@@ -13,14 +13,16 @@ The models load one at a time (the next thread starts once the last one waits in
 time, on the coordinator's command. The decoded inputs are read once per worker (`data.cache.share_in_process`)
 and, on CPU, memory-mapped from the shared cache; on CUDA each turn copies its batch to the device, as `bench`
 does, and each model keeps its own weights, activations and cuDNN workspace there (and, with --cuda-graph, its
-graph's pool), so a GPU study holds every model's memory at once in every worker process. Memory readings are
-the process's: in a worker they count every model it holds (the models load one at a time, so each model's own
-`model_rss_MB` is still what loading it added).
+graph's pool), so a GPU study holds every model's memory at once in every worker process. Each model's memory
+is its own all the same: right after its warm-up (the coordinator warms one model at a time), before any turn,
+its peak is reset and a few forwards of it run alone (`measure.own_memory`); the models load one at a time, so
+its `model_rss_MB` is what loading it added. The process's own figures (`peak_rss_MB`, `rss_MB`) count every
+model it holds.
 
     coordinator                                  worker
     {"start": {"models": [...], ...}}      ->    (loads each model in turn, decodes or maps the inputs)
                                            <-    {"ready": {"pid": ..., "failed": {model: why}}}
-    {"warmup": MODEL}                      ->    MODEL's --warmup forwards, then its peak-memory reset
+    {"warmup": MODEL}                      ->    MODEL's --warmup forwards, then its memory window
                                            <-    {"warm": {"warmup_s": ..., "warmup_ms": [the last 200 forwards]}}
     {"turn": R, "model": MODEL}            ->    `turn_warmup` untimed forwards, then one timed forward
                                            <-    {"ms": latency, "host_ms": host}
@@ -94,7 +96,8 @@ class TurnServer:
         self.last_input: Any = None  # the input of the last turn, which a bias probe reuses
 
     def loop(self, forward: Callable[[Any], Any], next_input: Callable[[int], Any], warmup: int, iters: int,
-             device: Any, cuda: Any = None, after_warmup: Callable[[], None] | None = None, stop: Any = None):
+             device: Any, cuda: Any = None, after_warmup: Callable[[], None] | None = None, stop: Any = None,
+             before_warmup: Callable[[], None] | None = None):
         # imported here, not at the top: torch is needed only once the model is loaded
         import torch
 
@@ -105,6 +108,8 @@ class TurnServer:
         timings = Timings(timer=timer.name, stop_reason="study")
         self.channel.send({"ready": {"pid": os.getpid()}})
         self._expect("warmup")
+        if before_warmup is not None:
+            before_warmup()
         with torch.inference_mode():
             run_warmup(forward, next_input, warmup, device, cuda, timings)
             if after_warmup is not None:

@@ -312,7 +312,7 @@ def _measure(run: _Run, model: _Model, inputs, stop: StopRule, loop: Callable[..
         deployed = model.deployed
         measurement = measure(model.model, inputs, cfg.batch, run.device, run.mode, cfg.warmup, cfg.iters,
                               loop=loop or functools.partial(run_timed_loop, heartbeat=Heartbeat(run.echo)),
-                              watch_host=loop is None,
+                              watch_host=loop is None, shared_process=loop is not None,
                               model_rss_mib=deployed.runtime_rss_mib if deployed else model.rss_mib,
                               stop=stop, forward=deployed.runtime.forward if deployed else None,
                               weights_override_mib=deployed.size_mib if deployed else None)
