@@ -226,13 +226,15 @@ FPS_NOTE = ("FPS (mean) = 1000 / mean latency × batch (the specification's defi
 N_NOTE = "n: the timed samples behind the latency columns (in a study, one per round and worker process)"
 
 
-def medians_outside_lines(group: Group, name: Callable[[str], str], num: Callable[[float | None, int], str]) -> str:
-    """The ‡ note: which rows' ratio of medians lies outside their Δ's CI, and why that can be ("" if none)."""
+def medians_outside_note(group: Group, named: bool) -> str:
+    """The ‡ note: that (and, `named`, for which rows) the ratio of the medians shown lies outside the Δ's CI, and
+    why that can be; "" when no row's does."""
     outside = [row for row in group.rows if row.medians_outside_ci]
     if not outside:
         return ""
-    which = ", ".join(f"{name(row.name)} {num(row.medians_delta_pct, 1)} %" for row in outside)
-    return f"{OUTSIDE_MARK} ratio of the medians shown outside the Δ's CI ({which}): {MEDIANS_NOTE}."
+    which = ", ".join(f"{text.terminal(row.name)} {_signed(row.medians_delta_pct, 1)} %" for row in outside)
+    return (f"{OUTSIDE_MARK} ratio of the medians shown outside the Δ's CI" + (f" ({which})" if named else "")
+            + f": {MEDIANS_NOTE}.")
 
 
 def fps_contradiction_lines(group: Group) -> list[str]:
@@ -252,7 +254,7 @@ def method_lines(group: Group) -> list[str]:
     lines += [N_NOTE, FPS_NOTE]
     if any(RATIO_MARK in _delta(row, group) for row in group.rows):
         lines.append(f"{RATIO_MARK} ratio of medians: not part of the baseline's study {group.study_id}, so not tested")
-    outside = medians_outside_lines(group, text.terminal, _signed)
+    outside = medians_outside_note(group, named=True)
     lines += [outside] if outside else []
     lines += fps_contradiction_lines(group)
     reasons = [(row.name, row.verdict.reason) for row in group.rows
@@ -436,7 +438,7 @@ def paper_note(group: Group, legend: bool) -> str:
                      "in one interleaved run (not the ratio of the medians shown), up to the round its verdict was "
                      f"decided (undecided: every round); CI{level}, adjusted for the models compared and the looks "
                      "taken.")
-        outside = medians_outside_lines(group, lambda name: name, _paper_signed)
+        outside = medians_outside_note(group, named=False)
         parts += [outside] if outside else []
         marks = VERDICT_MARKS if legend else dict.fromkeys(VERDICT_MARKS, "")
         untested = any(row.verdict and row.verdict.verdict == paired.UNTESTED for row in group.rows)
@@ -495,12 +497,17 @@ def _latex_ours(label: str) -> str:
     return "--" if escaped == "-" else escaped.replace(r" \%", r"~\%")  # "2 %" never broken over lines
 
 
+def _latex_name(name: str) -> str:
+    """A model name in a LaTeX cell: typewriter, its underscores the font's own glyph (\\_ draws a low rule)."""
+    return r"\texttt" + text.latex_cell(name).replace(r"\_", r"\char95{}")
+
+
 def latex_text(comparison: Comparison) -> str:
     """One booktabs table per group: caption naming the setting, the compact columns, the method in a note."""
     out = ["% detbench comparison tables: \\usepackage{booktabs} in the preamble; every column is in the CSV",
            r"\ifdefined\detbenchtable\else\newsavebox{\detbenchtable}\fi"]
     for group in comparison.groups:
-        header, rows = _paper_rows(group, lambda name: r"\texttt" + text.latex_cell(name),
+        header, rows = _paper_rows(group, _latex_name,
                                    lambda verdict: VERDICT_MARKS.get(verdict, "–"))
         tested = header[-1][0] == "Verdict"
         columns = "l" + "r" * (len(header) - 1 - tested) + "c" * tested
