@@ -21,7 +21,7 @@ from detbench.workflows.demo import DemoOptions, ensure_checkpoints, ensure_data
 pytestmark = pytest.mark.slow  # subprocesses and whole runs
 
 TINY = ["--imgsz", "64", "--warmup", "1", "--iters", "20", "--study-time", "20", "--val-images", "24", "--threads",
-        "1", "--device", "cpu"]
+        "1", "--device", "cpu", "--workers-per-model", "1"]  # the demo's default of two costs a second start
 
 
 MAX_PAGE_BYTES = 2 * 2**20  # the six-model demo's page is about 150 KB

@@ -77,6 +77,7 @@ class Entry:
 
 
 SHOWN_ZERO = 0.05  # a percentage below this is shown as 0.0: it has no direction
+MEDIANS_SLACK_PCT = 1.0  # points by which the ratio of medians may lie outside the Δ's CI unmarked
 DELTA_TESTED = "tested"  # the latency Δ of a model in the baseline's interleaved study: its verdict's estimate
 DELTA_RATIO = "ratio of medians"  # the latency Δ of separate runs: median / baseline median - 1, untested
 
@@ -148,9 +149,11 @@ class Row:
     @property
     def medians_outside_ci(self) -> bool:
         """A tested row whose ratio of medians lies outside its Δ's CI: the medians use every round, the Δ was
-        frozen at the round its verdict was decided, and pairing each round removes drift the medians keep."""
+        frozen at the round its verdict was decided, and pairing each round removes drift the medians keep. By
+        more than MEDIANS_SLACK_PCT points: a hair outside a narrow CI is no news."""
         ci, ratio = self.latency_delta_ci_pct, self.medians_delta_pct
-        return ci is not None and ratio is not None and not ci[0] <= ratio <= ci[1]
+        return (ci is not None and ratio is not None
+                and not ci[0] - MEDIANS_SLACK_PCT <= ratio <= ci[1] + MEDIANS_SLACK_PCT)
 
     @property
     def fps_delta_contradicts(self) -> bool:

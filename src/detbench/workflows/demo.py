@@ -41,7 +41,7 @@ class DemoOptions:
     imgsz: int = 320
     warmup: int = 10
     iters: int = 40
-    workers_per_model: int = 1
+    workers_per_model: int = 2  # the fewest that measure what processes disagree on (see stats.paired)
     study_time: float = 60.0
     train_epochs: int = 0
     threads: int | None = None
