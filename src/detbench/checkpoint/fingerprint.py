@@ -184,7 +184,7 @@ def fingerprint(path: str | Path) -> Fingerprint:
     with open_regular_file(path, str(path), limits.MAX_CHECKPOINT_BYTES, FIX) as (handle, size):
         reader = _CountingReader(handle)
         try:
-            pickled = read_pickle(reader, size)  # type: ignore[arg-type]  # read, seek, tell: what zipfile uses
+            pickled = read_pickle(reader, size)  # type: ignore[arg-type]  # read, seek and tell are what zipfile uses
         except ArchiveError as exc:
             raise DetbenchError(f"{path}: cannot read its architecture ({exc}); {FIX}") from exc
     walk = _Walk()
