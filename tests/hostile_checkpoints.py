@@ -176,3 +176,57 @@ def refused(weights: Path, pattern: str, plugins: tuple[str, ...] = ()) -> str:
     for info in (first, second):
         assert "\n" not in str(info.value) and re.search(pattern, str(info.value)), str(info.value)
     return str(first.value)
+
+
+# ---------------------------------------------------------------- seeds' checkpoints, fingerprinted without loading
+
+def layer(state: bytes = b"", cls: tuple[str, str] = ("torch.nn.modules.conv", "Conv2d")) -> bytes:
+    """A module restored as NEWOBJ, then BUILD with `state` (the pickled state dict) when given."""
+    return glob(*cls) + b")" + b"\x81" + (state + b"b" if state else b"")
+
+
+def state_dict(*items: bytes) -> bytes:
+    """A plain dict of `items` (pickled key, value, key, value, ...), as torch saves a module's __dict__."""
+    return b"}" + (b"(" + b"".join(items) + b"u" if items else b"")
+
+
+def getattr_call() -> bytes:
+    """A `builtins.getattr()` call node: items set on it (SETITEMS) are what a walk that follows calls reads."""
+    return glob("builtins", "getattr") + b")" + b"R"
+
+
+def cyclic_layer(hidden: bool) -> bytes:
+    """A module whose state lists the module itself among its children: in a plain dict, or in the items of a
+    getattr call (`hidden`)."""
+    holder = getattr_call() if hidden else b"}"
+    return (PROTO2 + b"}" + text("model") + layer() + put(1) + holder + b"(" + text("_modules") + b"}" + text("a")
+            + get(1) + b"s" + b"u" + b"b" + b"s" + b".")
+
+
+def layer_dag(levels: int, hidden: bool) -> bytes:
+    """Module k's children a and b are both module k-1, `levels` deep: 2**levels modules for a walk that does not
+    count shared ones, from a pickle of 100 bytes a level. `hidden`: each state is a getattr call's items."""
+    def level(k: int) -> bytes:
+        if k == 0:
+            return layer() + put(1000)
+        holder = getattr_call() if hidden else b"}"
+        return (layer() + holder + b"(" + text("_modules") + b"}" + text("a") + level(k - 1) + b"s" + text("b")
+                + get(1000 + k - 1) + b"s" + b"u" + b"b" + put(1000 + k))
+    return PROTO2 + b"}" + text("model") + level(levels) + b"s" + b"."
+
+
+def reused_names(name: str, count: int) -> bytes:
+    """One module whose `count` parameters are all named by one string, pickled once and reused by reference."""
+    params = text(name) + put(1) + b"N" + b"s" + b"(" + (get(1) + b"N") * (count - 1) + b"u"
+    return (PROTO2 + b"}" + text("model") + layer(state_dict(text("_parameters"), b"}" + params)) + b"s" + b".")
+
+
+def seed_checkpoint(data_pkl: bytes, path: Path, records: dict[str, bytes] | None = None) -> Path:
+    """A torch-style stored zip of `data_pkl` (and tensor `records`), as a seed's weights/best.pt."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", data_pkl)
+        archive.writestr("archive/version", "3\n")
+        for name, content in (records or {}).items():
+            archive.writestr(f"archive/data/{name}", content)
+    return path

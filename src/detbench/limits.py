@@ -32,6 +32,9 @@ MAX_EXPANDED_OBJECTS = 5_000_000  # objects when each shared reference counts ev
 MAX_TENSOR_DIMS = 16
 ZIP_SLACK_BYTES = 64 * MiB  # inflated entries may exceed the file's size by at most this much
 MAX_MODULES = 100_000
+MAX_FINGERPRINT_NAME_CHARS = 1000  # a module's class or a parameter's name in an architecture fingerprint; longer
+#                                    ones are hashed (YOLOv8x's longest: 39)
+MAX_FINGERPRINT_BYTES = 16 * MiB  # names and shapes hashed for one architecture fingerprint (YOLOv8x: 48 KB)
 
 # the bounded child process that loads, checks and measures an untrusted model before detbench uses it
 LOAD_TIMEOUT_S = 60.0
@@ -87,4 +90,7 @@ EXPORT_FORWARDS = 20
 MAX_RESULTS_CSV_TOTAL_BYTES = 256 * MiB  # results.csv read by one `compare` in all (each file once); beyond, no mAP
 MAX_TRAINED_SEEDS = 64  # seed*/ folders of one model whose mAP is averaged; beyond, no mAP
 MAX_SEED_FOLDER_ENTRIES = 10_000  # entries of a model's run folder looked through for its seed*/ folders
-MAX_SEED_CHECKPOINT_TOTAL_BYTES = 8 * GiB  # seeds' best.pt read by one `compare` to check their architecture
+MAX_SEED_CHECKPOINT_TOTAL_BYTES = 256 * MiB  # of the seeds' best.pt read by one `compare` to check their
+#                                             architecture: the zip's directory and data.pkl of each (YOLOv8x: 250 KB;
+#                                             at most MAX_PICKLE_BYTES each), never the tensor records
+MAX_RESULTS_CSV_COLUMNS = 1000  # columns of a results.csv (Ultralytics writes 15)

@@ -9,6 +9,10 @@ most `MAX_PICKLE_BYTES`, names are unique and share the archive's folder.
 The records are then read (CRC-checked, never beyond their declared size) and
 written into a fresh stored archive: what torch loads is exactly what was
 checked, with no room for two zip readers disagreeing about a crafted file.
+
+`read_pickle` checks the same and reads `data.pkl` alone (CRC-checked), from
+an open file: what a caller that only scans the pickle needs, without reading
+or copying the tensor records.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from detbench import limits
 
@@ -38,6 +43,7 @@ class Archive:
 _EOCD = b"PK\x05\x06"
 _ZIP64_EOCD = b"PK\x06\x06"
 MAX_CENTRAL_DIRECTORY_BYTES = limits.MAX_ZIP_ENTRIES * (46 + 300)  # a record with a name of up to 300 bytes
+_END_RECORDS_BYTES = 65_557 + 4096 + 56  # the end record with the longest comment, and the zip64 one before it
 
 
 def check_central_directory(data: bytes) -> None:
@@ -59,8 +65,12 @@ def check_central_directory(data: bytes) -> None:
 
 def _entries(data: bytes) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo], str]:
     check_central_directory(data)
+    return _listed(io.BytesIO(data))
+
+
+def _listed(handle: BinaryIO) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo], str]:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(handle)
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise DamagedArchive(f"the zip archive is truncated or damaged ({type(exc).__name__})") from exc
@@ -98,6 +108,40 @@ def _check_sizes(infos: list[zipfile.ZipInfo], prefix: str, file_size: int) -> N
                            f"{limits.MAX_PICKLE_BYTES / 2**20:.0f} MiB (a YOLO checkpoint's is under 1 MiB)")
 
 
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One record, CRC-checked, never beyond its declared size."""
+    with archive.open(info) as handle:
+        content = handle.read(info.file_size + 1)
+    if len(content) != info.file_size:
+        raise ArchiveError(f"entry {info.filename!r} holds other than its declared {info.file_size} bytes")
+    return content
+
+
+def _damaged(exc: Exception) -> DamagedArchive:
+    return DamagedArchive(f"the zip archive is damaged ({type(exc).__name__}: {str(exc)[:80]})")
+
+
+def read_pickle(handle: BinaryIO, file_size: int) -> bytes:
+    """data.pkl of the checkpoint archive open in `handle` (seekable, `file_size` bytes), checked as
+    `read_archive` checks the whole archive, with no other record read; raise ArchiveError naming what is
+    wrong."""
+    try:
+        handle.seek(max(0, file_size - _END_RECORDS_BYTES))
+        check_central_directory(handle.read(_END_RECORDS_BYTES))
+        handle.seek(0)
+    except OSError as exc:
+        raise _damaged(exc) from exc
+    archive, infos, prefix = _listed(handle)
+    _check_sizes(infos, prefix, file_size)
+    pickled = next(info for info in infos if info.filename == f"{prefix}/data.pkl")
+    try:
+        return _read_entry(archive, pickled)
+    except ArchiveError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise _damaged(exc) from exc
+
+
 def read_archive(data: bytes) -> Archive:
     """Check and copy a checkpoint archive; raise ArchiveError naming what is wrong."""
     archive, infos, prefix = _entries(data)
@@ -108,11 +152,7 @@ def read_archive(data: bytes) -> Archive:
     try:
         with zipfile.ZipFile(clean, "w", zipfile.ZIP_STORED) as writer:
             for info in infos:
-                with archive.open(info) as handle:
-                    content = handle.read(info.file_size + 1)
-                if len(content) != info.file_size:
-                    raise ArchiveError(f"entry {info.filename!r} holds other than its declared "
-                                       f"{info.file_size} bytes")
+                content = _read_entry(archive, info)
                 writer.writestr(info.filename, content)
                 sizes[info.filename[len(prefix) + 1:]] = len(content)
                 if info.filename == f"{prefix}/data.pkl":
@@ -120,5 +160,5 @@ def read_archive(data: bytes) -> Archive:
     except ArchiveError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
-        raise DamagedArchive(f"the zip archive is damaged ({type(exc).__name__}: {str(exc)[:80]})") from exc
+        raise _damaged(exc) from exc
     return Archive(pickle=pickled, sizes=sizes, clean=clean.getvalue())

@@ -27,6 +27,7 @@ import math
 import os
 import re
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from detbench.checkpoint import fingerprint
 from detbench.errors import DetbenchError
 from detbench.files.safe_io import read_text_file
 from detbench.limits import (
+    MAX_RESULTS_CSV_COLUMNS,
     MAX_RESULTS_CSV_TOTAL_BYTES,
     MAX_SEED_CHECKPOINT_TOTAL_BYTES,
     MAX_SEED_FOLDER_ENTRIES,
@@ -48,6 +50,8 @@ MAP50_95 = "metrics/mAP50-95(B)"
 LEGACY_WEIGHTS = (0.1, 0.9)  # (mAP50, mAP50-95), Ultralytics < 8.4
 CURRENT_WEIGHTS = (0.0, 1.0)  # Ultralytics >= 8.4
 SEED_FOLDER = re.compile(r"seed(\d+)")  # RUNS/NAME/seedK: one trained seed of the model NAME
+CSV_FIX = "remove it or move it out of the run folder"
+MAX_EPOCH = 10**9  # an epoch number beyond is not shown
 
 
 @dataclass(frozen=True)
@@ -93,30 +97,48 @@ def results_csv_for(report: Report) -> Path | None:
     return candidate if os.path.lexists(candidate) else None
 
 
-def read_results(results_csv: str | Path) -> list[dict[str, str]]:
-    """The rows of a results.csv, headers and cells stripped; a file that cannot be read is a DetbenchError."""
+def _lines(path: Path, content: str) -> Iterator[str]:
+    """The file's lines, each of at most MAX_RESULTS_CSV_COLUMNS columns (checked before the CSV reader splits
+    it, so no row costs more than that)."""
+    for line in io.StringIO(content, newline=""):
+        if line.count(",") >= MAX_RESULTS_CSV_COLUMNS:
+            raise DetbenchError(f"{path}: a row of {line.count(',') + 1:,} columns, more than a results.csv holds "
+                                f"(at most {MAX_RESULTS_CSV_COLUMNS:,}); {CSV_FIX}")
+        yield line
+
+
+def read_results(results_csv: str | Path, wanted: tuple[str, ...] = ("epoch", MAP50, MAP50_95)) -> Iterator[
+        dict[str, str]]:
+    """The `wanted` cells (stripped) of each row of a results.csv, by its stripped headers (the last column of a
+    header given twice), one row at a time; a file that cannot be read, or with a row of more than
+    MAX_RESULTS_CSV_COLUMNS columns, is a one-line DetbenchError. Ultralytics never quotes a cell: a quote is
+    read as text, so each line is one row."""
     path = Path(results_csv)
-    content = read_text_file(path, f"{path}", MAX_SMALL_FILE_BYTES, "remove it or move it out of the run folder")
+    content = read_text_file(path, f"{path}", MAX_SMALL_FILE_BYTES, CSV_FIX)
     try:
-        return [{key.strip(): value.strip() for key, value in row.items() if isinstance(key, str) and
-                 isinstance(value, str)} for row in csv.DictReader(io.StringIO(content, newline=""))]
+        rows = csv.reader(_lines(path, content), quoting=csv.QUOTE_NONE)
+        columns = {name.strip(): index for index, name in enumerate(next(rows, []))}
+        taken = [(name, columns[name]) for name in wanted if name in columns]
+        for row in rows:
+            if row:
+                yield {name: row[index].strip() for name, index in taken if index < len(row)}
     except csv.Error as exc:
-        raise DetbenchError(f"{path}: not a CSV file ({exc}); remove it or move it out of the run folder") from exc
+        raise DetbenchError(f"{path}: not a CSV file ({exc}); {CSV_FIX}") from exc
 
 
 def best_epoch(results_csv: str | Path, weights: tuple[float, float] = CURRENT_WEIGHTS) -> Accuracy | None:
-    """mAP50 and mAP50-95 of the best epoch by fitness; None when the file has no usable mAP rows."""
+    """mAP50 and mAP50-95 of the best epoch by fitness; None when the file has no usable mAP rows, a one-line
+    DetbenchError naming the file and column when an mAP is outside 0 to 1."""
     path = Path(results_csv)
-    rows = read_results(path)
     best: tuple[float, float, float, int | None] | None = None
-    for row in rows:
-        map50, map50_95 = _number(row.get(MAP50)), _number(row.get(MAP50_95))
+    for row in read_results(path):
+        map50, map50_95 = _map(path, row, MAP50), _map(path, row, MAP50_95)
         if map50 is None or map50_95 is None:
             continue
         fitness = weights[0] * map50 + weights[1] * map50_95
         epoch = _number(row.get("epoch"))
         if best is None or fitness >= best[0]:  # ties: the later epoch, as the trainer does
-            best = (fitness, map50, map50_95, int(epoch) if epoch is not None else None)
+            best = (fitness, map50, map50_95, int(epoch) if epoch is not None and 0 <= epoch <= MAX_EPOCH else None)
     if best is None:
         return None
     formula = "mAP50-95" if weights == CURRENT_WEIGHTS else f"{weights[0]:g}*mAP50 + {weights[1]:g}*mAP50-95"
@@ -129,23 +151,39 @@ class SeedArchitectureError(DetbenchError):
 
 def seed_runs(run: Path) -> list[Path]:
     """The trained seeds of the model whose run is `run`: every seed*/ folder beside it that holds a results.csv,
-    in seed order, when `run` is itself such a folder (NAME/seedK); else [run]."""
+    in seed order, when `run` is itself such a folder (NAME/seedK); else [run]. A seed*/ entry that is a symbolic
+    link is a DetbenchError naming it (its mAP could be any run's)."""
     if not SEED_FOLDER.fullmatch(run.name):
         return [run]
     found: list[tuple[int, Path]] = []
     try:
         with os.scandir(run.parent) as entries:
             for count, entry in enumerate(entries):
+                if count >= MAX_SEED_FOLDER_ENTRIES:
+                    raise _too_many(run.parent)
                 match = SEED_FOLDER.fullmatch(entry.name)
-                if count >= MAX_SEED_FOLDER_ENTRIES or len(found) > MAX_TRAINED_SEEDS:
-                    raise DetbenchError(f"{run.parent}: more than {MAX_TRAINED_SEEDS} seed folders or "
-                                        f"{MAX_SEED_FOLDER_ENTRIES:,} entries; keep only the trained seed*/ folders")
-                if match and entry.is_dir() and os.path.lexists(Path(entry.path) / "results.csv"):
+                if match and _seed_folder(run.parent, entry) and os.path.lexists(Path(entry.path) / "results.csv"):
                     found.append((int(match.group(1)), Path(entry.path)))
+                    if len(found) > MAX_TRAINED_SEEDS:
+                        raise _too_many(run.parent)
     except OSError as exc:
         raise DetbenchError(f"{run.parent}: cannot list its seed folders ({exc.strerror}); check its "
                             "permissions") from exc
     return [path for _, path in sorted(found)] or [run]
+
+
+def _too_many(folder: Path) -> DetbenchError:
+    return DetbenchError(f"{folder}: more than {MAX_TRAINED_SEEDS} seed folders or {MAX_SEED_FOLDER_ENTRIES:,} "
+                         "entries; keep only the trained seed*/ folders")
+
+
+def _seed_folder(folder: Path, entry: os.DirEntry[str]) -> bool:
+    """Whether a seed*/ entry is a folder of its own inside `folder`; a symbolic link (which could lead anywhere,
+    or to another seed counted twice) is a DetbenchError naming it."""
+    if entry.is_symlink():
+        raise DetbenchError(f"{entry.path}: a symbolic link, not a seed folder of its own; replace it with the "
+                            f"seed's own folder or move it out of {folder}")
+    return entry.is_dir(follow_symlinks=False)
 
 
 def across_seeds(seeds: list[Accuracy], folder: Path) -> Accuracy:
@@ -159,8 +197,9 @@ def across_seeds(seeds: list[Accuracy], folder: Path) -> Accuracy:
 class AccuracyReader:
     """Reads the accuracies of many reports: each results.csv once, however many reports lead to it (by device and
     inode, size and time), and at most MAX_RESULTS_CSV_TOTAL_BYTES of them in all. With several trained seeds,
-    each seed's checkpoint is checked to have the benchmarked architecture (`checkpoint.fingerprint`), each once
-    and at most MAX_SEED_CHECKPOINT_TOTAL_BYTES of them in all."""
+    each seed's checkpoint is checked to have the benchmarked architecture (`checkpoint.fingerprint`), each once,
+    reading at most MAX_SEED_CHECKPOINT_TOTAL_BYTES of their zip directories and pickles in all (the tensor
+    records are never read)."""
 
     def __init__(self) -> None:
         self.found: dict[tuple[Any, ...], Accuracy | DetbenchError | None] = {}
@@ -198,13 +237,15 @@ class AccuracyReader:
             return fingerprint.architecture(path)  # its one-line error
         key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
         if key not in self.architectures:
-            if self.checkpoint_bytes_read + info.st_size > MAX_SEED_CHECKPOINT_TOTAL_BYTES:
-                raise DetbenchError(f"{path}: not read: the seeds' checkpoints before it hold "
-                                    f"{self.checkpoint_bytes_read / 2**30:.1f} GiB, the most one compare reads "
-                                    f"({MAX_SEED_CHECKPOINT_TOTAL_BYTES // 2**30} GiB)")
-            self.checkpoint_bytes_read += info.st_size
+            if self.checkpoint_bytes_read >= MAX_SEED_CHECKPOINT_TOTAL_BYTES:
+                raise DetbenchError(f"{path}: not read: the seeds' checkpoints before it needed "
+                                    f"{self.checkpoint_bytes_read / 2**20:.0f} MiB of their zip directories and "
+                                    f"pickles, the most one compare reads "
+                                    f"({MAX_SEED_CHECKPOINT_TOTAL_BYTES // 2**20} MiB)")
             try:
-                self.architectures[key] = fingerprint.architecture(path)
+                found = fingerprint.fingerprint(path)
+                self.checkpoint_bytes_read += found.bytes_read
+                self.architectures[key] = found.digest
             except DetbenchError as exc:
                 self.architectures[key] = exc
         found = self.architectures[key]
@@ -235,6 +276,16 @@ class AccuracyReader:
             return best_epoch(source, weights)
         except DetbenchError as exc:
             return exc
+
+
+def _map(path: Path, row: dict[str, str], column: str) -> float | None:
+    """A row's mAP (a fraction); None when the cell is empty, not a number or not finite (an epoch without
+    validation); a one-line DetbenchError when it is a number outside 0 to 1."""
+    value = _number(row.get(column))
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise DetbenchError(f"{path}: column {column} holds {value:g}, not an mAP "
+                            f"between 0 and 1; {CSV_FIX}")
+    return value
 
 
 def _number(text: str | None) -> float | None:

@@ -15,8 +15,10 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from detbench.errors import DetbenchError, first_line
 
@@ -52,11 +54,10 @@ def regular_file_status(path: str | Path) -> os.stat_result | None:
     return info if stat.S_ISREG(info.st_mode) else None
 
 
-def read_regular_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -> bytes:
-    """The whole content of a regular file of at most `max_bytes`; else a one-line DetbenchError.
-
-    `what` names the file for the message (e.g. "--weights runs/x.pt"), `fix` says what to do.
-    """
+@contextmanager
+def open_regular_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -> Iterator[tuple[BinaryIO, int]]:
+    """(the open file, its size) of a regular file of at most `max_bytes`, for a reader that needs only part of
+    it; else a one-line DetbenchError. Checked as `read_regular_file` checks it."""
     try:
         before = os.stat(path)
     except FileNotFoundError as exc:
@@ -73,23 +74,32 @@ def read_regular_file(path: str | Path, what: str, max_bytes: int, fix: str = ""
     except OSError as exc:
         problem = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
         raise _fail(what, f"cannot read it ({problem})", fix) from exc
-    try:
+    with os.fdopen(fd, "rb", buffering=0) as handle:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino):
             raise _fail(what, "changed while it was being opened (no longer the same regular file)", fix)
+        yield handle, before.st_size
+
+
+def read_regular_file(path: str | Path, what: str, max_bytes: int, fix: str = "") -> bytes:
+    """The whole content of a regular file of at most `max_bytes`; else a one-line DetbenchError.
+
+    `what` names the file for the message (e.g. "--weights runs/x.pt"), `fix` says what to do.
+    """
+    with open_regular_file(path, what, max_bytes, fix) as (handle, _size):
         chunks, total = [], 0
-        while True:
-            chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > max_bytes:
-                raise _fail(what, f"grew above detbench's limit of {_size_text(max_bytes)} while it was read", fix)
-    except OSError as exc:
-        raise _fail(what, f"cannot read it ({exc.strerror})", fix) from exc
-    finally:
-        os.close(fd)
+        try:
+            while True:
+                chunk = handle.read(min(_CHUNK, max_bytes + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > max_bytes:
+                    raise _fail(what, f"grew above detbench's limit of {_size_text(max_bytes)} while it was read",
+                                fix)
+        except OSError as exc:
+            raise _fail(what, f"cannot read it ({exc.strerror})", fix) from exc
     return b"".join(chunks)
 
 
