@@ -508,8 +508,12 @@ def _images(entry: Entry) -> str | None:
     if not size:
         return None
     population = report.inputs.population_size
-    drawn = (f"{size} images drawn with seed {seed} (--seed)" + (f" from {population}" if population else "")
-             if seed is not None else f"{size} images")
+    if population and population == size:
+        drawn = f"{size} images, every one the data set has"
+    elif seed is not None:
+        drawn = f"{size} images drawn with seed {seed} (--seed)" + (f" from {population}" if population else "")
+    else:
+        drawn = f"{size} images"
     workers = report.samples.worker
     turns = (max(Counter(workers).values()) if workers and len(workers) == entry.samples().size
              else entry.samples().size)
