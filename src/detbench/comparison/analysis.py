@@ -17,6 +17,7 @@ Accuracy joining is in `detbench.comparison.accuracy`.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -75,6 +76,7 @@ class Entry:
         return list(dict.fromkeys(text.bounded(w, MAX_SHOWN_TEXT_CHARS) for w in self.report.warnings or []))
 
 
+SHOWN_ZERO = 0.05  # a percentage below this is shown as 0.0: it has no direction
 DELTA_TESTED = "tested"  # the latency Δ of a model in the baseline's interleaved study: its verdict's estimate
 DELTA_RATIO = "ratio of medians"  # the latency Δ of separate runs: median / baseline median - 1, untested
 
@@ -94,6 +96,7 @@ class Row:
     verdict: paired.PairResult | None = None
     is_baseline: bool = False
     in_study: bool = False  # its verdict was replayed from the baseline's interleaved study
+    baseline_median_ms: float | None = None  # the group's baseline's median, for the ratio of the medians shown
 
     @property
     def name(self) -> str:
@@ -103,6 +106,60 @@ class Row:
     def median_ms(self) -> float | None:
         """The median latency (ms): the table's median column, the plots' bars and points."""
         return self.metrics["latency_median_ms"]
+
+    @property
+    def median_ci_ms(self) -> tuple[float, float] | None:
+        """The report's 95 % CI of the median (ms), as the page's whiskers and the plots' show it; None if absent."""
+        statistics = self.entry.report.statistics
+        values = statistics.median_ci95_ms if statistics is not None else None
+        if (isinstance(values, (list, tuple)) and len(values) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in values)):
+            return float(values[0]), float(values[1])
+        return None
+
+    @property
+    def n_samples(self) -> int:
+        """The timed samples behind the latency columns (in a study, one per round and worker process)."""
+        return len(self.entry.report.latency_samples())
+
+    @property
+    def decided_at_round(self) -> int | None:
+        """The study round at which a tested verdict was decided (its Δ and CI are those of that look); None for
+        an undecided, untested or baseline row."""
+        if not self.in_study or self.is_baseline or self.verdict is None:
+            return None
+        return self.verdict.decided_at_round
+
+    @property
+    def tested_rounds(self) -> int | None:
+        """The study rounds the tested Δ comes from: up to the round it was decided at, else up to the last look."""
+        if not self.in_study or self.is_baseline or self.verdict is None:
+            return None
+        return self.verdict.n_rounds or None
+
+    @property
+    def medians_delta_pct(self) -> float | None:
+        """The ratio of the medians shown (%, this row's over the baseline's, minus 1): every round's samples."""
+        if self.is_baseline:
+            return 0.0 if self.median_ms is not None else None
+        return percent_delta(self.median_ms, self.baseline_median_ms)
+
+    @property
+    def medians_outside_ci(self) -> bool:
+        """A tested row whose ratio of medians lies outside its Δ's CI: the medians use every round, the Δ was
+        frozen at the round its verdict was decided, and pairing each round removes drift the medians keep."""
+        ci, ratio = self.latency_delta_ci_pct, self.medians_delta_pct
+        return ci is not None and ratio is not None and not ci[0] <= ratio <= ci[1]
+
+    @property
+    def fps_delta_contradicts(self) -> bool:
+        """The FPS Δ (from mean latencies) points the other way than the tested latency Δ (paired ratios): e.g.
+        a faster model whose mean is pulled up by a few slow iterations."""
+        fps, delta = self.deltas.get("fps"), self.latency_delta_pct
+        if not self.in_study or self.is_baseline or fps is None or delta is None:
+            return False
+        return (delta <= -SHOWN_ZERO and fps <= -SHOWN_ZERO) or (delta >= SHOWN_ZERO and fps >= SHOWN_ZERO)
 
     @property
     def latency_delta_kind(self) -> str | None:
@@ -453,6 +510,7 @@ def analyse_group(group: Group, baseline_name: str, alpha: float | None, min_eff
         if row.entry.model_name not in tested and group.study_id is not None:
             row.verdict.reason = f"not part of the baseline's study {group.study_id}: separate runs, not tested"
     for row in group.rows:
+        row.baseline_median_ms = base_median
         row.deltas = {name: percent_delta(row.metrics[key], group.baseline.metrics[key])
                       for name, key in DELTA_KEYS.items()}
 
@@ -515,3 +573,79 @@ def _num(value: Any) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+# ---------------------------------------------------------------- the Pareto front
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated by another: lower x and lower y."""
+    front = []
+    for i, (xi, yi) in enumerate(points):
+        dominated = any(
+            xj <= xi and yj <= yi and (xj < xi or yj < yi)
+            for j, (xj, yj) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i])
+
+
+def _side(row: Row) -> int | None:
+    """Where a decided verdict puts the row against the baseline: -1 faster, +1 slower, 0 the baseline itself."""
+    if row.is_baseline:
+        return 0
+    verdict = row.verdict.verdict if row.verdict is not None and row.in_study else None
+    return {"faster": -1, "slower": 1}.get(verdict or "")
+
+
+def _faster(a: Row, b: Row) -> bool:
+    """a's latency is established below b's: by a decided verdict against the baseline, or through it (a faster
+    than the baseline, which is faster than b)."""
+    side_a, side_b = _side(a), _side(b)
+    return side_a is not None and side_b is not None and side_a < side_b
+
+
+def _not_slower(a: Row, b: Row) -> bool:
+    """a's latency is established not above b's: faster, or equivalent (within the margin) with one the baseline."""
+    if _faster(a, b):
+        return True
+    pair = {a.is_baseline, b.is_baseline}
+    other = b if a.is_baseline else a
+    return pair == {True, False} and other.in_study and other.verdict is not None and \
+        other.verdict.verdict == paired.EQUIVALENT
+
+
+def front_not_established_why(group: Group, x_of: Callable[[Row], float | None], maximize_x: bool) -> str:
+    """Why the Pareto front of the medians (latency against `x_of`, e.g. GFLOPs or mAP, higher better when
+    `maximize_x`) is not established by the latency verdicts; "" when it is.
+
+    The front is established when the verdicts decide every relation it rests on: each model off it is beaten
+    by one no worse on x and established not slower (faster where x ties), and each model on it is established
+    faster than every model at least as good on x. Only verdicts against the baseline exist, so two other models
+    are ordered only through it (one faster than the baseline, the other slower). x is taken as exact (GFLOPs are;
+    an mAP is a mean over seeds)."""
+    rows = [row for row in group.rows if x_of(row) is not None and row.median_ms is not None]
+    verdicts = [row.verdict.verdict for row in group.rows if row.verdict is not None]
+    if group.baseline is None:
+        return "no baseline model in this group, so no verdict"
+    if verdicts and all(verdict == paired.UNTESTED for verdict in verdicts):
+        return "the reports come from separate runs, so no latency difference was tested"
+    if not any(verdict in (paired.FASTER, paired.SLOWER, paired.EQUIVALENT) for verdict in verdicts):
+        return "every latency verdict is undecided"
+    keyed = [(-x_of(row) if maximize_x else x_of(row), row.median_ms) for row in rows]
+    front = set(pareto_front(keyed))
+    for j, row in enumerate(rows):
+        better_x = [i for i in range(len(rows)) if i != j and keyed[i][0] <= keyed[j][0]]
+        if j in front:
+            unsettled = [rows[i].name for i in better_x if not _faster(row, rows[i])]
+            if unsettled:
+                return (f"no verdict shows {row.name} faster than {unsettled[0]}, which is as good or better on "
+                        "the other axis")
+        elif not any((keyed[i][0] < keyed[j][0] and _not_slower(rows[i], row)) or _faster(rows[i], row)
+                     for i in better_x):
+            return f"no verdict shows that a model as good or better on the other axis beats {row.name}"
+    return ""
+
+
+def front_established(group: Group, x_of: Callable[[Row], float | None], maximize_x: bool) -> bool:
+    """Whether the latency verdicts establish the Pareto front of the medians (`front_not_established_why`)."""
+    return not front_not_established_why(group, x_of, maximize_x)

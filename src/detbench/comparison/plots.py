@@ -1,14 +1,18 @@
 """Figures of a comparison (matplotlib figures drawn by the Agg canvas, PNG; pyplot is never imported).
 
 Per group of comparable reports:
-- latency_vs_gflops.png: median latency against GFLOPs, the Pareto front
-  (no other model is both faster and cheaper) drawn as a step line;
+- latency_vs_gflops.png: median latency against GFLOPs, whiskers on each
+  median's 95 % CI (the report's, as the page shows it), the Pareto front (no
+  other model is both faster and cheaper) as a step line: red and dashed when
+  the verdicts establish it (`analysis.front_not_established_why`), grey,
+  dotted and named "not established" otherwise;
 - latency_vs_map.png (only when mAP50-95 is known for two or more models and
   not the same for all of them, as it is for untrained weights; a skipped plot
   is named in a note): median latency against mAP50-95, Pareto front = faster
   and more accurate;
 - latency_bars.png: median latency per model, error bars from the 25th to the
-  75th percentile of the raw samples (IQR), the baseline highlighted.
+  75th percentile of the raw samples (IQR: the spread, not a CI), the baseline
+  highlighted.
 With `compare --pivot backend`, latency_by_backend.png: median latency per
 model, one bar per backend, each labelled with its verdict against the
 baseline in the same backend.
@@ -30,27 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from detbench import text
-from detbench.comparison.analysis import Comparison, Group
+from detbench.comparison.analysis import Comparison, Group, front_not_established_why, pareto_front
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_atomic
 from detbench.limits import MAX_PLOT_GROUPS, MAX_PLOT_INCHES, MAX_PLOT_ITEMS, MAX_PLOT_LABEL_CHARS
 
 FRONT_COLOR = "#d62728"
+UNESTABLISHED_FRONT_COLOR = "#888888"
+WHISKER_COLOR = "0.45"
 POINT_COLOR = "#1f77b4"
 BASELINE_COLOR = "#ff7f0e"
 Note = Callable[[str], None]  # hears of a plot not drawn
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated by another: lower x and lower y."""
-    front = []
-    for i, (xi, yi) in enumerate(points):
-        dominated = any(
-            xj <= xi and yj <= yi and (xj < xi or yj < yi)
-            for j, (xj, yj) in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i])
 
 
 LABEL_SIZE = 9  # points
@@ -113,28 +107,50 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
     rows = [r for r in group.rows if r.metrics[x_key] is not None and r.median_ms is not None]
     if len(rows) < 2 or too_many(len(rows), "models", path.name, note):
         return None
+    from matplotlib.lines import Line2D  # imported here, not at the top: matplotlib, only for a plot
+
     # x: the cost or accuracy axis, y: median latency (lower is better), as the tables' median column
     points = [(r.metrics[x_key], r.median_ms) for r in rows]
     keyed = [(-x if maximize_x else x, y) for x, y in points]
     front = pareto_front(keyed)
-    fig, ax = figure((7.0, 4.8))
+    why = front_not_established_why(group, lambda row: row.metrics[x_key], maximize_x)
+    fig, ax = figure((7.0, 5.2))
+    handles = []
+    intervals = [r.median_ci_ms for r in rows]
+    for (x, y), interval in zip(points, intervals, strict=True):
+        if interval is not None:  # the same 95 % CI of the median as the page's whiskers
+            ax.errorbar([x], [y], yerr=[[max(0.0, y - interval[0])], [max(0.0, interval[1] - y)]], fmt="none",
+                        ecolor=WHISKER_COLOR, elinewidth=1, capsize=3, zorder=2)
+    color, style = (FRONT_COLOR, "--") if not why else (UNESTABLISHED_FRONT_COLOR, ":")
     others = [i for i in range(len(rows)) if i not in front]
     if others:  # a legend entry only for what is drawn
         ax.scatter([points[i][0] for i in others], [points[i][1] for i in others], s=42, color=POINT_COLOR,
-                   zorder=3, label="dominated")
-    ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=60, color=FRONT_COLOR,
-               zorder=4, label="Pareto front")
+                   zorder=3)
+        handles.append(Line2D([], [], ls="none", marker="o", color=POINT_COLOR, label="dominated"))
+    ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=60, color=color, zorder=4)
     order = sorted(front, key=lambda i: points[i][0])
-    ax.plot([points[i][0] for i in order], [points[i][1] for i in order], color=FRONT_COLOR, lw=1.2,
-            ls="--", drawstyle="steps-post" if not maximize_x else "steps-pre", zorder=2)
+    ax.plot([points[i][0] for i in order], [points[i][1] for i in order], color=color, lw=1.6 if not why else 1.4,
+            ls=style, drawstyle="steps-post" if not maximize_x else "steps-pre", zorder=2)
+    # the legend's own line (a step line's handle can be a short vertical segment)
+    handles.append(Line2D([], [], ls=style, lw=1.6, marker="o", color=color,
+                          label="Pareto front (established by the verdicts)" if not why
+                          else "front of the medians: not established"))
+    if any(interval is not None for interval in intervals):
+        handles.append(Line2D([], [], ls="-", lw=1, marker="_", markersize=8, color=WHISKER_COLOR,
+                              label="95 % CI of the median"))
     ax.margins(x=0.18, y=0.15)
     ax.set_xlabel(x_label)
     ax.set_ylabel("median latency (ms), lower is better")
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    ax.legend(handles=handles, loc="best", fontsize=8, frameon=True, framealpha=0.9, edgecolor="none",
+              handlelength=3)
+    footer = ("Whiskers: 95 % CI of each median; overlapping whiskers do not contradict a paired verdict. "
+              + ("Front: every relation it rests on is decided by the verdicts." if not why
+                 else f"Front not established: {why}."))
+    fig.text(0.01, 0.045, _wrapped(text.plot_label(footer), 130), fontsize=7, color="0.25", va="bottom")
     fig.text(0.01, 0.01, text.plot_label(group.setting()), fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     fig.canvas.draw()  # fixes limits and layout, so data can be mapped to points for label placement
     anchors = ax.transData.transform(points) * 72.0 / fig.dpi
     names = [label(r.name) for r in rows]
@@ -145,6 +161,12 @@ def _scatter(group: Group, x_key: str, x_label: str, title: str, path: Path, max
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     save(fig, path)
     return path
+
+
+def _wrapped(line: str, width: int) -> str:
+    import textwrap  # imported here: only a plot's footer needs it
+
+    return "\n".join(textwrap.wrap(line, width))
 
 
 def _bars(group: Group, path: Path, note: Note) -> Path | None:
@@ -167,7 +189,7 @@ def _bars(group: Group, path: Path, note: Note) -> Path | None:
                     textcoords="offset points", ha="center", fontsize=8)
     ax.set_xticks(range(len(rows)), names, rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4
                   else "center")
-    ax.set_ylabel("median latency (ms), bars: IQR")
+    ax.set_ylabel("median latency (ms); whiskers: IQR")
     title = "Median latency per model"
     if group.baseline is not None:
         title += (f" (orange: {label(group.baseline.name)}; verdicts "
@@ -175,8 +197,10 @@ def _bars(group: Group, path: Path, note: Note) -> Path | None:
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3, zorder=0)
     ax.set_ylim(0, max(m + h for m, h in zip(medians, high, strict=True)) * 1.15)
+    fig.text(0.01, 0.045, "Whiskers: interquartile range (25th to 75th percentile) of the raw samples, the spread "
+             "of the latency, not a confidence interval.", fontsize=7, color="0.25", va="bottom")
     fig.text(0.01, 0.01, text.plot_label(group.setting()), fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     save(fig, path)
     return path
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detbench.comparison.plots import LABEL_SIZE, figure, label, label_spots, pareto_front
+from detbench.comparison.analysis import pareto_front
+from detbench.comparison.plots import LABEL_SIZE, figure, label, label_spots
 
 MAX_SERIES_POINTS = 400  # points drawn per model in the distribution and rounds plots
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -101,7 +102,7 @@ def _legend_below(fig, ax, columns: int) -> None:
 def pareto_figure(points: Sequence[Point], x_label: str, maximize_x: bool, established: bool):
     """Median latency (y, lower is better) against `x`: whiskers where the intervals are known, the Pareto front
     (no other model both faster and better on x) as a step line: red and dashed where the verdicts establish it
-    (`content.front_unsettled`), grey and dotted, named "not established", where they do not."""
+    (`comparison.analysis.front_not_established_why`), grey and dotted, named "not established", where they do not."""
     from matplotlib.lines import Line2D  # imported here: matplotlib, only for a plot
 
     fig, ax = _figure((6.4, 4.6))

@@ -10,7 +10,6 @@ autoescape). Plot labels go through `comparison.plots.label`.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import shlex
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,9 +21,17 @@ import numpy as np
 
 from detbench import text
 from detbench.comparison import caveats
-from detbench.comparison.analysis import DELTA_TESTED, Comparison, Entry, Group, Row
+from detbench.comparison.analysis import (
+    DELTA_TESTED,
+    Comparison,
+    Entry,
+    Group,
+    Row,
+    front_not_established_why,
+    pareto_front,
+)
 from detbench.comparison.pivot import Pivot, left_out
-from detbench.comparison.plots import pareto_front, too_many
+from detbench.comparison.plots import too_many
 from detbench.comparison.sweep import cell_label, latency_orders, load_sweep, stability_tables
 from detbench.comparison.tables import END_TO_END_NOTE, design_note
 from detbench.limits import MAX_PIVOT_BACKENDS, MAX_PIVOT_MODELS, MAX_PLOT_GROUPS, MAX_SHOWN_TEXT_CHARS
@@ -154,20 +161,12 @@ class PageContent:
 
 # ---------------------------------------------------------------- the table
 
-def _pair(values: Any) -> tuple[float, float] | None:
-    """An interval as a report records it ([low, high], finite numbers), else None."""
-    if (isinstance(values, (list, tuple)) and len(values) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
-        return float(values[0]), float(values[1])
-    return None
-
-
 def row_view(row: Row) -> RowView:
     """The row as the table model (`comparison.analysis.Row`) gives it, with its median's interval."""
-    statistics, verdict, latency = row.entry.report.statistics, row.verdict, row.entry.report.latency
+    verdict, latency = row.verdict, row.entry.report.latency
     return RowView(
         name=row.name, is_baseline=row.is_baseline, params_M=row.metrics["params_M"], gflops=row.metrics["gflops"],
-        median_ms=row.median_ms, median_ci=_pair(statistics.median_ci95_ms) if statistics is not None else None,
+        median_ms=row.median_ms, median_ci=row.median_ci_ms,
         fps=row.metrics["fps_mean"], mem_MB=row.metrics["mem_MB"], map_mean=row.map50_95_mean, map_sd=row.map50_95_sd,
         map_seeds=row.map_seeds or 0, delta_pct=row.latency_delta_pct, delta_ci=row.latency_delta_ci_pct,
         delta_tested=row.latency_delta_kind == DELTA_TESTED,
@@ -175,9 +174,8 @@ def row_view(row: Row) -> RowView:
         verdict="baseline" if row.is_baseline else (verdict.verdict if verdict else "-"),
         mde_pct=verdict.mde_pct if verdict else None,
         reason=text.bounded(verdict.reason, MAX_SHOWN_TEXT_CHARS) if verdict and verdict.reason else "",
-        n_samples=row.entry.samples().size or None, rounds=_rounds(row.entry), mean_ms=latency.mean_ms,
-        p95_ms=latency.p95_ms, max_ms=latency.max_ms,
-        decided_at_round=verdict.decided_at_round if verdict and row.in_study else None)
+        n_samples=row.n_samples or None, rounds=_rounds(row.entry), mean_ms=latency.mean_ms,
+        p95_ms=latency.p95_ms, max_ms=latency.max_ms, decided_at_round=row.decided_at_round)
 
 
 def _rounds(entry: Entry) -> int | None:
@@ -214,47 +212,6 @@ def group_view(group: Group, with_charts: bool) -> GroupView:
 
 # ---------------------------------------------------------------- the plots
 
-def _surely_faster(a: str, b: str, verdicts: dict[str, str]) -> bool:
-    """The verdicts against the baseline order `a` strictly before `b` (directly when one is the baseline, else
-    through it: a faster and b slower or equivalent, or a equivalent and b slower)."""
-    va, vb = verdicts.get(a), verdicts.get(b)
-    if va == "baseline":
-        return vb == paired.SLOWER
-    if vb == "baseline":
-        return va == paired.FASTER
-    return ((va == paired.FASTER and vb in (paired.SLOWER, paired.EQUIVALENT))
-            or (va == paired.EQUIVALENT and vb == paired.SLOWER))
-
-
-def _surely_not_slower(a: str, b: str, verdicts: dict[str, str]) -> bool:
-    return _surely_faster(a, b, verdicts) or ("baseline" in (verdicts.get(a), verdicts.get(b))
-                                              and paired.EQUIVALENT in (verdicts.get(a), verdicts.get(b)))
-
-
-def front_unsettled(points: Sequence[charts.Point], verdicts: dict[str, str], maximize_x: bool) -> list[str]:
-    """What keeps the Pareto front of the medians from being established ([] when nothing does): every model on
-    it must be decided faster than each model at least as good on x (which would otherwise dominate it), and every
-    model off it decided no faster than one on it that is better on x. Only comparisons with the baseline are
-    tested (`verdicts`: each model's verdict against it, "baseline" for the baseline), so two other models are
-    ordered only through it."""
-    keyed = [(-p.x if maximize_x else p.x, p.y) for p in points]
-    front = set(pareto_front(keyed))
-    unsettled = []
-    for i in sorted(front):
-        rivals = [j for j in range(len(points)) if j != i and keyed[j][0] <= keyed[i][0]]
-        unsettled += [f"that {points[i].name} is faster than {points[j].name}" for j in rivals
-                      if not _surely_faster(points[i].name, points[j].name, verdicts)]
-    for j in range(len(points)):
-        if j in front:
-            continue
-        dominated = any((keyed[i][0] < keyed[j][0] and _surely_not_slower(points[i].name, points[j].name, verdicts))
-                        or (keyed[i][0] <= keyed[j][0] and _surely_faster(points[i].name, points[j].name, verdicts))
-                        for i in front)
-        if not dominated:
-            unsettled.append(f"that a model on the front dominates {points[j].name}")
-    return unsettled
-
-
 def verdicts_said(rows: Sequence[RowView]) -> str:
     """Each model's verdict against the baseline, in one sentence."""
     baseline = next((row.name for row in rows if row.is_baseline), None)
@@ -273,11 +230,12 @@ WHISKERS_NOTE = ("Whiskers: each model's own 95 % CI of its median; two of them 
                  "whiskers do not.")
 
 
-def front_caption(unsettled: Sequence[str], rows: Sequence[RowView], on_map: bool) -> str:
-    if unsettled:
-        shown = "; ".join(unsettled[:4]) + (f"; and {len(unsettled) - 4} more" if len(unsettled) > 4 else "")
+def front_caption(why: str, rows: Sequence[RowView], on_map: bool) -> str:
+    """The Pareto plot's caption: whether the verdicts establish its front (`why` not: from
+    `comparison.analysis.front_not_established_why`), which comparisons were tested, and what the whiskers say."""
+    if why:
         head = ("Front of the medians (no other model both faster and better on the other axis), not established: "
-                f"the verdicts do not decide {shown}.")
+                f"{why}.")
     else:
         head = ("Pareto front, established by the verdicts: each model on it is decided faster than every model "
                 "at least as good on the other axis, and each model off it decided no faster than one on it.")
@@ -288,26 +246,24 @@ def front_caption(unsettled: Sequence[str], rows: Sequence[RowView], on_map: boo
 def group_charts(group: Group, rows: list[RowView], note: Callable[[str], None]) -> list[charts.Chart]:
     made: list[charts.Chart] = []
     suffix = "" if group.index == 1 else f" (group {group.index})"
-    verdicts = {row.name: row.verdict for row in rows}
     with_latency = [view for view in rows if view.median_ms is not None]
     if not too_many(len(with_latency), "models", f"plot latency vs GFLOPs{suffix}", note):
         points = [charts.Point(v.name, v.gflops, v.median_ms, v.median_ci, None, v.is_baseline)
                   for v in with_latency if v.gflops is not None]
         if len(points) >= 2:
-            unsettled = front_unsettled(points, verdicts, False)
-            fig = charts.pareto_figure(points, "GFLOPs (at the benchmark imgsz), lower is better", False,
-                                       not unsettled)
+            why = front_not_established_why(group, lambda row: row.metrics["gflops"], False)
+            fig = charts.pareto_figure(points, "GFLOPs (at the benchmark imgsz), lower is better", False, not why)
             made.append(charts.chart(fig, f"Latency vs GFLOPs{suffix}", _scatter_alt("GFLOPs", points, False),
-                                     front_caption(unsettled, rows, False)))
+                                     front_caption(why, rows, False)))
         accurate = [v for v in with_latency if v.map_mean is not None]
         if len(accurate) >= 2 and len({v.map_mean for v in accurate}) > 1:
             points = [charts.Point(v.name, v.map_mean, v.median_ms, v.median_ci,
                                    (v.map_mean - v.map_sd, v.map_mean + v.map_sd) if v.map_sd is not None else None,
                                    v.is_baseline) for v in accurate]
-            unsettled = front_unsettled(points, verdicts, True)
-            fig = charts.pareto_figure(points, "mAP50-95, higher is better", True, not unsettled)
+            why = front_not_established_why(group, lambda row: row.map50_95_mean, True)
+            fig = charts.pareto_figure(points, "mAP50-95, higher is better", True, not why)
             made.append(charts.chart(fig, f"Latency vs mAP{suffix}", _scatter_alt("mAP50-95", points, True),
-                                     front_caption(unsettled, rows, True)))
+                                     front_caption(why, rows, True)))
         elif len(accurate) >= 2:
             note(f"plot latency vs mAP{suffix} not drawn: every model has the same mAP50-95 "
                  f"({accurate[0].map_mean:g}), as untrained or barely trained weights do")

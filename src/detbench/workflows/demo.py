@@ -5,7 +5,7 @@ The workspace (default `demo/`, git-ignored) holds:
   results/runs/{model}/seed0/weights/best.pt   the six zoo models as checkpoints whose train_args['data']
                               names the dataset (untrained; `--train-epochs N` trains them briefly instead,
                               which also writes results.csv, so accuracy joins the comparison)
-  results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md, plots/*.png,
+  results/bench/              one report per model, study.json (the verdicts), comparison.csv/.md/.tex, plots/*.png,
                               report.html (the whole comparison in one self-contained page)
 Everything is reused when present, and the benchmark resumes: a second run only re-prints the comparison.
 Untrained weights have no accuracy, so the comparison has no mAP column unless the models were trained.
@@ -213,7 +213,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
         return status or 1
     echo("")
     compared = run_compare([str(p) for p in reports], baseline=baseline, output=bench_dir / "comparison.csv",
-                           formats=("md",), plots_dir=bench_dir / "plots", echo=echo,
+                           formats=("md", "latex"), plots_dir=bench_dir / "plots", echo=echo,
                            pivot="backend" if opts.formats else None,
                            page=PageTarget(bench_dir / "report.html", writer="demo"))
     return status or compared

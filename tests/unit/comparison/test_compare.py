@@ -99,13 +99,14 @@ def test_deltas_against_baseline_and_sorting(tmp_path):
     assert base_models == ["baseline", "ghost", "p2"]  # the baseline, then the zoo's ablation order
     p95 = f"{np.percentile(spread(4.5), 95):.2f}"
     median = f"{np.median(spread(4.5)):.2f}"
-    assert table_row(lines, "Params (M)", "ghost")[1:8] == ["3.00", "8.00", "4.50", median, p95, "222.2", "450.0"]
+    n = str(len(spread(4.5)))  # the samples behind the latency columns
+    assert table_row(lines, "Params (M)", "ghost")[1:9] == ["3.00", "8.00", "4.50", median, p95, n, "222.2", "450.0"]
     assert "Latency Δ (%, ratio of medians)" in lines[8]  # separate runs: one latency Δ, said what it is
     ghost = table_row(lines, "Params Δ", "ghost")
-    assert ghost[1:5] == ["-25.0", "-10.0", "11.1", "-10.0"] and ghost[-1] == "untested"
+    assert ghost[1:5] == ["-25.0", "-10.0", "+11.1", "-10.0"] and ghost[-1] == "untested"  # every change signed
     assert table_row(lines, "Params Δ", "baseline")[1:5] == ["0.0"] * 4
     p2 = table_row(lines, "Params Δ", "p2")
-    assert p2[2] == "0.5" and p2[-1] == "untested"
+    assert p2[2] == "+0.5" and p2[-1] == "untested"
     assert any("separate runs" in line for line in lines)
 
     comparison = build_comparison(load_entries(report_files([tmp_path]), print))
@@ -127,7 +128,7 @@ def test_cuda_reports_show_peak_gpu_memory(tmp_path):
     _, lines, _ = captured(report_paths_or_dir=tmp_path)
     assert lines[3].endswith("GPU Mem (MB)") and "NVIDIA H200" in lines[1]
     assert table_row(lines, "Params (M)", "ghost")[-1] == "464.8"
-    assert table_row(lines, "Params Δ", "ghost")[2:5] == ["-10.7", "12.0", "-9.3"]  # the user's example figures
+    assert table_row(lines, "Params Δ", "ghost")[2:5] == ["-10.7", "+12.0", "-9.3"]  # the user's example figures
 
 
 def test_incomparable_reports_are_grouped_with_reason(tmp_path):
@@ -252,7 +253,8 @@ def test_same_map_for_every_model_skips_that_plot_with_a_note_and_legends_name_o
     assert sorted(p.name for p in paths) == ["latency_bars.png", "latency_vs_gflops.png"]
     (note,) = notes
     assert note.startswith("latency_vs_map.png not drawn: every model with an mAP has the same mAP50-95 (0)")
-    assert legends["latency_vs_gflops.png"] == ["Pareto front"]  # both points are on the front: no "dominated"
+    # both points are on the front: no "dominated"; separate runs decide nothing, so the front is not established
+    assert legends["latency_vs_gflops.png"] == ["front of the medians: not established"]
 
 
 def test_a_cpu_report_without_the_models_own_memory_leaves_mem_blank_and_says_why(tmp_path):

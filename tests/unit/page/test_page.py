@@ -18,10 +18,11 @@ from detbench.comparison.accuracy import Accuracy
 from detbench.comparison.analysis import build_comparison, load_entries, report_files
 from detbench.errors import DetbenchError
 from detbench.page import charts
-from detbench.page.content import RowView, comparison_content, front_unsettled, map_label
+from detbench.page.content import RowView, comparison_content, map_label
 from detbench.page.render import MINUS, breakable, exact, gflops, num, render, signed
 from detbench.page.run import comparison_page, run_report
 from detbench.report.model import Statistics
+from detbench.report.schema import load_report
 
 MAX_PAGE_BYTES = 2 * 2**20
 
@@ -186,22 +187,31 @@ def test_separate_runs_say_the_front_is_not_established(tmp_path):
     assert "ratio of medians" in render(page)
 
 
-def test_the_front_is_established_only_when_the_verdicts_decide_its_membership():
+def test_the_front_is_established_only_when_the_verdicts_decide_its_membership(tmp_path):
+    folder = study_folder(tmp_path)  # p2 decided slower, twin equivalent to the baseline
+
+    def front_caption_of(gflops: dict[str, float]) -> str:
+        for name, value in gflops.items():
+            report = load_report(folder / f"{name}.json").to_dict()
+            report["model_complexity"]["gflops"] = value
+            save(folder, report)
+        comparison, entries = comparison_of(folder)
+        page = comparison_content(comparison, entries, [], str(folder))
+        (pareto,) = [chart for chart in page.groups[0].charts if chart.title.startswith("Latency vs GFLOPs")]
+        return pareto.caption
+
+    # twin as cheap as the baseline and equivalent: no verdict says which of the two is on the front
+    caption = front_caption_of({"baseline": 8.0, "p2": 8.0, "twin": 8.0})
+    assert caption.startswith("Front of the medians (no other model both faster and better on the other axis), "
+                              "not established: no verdict shows")
+    # p2 and twin dearer, decided slower and equivalent: the baseline alone is the front, and it is decided
+    caption = front_caption_of({"baseline": 8.0, "p2": 9.0, "twin": 10.0})
+    assert caption.startswith("Pareto front, established by the verdicts")
+    assert "Verdicts against baseline: p2 slower, twin equivalent." in caption
+    assert "may overlap even when a verdict" in caption
+
     points = [charts.Point("baseline", 8.0, 10.0, (9.0, 11.0), is_baseline=True),
               charts.Point("ghost", 6.0, 9.5, (8.0, 11.5)), charts.Point("p2", 9.0, 10.5, (9.0, 12.0))]
-    # ghost cheaper and faster, p2 dearer and slower: the front (ghost) is decided against both others
-    assert front_unsettled(points, {"baseline": "baseline", "ghost": "faster", "p2": "slower"}, False) == []
-    assert front_unsettled(points, {"baseline": "baseline", "ghost": "faster", "p2": "undecided"}, False) == [
-        "that a model on the front dominates p2"]
-    # two models faster than the baseline: their order between themselves is never tested
-    twins = [*points[:2], charts.Point("ghost_eca", 6.5, 9.0, (8.0, 10.0))]
-    unsettled = front_unsettled(twins, {"baseline": "baseline", "ghost": "faster", "ghost_eca": "faster"}, False)
-    assert unsettled == ["that ghost_eca is faster than ghost"]
-    # a cheaper model equivalent to the baseline: the baseline's lower median does not keep it on the front
-    cheap = [points[0], charts.Point("eca", 7.0, 10.1)]
-    assert front_unsettled(cheap, {"baseline": "baseline", "eca": "equivalent"}, False) == [
-        "that baseline is faster than eca"]
-
     fig = charts.pareto_figure(points, "GFLOPs", False, established=False)
     (front,) = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("front of the medians")]
     assert front.get_linestyle() == ":" and front.get_color() == charts.UNDECIDED_FRONT_COLOR
