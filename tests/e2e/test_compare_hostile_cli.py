@@ -129,7 +129,7 @@ def test_hostile_names_and_hardware_are_inert_in_every_output(tmp_path, real_rep
 
     latex = (folder / "comparison.tex").read_text()
     body = latex.split("\\midrule\n")[1].split("\\bottomrule")[0].splitlines()
-    assert len(body) == len(names) and all(line.startswith("{") for line in body)
+    assert len(body) == len(names) and all(line.startswith("\\texttt{") for line in body)
     assert not bad_characters(latex.replace("\n", ""))
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["latency_bars.png", "latency_vs_gflops.png"]
 

@@ -184,7 +184,8 @@ def _bars(group: Group, path: Path, note: Note) -> Path | None:
     ax.bar(range(len(rows)), medians, color=colors, yerr=[low, high], capsize=4, ecolor="0.2", zorder=3)
     for i, row in enumerate(rows):
         delta = row.latency_delta_pct  # the tables' one latency Δ, with the verdict
-        mark = f"\n{delta:+.1f} % {row.verdict.verdict}" if row.verdict is not None and delta is not None else ""
+        mark = (f"\nΔ {delta:+.1f} % {row.verdict.verdict}".replace("-", "\u2212")
+                if row.verdict is not None and delta is not None else "")
         ax.annotate(f"{medians[i]:.2f}{mark}", (i, medians[i] + high[i]), xytext=(0, 3),
                     textcoords="offset points", ha="center", fontsize=8)
     ax.set_xticks(range(len(rows)), names, rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4
