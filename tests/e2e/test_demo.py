@@ -61,7 +61,7 @@ def test_demo_end_to_end_at_tiny_settings(demo_run, tmp_path):
     assert sorted(row["model"] for row in rows) == sorted(models)
     assert not any("map" in column.lower() for column in rows[0])  # untrained: no accuracy column
     assert "| baseline |" in (bench / "comparison.md").read_text()
-    assert r"\texttt{ghost\_eca\_p2}" in (bench / "comparison.tex").read_text()  # as --output promises: CSV, MD, LaTeX
+    assert r"\texttt{ghost\char95{}eca\char95{}p2}" in (bench / "comparison.tex").read_text()  # CSV, MD and LaTeX
     plots = sorted((bench / "plots").glob("*.png"))
     assert plots and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
     assert "Base metrics" in result.stdout and "Change relative to baseline" in result.stdout
