@@ -14,6 +14,13 @@ from typing import Any
 
 import pytest
 
+MINUS = "\u2212"
+
+
+def plain_number(text: str) -> str:
+    """A number as the page shows it (a real minus sign) as Python formats it (an ASCII hyphen)."""
+    return text.replace(MINUS, "-")
+
 SETUP_HINT = ("run `make setup-browser` (apt-get install chromium; pip install -e '.[browser]') for the browser "
               "test of report.html")
 LOCAL_SCHEMES = ("file:", "data:")
@@ -23,6 +30,10 @@ TABLE_CELLS_JS = """() => [...document.querySelectorAll('table.ablation tr[data-
   cells: Object.fromEntries([...row.querySelectorAll('[data-col]')].map(cell => [cell.dataset.col, {
     value: cell.dataset.value ?? null, low: cell.dataset.low ?? null, high: cell.dataset.high ?? null,
     text: cell.innerText.replace(/\\s+/g, ' ').trim()}]))}))"""
+# at a viewport width: whether every verdict of the first ablation table lies within the screen's width (on a
+# phone the rows become cards, their verdict near the top), and the page's header line
+VERDICTS_SHOWN_JS = """() => [...document.querySelectorAll('table.ablation td[data-col=verdict]')].every(cell => {
+  const box = cell.getBoundingClientRect(); return box.width > 0 && box.right <= window.innerWidth; })"""
 IMAGES_JS = """() => [...document.images].map(img => ({alt: img.alt, width: img.naturalWidth,
   height: img.naturalHeight, shown: img.getBoundingClientRect().width, src: img.src.slice(0, 26)}))"""
 
@@ -45,6 +56,8 @@ class PageRun:
     tables: list[dict[str, Any]] = field(default_factory=list)
     images: list[dict[str, Any]] = field(default_factory=list)
     widths: dict[int, int] = field(default_factory=dict)  # viewport width -> the document's scroll width
+    verdicts_shown: dict[int, bool] = field(default_factory=dict)  # viewport width -> every verdict on screen
+    header: str = ""
     screenshots: list[Path] = field(default_factory=list)
 
 
@@ -79,9 +92,11 @@ def open_offline(page_path: Path, shots: Path, widths: tuple[int, ...] = (1280, 
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             run.tables = page.evaluate(TABLE_CELLS_JS)
             run.images = page.evaluate(IMAGES_JS)
+            run.header = page.evaluate("document.querySelector('header p').innerText")
             for width in widths:
                 page.set_viewport_size({"width": width, "height": 900})
                 run.widths[width] = page.evaluate("document.documentElement.scrollWidth")
+                run.verdicts_shown[width] = page.evaluate(VERDICTS_SHOWN_JS)
                 shot = shots / f"report-{width}px.png"
                 page.screenshot(path=str(shot), full_page=True)
                 run.screenshots.append(shot)

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import open_offline
+from browser import open_offline, plain_number
 from conftest import run_cli
 
 from detbench.cli import parse
@@ -129,6 +129,8 @@ def test_the_demo_page_opens_offline_in_chromium_with_the_reports_numbers(demo_r
     assert run.console_errors == [] and run.outside_requests == []
     assert all(path.stat().st_size > 10_000 for path in run.screenshots)
     assert run.widths == {1280: 1280, 390: 390}  # the table scrolls in its own box; the page does not
+    assert run.verdicts_shown == {1280: True, 390: True}  # on a phone each row is a card, its verdict near the top
+    assert "by detbench demo" in run.header
 
     assert len(run.images) >= 3 and all(image["alt"] and image["width"] > 0 and image["shown"] > 0
                                          for image in run.images), run.images
@@ -144,10 +146,10 @@ def test_the_demo_page_opens_offline_in_chromium_with_the_reports_numbers(demo_r
                    "mem_MB": (report.memory.model_memory_MB, 1)}
         for column, (value, digits) in numbers.items():
             assert float(cells[column]["value"]) == value, column
-            assert cells[column]["text"].split(" ")[0] == f"{value:.{digits}f}", column
+            assert plain_number(cells[column]["text"]).split(" ")[0] == f"{value:.{digits}f}", column
         low, high = report.statistics.median_ci95_ms
         assert (float(cells["median_ms"]["low"]), float(cells["median_ms"]["high"])) == (low, high)
-        assert cells["median_ms"]["text"] == f"{report.latency.median_ms:.2f} [{low:.2f}, {high:.2f}]"
+        assert plain_number(cells["median_ms"]["text"]) == f"{report.latency.median_ms:.2f} [{low:.2f}, {high:.2f}]"
         if row["model"] == "baseline":
             assert cells["verdict"]["text"] == "baseline" and cells["delta_pct"]["text"] == "0.0"
             continue
@@ -156,8 +158,8 @@ def test_the_demo_page_opens_offline_in_chromium_with_the_reports_numbers(demo_r
         assert float(cells["delta_pct"]["value"]) == pytest.approx(recorded["delta_pct"], rel=1e-9)
         assert [float(cells["delta_pct"]["low"]), float(cells["delta_pct"]["high"])] == pytest.approx(
             recorded["ci_pct"], rel=1e-9)
-        assert cells["delta_pct"]["text"].startswith(f"{recorded['delta_pct']:+.1f} [{recorded['ci_pct'][0]:+.1f}, "
-                                                     f"{recorded['ci_pct'][1]:+.1f}]")
+        assert plain_number(cells["delta_pct"]["text"]).startswith(
+            f"{recorded['delta_pct']:+.1f} [{recorded['ci_pct'][0]:+.1f}, {recorded['ci_pct'][1]:+.1f}]")
         assert float(cells["mde_pct"]["value"]) == pytest.approx(recorded["mde_pct"], rel=1e-9)
         assert cells["mde_pct"]["text"] == f"{recorded['mde_pct']:.1f}"
 

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detbench.comparison.plots import LABEL_SIZE, figure, label, label_spots, pareto_front
+from detbench.comparison.analysis import pareto_front
+from detbench.comparison.plots import LABEL_SIZE, figure, label, label_spots
 
 MAX_SERIES_POINTS = 400  # points drawn per model in the distribution and rounds plots
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
+CLIP_FACTOR = 1.5  # a latency axis stops at the p99 when the largest sample is beyond this times it
 FRONT_COLOR = "#c0392b"
 UNDECIDED_FRONT_COLOR = "#888888"
 # the DOCTYPE and the RDF metadata block name URLs (never fetched, but a page that names none is easier to check)
@@ -94,13 +96,15 @@ def _legend_below(fig, ax, columns: int) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=max(1, min(columns, len(handles))),
-                   fontsize=8, frameon=False)
+                   fontsize=8, frameon=False, handlelength=3)
 
 
-def pareto_figure(points: Sequence[Point], x_label: str, maximize_x: bool, decided: bool):
+def pareto_figure(points: Sequence[Point], x_label: str, maximize_x: bool, established: bool):
     """Median latency (y, lower is better) against `x`: whiskers where the intervals are known, the Pareto front
-    (no other model both faster and better on x) as a step line: solid where some latency verdict is decided,
-    grey and dotted, named "not established", where none is."""
+    (no other model both faster and better on x) as a step line: red and dashed where the verdicts establish it
+    (`comparison.analysis.front_not_established_why`), grey and dotted, named "not established", where they do not."""
+    from matplotlib.lines import Line2D  # imported here: matplotlib, only for a plot
+
     fig, ax = _figure((6.4, 4.6))
     keyed = [(-p.x if maximize_x else p.x, p.y) for p in points]
     front = set(pareto_front(keyed))
@@ -118,16 +122,19 @@ def pareto_figure(points: Sequence[Point], x_label: str, maximize_x: bool, decid
             labelled = True
     on_front = [i for i in range(len(points)) if i in front]
     others = [i for i in range(len(points)) if i not in front]
-    front_color = FRONT_COLOR if decided else UNDECIDED_FRONT_COLOR
+    front_color = FRONT_COLOR if established else UNDECIDED_FRONT_COLOR
     if others:
         ax.scatter([points[i].x for i in others], [points[i].y for i in others], s=36, color=COLORS[0], zorder=3,
                    label="dominated")
     ax.scatter([points[i].x for i in on_front], [points[i].y for i in on_front], s=52, color=front_color, zorder=4,
-               label="on the front" if decided else "on the front of the medians")
+               label="on the front" if established else "on the front of the medians")
     order = sorted(on_front, key=lambda i: points[i].x)
-    ax.plot([points[i].x for i in order], [points[i].y for i in order], color=front_color, lw=1.2,
-            ls="--" if decided else ":", drawstyle="steps-pre" if maximize_x else "steps-post", zorder=2,
-            label="Pareto front" if decided else "front of the medians: not established (no verdict decided)")
+    style = {"color": front_color, "lw": 1.6, "ls": "--" if established else ":"}
+    front_label = "Pareto front" if established else "front of the medians: not established"
+    ax.plot([points[i].x for i in order], [points[i].y for i in order], **style,
+            drawstyle="steps-pre" if maximize_x else "steps-post", zorder=2, label="_front")
+    # the legend's sample of the front: a plain horizontal stroke (a step line's sample is a short vertical)
+    ax.add_line(Line2D([], [], **style, label=front_label))
     ax.margins(x=0.2, y=0.18)
     ax.set_xlabel(x_label)
     ax.set_ylabel("median latency (ms), lower is better")
@@ -151,9 +158,41 @@ def thin(values: Sequence[float], limit: int = MAX_SERIES_POINTS) -> np.ndarray:
     return np.array([np.median(part) for part in np.array_split(array, limit)])
 
 
-def distribution_figure(series: Sequence[Series]):
+@dataclass(frozen=True)
+class AxisLimit:
+    """Where a latency axis stops: the 99th percentile of all samples, with the largest and how many lie beyond."""
+
+    limit: float
+    largest: float
+    beyond: int
+    samples: int
+
+    def caption(self) -> str:
+        return (f" The latency axis stops at {self.limit:.1f} ms, the 99th percentile of all {self.samples} samples: "
+                f"{self.beyond} lie beyond it, the largest {self.largest:.1f} ms.")
+
+
+def axis_limit(series: Sequence[Series]) -> AxisLimit | None:
+    """The latency axis's end when a few slow samples would squeeze the rest (the largest sample beyond
+    CLIP_FACTOR times the 99th percentile), else None (the axis shows every sample)."""
+    values = np.concatenate([np.asarray(item.y, dtype=np.float64) for item in series]) if series else np.array([])
+    if values.size < 2:
+        return None
+    p99, largest = float(np.percentile(values, 99)), float(values.max())
+    if largest <= CLIP_FACTOR * p99:
+        return None
+    return AxisLimit(p99, largest, int(np.count_nonzero(values > p99)), int(values.size))
+
+
+def _beyond_note(ax, limit: AxisLimit, y: float, va: str) -> None:
+    ax.text(0.98, y, f"axis ends at the p99; {limit.beyond} beyond, up to {limit.largest:.0f} ms", ha="right",
+            va=va, transform=ax.transAxes, fontsize=8, color="0.3", zorder=6,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.8", "alpha": 0.9})
+
+
+def distribution_figure(series: Sequence[Series], limit: AxisLimit | None = None):
     """Each model's empirical distribution function of its raw latency samples (the quantiles, when there are
-    more than MAX_SERIES_POINTS samples)."""
+    more than MAX_SERIES_POINTS samples); the x axis ends at `limit` when given."""
     fig, ax = _figure((6.4, 4.4))
     for index, item in enumerate(series):
         values = np.sort(np.asarray(item.y, dtype=np.float64))
@@ -164,6 +203,9 @@ def distribution_figure(series: Sequence[Series]):
             heights = np.arange(1, values.size + 1) / values.size
         ax.step(values, heights, where="post", color=color(index), lw=2.2 if item.is_baseline else 1.3,
                 label=label(item.name))
+    if limit is not None:
+        ax.set_xlim(right=limit.limit)
+        _beyond_note(ax, limit, 0.05, "bottom")
     ax.set_xlabel("latency per batch (ms)")
     ax.set_ylabel("share of samples at or below")
     ax.set_ylim(0, 1.02)
@@ -172,14 +214,17 @@ def distribution_figure(series: Sequence[Series]):
     return fig
 
 
-def rounds_figure(series: Sequence[Series], x_label: str):
+def rounds_figure(series: Sequence[Series], x_label: str, limit: AxisLimit | None = None):
     """Each model's latency in order (per round of a study: the mean of its turns in that round), so that drift
-    the models shared shows as lines moving together."""
+    the models shared shows as lines moving together; the y axis ends at `limit` when given."""
     fig, ax = _figure((6.4, 4.4))
     for index, item in enumerate(series):
         x, y = thin(item.x), thin(item.y)
         ax.plot(x, y, color=color(index), lw=1.8 if item.is_baseline else 1.0, alpha=0.9, label=label(item.name))
     ax.set_xlabel(x_label)
+    if limit is not None:
+        ax.set_ylim(top=limit.limit)
+        _beyond_note(ax, limit, 0.97, "top")
     ax.set_ylabel("latency (ms)")
     ax.grid(True, alpha=0.3)
     _legend_below(fig, ax, 3)

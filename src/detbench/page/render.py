@@ -12,27 +12,33 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from markupsafe import Markup, escape
+
 from detbench import text
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.page.content import PageContent
 
 TEMPLATE = "report.html.j2"
+MINUS = "\u2212"  # the minus sign of every number the page shows (an ASCII hyphen breaks and reads as a dash)
 VERDICT_CLASSES = {"faster": "faster", "slower": "slower", "equivalent": "equivalent", "undecided": "undecided",
                    "untested": "untested", "baseline": "baseline"}
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    """A number as the tables show it: fixed digits, "-" when unknown, never "-0.0"."""
+    """A number as the page shows it: fixed digits, a real minus sign, "-" when unknown, never "−0.0"."""
     if value is None or not math.isfinite(value):
         return "-"
     shown = f"{value:.{digits}f}"
-    return shown[1:] if shown.startswith("-") and float(shown) == 0 else shown
+    if not shown.startswith("-"):
+        return shown
+    return shown[1:] if float(shown) == 0 else MINUS + shown[1:]
 
 
 def signed(value: float | None, digits: int = 1) -> str:
+    """`num` with "+" before a positive number."""
     shown = num(value, digits)
-    return shown if shown == "-" or shown.startswith("-") or float(shown) == 0 else "+" + shown
+    return shown if shown == "-" or shown.startswith(MINUS) or float(shown) == 0 else "+" + shown
 
 
 def gflops(value: float | None) -> str:
@@ -50,8 +56,17 @@ def verdict_class(verdict: str) -> str:
 
 def visible(value: object) -> object:
     """Every text put into the page, before it is escaped: control, bidirectional and line-separator characters
-    shown as \\xNN/\\uNNNN (`text.terminal`), so that a name cannot reorder or hide the text around it."""
+    shown as \\xNN/\\uNNNN (`text.terminal`), so that a name cannot reorder or hide the text around it. Markup
+    is what `breakable` made of such a text already."""
+    if isinstance(value, Markup):
+        return value
     return text.terminal(value) if isinstance(value, str) else value
+
+
+def breakable(value: object) -> Markup:
+    """A model name that a narrow column breaks only after its underscores: made `visible`, escaped, then a
+    <wbr> after each "_" (the only markup added; the name's own text stays escaped)."""
+    return Markup(str(escape(visible(str(value)))).replace("_", "_<wbr>"))
 
 
 def environment():
@@ -60,7 +75,8 @@ def environment():
 
     env = Environment(loader=PackageLoader("detbench.page", "templates"), autoescape=True, finalize=visible,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=num, signed=signed, gflops=gflops, exact=exact, verdict_class=verdict_class)
+    env.filters.update(num=num, signed=signed, gflops=gflops, exact=exact, verdict_class=verdict_class,
+                       breakable=breakable)
     return env
 
 

@@ -25,7 +25,7 @@ from detbench.comparison.analysis import (
 from detbench.comparison.pivot import Pivot, build_pivots
 from detbench.comparison.run import PAGE_NAME, check_file_target
 from detbench.errors import DetbenchError
-from detbench.page.content import PageContent, comparison_content, sweep_content
+from detbench.page.content import PageContent, StudyCommand, comparison_content, sweep_content
 from detbench.page.render import write_page
 from detbench.report.study_record import STUDY_FILE, read_study_record
 from detbench.text import Echo
@@ -33,9 +33,9 @@ from detbench.text import Echo
 SWEEP_INDEX = "sweep.json"
 
 
-def study_command(entries: Sequence[Entry]) -> list[str] | None:
-    """The command line of the study the reports come from (its study.json beside them), if they share a folder
-    and it is readable."""
+def study_command(entries: Sequence[Entry]) -> StudyCommand | None:
+    """The id and command line of the study the reports come from (its study.json beside them), if they share a
+    folder and it is readable."""
     folders = {entry.path.parent for entry in entries}
     if len(folders) != 1:
         return None
@@ -43,15 +43,18 @@ def study_command(entries: Sequence[Entry]) -> list[str] | None:
     if not path.is_file():
         return None
     try:
-        command = read_study_record(path).get("command")
+        record = read_study_record(path)
     except DetbenchError:
         return None
-    return [str(part) for part in command] if isinstance(command, list) else None
+    command, study_id = record.get("command"), record.get("id")
+    if not isinstance(command, list):
+        return None
+    return StudyCommand(study_id if isinstance(study_id, str) else None, [str(part) for part in command])
 
 
 def comparison_page(comparison: Comparison, entries: Sequence[Entry], pivots: Sequence[Pivot], folder: str | Path,
-                    warnings: Sequence[str] = ()) -> PageContent:
-    return comparison_content(comparison, entries, pivots, str(folder), study_command(entries), warnings)
+                    warnings: Sequence[str] = (), writer: str = "report") -> PageContent:
+    return comparison_content(comparison, entries, pivots, str(folder), study_command(entries), warnings, writer)
 
 
 @dataclass
@@ -61,6 +64,7 @@ class PageTarget:
 
     path: Path
     asked: bool = False
+    writer: str = "compare"  # the detbench command writing it, as the page's header names it
 
     def check(self, warn: Callable[[str], None]) -> bool:
         try:
@@ -77,18 +81,20 @@ class PageTarget:
     def write(self, comparison: Comparison, entries: Sequence[Entry], pivots: Sequence[Pivot], folder: Path,
               skipped: Sequence[str]) -> Path:
         fix = "choose another place with --html" if self.asked else "pass --html FILE or --no-html"
-        return write_page(comparison_page(comparison, entries, pivots, folder, skipped), self.path, fix)
+        return write_page(comparison_page(comparison, entries, pivots, folder, skipped, self.writer), self.path, fix)
 
 
 def study_page(out: str | Path, baseline: str | None, echo: Echo) -> None:
     """OUT/report.html after `ablate`'s study; a page that cannot be made is a note, not a failed study."""
     try:
-        run_report(out, baseline=baseline, echo=echo, warn=lambda line: None)  # the page lists skipped files
+        run_report(out, baseline=baseline, echo=echo, warn=lambda line: None,  # the page lists skipped files
+                   writer="ablate")
     except DetbenchError as exc:
         echo(f"  note: {PAGE_NAME} not written: {exc}")
 
 
-def folder_page(folder: Path, baseline: str | None = None, warn: Callable[[str], None] | None = None) -> PageContent:
+def folder_page(folder: Path, baseline: str | None = None, warn: Callable[[str], None] | None = None,
+                writer: str = "report") -> PageContent:
     """What the page of `folder` shows: a sweep's stability, or its reports' comparison."""
     if (folder / SWEEP_INDEX).is_file():
         return sweep_content(folder)
@@ -106,12 +112,13 @@ def folder_page(folder: Path, baseline: str | None = None, warn: Callable[[str],
     entries = load_entries(files, note)
     comparison = build_comparison(entries, baseline=baseline)
     pivots = build_pivots(entries, comparison.baseline_name)
-    return comparison_page(comparison, entries, pivots, folder, skipped)
+    return comparison_page(comparison, entries, pivots, folder, skipped, writer)
 
 
 def run_report(folder: str | Path, output: str | Path | None = None, baseline: str | None = None,
-               echo: Echo = print, warn: Callable[[str], None] | None = None) -> int:
-    """Write FOLDER/report.html (or `output`); 0. Bad input: one-line DetbenchError, nothing written."""
+               echo: Echo = print, warn: Callable[[str], None] | None = None, writer: str = "report") -> int:
+    """Write FOLDER/report.html (or `output`); 0. Bad input: one-line DetbenchError, nothing written. `writer`: the
+    detbench command writing it (`report`, or `ablate` after its study)."""
     folder = Path(folder)
     if not os.path.isdir(folder):
         what = "is not a folder" if os.path.lexists(folder) else "no such folder"
@@ -120,7 +127,7 @@ def run_report(folder: str | Path, output: str | Path | None = None, baseline: s
     target = Path(output) if output is not None else folder / PAGE_NAME
     check_file_target(target, f"--output {text.terminal(target)}" if output is not None else text.terminal(target),
                       "pass --output FILE in a writable folder")
-    page = folder_page(folder, baseline, warn=warn or stderr_warning)
+    page = folder_page(folder, baseline, warn=warn or stderr_warning, writer=writer)
     write_page(page, target, "choose another place with --output")
     echo(f"✓ saved: {text.terminal(target)}")
     return 0

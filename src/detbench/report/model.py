@@ -373,6 +373,8 @@ class Gpu(Record):
 class Environment(Record):
     hostname = Key[str]()
     cpu = Key[str](TEXT)
+    cpu_count = Key[int]()  # the machine's logical CPUs
+    memory_total_MB = Key[float]()  # the machine's physical memory (MiB)
     torch = Key[str]()
     torch_cuda = Key[str]()
     ultralytics = Key[str](TEXT)
@@ -468,6 +470,8 @@ class Study(Record):
     baseline = Key[str](TEXT)
     models = Key[list](NAMES)
     workers_per_model = Key[int]()
+    turn_warmup = Key[int]()  # untimed forwards before each turn
+    order_seed = Key[int]()  # the seed of the models' order in each round
     alpha = Key[float](FRACTION)
     min_effect = Key[float](FRACTION)
     planned_looks = Key[list](LOOKS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -21,6 +22,14 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def memory_total_mb() -> float | None:
+    """The machine's physical memory (MiB), or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**2
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def detbench_commit() -> str | None:
@@ -59,7 +68,8 @@ def capture_environment(device: torch.device) -> dict[str, Any]:
         "hostname": platform.node(),
         "os": platform.platform(),
         "cpu": cpu_model(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
+        "memory_total_MB": memory_total_mb(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,

@@ -214,5 +214,6 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> int:
     echo("")
     compared = run_compare([str(p) for p in reports], baseline=baseline, output=bench_dir / "comparison.csv",
                            formats=("md", "latex"), plots_dir=bench_dir / "plots", echo=echo,
-                           pivot="backend" if opts.formats else None, page=PageTarget(bench_dir / "report.html"))
+                           pivot="backend" if opts.formats else None,
+                           page=PageTarget(bench_dir / "report.html", writer="demo"))
     return status or compared
