@@ -245,14 +245,18 @@ def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
 
 
 def _own_lag1(means: np.ndarray) -> float:
-    """The batch means' own lag-1 autocorrelation, corrected for its bias under independence (-1/B) and kept in
-    [0, 0.45]: slow noise (a drift over many rounds) that the turns' lag-1 extrapolates to nothing, and that the
-    doubling test let through, still widens the se instead of being taken as independent batches."""
+    """The batch means' own lag-1 autocorrelation where it is above its 1-sd bound under independence
+    (-1/B + 1/sqrt(B)), corrected for its bias (+1/B) and at most 0.45; else 0. Slow noise (a drift over many
+    rounds) that the turns' lag-1 extrapolates to nothing, and that the doubling test let through, still widens
+    the se, while batch means that merely scatter (bursts) are taken as independent."""
     centred = means - means.mean()
     squares = float(np.dot(centred, centred))
     if means.size < MIN_BATCHES or squares <= 0.0:
         return 0.0
-    return min(max(float(np.dot(centred[:-1], centred[1:])) / squares + 1.0 / means.size, 0.0), 0.45)
+    lag1 = float(np.dot(centred[:-1], centred[1:])) / squares
+    if lag1 <= -1.0 / means.size + 1.0 / math.sqrt(means.size):
+        return 0.0
+    return min(lag1 + 1.0 / means.size, 0.45)
 
 
 def _batches_correlated(means: np.ndarray) -> bool:
@@ -453,16 +457,16 @@ class PairStatistic:
     batches: BatchMeans
 
 
-def _with_component(estimate: BatchMeans, weight: float, spread: ProcessSpread,
-                    floor: bool = False) -> tuple[float, float]:
+def _with_component(estimate: BatchMeans, weight: float, spread: ProcessSpread) -> tuple[float, float]:
     """The se and df of a batch-means estimate whose mean also carries `weight` times the process variance
     component of `spread`, which its batches do not see (it is constant within a generation).
 
     s_p^2 = seen - noise is a difference of mean squares: Satterthwaite over all three terms, so that an
-    imprecise component (few processes) widens the interval instead of being taken as exact. No floor: the
-    variance is within + weight * (seen - noise), not weight * seen, so the df of seen does not bound it from
-    below; a low Satterthwaite df is exactly the case of a small, poorly known component. `floor`: the older
-    design's intervals kept df no lower than min(df of seen, df of the batch means), and are replayed so.
+    imprecise component (few processes) widens the interval instead of being taken as exact. With a negative
+    term that formula can fall to about 1 df whenever the component is small and poorly known; the df are
+    kept no lower than min(df of seen, df of the batch means). Measured with `benchmarks/verdict_harness.py`
+    (W = 2): without that floor, power at a true +2 % fell from 98 to 88 % (iid) and at +5 % from 100 to 82 %
+    (bursts), for a false-claim rate with a process-by-model offset of 7 rather than 6 % (six models).
     """
     within, between = estimate.se ** 2, spread.variance * weight
     if between <= 0 or spread.df <= 0 or estimate.reason:
@@ -470,8 +474,7 @@ def _with_component(estimate: BatchMeans, weight: float, spread: ProcessSpread,
     parts = within ** 2 / estimate.df + (weight * spread.seen) ** 2 / spread.df
     if spread.noise_df > 0:
         parts += (weight * spread.noise) ** 2 / spread.noise_df
-    df = (within + between) ** 2 / parts
-    return math.sqrt(within + between), max(df, min(spread.df, estimate.df)) if floor else df
+    return math.sqrt(within + between), max((within + between) ** 2 / parts, min(spread.df, estimate.df))
 
 
 def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
@@ -486,7 +489,7 @@ def pair_statistic(model: Sequence[Series], baseline: Sequence[Series],
     if estimate is None:
         return None
     weight = process_weight(model, shared) + process_weight(baseline, shared)
-    se, df = _with_component(estimate, weight, process, floor=True)
+    se, df = _with_component(estimate, weight, process)
     return PairStatistic(estimate.mean, se, df, len(shared), estimate)
 
 
