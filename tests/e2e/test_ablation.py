@@ -121,7 +121,7 @@ def test_failure_is_isolated_recorded_and_makes_the_exit_non_zero(study):
     assert digests == {record["list_sha256"]}
     page = (bench / "report.html").read_text(encoding="utf-8")  # the page of what finished, though a model failed
     assert out.splitlines()[-1].startswith("✓ saved: ") and out.splitlines()[-1].endswith("report.html")
-    assert page.count('<tr data-model="') == 2 and f"study {record['id']}" in page
+    assert page.count('<tr data-model="') == 2 * 2 and f"study {record['id']}" in page  # ablation and latency tables
 
 
 def test_every_worker_process_takes_a_turn_of_every_model_in_a_recorded_order_and_reports_keep_the_pairing(study):
