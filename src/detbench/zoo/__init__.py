@@ -33,7 +33,7 @@ def register() -> None:
 def __getattr__(name: str) -> Any:
     """`zoo.ECA` on first use: the names and YAMLs of the zoo (what `compare` orders rows by) load no torch."""
     if name == "ECA":
-        from detbench.zoo.eca import ECA
+        from detbench.zoo.eca import ECA  # here, not at the top: it imports torch, which `compare` never needs
 
         return ECA
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
