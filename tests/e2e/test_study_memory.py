@@ -41,8 +41,10 @@ def test_models_with_the_same_weights_get_the_same_memory_whichever_loads_first(
     reports, _ = twins
     first, second = reports["baseline"].memory, reports["twin"].memory
     assert first.weights_MB == second.weights_MB > 0
-    # the same model, measured alone after its warm-up in either place: what differs is the heap's page reuse
-    assert second.model_memory_MB == pytest.approx(first.model_memory_MB, rel=0.12)
+    # the same model, measured alone after its warm-up in either place: what differs is the heap's page reuse,
+    # whose spread is that of bench's own reading (activations 9.1 to 14.5 MiB over five runs alone); the process-
+    # wide reading made before is caught by the structure below and by the comparison with bench alone
+    assert second.model_memory_MB == pytest.approx(first.model_memory_MB, rel=0.25)
     for memory in (first, second):
         assert memory.model_memory_MB == memory.weights_MB + memory.activation_peak_rss_MB
         assert memory.loop_peak_rss_MB is None and "of it alone, right after its warm-up" in memory.scope
