@@ -229,15 +229,17 @@ def batch_means(values: Sequence[float] | np.ndarray) -> BatchMeans | None:
     upper = lag1 + 2.0 / math.sqrt(x.size)
     while batch_correlation(upper, size) > MAX_BATCH_CORRELATION and x.size // size >= MIN_BATCHES:
         size = math.ceil(size * 1.25)
-    while x.size // size >= MIN_BATCHES and _batches_correlated(_trimmed_means(np.array_split(x, x.size // size))):
+    means = None
+    while x.size // size >= MIN_BATCHES:
+        means = _trimmed_means(np.array_split(x, x.size // size))  # the first (size % batches) get one value more
+        if not _batches_correlated(means):
+            break
         size *= 2  # slow noise (a drift over many rounds) the lag-1 missed
     batches = x.size // size
-    if batches < MIN_BATCHES:
+    if batches < MIN_BATCHES or means is None or means.size != batches:
         return BatchMeans(float(np.mean(_trimmed_means(np.array_split(x, MIN_BATCHES)))), 0.0, 0, 0, size, lag1,
                           f"the turns are correlated over many rounds (lag-1 {lag1:.2f}): {x.size} rounds are too "
                           f"few for {MIN_BATCHES} independent batches")
-    # the first (size % batches) batches get one value more; every value is used
-    means = _trimmed_means(np.array_split(x, batches))  # at most MAX_BATCHES chunks
     rho = max(batch_correlation(lag1, x.size // batches), _own_lag1(means))
     inflation = (1.0 + 2.0 * rho) / max(1.0 - 2.0 * rho / (batches - 1), 0.5)
     se = float(means.std(ddof=1) / math.sqrt(batches) * math.sqrt(inflation))
@@ -278,6 +280,10 @@ def round_means(workers: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
     """(rounds, L(r)): the mean log latency over the workers with a turn in round r, for every such round."""
     rounds = np.concatenate([w.rounds for w in workers])
     logs = np.concatenate([w.logs for w in workers])
+    if rounds.size and rounds.min() >= 0 and rounds.max() < 4 * rounds.size + 1024:  # dense: count, no sort
+        counts = np.bincount(rounds)
+        unique = np.flatnonzero(counts)
+        return unique, np.bincount(rounds, weights=logs)[unique] / counts[unique]
     unique, index = np.unique(rounds, return_inverse=True)
     return unique, np.bincount(index, weights=logs) / np.bincount(index)
 
