@@ -193,24 +193,30 @@ def _names(value: Any, of: Callable[[Any], bool]) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and of(v) for k, v in value.items())
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
 def answer_problem(key: str, message: dict[str, Any]) -> str:
-    """What is wrong with a worker's answer `key` (its shape, its numbers); "" when nothing is."""
+    """What is wrong with a worker's answer `key` (its shape, its numbers); "" when nothing is. Optional maps
+    (failed models, inspections) may be absent or empty."""
     value = message[key]
-    failed_ok = _names(message.get("failed") or {}, lambda v: isinstance(v, str))
     if key == "ms":
-        return "" if _latency(value) else "is not a latency in ms"
-    if key == "run_ms":
-        return "" if _latencies(value) else "is not a list of latencies in ms"
-    if key == "warm":
-        return "" if isinstance(value, dict) and _latencies(value.get("warmup_ms", [])) else "has no warm-up timings"
-    if key == "ready":
-        return "" if isinstance(value, dict) and _names(value.get("failed") or {}, lambda v: isinstance(v, str)) \
-            else "does not list failed models by name"
-    if key == "done":
-        inspections = _names(message.get("inspection") or {}, lambda v: v is None or isinstance(v, dict))
-        return "" if _names(value, lambda v: isinstance(v, str)) and inspections and failed_ok \
-            else "does not map model names to reports"
-    return ""
+        ok, wrong = _latency(value), "is not a latency in ms"
+    elif key == "run_ms":
+        ok, wrong = _latencies(value), "is not a list of latencies in ms"
+    elif key == "warm":
+        ok, wrong = isinstance(value, dict) and _latencies(value.get("warmup_ms", [])), "has no warm-up timings"
+    elif key == "ready":
+        ok = isinstance(value, dict) and _names(value.get("failed") or {}, _is_text)
+        wrong = "does not list failed models by name"
+    elif key == "done":
+        ok = (_names(value, _is_text) and _names(message.get("failed") or {}, _is_text)
+              and _names(message.get("inspection") or {}, lambda v: v is None or isinstance(v, dict)))
+        wrong = "does not map model names to reports"
+    else:
+        return ""
+    return "" if ok else wrong
 
 
 @dataclass
