@@ -9,6 +9,7 @@ names detbench gives its own files in a results folder.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from detbench.errors import DetbenchError
@@ -18,6 +19,13 @@ from detbench.errors import DetbenchError
 RESERVED_STEMS = frozenset({"ablation_summary", "benchmark_list", "benchmark_list.txt", "comparison", "study",
                             "sweep"})
 MAX_NAME_BYTES = 200  # NAME_MAX is 255; the temporary file adds 14 characters and ".json" 5
+SEED_DIR = re.compile(r"seed(\d+)")  # RUNS/NAME/seedK: one trained seed of the model NAME
+
+
+def seed_number(folder_name: str) -> int | None:
+    """K of a seedK folder's name; None for any other name."""
+    match = SEED_DIR.fullmatch(folder_name)
+    return int(match.group(1)) if match else None
 
 
 def bad_characters(text: str) -> list[str]:

@@ -25,7 +25,6 @@ import csv
 import io
 import math
 import os
-import re
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,13 +42,13 @@ from detbench.limits import (
     MAX_SMALL_FILE_BYTES,
     MAX_TRAINED_SEEDS,
 )
+from detbench.names import seed_number
 from detbench.report.model import Report
 
 MAP50 = "metrics/mAP50(B)"
 MAP50_95 = "metrics/mAP50-95(B)"
 LEGACY_WEIGHTS = (0.1, 0.9)  # (mAP50, mAP50-95), Ultralytics < 8.4
 CURRENT_WEIGHTS = (0.0, 1.0)  # Ultralytics >= 8.4
-SEED_FOLDER = re.compile(r"seed(\d+)")  # RUNS/NAME/seedK: one trained seed of the model NAME
 CSV_FIX = "remove it or move it out of the run folder"
 MAX_EPOCH = 10**9  # an epoch number beyond is not shown
 
@@ -153,7 +152,7 @@ def seed_runs(run: Path) -> list[Path]:
     """The trained seeds of the model whose run is `run`: every seed*/ folder beside it that holds a results.csv,
     in seed order, when `run` is itself such a folder (NAME/seedK); else [run]. A seed*/ entry that is a symbolic
     link is a DetbenchError naming it (its mAP could be any run's)."""
-    if not SEED_FOLDER.fullmatch(run.name):
+    if seed_number(run.name) is None:
         return [run]
     found: list[tuple[int, Path]] = []
     try:
@@ -161,9 +160,10 @@ def seed_runs(run: Path) -> list[Path]:
             for count, entry in enumerate(entries):
                 if count >= MAX_SEED_FOLDER_ENTRIES:
                     raise _too_many(run.parent)
-                match = SEED_FOLDER.fullmatch(entry.name)
-                if match and _seed_folder(run.parent, entry) and os.path.lexists(Path(entry.path) / "results.csv"):
-                    found.append((int(match.group(1)), Path(entry.path)))
+                number = seed_number(entry.name)
+                if number is not None and _seed_folder(run.parent, entry) \
+                        and os.path.lexists(Path(entry.path) / "results.csv"):
+                    found.append((number, Path(entry.path)))
                     if len(found) > MAX_TRAINED_SEEDS:
                         raise _too_many(run.parent)
     except OSError as exc:

@@ -8,7 +8,6 @@ report file name (OUT/NAME.json), checked before anything runs.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +17,7 @@ from detbench import text, zoo
 from detbench.backends.formats import split_format
 from detbench.errors import DetbenchError
 from detbench.models.loading import model_name_for
-from detbench.names import check_model_name
-
-SEED_DIR = re.compile(r"seed(\d+)")
+from detbench.names import check_model_name, seed_number
 
 
 @dataclass(frozen=True)
@@ -32,8 +29,8 @@ class ModelRun:
 
 
 def _seed_number(run_dir: Path) -> int:
-    match = SEED_DIR.fullmatch(run_dir.name)
-    return int(match.group(1)) if match else sys.maxsize
+    number = seed_number(run_dir.name)
+    return sys.maxsize if number is None else number
 
 
 def _pick_seed(name: str, checkpoints: list[Path]) -> ModelRun:
@@ -61,7 +58,7 @@ def discover_runs(runs_dir: str | Path) -> list[ModelRun]:
                             f"(NAME/seed0/weights/best.pt) or pass --models")
     found: dict[str, list[Path]] = {}
     for best in runs_dir.glob("*/seed*/weights/best.pt"):
-        if SEED_DIR.fullmatch(best.parent.parent.name) and best.is_file():
+        if seed_number(best.parent.parent.name) is not None and best.is_file():
             found.setdefault(best.parent.parent.parent.name, []).append(best)
     for best in runs_dir.glob("*/weights/best.pt"):
         if best.is_file() and best.parent.parent.name not in found:
@@ -119,7 +116,8 @@ def _lookup(raw: str, fmt: str | None, runs_dir: str | Path) -> tuple[ModelRun, 
             raise DetbenchError(f"--models {raw}: file not found")
         return ModelRun(model_name_for(str(path)), raw), fmt
     if run_dir.is_dir():
-        checkpoints = [p for p in run_dir.glob("seed*/weights/best.pt") if SEED_DIR.fullmatch(p.parent.parent.name)]
+        checkpoints = [p for p in run_dir.glob("seed*/weights/best.pt")
+                       if seed_number(p.parent.parent.name) is not None]
         if not checkpoints and (run_dir / "weights" / "best.pt").is_file():
             checkpoints = [run_dir / "weights" / "best.pt"]
         if not checkpoints:
