@@ -370,16 +370,19 @@ def csv_text(comparison: Comparison) -> str:
 
 # ---------------------------------------------------------------- paper tables (Markdown, LaTeX)
 
-def _paper_number(value: float | None, digits: int) -> str:
-    """A number in a paper table: with a true minus sign (−), typeset as $-$ in LaTeX."""
+MINUS = "\u2212"  # the minus sign of a paper table's and the page's numbers (a hyphen breaks and reads as a dash)
+
+
+def paper_number(value: float | None, digits: int) -> str:
+    """A number in a paper table or on the page: with a true minus sign (−), typeset as $-$ in LaTeX."""
     shown = _fmt(value, digits)
-    return "−" + shown[1:] if shown.startswith("-") and shown != "-" else shown
+    return MINUS + shown[1:] if shown.startswith("-") and shown != "-" else shown
 
 
-def _paper_signed(value: float | None, digits: int) -> str:
-    """A change in a paper table: signed (+ or a true minus), none before 0 as shown."""
+def paper_signed(value: float | None, digits: int) -> str:
+    """A change in a paper table or on the page: signed (+ or a true minus), none before 0 as shown."""
     shown = _signed(value, digits)
-    return "−" + shown[1:] if shown.startswith("-") and shown != "-" else shown
+    return MINUS + shown[1:] if shown.startswith("-") and shown != "-" else shown
 
 
 VERDICT_MARKS = {"faster": "↓", "slower": "↑", "equivalent": "≈", "undecided": "?", paired.UNTESTED: "–",
@@ -390,7 +393,7 @@ def _paper_rows(group: Group, name: Callable[[str], str],
                 verdict: Callable[[str], str]) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """Header (each column's name and its unit line) and rows of a compact paper table (the CSV has every column):
     model names through `name` (the format's escaping), verdicts through `verdict`."""
-    num, signed = _paper_number, _paper_signed
+    num, signed = paper_number, paper_signed
     tested = group.study_id is not None
     seeds = seeds_in_header(group)
     per_seeds = f"(n = {seeds})" if seeds and seeds > 1 else ""

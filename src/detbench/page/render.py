@@ -15,30 +15,25 @@ from pathlib import Path
 from markupsafe import Markup, escape
 
 from detbench import text
+from detbench.comparison import tables
 from detbench.errors import DetbenchError
 from detbench.files.atomic import write_text_atomic
 from detbench.page.content import PageContent
 
 TEMPLATE = "report.html.j2"
-MINUS = "\u2212"  # the minus sign of every number the page shows (an ASCII hyphen breaks and reads as a dash)
 VERDICT_CLASSES = {"faster": "faster", "slower": "slower", "equivalent": "equivalent", "undecided": "undecided",
                    "untested": "untested", "baseline": "baseline"}
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    """A number as the page shows it: fixed digits, a real minus sign, "-" when unknown, never "−0.0"."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    shown = f"{value:.{digits}f}"
-    if not shown.startswith("-"):
-        return shown
-    return shown[1:] if float(shown) == 0 else MINUS + shown[1:]
+    """A number as the page shows it: a paper table's (fixed digits, a real minus sign, never "−0.0"), "-" when
+    unknown or not finite."""
+    return "-" if value is None or not math.isfinite(value) else tables.paper_number(value, digits)
 
 
 def signed(value: float | None, digits: int = 1) -> str:
     """`num` with "+" before a positive number."""
-    shown = num(value, digits)
-    return shown if shown == "-" or shown.startswith(MINUS) or float(shown) == 0 else "+" + shown
+    return "-" if value is None or not math.isfinite(value) else tables.paper_signed(value, digits)
 
 
 def gflops(value: float | None) -> str:

@@ -16,10 +16,11 @@ from conftest import make_report, one_line_error, save, spread, study_report
 
 from detbench.comparison.accuracy import Accuracy
 from detbench.comparison.analysis import build_comparison, load_entries, report_files
+from detbench.comparison.tables import MINUS
 from detbench.errors import DetbenchError
 from detbench.page import charts
 from detbench.page.content import RowView, comparison_content, map_label
-from detbench.page.render import MINUS, breakable, exact, gflops, num, render, signed
+from detbench.page.render import breakable, exact, gflops, num, render, signed
 from detbench.page.run import comparison_page, run_report
 from detbench.report.model import Statistics
 from detbench.report.schema import load_report
